@@ -1,0 +1,48 @@
+"""Live monitors of this process, and the hooks exporters attach to them.
+
+The core never imports an exporter: exporters register a hook here (called for every
+monitor, past and future) and enumerate monitors when they collect.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+_lock = threading.Lock()
+_monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
+_hooks: list[Callable[[Monitor], None]] = []
+
+
+def register(monitor: Monitor) -> None:
+    """Record a new monitor and run every exporter hook on it."""
+    with _lock:
+        _monitors.add(monitor)
+        hooks = list(_hooks)
+    for hook in hooks:
+        hook(monitor)
+
+
+def unregister(monitor: Monitor) -> None:
+    with _lock:
+        _monitors.discard(monitor)
+
+
+def monitors() -> list[Monitor]:
+    """The live monitors of this process."""
+    with _lock:
+        return list(_monitors)
+
+
+def add_hook(hook: Callable[[Monitor], None]) -> None:
+    """Run ``hook`` on every existing and future monitor."""
+    with _lock:
+        _hooks.append(hook)
+        existing = list(_monitors)
+    for monitor in existing:
+        hook(monitor)

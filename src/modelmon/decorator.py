@@ -1,0 +1,199 @@
+"""``@monitored`` and the hot path.
+
+The wrapper is chosen once, at decoration time (sync or coroutine). Per call it takes
+two timestamps, bumps the in-flight counters, appends one tuple to the monitor's
+buffer and remembers it as the context's last prediction. Nothing else: extraction,
+aggregation and formatting happen in the fold.
+
+>>> import modelmon
+>>> @modelmon.monitored(model="credit", version="1.3.0", registry=False)
+... def predict(X):
+...     return [0.1 for _ in X]
+>>> predict([[1.0, 2.0]])
+[0.1]
+>>> predict.monitor.collect() and predict.monitor.traffic.requests
+1
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from time import perf_counter, time
+from typing import Any, TypeVar, cast
+
+import wrapt
+
+from ._internal.ids import IDS
+from .context import Record, get_scope, set_last
+from .errors import ConfigurationError
+from .monitor import ConfidenceArg, Monitor, Task
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
+
+
+def _is_coroutine_function(fn: Any) -> bool:
+    target = getattr(fn, "__func__", fn)  # classmethod / staticmethod objects
+    return inspect.iscoroutinefunction(target)
+
+
+def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
+    buffer = monitor._buffer
+    append = buffer.append
+    soft_limit = monitor._soft_limit
+    started, finished = monitor._started_n, monitor._finished_n
+    full = monitor._buffer_full
+    ids = IDS
+
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        t0 = perf_counter()
+        started()
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            latency = perf_counter() - t0
+            finished()
+            append((args, kwargs, None, latency, type(exc).__name__, ids.next_seq(), time()))
+            raise
+        latency = perf_counter() - t0
+        finished()
+        record: Record = (args, kwargs, result, latency, None, ids.next_seq(), time())
+        append(record)
+        set_last(record)
+        scope = get_scope()
+        if scope is not None:
+            scope.append(record)
+        if len(buffer) >= soft_limit:
+            full()
+        return result
+
+    return wrapper
+
+
+def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
+    buffer = monitor._buffer
+    append = buffer.append
+    soft_limit = monitor._soft_limit
+    started, finished = monitor._started_n, monitor._finished_n
+    full = monitor._buffer_full
+    ids = IDS
+
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # Runs when the coroutine is awaited: the timer covers the awaited execution.
+        t0 = perf_counter()
+        started()
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            latency = perf_counter() - t0
+            finished()
+            append((args, kwargs, None, latency, type(exc).__name__, ids.next_seq(), time()))
+            raise
+        latency = perf_counter() - t0
+        finished()
+        record: Record = (args, kwargs, result, latency, None, ids.next_seq(), time())
+        append(record)
+        set_last(record)
+        scope = get_scope()
+        if scope is not None:
+            scope.append(record)
+        if len(buffer) >= soft_limit:
+            full()
+        return result
+
+    return wrapper
+
+
+def wrap(monitor: Monitor, fn: F) -> F:
+    """Wrap ``fn`` for ``monitor``; signature, docstring and ``__wrapped__`` are kept."""
+    target = getattr(fn, "__func__", fn)
+    if not callable(target):
+        raise ConfigurationError(f"can only monitor callables, got {type(fn).__name__}")
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise ConfigurationError(
+            f"{getattr(target, '__qualname__', target)!r} is a generator: monitor the function "
+            "that produces the whole prediction instead"
+        )
+    make = _async_wrapper if _is_coroutine_function(fn) else _sync_wrapper
+    wrapped: Any = wrapt.decorator(make(monitor))(fn)
+    wrapped.monitor = monitor
+    return cast(F, wrapped)
+
+
+def monitored(
+    model: str,
+    version: str,
+    reference: Any = None,
+    feature_names: Sequence[str] | None = None,
+    features: Callable[..., Any] | None = None,
+    prediction: Callable[[Any], Any] | None = None,
+    confidence: ConfidenceArg = "auto",
+    task: Task | None = None,
+    registry: Any = None,
+    namespace: str = "modelmon",
+    **options: Any,
+) -> Callable[[F], F]:
+    """Decorator factory: monitor every call of the decorated predict function.
+
+    The wrapped function exposes its :class:`Monitor` as ``.monitor``. Extra keyword
+    options are passed to :class:`Monitor` (e.g. ``strict=True``, ``buffer_size``).
+
+    >>> import modelmon
+    >>> @modelmon.monitored(model="m", version="1", registry=False)
+    ... async def predict(x):
+    ...     return 1.0
+    >>> predict.monitor.model
+    'm'
+    """
+    monitor = Monitor(
+        model,
+        version,
+        reference=reference,
+        feature_names=feature_names,
+        features=features,
+        prediction=prediction,
+        confidence=confidence,
+        task=task,
+        registry=registry,
+        namespace=namespace,
+        **options,
+    )
+    return monitor.wrap
+
+
+def instrument(
+    estimator: Any,
+    model: str,
+    version: str,
+    methods: Sequence[str] = PREDICT_METHODS,
+    **options: Any,
+) -> Monitor:
+    """Wrap an estimator's predict methods in place (scikit-learn style); returns the monitor.
+
+    Every call of an instrumented method counts as a request. Class names for probability
+    outputs come from ``estimator.classes_`` when present. Undo with :func:`uninstrument`.
+    """
+    present = [m for m in methods if callable(getattr(estimator, m, None))]
+    if not present:
+        raise ConfigurationError(
+            f"{type(estimator).__name__} has none of the methods {list(methods)}"
+        )
+    if "classes" not in options and getattr(estimator, "classes_", None) is not None:
+        options["classes"] = list(estimator.classes_)
+    monitor = Monitor(model, version, **options)
+    for name in present:
+        setattr(estimator, name, monitor.wrap(getattr(estimator, name)))
+    estimator.__dict__.setdefault("_modelmon_methods", present)
+    return monitor
+
+
+def uninstrument(estimator: Any) -> None:
+    """Remove what :func:`instrument` added."""
+    for name in estimator.__dict__.pop("_modelmon_methods", []):
+        estimator.__dict__.pop(name, None)

@@ -1,0 +1,1 @@
+"""Exporters: read the aggregates' families and translate them. Never mutate them."""

@@ -1,0 +1,203 @@
+"""Prometheus exposition: one prometheus-client ``Collector`` per registry.
+
+Every monitor attached to a registry is rendered by the same collector, which folds
+each monitor before reading it: a scrape sees every call that returned before it.
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> import modelmon
+>>> reg = CollectorRegistry()
+>>> mon = modelmon.Monitor("doc", "1", registry=reg)
+>>> _ = mon.observe({"x": 1.0}, 0.5, latency_s=0.01)
+>>> reg.get_sample_value("modelmon_requests_total", {"model": "doc", "version": "1"})
+1.0
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import make_asgi_app as _make_asgi_app
+from prometheus_client import make_wsgi_app as _make_wsgi_app
+from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Exemplar as PromExemplar
+from prometheus_client.utils import floatToGoString as _float_to_go_string
+
+from .._internal import registry as monitor_registry
+from .._internal.health import logger
+from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+# Multi-process mode replaces how a collector gathers families (see exporters.multiprocess).
+FamilySource = Callable[[list["Monitor"]], list[Family]]
+
+
+def _live_families(monitors: list[Monitor]) -> list[Family]:
+    families: list[Family] = []
+    for monitor in monitors:
+        families.extend(monitor.collect())
+    return families
+
+
+class ModelmonCollector:
+    """Renders all monitors attached to one registry."""
+
+    family_source: FamilySource = staticmethod(_live_families)
+
+    def __init__(self) -> None:
+        self._monitors: dict[tuple[str, str, str], Monitor] = {}
+        self._lock = threading.Lock()
+
+    def attach(self, monitor: Monitor) -> None:
+        key = (monitor.namespace, monitor.model, monitor.version)
+        with self._lock:
+            if key in self._monitors and self._monitors[key] is not monitor:
+                logger.warning(
+                    "modelmon: a new monitor for model=%r version=%r replaces the previous one "
+                    "in this registry",
+                    monitor.model,
+                    monitor.version,
+                )
+            self._monitors[key] = monitor
+
+    def detach(self, monitor: Monitor) -> None:
+        key = (monitor.namespace, monitor.model, monitor.version)
+        with self._lock:
+            if self._monitors.get(key) is monitor:
+                del self._monitors[key]
+
+    @property
+    def monitors(self) -> list[Monitor]:
+        with self._lock:
+            return list(self._monitors.values())
+
+    def describe(self) -> list[Metric]:
+        # Names depend on the monitors attached later: declare none, so the registry
+        # neither checks for duplicates nor calls collect() at registration.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from to_prometheus(type(self).family_source(self.monitors))
+
+
+_collectors: weakref.WeakKeyDictionary[Any, ModelmonCollector] = weakref.WeakKeyDictionary()
+_collectors_lock = threading.Lock()
+
+
+def collector_for(registry: CollectorRegistry) -> ModelmonCollector:
+    """The modelmon collector of ``registry`` (created and registered on first use)."""
+    with _collectors_lock:
+        collector = _collectors.get(registry)
+        if collector is None:
+            collector = ModelmonCollector()
+            registry.register(collector)
+            _collectors[registry] = collector
+        return collector
+
+
+def _attach(monitor: Monitor) -> None:
+    registry = monitor.registry
+    if registry is False:
+        return
+    collector_for(REGISTRY if registry is None else registry).attach(monitor)
+
+
+def _detach(monitor: Monitor) -> None:
+    registry = monitor.registry
+    if registry is False:
+        return
+    collector = _collectors.get(REGISTRY if registry is None else registry)
+    if collector is not None:
+        collector.detach(monitor)
+
+
+def install() -> None:
+    """Attach every monitor (existing and future) to its registry's collector."""
+    from ..monitor import _CLOSE_HOOKS
+
+    monitor_registry.add_hook(_attach)
+    if _detach not in _CLOSE_HOOKS:
+        _CLOSE_HOOKS.append(_detach)
+
+
+# --- translation ----------------------------------------------------------------------
+
+
+def to_prometheus(families: Iterable[Family]) -> Iterator[Metric]:
+    """Translate families into prometheus-client metrics, one per name (monitors merged)."""
+    merged: dict[str, Metric] = {}
+    for family in families:
+        metric = merged.get(family.name)
+        if metric is None:
+            kind = "gauge" if family.spec.kind == "gauge" else family.spec.kind
+            metric = Metric(family.name, family.spec.help, kind)
+            merged[family.name] = metric
+        _add_points(metric, family)
+    yield from merged.values()
+
+
+def _add_points(metric: Metric, family: Family) -> None:
+    name = family.name
+    for point in family.points:
+        labels = dict(point.labels)
+        if isinstance(point, ScalarPoint):
+            suffix = "_total" if family.spec.kind == "counter" else ""
+            metric.add_sample(name + suffix, labels, float(point.value))
+        elif isinstance(point, HistogramPoint):
+            _add_histogram(metric, name, labels, point)
+        elif isinstance(point, SummaryPoint):
+            metric.add_sample(name + "_count", labels, float(point.count))
+            metric.add_sample(name + "_sum", labels, float(point.sum))
+
+
+def _go_float(value: float) -> str:
+    return str(_float_to_go_string(value))
+
+
+def _add_histogram(
+    metric: Metric, name: str, labels: dict[str, str], point: HistogramPoint
+) -> None:
+    cumulative = 0
+    bounds = (*point.bounds, float("inf"))
+    for i, (bound, count) in enumerate(zip(bounds, point.counts, strict=True)):
+        cumulative += count
+        exemplar = None
+        if point.exemplars and point.exemplars[i] is not None:
+            ex = point.exemplars[i]
+            assert ex is not None
+            exemplar = PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
+        metric.add_sample(
+            name + "_bucket",
+            {**labels, "le": floatToGoString(bound)},
+            float(cumulative),
+            None,
+            exemplar,
+        )
+    metric.add_sample(name + "_count", labels, float(cumulative))
+    metric.add_sample(name + "_sum", labels, float(point.sum))
+
+
+# --- endpoints for users without one --------------------------------------------------
+
+
+def start_http_server(
+    port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY
+) -> Any:
+    """Serve ``/metrics`` on ``addr:port`` from a background thread (prometheus-client's server)."""
+    return _start_http_server(port, addr=addr, registry=registry)
+
+
+def make_wsgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
+    """A WSGI app serving the exposition (OpenMetrics negotiated from ``Accept``)."""
+    return _make_wsgi_app(registry)
+
+
+def make_asgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
+    """An ASGI app serving the exposition (OpenMetrics negotiated from ``Accept``)."""
+    return _make_asgi_app(registry)

@@ -1,0 +1,473 @@
+"""Input and output extraction: turn what a predict function saw and said into arrays.
+
+Runs in the fold, over a whole batch of calls at once, never on the hot path. Inputs
+understood without configuration: numpy 0-D/1-D (one row) and 2-D arrays, pandas
+DataFrame/Series (pandas is never imported: objects are recognised by their module),
+a dict (one row), a list of dicts, a list of lists, a pydantic model
+(``model_dump()``), plain scalars. Anything else is counted, never raised.
+
+>>> schema = FeatureSchema()
+>>> frame = features_frame([{"a": 1.0, "b": None}, {"a": "x", "b": 2}], schema)
+>>> schema.names, frame.missing.sum(), frame.invalid.sum()
+(('a', 'b'), 1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .batch import BoolArray, FeatureFrame, FloatArray, ObjArray, OutputFrame
+
+DEFAULT_MAX_FEATURES = 100
+PROBABILITY_TOLERANCE = 1e-3
+
+ChunkKind = Literal["matrix", "dicts", "rows", "empty"]
+
+
+class UnsupportedInput(TypeError):
+    """An input or output of a type modelmon cannot read (counted, never raised)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """The rows of one call's input, before the batch is vectorised.
+
+    ``matrix``: a 2-D numeric ndarray; ``dicts``: a list of mappings; ``rows``: a list
+    of sequences of arbitrary values; ``columns`` names the columns when known.
+    """
+
+    kind: ChunkKind
+    payload: Any
+    columns: tuple[str, ...] | None = None
+
+    @property
+    def n_rows(self) -> int:
+        if self.kind == "empty":
+            return 0
+        if self.kind == "matrix":
+            return int(self.payload.shape[0])
+        assert isinstance(self.payload, list)
+        return len(self.payload)
+
+
+_EMPTY = Chunk("empty", None)
+
+
+def _is_pandas(x: object, name: str) -> bool:
+    cls = type(x)
+    return cls.__module__.startswith("pandas") and cls.__name__ == name
+
+
+def _is_scalar(x: object) -> bool:
+    return x is None or isinstance(x, (numbers.Number, str, bytes, bool, np.generic))
+
+
+def input_chunk(x: Any) -> Chunk:
+    """Normalise one call's input into a :class:`Chunk` (raises UnsupportedInput)."""
+    if x is None:
+        return _EMPTY
+    if isinstance(x, np.ndarray):
+        return _array_chunk(x, None)
+    if isinstance(x, Mapping):
+        return Chunk("dicts", [x])
+    if _is_pandas(x, "DataFrame"):
+        columns = tuple(str(c) for c in x.columns)
+        return _array_chunk(x.to_numpy(), columns)
+    if _is_pandas(x, "Series"):
+        return Chunk("dicts", [{str(k): v for k, v in x.items()}])
+    dump = getattr(x, "model_dump", None)
+    if callable(dump):
+        return Chunk("dicts", [dump()])
+    if _is_scalar(x):
+        return Chunk("rows", [(x,)])
+    if isinstance(x, (list, tuple)):
+        return _sequence_chunk(x)
+    raise UnsupportedInput(f"cannot read features from {type(x).__name__}")
+
+
+def _array_chunk(a: np.ndarray, columns: tuple[str, ...] | None) -> Chunk:
+    if a.ndim == 0:
+        a = a.reshape(1, 1)
+    elif a.ndim == 1:
+        a = a.reshape(1, -1)
+    elif a.ndim > 2:
+        a = a.reshape(a.shape[0], -1)
+    if a.shape[0] == 0:
+        return _EMPTY
+    if a.dtype.kind in "fiub":
+        return Chunk("matrix", a, columns)
+    return Chunk("rows", a.tolist(), columns)
+
+
+def _sequence_chunk(x: Sequence[Any]) -> Chunk:
+    if len(x) == 0:
+        return _EMPTY
+    first = x[0]
+    if isinstance(first, Mapping):
+        return Chunk("dicts", list(x))
+    if hasattr(first, "model_dump"):
+        return Chunk("dicts", [item.model_dump() for item in x])
+    if isinstance(first, (list, tuple, np.ndarray)):
+        return Chunk("rows", list(x))
+    return Chunk("rows", [tuple(x)])
+
+
+class FeatureSchema:
+    """Feature names and kinds, fixed once (from config, the reference, or first input).
+
+    Label values come only from here, so user traffic can never add a feature label.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str] | None = None,
+        categorical: Iterable[str] = (),
+        max_features: int = DEFAULT_MAX_FEATURES,
+    ) -> None:
+        self.max_features = max_features
+        self.categorical: frozenset[str] = frozenset(categorical)
+        self._explicit_categorical = bool(self.categorical)
+        self.names: tuple[str, ...] | None = None
+        self.all_names: tuple[str, ...] | None = None
+        if names is not None:
+            self._set_names(tuple(str(n) for n in names))
+
+    def _set_names(self, names: tuple[str, ...]) -> None:
+        self.all_names = names
+        self.names = names[: self.max_features]
+        self._getter: Callable[[Any], Any] = operator.itemgetter(*self.names)
+        self._index = {name: i for i, name in enumerate(self.names)}
+
+    @property
+    def fixed(self) -> bool:
+        return self.names is not None
+
+    def learn(self, chunk: Chunk) -> None:
+        """Fix names (and, without a reference, categorical features) from a first chunk."""
+        if chunk.kind == "empty":
+            return
+        if self.names is None:
+            if chunk.kind == "dicts":
+                names = tuple(str(k) for k in chunk.payload[0])
+            elif chunk.columns is not None:
+                names = chunk.columns
+            else:
+                width = chunk.payload.shape[1] if chunk.kind == "matrix" else len(chunk.payload[0])
+                names = tuple(f"f{i}" for i in range(width))
+            self._set_names(names)
+        if not self._explicit_categorical and chunk.kind != "matrix":
+            self.categorical = frozenset(self._guess_categorical(chunk))
+            self._explicit_categorical = True
+
+    def _guess_categorical(self, chunk: Chunk) -> list[str]:
+        rows = self._rows(chunk)
+        found = []
+        for j, name in enumerate(self.names or ()):
+            for row in rows[:100]:
+                v = row[j] if j < len(row) else None
+                if v is None or (isinstance(v, float) and math.isnan(v)):
+                    continue
+                if isinstance(v, (str, bool, np.bool_, np.str_)):
+                    found.append(name)
+                break
+        return found
+
+    def _rows(self, chunk: Chunk) -> list[Sequence[Any]]:
+        """Rows of a non-matrix chunk as sequences aligned with ``names``."""
+        if chunk.kind == "dicts":
+            getter = self._getter
+            try:
+                rows = [getter(d) for d in chunk.payload]
+            except (KeyError, TypeError):
+                rows = [tuple(d.get(k) for k in self.names or ()) for d in chunk.payload]
+            if len(self.names or ()) == 1:
+                rows = [(r,) for r in rows]
+            return rows
+        if chunk.columns is not None and chunk.columns != self.names:
+            order = [chunk.columns.index(n) if n in chunk.columns else -1 for n in self.names or ()]
+            return [tuple(r[i] if i >= 0 else None for i in order) for r in chunk.payload]
+        return list(chunk.payload)
+
+    def width_excess(self, chunk: Chunk) -> int:
+        """Values in the chunk that belong to no exported feature."""
+        if chunk.kind == "empty" or self.all_names is None:
+            return 0
+        if chunk.kind == "dicts":
+            extra = 0
+            n = len(self.names or ())
+            for d in chunk.payload:
+                extra += max(len(d) - n, 0)
+            return extra
+        if chunk.kind == "matrix":
+            return max(chunk.payload.shape[1] - len(self.names or ()), 0) * chunk.payload.shape[0]
+        return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
+
+
+def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame:
+    """Vectorise the inputs of a batch of calls (one :class:`Chunk`-able input per call)."""
+    chunks = [c if isinstance(c, Chunk) else input_chunk(c) for c in inputs]
+    for chunk in chunks:
+        if not schema.fixed or not schema._explicit_categorical:
+            schema.learn(chunk)
+        else:
+            break
+    names = schema.names or ()
+    blocks = [_block(group, schema) for group in _group(chunks)]
+    blocks = [b for b in blocks if b[0].shape[0]]
+    excess = sum(schema.width_excess(c) for c in chunks)
+    if not blocks:
+        width = len(names)
+        empty = np.zeros((0, width), dtype=np.float64)
+        mask = np.zeros((0, width), dtype=bool)
+        return FeatureFrame(names, empty, mask, mask, {}, excess)
+    numeric = np.concatenate([b[0] for b in blocks]) if len(blocks) > 1 else blocks[0][0]
+    missing = np.concatenate([b[1] for b in blocks]) if len(blocks) > 1 else blocks[0][1]
+    invalid = np.concatenate([b[2] for b in blocks]) if len(blocks) > 1 else blocks[0][2]
+    categorical: dict[int, ObjArray] = {}
+    for j in _categorical_columns(schema):
+        parts = [b[3][j] for b in blocks]
+        categorical[j] = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return FeatureFrame(names, numeric, missing, invalid, categorical, excess)
+
+
+def _categorical_columns(schema: FeatureSchema) -> list[int]:
+    return [j for j, n in enumerate(schema.names or ()) if n in schema.categorical]
+
+
+def _group(chunks: list[Chunk]) -> Iterable[Chunk]:
+    """Merge consecutive dict chunks so a run of single-row calls is one conversion."""
+    pending: list[Any] = []
+    for chunk in chunks:
+        if chunk.kind == "dicts":
+            pending.extend(chunk.payload)
+            continue
+        if pending:
+            yield Chunk("dicts", pending)
+            pending = []
+        if chunk.kind != "empty":
+            yield chunk
+    if pending:
+        yield Chunk("dicts", pending)
+
+
+Block = tuple[FloatArray, BoolArray, BoolArray, dict[int, ObjArray]]
+
+
+def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
+    width = len(schema.names or ())
+    cat_cols = _categorical_columns(schema)
+    if chunk.kind == "matrix" and not cat_cols:
+        return _numeric_block(_fit_width(chunk, schema))
+    rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
+    if not cat_cols and rows:
+        try:
+            arr = np.array(rows)
+        except (ValueError, TypeError):  # ragged rows
+            arr = None
+        if arr is not None and arr.dtype.kind in "fiub" and arr.ndim == 2:
+            if arr.shape[1] == width:
+                return _numeric_block(arr)
+    return _object_block(rows, width, cat_cols)
+
+
+def _fit_width(chunk: Chunk, schema: FeatureSchema) -> np.ndarray:
+    a: np.ndarray = chunk.payload
+    names = schema.names or ()
+    if chunk.columns is not None and chunk.columns != names:
+        index = {c: i for i, c in enumerate(chunk.columns)}
+        out = np.full((a.shape[0], len(names)), np.nan)
+        for j, n in enumerate(names):
+            if n in index:
+                out[:, j] = a[:, index[n]]
+        return out
+    if a.shape[1] >= len(names):
+        return a[:, : len(names)]
+    pad = np.full((a.shape[0], len(names) - a.shape[1]), np.nan)
+    return np.hstack([a.astype(np.float64, copy=False), pad])
+
+
+def _numeric_block(arr: np.ndarray) -> Block:
+    values = arr.astype(np.float64, copy=False)
+    missing = np.isnan(values)
+    invalid = np.isinf(values)
+    if invalid.any():
+        values = values.copy()
+        values[invalid] = np.nan
+    return values, missing, invalid, {}
+
+
+def _object_block(rows: Sequence[Sequence[Any]], width: int, cat_cols: list[int]) -> Block:
+    """The slow path: mixed types, ragged rows, categorical features. Never raises."""
+    n = len(rows)
+    values = np.full((n, width), np.nan)
+    missing = np.zeros((n, width), dtype=bool)
+    invalid = np.zeros((n, width), dtype=bool)
+    cats = {j: np.empty(n, dtype=object) for j in cat_cols}
+    for i, row in enumerate(rows):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)):
+            row = (row,)
+        for j in range(width):
+            v = row[j] if j < len(row) else None
+            if j in cats:
+                _put_category(v, cats[j], missing, i, j)
+            else:
+                _put_number(v, values, missing, invalid, i, j)
+    return values, missing, invalid, cats
+
+
+def _put_category(v: Any, col: ObjArray, missing: BoolArray, i: int, j: int) -> None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        missing[i, j] = True
+        col[i] = None
+    else:
+        col[i] = str(v)
+
+
+def _put_number(
+    v: Any, values: FloatArray, missing: BoolArray, invalid: BoolArray, i: int, j: int
+) -> None:
+    if v is None:
+        missing[i, j] = True
+        return
+    if isinstance(v, (numbers.Real, np.number)):
+        try:
+            f = float(v)
+        except (TypeError, ValueError, OverflowError):
+            invalid[i, j] = True
+            return
+        if math.isnan(f):
+            missing[i, j] = True
+        elif math.isinf(f):
+            invalid[i, j] = True
+        else:
+            values[i, j] = f
+        return
+    invalid[i, j] = True
+
+
+# --- outputs ------------------------------------------------------------------------
+
+_SCALAR_TYPES = (float, int, np.floating, np.integer)
+
+
+def output_array(y: Any) -> np.ndarray:
+    """One call's output as an ndarray with a leading row axis (raises UnsupportedInput)."""
+    if isinstance(y, np.ndarray):
+        return y.reshape(1) if y.ndim == 0 else y
+    if _is_pandas(y, "DataFrame") or _is_pandas(y, "Series"):
+        return np.asarray(y.to_numpy())
+    if isinstance(y, (list, tuple)):
+        return np.asarray(y) if len(y) else np.zeros(0)
+    if _is_scalar(y) and y is not None:
+        return np.asarray([y])
+    raise UnsupportedInput(f"cannot read predictions from {type(y).__name__}")
+
+
+def output_rows(y: Any) -> int:
+    """Rows predicted by one call (1 for anything without a length)."""
+    if isinstance(y, np.ndarray):
+        return int(y.shape[0]) if y.ndim else 1
+    if isinstance(y, (list, tuple)) or _is_pandas(y, "DataFrame") or _is_pandas(y, "Series"):
+        return len(y)
+    return 1
+
+
+def outputs_frame(
+    outputs: Sequence[Any],
+    *,
+    task: str | None = None,
+    classes: Sequence[str] | None = None,
+    confidence: Literal["auto"] | Callable[[Any], Any] | None = "auto",
+) -> OutputFrame:
+    """Vectorise the outputs of a batch of calls.
+
+    Float vectors are numeric predictions; integer, boolean and string vectors are class
+    labels (unless ``task="regression"``); a 2-D matrix whose rows lie in [0, 1] and sum
+    to 1 is a probability matrix, giving labels (argmax), the max-probability confidence
+    and, for two classes, the positive-class probability as the numeric value.
+    """
+    arrays = _stack_outputs(outputs)
+    if arrays is None:
+        return OutputFrame(n_rows=0)
+    n = int(arrays.shape[0])
+    conf_user: FloatArray | None = None
+    if callable(confidence):
+        conf_user = _confidence_from_callable(outputs, confidence)
+    if arrays.ndim == 2 and arrays.shape[1] == 1:
+        arrays = arrays[:, 0]
+    if arrays.ndim == 2:
+        return _matrix_outputs(arrays, classes, confidence, conf_user)
+    kind = arrays.dtype.kind
+    if kind == "f" or (kind in "iub" and task == "regression"):
+        return OutputFrame(n, values=arrays.astype(np.float64), confidence=conf_user)
+    labels = _labels(arrays)
+    values = arrays.astype(np.float64) if kind in "iub" else None
+    return OutputFrame(n, values=values, labels=labels, confidence=conf_user)
+
+
+def _labels(a: np.ndarray) -> ObjArray:
+    if a.dtype.kind == "b":
+        return np.where(a, "1", "0").astype(object)
+    return a.astype(str).astype(object)
+
+
+def _matrix_outputs(
+    m: np.ndarray,
+    classes: Sequence[str] | None,
+    confidence: Literal["auto"] | Callable[[Any], Any] | None,
+    conf_user: FloatArray | None,
+) -> OutputFrame:
+    n, k = m.shape
+    if m.dtype.kind not in "fiub" or not _is_probability(m):
+        return OutputFrame(n, confidence=conf_user)
+    proba = m.astype(np.float64)
+    names = tuple(classes) if classes is not None and len(classes) == k else None
+    names = names or tuple(str(i) for i in range(k))
+    best = proba.argmax(axis=1)
+    labels = np.asarray(names, dtype=object)[best]
+    conf = conf_user
+    if conf is None and confidence == "auto":
+        conf = proba.max(axis=1)
+    values = proba[:, 1] if k == 2 else None
+    return OutputFrame(n, values, labels, proba, names, conf)
+
+
+def _is_probability(m: np.ndarray) -> bool:
+    if m.size == 0:
+        return False
+    finite = np.isfinite(m).all()
+    return bool(
+        finite
+        and m.min() >= -PROBABILITY_TOLERANCE
+        and m.max() <= 1 + PROBABILITY_TOLERANCE
+        and np.allclose(m.sum(axis=1), 1.0, atol=PROBABILITY_TOLERANCE)
+    )
+
+
+def _stack_outputs(outputs: Sequence[Any]) -> np.ndarray | None:
+    """Concatenate per-call outputs along rows; scalars are one row each."""
+    if not outputs:
+        return None
+    types = set(map(type, outputs))
+    if types.issubset({float, int, np.float64, np.float32, np.int64, np.int32}):
+        return np.asarray(outputs)
+    arrays = [output_array(y) for y in outputs]
+    arrays = [a for a in arrays if a.shape[0]]
+    if not arrays:
+        return None
+    trailing = {a.shape[1:] for a in arrays}
+    if len(trailing) != 1:
+        raise UnsupportedInput("outputs of different shapes in one batch")
+    return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+
+
+def _confidence_from_callable(outputs: Sequence[Any], fn: Callable[[Any], Any]) -> FloatArray:
+    parts = [np.asarray(fn(y), dtype=np.float64).reshape(-1) for y in outputs]
+    return np.concatenate(parts) if parts else np.zeros(0)

@@ -1,0 +1,576 @@
+"""The per-model state: configuration, the hot-path buffer, and the fold.
+
+>>> import modelmon
+>>> mon = modelmon.Monitor("iris", "1.0", registry=False)
+>>> @mon
+... def predict(rows):
+...     return [0.9 for _ in rows]
+>>> predict([[5.1, 3.5], [4.9, 3.0]])
+[0.9, 0.9]
+>>> mon.traffic.requests, mon.traffic.predictions
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from . import names
+from ._internal import registry as _registry
+from ._internal.folder import FOLDER
+from ._internal.health import Health
+from ._internal.ids import IDS, row_ids
+from .aggregates import InputHealthAggregate, TrafficAggregate
+from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
+from .context import Record, set_last
+from .errors import ConfigurationError
+from .extract import (
+    DEFAULT_MAX_FEATURES,
+    FeatureSchema,
+    UnsupportedInput,
+    features_frame,
+    input_chunk,
+    output_rows,
+    outputs_frame,
+)
+from .points import Family, ScalarPoint
+
+F = TypeVar("F", bound=Callable[..., Any])
+Task = Literal["classification", "regression"]
+ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
+
+_NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+DEFAULT_BUFFER_SIZE = 1024
+HARD_LIMIT_FACTOR = 16
+_SDK_VERSION = "0.1.0"
+
+
+def _check_label_value(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
+    values = tuple(float(b) for b in buckets)
+    if not values or any(b <= 0 or not np.isfinite(b) for b in values):
+        raise ConfigurationError(f"{name} must be positive finite numbers, got {buckets!r}")
+    if list(values) != sorted(set(values)):
+        raise ConfigurationError(f"{name} must be strictly increasing, got {buckets!r}")
+    return values
+
+
+class Monitor:
+    """Monitors one model version: wrap its predict function or feed it with ``observe``.
+
+    Args:
+        model: model name (the ``model`` label).
+        version: model version (the ``version`` label).
+        reference: a :class:`~modelmon.ReferenceProfile`, a path to a saved profile,
+            ``"warmup"`` to freeze a profile from the first ``warmup_size`` rows, or None.
+        feature_names: names of the input columns (else from the reference, the first
+            dict's keys or DataFrame's columns, or ``f0``, ``f1``...).
+        features: callable receiving the wrapped function's arguments and returning
+            its input (for signatures where the input is not the first argument).
+        prediction: callable mapping the return value to the predictions.
+        confidence: ``"auto"`` (max class probability of probability outputs), a
+            callable mapping the return value to per-row confidence, or None.
+        task: ``"classification"`` or ``"regression"`` (inferred when None).
+        registry: the prometheus-client ``CollectorRegistry`` to expose in (default:
+            the global one), or ``False`` for none.
+        namespace: metric name prefix.
+        strict: re-raise internal errors (for tests) instead of counting them.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        *,
+        reference: Any = None,
+        feature_names: Sequence[str] | None = None,
+        features: Callable[..., Any] | None = None,
+        prediction: Callable[[Any], Any] | None = None,
+        confidence: ConfidenceArg = "auto",
+        task: Task | None = None,
+        registry: Any = None,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        strict: bool = False,
+        categorical: Iterable[str] | None = None,
+        classes: Sequence[Any] | None = None,
+        max_features: int = DEFAULT_MAX_FEATURES,
+        duration_buckets: Sequence[float] = names.DURATION_BUCKETS,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        window_seconds: float = 900.0,
+        min_samples: int = 100,
+        warmup_size: int = 1000,
+        drift_quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+        trained_at: float | None = None,
+        outcome_store: str | None = None,
+        outcome_capacity: int = 100_000,
+        outcome_ttl_seconds: float = 7 * 86400.0,
+        max_classes: int = 20,
+        positive_class: Any = None,
+        concept_detector: str = "adwin",
+    ) -> None:
+        self.model = _check_label_value("model", model)
+        self.version = _check_label_value("version", version)
+        if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
+            raise ConfigurationError(
+                f"namespace must match {_NAMESPACE_RE.pattern}, got {namespace!r}"
+            )
+        self.namespace = namespace
+        for arg_name, fn in (("features", features), ("prediction", prediction)):
+            if fn is not None and not callable(fn):
+                raise ConfigurationError(f"{arg_name}= must be a callable or None, got {fn!r}")
+        if confidence not in ("auto", None) and not callable(confidence):
+            raise ConfigurationError(
+                f"confidence= must be 'auto', None or a callable, got {confidence!r}"
+            )
+        if task not in (None, "classification", "regression"):
+            raise ConfigurationError(
+                f"task must be 'classification', 'regression' or None, got {task!r}"
+            )
+        if not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ConfigurationError(f"buffer_size must be a positive int, got {buffer_size!r}")
+        if not isinstance(max_features, int) or max_features < 1:
+            raise ConfigurationError(f"max_features must be a positive int, got {max_features!r}")
+        if window_seconds <= 0:
+            raise ConfigurationError(f"window_seconds must be positive, got {window_seconds!r}")
+        self.features_fn = features
+        self.prediction_fn = prediction
+        self.confidence = confidence
+        self.task: Task | None = task
+        self.classes = tuple(str(c) for c in classes) if classes is not None else None
+        self.registry = registry
+        self.health = Health(strict=strict)
+        self.loaded_at = time.time()
+        self.trained_at = trained_at
+        self.window_seconds = float(window_seconds)
+
+        self.reference = _load_reference(reference)
+        self.profile = self.reference if not isinstance(self.reference, str) else None
+        schema_names = feature_names
+        schema_categorical: Iterable[str] = categorical or ()
+        if self.profile is not None:
+            schema_names = schema_names or list(self.profile.features)
+            schema_categorical = categorical or [
+                n for n, f in self.profile.features.items() if f.kind == "categorical"
+            ]
+        self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
+
+        self.traffic = TrafficAggregate(
+            duration_buckets=_check_buckets("duration_buckets", duration_buckets)
+        )
+        self.inputs = InputHealthAggregate()
+        self.aggregates: dict[str, Aggregate] = {"traffic": self.traffic, "inputs": self.inputs}
+        self._add_optional_aggregates(
+            warmup_size=warmup_size,
+            min_samples=min_samples,
+            drift_quantiles=drift_quantiles,
+            max_features=max_features,
+            outcome_store=outcome_store,
+            outcome_capacity=outcome_capacity,
+            outcome_ttl_seconds=outcome_ttl_seconds,
+            max_classes=max_classes,
+            positive_class=positive_class,
+            concept_detector=concept_detector,
+        )
+
+        self._buffer: deque[Record] = deque()
+        self._soft_limit = buffer_size
+        self._hard_limit = buffer_size * HARD_LIMIT_FACTOR
+        self._fold_lock = threading.RLock()
+        self._started = itertools.count()
+        self._finished = itertools.count()
+        self._started_n = self._started.__next__
+        self._finished_n = self._finished.__next__
+        self._reads = 0
+        self._read_lock = threading.Lock()
+        _registry.register(self)
+
+    # --- configuration helpers ----------------------------------------------------------
+    def _add_optional_aggregates(self, **options: Any) -> None:
+        """Drift (with a reference or warm-up) and ground truth aggregates."""
+        drift_factory = _drift_factory()
+        if drift_factory is not None and self.reference is not None:
+            self.aggregates["drift"] = drift_factory(
+                self.profile,
+                warmup=options["warmup_size"] if self.reference == "warmup" else None,
+                window_seconds=self.window_seconds,
+                min_samples=options["min_samples"],
+                quantiles=tuple(options["drift_quantiles"]),
+                max_features=options["max_features"],
+            )
+        outcome_factory = _outcome_factory()
+        if outcome_factory is not None:
+            self.aggregates["outcomes"] = outcome_factory(self, options)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {names.MODEL: self.model, names.VERSION: self.version}
+
+    @property
+    def in_flight(self) -> int:
+        """Calls currently executing (started minus finished, never negative)."""
+        # itertools.count is atomic under the GIL; reading it means taking a number, so
+        # reads are counted and subtracted (read finished first: never negative).
+        with self._read_lock:
+            finished = self._finished_n() - self._reads
+            started = self._started_n() - self._reads
+            self._reads += 1
+        return max(started - finished, 0)
+
+    # --- wrapping -----------------------------------------------------------------------
+    def wrap(self, fn: F) -> F:
+        """Wrap ``fn`` (function, coroutine function, method, classmethod, staticmethod)."""
+        from .decorator import wrap
+
+        return wrap(self, fn)
+
+    __call__ = wrap
+
+    # --- recording ----------------------------------------------------------------------
+    def observe(
+        self,
+        inputs: Any = None,
+        outputs: Any = None,
+        latency_s: float = 0.0,
+        error: BaseException | str | None = None,
+        prediction_id: str | None = None,
+    ) -> str:
+        """Record one call made elsewhere (middleware, batch jobs); returns its id.
+
+        ``inputs`` and ``outputs`` are read like a wrapped function's first argument and
+        return value; a batch of N rows counts as 1 request and N predictions.
+        """
+        err = error if error is None or isinstance(error, str) else type(error).__name__
+        seq: int | str = prediction_id if prediction_id is not None else IDS.next_seq()
+        record: Record = ((inputs,), None, outputs, float(latency_s), err, seq, time.time())
+        self._append(record)
+        if err is None:
+            set_last(record)
+        return IDS.format(seq)
+
+    def _append(self, record: Record) -> None:
+        self._buffer.append(record)
+        if len(self._buffer) >= self._soft_limit:
+            self._buffer_full()
+
+    def _buffer_full(self) -> None:
+        """Past the soft limit the background folder is woken; past the hard one, fold here."""
+        try:
+            if len(self._buffer) >= self._hard_limit:
+                self.fold()
+            else:
+                FOLDER.wake(self)
+        except Exception as exc:
+            self.health.error("fold", exc)
+
+    def _background_fold(self) -> None:
+        try:
+            self.fold()
+        except Exception as exc:  # the folder thread must survive anything
+            self.health.error("fold", exc)
+
+    # --- the fold -----------------------------------------------------------------------
+    def fold(self, now: float | None = None) -> None:
+        """Fold every pending call into the aggregates (one vectorised pass)."""
+        with self._fold_lock:
+            buffer = self._buffer
+            n = len(buffer)
+            if n == 0:
+                return
+            records = [buffer.popleft() for _ in range(n)]
+            batch = self._make_batch(records, time.time() if now is None else now)
+            for name, aggregate in self.aggregates.items():
+                try:
+                    aggregate.fold(batch)
+                except Exception as exc:
+                    self.health.error(f"fold_{name}", exc)
+            self._after_fold()
+
+    def _after_fold(self) -> None:
+        """Extension point (the multi-process exporter writes the state file here)."""
+        for hook in _AFTER_FOLD_HOOKS:
+            try:
+                hook(self)
+            except Exception as exc:
+                self.health.error("after_fold", exc)
+
+    def _make_batch(self, records: list[Record], now: float) -> Batch:
+        n = len(records)
+        latencies = np.fromiter((r[3] for r in records), dtype=np.float64, count=n)
+        ended_at = np.fromiter((r[6] for r in records), dtype=np.float64, count=n)
+        errors = tuple(r[4] for r in records)
+        call_ids = tuple(IDS.format(r[5]) for r in records)
+        ok = [r for r in records if r[4] is None]
+        outputs = [self._output_of(r) for r in ok]
+        rows = np.zeros(n, dtype=np.int64)
+        ok_rows = self._rows_of(outputs)
+        rows[[i for i, r in enumerate(records) if r[4] is None]] = ok_rows
+        feature_frame = self._features_of(ok)
+        output_frame = self._outputs_frame(outputs, int(ok_rows.sum()))
+        ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
+        row_call = np.repeat(ok_index, ok_rows) if ok_index.size else np.zeros(0, dtype=np.int64)
+        return Batch(
+            now=now,
+            latencies=latencies,
+            rows=rows,
+            errors=errors,
+            ended_at=ended_at,
+            call_ids=call_ids,
+            features=feature_frame,
+            outputs=output_frame,
+            row_call=row_call.astype(np.int64),
+        )
+
+    def _output_of(self, record: Record) -> Any:
+        result = record[2]
+        if self.prediction_fn is not None and record[1] is not None:
+            try:
+                return self.prediction_fn(result)
+            except Exception as exc:
+                self.health.error("extract_prediction", exc)
+                return None
+        return result
+
+    def _rows_of(self, outputs: list[Any]) -> np.ndarray:
+        counts = np.ones(len(outputs), dtype=np.int64)
+        for i, y in enumerate(outputs):
+            if type(y) is float or type(y) is int:
+                continue
+            try:
+                counts[i] = output_rows(y) if y is not None else 0
+            except Exception as exc:
+                self.health.error("extract_rows", exc)
+        return counts
+
+    def _input_of(self, record: Record) -> Any:
+        args, kwargs = record[0], record[1]
+        if kwargs is None:  # observe(): the inputs were given as they are
+            return args[0]
+        if self.features_fn is not None:
+            return self.features_fn(*args, **kwargs)
+        if args:
+            return args[0]
+        return next(iter(kwargs.values()), None)
+
+    def _features_of(self, records: list[Record]) -> FeatureFrame | None:
+        chunks = []
+        for record in records:
+            try:
+                chunks.append(input_chunk(self._input_of(record)))
+            except UnsupportedInput as exc:
+                self.health.drop("unsupported_input")
+                self.health.note("input", "modelmon: input not recorded: %s", exc)
+            except Exception as exc:
+                self.health.error("extract_features", exc)
+        if not chunks:
+            return None
+        try:
+            return features_frame(chunks, self.schema)
+        except Exception as exc:
+            self.health.error("extract_features", exc)
+            return None
+
+    def _outputs_frame(self, outputs: list[Any], n_rows: int) -> OutputFrame | None:
+        present = [y for y in outputs if y is not None]
+        if not present:
+            return None
+        try:
+            frame = outputs_frame(
+                present, task=self.task, classes=self.classes, confidence=self.confidence
+            )
+        except UnsupportedInput as exc:
+            self.health.drop("unsupported_output")
+            self.health.note("output", "modelmon: output not recorded: %s", exc)
+            return None
+        except Exception as exc:
+            self.health.error("extract_outputs", exc)
+            return None
+        return frame if frame.n_rows == n_rows else None
+
+    # --- ground truth -------------------------------------------------------------------
+    def record_outcome(self, prediction_id: str, actual: Any) -> None:
+        """Feed back the true label (or value) of a prediction; never raises unless strict."""
+        self.record_outcomes([prediction_id], [actual])
+
+    def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> None:
+        """Batch form of :meth:`record_outcome` (ids and actuals in the same order)."""
+        outcomes = self.aggregates.get("outcomes")
+        if outcomes is None:
+            self.health.note(
+                "outcomes", "modelmon: outcomes ignored: ground truth support unavailable"
+            )
+            return
+        try:
+            self.fold()
+            with self._fold_lock:
+                outcomes.record(
+                    list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
+                )  # type: ignore[attr-defined]
+            self._after_fold()
+        except Exception as exc:
+            self.health.error("record_outcome", exc)
+
+    # --- reading ------------------------------------------------------------------------
+    def render_context(self, now: float | None = None) -> RenderContext:
+        return RenderContext(self.namespace, self.labels, time.time() if now is None else now)
+
+    def collect(self, now: float | None = None) -> list[Family]:
+        """Fold, then render every aggregate as exporter-neutral families."""
+        try:
+            self.fold()
+        except Exception as exc:
+            self.health.error("fold", exc)
+        ctx = self.render_context(now)
+        families: list[Family] = []
+        for name, aggregate in self.aggregates.items():
+            try:
+                families.extend(aggregate.families(ctx))
+            except Exception as exc:
+                self.health.error(f"render_{name}", exc)
+        families.extend(self.live_families(ctx))
+        return families
+
+    def live_families(self, ctx: RenderContext) -> list[Family]:
+        """Per-process values that are not folded: in-flight, metadata, health."""
+        ns, labels = ctx.namespace, ctx.labels
+        info_labels = {
+            **labels,
+            "task": self._task_label(),
+            "sdk_version": _SDK_VERSION,
+            "reference": self._reference_label(),
+        }
+        out = [
+            Family(names.IN_FLIGHT, ns, (ScalarPoint(labels, self.in_flight),)),
+            Family(names.MODEL_INFO, ns, (ScalarPoint(info_labels, 1.0),)),
+            Family(names.MODEL_LOADED, ns, (ScalarPoint(labels, self.loaded_at),)),
+            Family(
+                names.INTERNAL_ERRORS,
+                ns,
+                tuple(
+                    ScalarPoint({**labels, names.STAGE: k}, v)
+                    for k, v in sorted(self.health.internal_errors.items())
+                ),
+            ),
+            Family(
+                names.DROPPED,
+                ns,
+                tuple(
+                    ScalarPoint({**labels, names.REASON: k}, v)
+                    for k, v in sorted(self.health.dropped.items())
+                ),
+            ),
+        ]
+        trained = self.trained_at
+        created = getattr(self.profile, "created_at", None)
+        if trained is None:
+            trained = created
+        if trained is not None:
+            out.append(Family(names.MODEL_TRAINED, ns, (ScalarPoint(labels, float(trained)),)))
+        if created is not None:
+            out.append(Family(names.REFERENCE_CREATED, ns, (ScalarPoint(labels, float(created)),)))
+        return out
+
+    def _task_label(self) -> str:
+        if self.task is not None:
+            return self.task
+        inferred = getattr(self.aggregates.get("outcomes"), "task", None)
+        return str(inferred) if inferred else "unknown"
+
+    def _reference_label(self) -> str:
+        if self.reference is None:
+            return "none"
+        if self.reference == "warmup":
+            return "warmup"
+        return "profile"
+
+    def row_ids(self, call_id: str, n_rows: int) -> list[str]:
+        return row_ids(call_id, n_rows)
+
+    def close(self) -> None:
+        """Fold what is pending and stop exporting this monitor."""
+        self.fold()
+        for hook in _CLOSE_HOOKS:
+            hook(self)
+        _registry.unregister(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Monitor(model={self.model!r}, version={self.version!r}, namespace={self.namespace!r})"
+        )
+
+
+_AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []
+_CLOSE_HOOKS: list[Callable[[Monitor], None]] = []
+
+
+def _load_reference(reference: Any) -> Any:
+    """The profile object, ``"warmup"``, or None; paths are loaded now (errors raise here)."""
+    if reference is None or reference == "warmup":
+        return reference
+    if isinstance(reference, (str, os.PathLike)):
+        try:
+            from .profile import ReferenceProfile
+        except ImportError as exc:  # pragma: no cover - profile ships with the package
+            raise ConfigurationError("reference profiles are unavailable") from exc
+        try:
+            return ReferenceProfile.load(reference)
+        except ConfigurationError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"cannot read reference profile {os.fspath(reference)!r}: {exc}"
+            ) from exc
+    if hasattr(reference, "features") and hasattr(reference, "outputs"):
+        return reference
+    raise ConfigurationError(
+        "reference must be a ReferenceProfile, a path to one, 'warmup' or None, "
+        f"got {type(reference).__name__}"
+    )
+
+
+def _drift_factory() -> Callable[..., Aggregate] | None:
+    try:
+        from .drift_aggregate import DriftAggregate
+    except ImportError:
+        return None
+    return DriftAggregate  # type: ignore[return-value]
+
+
+def _outcome_factory() -> Callable[[Monitor, dict[str, Any]], Aggregate] | None:
+    try:
+        from .outcomes import OutcomeAggregate, open_store
+    except ImportError:
+        return None
+
+    def make(monitor: Monitor, options: dict[str, Any]) -> Aggregate:
+        try:
+            store = open_store(
+                options["outcome_store"],
+                options["outcome_capacity"],
+                options["outcome_ttl_seconds"],
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        return OutcomeAggregate(  # type: ignore[return-value]
+            monitor.task,
+            store=store,
+            max_classes=options["max_classes"],
+            positive_class=options["positive_class"],
+            window_seconds=monitor.window_seconds,
+            detector=options["concept_detector"],
+        )
+
+    return make

@@ -1,0 +1,385 @@
+"""The metric catalogue: every metric name, type and label key, defined once.
+
+Exporters, the Grafana dashboard, the rules and the README catalogue are generated
+from (or checked against) this module, so a name changes in one place only.
+
+Prometheus names are ``{namespace}_{name}``; counters get ``_total`` appended by the
+exposition (``requests`` -> ``modelmon_requests_total``). Every metric also carries
+the ``model`` and ``version`` labels (:data:`BASE_LABELS`).
+
+>>> REQUESTS.prometheus_name()
+'modelmon_requests_total'
+>>> FEATURE_DRIFT.otel_name
+'modelmon.feature.drift'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["counter", "gauge", "histogram", "summary"]
+
+DEFAULT_NAMESPACE = "modelmon"
+
+# Label keys.
+MODEL = "model"
+VERSION = "version"
+BASE_LABELS: tuple[str, ...] = (MODEL, VERSION)
+ERROR_TYPE = "error_type"
+STAGE = "stage"
+REASON = "reason"
+FEATURE = "feature"
+OUTPUT = "output"
+BIN = "bin"
+METHOD = "method"
+QUANTILE = "quantile"
+ACTUAL = "actual"
+PREDICTED = "predicted"
+METRIC = "metric"
+DETECTOR = "detector"
+HTTP_METHOD = "method"
+ROUTE = "route"
+STATUS = "status"
+
+# Bounded label values.
+OTHER = "other"  # error types beyond the cap
+POOLED = "__other__"  # categories / classes beyond the cap, unknown categories
+UNMATCHED_ROUTE = "<unmatched>"
+MAX_ERROR_TYPES = 20
+
+DRIFT_METHODS: tuple[str, ...] = ("psi", "js", "ks", "wasserstein", "chi2")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: its name without namespace, type, labels (beyond model/version), help."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+    otel_name: str
+    unit: str = ""
+
+    def prometheus_name(self, namespace: str = DEFAULT_NAMESPACE) -> str:
+        """The name as it appears in the exposition (counters end in ``_total``)."""
+        base = f"{namespace}_{self.name}"
+        return f"{base}_total" if self.kind == "counter" else base
+
+    def family_name(self, namespace: str = DEFAULT_NAMESPACE) -> str:
+        """The name given to prometheus-client's metric family (no ``_total``)."""
+        return f"{namespace}_{self.name}"
+
+    @property
+    def all_labels(self) -> tuple[str, ...]:
+        return BASE_LABELS + self.labels
+
+
+def _m(
+    name: str, kind: Kind, labels: tuple[str, ...], help: str, otel: str, unit: str = ""
+) -> MetricSpec:
+    spec = MetricSpec(name, kind, labels, help, otel, unit)
+    CATALOGUE.append(spec)
+    return spec
+
+
+CATALOGUE: list[MetricSpec] = []
+
+# --- Traffic and health (core) -------------------------------------------------------
+REQUESTS = _m("requests", "counter", (), "Calls of the monitored function.", "modelmon.requests")
+PREDICTIONS = _m(
+    "predictions",
+    "counter",
+    (),
+    "Rows predicted (a batch of N rows counts N).",
+    "modelmon.predictions",
+)
+REQUEST_ERRORS = _m(
+    "request_errors",
+    "counter",
+    (ERROR_TYPE,),
+    "Calls that raised, by exception class name (at most 20 values, then 'other').",
+    "modelmon.request.errors",
+)
+REQUEST_DURATION = _m(
+    "request_duration_seconds",
+    "histogram",
+    (),
+    "Execution time of the monitored function in seconds (awaited time for coroutines).",
+    "modelmon.request.duration",
+    "s",
+)
+IN_FLIGHT = _m(
+    "requests_in_flight", "gauge", (), "Calls currently executing.", "modelmon.requests.in_flight"
+)
+BATCH_SIZE = _m("batch_size", "histogram", (), "Rows per call.", "modelmon.batch.size", "{row}")
+CONFIDENCE = _m(
+    "prediction_confidence",
+    "histogram",
+    (),
+    "Confidence of each prediction (max class probability), in [0, 1].",
+    "modelmon.prediction.confidence",
+)
+MODEL_INFO = _m(
+    "model_info",
+    "gauge",
+    ("task", "sdk_version", "reference"),
+    "Always 1; labels carry model metadata (task, sdk version, reference).",
+    "modelmon.model.info",
+)
+LAST_PREDICTION = _m(
+    "last_prediction_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time of the latest prediction.",
+    "modelmon.last_prediction.timestamp",
+    "s",
+)
+INTERNAL_ERRORS = _m(
+    "internal_errors",
+    "counter",
+    (STAGE,),
+    "Failures inside modelmon, by stage; they never reach the caller.",
+    "modelmon.internal.errors",
+)
+DROPPED = _m(
+    "dropped_observations",
+    "counter",
+    (REASON,),
+    "Observations modelmon could not record, by reason.",
+    "modelmon.dropped_observations",
+)
+
+# --- Features and drift (reference profiles) ---------------------------------------
+FEATURE_BIN = _m(
+    "feature_bin",
+    "counter",
+    (FEATURE, BIN),
+    "Observed values per reference bin (bins labelled by index).",
+    "modelmon.feature.bin",
+)
+FEATURE_REFERENCE_RATIO = _m(
+    "feature_reference_ratio",
+    "gauge",
+    (FEATURE, BIN),
+    "Share of the reference data in each bin.",
+    "modelmon.feature.reference_ratio",
+)
+FEATURE_BIN_EDGES = _m(
+    "feature_bin_edges_info",
+    "gauge",
+    (FEATURE, BIN, "le"),
+    "Opt-in: upper edge of each reference bin.",
+    "modelmon.feature.bin_edges",
+)
+FEATURE_MISSING = _m(
+    "feature_missing",
+    "counter",
+    (FEATURE,),
+    "Missing values (None, NaN).",
+    "modelmon.feature.missing",
+)
+FEATURE_INVALID = _m(
+    "feature_invalid",
+    "counter",
+    (FEATURE,),
+    "Values of the wrong type (e.g. a string in a numeric feature, +-inf).",
+    "modelmon.feature.invalid",
+)
+FEATURE_OBSERVATIONS = _m(
+    "feature_observations",
+    "counter",
+    (FEATURE,),
+    "Values seen for the feature (valid, missing and invalid).",
+    "modelmon.feature.observations",
+)
+FEATURE_DRIFT = _m(
+    "feature_drift",
+    "gauge",
+    (FEATURE, METHOD),
+    "Drift of the feature over the sliding window against the reference.",
+    "modelmon.feature.drift",
+)
+FEATURE_QUANTILE = _m(
+    "feature_quantile",
+    "gauge",
+    (FEATURE, QUANTILE),
+    "Live quantiles of the feature over the sliding window.",
+    "modelmon.feature.quantile",
+)
+FEATURES_NOT_EXPORTED = _m(
+    "features_not_exported",
+    "counter",
+    (),
+    "Values of features beyond max_features (counted, not exported per feature).",
+    "modelmon.features.not_exported",
+)
+PREDICTION_BIN = _m(
+    "prediction_bin",
+    "counter",
+    (OUTPUT, BIN),
+    "Predictions per reference bin.",
+    "modelmon.prediction.bin",
+)
+PREDICTION_REFERENCE_RATIO = _m(
+    "prediction_reference_ratio",
+    "gauge",
+    (OUTPUT, BIN),
+    "Share of the reference predictions in each bin.",
+    "modelmon.prediction.reference_ratio",
+)
+PREDICTION_DRIFT = _m(
+    "prediction_drift",
+    "gauge",
+    (OUTPUT, METHOD),
+    "Drift of the prediction output over the sliding window against the reference.",
+    "modelmon.prediction.drift",
+)
+PREDICTION_QUANTILE = _m(
+    "prediction_quantile",
+    "gauge",
+    (OUTPUT, QUANTILE),
+    "Live quantiles of the prediction output over the sliding window.",
+    "modelmon.prediction.quantile",
+)
+
+# --- Ground truth, performance, concept drift, staleness ----------------------------
+OUTCOMES = _m(
+    "outcomes",
+    "counter",
+    (ACTUAL, PREDICTED),
+    "Labelled predictions by actual and predicted class (a confusion matrix).",
+    "modelmon.outcomes",
+)
+OUTCOMES_UNMATCHED = _m(
+    "outcomes_unmatched",
+    "counter",
+    (REASON,),
+    "Outcomes that could not be joined to a prediction (expired, unknown, duplicate, invalid).",
+    "modelmon.outcomes.unmatched",
+)
+REGRESSION_SQUARED_ERROR = _m(
+    "regression_squared_error",
+    "summary",
+    (),
+    "Squared error of labelled regression predictions (_sum and _count are counters).",
+    "modelmon.regression.squared_error",
+)
+REGRESSION_ABSOLUTE_ERROR = _m(
+    "regression_absolute_error",
+    "summary",
+    (),
+    "Absolute error of labelled regression predictions (_sum and _count are counters).",
+    "modelmon.regression.absolute_error",
+)
+REGRESSION_OUTCOMES = _m(
+    "regression_outcomes",
+    "counter",
+    (),
+    "Labelled regression predictions.",
+    "modelmon.regression.outcomes",
+)
+PERFORMANCE = _m(
+    "performance",
+    "gauge",
+    (METRIC,),
+    "Model performance over the sliding window of labelled predictions.",
+    "modelmon.performance",
+)
+OUTCOME_DELAY = _m(
+    "outcome_delay_seconds",
+    "histogram",
+    (),
+    "Time from a prediction to its label, in seconds.",
+    "modelmon.outcome.delay",
+    "s",
+)
+CONCEPT_DRIFT_DETECTED = _m(
+    "concept_drift_detected",
+    "counter",
+    (DETECTOR,),
+    "Concept drift detections on the per-prediction error stream.",
+    "modelmon.concept_drift.detected",
+)
+CONCEPT_DRIFT = _m(
+    "concept_drift",
+    "gauge",
+    (DETECTOR,),
+    "1 while the concept drift detector is in drift state, else 0.",
+    "modelmon.concept_drift",
+)
+MODEL_TRAINED = _m(
+    "model_trained_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time the model was trained.",
+    "modelmon.model.trained.timestamp",
+    "s",
+)
+REFERENCE_CREATED = _m(
+    "reference_created_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time the reference profile was created.",
+    "modelmon.reference.created.timestamp",
+    "s",
+)
+MODEL_LOADED = _m(
+    "model_loaded_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time the monitor (and so the model) was loaded in this process.",
+    "modelmon.model.loaded.timestamp",
+    "s",
+)
+
+# --- HTTP (integrations); these carry no model/version labels -----------------------
+HTTP_REQUESTS = MetricSpec(
+    "http_requests",
+    "counter",
+    (HTTP_METHOD, ROUTE, STATUS),
+    "HTTP requests by method, route template and status.",
+    "modelmon.http.requests",
+)
+HTTP_DURATION = MetricSpec(
+    "http_request_duration_seconds",
+    "histogram",
+    (HTTP_METHOD, ROUTE),
+    "HTTP request duration in seconds, to the last byte of the response.",
+    "modelmon.http.request.duration",
+    "s",
+)
+HTTP_CATALOGUE: tuple[MetricSpec, ...] = (HTTP_REQUESTS, HTTP_DURATION)
+
+# Default buckets.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+CONFIDENCE_BUCKETS: tuple[float, ...] = (
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.9,
+    0.95,
+    0.99,
+    1.0,
+)
+OUTCOME_DELAY_BUCKETS: tuple[float, ...] = (
+    1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400,
+)  # fmt: skip
+
+
+def by_name(name: str) -> MetricSpec:
+    """Look a spec up by its short name (``"requests"``)."""
+    for spec in (*CATALOGUE, *HTTP_CATALOGUE):
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

@@ -1,0 +1,74 @@
+"""Exporter-neutral metric points: what the aggregation core hands to every exporter.
+
+Aggregates render themselves into :class:`Family` objects at collection time; the
+Prometheus collector, the OpenTelemetry bridge and the multi-process merger translate
+these, and never touch the aggregates themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .names import MetricSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    """A sample that landed in a bucket, linking it to a prediction or a trace."""
+
+    labels: Mapping[str, str]
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarPoint:
+    """A counter or gauge value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramPoint:
+    """Explicit-bucket histogram; ``counts`` are per bucket (not cumulative).
+
+    ``len(counts) == len(bounds) + 1``: the last bucket is ``(bounds[-1], +Inf)``.
+    ``exemplars`` is empty or has one optional exemplar per bucket.
+    """
+
+    labels: Mapping[str, str]
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    sum: float
+    exemplars: tuple[Exemplar | None, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryPoint:
+    """A count and a sum (both monotonic), without quantiles."""
+
+    labels: Mapping[str, str]
+    count: float
+    sum: float
+
+
+Point = ScalarPoint | HistogramPoint | SummaryPoint
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """All points of one metric of one namespace."""
+
+    spec: MetricSpec
+    namespace: str
+    points: tuple[Point, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        return self.spec.family_name(self.namespace)

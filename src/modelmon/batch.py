@@ -7,7 +7,7 @@ aggregate reads them. Nothing here knows an exporter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,7 +79,7 @@ class Batch:
     rows: IntArray
     errors: tuple[str | None, ...]
     ended_at: FloatArray
-    call_ids: tuple[str, ...]
+    call_ids: Sequence[str]
     features: FeatureFrame | None = None
     outputs: OutputFrame | None = None
     row_call: IntArray | None = None

@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from ._internal.ids import IDS, row_ids
+from ._internal.ids import row_ids
 from .extract import output_rows
 
 # A record is the tuple the hot path appends: (args, kwargs, result, latency, error, seq,
-# ended_at). Kept as a plain tuple: building it is the cheapest thing the hot path can do.
-Record = tuple[Any, Any, Any, float, "str | None", "int | str", float]
+# monitor). Kept as a plain tuple: building it is the cheapest thing the hot path can do.
+# ``kwargs is None`` marks a record made by ``Monitor.observe`` (inputs given as args[0]).
+Record = tuple[Any, Any, Any, float, "str | None", "int | str", Any]
 
 _last: ContextVar[Record | None] = ContextVar("modelmon_last_prediction", default=None)
 _scope: ContextVar[list[Record] | None] = ContextVar("modelmon_prediction_scope", default=None)
@@ -34,7 +35,7 @@ get_scope = _scope.get
 
 
 def record_id(record: Record) -> str:
-    return IDS.format(record[5])
+    return str(record[6].format_id(record[5]))
 
 
 def record_row_ids(record: Record) -> list[str]:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from time import perf_counter, time
+from time import perf_counter
 from typing import Any, TypeVar, cast
 
 import wrapt
 
-from ._internal.ids import IDS
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
 from .monitor import ConfidenceArg, Monitor, Task
@@ -43,25 +42,20 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     buffer = monitor._buffer
     append = buffer.append
     soft_limit = monitor._soft_limit
-    started, finished = monitor._started_n, monitor._finished_n
+    started = monitor._started_n
     full = monitor._buffer_full
-    ids = IDS
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         t0 = perf_counter()
-        started()
+        seq = started()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            latency = perf_counter() - t0
-            finished()
-            append((args, kwargs, None, latency, type(exc).__name__, ids.next_seq(), time()))
+            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        latency = perf_counter() - t0
-        finished()
-        record: Record = (args, kwargs, result, latency, None, ids.next_seq(), time())
+        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         append(record)
         set_last(record)
         scope = get_scope()
@@ -78,26 +72,21 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     buffer = monitor._buffer
     append = buffer.append
     soft_limit = monitor._soft_limit
-    started, finished = monitor._started_n, monitor._finished_n
+    started = monitor._started_n
     full = monitor._buffer_full
-    ids = IDS
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         # Runs when the coroutine is awaited: the timer covers the awaited execution.
         t0 = perf_counter()
-        started()
+        seq = started()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            latency = perf_counter() - t0
-            finished()
-            append((args, kwargs, None, latency, type(exc).__name__, ids.next_seq(), time()))
+            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        latency = perf_counter() - t0
-        finished()
-        record: Record = (args, kwargs, result, latency, None, ids.next_seq(), time())
+        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         append(record)
         set_last(record)
         scope = get_scope()
@@ -108,6 +97,22 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
         return result
 
     return wrapper
+
+
+class _BoundMonitoredFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+    @property
+    def monitor(self) -> Monitor:
+        return self._self_parent._self_monitor  # type: ignore[no-any-return]
+
+
+class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+    """A wrapt proxy of the user's function that also carries its :class:`Monitor`."""
+
+    __bound_function_wrapper__ = _BoundMonitoredFunction
+
+    @property
+    def monitor(self) -> Monitor:
+        return self._self_monitor  # type: ignore[no-any-return]
 
 
 def wrap(monitor: Monitor, fn: F) -> F:
@@ -121,8 +126,8 @@ def wrap(monitor: Monitor, fn: F) -> F:
             "that produces the whole prediction instead"
         )
     make = _async_wrapper if _is_coroutine_function(fn) else _sync_wrapper
-    wrapped: Any = wrapt.decorator(make(monitor))(fn)
-    wrapped.monitor = monitor
+    wrapped = MonitoredFunction(fn, make(monitor))
+    wrapped._self_monitor = monitor
     return cast(F, wrapped)
 
 

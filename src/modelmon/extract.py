@@ -184,7 +184,7 @@ class FeatureSchema:
         if chunk.kind == "dicts":
             getter = self._getter
             try:
-                rows = [getter(d) for d in chunk.payload]
+                rows = list(map(getter, chunk.payload))
             except (KeyError, TypeError):
                 rows = [tuple(d.get(k) for k in self.names or ()) for d in chunk.payload]
             if len(self.names or ()) == 1:
@@ -200,11 +200,8 @@ class FeatureSchema:
         if chunk.kind == "empty" or self.all_names is None:
             return 0
         if chunk.kind == "dicts":
-            extra = 0
-            n = len(self.names or ())
-            for d in chunk.payload:
-                extra += max(len(d) - n, 0)
-            return extra
+            # Keys beyond the schema (a dict with missing keys takes the slow path anyway).
+            return max(sum(map(len, chunk.payload)) - len(self.names or ()) * len(chunk.payload), 0)
         if chunk.kind == "matrix":
             return max(chunk.payload.shape[1] - len(self.names or ()), 0) * chunk.payload.shape[0]
         return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
@@ -267,14 +264,23 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         return _numeric_block(_fit_width(chunk, schema))
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
     if not cat_cols and rows:
-        try:
-            arr = np.array(rows)
-        except (ValueError, TypeError):  # ragged rows
-            arr = None
-        if arr is not None and arr.dtype.kind in "fiub" and arr.ndim == 2:
-            if arr.shape[1] == width:
-                return _numeric_block(arr)
+        arr = _try_numeric(rows, width)
+        if arr is not None and arr.ndim == 2 and arr.shape[1] == width:
+            return _numeric_block(arr)
     return _object_block(rows, width, cat_cols)
+
+
+def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None:
+    """Rows as one numeric matrix when every value is a plain number, else None.
+
+    numpy's dtype discovery is the exact check: a string, None or an object anywhere
+    gives a non-numeric dtype and sends the batch to the slow path.
+    """
+    try:
+        arr = np.array(rows)
+    except (ValueError, TypeError):  # ragged rows
+        return None
+    return arr if arr.dtype.kind in "fiub" else None
 
 
 def _fit_width(chunk: Chunk, schema: FeatureSchema) -> np.ndarray:
@@ -393,7 +399,13 @@ def outputs_frame(
     to 1 is a probability matrix, giving labels (argmax), the max-probability confidence
     and, for two classes, the positive-class probability as the numeric value.
     """
-    arrays = _stack_outputs(outputs)
+    try:
+        arrays = _stack_outputs(outputs)
+    except _MixedShapes:
+        frames = [
+            outputs_frame([y], task=task, classes=classes, confidence=confidence) for y in outputs
+        ]
+        return concat_output_frames(frames)
     if arrays is None:
         return OutputFrame(n_rows=0)
     n = int(arrays.shape[0])
@@ -464,8 +476,48 @@ def _stack_outputs(outputs: Sequence[Any]) -> np.ndarray | None:
         return None
     trailing = {a.shape[1:] for a in arrays}
     if len(trailing) != 1:
-        raise UnsupportedInput("outputs of different shapes in one batch")
+        raise _MixedShapes
     return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+
+
+class _MixedShapes(Exception):
+    """Calls in one batch returned outputs of different shapes (e.g. predict and predict_proba)."""
+
+
+def concat_output_frames(frames: Sequence[OutputFrame]) -> OutputFrame:
+    """Row-wise concatenation; a field missing from some frames is filled (NaN / None)."""
+    n = sum(f.n_rows for f in frames)
+
+    def floats(get: Callable[[OutputFrame], FloatArray | None]) -> FloatArray | None:
+        if all(get(f) is None for f in frames):
+            return None
+        return np.concatenate([_or_fill(get(f), f.n_rows, np.nan) for f in frames])
+
+    labels = None
+    if any(f.labels is not None for f in frames):
+        labels = np.concatenate(
+            [
+                f.labels if f.labels is not None else np.full(f.n_rows, None, dtype=object)
+                for f in frames
+            ]
+        )
+    shapes = {f.probabilities.shape[1] for f in frames if f.probabilities is not None}
+    proba = classes = None
+    if len(shapes) == 1 and all(f.probabilities is not None for f in frames):
+        proba = np.concatenate([f.probabilities for f in frames if f.probabilities is not None])
+        classes = frames[0].classes
+    return OutputFrame(
+        n,
+        floats(lambda f: f.values),
+        labels,
+        proba,
+        classes,
+        floats(lambda f: f.confidence),
+    )
+
+
+def _or_fill(a: FloatArray | None, n: int, fill: float) -> FloatArray:
+    return a if a is not None else np.full(n, fill)
 
 
 def _confidence_from_callable(outputs: Sequence[Any], fn: Callable[[Any], Any]) -> FloatArray:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 
@@ -28,13 +28,14 @@ from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health
-from ._internal.ids import IDS, row_ids
+from ._internal.ids import row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import Record, set_last
 from .errors import ConfigurationError
 from .extract import (
     DEFAULT_MAX_FEATURES,
+    Chunk,
     FeatureSchema,
     UnsupportedInput,
     features_frame,
@@ -190,12 +191,12 @@ class Monitor:
         self._soft_limit = buffer_size
         self._hard_limit = buffer_size * HARD_LIMIT_FACTOR
         self._fold_lock = threading.RLock()
-        self._started = itertools.count()
-        self._finished = itertools.count()
+        self._started = itertools.count(1)
         self._started_n = self._started.__next__
-        self._finished_n = self._finished.__next__
         self._reads = 0
-        self._read_lock = threading.Lock()
+        self._folded = 0
+        self._reseed_ids()
+        FOLDER.ensure_started()
         _registry.register(self)
 
     # --- configuration helpers ----------------------------------------------------------
@@ -222,11 +223,11 @@ class Monitor:
     @property
     def in_flight(self) -> int:
         """Calls currently executing (started minus finished, never negative)."""
-        # itertools.count is atomic under the GIL; reading it means taking a number, so
-        # reads are counted and subtracted (read finished first: never negative).
-        with self._read_lock:
-            finished = self._finished_n() - self._reads
-            started = self._started_n() - self._reads
+        # Every started call ends as one record (buffered or folded). itertools.count is
+        # atomic under the GIL; reading it takes a number, so reads are subtracted.
+        with self._fold_lock:
+            finished = self._folded + len(self._buffer)
+            started = self._started_n() - 1 - self._reads
             self._reads += 1
         return max(started - finished, 0)
 
@@ -254,12 +255,23 @@ class Monitor:
         return value; a batch of N rows counts as 1 request and N predictions.
         """
         err = error if error is None or isinstance(error, str) else type(error).__name__
-        seq: int | str = prediction_id if prediction_id is not None else IDS.next_seq()
-        record: Record = ((inputs,), None, outputs, float(latency_s), err, seq, time.time())
+        seq: int | str = self._started_n()
+        if prediction_id is not None:
+            seq = str(prediction_id)
+        record: Record = ((inputs,), None, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:
             set_last(record)
-        return IDS.format(seq)
+        return self.format_id(seq)
+
+    def format_id(self, seq: int | str) -> str:
+        """The prediction id of call number ``seq`` (caller-supplied ids are kept)."""
+        return seq if isinstance(seq, str) else f"{self._id_prefix}{seq:x}"
+
+    def _reseed_ids(self) -> None:
+        # A random prefix per monitor and process: ids never collide across monitors,
+        # replicas, or the workers a pre-forking server makes.
+        self._id_prefix = os.urandom(4).hex()
 
     def _append(self, record: Record) -> None:
         self._buffer.append(record)
@@ -267,18 +279,25 @@ class Monitor:
             self._buffer_full()
 
     def _buffer_full(self) -> None:
-        """Past the soft limit the background folder is woken; past the hard one, fold here."""
+        """Fold here, past the soft limit, unless another thread is folding already.
+
+        Past the hard limit the caller waits for the lock: the oldest pending work is
+        folded synchronously, never dropped.
+        """
         try:
-            if len(self._buffer) >= self._hard_limit:
-                self.fold()
-            else:
-                FOLDER.wake(self)
+            blocking = len(self._buffer) >= self._hard_limit
+            if self._fold_lock.acquire(blocking=blocking):
+                try:
+                    self._fold_locked(time.time())
+                finally:
+                    self._fold_lock.release()
         except Exception as exc:
             self.health.error("fold", exc)
 
     def _background_fold(self) -> None:
         try:
-            self.fold()
+            if self._buffer:
+                self.fold()
         except Exception as exc:  # the folder thread must survive anything
             self.health.error("fold", exc)
 
@@ -286,18 +305,23 @@ class Monitor:
     def fold(self, now: float | None = None) -> None:
         """Fold every pending call into the aggregates (one vectorised pass)."""
         with self._fold_lock:
-            buffer = self._buffer
-            n = len(buffer)
-            if n == 0:
-                return
-            records = [buffer.popleft() for _ in range(n)]
-            batch = self._make_batch(records, time.time() if now is None else now)
-            for name, aggregate in self.aggregates.items():
-                try:
-                    aggregate.fold(batch)
-                except Exception as exc:
-                    self.health.error(f"fold_{name}", exc)
-            self._after_fold()
+            self._fold_locked(time.time() if now is None else now)
+
+    def _fold_locked(self, now: float) -> None:
+        buffer = self._buffer
+        n = len(buffer)
+        if n == 0:
+            return
+        popleft = buffer.popleft
+        records = [popleft() for _ in range(n)]
+        self._folded += n
+        batch = self._make_batch(records, now)
+        for name, aggregate in self.aggregates.items():
+            try:
+                aggregate.fold(batch)
+            except Exception as exc:
+                self.health.error(f"fold_{name}", exc)
+        self._after_fold()
 
     def _after_fold(self) -> None:
         """Extension point (the multi-process exporter writes the state file here)."""
@@ -309,30 +333,37 @@ class Monitor:
 
     def _make_batch(self, records: list[Record], now: float) -> Batch:
         n = len(records)
-        latencies = np.fromiter((r[3] for r in records), dtype=np.float64, count=n)
-        ended_at = np.fromiter((r[6] for r in records), dtype=np.float64, count=n)
-        errors = tuple(r[4] for r in records)
-        call_ids = tuple(IDS.format(r[5]) for r in records)
-        ok = [r for r in records if r[4] is None]
-        outputs = [self._output_of(r) for r in ok]
-        rows = np.zeros(n, dtype=np.int64)
+        args_l, kwargs_l, results, latency_l, errors, seqs, _ = zip(*records, strict=True)
+        latencies = np.array(latency_l, dtype=np.float64)
+        failed = any(errors)
+        ok_index = (
+            np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
+            if failed
+            else np.arange(n)
+        )
+        ok = [records[i] for i in ok_index] if failed else records
+        outputs = self._outputs_of(ok, results, failed)
         ok_rows = self._rows_of(outputs)
-        rows[[i for i, r in enumerate(records) if r[4] is None]] = ok_rows
-        feature_frame = self._features_of(ok)
+        rows = np.zeros(n, dtype=np.int64)
+        rows[ok_index] = ok_rows
+        feature_frame = self._features_of(ok, args_l, kwargs_l, failed)
         output_frame = self._outputs_frame(outputs, int(ok_rows.sum()))
-        ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
-        row_call = np.repeat(ok_index, ok_rows) if ok_index.size else np.zeros(0, dtype=np.int64)
         return Batch(
             now=now,
             latencies=latencies,
             rows=rows,
             errors=errors,
-            ended_at=ended_at,
-            call_ids=call_ids,
+            ended_at=np.full(n, now),
+            call_ids=CallIds(self, seqs),
             features=feature_frame,
             outputs=output_frame,
-            row_call=row_call.astype(np.int64),
+            row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
         )
+
+    def _outputs_of(self, ok: list[Record], results: tuple[Any, ...], failed: bool) -> list[Any]:
+        if self.prediction_fn is None:
+            return [r[2] for r in ok] if failed else list(results)
+        return [self._output_of(r) for r in ok]
 
     def _output_of(self, record: Record) -> Any:
         result = record[2]
@@ -346,9 +377,9 @@ class Monitor:
 
     def _rows_of(self, outputs: list[Any]) -> np.ndarray:
         counts = np.ones(len(outputs), dtype=np.int64)
+        if set(map(type, outputs)) <= _SCALAR_OUTPUT_TYPES:
+            return counts
         for i, y in enumerate(outputs):
-            if type(y) is float or type(y) is int:
-                continue
             try:
                 counts[i] = output_rows(y) if y is not None else 0
             except Exception as exc:
@@ -365,7 +396,36 @@ class Monitor:
             return args[0]
         return next(iter(kwargs.values()), None)
 
-    def _features_of(self, records: list[Record]) -> FeatureFrame | None:
+    def _features_of(
+        self,
+        records: list[Record],
+        args_l: tuple[Any, ...],
+        kwargs_l: tuple[Any, ...],
+        failed: bool,
+    ) -> FeatureFrame | None:
+        inputs = self._fast_inputs(args_l, kwargs_l) if not failed else None
+        if inputs is not None and set(map(type, inputs)) == {dict}:
+            chunks = [Chunk("dicts", inputs)]
+        else:
+            chunks = self._chunks(records)
+        if not chunks:
+            return None
+        try:
+            return features_frame(chunks, self.schema)
+        except Exception as exc:
+            self.health.error("extract_features", exc)
+            return None
+
+    def _fast_inputs(self, args_l: tuple[Any, ...], kwargs_l: tuple[Any, ...]) -> list[Any] | None:
+        """First positional arguments of plain calls (the common case), else None."""
+        if self.features_fn is not None or None in kwargs_l:
+            return None
+        try:
+            return [a[0] for a in args_l]
+        except IndexError:
+            return None
+
+    def _chunks(self, records: list[Record]) -> list[Chunk]:
         chunks = []
         for record in records:
             try:
@@ -375,13 +435,7 @@ class Monitor:
                 self.health.note("input", "modelmon: input not recorded: %s", exc)
             except Exception as exc:
                 self.health.error("extract_features", exc)
-        if not chunks:
-            return None
-        try:
-            return features_frame(chunks, self.schema)
-        except Exception as exc:
-            self.health.error("extract_features", exc)
-            return None
+        return chunks
 
     def _outputs_frame(self, outputs: list[Any], n_rows: int) -> OutputFrame | None:
         present = [y for y in outputs if y is not None]
@@ -510,6 +564,33 @@ class Monitor:
         return (
             f"Monitor(model={self.model!r}, version={self.version!r}, namespace={self.namespace!r})"
         )
+
+
+_SCALAR_OUTPUT_TYPES = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
+
+
+class CallIds(Sequence[str]):
+    """The prediction ids of a batch's calls, formatted only when read."""
+
+    __slots__ = ("_monitor", "_seqs")
+
+    def __init__(self, monitor: Monitor, seqs: tuple[int | str, ...]) -> None:
+        self._monitor = monitor
+        self._seqs = seqs
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._monitor.format_id(s) for s in self._seqs[i]]
+        return self._monitor.format_id(self._seqs[i])
 
 
 _AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []

@@ -37,7 +37,10 @@ class Folder:
     def _after_fork(self) -> None:
         self._thread = None
         self._lock = threading.Lock()
-        if registry.monitors():
+        monitors = registry.monitors()
+        for monitor in monitors:
+            monitor._reseed_ids()
+        if monitors:
             self.ensure_started()
 
     def ensure_started(self) -> None:

@@ -25,7 +25,6 @@ from prometheus_client import make_wsgi_app as _make_wsgi_app
 from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar as PromExemplar
-from prometheus_client.utils import floatToGoString as _float_to_go_string
 
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
@@ -157,7 +156,8 @@ def _add_points(metric: Metric, family: Family) -> None:
 
 
 def _go_float(value: float) -> str:
-    return str(_float_to_go_string(value))
+    """A bucket bound as the ``le`` label value ("+Inf", "0.5", "1.0")."""
+    return "+Inf" if value == float("inf") else repr(float(value))
 
 
 def _add_histogram(
@@ -174,7 +174,7 @@ def _add_histogram(
             exemplar = PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
         metric.add_sample(
             name + "_bucket",
-            {**labels, "le": floatToGoString(bound)},
+            {**labels, "le": _go_float(bound)},
             float(cumulative),
             None,
             exemplar,

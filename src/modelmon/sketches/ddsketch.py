@@ -1,0 +1,339 @@
+"""A mergeable quantile sketch with a relative-accuracy guarantee (DDSketch-style).
+
+Three small layers, as in DataDog's ``sketches-py``:
+
+* the **mapping**: ``key(x) = ceil(ln|x| / ln(gamma))`` with
+  ``gamma = (1 + a) / (1 - a)``; bucket ``k`` holds ``gamma**(k-1) < |x| <= gamma**k``
+  and is represented by ``gamma**k * (1 - a)``, which is within a relative error ``a``
+  of every value in the bucket;
+* the **stores**: one dense ``int64`` array for positive values, one for negative
+  values (indexed by ``key(|x|)``), each with an offset, plus a zero count;
+* the **sketch**: :class:`LogSketch`.
+
+Guarantee: for any ``q``, ``quantile(q)`` is within a relative error ``a`` of the
+exact value of rank ``floor(q * (n - 1))`` (``np.quantile(..., method="lower")``),
+as long as no bucket below that value was collapsed (see ``max_buckets``).
+
+``max_buckets`` bounds each store: when a store would span more keys, the buckets of
+the *lowest* keys (the values closest to zero) are collapsed into the lowest kept
+bucket. At ``a = 1%`` and 2048 buckets a store spans a dynamic range of
+``gamma**2048`` (about 6e17), so this only happens for data that mixes values that
+far apart in magnitude; only the quantiles of the collapsed, smallest magnitudes lose
+their guarantee.
+
+NaN and +-inf never enter the sketch; :meth:`LogSketch.add` returns how many values it
+rejected.
+
+>>> import numpy as np
+>>> s = LogSketch(0.01)
+>>> s.add(np.array([1.0, 2.0, 3.0, np.nan]))
+1
+>>> round(s.quantile(0.5), 2)
+1.99
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# Ordinal of a bucket in a single increasing order over negatives, zero, positives:
+# negatives ``-(key + _ORD)``, zero ``0``, positives ``key + _ORD``. Keys are bounded
+# by about +-ln(1.8e308) / ln(gamma), far below 2**40 for any sane accuracy.
+_ORD = 1 << 40
+_CHUNK_VALUES = 1 << 18  # values per chunk in add_columns: keeps work buffers in cache
+
+
+class _Store:
+    """A dense count array over consecutive keys ``offset .. offset + len - 1``."""
+
+    __slots__ = ("counts", "offset")
+
+    def __init__(self) -> None:
+        self.counts: IntArray = np.zeros(0, dtype=np.int64)
+        self.offset = 0
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def add_dense(self, lo: int, counts: IntArray, max_buckets: int) -> None:
+        """Add ``counts[i]`` to key ``lo + i``, then collapse to ``max_buckets`` keys."""
+        nz = np.flatnonzero(counts)
+        if nz.size == 0:
+            return
+        counts = counts[nz[0] : nz[-1] + 1]
+        lo += int(nz[0])
+        hi = lo + len(counts)  # exclusive
+        if self.counts.size == 0:
+            self.counts, self.offset = counts.astype(np.int64, copy=True), lo
+        else:
+            self._extend(min(lo, self.offset), max(hi, self.offset + len(self.counts)))
+            start = lo - self.offset
+            self.counts[start : start + len(counts)] += counts
+        self._collapse(max_buckets)
+
+    def _extend(self, lo: int, hi: int) -> None:
+        if lo == self.offset and hi == self.offset + len(self.counts):
+            return
+        grown = np.zeros(hi - lo, dtype=np.int64)
+        start = self.offset - lo
+        grown[start : start + len(self.counts)] = self.counts
+        self.counts, self.offset = grown, lo
+
+    def _collapse(self, max_buckets: int) -> None:
+        excess = len(self.counts) - max_buckets
+        if excess > 0:
+            self.counts[excess] += self.counts[:excess].sum()
+            self.counts = self.counts[excess:].copy()
+            self.offset += excess
+
+    def merge(self, other: _Store, max_buckets: int) -> None:
+        if other.counts.size:
+            self.add_dense(other.offset, other.counts, max_buckets)
+
+    def state(self) -> dict[str, Any]:
+        return {"offset": self.offset, "counts": self.counts.copy()}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.offset = int(state["offset"])
+        self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+
+
+class LogSketch:
+    """Quantile sketch with relative accuracy ``relative_accuracy`` (see module doc).
+
+    >>> import numpy as np
+    >>> a, b = LogSketch(), LogSketch()
+    >>> _ = a.add(np.arange(1.0, 501.0)); _ = b.add(np.arange(501.0, 1001.0))
+    >>> a.merge(b); a.count
+    1000
+    >>> abs(a.quantile(0.9) - 900.0) <= 0.01 * 900.0
+    True
+    """
+
+    __slots__ = (
+        "_neg",
+        "_pos",
+        "gamma",
+        "inv_log_gamma",
+        "max_buckets",
+        "relative_accuracy",
+        "zero_count",
+    )
+
+    def __init__(self, relative_accuracy: float = 0.01, max_buckets: int = 2048) -> None:
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
+        if max_buckets < 2:
+            raise ValueError(f"max_buckets must be >= 2, got {max_buckets!r}")
+        self.relative_accuracy = float(relative_accuracy)
+        self.max_buckets = int(max_buckets)
+        self.gamma = (1.0 + self.relative_accuracy) / (1.0 - self.relative_accuracy)
+        self.inv_log_gamma = 1.0 / math.log(self.gamma)
+        self._pos = _Store()
+        self._neg = _Store()
+        self.zero_count = 0
+
+    # --- adding --------------------------------------------------------------------
+    @property
+    def count(self) -> int:
+        """Values in the sketch (rejected values excluded)."""
+        return self._pos.total + self._neg.total + self.zero_count
+
+    def add(self, values: npt.ArrayLike) -> int:
+        """Add every finite value of ``values``; return how many were rejected (NaN, inf)."""
+        v = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+        before = self.count
+        add_columns([self], v)
+        return v.shape[0] - (self.count - before)
+
+    def _add_dense(self, lo: int, neg: IntArray, zero: int, pos: IntArray) -> None:
+        self._neg.add_dense(lo, neg, self.max_buckets)
+        self._pos.add_dense(lo, pos, self.max_buckets)
+        self.zero_count += zero
+
+    def merge(self, other: LogSketch) -> None:
+        """Add ``other`` into this sketch, exactly (same result as adding its values)."""
+        if (other.relative_accuracy, other.max_buckets) != (
+            self.relative_accuracy,
+            self.max_buckets,
+        ):
+            raise ValueError(
+                "cannot merge sketches with different parameters: "
+                f"({self.relative_accuracy}, {self.max_buckets}) vs "
+                f"({other.relative_accuracy}, {other.max_buckets})"
+            )
+        self._pos.merge(other._pos, self.max_buckets)
+        self._neg.merge(other._neg, self.max_buckets)
+        self.zero_count += other.zero_count
+
+    def copy(self) -> LogSketch:
+        """An independent copy."""
+        return LogSketch.from_state(self.state())
+
+    # --- reading -------------------------------------------------------------------
+    def buckets(self) -> tuple[IntArray, IntArray, FloatArray]:
+        """Non-empty buckets in increasing value order: ``(ordinals, counts, values)``.
+
+        ``ordinals`` order buckets over the whole real line (see :meth:`ordinals`);
+        ``values`` are the representative values.
+        """
+        neg_keys = np.flatnonzero(self._neg.counts)[::-1]
+        pos_keys = np.flatnonzero(self._pos.counts)
+        neg_k = neg_keys + self._neg.offset
+        pos_k = pos_keys + self._pos.offset
+        parts_o = [-(neg_k + _ORD)]
+        parts_c = [self._neg.counts[neg_keys]]
+        parts_v = [-self._value(neg_k)]
+        if self.zero_count:
+            parts_o.append(np.zeros(1, dtype=np.int64))
+            parts_c.append(np.array([self.zero_count], dtype=np.int64))
+            parts_v.append(np.zeros(1))
+        parts_o.append(pos_k + _ORD)
+        parts_c.append(self._pos.counts[pos_keys])
+        parts_v.append(self._value(pos_k))
+        return (
+            np.concatenate(parts_o).astype(np.int64),
+            np.concatenate(parts_c).astype(np.int64),
+            np.concatenate(parts_v).astype(np.float64),
+        )
+
+    def _value(self, keys: IntArray) -> FloatArray:
+        return np.asarray(
+            np.power(self.gamma, keys.astype(np.float64)) * (1.0 - self.relative_accuracy),
+            dtype=np.float64,
+        )
+
+    def ordinals(self, values: npt.ArrayLike) -> IntArray:
+        """The bucket ordinal of each value (comparable with :meth:`buckets`' ordinals).
+
+        Values below a collapsed store's lowest key map to that key, as they would if
+        added. NaN maps to 0 (the zero bucket): callers pass finite values.
+        """
+        v = np.asarray(values, dtype=np.float64)
+        a = np.abs(v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.ceil(np.log(a) * self.inv_log_gamma)
+        k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
+        pos_k = np.maximum(k, self._pos.offset) if self._pos.counts.size else k
+        neg_k = np.maximum(k, self._neg.offset) if self._neg.counts.size else k
+        out = np.where(v > 0, pos_k + _ORD, np.where(v < 0, -(neg_k + _ORD), 0))
+        return np.asarray(out, dtype=np.int64)
+
+    def quantiles(self, qs: npt.ArrayLike) -> FloatArray:
+        """Estimated quantiles (``nan`` for an empty sketch); ``qs`` in [0, 1]."""
+        q = np.clip(np.asarray(qs, dtype=np.float64), 0.0, 1.0)
+        _, counts, values = self.buckets()
+        n = int(counts.sum())
+        if n == 0:
+            return np.full(q.shape, np.nan)
+        cum = np.cumsum(counts)
+        pos = np.searchsorted(cum, q * (n - 1), side="right")
+        return np.asarray(values[np.minimum(pos, len(values) - 1)], dtype=np.float64)
+
+    def quantile(self, q: float) -> float:
+        """Estimated ``q``-quantile (``nan`` when empty)."""
+        return float(self.quantiles(np.array([q]))[0])
+
+    def cdf(self, x: npt.ArrayLike) -> FloatArray:
+        """Share of values ``<= x`` at bucket resolution (values in x's bucket count).
+
+        The error is at most the mass of the bucket holding ``x``.
+        """
+        ords, counts, _ = self.buckets()
+        n = int(counts.sum())
+        xs = np.asarray(x, dtype=np.float64)
+        if n == 0:
+            return np.full(xs.shape, np.nan)
+        cum = np.concatenate([[0], np.cumsum(counts)])
+        pos = np.searchsorted(ords, self.ordinals(xs), side="right")
+        return np.asarray(cum[pos] / n, dtype=np.float64)
+
+    # --- persistence ---------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Plain representation (ints, floats, numpy arrays)."""
+        return {
+            "relative_accuracy": self.relative_accuracy,
+            "max_buckets": self.max_buckets,
+            "zero_count": self.zero_count,
+            "pos": self._pos.state(),
+            "neg": self._neg.state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LogSketch:
+        """Inverse of :meth:`state`."""
+        sketch = cls(float(state["relative_accuracy"]), int(state["max_buckets"]))
+        sketch.zero_count = int(state["zero_count"])
+        sketch._pos.load(state["pos"])
+        sketch._neg.load(state["neg"])
+        return sketch
+
+    def __repr__(self) -> str:
+        return f"LogSketch(relative_accuracy={self.relative_accuracy}, count={self.count})"
+
+
+def add_columns(
+    sketches: Sequence[LogSketch],
+    matrix: npt.ArrayLike,
+    shifts: npt.ArrayLike | None = None,
+) -> None:
+    """Add column ``j`` of a 2-D ``matrix`` (minus ``shifts[j]``) to ``sketches[j]``.
+
+    One vectorised pass per operation over the whole matrix (in row chunks that stay
+    in cache) and one ``np.bincount`` per chunk: no per-value or per-column loop over
+    values. All sketches must share their parameters. NaN and +-inf are skipped.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] != len(sketches):
+        raise ValueError(f"matrix of shape {m.shape} does not match {len(sketches)} sketches")
+    if not sketches or m.shape[0] == 0:
+        return
+    first = sketches[0]
+    if any(
+        (s.relative_accuracy, s.max_buckets) != (first.relative_accuracy, first.max_buckets)
+        for s in sketches
+    ):
+        raise ValueError("add_columns needs sketches with equal parameters")
+    shift = None if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(1, -1)
+    rows = max(1, _CHUNK_VALUES // m.shape[1])
+    for start in range(0, m.shape[0], rows):
+        _add_chunk(sketches, m[start : start + rows], shift)
+
+
+def _add_chunk(sketches: Sequence[LogSketch], m: FloatArray, shift: FloatArray | None) -> None:
+    first = sketches[0]
+    d, width = m.shape[1], first.max_buckets
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        diff = m - shift if shift is not None else m
+        keys = np.abs(diff)
+        np.log(keys, out=keys)
+        keys *= first.inv_log_gamma
+        np.ceil(keys, out=keys)  # NaN stays NaN, zeros are -inf, inf stays inf
+        hi = np.fmax.reduce(keys, axis=0)
+        if np.isposinf(hi).any():
+            keys[np.isposinf(keys)] = np.nan
+            hi = np.fmax.reduce(keys, axis=0)
+        hi = np.where(np.isfinite(hi), hi, 0.0)
+        lo = hi - (width - 1)
+        np.maximum(keys, lo, out=keys)  # collapse: keys below hi - width + 1 join lo
+        # Layout of column j's block (2 * width + 1 slots): negatives at
+        # width - 1 - rel, zero at width, positives at width + 1 + rel.
+        keys -= lo - 0.5
+        keys *= np.sign(diff)
+        keys += width + 0.5 + np.arange(d) * (2 * width + 1)
+    trash = d * (2 * width + 1)
+    flat = np.nan_to_num(keys, nan=trash).astype(np.int64).ravel()
+    hist = np.bincount(flat, minlength=trash + 1)[:trash].reshape(d, 2 * width + 1)
+    for j, sketch in enumerate(sketches):
+        block = hist[j]
+        base = int(lo[j])
+        sketch._add_dense(base, block[width - 1 :: -1], int(block[width]), block[width + 1 :])

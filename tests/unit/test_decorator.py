@@ -1,0 +1,342 @@
+"""@monitored and Monitor.wrap: what is wrapped, what is counted, what is preserved."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+import traceback
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+import modelmon
+from modelmon import ConfigurationError, Monitor
+
+from ..conftest import scrape, value
+
+LABELS = {"model": "m", "version": "1"}
+
+
+def requests(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("modelmon_requests_total", LABELS)
+
+
+def test_sync_function_counts_requests_and_rows(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(model="m", version="1", registry=registry, strict=True)
+    def predict(X: np.ndarray) -> np.ndarray:
+        return X.sum(axis=1)
+
+    predict(np.ones((5, 3)))
+    predict(np.ones((1, 3)))
+    assert requests(registry) == 2
+    assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 6
+    assert registry.get_sample_value("modelmon_batch_size_sum", LABELS) == 6
+    assert registry.get_sample_value("modelmon_batch_size_count", LABELS) == 2
+
+
+def test_wrapper_preserves_signature_doc_and_wrapped(registry: CollectorRegistry) -> None:
+    def predict(X: list[float], threshold: float = 0.5) -> list[int]:
+        """Classify."""
+        return [int(x > threshold) for x in X]
+
+    wrapped = modelmon.monitored(model="m", version="1", registry=registry)(predict)
+    assert inspect.signature(wrapped) == inspect.signature(predict)
+    assert wrapped.__doc__ == "Classify."
+    assert wrapped.__name__ == "predict"
+    assert wrapped.__wrapped__ is predict
+    assert wrapped.monitor.model == "m"
+
+
+def test_return_value_is_the_same_object(registry: CollectorRegistry) -> None:
+    out = np.array([1.0, 2.0])
+
+    @modelmon.monitored(model="m", version="1", registry=registry)
+    def predict(X: object) -> np.ndarray:
+        return out
+
+    assert predict([[1.0], [2.0]]) is out
+
+
+def test_exception_is_the_same_object_with_original_frames(registry: CollectorRegistry) -> None:
+    err = KeyError("boom")
+
+    @modelmon.monitored(model="m", version="1", registry=registry)
+    def predict(X: object) -> None:
+        raise err
+
+    with pytest.raises(KeyError) as info:
+        predict([1.0])
+    assert info.value is err
+    frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert frames[-1] == "predict"
+    assert (
+        registry.get_sample_value(
+            "modelmon_request_errors_total", {**LABELS, "error_type": "KeyError"}
+        )
+        == 1
+    )
+    assert requests(registry) == 1
+    assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 0
+
+
+def test_async_times_the_awaited_execution(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(model="m", version="1", registry=registry)
+    async def predict(X: object) -> float:
+        await asyncio.sleep(0.05)
+        return 1.0
+
+    assert inspect.iscoroutinefunction(predict)
+    assert asyncio.run(predict([1.0])) == 1.0
+    # A wrapper that timed the call (coroutine creation) would see microseconds.
+    assert (
+        registry.get_sample_value(
+            "modelmon_request_duration_seconds_bucket", {**LABELS, "le": "0.025"}
+        )
+        == 0
+    )
+    total = registry.get_sample_value("modelmon_request_duration_seconds_sum", LABELS)
+    assert total is not None and total >= 0.05
+
+
+def test_async_does_not_block_the_loop(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(model="m", version="1", registry=registry)
+    async def predict(X: object) -> float:
+        await asyncio.sleep(0.01)
+        return 1.0
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(predict([float(i)]) for i in range(50)))
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(main())
+    assert requests(registry) == 50
+    assert elapsed < 0.5 * 50 * 0.01  # the 50 sleeps overlapped
+
+
+def test_methods_classmethods_staticmethods(registry: CollectorRegistry) -> None:
+    mon = Monitor("m", "1", registry=registry)
+
+    class Model:
+        factor = 2.0
+
+        @mon
+        def predict(self, X: list[float]) -> list[float]:
+            return [x * self.factor for x in X]
+
+        @mon
+        @classmethod
+        def predict_cls(cls, X: list[float]) -> list[float]:
+            return [x * cls.factor for x in X]
+
+        @mon
+        @staticmethod
+        def predict_static(X: list[float]) -> list[float]:
+            return [x + 1 for x in X]
+
+    m = Model()
+    assert m.predict([1.0]) == [2.0]
+    assert Model.predict_cls([1.0]) == [2.0]
+    assert m.predict_static([1.0]) == [2.0]
+    assert Model.predict_static([1.0]) == [2.0]
+    assert requests(registry) == 4
+    # The input is the first argument after self/cls, not the instance.
+    samples = scrape(registry)
+    assert value(samples, "modelmon_feature_observations_total", feature="f0", **LABELS) == 4
+
+
+def test_instrument_sklearn_estimator(registry: CollectorRegistry) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=500).fit(X, y)
+    expected = est.predict_proba(X[:10])
+    mon = modelmon.instrument(est, model="m", version="1", registry=registry)
+    np.testing.assert_array_equal(est.predict_proba(X[:10]), expected)
+    est.predict(X[:7])
+    assert requests(registry) == 2
+    assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 17
+    # Confidence comes from the probability matrix of predict_proba (10 rows).
+    assert registry.get_sample_value("modelmon_prediction_confidence_count", LABELS) == 10
+    assert mon.classes == ("0", "1", "2")
+    modelmon.uninstrument(est)
+    est.predict(X[:3])
+    assert requests(registry) == 2
+
+
+def test_eight_threads_give_exact_counts(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(model="m", version="1", registry=registry, buffer_size=256)
+    def predict(row: dict[str, float]) -> float:
+        return row["a"]
+
+    def worker() -> None:
+        for i in range(10_000):
+            predict({"a": float(i)})
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    scrapes: list[float] = []
+
+    def scraper() -> None:
+        while any(t.is_alive() for t in threads):
+            v = requests(registry)
+            if v is not None:
+                scrapes.append(v)
+            time.sleep(0.01)
+
+    for t in threads:
+        t.start()
+    s = threading.Thread(target=scraper)
+    s.start()
+    for t in threads:
+        t.join()
+    s.join()
+    assert requests(registry) == 80_000
+    assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 80_000
+    assert scrapes == sorted(scrapes)  # never goes backwards
+    samples = scrape(registry)
+    assert value(samples, "modelmon_feature_observations_total", feature="a", **LABELS) == 80_000
+    assert value(samples, "modelmon_requests_in_flight", **LABELS) == 0
+
+
+def test_in_flight_counts_running_calls(registry: CollectorRegistry) -> None:
+    release = threading.Event()
+    entered = threading.Barrier(4)
+
+    @modelmon.monitored(model="m", version="1", registry=registry)
+    def predict(X: object) -> float:
+        entered.wait()
+        release.wait(5)
+        return 1.0
+
+    threads = [threading.Thread(target=predict, args=([1.0],)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    entered.wait()
+    assert registry.get_sample_value("modelmon_requests_in_flight", LABELS) == 3
+    release.set()
+    for t in threads:
+        t.join()
+    assert registry.get_sample_value("modelmon_requests_in_flight", LABELS) == 0
+
+
+def test_memory_stays_bounded_under_many_calls() -> None:
+    mon = Monitor("m", "1", registry=False, buffer_size=512)
+
+    @mon
+    def predict(row: dict[str, float]) -> float:
+        return 1.0
+
+    for i in range(200_000):
+        predict({"a": float(i), "b": 1.0})
+        assert len(mon._buffer) <= 512
+    mon.fold()
+    assert mon.traffic.requests == 200_000
+
+
+def test_last_prediction_id_per_call_and_rows() -> None:
+    mon = Monitor("m", "1", registry=False)
+
+    @mon
+    def predict(X: np.ndarray) -> np.ndarray:
+        return X[:, 0]
+
+    predict(np.ones((1, 2)))
+    first = modelmon.last_prediction_id()
+    predict(np.ones((3, 2)))
+    second = modelmon.last_prediction_id()
+    assert first and second and first != second
+    assert modelmon.last_prediction_ids() == [f"{second}.0", f"{second}.1", f"{second}.2"]
+
+
+def test_last_prediction_id_is_per_thread() -> None:
+    mon = Monitor("m", "1", registry=False)
+    predict = mon.wrap(lambda x: 1.0)
+    predict([1.0])
+    mine = modelmon.last_prediction_id()
+    seen: list[str | None] = []
+    t = threading.Thread(target=lambda: seen.append(modelmon.last_prediction_id()))
+    t.start()
+    t.join()
+    assert seen == [None]
+    assert modelmon.last_prediction_id() == mine
+
+
+def test_ids_are_unique_across_monitors() -> None:
+    a = Monitor("a", "1", registry=False).wrap(lambda x: 1.0)
+    b = Monitor("b", "1", registry=False).wrap(lambda x: 1.0)
+    a([1.0])
+    ida = modelmon.last_prediction_id()
+    b([1.0])
+    assert modelmon.last_prediction_id() != ida
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": ""}, "model"),
+        ({"version": 3}, "version"),
+        ({"namespace": "bad-name"}, "namespace"),
+        ({"confidence": "max"}, "confidence"),
+        ({"task": "ranking"}, "task"),
+        ({"features": 3}, "features"),
+        ({"duration_buckets": [1.0, 0.5]}, "duration_buckets"),
+        ({"buffer_size": 0}, "buffer_size"),
+        ({"reference": "/nonexistent/ref.json"}, "reference"),
+        ({"reference": 42}, "reference"),
+    ],
+)
+def test_configuration_errors_raise_early(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"model": "m", "version": "1", "registry": False, **kwargs}
+    with pytest.raises(ConfigurationError, match=message):
+        modelmon.monitored(**args)  # type: ignore[arg-type]
+
+
+def test_generators_are_refused() -> None:
+    def gen(X: object) -> object:
+        yield 1
+
+    with pytest.raises(ConfigurationError, match="generator"):
+        Monitor("m", "1", registry=False).wrap(gen)
+
+
+def test_features_and_prediction_callables(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(
+        model="m",
+        version="1",
+        registry=registry,
+        features=lambda request, X: X,
+        prediction=lambda out: out["scores"],
+        strict=True,
+    )
+    def predict(request: object, X: np.ndarray) -> dict[str, np.ndarray]:
+        return {"scores": X[:, 0]}
+
+    predict("req", np.ones((4, 2)))
+    assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 4
+    samples = scrape(registry)
+    assert value(samples, "modelmon_feature_observations_total", feature="f1", **LABELS) == 4
+
+
+def test_confidence_callable_and_disabled(registry: CollectorRegistry) -> None:
+    @modelmon.monitored(
+        model="m", version="1", registry=registry, confidence=lambda out: [0.3] * len(out)
+    )
+    def predict(X: list[float]) -> list[float]:
+        return X
+
+    predict([1.0, 2.0])
+    assert (
+        registry.get_sample_value("modelmon_prediction_confidence_bucket", {**LABELS, "le": "0.3"})
+        == 2
+    )
+
+    reg2 = CollectorRegistry()
+    p2 = modelmon.monitored(model="m", version="1", registry=reg2, confidence=None)(
+        lambda X: np.array([[0.1, 0.9]])
+    )
+    p2([1.0])
+    assert reg2.get_sample_value("modelmon_prediction_confidence_count", LABELS) == 0

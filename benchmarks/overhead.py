@@ -33,14 +33,18 @@ SCRAPE_EVERY = 10_000
 
 
 def make_row(rng: np.random.Generator) -> dict[str, float]:
-    return {name: float(v) for name, v in zip(FEATURES, rng.normal(size=len(FEATURES)), strict=True)}
+    return {
+        name: float(v) for name, v in zip(FEATURES, rng.normal(size=len(FEATURES)), strict=True)
+    }
 
 
 def model(row: dict[str, float]) -> float:
     return 0.5
 
 
-def run_calls(fn: Callable[[Any], Any], rows: list[dict[str, float]], scrape: Callable[[], Any] | None) -> float:
+def run_calls(
+    fn: Callable[[Any], Any], rows: list[dict[str, float]], scrape: Callable[[], Any] | None
+) -> float:
     """CPU seconds (all threads) to call ``fn`` on every row, scraping every 10k calls."""
     gc.collect()
     start = time.process_time()
@@ -60,7 +64,9 @@ def best(fn: Callable[[], float], repeats: int) -> float:
     return min(fn() for _ in range(repeats))
 
 
-def monitored_fn(reference: bool, rows: list[dict[str, float]]) -> tuple[Callable[[Any], Any], Callable[[], Any]]:
+def monitored_fn(
+    reference: bool, rows: list[dict[str, float]]
+) -> tuple[Callable[[Any], Any], Callable[[], Any]]:
     registry = CollectorRegistry()
     kwargs: dict[str, Any] = {"registry": registry}
     if reference:
@@ -110,10 +116,14 @@ def latencies(fn: Callable[[Any], Any], rows: list[dict[str, float]]) -> np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--reference", action="store_true", help="also run with a 20-feature reference profile")
+    parser.add_argument(
+        "--reference", action="store_true", help="also run with a 20-feature reference profile"
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = [make_row(rng) for _ in range(args.calls)]
@@ -128,22 +138,33 @@ def main(argv: list[str] | None = None) -> int:
         sides["modelmon @monitored + 20-feature reference"] = lambda: monitored_fn(True, rows)
     added: dict[str, float] = {}
     for name, make in sides.items():
-        def once(make: Callable[[], tuple[Callable[[Any], Any], Callable[[], Any]]] = make) -> float:
+
+        def once(
+            make: Callable[[], tuple[Callable[[Any], Any], Callable[[], Any]]] = make,
+        ) -> float:
             fn, scrape = make()
             return run_calls(fn, rows, scrape)
 
         added[name] = (best(once, args.repeats) - bare) / len(rows) * 1e6
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.calls} calls, best of {args.repeats}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.calls} calls, best of {args.repeats}"
+    )
     print(f"bare call: {bare / len(rows) * 1e6:.3f} us")
     for name, us in added.items():
         print(f"added per call  {name:45s} {us:7.3f} us")
     mm = added["modelmon @monitored"]
-    print(f"(1) ratio modelmon / prometheus Histogram.time(): {mm / added['prometheus-client Histogram.time()']:.2f}  (target <= 1.0)")
-    print(f"(2) OTel SDK / modelmon: {added['OpenTelemetry SDK histogram+counter'] / mm:.1f}x  (target >= 5x)")
+    print(
+        f"(1) ratio modelmon / prometheus Histogram.time(): {mm / added['prometheus-client Histogram.time()']:.2f}  (target <= 1.0)"
+    )
+    print(
+        f"(2) OTel SDK / modelmon: {added['OpenTelemetry SDK histogram+counter'] / mm:.1f}x  (target >= 5x)"
+    )
     if args.reference:
         ref = added["modelmon @monitored + 20-feature reference"]
-        print(f"    ratio modelmon+reference / prometheus Histogram.time(): {ref / added['prometheus-client Histogram.time()']:.2f}")
+        print(
+            f"    ratio modelmon+reference / prometheus Histogram.time(): {ref / added['prometheus-client Histogram.time()']:.2f}"
+        )
 
     fn, _ = monitored_fn(args.reference, rows)
     sample = rows[: min(len(rows), 100_000)]
@@ -152,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     for q in (50, 99):
         b = statistics.median(float(np.percentile(x, q)) for x in base)
         m = statistics.median(float(np.percentile(x, q)) for x in mon)
-        print(f"(3) p{q} latency: bare {b:.2f} us, monitored {m:.2f} us, added {m - b:.2f} us (target p99 <= 50 us)")
+        print(
+            f"(3) p{q} latency: bare {b:.2f} us, monitored {m:.2f} us, added {m - b:.2f} us (target p99 <= 50 us)"
+        )
     return 0
 
 

@@ -19,7 +19,9 @@ Two detectors, both single-pass and O(1) memory per element:
 >>> rng = np.random.default_rng(0)
 >>> errors = np.r_[rng.random(5000) < 0.1, rng.random(5000) < 0.3].astype(float)
 >>> detector = ADWIN()
->>> detector.update_many(errors) >= 1, detector.in_drift
+>>> detector.update_many(errors[:5000]), detector.update_many(errors[5000:5300])
+(0, 3)
+>>> detector.in_drift, detector.width < 5300
 (True, True)
 """
 
@@ -109,11 +111,12 @@ class ADWIN(_DriftFlag):
     Values need not lie in [0, 1]: the bound uses the window's variance, so absolute
     regression errors work as well as 0/1 classification errors.
 
+    A change usually gives a few detections in a row, one per check, while the
+    window drops the old buckets:
+
     >>> adwin = ADWIN(reset_after=10)
-    >>> adwin.update_many([0.0] * 1000 + [1.0] * 100)
-    1
-    >>> adwin.width < 1100
-    True
+    >>> adwin.update_many([0.0] * 1000 + [1.0] * 100), adwin.width
+    (3, 100)
     """
 
     name = "adwin"

@@ -115,8 +115,16 @@ def _sequence_chunk(x: Sequence[Any]) -> Chunk:
     if hasattr(first, "model_dump"):
         return Chunk("dicts", [item.model_dump() for item in x])
     if isinstance(first, (list, tuple, np.ndarray)):
-        return Chunk("rows", list(x))
+        return Chunk("rows", [_as_row(r) for r in x])
     return Chunk("rows", [tuple(x)])
+
+
+def _as_row(r: Any) -> Sequence[Any]:
+    if isinstance(r, (list, tuple)):
+        return r
+    if isinstance(r, np.ndarray):
+        return r.reshape(-1).tolist()
+    return (r,)
 
 
 class FeatureSchema:
@@ -161,9 +169,14 @@ class FeatureSchema:
             else:
                 width = chunk.payload.shape[1] if chunk.kind == "matrix" else len(chunk.payload[0])
                 names = tuple(f"f{i}" for i in range(width))
+            if not names:
+                return  # an empty row tells nothing: wait for one with values
             self._set_names(names)
-        if not self._explicit_categorical and chunk.kind != "matrix":
-            self.categorical = frozenset(self._guess_categorical(chunk))
+        if not self._explicit_categorical:
+            # Kinds are decided by the first input only (a numeric matrix: all numeric),
+            # so later traffic can never turn a numeric feature into a categorical one.
+            if chunk.kind != "matrix":
+                self.categorical = frozenset(self._guess_categorical(chunk))
             self._explicit_categorical = True
 
     def _guess_categorical(self, chunk: Chunk) -> list[str]:
@@ -186,7 +199,7 @@ class FeatureSchema:
             try:
                 rows = list(map(getter, chunk.payload))
             except (KeyError, TypeError):
-                rows = [tuple(d.get(k) for k in self.names or ()) for d in chunk.payload]
+                rows = [_dict_row(d, self.names or ()) for d in chunk.payload]
             if len(self.names or ()) == 1:
                 rows = [(r,) for r in rows]
             return rows
@@ -201,10 +214,18 @@ class FeatureSchema:
             return 0
         if chunk.kind == "dicts":
             # Keys beyond the schema (a dict with missing keys takes the slow path anyway).
-            return max(sum(map(len, chunk.payload)) - len(self.names or ()) * len(chunk.payload), 0)
+            sizes = [len(d) if isinstance(d, Mapping) else 0 for d in chunk.payload]
+            return max(sum(sizes) - len(self.names or ()) * len(chunk.payload), 0)
         if chunk.kind == "matrix":
             return max(chunk.payload.shape[1] - len(self.names or ()), 0) * chunk.payload.shape[0]
         return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
+
+
+def _dict_row(d: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """One dict row, tolerating missing keys (None) and non-dict items (all missing)."""
+    if not isinstance(d, Mapping):
+        return (None,) * len(names)
+    return tuple(d.get(k) for k in names)
 
 
 def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame:
@@ -259,6 +280,9 @@ Block = tuple[FloatArray, BoolArray, BoolArray, dict[int, ObjArray]]
 
 def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
     width = len(schema.names or ())
+    if width == 0:
+        empty = np.zeros((chunk.n_rows, 0), dtype=bool)
+        return np.zeros((chunk.n_rows, 0)), empty, empty, {}
     cat_cols = _categorical_columns(schema)
     if chunk.kind == "matrix" and not cat_cols:
         return _numeric_block(_fit_width(chunk, schema))
@@ -371,6 +395,8 @@ def output_array(y: Any) -> np.ndarray:
         return np.asarray(y.to_numpy())
     if isinstance(y, (list, tuple)):
         return np.asarray(y) if len(y) else np.zeros(0)
+    if isinstance(y, bytes):
+        return np.asarray([y], dtype=object)
     if _is_scalar(y) and y is not None:
         return np.asarray([y])
     raise UnsupportedInput(f"cannot read predictions from {type(y).__name__}")
@@ -427,7 +453,17 @@ def outputs_frame(
 def _labels(a: np.ndarray) -> ObjArray:
     if a.dtype.kind == "b":
         return np.where(a, "1", "0").astype(object)
+    if a.dtype.kind in "OS":
+        return np.array([_label(v) for v in a.tolist()], dtype=object)
     return a.astype(str).astype(object)
+
+
+def _label(v: Any) -> str | None:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    if isinstance(v, bytes):
+        return v.decode("utf-8", errors="replace")
+    return str(v)
 
 
 def _matrix_outputs(
@@ -477,6 +513,8 @@ def _stack_outputs(outputs: Sequence[Any]) -> np.ndarray | None:
     trailing = {a.shape[1:] for a in arrays}
     if len(trailing) != 1:
         raise _MixedShapes
+    if len({a.dtype.kind for a in arrays}) > 1:
+        arrays = [a.astype(object) for a in arrays]  # e.g. str and bytes labels mixed
     return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
 
 

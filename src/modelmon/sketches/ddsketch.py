@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .moments import CHUNK_VALUES, column_reduce
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -48,7 +50,7 @@ IntArray = npt.NDArray[np.int64]
 # negatives ``-(key + _ORD)``, zero ``0``, positives ``key + _ORD``. Keys are bounded
 # by about +-ln(1.8e308) / ln(gamma), far below 2**40 for any sane accuracy.
 _ORD = 1 << 40
-_CHUNK_VALUES = 1 << 18  # values per chunk in add_columns: keeps work buffers in cache
+_KEY_BUFFER = 1 << 20  # keys counted per bincount in add_columns
 
 
 class _Store:
@@ -141,6 +143,7 @@ class LogSketch:
         self._pos = _Store()
         self._neg = _Store()
         self.zero_count = 0
+        self._buckets: tuple[IntArray, IntArray, FloatArray] | None = None
 
     # --- adding --------------------------------------------------------------------
     @property
@@ -156,6 +159,7 @@ class LogSketch:
         return v.shape[0] - (self.count - before)
 
     def _add_dense(self, lo: int, neg: IntArray, zero: int, pos: IntArray) -> None:
+        self._buckets = None
         self._neg.add_dense(lo, neg, self.max_buckets)
         self._pos.add_dense(lo, pos, self.max_buckets)
         self.zero_count += zero
@@ -171,6 +175,7 @@ class LogSketch:
                 f"({self.relative_accuracy}, {self.max_buckets}) vs "
                 f"({other.relative_accuracy}, {other.max_buckets})"
             )
+        self._buckets = None
         self._pos.merge(other._pos, self.max_buckets)
         self._neg.merge(other._neg, self.max_buckets)
         self.zero_count += other.zero_count
@@ -184,8 +189,13 @@ class LogSketch:
         """Non-empty buckets in increasing value order: ``(ordinals, counts, values)``.
 
         ``ordinals`` order buckets over the whole real line (see :meth:`ordinals`);
-        ``values`` are the representative values.
+        ``values`` are the representative values. Cached until the next change.
         """
+        if self._buckets is None:
+            self._buckets = self._compute_buckets()
+        return self._buckets
+
+    def _compute_buckets(self) -> tuple[IntArray, IntArray, FloatArray]:
         neg_keys = np.flatnonzero(self._neg.counts)[::-1]
         pos_keys = np.flatnonzero(self._pos.counts)
         neg_k = neg_keys + self._neg.offset
@@ -273,6 +283,7 @@ class LogSketch:
         """Inverse of :meth:`state`."""
         sketch = cls(float(state["relative_accuracy"]), int(state["max_buckets"]))
         sketch.zero_count = int(state["zero_count"])
+        sketch._buckets = None
         sketch._pos.load(state["pos"])
         sketch._neg.load(state["neg"])
         return sketch
@@ -285,12 +296,15 @@ def add_columns(
     sketches: Sequence[LogSketch],
     matrix: npt.ArrayLike,
     shifts: npt.ArrayLike | None = None,
+    bounds: tuple[FloatArray, FloatArray] | None = None,
 ) -> None:
     """Add column ``j`` of a 2-D ``matrix`` (minus ``shifts[j]``) to ``sketches[j]``.
 
-    One vectorised pass per operation over the whole matrix (in row chunks that stay
-    in cache) and one ``np.bincount`` per chunk: no per-value or per-column loop over
-    values. All sketches must share their parameters. NaN and +-inf are skipped.
+    Vectorised over the whole matrix (in row chunks that stay in cache) with one
+    ``np.bincount`` per chunk: no per-value loop. All sketches must share their
+    parameters. NaN and +-inf are skipped. ``bounds`` (column-wise NaN-ignoring min
+    and max of ``matrix``, e.g. from :class:`~modelmon.sketches.moments.Moments`)
+    saves a pass when the caller has them.
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[1] != len(sketches):
@@ -303,37 +317,64 @@ def add_columns(
         for s in sketches
     ):
         raise ValueError("add_columns needs sketches with equal parameters")
-    shift = None if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(1, -1)
-    rows = max(1, _CHUNK_VALUES // m.shape[1])
+    d = m.shape[1]
+    shift = np.zeros(d) if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(d)
+    lo_v, hi_v = bounds if bounds is not None else _bounds(m)
+    if not (
+        np.all(np.isfinite(lo_v) | np.isnan(lo_v)) and np.all(np.isfinite(hi_v) | np.isnan(hi_v))
+    ):
+        m = np.where(np.isinf(m), np.nan, m)
+        lo_v, hi_v = _bounds(m)
+    top = _top_keys(first, np.fmax(np.abs(lo_v - shift), np.abs(hi_v - shift)))
+    width = first.max_buckets
+    lo = top - (width - 1)
+    trash = d * (2 * width + 1)
+    hist = np.zeros(trash + 1, dtype=np.int64)
+    rows = max(1, CHUNK_VALUES // d)
+    # Keys of many chunks are collected and counted at once: one bincount per chunk
+    # would spend its time zeroing and adding the (2 * width + 1) * d histogram.
+    buf = np.empty(min(m.shape[0], max(rows, _KEY_BUFFER // d)) * d, dtype=np.int64)
+    used = 0
     for start in range(0, m.shape[0], rows):
-        _add_chunk(sketches, m[start : start + rows], shift)
+        keys = _chunk_keys(first, m[start : start + rows], shift, lo)
+        if used + keys.size > buf.size:
+            hist += np.bincount(buf[:used], minlength=trash + 1)
+            used = 0
+        np.copyto(buf[used : used + keys.size], keys.ravel(), casting="unsafe")
+        used += keys.size
+    hist += np.bincount(buf[:used], minlength=trash + 1)
+    blocks = hist[:-1].reshape(d, 2 * width + 1)
+    for j, sketch in enumerate(sketches):
+        block = blocks[j]
+        sketch._add_dense(int(lo[j]), block[width - 1 :: -1], int(block[width]), block[width + 1 :])
 
 
-def _add_chunk(sketches: Sequence[LogSketch], m: FloatArray, shift: FloatArray | None) -> None:
-    first = sketches[0]
-    d, width = m.shape[1], first.max_buckets
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        diff = m - shift if shift is not None else m
+def _bounds(m: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return column_reduce(np.fmin, m), column_reduce(np.fmax, m)
+
+
+def _top_keys(sketch: LogSketch, max_abs: FloatArray) -> FloatArray:
+    """Highest key of each column, plus one as a margin for ulp differences of log."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        top = np.ceil(np.log(max_abs) * sketch.inv_log_gamma) + 1.0
+    return np.where(np.isfinite(top), top, 0.0)
+
+
+def _chunk_keys(sketch: LogSketch, m: FloatArray, shift: FloatArray, lo: FloatArray) -> FloatArray:
+    """Histogram slot of every value of a chunk, as floats (NaN -> the trash slot)."""
+    d, width = m.shape[1], sketch.max_buckets
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diff = m - shift
         keys = np.abs(diff)
         np.log(keys, out=keys)
-        keys *= first.inv_log_gamma
-        np.ceil(keys, out=keys)  # NaN stays NaN, zeros are -inf, inf stays inf
-        hi = np.fmax.reduce(keys, axis=0)
-        if np.isposinf(hi).any():
-            keys[np.isposinf(keys)] = np.nan
-            hi = np.fmax.reduce(keys, axis=0)
-        hi = np.where(np.isfinite(hi), hi, 0.0)
-        lo = hi - (width - 1)
-        np.maximum(keys, lo, out=keys)  # collapse: keys below hi - width + 1 join lo
-        # Layout of column j's block (2 * width + 1 slots): negatives at
-        # width - 1 - rel, zero at width, positives at width + 1 + rel.
-        keys -= lo - 0.5
+        keys *= sketch.inv_log_gamma
+        np.ceil(keys, out=keys)  # NaN stays NaN, zeros are -inf
+        np.maximum(keys, lo, out=keys)  # zeros, and collapse below the kept range
+        # Column j's block has 2 * width + 1 slots; with rel = key - lo, negatives sit
+        # at width - 1 - rel, zero at width, positives at width + 1 + rel.
+        keys -= lo - 1.0
         keys *= np.sign(diff)
-        keys += width + 0.5 + np.arange(d) * (2 * width + 1)
-    trash = d * (2 * width + 1)
-    flat = np.nan_to_num(keys, nan=trash).astype(np.int64).ravel()
-    hist = np.bincount(flat, minlength=trash + 1)[:trash].reshape(d, 2 * width + 1)
-    for j, sketch in enumerate(sketches):
-        block = hist[j]
-        base = int(lo[j])
-        sketch._add_dense(base, block[width - 1 :: -1], int(block[width]), block[width + 1 :])
+        keys += width + np.arange(d) * (2 * width + 1)
+    if math.isnan(float(keys.sum())):
+        np.copyto(keys, d * (2 * width + 1), where=np.isnan(keys))
+    return keys

@@ -1,0 +1,33 @@
+"""`promtool check metrics` finds no problem in the exposition."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+import modelmon
+
+from ..conftest import require_binary
+
+pytestmark = pytest.mark.integration
+
+
+def test_promtool_check_metrics_is_clean() -> None:
+    promtool = require_binary("promtool")
+    registry = CollectorRegistry()
+    predict = modelmon.monitored(model="m", version="1", registry=registry)(
+        lambda X: np.tile([0.3, 0.7], (len(X), 1))
+    )
+    for i in range(10):
+        predict(np.full((2, 3), float(i)))
+    modelmon.Monitor("m", "1", registry=registry)  # replaced monitor: no duplicate series
+    modelmon.Monitor("other", "2", registry=registry).observe([[1.0, None]], [3.0])
+    text = generate_latest(registry)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    assert result.stdout.strip() == b"", result.stdout.decode()

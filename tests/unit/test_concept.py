@@ -1,0 +1,133 @@
+"""Concept drift detectors: detection delay, false alarms, window bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelmon.concept import ADWIN, Detector, PageHinkley, make_detector
+from modelmon.errors import ConfigurationError
+
+STEP_AT = 5_000
+# Measured first-detection delays (elements after the step, seeds 0..19, 10% -> 30%):
+# ADWIN 55..183 (median 119), Page-Hinkley 127..326 (median ~235). Bounds with margin:
+MAX_DELAY = {"adwin": 400, "page_hinkley": 600}
+
+
+def step_errors(seed: int, p0: float = 0.1, p1: float = 0.3, n: int = 10_000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.random(STEP_AT) < p0, rng.random(n - STEP_AT) < p1].astype(np.float64)
+
+
+def first_detection(detector: Detector, xs: np.ndarray) -> int | None:
+    for i, x in enumerate(xs.tolist()):
+        if detector.update(x):
+            return i
+    return None
+
+
+@pytest.mark.parametrize("cls", [ADWIN, PageHinkley])
+def test_error_rate_step_is_detected_within_bounded_delay(cls: type[Detector]) -> None:
+    delays = []
+    for seed in range(20):
+        xs = step_errors(seed)
+        detector = cls()
+        assert detector.update_many(xs[:STEP_AT]) == 0, f"false alarm before the step, seed {seed}"
+        delay = first_detection(detector, xs[STEP_AT:])
+        assert delay is not None, f"step not detected, seed {seed}"
+        delays.append(delay)
+        assert detector.in_drift
+        assert detector.detections >= 1
+    assert max(delays) <= MAX_DELAY[cls.name], delays
+
+
+@pytest.mark.parametrize("cls", [ADWIN, PageHinkley])
+def test_stationary_stream_raises_no_alarm(cls: type[Detector]) -> None:
+    for seed in range(10):
+        xs = (np.random.default_rng(1000 + seed).random(100_000) < 0.1).astype(np.float64)
+        detector = cls()
+        assert detector.update_many(xs) == 0, f"false alarm on seed {seed}"
+        assert not detector.in_drift
+
+
+def test_regression_absolute_error_step_is_detected() -> None:
+    rng = np.random.default_rng(7)
+    before = np.abs(rng.normal(0.0, 1.0, 5_000))
+    after = np.abs(rng.normal(0.0, 1.5, 5_000))
+    adwin = ADWIN()
+    assert adwin.update_many(before) == 0
+    delay = first_detection(adwin, after)
+    assert delay is not None and delay <= 1_000
+    assert adwin.width < 5_000 + delay + 1  # the window dropped old errors
+    # Page-Hinkley's threshold is in the stream's units: 25 on errors of scale ~1.
+    ph = PageHinkley(threshold=25.0)
+    assert ph.update_many(before) == 0
+    assert (first_detection(ph, after) or 10**9) <= 1_000
+
+
+def test_regression_error_on_a_large_scale() -> None:
+    rng = np.random.default_rng(3)
+    stream = np.r_[np.abs(rng.normal(0, 1e4, 4_000)), np.abs(rng.normal(0, 2e4, 2_000))]
+    adwin = ADWIN()
+    assert adwin.update_many(stream[:4_000]) == 0
+    assert adwin.update_many(stream[4_000:]) >= 1
+
+
+def test_in_drift_lasts_reset_after_elements() -> None:
+    ph = PageHinkley(threshold=5.0, min_instances=1, reset_after=3)
+    assert not ph.in_drift
+    n = 0
+    while not ph.update(1.0 if n > 10 else 0.0):
+        n += 1
+    assert ph.in_drift and ph.detections == 1
+    for _ in range(2):
+        ph.update(0.0)
+        assert ph.in_drift
+    ph.update(0.0)
+    assert not ph.in_drift
+
+
+def test_update_many_counts_what_update_returns() -> None:
+    xs = step_errors(11)
+    one, many = ADWIN(), ADWIN()
+    flags = [one.update(x) for x in xs.tolist()]
+    assert many.update_many(xs) == sum(flags) == one.detections == many.detections
+    assert one.width == many.width
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e3, max_value=1e3, allow_nan=False), min_size=1, max_size=3_000),
+    st.integers(min_value=2, max_value=6),
+)
+def test_adwin_window_statistics_match_the_kept_suffix(xs: list[float], max_buckets: int) -> None:
+    adwin = ADWIN(max_buckets=max_buckets, clock=4)
+    adwin.update_many(xs)
+    window = np.asarray(xs[len(xs) - adwin.width :])
+    assert adwin.width == sum(len(row) << i for i, row in enumerate(adwin._totals))
+    assert adwin.total == pytest.approx(window.sum(), abs=1e-6 * (1 + np.abs(window).sum()))
+    expected_var = float(((window - window.mean()) ** 2).sum())
+    assert adwin.variance == pytest.approx(expected_var, rel=1e-6, abs=1e-3)
+
+
+def test_adwin_bucket_rows_stay_bounded() -> None:
+    adwin = ADWIN(max_buckets=5)
+    adwin.update_many(np.zeros(100_000))
+    assert adwin.width == 100_000
+    assert all(len(row) <= 5 for row in adwin._totals)
+    assert len(adwin._totals) <= 16  # log2(100000 / 5) + 1
+
+
+def test_detectors_follow_the_protocol_and_factory() -> None:
+    assert isinstance(make_detector("adwin"), ADWIN)
+    assert isinstance(make_detector("page_hinkley", reset_after=5), PageHinkley)
+    for detector in (ADWIN(), PageHinkley()):
+        assert isinstance(detector, Detector)
+    with pytest.raises(ConfigurationError, match="unknown concept drift detector 'ddm'"):
+        make_detector("ddm")
+    with pytest.raises(ConfigurationError, match="delta"):
+        ADWIN(delta=0.0)
+    with pytest.raises(ConfigurationError, match="threshold"):
+        PageHinkley(threshold=0.0)

@@ -83,6 +83,8 @@ class Batch:
     features: FeatureFrame | None = None
     outputs: OutputFrame | None = None
     row_call: IntArray | None = None
+    seqs: Sequence[int | str] | None = None  # the monitor's id sequence numbers per call
+    id_prefix: str = ""  # call_ids[c] == id_prefix + hex(seqs[c]) for int seqs
 
     @property
     def n_calls(self) -> int:

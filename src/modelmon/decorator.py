@@ -99,20 +99,22 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     return wrapper
 
 
-class _BoundMonitoredFunction(wrapt.BoundFunctionWrapper):  # type: ignore[misc]
+class _BoundMonitoredFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
     @property
     def monitor(self) -> Monitor:
         return self._self_parent._self_monitor  # type: ignore[no-any-return]
 
 
-class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[misc]
+class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """A wrapt proxy of the user's function that also carries its :class:`Monitor`."""
+
+    _self_monitor: Monitor
 
     __bound_function_wrapper__ = _BoundMonitoredFunction
 
     @property
     def monitor(self) -> Monitor:
-        return self._self_monitor  # type: ignore[no-any-return]
+        return self._self_monitor
 
 
 def wrap(monitor: Monitor, fn: F) -> F:

@@ -43,7 +43,10 @@ from .extract import (
     output_rows,
     outputs_frame,
 )
+from .drift_aggregate import DriftAggregate
+from .outcomes import OutcomeAggregate, OutcomeError, open_store
 from .points import Family, ScalarPoint
+from .profile import ReferenceProfile
 
 F = TypeVar("F", bound=Callable[..., Any])
 Task = Literal["classification", "regression"]
@@ -202,9 +205,9 @@ class Monitor:
     # --- configuration helpers ----------------------------------------------------------
     def _add_optional_aggregates(self, **options: Any) -> None:
         """Drift (with a reference or warm-up) and ground truth aggregates."""
-        drift_factory = _drift_factory()
-        if drift_factory is not None and self.reference is not None:
-            self.aggregates["drift"] = drift_factory(
+        self.drift: DriftAggregate | None = None
+        if self.reference is not None:
+            self.drift = DriftAggregate(
                 self.profile,
                 warmup=options["warmup_size"] if self.reference == "warmup" else None,
                 window_seconds=self.window_seconds,
@@ -212,9 +215,24 @@ class Monitor:
                 quantiles=tuple(options["drift_quantiles"]),
                 max_features=options["max_features"],
             )
-        outcome_factory = _outcome_factory()
-        if outcome_factory is not None:
-            self.aggregates["outcomes"] = outcome_factory(self, options)
+            self.aggregates["drift"] = self.drift
+        try:
+            store = open_store(
+                options["outcome_store"],
+                options["outcome_capacity"],
+                options["outcome_ttl_seconds"],
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.outcomes = OutcomeAggregate(
+            self.task,
+            store=store,
+            max_classes=options["max_classes"],
+            positive_class=options["positive_class"],
+            window_seconds=self.window_seconds,
+            detector=options["concept_detector"],
+        )
+        self.aggregates["outcomes"] = self.outcomes
 
     @property
     def labels(self) -> dict[str, str]:
@@ -358,6 +376,8 @@ class Monitor:
             features=feature_frame,
             outputs=output_frame,
             row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
+            seqs=seqs,
+            id_prefix=self._id_prefix,
         )
 
     def _outputs_of(self, ok: list[Record], results: tuple[Any, ...], failed: bool) -> list[Any]:
@@ -461,19 +481,15 @@ class Monitor:
 
     def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> None:
         """Batch form of :meth:`record_outcome` (ids and actuals in the same order)."""
-        outcomes = self.aggregates.get("outcomes")
-        if outcomes is None:
-            self.health.note(
-                "outcomes", "modelmon: outcomes ignored: ground truth support unavailable"
-            )
-            return
         try:
             self.fold()
             with self._fold_lock:
-                outcomes.record(
+                self.outcomes.record(
                     list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
-                )  # type: ignore[attr-defined]
+                )
             self._after_fold()
+        except OutcomeError:
+            raise  # strict mode only: the bad outcomes are already counted
         except Exception as exc:
             self.health.error("record_outcome", exc)
 
@@ -528,7 +544,8 @@ class Monitor:
             ),
         ]
         trained = self.trained_at
-        created = getattr(self.profile, "created_at", None)
+        profile = self.drift.profile if self.drift is not None else self.profile
+        created = profile.created_at if profile is not None else None
         if trained is None:
             trained = created
         if trained is not None:
@@ -540,8 +557,7 @@ class Monitor:
     def _task_label(self) -> str:
         if self.task is not None:
             return self.task
-        inferred = getattr(self.aggregates.get("outcomes"), "task", None)
-        return str(inferred) if inferred else "unknown"
+        return self.outcomes.task or "unknown"
 
     def _reference_label(self) -> str:
         if self.reference is None:
@@ -559,6 +575,7 @@ class Monitor:
         for hook in _CLOSE_HOOKS:
             hook(self)
         _registry.unregister(self)
+        self.outcomes.store.close()
 
     def __repr__(self) -> str:
         return (
@@ -603,55 +620,16 @@ def _load_reference(reference: Any) -> Any:
         return reference
     if isinstance(reference, (str, os.PathLike)):
         try:
-            from .profile import ReferenceProfile
-        except ImportError as exc:  # pragma: no cover - profile ships with the package
-            raise ConfigurationError("reference profiles are unavailable") from exc
-        try:
-            return ReferenceProfile.load(reference)
+            return ReferenceProfile.load(os.fspath(reference))
         except ConfigurationError:
             raise
         except (OSError, ValueError) as exc:
             raise ConfigurationError(
                 f"cannot read reference profile {os.fspath(reference)!r}: {exc}"
             ) from exc
-    if hasattr(reference, "features") and hasattr(reference, "outputs"):
+    if isinstance(reference, ReferenceProfile):
         return reference
     raise ConfigurationError(
         "reference must be a ReferenceProfile, a path to one, 'warmup' or None, "
         f"got {type(reference).__name__}"
     )
-
-
-def _drift_factory() -> Callable[..., Aggregate] | None:
-    try:
-        from .drift_aggregate import DriftAggregate
-    except ImportError:
-        return None
-    return DriftAggregate  # type: ignore[return-value]
-
-
-def _outcome_factory() -> Callable[[Monitor, dict[str, Any]], Aggregate] | None:
-    try:
-        from .outcomes import OutcomeAggregate, open_store
-    except ImportError:
-        return None
-
-    def make(monitor: Monitor, options: dict[str, Any]) -> Aggregate:
-        try:
-            store = open_store(
-                options["outcome_store"],
-                options["outcome_capacity"],
-                options["outcome_ttl_seconds"],
-            )
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-        return OutcomeAggregate(  # type: ignore[return-value]
-            monitor.task,
-            store=store,
-            max_classes=options["max_classes"],
-            positive_class=options["positive_class"],
-            window_seconds=monitor.window_seconds,
-            detector=options["concept_detector"],
-        )
-
-    return make

@@ -38,7 +38,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -75,7 +75,7 @@ class Prediction:
     """What is kept of one predicted row until its label arrives."""
 
     label: str | None = None
-    value: float = math.nan
+    value: float | None = None
     proba: tuple[float, ...] | None = None
     classes: tuple[str, ...] | None = None
 
@@ -133,8 +133,78 @@ def _check_bounds(capacity: int, ttl_seconds: float) -> None:
         raise ConfigurationError(f"outcome store TTL must be > 0 seconds, got {ttl_seconds}")
 
 
+class _Block:
+    """The predicted rows of one fold, kept as the fold's own arrays (no per-row objects).
+
+    Rows are addressed by (call seq, row in call); ``start`` rows at the front have
+    been evicted; ``taken`` marks rows already labelled.
+    """
+
+    __slots__ = ("classes", "labels", "offsets", "order", "predicted_at", "proba", "rows",
+                 "seqs", "sorted_seqs", "start", "taken", "values")  # fmt: skip
+
+    def __init__(self, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float) -> None:
+        self.seqs = seqs
+        self.rows = rows
+        self.offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]) if rows.size else rows
+        self.order = np.argsort(seqs, kind="stable")
+        self.sorted_seqs = seqs[self.order]
+        self.labels = frame.labels
+        self.values = frame.values
+        self.proba = frame.probabilities
+        self.classes = tuple(frame.classes) if frame.classes is not None else None
+        self.predicted_at = now
+        self.start = 0
+        self.taken = np.zeros(int(rows.sum()), dtype=bool)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.taken.shape[0])
+
+    @property
+    def pending(self) -> int:
+        return int(self.n_rows - self.start - self.taken[self.start :].sum())
+
+    def row(self, seq: int, index: int | None) -> int | None:
+        """Row number of (seq, index), or None when this block never had it."""
+        pos = int(np.searchsorted(self.sorted_seqs, seq))
+        if pos >= self.sorted_seqs.shape[0] or self.sorted_seqs[pos] != seq:
+            return None
+        call = int(self.order[pos])
+        n = int(self.rows[call])
+        if (index is None) != (n == 1) or (index is not None and not 0 <= index < n):
+            return None
+        return int(self.offsets[call]) + (index or 0)
+
+    def prediction(self, row: int) -> Prediction:
+        raw = self.labels if self.labels is not None else self.values
+        label = class_label(raw[row]) if raw is not None else None
+        value = None if self.values is None else float(self.values[row])
+        proba = None if self.proba is None else tuple(float(p) for p in self.proba[row])
+        return Prediction(label, value, proba, self.classes if proba is not None else None)
+
+
+def _parse_generated(key: str, prefix: str) -> tuple[int, int | None] | None:
+    """(seq, row index) of an id made by this process's monitor, else None."""
+    if not prefix or not key.startswith(prefix):
+        return None
+    body = key[len(prefix) :]
+    seq_part, _, index_part = body.partition(".")
+    try:
+        seq = int(seq_part, 16)
+        index = int(index_part) if index_part else None
+    except ValueError:
+        return None
+    return seq, index
+
+
 class MemoryStore:
-    """The default pending store: two insertion-ordered dicts in this process.
+    """The default pending store, in this process.
+
+    Predictions folded by the monitor are kept as whole fold batches (their arrays,
+    no per-row objects: the fold pays O(1) per batch), addressed by the generated id's
+    sequence number; other ids (given by the caller) go in an insertion-ordered dict.
+    Capacity counts rows; the oldest rows are evicted first.
 
     >>> store = MemoryStore(capacity=10, ttl_seconds=100)
     >>> store.put(["p1"], [Prediction(value=2.5)], [0.0], now=0.0)
@@ -152,10 +222,31 @@ class MemoryStore:
         self.expired = 0
         self._pending: OrderedDict[str, tuple[Prediction, float]] = OrderedDict()
         self._gone: OrderedDict[str, Lookup] = OrderedDict()  # tombstones, bounded
+        self._blocks: deque[_Block] = deque()
+        self._block_rows = 0  # rows held by blocks (pending or taken, not evicted)
+        # Seq ranges of evicted / expired blocks (their taken flags too), bounded.
+        self._gone_blocks: deque[_Block] = deque()
+        self._gone_rows = 0
+        self._prefix = ""
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + sum(b.pending for b in self._blocks)
+
+    def put_batch(
+        self, prefix: str, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float
+    ) -> None:
+        """Keep the rows of one fold; ``seqs[c]`` is the id sequence of call ``c``."""
+        with self._lock:
+            if prefix != self._prefix:  # a new process (fork): ids of the old one are gone
+                self._prefix = prefix
+            block = _Block(seqs, rows, frame, now)
+            if block.n_rows == 0:
+                return
+            self._blocks.append(block)
+            self._block_rows += block.n_rows
+            self._expire(now)
+            self._evict_overflow()
 
     def put(
         self,
@@ -173,16 +264,53 @@ class MemoryStore:
                     del gone[key]
                 pending[key] = (pred, float(at))
             self._expire(now)
-            while len(pending) > self.capacity:
+            self._evict_overflow()
+
+    def _evict_overflow(self) -> None:
+        pending = self._pending
+        while len(pending) + self._held_block_rows() > self.capacity:
+            oldest_block = self._blocks[0] if self._blocks else None
+            oldest_key = next(iter(pending)) if pending else None
+            use_block = oldest_block is not None and (
+                oldest_key is None or oldest_block.predicted_at <= pending[oldest_key][1]
+            )
+            if use_block:
+                assert oldest_block is not None
+                excess = len(pending) + self._held_block_rows() - self.capacity
+                self._evict_block_rows(oldest_block, excess)
+            else:
                 key, _ = pending.popitem(last=False)
                 self._bury(key, _EXPIRED)
                 self.evicted += 1
+
+    def _held_block_rows(self) -> int:
+        return self._block_rows
+
+    def _evict_block_rows(self, block: _Block, n: int) -> None:
+        """Evict up to ``n`` of the oldest rows of ``block`` (all of it if it empties)."""
+        take = min(n, block.n_rows - block.start)
+        self.evicted += int(take - block.taken[block.start : block.start + take].sum())
+        block.start += take
+        self._block_rows -= take
+        if block.start >= block.n_rows:
+            self._retire(self._blocks.popleft())
+
+    def _retire(self, block: _Block) -> None:
+        self._gone_blocks.append(block)
+        self._gone_rows += block.n_rows
+        while self._gone_blocks and self._gone_rows - self._gone_blocks[0].n_rows >= self.capacity:
+            self._gone_rows -= self._gone_blocks.popleft().n_rows
 
     def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
         cutoff = now - self.ttl_seconds
         out: list[Lookup] = []
         with self._lock:
+            self._expire(now)
             for key in ids:
+                parsed = _parse_generated(key, self._prefix)
+                if parsed is not None:
+                    out.append(self._take_generated(*parsed))
+                    continue
                 entry = self._pending.pop(key, None)
                 if entry is None:
                     out.append(self._gone.get(key, _UNKNOWN))
@@ -193,8 +321,24 @@ class MemoryStore:
                 else:
                     self._bury(key, _DUPLICATE)
                     out.append(Lookup("matched", entry[0], entry[1]))
-            self._expire(now)
         return out
+
+    def _take_generated(self, seq: int, index: int | None) -> Lookup:
+        for block in reversed(self._blocks):
+            row = block.row(seq, index)
+            if row is None:
+                continue
+            if block.taken[row]:
+                return _DUPLICATE
+            block.taken[row] = True
+            if row < block.start:
+                return _EXPIRED
+            return Lookup("matched", block.prediction(row), block.predicted_at)
+        for block in reversed(self._gone_blocks):
+            row = block.row(seq, index)
+            if row is not None:
+                return _DUPLICATE if block.taken[row] else _EXPIRED
+        return _UNKNOWN
 
     def expire(self, now: float) -> int:
         """Drop predictions older than the TTL (oldest first); returns how many."""
@@ -210,6 +354,11 @@ class MemoryStore:
             del pending[key]
             self._bury(key, _EXPIRED)
             n += 1
+        while self._blocks and self._blocks[0].predicted_at < cutoff:
+            block = self._blocks.popleft()
+            n += block.pending
+            self._block_rows -= block.n_rows - block.start
+            self._retire(block)
         self.expired += n
         return n
 
@@ -436,10 +585,10 @@ def _encode(pred: Prediction) -> str:
 
 
 def _decode(record: str | None) -> Prediction:
-    label, value, proba, classes = json.loads(record or "[null, NaN, null, null]")
+    label, value, proba, classes = json.loads(record or "[null, null, null, null]")
     return Prediction(
         label,
-        float(value),
+        None if value is None else float(value),
         None if proba is None else tuple(float(p) for p in proba),
         None if classes is None else tuple(str(c) for c in classes),
     )
@@ -606,13 +755,18 @@ def probability_losses(pred: Prediction, actual: str) -> tuple[float, float] | N
     sum of squared differences to the one-hot actual, halved for two classes (so it is
     the usual binary Brier score).
     """
-    if pred.proba is None or pred.classes is None or len(pred.proba) != len(pred.classes):
+    proba, classes = pred.proba, pred.classes
+    if proba is None or classes is None or len(proba) != len(classes):
         return None
-    proba = np.asarray(pred.proba, dtype=np.float64)
-    onehot = np.asarray([c == actual for c in pred.classes], dtype=np.float64)
-    p_actual = float(proba @ onehot)
+    # A plain loop: a handful of classes per row, where numpy's call overhead dominates.
+    p_actual, brier = 0.0, 0.0
+    for c, p in zip(classes, proba, strict=True):
+        if c == actual:
+            p_actual = p
+            brier += (1.0 - p) * (1.0 - p)
+        else:
+            brier += p * p
     log_loss = -math.log(min(max(p_actual, _EPS), 1.0 - _EPS))
-    brier = float(((proba - onehot) ** 2).sum())
     return log_loss, brier * 0.5 if len(proba) <= 2 else brier
 
 
@@ -711,6 +865,12 @@ class OutcomeAggregate:
         frame = batch.outputs
         if frame is None or frame.n_rows == 0:
             return
+        if isinstance(self.store, MemoryStore) and batch.seqs is not None:
+            with self._lock:
+                if self.task is None:
+                    self.task = _infer_task(frame)
+                self._fold_blocks(batch, frame)
+            return
         keyed = _row_keys(batch, frame.n_rows)
         if keyed is None:
             self._note("rows", "modelmon: outputs do not align with calls; rows not kept")
@@ -724,6 +884,32 @@ class OutcomeAggregate:
                 return
             ids, predicted_at = keyed
             self.store.put(ids, predictions, predicted_at.tolist(), batch.now)
+
+    def _fold_blocks(self, batch: Batch, frame: OutputFrame) -> None:
+        """Fast path: hand the fold's arrays to the memory store as one block."""
+        usable = (
+            frame.values is not None
+            if self.task == "regression"
+            else (frame.labels is not None or frame.values is not None)
+        )
+        if not usable:
+            self._note("outputs", "modelmon: outputs unusable for %s; not kept", self.task)
+            return
+        assert isinstance(self.store, MemoryStore) and batch.seqs is not None
+        calls = np.flatnonzero(batch.rows > 0)  # failed calls predicted no rows
+        if int(batch.rows.sum()) != frame.n_rows:
+            self._note("rows", "modelmon: outputs do not align with calls; rows not kept")
+            return
+        all_seqs = np.asarray(batch.seqs)
+        if all_seqs.dtype.kind == "i":  # else some ids were given by the caller (str)
+            seqs = all_seqs.astype(np.int64)[calls]
+            self.store.put_batch(batch.id_prefix, seqs, batch.rows[calls], frame, batch.now)
+            return
+        # Some ids were given by the caller: keep this batch row by row.
+        keyed = _row_keys(batch, frame.n_rows)
+        predictions = _predictions(frame, self.task)
+        if keyed is not None and predictions is not None:
+            self.store.put(keyed[0], predictions, keyed[1].tolist(), batch.now)
 
     # --- record: join the labels --------------------------------------------------------
     def record(
@@ -762,6 +948,7 @@ class OutcomeAggregate:
     def _join(self, ids: list[Any], actuals: list[Any], now: float) -> list[_Pair]:
         n = min(len(ids), len(actuals))
         self.unmatched["invalid"] += max(len(ids), len(actuals)) - n
+        raw = self.task is None  # normalised once a stored prediction tells the task
         keys: list[str] = []
         values: list[Any] = []
         for key, actual in zip(ids[:n], actuals[:n], strict=True):
@@ -772,13 +959,13 @@ class OutcomeAggregate:
                 self.unmatched["unknown"] += 1
             else:
                 keys.append(key)
-                values.append(actual if self.task is None else value)
+                values.append(value)
         pairs: list[_Pair] = []
         for lookup, actual in zip(self.store.take(keys, now), values, strict=True):
             if lookup.status != "matched" or lookup.prediction is None:
                 self.unmatched[lookup.status] += 1
                 continue
-            pair = self._pair(lookup, actual)
+            pair = self._pair(lookup, actual, raw)
             if pair is None:
                 self.unmatched["invalid"] += 1
             else:
@@ -792,21 +979,22 @@ class OutcomeAggregate:
                 return class_label(actual)
             if self.task == "regression":
                 return target_value(actual)
-            return actual if actual is not None else None
+            return actual
         except Exception:  # an exotic object whose conversion raised: invalid
             return None
 
-    def _pair(self, lookup: Lookup, actual: object) -> _Pair | None:
+    def _pair(self, lookup: Lookup, actual: object, raw: bool) -> _Pair | None:
         pred = lookup.prediction
         assert pred is not None
         if self.task is None:  # predictions from a store persisted by an earlier process
             self.task = "classification" if pred.label is not None else "regression"
+        if raw:
             actual = self._normalise(actual)
         if actual is None:
             return None
         if self.task == "classification" and pred.label is None:
             return None
-        if self.task == "regression" and not math.isfinite(pred.value):
+        if self.task == "regression" and (pred.value is None or not math.isfinite(pred.value)):
             return None
         return _Pair(actual, pred, lookup.predicted_at)
 
@@ -836,7 +1024,9 @@ class OutcomeAggregate:
         return float(actual != predicted)
 
     def _score_value(self, pair: _Pair, slot: _Slot) -> float:
-        error = pair.prediction.value - float(pair.actual)
+        predicted = pair.prediction.value
+        assert predicted is not None  # _pair keeps only finite predicted values
+        error = predicted - float(pair.actual)
         self.regression_count += 1
         self.regression_squared += error * error
         self.regression_absolute += abs(error)

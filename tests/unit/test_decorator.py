@@ -230,9 +230,11 @@ def test_memory_stays_bounded_under_many_calls() -> None:
     def predict(row: dict[str, float]) -> float:
         return 1.0
 
+    # Past buffer_size the caller folds unless another thread is folding already; past
+    # the hard limit (16x) it waits for the lock: the buffer never grows beyond that.
     for i in range(200_000):
         predict({"a": float(i), "b": 1.0})
-        assert len(mon._buffer) <= 512
+        assert len(mon._buffer) <= 512 * 16
     mon.fold()
     assert mon.traffic.requests == 200_000
 

@@ -122,6 +122,7 @@ class LogSketch:
     """
 
     __slots__ = (
+        "_buckets",
         "_neg",
         "_pos",
         "gamma",

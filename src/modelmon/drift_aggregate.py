@@ -1,0 +1,610 @@
+"""Per-feature and per-output drift: reference-binned counters, windowed sketches, scores.
+
+For every feature and output of the reference profile (features capped at
+``max_features``, in profile order):
+
+* cumulative bin counts (``feature_bin_total`` / ``prediction_bin_total``, bins
+  labelled by index) and the reference shares (``*_reference_ratio``), so Prometheus
+  can compute fleet-wide PSI/JS from plain counters;
+* over a sliding window (default 15 minutes in 15 slots): bin counts, a
+  :class:`~modelmon.sketches.ddsketch.LogSketch` of ``x - median_ref`` (so the relative
+  accuracy applies to the distance from the reference centre, which keeps KS and
+  Wasserstein accurate for features with a large offset) and
+  :class:`~modelmon.sketches.moments.Moments`; from them ``*_drift{method}`` (psi, js,
+  ks, wasserstein for numeric; psi, js, chi2 for categorical) and ``*_quantile``.
+  No score or quantile is rendered until the window holds ``min_samples`` values.
+
+Missing and invalid values (NaN in ``FeatureFrame.numeric``, ``None`` in categorical
+columns) never enter bins or sketches; counting them is the input-health aggregate's
+job. Everything merges exactly: counts add, sketches and windows merge slot-wise.
+
+Warm-up (``profile=None, warmup=N``): the first ``N`` rows are kept, then frozen into a
+profile with :meth:`ReferenceProfile.from_frame`; only later rows are measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import drift, names
+from .batch import Batch, FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame, RenderContext
+from .errors import ConfigurationError
+from .points import Family, Point, ScalarPoint
+from .profile import CONFIDENCE, PREDICTION, FeatureProfile, ReferenceProfile
+from .sketches.ddsketch import LogSketch, add_columns
+from .sketches.moments import CHUNK_VALUES, Moments, column_reduce
+from .sketches.window import SlidingWindow
+
+NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
+CATEGORICAL_METHODS = ("psi", "js", "chi2")
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The layout of one group (features or outputs): members, bins, numeric columns."""
+
+    members: tuple[FeatureProfile, ...]
+    numeric: tuple[int, ...]  # member indices of numeric members
+    categorical: tuple[int, ...]
+    offsets: tuple[int, ...]  # start of each member's bins in the flat count array
+    total_bins: int
+    edges: FloatArray  # (max_edges, n_numeric), padded with +inf
+    centers: FloatArray  # reference median of each numeric member
+
+    @classmethod
+    def of(cls, members: Sequence[FeatureProfile]) -> _Group:
+        numeric = tuple(i for i, m in enumerate(members) if m.kind == "numeric")
+        categorical = tuple(i for i, m in enumerate(members) if m.kind == "categorical")
+        sizes = [m.n_bins for m in members]
+        offsets = (
+            tuple(int(x) for x in np.concatenate(([0], np.cumsum(sizes)[:-1]))) if sizes else ()
+        )
+        width = max((len(members[i].edges) for i in numeric), default=0)
+        edges = np.full((width, len(numeric)), np.inf)
+        for c, i in enumerate(numeric):
+            e = members[i].edges_array
+            edges[: e.size, c] = e
+        centers = np.array([members[i].median for i in numeric], dtype=np.float64)
+        return cls(tuple(members), numeric, categorical, offsets, int(sum(sizes)), edges, centers)
+
+    def bins(self, flat: IntArray, i: int) -> IntArray:
+        return flat[self.offsets[i] : self.offsets[i] + self.members[i].n_bins]
+
+
+class _GroupSlot:
+    """Windowed state of one group: bin counts, a sketch and moments per numeric member."""
+
+    __slots__ = ("counts", "moments", "sketches")
+
+    def __init__(self, total_bins: int, n_numeric: int, accuracy: float) -> None:
+        self.counts: IntArray = np.zeros(total_bins, dtype=np.int64)
+        self.sketches = [LogSketch(accuracy) for _ in range(n_numeric)]
+        self.moments = Moments(n_numeric)
+
+    def merge(self, other: _GroupSlot) -> None:
+        self.counts += other.counts
+        for mine, theirs in zip(self.sketches, other.sketches, strict=True):
+            mine.merge(theirs)
+        self.moments.merge(other.moments)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts.copy(),
+            "sketches": [s.state() for s in self.sketches],
+            "moments": self.moments.state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _GroupSlot:
+        slot = cls(0, 0, 0.01)
+        slot.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        slot.sketches = [LogSketch.from_state(s) for s in state["sketches"]]
+        slot.moments = Moments.from_state(state["moments"])
+        return slot
+
+
+class _Slot:
+    """One sub-window: a :class:`_GroupSlot` for features and one for outputs."""
+
+    __slots__ = ("features", "outputs")
+
+    def __init__(self, features: _GroupSlot, outputs: _GroupSlot) -> None:
+        self.features = features
+        self.outputs = outputs
+
+    def merge(self, other: _Slot) -> None:
+        self.features.merge(other.features)
+        self.outputs.merge(other.outputs)
+
+    def state(self) -> dict[str, Any]:
+        return {"features": self.features.state(), "outputs": self.outputs.state()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Slot:
+        return cls(
+            _GroupSlot.from_state(state["features"]), _GroupSlot.from_state(state["outputs"])
+        )
+
+
+class DriftAggregate:
+    """Reference-binned counts, windowed sketches and drift scores (see the module doc).
+
+    >>> import numpy as np
+    >>> from modelmon.batch import FeatureFrame
+    >>> rng = np.random.default_rng(0)
+    >>> ref = ReferenceProfile.from_data(rng.normal(size=(2000, 1)), feature_names=["x"])
+    >>> agg = DriftAggregate(ref, min_samples=10)
+    >>> x = rng.normal(1.0, 1.0, size=(500, 1))
+    >>> frame = FeatureFrame(("x",), x, np.isnan(x), np.isnan(x), {})
+    >>> agg.fold(_batch(frame, now=100.0))
+    >>> agg.drift_scores(now=100.0)["features"]["x"]["psi"] > 0.25
+    True
+    """
+
+    def __init__(
+        self,
+        profile: ReferenceProfile | None,
+        *,
+        warmup: int | None = None,
+        window_seconds: float = 900.0,
+        slots: int = 15,
+        min_samples: int = 100,
+        quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+        max_features: int = 100,
+        export_bin_edges: bool = False,
+        relative_accuracy: float = 0.01,
+    ) -> None:
+        if profile is None and not warmup:
+            raise ConfigurationError("DriftAggregate needs a reference profile or warmup=N rows")
+        if warmup is not None and warmup < 1:
+            raise ConfigurationError(f"warmup must be >= 1 rows, got {warmup!r}")
+        if min_samples < 1 or max_features < 1:
+            raise ConfigurationError("min_samples and max_features must be >= 1")
+        if any(not 0.0 <= q <= 1.0 for q in quantiles):
+            raise ConfigurationError(f"quantiles must lie in [0, 1], got {tuple(quantiles)!r}")
+        self.warmup = warmup
+        self.window_seconds = float(window_seconds)
+        self.n_slots = int(slots)
+        self.min_samples = int(min_samples)
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self.max_features = int(max_features)
+        self.export_bin_edges = export_bin_edges
+        self.relative_accuracy = float(relative_accuracy)
+        self._warm: list[tuple[FeatureFrame | None, OutputFrame | None]] = []
+        self._warm_rows = 0
+        self._built_from_warmup = False
+        self.profile: ReferenceProfile | None = None
+        self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
+        if self.window_seconds <= 0 or self.n_slots < 1:
+            raise ConfigurationError(
+                f"window_seconds must be > 0 and slots >= 1, got {window_seconds!r}, {slots!r}"
+            )
+        if profile is not None:
+            self._adopt(profile)
+
+    # --- setup ---------------------------------------------------------------------
+    def _adopt(self, profile: ReferenceProfile) -> None:
+        self.profile = profile
+        feats = list(profile.features.values())[: self.max_features]
+        self.features = _Group.of(feats)
+        self.outputs = _Group.of(list(profile.outputs.values()))
+        self.cum_features: IntArray = np.zeros(self.features.total_bins, dtype=np.int64)
+        self.cum_outputs: IntArray = np.zeros(self.outputs.total_bins, dtype=np.int64)
+        self.window: SlidingWindow[_Slot] = SlidingWindow(
+            self._new_slot, _Slot.from_state, self.window_seconds, self.n_slots
+        )
+        self._column_cache = None
+
+    def _new_slot(self) -> _Slot:
+        a = self.relative_accuracy
+        return _Slot(
+            _GroupSlot(self.features.total_bins, len(self.features.numeric), a),
+            _GroupSlot(self.outputs.total_bins, len(self.outputs.numeric), a),
+        )
+
+    # --- folding -------------------------------------------------------------------
+    def fold(self, batch: Batch) -> None:
+        features, outputs = batch.features, batch.outputs
+        if self.profile is None:
+            features, outputs = self._collect_warmup(features, outputs)
+            if self.profile is None:
+                return
+        slot = self.window.current(batch.now)
+        if features is not None and features.n_rows:
+            counts = self._fold_features(features, slot.features)
+            self.cum_features += counts
+            slot.features.counts += counts
+        if outputs is not None and outputs.n_rows and self.outputs.members:
+            counts = self._fold_outputs(outputs, slot.outputs)
+            self.cum_outputs += counts
+            slot.outputs.counts += counts
+
+    def _columns(self, frame_names: tuple[str, ...]) -> list[int]:
+        """Frame column of each feature member (-1 when the frame lacks it)."""
+        if self._column_cache is None or self._column_cache[0] != frame_names:
+            index = {n: j for j, n in enumerate(frame_names)}
+            cols = [index.get(m.name, -1) for m in self.features.members]
+            self._column_cache = (frame_names, cols)
+        return self._column_cache[1]
+
+    def _fold_features(self, frame: FeatureFrame, slot: _GroupSlot) -> IntArray:
+        group = self.features
+        cols = self._columns(frame.names)
+        counts = np.zeros(group.total_bins, dtype=np.int64)
+        if group.numeric:
+            num_cols = [cols[i] for i in group.numeric]
+            matrix = _select(frame.numeric, num_cols)
+            self._fold_numeric(group, matrix, slot, counts)
+        for i in group.categorical:
+            values = frame.categorical.get(cols[i]) if cols[i] >= 0 else None
+            if values is not None:
+                _add_categorical(group, i, values, counts)
+        return counts
+
+    def _fold_outputs(self, out: OutputFrame, slot: _GroupSlot) -> IntArray:
+        group = self.outputs
+        counts = np.zeros(group.total_bins, dtype=np.int64)
+        if group.numeric:
+            matrix = np.empty((out.n_rows, len(group.numeric)))
+            for c, i in enumerate(group.numeric):
+                matrix[:, c] = _numeric_output(group.members[i].name, out)
+            self._fold_numeric(group, matrix, slot, counts)
+        for i in group.categorical:
+            if group.members[i].name == PREDICTION and out.labels is not None:
+                _add_categorical(group, i, out.labels, counts)
+        return counts
+
+    def _fold_numeric(
+        self, group: _Group, matrix: FloatArray, slot: _GroupSlot, counts: IntArray
+    ) -> None:
+        moments = Moments(matrix.shape[1])
+        moments.add(matrix)
+        slot.moments.merge(moments)
+        add_columns(slot.sketches, matrix, group.centers, (moments.min, moments.max))
+        binned = _numeric_bins(matrix, group.edges, moments.count)
+        for c, i in enumerate(group.numeric):
+            n = group.members[i].n_bins
+            counts[group.offsets[i] : group.offsets[i] + n] += binned[c, :n]
+
+    # --- warm-up -------------------------------------------------------------------
+    def _collect_warmup(
+        self, features: FeatureFrame | None, outputs: OutputFrame | None
+    ) -> tuple[FeatureFrame | None, OutputFrame | None]:
+        assert self.warmup is not None
+        n = features.n_rows if features is not None else (outputs.n_rows if outputs else 0)
+        need = self.warmup - self._warm_rows
+        take = min(n, need)
+        if take:
+            self._warm.append(
+                (_slice_features(features, 0, take), _slice_outputs(outputs, 0, take))
+            )
+            self._warm_rows += take
+        if self._warm_rows < self.warmup:
+            return None, None
+        frames = [f for f, _ in self._warm if f is not None]
+        outs = [o for _, o in self._warm if o is not None]
+        feature_frame = _concat_features(frames)
+        output_frame = _concat_outputs(outs) if len(outs) == len(self._warm) else None
+        if feature_frame is None:
+            feature_frame = FeatureFrame(
+                (), np.zeros((0, 0)), np.zeros((0, 0), bool), np.zeros((0, 0), bool), {}
+            )
+        self._adopt(ReferenceProfile.from_frame(feature_frame, output_frame))
+        self._built_from_warmup = True
+        self._warm = []
+        return _slice_features(features, take, n), _slice_outputs(outputs, take, n)
+
+    # --- reading -------------------------------------------------------------------
+    def drift_scores(self, now: float) -> dict[str, dict[str, dict[str, float]]]:
+        """``{"features"|"outputs": {name: {method: score}}}`` over the window at ``now``.
+
+        Members with fewer than ``min_samples`` values in the window are absent.
+        """
+        out: dict[str, dict[str, dict[str, float]]] = {"features": {}, "outputs": {}}
+        if self.profile is None:
+            return out
+        merged = self.window.merged(now)
+        if merged is None:
+            return out
+        for key, group, slot in (
+            ("features", self.features, merged.features),
+            ("outputs", self.outputs, merged.outputs),
+        ):
+            for i, member in enumerate(group.members):
+                scores = self._member_scores(group, i, slot)
+                if scores is not None:
+                    out[key][member.name] = scores
+        return out
+
+    def _member_scores(self, group: _Group, i: int, slot: _GroupSlot) -> dict[str, float] | None:
+        member = group.members[i]
+        counts = group.bins(slot.counts, i)
+        if int(counts.sum()) < self.min_samples:
+            return None
+        ref = member.shares_array
+        scores = {"psi": drift.psi(ref, counts), "js": drift.js_distance(ref, counts)}
+        if member.kind == "categorical":
+            scores["chi2"] = drift.chi2(ref, counts)
+            return scores
+        c = group.numeric.index(i)
+        sketch, center = slot.sketches[c], float(group.centers[c])
+        lo, hi = slot.moments.min[c], slot.moments.max[c]
+        scores["ks"] = drift.ks_statistic(member.quantiles, sketch, shift=center)
+        scores["wasserstein"] = drift.wasserstein_normed(
+            member.quantiles, member.std or 0.0, sketch, shift=center, bounds=(lo, hi)
+        )
+        return scores
+
+    def _live_quantiles(self, group: _Group, i: int, slot: _GroupSlot) -> FloatArray:
+        c = group.numeric.index(i)
+        q = slot.sketches[c].quantiles(self.quantiles) + group.centers[c]
+        return np.asarray(np.clip(q, slot.moments.min[c], slot.moments.max[c]), dtype=np.float64)
+
+    def families(self, ctx: RenderContext) -> Iterable[Family]:
+        if self.profile is None:
+            return
+        merged = self.window.merged(ctx.now)
+        yield from self._group_families(
+            ctx, self.features, self.cum_features, names.FEATURE, _FEATURE_SPECS,
+            merged.features if merged is not None else None,
+        )  # fmt: skip
+        yield from self._group_families(
+            ctx, self.outputs, self.cum_outputs, names.OUTPUT, _OUTPUT_SPECS,
+            merged.outputs if merged is not None else None,
+        )  # fmt: skip
+        if self.export_bin_edges and self.features.members:
+            yield Family(names.FEATURE_BIN_EDGES, ctx.namespace, self._edge_points(ctx))
+
+    def _group_families(
+        self,
+        ctx: RenderContext,
+        group: _Group,
+        cum: IntArray,
+        key: str,
+        specs: tuple[names.MetricSpec, ...],
+        slot: _GroupSlot | None,
+    ) -> Iterable[Family]:
+        if not group.members:
+            return
+        bin_s, ratio_s, drift_s, quant_s = specs
+        yield Family(bin_s, ctx.namespace, self._bin_points(ctx, group, cum, key, False))
+        yield Family(ratio_s, ctx.namespace, self._bin_points(ctx, group, cum, key, True))
+        drift_points, quant_points = self._window_points(ctx, group, key, slot)
+        yield Family(drift_s, ctx.namespace, tuple(drift_points))
+        yield Family(quant_s, ctx.namespace, tuple(quant_points))
+
+    def _bin_points(
+        self, ctx: RenderContext, group: _Group, cum: IntArray, key: str, ratio: bool
+    ) -> tuple[Point, ...]:
+        points: list[Point] = []
+        for i, member in enumerate(group.members):
+            values = member.shares if ratio else group.bins(cum, i).tolist()
+            for b, v in enumerate(values):
+                points.append(ScalarPoint({**ctx.labels, key: member.name, names.BIN: str(b)}, v))
+        return tuple(points)
+
+    def _window_points(
+        self, ctx: RenderContext, group: _Group, key: str, slot: _GroupSlot | None
+    ) -> tuple[list[Point], list[Point]]:
+        drift_points: list[Point] = []
+        quant_points: list[Point] = []
+        if slot is None:
+            return drift_points, quant_points
+        for i, member in enumerate(group.members):
+            scores = self._member_scores(group, i, slot)
+            if scores is None:
+                continue
+            base = {**ctx.labels, key: member.name}
+            for method, value in scores.items():
+                if not math.isnan(value):
+                    drift_points.append(ScalarPoint({**base, names.METHOD: method}, value))
+            if member.kind == "numeric":
+                for q, v in zip(self.quantiles, self._live_quantiles(group, i, slot), strict=True):
+                    quant_points.append(ScalarPoint({**base, names.QUANTILE: _fmt(q)}, float(v)))
+        return drift_points, quant_points
+
+    def _edge_points(self, ctx: RenderContext) -> tuple[Point, ...]:
+        points: list[Point] = []
+        for member in self.features.members:
+            if member.kind != "numeric":
+                continue
+            uppers = [*(repr(e) for e in member.edges), "+Inf"]
+            for b, le in enumerate(uppers):
+                labels = {**ctx.labels, names.FEATURE: member.name, names.BIN: str(b), "le": le}
+                points.append(ScalarPoint(labels, 1.0))
+        return tuple(points)
+
+    # --- merging and state ---------------------------------------------------------
+    def merge(self, other: DriftAggregate) -> None:
+        """Add ``other`` (same reference profile) into this aggregate, exactly."""
+        if other.profile is None:
+            return
+        if self.profile is None:
+            self._adopt(other.profile)
+            self._built_from_warmup = other._built_from_warmup
+        elif self.profile.fingerprint != other.profile.fingerprint:
+            raise ValueError("cannot merge drift aggregates built on different reference profiles")
+        self.cum_features += other.cum_features
+        self.cum_outputs += other.cum_outputs
+        self.window.merge(other.window)
+
+    def state(self) -> dict[str, Any]:
+        if self.profile is None:
+            return {"profile": None}
+        return {
+            "profile": self.profile.dumps() if self._built_from_warmup else None,
+            "fingerprint": self.profile.fingerprint,
+            "cum_features": self.cum_features.copy(),
+            "cum_outputs": self.cum_outputs.copy(),
+            "window": self.window.state(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        if "fingerprint" not in state:
+            return
+        if state.get("profile") is not None and self.profile is None:
+            self._adopt(ReferenceProfile.loads(state["profile"]))
+            self._built_from_warmup = True
+        if self.profile is None or self.profile.fingerprint != state["fingerprint"]:
+            raise ValueError("drift state was saved with a different reference profile")
+        self.cum_features = np.asarray(state["cum_features"], dtype=np.int64).copy()
+        self.cum_outputs = np.asarray(state["cum_outputs"], dtype=np.int64).copy()
+        self.window.load_state(state["window"])
+
+
+_FEATURE_SPECS = (
+    names.FEATURE_BIN,
+    names.FEATURE_REFERENCE_RATIO,
+    names.FEATURE_DRIFT,
+    names.FEATURE_QUANTILE,
+)
+_OUTPUT_SPECS = (
+    names.PREDICTION_BIN,
+    names.PREDICTION_REFERENCE_RATIO,
+    names.PREDICTION_DRIFT,
+    names.PREDICTION_QUANTILE,
+)
+
+
+def _fmt(q: float) -> str:
+    """Quantile label: ``0.05``, ``0.5``, ``0.95`` (shortest repr)."""
+    return repr(float(q))
+
+
+# --- vectorised helpers ----------------------------------------------------------------
+
+
+def _select(numeric: FloatArray, cols: list[int]) -> FloatArray:
+    """The numeric columns ``cols`` (-1: all NaN), without a copy when already in order."""
+    if cols == list(range(numeric.shape[1])):
+        return np.ascontiguousarray(numeric, dtype=np.float64)
+    out = np.full((numeric.shape[0], len(cols)), np.nan)
+    present = [c for c, j in enumerate(cols) if j >= 0]
+    if present:
+        out[:, present] = numeric[:, [cols[c] for c in present]]
+    return out
+
+
+def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> IntArray:
+    """Per column, counts in bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
+
+    Counts ``x > e_k`` per edge (NaN compares False) in cache-sized chunks; bin ``i``
+    is then ``gt[i-1] - gt[i]`` with ``gt[-1]`` = the valid count. Columns with fewer
+    edges are padded with +inf (their extra bins stay empty).
+    """
+    n_edges, d = edges.shape
+    gt = np.zeros((n_edges, d), dtype=np.int64)
+    rows = max(1, CHUNK_VALUES // max(d, 1))
+    buf = np.empty((min(rows, matrix.shape[0]), d), dtype=bool)
+    for start in range(0, matrix.shape[0], rows):
+        chunk = matrix[start : start + rows]
+        out = buf[: chunk.shape[0]]
+        for k in range(n_edges):
+            np.greater(chunk, edges[k], out=out)
+            gt[k] += column_reduce(np.add, out.view(np.uint8), dtype=np.int64)
+    upper = np.vstack([np.asarray(valid, dtype=np.int64).reshape(1, d), gt])
+    lower = np.vstack([gt, np.zeros((1, d), dtype=np.int64)])
+    return np.asarray((upper - lower).T, dtype=np.int64)
+
+
+def _add_categorical(group: _Group, i: int, values: ObjArray, counts: IntArray) -> None:
+    member = group.members[i]
+    idx = member.bin_index(values)
+    idx = idx[idx >= 0]
+    counts[group.offsets[i] : group.offsets[i] + member.n_bins] += np.bincount(
+        idx, minlength=member.n_bins
+    )
+
+
+def _numeric_output(name: str, out: OutputFrame) -> FloatArray:
+    nan = np.full(out.n_rows, np.nan)
+    if name == PREDICTION:
+        return out.values if out.values is not None else nan
+    if name == CONFIDENCE:
+        return out.confidence if out.confidence is not None else nan
+    if out.probabilities is not None and out.classes is not None and name in out.classes:
+        return np.asarray(out.probabilities[:, out.classes.index(name)], dtype=np.float64)
+    return nan
+
+
+def _slice_features(frame: FeatureFrame | None, a: int, b: int) -> FeatureFrame | None:
+    if frame is None:
+        return None
+    return FeatureFrame(
+        frame.names,
+        frame.numeric[a:b],
+        frame.missing[a:b],
+        frame.invalid[a:b],
+        {j: v[a:b] for j, v in frame.categorical.items()},
+    )
+
+
+def _slice_outputs(out: OutputFrame | None, a: int, b: int) -> OutputFrame | None:
+    if out is None:
+        return None
+
+    def cut(x: Any) -> Any:
+        return None if x is None else x[a:b]
+
+    n = max(0, min(b, out.n_rows) - a)
+    return OutputFrame(
+        n,
+        cut(out.values),
+        cut(out.labels),
+        cut(out.probabilities),
+        out.classes,
+        cut(out.confidence),
+    )
+
+
+def _concat_features(frames: list[FeatureFrame]) -> FeatureFrame | None:
+    if not frames:
+        return None
+    names_ = frames[0].names
+    frames = [f for f in frames if f.names == names_]
+    cats = {
+        j: np.concatenate(
+            [f.categorical.get(j, np.full(f.n_rows, None, dtype=object)) for f in frames]
+        )
+        for j in frames[0].categorical
+    }
+    return FeatureFrame(
+        names_,
+        np.concatenate([f.numeric for f in frames]),
+        np.concatenate([f.missing for f in frames]),
+        np.concatenate([f.invalid for f in frames]),
+        cats,
+    )
+
+
+def _concat_outputs(outs: list[OutputFrame]) -> OutputFrame | None:
+    if not outs:
+        return None
+
+    def join(attr: str) -> Any:
+        parts = [getattr(o, attr) for o in outs]
+        if any(p is None for p in parts):
+            return None
+        return np.concatenate(parts)
+
+    classes = outs[0].classes if all(o.classes == outs[0].classes for o in outs) else None
+    proba = join("probabilities") if classes is not None else None
+    return OutputFrame(
+        sum(o.n_rows for o in outs),
+        join("values"),
+        join("labels"),
+        proba,
+        classes,
+        join("confidence"),
+    )
+
+
+def _batch(frame: FeatureFrame | None, now: float, outputs: OutputFrame | None = None) -> Batch:
+    """A batch holding only rows (for examples and tests)."""
+    empty = np.zeros(0)
+    return Batch(now, empty, np.zeros(0, dtype=np.int64), (), empty, (), frame, outputs)

@@ -1,0 +1,569 @@
+"""OpenTelemetry export: modelmon's families as OTel metrics, off the serving threads.
+
+Three parts, like :mod:`modelmon.exporters.prometheus`:
+
+* **translation** (:func:`families_to_metrics_data`): exporter-neutral families become
+  an OTel ``MetricsData`` with cumulative temporality. Counters are monotonic sums;
+  ``requests_in_flight`` (additive across processes) is a non-monotonic sum; other
+  gauges are gauges; histograms are explicit-bucket histograms; summaries (count and
+  sum, no quantiles) are histograms without bounds, i.e. one ``(-Inf, +Inf)`` bucket,
+  so an OTel Collector's Prometheus exporter renders them with the same
+  ``_count``/``_sum`` names the Prometheus exposition uses. modelmon keeps buckets, not
+  extremes: a histogram's ``min``/``max`` are ``None``, which the OTLP encoder leaves
+  unset (the protocol's "unknown") rather than sending made-up values.
+* **push** (:class:`OtelExport`): a daemon thread collects every live monitor each
+  ``interval_s`` and hands the data to an OTel ``MetricExporter``. Failures are counted
+  in ``internal_errors_total{stage="otel_export"}`` of every monitor whose data was lost
+  and logged at most once a minute; values are cumulative, so the next successful
+  export carries everything.
+* **observe** (:class:`ObservableBridge`): observable instruments on a user's
+  ``MeterProvider``, backed by the same families.
+
+Names are ``spec.otel_name`` (``modelmon.request.duration``); a monitor with another
+namespace replaces the leading ``modelmon``. Units come from ``spec.unit``.
+
+>>> from opentelemetry.sdk.resources import Resource
+>>> from modelmon import names
+>>> from modelmon.points import Family, ScalarPoint
+>>> fam = Family(names.REQUESTS, "modelmon", (ScalarPoint({"model": "m", "version": "1"}, 3),))
+>>> data = families_to_metrics_data([fam], Resource({}), 0, 1)
+>>> metric = data.resource_metrics[0].scope_metrics[0].metrics[0]
+>>> metric.name, metric.data.is_monotonic, metric.data.data_points[0].value
+('modelmon.requests', True, 3)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import numbers
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.sdk import resources as sdk_resources
+from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from .. import names
+from .._internal import registry as monitor_registry
+from .._internal.health import logger
+from ..errors import ConfigurationError
+from ..names import MetricSpec
+from ..points import Exemplar, Family, HistogramPoint, Point, ScalarPoint, SummaryPoint
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+STAGE = "otel_export"
+OBSERVE_STAGE = "otel_observe"
+SERVICE_INSTANCE_ID = "service.instance.id"
+SCOPE_NAME = "modelmon"
+_SDK_VERSION = "0.1.0"
+SCOPE = InstrumentationScope(SCOPE_NAME, _SDK_VERSION)
+CUMULATIVE = AggregationTemporality.CUMULATIVE
+
+# Gauges whose values add up across processes: exported as non-monotonic sums
+# (OTel's UpDownCounter), so a collector may sum them over replicas and workers.
+ADDITIVE_GAUGES: frozenset[str] = frozenset({names.IN_FLIGHT.name})
+
+# Exemplar labels that OTel carries as the exemplar's own trace and span ids.
+TRACE_ID_LABEL = "trace_id"
+SPAN_ID_LABEL = "span_id"
+
+MonitorSource = Callable[[], list["Monitor"]]
+
+# --- resource ---------------------------------------------------------------------------
+
+_instance_id = str(uuid.uuid4())
+
+
+def _new_instance_id() -> None:
+    global _instance_id
+    _instance_id = str(uuid.uuid4())
+
+
+# A forked worker is a new OTel instance: its cumulative series must not be merged with
+# the parent's (nor with its siblings') by a collector.
+os.register_at_fork(after_in_child=_new_instance_id)
+
+
+def instance_id() -> str:
+    """This process's ``service.instance.id``: a uuid4, new in every forked child.
+
+    Recent OTel SDKs make one per process themselves (``ServiceInstanceIdResourceDetector``);
+    it is used then, so modelmon's data and the application's own OTel data agree.
+    """
+    detector = getattr(sdk_resources, "ServiceInstanceIdResourceDetector", None)
+    if detector is not None:
+        return str(detector().detect().attributes[SERVICE_INSTANCE_ID])
+    return _instance_id
+
+
+def make_resource(resource: Resource | None = None) -> Resource:
+    """The OTel resource: environment, then ``resource``, then ``service.instance.id``.
+
+    ``Resource.create`` reads ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``;
+    attributes of ``resource`` take precedence over them. A ``service.instance.id``
+    given by either is kept (then it is the user's job to make it unique per process);
+    otherwise this process's :func:`instance_id` is set.
+
+    >>> make_resource(Resource({"service.name": "scoring"})).attributes["service.name"]
+    'scoring'
+    """
+    merged = Resource.create()
+    if resource is not None:
+        merged = merged.merge(resource)
+    if not _user_instance_id(resource):
+        merged = merged.merge(Resource({SERVICE_INSTANCE_ID: instance_id()}))
+    return merged
+
+
+def _user_instance_id(resource: Resource | None) -> bool:
+    if resource is not None and SERVICE_INSTANCE_ID in resource.attributes:
+        return True
+    return SERVICE_INSTANCE_ID in sdk_resources.OTELResourceDetector().detect().attributes
+
+
+# --- translation ------------------------------------------------------------------------
+
+
+def otel_name(spec: MetricSpec, namespace: str = names.DEFAULT_NAMESPACE) -> str:
+    """The OTel name of ``spec`` for ``namespace`` (``modelmon.`` replaced by ``ns.``)."""
+    prefix = names.DEFAULT_NAMESPACE + "."
+    if namespace == names.DEFAULT_NAMESPACE or not spec.otel_name.startswith(prefix):
+        return spec.otel_name
+    return namespace + "." + spec.otel_name[len(prefix) :]
+
+
+def families_to_metrics_data(
+    families: Iterable[Family], resource: Resource, start_time_ns: int, now_ns: int
+) -> MetricsData:
+    """Translate families into one OTel ``MetricsData`` (cumulative, one scope)."""
+    metrics = to_otel_metrics(families, start_time_ns, now_ns)
+    scope = ScopeMetrics(scope=SCOPE, metrics=metrics, schema_url="")
+    return MetricsData([ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")])
+
+
+def to_otel_metrics(families: Iterable[Family], start_time_ns: int, now_ns: int) -> list[Metric]:
+    """One OTel metric per name (monitors merged); metrics without points are left out."""
+    merged: dict[str, tuple[MetricSpec, list[Any]]] = {}
+    for family in families:
+        if not family.points:
+            continue
+        name = otel_name(family.spec, family.namespace)
+        entry = merged.setdefault(name, (family.spec, []))
+        entry[1].extend(_data_point(p, start_time_ns, now_ns) for p in family.points)
+    return [
+        Metric(name=name, description=spec.help, unit=spec.unit, data=_metric_data(spec, points))
+        for name, (spec, points) in merged.items()
+    ]
+
+
+def _metric_data(spec: MetricSpec, points: list[Any]) -> Sum | Gauge | Histogram:
+    expected = HistogramDataPoint if spec.kind in ("histogram", "summary") else NumberDataPoint
+    if not all(isinstance(p, expected) for p in points):
+        raise TypeError(f"{spec.name}: {spec.kind} points must all be {expected.__name__}")
+    if spec.kind == "counter":
+        return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=True)
+    if spec.name in ADDITIVE_GAUGES:
+        return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=False)
+    if spec.kind == "gauge":
+        return Gauge(data_points=points)
+    return Histogram(data_points=points, aggregation_temporality=CUMULATIVE)
+
+
+def _data_point(point: Point, start_ns: int, now_ns: int) -> NumberDataPoint | HistogramDataPoint:
+    if isinstance(point, ScalarPoint):
+        return NumberDataPoint(dict(point.labels), start_ns, now_ns, _number(point.value))
+    if isinstance(point, HistogramPoint):
+        return _histogram_point(point, start_ns, now_ns)
+    return _summary_point(point, start_ns, now_ns)
+
+
+def _number(value: object) -> int | float:
+    """Integral values stay ints (OTLP ``as_int``); everything else is a double."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(cast(float, value))
+
+
+# min/max are unknown: None leaves the optional OTLP fields unset (see module docstring).
+_UNKNOWN = cast(float, None)
+
+
+def _histogram_point(point: HistogramPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
+    return HistogramDataPoint(
+        attributes=dict(point.labels),
+        start_time_unix_nano=start_ns,
+        time_unix_nano=now_ns,
+        count=int(point.count),
+        sum=float(point.sum),
+        bucket_counts=[int(c) for c in point.counts],
+        explicit_bounds=[float(b) for b in point.bounds],
+        min=_UNKNOWN,
+        max=_UNKNOWN,
+        exemplars=[_exemplar(ex) for ex in point.exemplars if ex is not None],
+    )
+
+
+def _summary_point(point: SummaryPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
+    count = int(point.count)
+    return HistogramDataPoint(
+        attributes=dict(point.labels),
+        start_time_unix_nano=start_ns,
+        time_unix_nano=now_ns,
+        count=count,
+        sum=float(point.sum),
+        bucket_counts=[count],
+        explicit_bounds=[],
+        min=_UNKNOWN,
+        max=_UNKNOWN,
+    )
+
+
+def _exemplar(exemplar: Exemplar) -> OtelExemplar:
+    """Trace and span ids (hex labels) become the exemplar's own ids; the rest attributes."""
+    labels = dict(exemplar.labels)
+    trace_hex, span_hex = labels.pop(TRACE_ID_LABEL, None), labels.pop(SPAN_ID_LABEL, None)
+    both = trace_hex is not None and span_hex is not None
+    return OtelExemplar(
+        filtered_attributes=labels,
+        value=float(exemplar.value),
+        time_unix_nano=int(exemplar.timestamp * 1e9),
+        span_id=int(span_hex, 16) if both and span_hex else None,
+        trace_id=int(trace_hex, 16) if both and trace_hex else None,
+    )
+
+
+# --- push -------------------------------------------------------------------------------
+
+
+class OtelExportFailed(RuntimeError):
+    """The exporter answered ``MetricExportResult.FAILURE``."""
+
+
+def _count_error(monitor: Monitor, stage: str, exc: BaseException) -> None:
+    """Count (and rate-limit the log of) an export failure; never raise, even when strict."""
+    # Strict monitors re-raise: the export thread must survive anyway.
+    with contextlib.suppress(Exception):
+        monitor.health.error(stage, exc)
+
+
+class OtelExport:
+    """A running push of every monitor's aggregates to an OTel ``MetricExporter``.
+
+    Made by :func:`modelmon.otel.export_otel`. A daemon thread exports every
+    ``interval_s``; :meth:`shutdown` (also run at interpreter exit) stops it after a
+    last export. A forked child restarts the thread with a new ``service.instance.id``.
+
+    >>> from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    >>> handle = OtelExport(ConsoleMetricExporter(out=open(os.devnull, "w")), interval_s=60)
+    >>> handle.force_flush()
+    True
+    >>> handle.shutdown()
+    """
+
+    def __init__(
+        self,
+        exporter: MetricExporter,
+        interval_s: float = 15.0,
+        resource: Resource | None = None,
+        timeout_s: float | None = None,
+        source: MonitorSource = monitor_registry.monitors,
+    ) -> None:
+        if not interval_s > 0:
+            raise ConfigurationError(f"interval_s must be positive, got {interval_s!r}")
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigurationError(f"timeout_s must be positive or None, got {timeout_s!r}")
+        if not callable(getattr(exporter, "export", None)):
+            raise ConfigurationError(
+                f"exporter must be an OpenTelemetry MetricExporter, got {type(exporter).__name__}"
+            )
+        self.exporter = exporter
+        self.interval_s = float(interval_s)
+        self.timeout_millis = 1000.0 * (timeout_s if timeout_s else min(self.interval_s, 10.0))
+        self._user_resource = resource
+        self._resource: tuple[str, Resource] | None = None
+        self._source = source
+        self._start_ns: int | None = None
+        self._created_ns = time.time_ns()
+        self._is_shutdown = False
+        self._init_threading()
+        atexit.register(self.shutdown)
+        method = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: _call_weak(method))
+
+    def _init_threading(self) -> None:
+        self._export_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelmon-otel-export", daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # Locks held by the parent's export thread at fork time would never be released
+        # here, and the thread itself did not survive: start afresh.
+        if not self._is_shutdown:
+            self._init_threading()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._export_safely()
+
+    def _export_safely(self) -> bool:
+        try:
+            return self._export()
+        except Exception as exc:  # the export thread must survive anything
+            logger.warning("modelmon: OpenTelemetry export crashed: %r", exc, exc_info=exc)
+            return False
+
+    # --- one export -----------------------------------------------------------------
+    def _export(self) -> bool:
+        with self._export_lock:
+            monitors = self._source()
+            families, included = self._collect(monitors)
+            if not families:
+                return True
+            try:
+                data = families_to_metrics_data(
+                    families, self.resource(), self._start_time_ns(included), time.time_ns()
+                )
+                result = self.exporter.export(data, timeout_millis=self.timeout_millis)
+            except Exception as exc:
+                self._failed(included, exc)
+                return False
+            if result is not MetricExportResult.SUCCESS:
+                self._failed(included, OtelExportFailed(f"exporter returned {result!r}"))
+                return False
+            return True
+
+    def _collect(self, monitors: Sequence[Monitor]) -> tuple[list[Family], list[Monitor]]:
+        families: list[Family] = []
+        included: list[Monitor] = []
+        for monitor in monitors:
+            try:
+                families.extend(monitor.collect())
+            except Exception as exc:
+                _count_error(monitor, STAGE, exc)
+                continue
+            included.append(monitor)
+        return families, included
+
+    def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
+        for monitor in monitors:
+            _count_error(monitor, STAGE, exc)
+
+    def _start_time_ns(self, monitors: Sequence[Monitor]) -> int:
+        """Fixed at the first export: the earliest load of a monitor (or of this handle)."""
+        if self._start_ns is None:
+            loaded = [int(m.loaded_at * 1e9) for m in monitors]
+            self._start_ns = min([self._created_ns, *loaded])
+        return self._start_ns
+
+    def resource(self) -> Resource:
+        """The resource sent with every export (rebuilt when the process forked)."""
+        current = instance_id()
+        if self._resource is None or self._resource[0] != current:
+            self._resource = (current, make_resource(self._user_resource))
+        return self._resource[1]
+
+    # --- public ---------------------------------------------------------------------
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Export now (on the calling thread); True when the exporter accepted the data."""
+        if self._is_shutdown:
+            return False
+        return self._export_safely() and bool(self.exporter.force_flush(timeout_millis))
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        """Stop the thread, export one last time and shut the exporter down (idempotent)."""
+        with self._state_lock:
+            if self._is_shutdown:
+                return
+            self._is_shutdown = True
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout_millis / 1000.0)
+        self._export_safely()
+        try:
+            self.exporter.shutdown(timeout_millis=timeout_millis)
+        except Exception as exc:
+            logger.warning("modelmon: OpenTelemetry exporter shutdown failed: %r", exc)
+        atexit.unregister(self.shutdown)
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._is_shutdown
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._is_shutdown else f"every {self.interval_s:g}s"
+        return f"OtelExport({type(self.exporter).__name__}, {state})"
+
+
+def _call_weak(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
+
+
+# --- observe ----------------------------------------------------------------------------
+
+Snapshot = dict[tuple[str, str], list[Point]]
+
+
+class ObservableBridge:
+    """Observable instruments on one ``MeterProvider``, backed by the monitors' families.
+
+    One instrument per catalogue metric and namespace: counters become observable
+    counters, ``requests_in_flight`` an observable up-down counter, other gauges
+    observable gauges. The OTel API has no observable histogram, so histograms and
+    summaries become two observable counters, ``<name>.count`` and ``<name>.sum``.
+
+    The SDK calls the callbacks in instrument creation order on every collection; the
+    first instrument's callback collects all monitors once (folding them), the others
+    read that snapshot.
+    """
+
+    def __init__(self, meter: Meter, source: MonitorSource = monitor_registry.monitors) -> None:
+        self._meter = meter
+        self._source = source
+        self._lock = threading.Lock()
+        self._namespaces: set[str] = set()
+        self._snapshot: Snapshot = {}
+        self._leader_made = False
+        self.closed = False
+        self.ensure_namespace(names.DEFAULT_NAMESPACE)
+        ref = weakref.ref(self)
+        monitor_registry.add_hook(lambda monitor: _ensure_weak(ref, monitor.namespace))
+
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create the instruments of ``namespace`` (once)."""
+        with self._lock:
+            if namespace in self._namespaces:
+                return
+            self._namespaces.add(namespace)
+        for spec in names.CATALOGUE:
+            self._create(namespace, spec)
+
+    def close(self) -> None:
+        """Stop observing: the instruments stay (the API cannot remove them), reporting nothing."""
+        self.closed = True
+        self._snapshot = {}
+
+    # --- instruments ----------------------------------------------------------------
+    def _create(self, namespace: str, spec: MetricSpec) -> None:
+        name = otel_name(spec, namespace)
+        key = (namespace, spec.name)
+        meter = self._meter
+        if spec.kind in ("histogram", "summary"):
+            meter.create_observable_counter(
+                name + ".count",
+                callbacks=[self._callback(key, _count_of)],
+                unit="",
+                description=f"Count of {spec.help}",
+            )
+            meter.create_observable_counter(
+                name + ".sum",
+                callbacks=[self._callback(key, _sum_of)],
+                unit=spec.unit,
+                description=f"Sum of {spec.help}",
+            )
+            return
+        if spec.kind == "counter":
+            create: Callable[..., Any] = meter.create_observable_counter
+        elif spec.name in ADDITIVE_GAUGES:
+            create = meter.create_observable_up_down_counter
+        else:
+            create = meter.create_observable_gauge
+        create(
+            name, callbacks=[self._callback(key, _value_of)], unit=spec.unit, description=spec.help
+        )
+
+    def _callback(
+        self, key: tuple[str, str], value_of: Callable[[Point], float | None]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        leader = not self._leader_made
+        self._leader_made = True
+
+        def callback(options: CallbackOptions) -> Iterator[Observation]:
+            if self.closed:
+                return
+            if leader:
+                self._refresh()
+            for point in self._snapshot.get(key, ()):
+                value = value_of(point)
+                if value is not None:
+                    yield Observation(value, dict(point.labels))
+
+        return callback
+
+    def _refresh(self) -> None:
+        snapshot: Snapshot = {}
+        for monitor in self._source():
+            try:
+                families = monitor.collect()
+            except Exception as exc:
+                _count_error(monitor, OBSERVE_STAGE, exc)
+                continue
+            for family in families:
+                snapshot.setdefault((family.namespace, family.spec.name), []).extend(family.points)
+        self._snapshot = snapshot
+
+
+def _ensure_weak(ref: weakref.ref[ObservableBridge], namespace: str) -> None:
+    bridge = ref()
+    if bridge is not None and not bridge.closed:
+        bridge.ensure_namespace(namespace)
+
+
+def _value_of(point: Point) -> float | None:
+    return _number(point.value) if isinstance(point, ScalarPoint) else None
+
+
+def _count_of(point: Point) -> float | None:
+    return None if isinstance(point, ScalarPoint) else int(point.count)
+
+
+def _sum_of(point: Point) -> float | None:
+    return None if isinstance(point, ScalarPoint) else float(point.sum)
+
+
+_bridges: weakref.WeakKeyDictionary[Any, ObservableBridge] = weakref.WeakKeyDictionary()
+_bridges_lock = threading.Lock()
+
+
+def bridge_for(meter_provider: MeterProvider, version: str = _SDK_VERSION) -> ObservableBridge:
+    """The bridge of ``meter_provider`` (made on first use, so instruments are not doubled)."""
+    with _bridges_lock:
+        bridge = _bridges.get(meter_provider)
+        if bridge is None:
+            bridge = ObservableBridge(meter_provider.get_meter(SCOPE_NAME, version))
+            _bridges[meter_provider] = bridge
+        # A provider keeps the first instrument of a name: reopen rather than recreate.
+        bridge.closed = False
+        return bridge
+
+
+def name_mapping() -> Mapping[str, str]:
+    """Prometheus name -> OTel name for every catalogue metric (default namespace)."""
+    return {spec.prometheus_name(): spec.otel_name for spec in names.CATALOGUE}

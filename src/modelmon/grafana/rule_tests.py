@@ -1,0 +1,629 @@
+"""``promtool test rules`` unit tests for every alert, generated for a configuration.
+
+Each alert gets test groups named ``"<Alert>: fires ..."`` (the series that must trigger
+it), ``"<Alert>: healthy"`` and ``"<Alert>: quiet"`` (no traffic), with expected labels
+and annotations. Scenario values derive from the config's thresholds, so a custom export
+ships tests that match its own rules. Drift and accuracy rules also get exact-value
+checks against numpy computations of PSI, JS distance and accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelmon import names
+from modelmon.errors import ConfigurationError
+from modelmon.grafana.config import MonitoringConfig, duration_seconds, go_float, num
+from modelmon.grafana.rules import (
+    PSI_FLOOR,
+    Alert,
+    alert_groups,
+    bin_rule_names,
+)
+
+RULE_FILES = ("../recording_rules.yml", "../alert_rules.yml")
+TOLERANCE = 1e-9
+_TEMPLATE = re.compile(r"\{\{ \$labels\.([a-zA-Z_][a-zA-Z0-9_]*) \}\}")
+
+
+# --- exact reference computations (numpy) ---------------------------------------------
+
+
+def psi(live: Sequence[float], reference: Sequence[float], floor: float = PSI_FLOOR) -> float:
+    """PSI = sum (cur - ref) * ln(cur / ref), shares floored at ``floor``, no renormalising."""
+    cur = np.maximum(np.asarray(live, float) / np.sum(live), floor)
+    ref = np.maximum(np.asarray(reference, float), floor)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def js_distance(live: Sequence[float], reference: Sequence[float]) -> float:
+    """Jensen-Shannon distance in natural log (as ``scipy.spatial.distance.jensenshannon``)."""
+    p = np.asarray(live, float) / np.sum(live)
+    q = np.asarray(reference, float) / np.sum(reference)
+    m = (p + q) / 2
+    kl_p = np.sum(p[p > 0] * np.log(p[p > 0] / m[p > 0]))
+    kl_q = np.sum(q[q > 0] * np.log(q[q > 0] / m[q > 0]))
+    return float(np.sqrt(max(0.5 * kl_p + 0.5 * kl_q, 0.0)))
+
+
+def _mixture_for_psi(target: float, bins: int) -> np.ndarray:
+    """Live shares (uniform mixed with a point mass on bin 0) whose PSI vs uniform is ``target``."""
+    uniform = np.full(bins, 1 / bins)
+    point = np.eye(bins)[0]
+    low, high = 0.0, 1.0
+    if psi(point, uniform) < target:
+        raise ConfigurationError(f"cannot build a test distribution with PSI {target}")
+    for _ in range(100):
+        mid = (low + high) / 2
+        if psi((1 - mid) * uniform + mid * point, uniform) < target:
+            low = mid
+        else:
+            high = mid
+    return np.asarray((1 - high) * uniform + high * point)
+
+
+# --- series helpers --------------------------------------------------------------------
+
+
+def ramp(*segments: tuple[float, int]) -> str:
+    """Expanding notation of a counter growing by ``per_step`` for ``steps`` steps per segment."""
+    (first_rate, first_steps), *rest = segments
+    parts = [f"0+{num(first_rate)}x{first_steps}"]
+    value = first_rate * first_steps
+    for rate, steps in rest:
+        parts.append(f"{num(value + rate)}+{num(rate)}x{steps - 1}")
+        value += rate * steps
+    return " ".join(parts)
+
+
+def constant(value: float, steps: int) -> str:
+    return f"{num(value)}+0x{steps}"
+
+
+@dataclass
+class _Builder:
+    """Collects input series for one test group, labelled like a real scrape."""
+
+    cfg: MonitoringConfig
+    base: dict[str, str]
+    series: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, values: str, **labels: str) -> None:
+        merged = {**self.base, **labels}
+        body = ",".join(f'{k}="{v}"' for k, v in sorted(merged.items()))
+        self.series.append({"series": f"{name}{{{body}}}", "values": values})
+
+    def metric(self, spec: names.MetricSpec, values: str, suffix: str = "", **labels: str) -> None:
+        self.add(self.cfg.name(spec, suffix), values, **labels)
+
+
+def _base_labels(cfg: MonitoringConfig) -> dict[str, str]:
+    labels = {"instance": "127.0.0.1:8000", "job": "modelmon", "model": "m", "version": "1"}
+    labels.update(dict.fromkeys(cfg.group_labels, "g"))
+    for label, op, value in cfg.matchers:
+        if op != "=":
+            raise ConfigurationError(
+                f"rule tests need equality matchers in the selector, got {label}{op}{value!r}"
+            )
+        labels[label] = value
+    return labels
+
+
+# --- expectations ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expect:
+    alert: str
+    severity: str
+    labels: Mapping[str, str]
+
+
+def _annotations(cfg: MonitoringConfig, alert: Alert, labels: Mapping[str, str]) -> dict[str, str]:
+    def fill(text: str) -> str:
+        return _TEMPLATE.sub(lambda m: labels.get(m.group(1), ""), text)
+
+    return {
+        "description": fill(alert.description),
+        "runbook_url": cfg.runbook_url(alert.alert),
+        "summary": fill(alert.summary),
+    }
+
+
+class _Suite:
+    """Builds the test groups of one file."""
+
+    def __init__(self, cfg: MonitoringConfig, interval: str) -> None:
+        self.cfg = cfg
+        self.interval = interval
+        self.step = duration_seconds(interval)
+        self.groups: list[dict[str, Any]] = []
+        self.alerts = {(a.alert, a.severity): a for _, alerts in alert_groups(cfg) for a in alerts}
+
+    def builder(self) -> _Builder:
+        return _Builder(self.cfg, _base_labels(self.cfg))
+
+    def steps(self, duration: str | float) -> int:
+        seconds = duration if isinstance(duration, float) else duration_seconds(duration)
+        return math.ceil(seconds / self.step)
+
+    def who(self, **extra: str) -> dict[str, str]:
+        base = _base_labels(self.cfg)
+        keep = ("model", "version", *self.cfg.group_labels)
+        return {**{k: base[k] for k in keep}, **extra}
+
+    def group(
+        self,
+        name: str,
+        b: _Builder,
+        alert: str,
+        eval_time: str,
+        expected: Iterable[tuple[str, Mapping[str, str]]] = (),
+        exprs: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        exp_alerts = []
+        for severity, labels in expected:
+            full = {**labels, "severity": severity}
+            rule = self.alerts[(alert, severity)]
+            exp_alerts.append(
+                {
+                    "exp_labels": dict(sorted(full.items())),
+                    "exp_annotations": _annotations(self.cfg, rule, full),
+                }
+            )
+        doc: dict[str, Any] = {
+            "name": f"{alert}: {name}",
+            "interval": self.interval,
+            "input_series": b.series,
+            "alert_rule_test": [
+                {"eval_time": eval_time, "alertname": alert, "exp_alerts": exp_alerts}
+            ],
+        }
+        if exprs:
+            doc["promql_expr_test"] = list(exprs)
+        self.groups.append(doc)
+
+    def document(self, evaluation_interval: str) -> dict[str, Any]:
+        return {
+            "rule_files": list(RULE_FILES),
+            "evaluation_interval": evaluation_interval,
+            "tests": self.groups,
+        }
+
+
+def _close_to(expr: str, value: float, labels: Mapping[str, str], at: str) -> dict[str, Any]:
+    body = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {
+        "expr": f"abs({expr} - {num(value)}) < bool {num(TOLERANCE)}",
+        "eval_time": at,
+        "exp_samples": [{"labels": f"{{{body}}}", "value": 1}],
+    }
+
+
+def _fmt(seconds: float) -> str:
+    """Seconds as a promtool eval_time (whole minutes)."""
+    return f"{math.ceil(seconds / 60)}m"
+
+
+# --- SLO -------------------------------------------------------------------------------
+
+
+def _slo_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "1m")
+    _error_budget(suite)
+    _latency_budget(suite)
+    return suite.document("1m")
+
+
+def _burn_scenarios(budget: float) -> list[tuple[str, float, str, list[str]]]:
+    """(name, bad-event ratio, duration, expected severities) for an SLO with ``budget``."""
+    fast = min(20 * budget, (1 + 14.4 * budget) / 2)
+    return [
+        ("fires (page and ticket) on a fast burn", fast, "2h", ["page", "ticket"]),
+        ("fires (ticket) on a slow burn", 2 * budget, "8h", ["ticket"]),
+        ("healthy", 0.1 * budget, "8h", []),
+    ]
+
+
+def _error_budget(suite: _Suite) -> None:
+    alert, per_step = "ModelmonErrorBudgetBurn", 600.0
+    for name, ratio, duration, severities in _burn_scenarios(1 - suite.cfg.availability_slo):
+        n = suite.steps(duration)
+        b = suite.builder()
+        b.metric(names.REQUESTS, ramp((per_step, n)))
+        b.metric(names.REQUEST_ERRORS, ramp((per_step * ratio, n)), error_type="ValueError")
+        suite.group(name, b, alert, duration, [(s, suite.who()) for s in severities])
+    b = suite.builder()
+    b.metric(names.REQUESTS, constant(0, suite.steps("8h")))
+    suite.group("quiet", b, alert, "8h")
+
+
+def _latency_series(b: _Builder, slo: float, per_step: float, slow: float, n: int) -> None:
+    for bound in (*names.DURATION_BUCKETS, math.inf):
+        inc = per_step * (1 - slow) if bound <= slo else per_step
+        le = "+Inf" if bound == math.inf else go_float(bound)
+        b.metric(names.REQUEST_DURATION, ramp((inc, n)), "_bucket", le=le)
+    b.metric(names.REQUEST_DURATION, ramp((per_step, n)), "_count")
+    b.metric(names.REQUEST_DURATION, ramp((per_step * 0.01, n)), "_sum")
+
+
+def _latency_budget(suite: _Suite) -> None:
+    alert, cfg = "ModelmonLatencyBudgetBurn", suite.cfg
+    for name, slow, duration, severities in _burn_scenarios(1 - cfg.latency_slo_target):
+        b = suite.builder()
+        _latency_series(b, cfg.latency_slo_seconds, 600.0, slow, suite.steps(duration))
+        suite.group(name, b, alert, duration, [(s, suite.who()) for s in severities])
+    b = suite.builder()
+    _latency_series(b, cfg.latency_slo_seconds, 0.0, 0.0, suite.steps("8h"))
+    suite.group("quiet", b, alert, "8h")
+
+
+# --- drift -----------------------------------------------------------------------------
+
+
+def _drift_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "1m")
+    _bin_drift(suite, names.FEATURE_BIN, names.FEATURE_REFERENCE_RATIO, "feature", "f1")
+    _bin_drift(suite, names.PREDICTION_BIN, names.PREDICTION_REFERENCE_RATIO, "output", "y")
+    _psi_js_exact(suite)
+    _missing_values(suite)
+    return suite.document("1m")
+
+
+def _bins(
+    b: _Builder,
+    counter: names.MetricSpec,
+    reference: names.MetricSpec,
+    key: str,
+    column: str,
+    live: Sequence[float] | None,
+    ref: Sequence[float],
+    n: int,
+) -> None:
+    for i, share in enumerate(ref):
+        b.metric(reference, constant(share, n), **{key: column, "bin": str(i)})
+    if live is not None:
+        for i, count in enumerate(live):
+            b.metric(counter, ramp((count, n)), **{key: column, "bin": str(i)})
+
+
+def _bin_drift(
+    suite: _Suite, counter: names.MetricSpec, reference: names.MetricSpec, key: str, column: str
+) -> None:
+    cfg = suite.cfg
+    alert = "ModelmonFeatureDrift" if key == "feature" else "ModelmonPredictionDrift"
+    uniform = np.full(10, 0.1)
+    at = _fmt(duration_seconds(cfg.drift_for) + 1800)
+    n = suite.steps(at)
+    per_step = max(1000.0, float(cfg.drift_min_samples))
+    cases = [
+        ("fires (critical) on major drift", 2 * cfg.psi_critical, ["critical", "warning"]),
+        (
+            "fires (warning) on moderate drift",
+            (cfg.psi_warning + cfg.psi_critical) / 2,
+            ["warning"],
+        ),
+        ("healthy", cfg.psi_warning / 2, []),
+    ]
+    for name, target, severities in cases:
+        b = suite.builder()
+        live = _mixture_for_psi(target, 10) * per_step
+        _bins(b, counter, reference, key, column, list(live), list(uniform), n)
+        suite.group(name, b, alert, at, [(s, suite.who(**{key: column})) for s in severities])
+    b = suite.builder()
+    _bins(b, counter, reference, key, column, [0.0] * 10, list(uniform), n)
+    suite.group("quiet", b, alert, at)
+
+
+def _psi_js_exact(suite: _Suite) -> None:
+    """PSI and JS from the recording rules equal numpy's, with floors, zero and absent bins."""
+    cfg = suite.cfg
+    ref = [0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05, 0.0]
+    live = [10.0, 5.0, 0.0, 80.0, 3.0, 2.0, 70.0, 30.0, 7.0]
+    # Bin 2 never gets a series (zero-filled by the rule); bin 8 has no reference share.
+    b = suite.builder()
+    n = suite.steps("1h")
+    for i, share in enumerate(ref):
+        b.metric(names.FEATURE_REFERENCE_RATIO, constant(share, n), feature="f2", bin=str(i))
+    for i, count in enumerate(live):
+        if count:
+            b.metric(names.FEATURE_BIN, ramp((count, n)), feature="f2", bin=str(i))
+    rules = bin_rule_names(cfg, _feature_family())
+    labels = suite.who(feature="f2")
+    exprs = [
+        _close_to(rules["psi"], psi(live, ref), labels, "1h"),
+        _close_to(rules["js"], js_distance(live, ref), labels, "1h"),
+    ]
+    suite.group(
+        "PSI and JS equal numpy (fires, major drift)",
+        b,
+        "ModelmonFeatureDrift",
+        "1h",
+        [(s, labels) for s in ("critical", "warning") if psi(live, ref) > _limit(cfg, s)],
+        exprs,
+    )
+
+
+def _limit(cfg: MonitoringConfig, severity: str) -> float:
+    return cfg.psi_critical if severity == "critical" else cfg.psi_warning
+
+
+def _feature_family() -> Any:
+    from modelmon.grafana.rules import FEATURES
+
+    return FEATURES
+
+
+def _missing_values(suite: _Suite) -> None:
+    alert, per_step = "ModelmonFeatureMissingValues", 100.0
+    base, jump = suite.steps("6h"), suite.steps("45m")
+    at = _fmt((base + jump) * suite.step)
+    cases = [
+        ("fires when values go missing", (per_step * 0.01, base), (per_step, jump), True),
+        ("healthy", (per_step * 0.01, base), (per_step * 0.01, jump), False),
+        ("quiet", (0.0, base), (0.0, jump), False),
+    ]
+    for name, before, after, fires in cases:
+        b = suite.builder()
+        seen = per_step if before[0] else 0.0
+        b.metric(names.FEATURE_OBSERVATIONS, ramp((seen, base), (seen, jump)), feature="f1")
+        b.metric(names.FEATURE_MISSING, ramp(before, after), feature="f1")
+        expected = [("warning", suite.who(feature="f1"))] if fires else []
+        suite.group(name, b, alert, at, expected)
+
+
+# --- confidence ------------------------------------------------------------------------
+
+
+def _confidence_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "10m")
+    alert = "ModelmonConfidenceCollapse"
+    week, tail = suite.steps("1w"), suite.steps("2h")
+    at = _fmt((week + tail) * suite.step)
+    cases = [
+        ("fires when confidence collapses", 0.95, 0.4, 60.0, True),
+        ("healthy", 0.95, 0.95, 60.0, False),
+        ("quiet", 0.95, 0.95, 0.0, False),
+    ]
+    for name, usual, collapsed, per_step, fires in cases:
+        b = suite.builder()
+        for bound in (*names.CONFIDENCE_BUCKETS, math.inf):
+            le = "+Inf" if bound == math.inf else go_float(bound)
+            before = per_step if bound >= usual else 0.0
+            after = per_step if bound >= collapsed else 0.0
+            b.metric(names.CONFIDENCE, ramp((before, week), (after, tail)), "_bucket", le=le)
+        b.metric(names.CONFIDENCE, ramp((per_step, week), (per_step, tail)), "_count")
+        b.metric(names.CONFIDENCE, ramp((per_step * 0.9, week), (per_step * 0.3, tail)), "_sum")
+        suite.group(name, b, alert, at, [("warning", suite.who())] if fires else [])
+    return suite.document("10m")
+
+
+# --- performance -----------------------------------------------------------------------
+
+
+def _performance_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "5m")
+    _accuracy(suite)
+    _rmse(suite)
+    return suite.document("5m")
+
+
+def _outcomes(b: _Builder, per_step: float, acc: float, n: int) -> None:
+    half = per_step / 2
+    for actual, predicted, share in (
+        ("a", "a", acc),
+        ("b", "b", acc),
+        ("a", "b", 1 - acc),
+        ("b", "a", 1 - acc),
+    ):
+        b.metric(names.OUTCOMES, ramp((half * share, n)), actual=actual, predicted=predicted)
+
+
+def _accuracy(suite: _Suite) -> None:
+    cfg, alert = suite.cfg, "ModelmonAccuracyBelowTarget"
+    at = _fmt(duration_seconds(cfg.performance_window) + duration_seconds(cfg.performance_for))
+    at = _fmt(duration_seconds(at) + 1800)
+    n = suite.steps(at)
+    per_step = float(max(100, cfg.min_outcomes))
+    few = cfg.min_outcomes / 4 * suite.step / duration_seconds(cfg.performance_window)
+    cases = [
+        ("fires when accuracy falls below target", per_step, cfg.accuracy_target / 2, True),
+        ("fires when every prediction is wrong", per_step, 0.0, True),
+        ("healthy", per_step, (1 + cfg.accuracy_target) / 2, False),
+        ("healthy with too few outcomes to judge", few, 0.0, False),
+        ("quiet", 0.0, 0.0, False),
+    ]
+    for name, rate, acc, fires in cases:
+        b = suite.builder()
+        _outcomes(b, rate, acc, n)
+        exprs = []
+        if rate and name.startswith("fires"):
+            exprs.append(
+                _close_to(cfg.rule("accuracy", cfg.performance_window), acc, suite.who(), at)
+            )
+        suite.group(name, b, alert, at, [("critical", suite.who())] if fires else [], exprs)
+
+
+def _regression(b: _Builder, per_step: float, segments: Sequence[tuple[float, int]]) -> None:
+    count = [(per_step, steps) for _, steps in segments]
+    squared = [(per_step * rmse**2, steps) for rmse, steps in segments]
+    absolute = [(per_step * rmse, steps) for rmse, steps in segments]
+    for spec in (names.REGRESSION_SQUARED_ERROR, names.REGRESSION_ABSOLUTE_ERROR):
+        b.metric(spec, ramp(*count), "_count")
+    b.metric(names.REGRESSION_SQUARED_ERROR, ramp(*squared), "_sum")
+    b.metric(names.REGRESSION_ABSOLUTE_ERROR, ramp(*absolute), "_sum")
+    b.metric(names.REGRESSION_OUTCOMES, ramp(*count))
+
+
+def _rmse(suite: _Suite) -> None:
+    cfg, alert = suite.cfg, "ModelmonRMSEAboveTarget"
+    base, tail = suite.steps("1d"), suite.steps("2h")
+    at = _fmt((base + tail) * suite.step)
+    per_step = float(max(100, cfg.min_outcomes))
+    if cfg.rmse_target is None:
+        usual, bad = 1.0, 2 * cfg.rmse_degradation_factor
+    else:
+        usual, bad = cfg.rmse_target / 2, cfg.rmse_target * 2
+    cases = [
+        ("fires when RMSE rises", per_step, usual, bad, True),
+        ("healthy", per_step, usual, usual, False),
+        ("quiet", 0.0, usual, usual, False),
+    ]
+    for name, rate, before, after, fires in cases:
+        b = suite.builder()
+        _regression(b, rate, [(before, base), (after, tail)])
+        suite.group(name, b, alert, at, [("critical", suite.who())] if fires else [])
+
+
+# --- availability and SDK health -------------------------------------------------------
+
+
+def _availability_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "1m")
+    _no_predictions(suite)
+    _target_down(suite)
+    _metrics_absent(suite)
+    _concept_drift(suite)
+    _sdk(suite, "ModelmonInternalErrors", names.INTERNAL_ERRORS, names.STAGE, "fold")
+    _sdk(suite, "ModelmonDroppedObservations", names.DROPPED, names.REASON, "buffer_full")
+    return suite.document("1m")
+
+
+def _no_predictions(suite: _Suite) -> None:
+    alert = "ModelmonNoPredictions"
+    at = _fmt(duration_seconds(suite.cfg.no_predictions_for) + 900)
+    n = suite.steps(at)
+    cases = [
+        ("fires when predictions stop while the target is up", constant(60, n), 1, True),
+        ("healthy", f"0+{num(suite.step)}x{n}", 1, False),
+        ("silent when the target is down", constant(60, n), 0, False),
+        ("quiet", constant(0, n), 1, False),
+    ]
+    for name, last, up, fires in cases:
+        b = suite.builder()
+        b.metric(names.LAST_PREDICTION, last)
+        b.add("up", constant(up, n))
+        suite.group(name, b, alert, at, [("critical", suite.who())] if fires else [])
+
+
+def _model_info(b: _Builder, values: str) -> None:
+    b.metric(names.MODEL_INFO, values, task="classification", sdk_version="0", reference="r")
+
+
+def _target_down(suite: _Suite) -> None:
+    alert = "ModelmonTargetDown"
+    cases = [
+        ("fires when the target stops answering", "1+0x10 _x30", "1+0x10 0+0x29", True),
+        ("healthy", constant(1, 40), constant(1, 40), False),
+        ("quiet", constant(1, 40), constant(1, 40), False),
+    ]
+    base = _base_labels(suite.cfg)
+    for name, info, up, fires in cases:
+        b = suite.builder()
+        _model_info(b, info)
+        b.add("up", up)
+        if name == "quiet":
+            b.metric(names.REQUESTS, constant(0, 40))
+        labels = suite.who(instance=base["instance"], job=base["job"])
+        suite.group(name, b, alert, "35m", [("critical", labels)] if fires else [])
+
+
+def _metrics_absent(suite: _Suite) -> None:
+    alert = "ModelmonMetricsAbsent"
+    absent_labels = {k: v for k, op, v in suite.cfg.matchers if op == "="}
+    for name, info, fires in (
+        ("fires when no modelmon series is scraped", None, True),
+        ("healthy", constant(1, 30), False),
+        ("quiet", constant(1, 30), False),
+    ):
+        b = suite.builder()
+        b.add("up", constant(1, 30))
+        if info is not None:
+            _model_info(b, info)
+        if name == "quiet":
+            b.metric(names.REQUESTS, constant(0, 30))
+        suite.group(name, b, alert, "20m", [("critical", absent_labels)] if fires else [])
+
+
+def _concept_drift(suite: _Suite) -> None:
+    alert, detector = "ModelmonConceptDrift", "adwin"
+    cases = [
+        ("fires on a detection", "0+0x30 1+0x30", constant(0, 60), 10.0, True),
+        (
+            "fires while the detector is in drift state",
+            constant(0, 60),
+            "0+0x30 1+0x30",
+            10.0,
+            True,
+        ),
+        ("healthy", constant(0, 60), constant(0, 60), 10.0, False),
+        ("quiet", constant(0, 60), constant(0, 60), 0.0, False),
+    ]
+    for name, detected, state, per_step, fires in cases:
+        b = suite.builder()
+        b.metric(names.CONCEPT_DRIFT_DETECTED, detected, detector=detector)
+        b.metric(names.CONCEPT_DRIFT, state, detector=detector)
+        _outcomes(b, per_step, 0.9, 60)
+        labels = suite.who(detector=detector)
+        suite.group(name, b, alert, "40m", [("warning", labels)] if fires else [])
+
+
+def _sdk(suite: _Suite, alert: str, spec: names.MetricSpec, key: str, value: str) -> None:
+    cases = [
+        ("fires while the count rises", 1.0, 10.0, True),
+        ("healthy", 0.0, 10.0, False),
+        ("quiet", 0.0, 0.0, False),
+    ]
+    for name, per_step, traffic, fires in cases:
+        b = suite.builder()
+        b.metric(spec, ramp((per_step, 30)), **{key: value})
+        b.metric(names.REQUESTS, ramp((traffic, 30)))
+        labels = suite.who(**{key: value})
+        suite.group(name, b, alert, "20m", [("warning", labels)] if fires else [])
+
+
+# --- staleness -------------------------------------------------------------------------
+
+
+def _staleness_file(cfg: MonitoringConfig) -> dict[str, Any]:
+    suite = _Suite(cfg, "1h")
+    alert, day = "ModelmonModelStale", 86400.0
+    at_seconds = math.ceil((cfg.staleness_days + 2) * 24) * 3600.0
+    n = suite.steps(at_seconds)
+    at = f"{int(at_seconds // 3600)}h"
+    young = at_seconds - day
+    for name, trained, traffic, fires in (
+        ("fires when the model is older than the limit", 1.0, 10.0, True),
+        ("healthy", young, 10.0, False),
+        ("quiet", young, 0.0, False),
+    ):
+        b = suite.builder()
+        b.metric(names.MODEL_TRAINED, constant(trained, n))
+        b.metric(names.PREDICTIONS, ramp((traffic, n)))
+        suite.group(name, b, alert, at, [("ticket", suite.who())] if fires else [])
+    return suite.document("1h")
+
+
+# --- public ----------------------------------------------------------------------------
+
+
+def render_rule_tests(config: MonitoringConfig) -> dict[str, dict[str, Any]]:
+    """promtool test files by file name (``slo.yml``, ...), to live in ``prometheus/tests/``.
+
+    Raises :class:`~modelmon.errors.ConfigurationError` when the selector has matchers
+    other than ``=`` (the tests need concrete label values).
+    """
+    return {
+        "availability.yml": _availability_file(config),
+        "confidence.yml": _confidence_file(config),
+        "drift.yml": _drift_file(config),
+        "performance.yml": _performance_file(config),
+        "slo.yml": _slo_file(config),
+        "staleness.yml": _staleness_file(config),
+    }

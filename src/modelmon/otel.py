@@ -1,0 +1,134 @@
+"""OpenTelemetry: push modelmon's metrics over OTLP, or observe them from a MeterProvider.
+
+modelmon never calls OTel SDK instruments per prediction (each costs several
+microseconds); both paths read the aggregates the fold already keeps.
+
+**OTLP push** (every monitor of the process, on a background thread)::
+
+    import modelmon.otel
+    handle = modelmon.otel.export_otel()          # OTEL_EXPORTER_OTLP_* from the environment
+    ...
+    handle.shutdown()                             # also done at interpreter exit
+
+**An existing MeterProvider** (its readers and exporters decide where data goes)::
+
+    modelmon.otel.register(meter_provider)
+
+Names follow OTel conventions (``modelmon.request.duration`` in seconds,
+``modelmon.requests``, ``modelmon.feature.drift``); :func:`name_mapping` gives the
+Prometheus name of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.resources import Resource
+
+from .errors import MissingExtraError
+from .exporters import otel as _otel
+from .exporters.otel import ObservableBridge, OtelExport, instance_id, make_resource
+
+OTLP_HTTP_PACKAGE = "opentelemetry-exporter-otlp-proto-http"
+EXTRA = "otel-exporters"
+
+__all__ = [
+    "ObservableBridge",
+    "OtelExport",
+    "export_otel",
+    "instance_id",
+    "make_resource",
+    "name_mapping",
+    "otlp_http_exporter",
+    "register",
+]
+
+
+def otlp_http_exporter() -> MetricExporter:
+    """The OTLP/HTTP metric exporter, configured from ``OTEL_EXPORTER_OTLP_*`` variables.
+
+    Raises :class:`~modelmon.MissingExtraError` (naming ``modelmon[otel-exporters]``)
+    when the exporter package is not installed.
+    """
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    except ImportError as exc:
+        raise MissingExtraError(OTLP_HTTP_PACKAGE, EXTRA) from exc
+    exporter: MetricExporter = OTLPMetricExporter()
+    return exporter
+
+
+def export_otel(
+    exporter: MetricExporter | None = None,
+    interval_s: float = 15.0,
+    resource: Resource | None = None,
+    *,
+    timeout_s: float | None = None,
+) -> OtelExport:
+    """Push every monitor's metrics to ``exporter`` every ``interval_s``, off the serving threads.
+
+    Args:
+        exporter: any OTel ``MetricExporter``; by default the OTLP/HTTP exporter built
+            from the standard ``OTEL_EXPORTER_OTLP_*`` environment variables (install
+            ``modelmon[otel-exporters]``).
+        interval_s: seconds between exports.
+        resource: extra resource attributes; ``service.name`` comes from
+            ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` and a per-process
+            ``service.instance.id`` is added, so a collector merges replicas correctly.
+        timeout_s: passed to ``exporter.export`` (default ``min(interval_s, 10)``).
+
+    Data is cumulative: an export that fails (counted in
+    ``modelmon_internal_errors_total{stage="otel_export"}``) loses nothing, the next
+    successful one carries the totals. Exporters preferring delta temporality still
+    receive cumulative data.
+
+    >>> from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+    >>> import os
+    >>> handle = export_otel(ConsoleMetricExporter(out=open(os.devnull, "w")), interval_s=30)
+    >>> handle.shutdown()
+    """
+    if exporter is None:
+        exporter = otlp_http_exporter()
+    return OtelExport(exporter, interval_s=interval_s, resource=resource, timeout_s=timeout_s)
+
+
+def register(meter_provider: MeterProvider | None = None) -> ObservableBridge:
+    """Add observable instruments for modelmon's metrics to ``meter_provider``.
+
+    Uses the global provider when None. Every reader of the provider then sees every
+    monitor of the process at each collection (which folds the pending calls first).
+    Calling it twice for a provider returns the same bridge.
+
+    What this path carries: counters (observable counters, e.g. ``modelmon.requests``),
+    ``modelmon.requests.in_flight`` (observable up-down counter) and all gauges
+    (observable gauges: drift, reference ratios, quantiles, performance, timestamps).
+
+    What it cannot carry: histograms and their buckets. The OTel API has no observable
+    histogram, so each histogram (latency, batch size, confidence, outcome delay) and
+    each summary (regression errors) is exported as two observable counters,
+    ``<name>.count`` and ``<name>.sum``: averages and rates work, bucket quantiles and
+    exemplars do not. For those use :func:`export_otel` or the Prometheus exposition.
+    The resource is the provider's: set ``service.instance.id`` on it yourself (see
+    :func:`make_resource`). ``bridge.close()`` makes the instruments report nothing.
+
+    >>> from opentelemetry.sdk.metrics import MeterProvider
+    >>> from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    >>> reader = InMemoryMetricReader()
+    >>> bridge = register(MeterProvider(metric_readers=[reader]))
+    >>> bridge.closed
+    False
+    """
+    provider = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
+    return _otel.bridge_for(provider)
+
+
+def name_mapping() -> Mapping[str, str]:
+    """Prometheus name -> OTel name of every catalogue metric.
+
+    >>> name_mapping()["modelmon_request_duration_seconds"]
+    'modelmon.request.duration'
+    """
+    return _otel.name_mapping()

@@ -1,0 +1,513 @@
+"""Reference profiles: a compact, versioned summary of training data to measure drift against.
+
+Per numeric feature: inner bin edges at the reference deciles (duplicates collapsed),
+the reference share of each bin, the missing share, count, mean, std (``ddof=0``),
+min, max and a quantile summary at :data:`~modelmon.drift.REFERENCE_QUANTILE_PROBS`.
+Bins are right-closed: ``(-inf, e0], (e0, e1], ..., (e_last, +inf)``, i.e. the bin of
+``x`` is ``np.searchsorted(edges, x, side="left")``.
+
+Per categorical feature (strings, booleans, or named in ``categorical=``): the most
+frequent categories (ties broken by name), at most ``max_categories``, then
+``__other__`` (always present, always last) pooling the rest and any unknown value.
+
+The same summaries describe the model's outputs: ``prediction`` (numeric, or
+categorical for class labels), ``confidence``, and one numeric output per class when
+predictions are a probability matrix.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> p = ReferenceProfile.from_data(rng.normal(size=(1000, 2)), feature_names=["a", "b"])
+>>> p.features["a"].kind, p.features["a"].n_bins
+('numeric', 10)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import names
+from .batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
+from .drift import REFERENCE_QUANTILE_PROBS
+from .errors import ConfigurationError, ReferenceError_
+
+FORMAT_VERSION = 1
+PREDICTION = "prediction"
+CONFIDENCE = "confidence"
+Kind = Literal["numeric", "categorical"]
+
+
+class ProfileFormatError(ReferenceError_):
+    """A profile file is unreadable, invalid, or of an unknown ``format_version``."""
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    """The reference summary of one feature or output (see the module doc)."""
+
+    name: str
+    kind: Kind
+    shares: tuple[float, ...]
+    count: int
+    missing_share: float = 0.0
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: tuple[float, ...] = ()
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.shares)
+
+    @property
+    def median(self) -> float:
+        """Reference median (from the quantile summary); 0 for categorical features."""
+        if not self.quantiles:
+            return 0.0
+        return float(np.interp(0.5, REFERENCE_QUANTILE_PROBS, self.quantiles))
+
+    @cached_property
+    def edges_array(self) -> FloatArray:
+        return np.asarray(self.edges, dtype=np.float64)
+
+    @cached_property
+    def shares_array(self) -> FloatArray:
+        return np.asarray(self.shares, dtype=np.float64)
+
+    @cached_property
+    def _sorted_categories(self) -> tuple[npt.NDArray[np.str_], IntArray]:
+        cats = np.asarray(self.categories[:-1], dtype=str)
+        order = np.argsort(cats, kind="stable")
+        return cats[order], order.astype(np.int64)
+
+    def bin_index(self, values: npt.ArrayLike) -> IntArray:
+        """Bin of each value: int64 in ``0 .. n_bins - 1``.
+
+        Numeric: a float array; NaN is the caller's job (it lands in the last bin).
+        Categorical: an array of ``str``; unknown values get the ``__other__`` index,
+        ``None`` gets -1.
+        """
+        if self.kind == "numeric":
+            v = np.asarray(values, dtype=np.float64)
+            return np.searchsorted(self.edges_array, v, side="left").astype(np.int64)
+        return self._category_index(np.asarray(values, dtype=object))
+
+    def _category_index(self, values: ObjArray) -> IntArray:
+        other = len(self.categories) - 1
+        missing = _none_mask(values)
+        text = np.where(missing, "", values).astype(str)
+        cats, order = self._sorted_categories
+        if cats.size == 0:
+            idx = np.full(text.shape, other, dtype=np.int64)
+        else:
+            pos = np.minimum(np.searchsorted(cats, text), cats.size - 1)
+            idx = np.where(cats[pos] == text, order[pos], other).astype(np.int64)
+        idx[missing] = -1
+        return idx
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "shares": list(self.shares),
+            "count": self.count,
+            "missing_share": self.missing_share,
+        }
+        if self.kind == "numeric":
+            out.update(
+                edges=list(self.edges),
+                mean=self.mean,
+                std=self.std,
+                min=self.min,
+                max=self.max,
+                quantiles=list(self.quantiles),
+                quantile_probs=list(REFERENCE_QUANTILE_PROBS),
+            )
+        else:
+            out["categories"] = list(self.categories)
+        return out
+
+    @classmethod
+    def from_json(cls, name: str, d: Mapping[str, Any]) -> FeatureProfile:
+        kind = d["kind"]
+        if kind not in ("numeric", "categorical"):
+            raise ProfileFormatError(f"feature {name!r}: unknown kind {kind!r}")
+        common: dict[str, Any] = {
+            "shares": tuple(float(s) for s in d["shares"]),
+            "count": int(d["count"]),
+            "missing_share": float(d["missing_share"]),
+        }
+        if kind == "categorical":
+            return cls(name, "categorical", categories=tuple(map(str, d["categories"])), **common)
+        if tuple(d["quantile_probs"]) != REFERENCE_QUANTILE_PROBS:
+            raise ProfileFormatError(f"feature {name!r}: unexpected quantile probabilities")
+        return cls(
+            name,
+            "numeric",
+            edges=tuple(float(e) for e in d["edges"]),
+            mean=_opt_float(d["mean"]),
+            std=_opt_float(d["std"]),
+            min=_opt_float(d["min"]),
+            max=_opt_float(d["max"]),
+            quantiles=tuple(float(q) for q in d["quantiles"]),
+            **common,
+        )
+
+
+def _none_mask(values: ObjArray) -> npt.NDArray[np.bool_]:
+    """Where an object array holds ``None`` (elementwise, vectorised)."""
+    return np.asarray(values == None, dtype=bool)  # noqa: E711 - elementwise comparison
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """Reference summaries of features and outputs (see the module doc)."""
+
+    features: dict[str, FeatureProfile]
+    outputs: dict[str, FeatureProfile] = field(default_factory=dict)
+    created_at: float = 0.0
+    format_version: int = FORMAT_VERSION
+
+    # --- building ------------------------------------------------------------------
+    @classmethod
+    def from_data(
+        cls,
+        X: Any,
+        predictions: Any = None,
+        feature_names: Sequence[str] | None = None,
+        bins: int = 10,
+        categorical: Iterable[str] | None = None,
+        max_categories: int = 20,
+        confidence: Any = None,
+        created_at: float | None = None,
+        *,
+        task: str | None = None,
+        classes: Sequence[str] | None = None,
+    ) -> ReferenceProfile:
+        """Profile training data: a 2-D numpy array, a pandas DataFrame or a list of dicts.
+
+        ``predictions``: a float vector (numeric ``prediction``), a vector of class
+        labels (int, bool or str: categorical ``prediction``, unless
+        ``task="regression"``), or a probability matrix (categorical ``prediction``
+        from the argmax, ``confidence`` from the max, one numeric output per class named
+        by ``classes`` or ``"0"``, ``"1"``...). ``confidence``: a float vector.
+        """
+        _check(bins, max_categories)
+        columns = _columns(X, feature_names)
+        cats = set(categorical or ())
+        unknown = cats - set(columns)
+        if unknown:
+            raise ConfigurationError(f"categorical features not in the data: {sorted(unknown)}")
+        features = {
+            name: _profile_column(name, values, bins, max_categories, name in cats)
+            for name, values in columns.items()
+        }
+        outputs = _profile_outputs(predictions, confidence, bins, max_categories, task, classes)
+        return cls(features, outputs, time.time() if created_at is None else float(created_at))
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: FeatureFrame,
+        outputs: OutputFrame | None = None,
+        *,
+        bins: int = 10,
+        max_categories: int = 20,
+        created_at: float | None = None,
+    ) -> ReferenceProfile:
+        """Profile already-extracted rows (the warm-up mode of a monitor)."""
+        _check(bins, max_categories)
+        features: dict[str, FeatureProfile] = {}
+        for j, name in enumerate(frame.names):
+            if j in frame.categorical:
+                features[name] = _categorical(name, frame.categorical[j], max_categories)
+            else:
+                col = frame.numeric[:, j]
+                features[name] = _numeric(name, col, bins, missing=int(frame.missing[:, j].sum()))
+        outs: dict[str, FeatureProfile] = {}
+        if outputs is not None and outputs.n_rows:
+            outs = _frame_outputs(outputs, bins, max_categories)
+        return cls(features, outs, time.time() if created_at is None else float(created_at))
+
+    # --- persistence ---------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "created_at": self.created_at,
+            "features": {k: v.to_json() for k, v in self.features.items()},
+            "feature_order": list(self.features),
+            "outputs": {k: v.to_json() for k, v in self.outputs.items()},
+            "output_order": list(self.outputs),
+        }
+
+    def dumps(self) -> str:
+        """Deterministic JSON text: sorted keys, ``repr`` floats, indent 2, final newline."""
+        return json.dumps(self.to_json(), sort_keys=True, indent=2, allow_nan=False) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write :meth:`dumps` to ``path`` (same profile, same bytes)."""
+        Path(path).write_text(self.dumps(), encoding="utf-8")
+
+    @classmethod
+    def loads(cls, text: str) -> ReferenceProfile:
+        try:
+            d = json.loads(text)
+        except ValueError as exc:
+            raise ProfileFormatError(
+                f"not a modelmon reference profile (invalid JSON: {exc})"
+            ) from exc
+        if not isinstance(d, dict) or "format_version" not in d:
+            raise ProfileFormatError("not a modelmon reference profile (no format_version)")
+        if d["format_version"] != FORMAT_VERSION:
+            raise ProfileFormatError(
+                f"unsupported reference profile format_version {d['format_version']!r}; "
+                f"this modelmon reads version {FORMAT_VERSION} (upgrade modelmon or rebuild "
+                "the profile with `modelmon profile`)"
+            )
+        try:
+            features = {
+                n: FeatureProfile.from_json(n, d["features"][n]) for n in d["feature_order"]
+            }
+            outputs = {n: FeatureProfile.from_json(n, d["outputs"][n]) for n in d["output_order"]}
+            return cls(features, outputs, float(d["created_at"]), FORMAT_VERSION)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ProfileFormatError):
+                raise
+            raise ProfileFormatError(f"invalid reference profile: {exc!r}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        """Read a profile written by :meth:`save` (raises :class:`ProfileFormatError`)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ProfileFormatError(f"cannot read reference profile {str(path)!r}: {exc}") from exc
+        return cls.loads(text)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the profile's content (equal profiles, equal fingerprints)."""
+        import hashlib
+
+        return hashlib.sha256(self.dumps().encode()).hexdigest()[:16]
+
+
+# --- columns ---------------------------------------------------------------------------
+
+
+def _check(bins: int, max_categories: int) -> None:
+    if bins < 2:
+        raise ConfigurationError(f"bins must be >= 2, got {bins!r}")
+    if max_categories < 1:
+        raise ConfigurationError(f"max_categories must be >= 1, got {max_categories!r}")
+
+
+def _columns(X: Any, feature_names: Sequence[str] | None) -> dict[str, np.ndarray]:
+    """Column name -> 1-D array (float for numeric dtypes, object otherwise)."""
+    module = type(X).__module__
+    if module.startswith("pandas") and type(X).__name__ == "DataFrame":
+        cols = {str(c): _pandas_column(X[c]) for c in X.columns}
+        return _rename(cols, feature_names)
+    if isinstance(X, Sequence) and X and isinstance(X[0], Mapping):
+        keys: dict[str, None] = {}
+        for row in X:
+            keys.update(dict.fromkeys(str(k) for k in row))
+        cols = {k: _object_column([row.get(k) for row in X]) for k in keys}
+        return _rename(cols, feature_names)
+    a = np.asarray(X)
+    if a.ndim == 1:
+        a = a.reshape(-1, 1)
+    if a.ndim != 2 or a.shape[0] == 0:
+        raise ConfigurationError(f"reference data must be 2-D with rows, got shape {a.shape}")
+    names_ = (
+        list(feature_names) if feature_names is not None else [f"f{i}" for i in range(a.shape[1])]
+    )
+    if len(names_) != a.shape[1]:
+        raise ConfigurationError(f"{len(names_)} feature names for {a.shape[1]} columns")
+    if a.dtype.kind in "fiu":
+        return {str(n): a[:, j].astype(np.float64) for j, n in enumerate(names_)}
+    return {str(n): _object_column(a[:, j].tolist()) for j, n in enumerate(names_)}
+
+
+def _rename(
+    cols: dict[str, np.ndarray], feature_names: Sequence[str] | None
+) -> dict[str, np.ndarray]:
+    if feature_names is None:
+        return cols
+    if len(feature_names) != len(cols):
+        raise ConfigurationError(f"{len(feature_names)} feature names for {len(cols)} columns")
+    return {str(n): v for n, v in zip(feature_names, cols.values(), strict=True)}
+
+
+def _pandas_column(series: Any) -> np.ndarray:
+    if series.dtype.kind in "fiu":
+        return np.asarray(series.to_numpy(dtype=np.float64, na_value=np.nan))
+    return _object_column(series.tolist())
+
+
+def _object_column(values: list[Any]) -> np.ndarray:
+    """A float array when every present value is a real number, else an object array."""
+    present = [v for v in values if not _is_missing(v)]
+    if present and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        for v in present
+    ):
+        return np.asarray([math.nan if _is_missing(v) else float(v) for v in values])
+    return np.asarray([None if _is_missing(v) else v for v in values], dtype=object)
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(v))
+
+
+def _profile_column(
+    name: str, values: np.ndarray, bins: int, max_categories: int, categorical: bool
+) -> FeatureProfile:
+    if values.dtype.kind == "f" and not categorical:
+        return _numeric(name, values, bins)
+    if values.dtype.kind == "f":  # a numeric column named in categorical=
+        obj = np.asarray(
+            [None if math.isnan(v) else _num_str(v) for v in values.tolist()], dtype=object
+        )
+        return _categorical(name, obj, max_categories)
+    obj = np.asarray([None if v is None else str(v) for v in values.tolist()], dtype=object)
+    return _categorical(name, obj, max_categories)
+
+
+def _num_str(v: float) -> str:
+    """Integers print as ints ("3", as ``str`` of an int feature value would), else repr."""
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def _numeric(
+    name: str, values: npt.ArrayLike, bins: int, missing: int | None = None
+) -> FeatureProfile:
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    valid = v[finite]
+    n_missing = int((~finite).sum()) if missing is None else missing
+    total = valid.size + n_missing
+    missing_share = n_missing / total if total else 0.0
+    if valid.size == 0:
+        return FeatureProfile(name, "numeric", (1.0,), 0, missing_share, (), quantiles=())
+    probs = np.arange(1, bins) / bins
+    edges = np.unique(np.quantile(valid, probs, method="lower"))
+    counts = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=edges.size + 1)
+    return FeatureProfile(
+        name,
+        "numeric",
+        shares=tuple(float(c) for c in counts / valid.size),
+        count=int(valid.size),
+        missing_share=float(missing_share),
+        edges=tuple(float(e) for e in edges),
+        mean=float(valid.mean()),
+        std=float(valid.std()),
+        min=float(valid.min()),
+        max=float(valid.max()),
+        quantiles=tuple(float(q) for q in np.quantile(valid, REFERENCE_QUANTILE_PROBS)),
+    )
+
+
+def _categorical(name: str, values: ObjArray, max_categories: int) -> FeatureProfile:
+    missing = _none_mask(values)
+    present = values[~missing].astype(str)
+    total = values.shape[0]
+    uniq, counts = np.unique(present, return_counts=True)  # sorted by name
+    keep = uniq != names.POOLED
+    uniq, counts = uniq[keep], counts[keep]
+    order = np.argsort(-counts, kind="stable")[:max_categories]  # ties stay by name
+    top = tuple(str(c) for c in uniq[order])
+    top_counts = counts[order]
+    pooled = present.size - int(top_counts.sum())
+    shares = np.append(top_counts, pooled) / max(present.size, 1)
+    return FeatureProfile(
+        name,
+        "categorical",
+        shares=tuple(float(s) for s in shares),
+        count=int(present.size),
+        missing_share=float(missing.sum() / total) if total else 0.0,
+        categories=(*top, names.POOLED),
+    )
+
+
+# --- outputs ---------------------------------------------------------------------------
+
+
+def _labels(a: np.ndarray) -> ObjArray:
+    """Class labels as strings, exactly as :func:`modelmon.extract.outputs_frame` makes them."""
+    if a.dtype.kind == "b":
+        return np.where(a, "1", "0").astype(object)
+    return a.astype(str).astype(object)
+
+
+def _profile_outputs(
+    predictions: Any,
+    confidence: Any,
+    bins: int,
+    max_categories: int,
+    task: str | None,
+    classes: Sequence[str] | None,
+) -> dict[str, FeatureProfile]:
+    outs: dict[str, FeatureProfile] = {}
+    if predictions is not None:
+        if hasattr(predictions, "to_numpy"):
+            predictions = predictions.to_numpy()
+        a = np.asarray(predictions)
+        if a.ndim == 2 and a.shape[1] == 1:
+            a = a[:, 0]
+        if a.ndim == 2:
+            frame = _probability_frame(a, classes)
+            outs.update(_frame_outputs(frame, bins, max_categories))
+        elif a.dtype.kind == "f" or (a.dtype.kind in "iub" and task == "regression"):
+            outs[PREDICTION] = _numeric(PREDICTION, a.astype(np.float64), bins)
+        else:
+            outs[PREDICTION] = _categorical(PREDICTION, _labels(a), max_categories)
+    if confidence is not None:
+        conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+        outs[CONFIDENCE] = _numeric(CONFIDENCE, conf, bins)
+    return outs
+
+
+def _probability_frame(m: np.ndarray, classes: Sequence[str] | None) -> OutputFrame:
+    proba = m.astype(np.float64)
+    k = proba.shape[1]
+    class_names = tuple(classes) if classes is not None else tuple(str(i) for i in range(k))
+    if len(class_names) != k:
+        raise ConfigurationError(f"{len(class_names)} classes for {k} probability columns")
+    labels = np.asarray(class_names, dtype=object)[proba.argmax(axis=1)]
+    return OutputFrame(
+        proba.shape[0], labels=labels, probabilities=proba, classes=class_names,
+        confidence=proba.max(axis=1),
+    )  # fmt: skip
+
+
+def _frame_outputs(
+    outputs: OutputFrame, bins: int, max_categories: int
+) -> dict[str, FeatureProfile]:
+    outs: dict[str, FeatureProfile] = {}
+    if outputs.labels is not None:
+        outs[PREDICTION] = _categorical(PREDICTION, outputs.labels, max_categories)
+    elif outputs.values is not None:
+        outs[PREDICTION] = _numeric(PREDICTION, outputs.values, bins)
+    if outputs.confidence is not None:
+        outs[CONFIDENCE] = _numeric(CONFIDENCE, outputs.confidence, bins)
+    if outputs.probabilities is not None and outputs.classes is not None:
+        for j, cls in enumerate(outputs.classes):
+            if cls not in outs:
+                outs[cls] = _numeric(cls, outputs.probabilities[:, j], bins)
+    return outs

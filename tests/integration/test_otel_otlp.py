@@ -1,0 +1,316 @@
+"""The real OTLP/HTTP exporter against an in-test receiver decoding real protobuf.
+
+The receiver is a loopback ``http.server`` that decodes every
+``ExportMetricsServiceRequest`` and answers with an ``ExportMetricsServiceResponse``.
+What it receives must equal the Prometheus exposition of the same run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+import modelmon
+import modelmon.otel
+from modelmon import names
+
+from ..conftest import REQUIRE_INTEGRATION, free_port
+
+try:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+except ImportError as exc:  # pragma: no cover - the dev extra installs both
+    if REQUIRE_INTEGRATION:
+        raise
+    pytest.skip(
+        f"OTLP packages missing ({exc}): pip install 'modelmon[otel-exporters]' "
+        "opentelemetry-proto",
+        allow_module_level=True,
+    )
+
+pytestmark = pytest.mark.integration
+
+Request = Any  # metrics_service_pb2.ExportMetricsServiceRequest
+
+
+class Receiver:
+    """A minimal OTLP/HTTP metrics endpoint on 127.0.0.1 that keeps decoded requests."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/metrics"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                encoding = self.headers.get("Content-Encoding", "")
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
+                request = metrics_service_pb2.ExportMetricsServiceRequest()
+                request.ParseFromString(body)
+                with receiver._lock:
+                    receiver.requests.append(request)
+                reply = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = self._server
+        threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def last(self) -> Request:
+        with self._lock:
+            assert self.requests, "the receiver got nothing"
+            return self.requests[-1]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver(free_port())
+    rec.start()
+    yield rec
+    rec.stop()
+
+
+def exporter_for(receiver: Receiver, timeout_s: float = 2.0) -> Any:
+    # Below the exporter's first 1 s retry backoff, a refused connection fails at once.
+    return OTLPMetricExporter(endpoint=receiver.endpoint, timeout=timeout_s)
+
+
+def attrs(kvs: Any) -> dict[str, str]:
+    return {kv.key: kv.value.string_value for kv in kvs}
+
+
+def number(dp: Any) -> float:
+    return float(dp.as_int) if dp.WhichOneof("value") == "as_int" else dp.as_double
+
+
+def points_of(request: Request, model: str) -> dict[str, tuple[str, list[Any]]]:
+    """OTel name -> (data kind, data points of ``model``)."""
+    out: dict[str, tuple[str, list[Any]]] = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                dps = [
+                    dp
+                    for dp in getattr(metric, kind).data_points
+                    if attrs(dp.attributes).get("model") == model
+                ]
+                if dps:
+                    out[metric.name] = (kind, dps)
+    return out
+
+
+def prom(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
+    got = registry.get_sample_value(name, labels)
+    assert got is not None, (name, labels)
+    return got
+
+
+def assert_equal_to_prometheus(
+    request: Request, model: str, registry: CollectorRegistry
+) -> set[str]:
+    """Every received point of ``model`` equals its Prometheus sample; returns the names."""
+    by_otel = {spec.otel_name: spec for spec in names.CATALOGUE}
+    received = points_of(request, model)
+    for name, (kind, dps) in received.items():
+        spec = by_otel[name]
+        base = spec.family_name()
+        for dp in dps:
+            labels = attrs(dp.attributes)
+            if kind == "histogram":
+                assert not dp.HasField("min") and not dp.HasField("max")
+                if spec.kind == "histogram":
+                    les = [repr(float(b)) for b in dp.explicit_bounds] + ["+Inf"]
+                    for le, cum in zip(les, np.cumsum(dp.bucket_counts), strict=True):
+                        assert prom(registry, base + "_bucket", {**labels, "le": le}) == cum
+                assert prom(registry, base + "_count", labels) == dp.count
+                assert prom(registry, base + "_sum", labels) == pytest.approx(dp.sum, rel=1e-12)
+            else:
+                assert kind in ("sum", "gauge")
+                expected = prom(registry, spec.prometheus_name(), labels)
+                assert number(dp) == pytest.approx(expected, rel=1e-12), (name, labels)
+    return set(received)
+
+
+def run_predictions(predict: Any, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    latencies = rng.exponential(0.02, size=n)
+    for i, latency in enumerate(latencies):
+        predict([[float(v) for v in rng.normal(size=4)] for _ in range(1 + i % 3)], latency)
+    return latencies
+
+
+def observer(mon: modelmon.Monitor) -> Any:
+    def predict(rows: list[list[float]], latency: float) -> None:
+        mon.observe(rows, [[0.25, 0.75] for _ in rows], latency_s=latency)
+
+    return predict
+
+
+def test_otlp_payload_equals_prometheus_exposition(receiver: Receiver) -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("otlp", "1", registry=registry, strict=True)
+    handle = modelmon.otel.export_otel(
+        exporter_for(receiver), interval_s=3600, resource=None, timeout_s=2
+    )
+    try:
+        latencies = run_predictions(observer(mon), 250, seed=3)
+        assert handle.force_flush()
+        request = receiver.last()
+        seen = assert_equal_to_prometheus(request, "otlp", registry)
+        assert {
+            "modelmon.requests",
+            "modelmon.predictions",
+            "modelmon.request.duration",
+            "modelmon.batch.size",
+            "modelmon.prediction.confidence",
+            "modelmon.requests.in_flight",
+            "modelmon.model.info",
+        } <= seen
+        kinds = {name: kind for name, (kind, _) in points_of(request, "otlp").items()}
+        assert kinds["modelmon.requests"] == "sum"
+        assert kinds["modelmon.request.duration"] == "histogram"
+        (requests,) = points_of(request, "otlp")["modelmon.requests"][1]
+        assert requests.as_int == 250
+        (duration,) = points_of(request, "otlp")["modelmon.request.duration"][1]
+        expected = np.bincount(
+            np.searchsorted(names.DURATION_BUCKETS, latencies, side="left"),
+            minlength=len(names.DURATION_BUCKETS) + 1,
+        )
+        assert list(duration.bucket_counts) == expected.tolist()
+        assert duration.sum == pytest.approx(latencies.sum(), rel=1e-12)
+        assert any(ex.filtered_attributes for ex in duration.exemplars)
+        resource = attrs(request.resource_metrics[0].resource.attributes)
+        assert resource["service.instance.id"] == modelmon.otel.instance_id()
+        assert resource["service.name"]
+    finally:
+        handle.shutdown()
+        mon.close()
+
+
+def test_drift_gauges_equal_prometheus_exposition(receiver: Receiver) -> None:
+    profile = pytest.importorskip("modelmon.profile", reason="reference profiles not built yet")
+    pytest.importorskip("modelmon.drift_aggregate", reason="drift aggregate not built yet")
+    rng = np.random.default_rng(5)
+    feature_names = ["a", "b", "c", "d"]
+    reference_rows = [
+        dict(zip(feature_names, rng.normal(size=4), strict=True)) for _ in range(2000)
+    ]
+    reference = profile.ReferenceProfile.from_data(reference_rows, feature_names=feature_names)
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("drift", "1", registry=registry, reference=reference, strict=True)
+    handle = modelmon.otel.export_otel(exporter_for(receiver), interval_s=3600, timeout_s=2)
+    try:
+        for _ in range(400):
+            mon.observe(dict(zip(feature_names, rng.normal(0.5, 1.0, size=4), strict=True)), 0.5)
+        assert handle.force_flush()
+        seen = assert_equal_to_prometheus(receiver.last(), "drift", registry)
+        assert "modelmon.feature.drift" in seen
+    finally:
+        handle.shutdown()
+        mon.close()
+
+
+def test_collector_down_then_back_loses_nothing(receiver: Receiver) -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("down", "1", registry=registry)
+    handle = modelmon.otel.export_otel(exporter_for(receiver, 0.5), interval_s=0.1, timeout_s=2)
+    stage = {"model": "down", "version": "1", "stage": "otel_export"}
+    try:
+        run_predictions(observer(mon), 50, seed=1)
+        assert handle.force_flush()
+        receiver.stop()
+
+        # Predictions go on (same results, no exception) while every export fails.
+        predict = mon.wrap(lambda rows: [0.5] * len(rows))
+        failures_seen = threading.Event()
+        for _ in range(400):  # bounded: the background thread fails every 0.1 s
+            for _ in range(5):
+                assert predict([[1.0, 2.0]] * 2) == [0.5, 0.5]
+            if (registry.get_sample_value("modelmon_internal_errors_total", stage) or 0) >= 2:
+                failures_seen.set()
+                break
+            failures_seen.wait(0.05)
+        assert failures_seen.is_set()
+        assert not handle.force_flush()
+        requests_so_far = prom(
+            registry, "modelmon_requests_total", {"model": "down", "version": "1"}
+        )
+
+        receiver.start()  # same port
+        run_predictions(observer(mon), 7, seed=4)
+        assert handle.force_flush()
+        (dp,) = points_of(receiver.last(), "down")["modelmon.requests"][1]
+        assert dp.as_int == requests_so_far + 7
+        (errors,) = [
+            e
+            for e in points_of(receiver.last(), "down")["modelmon.internal.errors"][1]
+            if attrs(e.attributes)["stage"] == "otel_export"
+        ]
+        assert errors.as_int >= 3
+        assert_equal_to_prometheus(receiver.last(), "down", registry)
+    finally:
+        handle.shutdown()
+        mon.close()
+
+
+def test_missing_exporter_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.metric_exporter", None)
+    with pytest.raises(modelmon.MissingExtraError, match=r"modelmon\[otel-exporters\]"):
+        modelmon.otel.export_otel()
+
+
+def test_default_exporter_reads_the_environment(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.port}")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "env-service")
+    mon = modelmon.Monitor("env", "1", registry=False)
+    handle = modelmon.otel.export_otel(interval_s=3600)
+    try:
+        mon.observe([1.0], 0.5)
+        assert handle.force_flush()
+        request = receiver.last()
+        assert attrs(request.resource_metrics[0].resource.attributes)["service.name"] == (
+            "env-service"
+        )
+        (dp,) = points_of(request, "env")["modelmon.requests"][1]
+        assert dp.as_int == 1
+    finally:
+        handle.shutdown()
+        mon.close()

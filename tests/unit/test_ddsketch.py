@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelmon.sketches.ddsketch import LogSketch, add_columns
+
+QS = np.linspace(0.0, 1.0, 101)
+
+
+def _datasets() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {
+        "normal": rng.normal(3.0, 2.0, 50_000),
+        "lognormal": rng.lognormal(0.0, 2.0, 50_000),
+        "pareto": rng.pareto(1.2, 50_000) + 1e-3,
+        "mixed_sign": np.concatenate(
+            [-rng.lognormal(1.0, 1.0, 20_000), np.zeros(500), rng.lognormal(0.0, 1.5, 20_000)]
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_datasets()))
+def test_relative_accuracy_against_exact_quantiles(name: str) -> None:
+    x = _datasets()[name]
+    sketch = LogSketch(0.01)
+    assert sketch.add(x) == 0
+    exact = np.quantile(x, QS, method="lower")
+    est = sketch.quantiles(QS)
+    assert np.all(np.abs(est - exact) <= 0.01 * (1 + 1e-9) * np.abs(exact) + 1e-12)
+    assert sketch.count == x.size
+
+
+def test_nan_and_inf_are_rejected() -> None:
+    sketch = LogSketch()
+    assert sketch.add(np.array([1.0, np.nan, np.inf, -np.inf, 2.0])) == 3
+    assert sketch.count == 2
+    assert sketch.quantile(1.0) == pytest.approx(2.0, rel=0.01)
+
+
+def test_merge_equals_sketch_of_concatenation() -> None:
+    x = _datasets()["mixed_sign"]
+    a, b, whole = LogSketch(), LogSketch(), LogSketch()
+    a.add(x[:15_000])
+    b.add(x[15_000:])
+    whole.add(x)
+    a.merge(b)
+    assert a.state()["zero_count"] == whole.state()["zero_count"]
+    for store in ("pos", "neg"):
+        assert a.state()[store]["offset"] == whole.state()[store]["offset"]
+        np.testing.assert_array_equal(a.state()[store]["counts"], whole.state()[store]["counts"])
+
+
+def test_merge_refuses_different_parameters() -> None:
+    with pytest.raises(ValueError, match="different parameters"):
+        LogSketch(0.01).merge(LogSketch(0.02))
+
+
+def test_state_round_trip() -> None:
+    s = LogSketch()
+    s.add(_datasets()["normal"])
+    t = LogSketch.from_state(s.state())
+    np.testing.assert_array_equal(s.quantiles(QS), t.quantiles(QS))
+
+
+def test_collapse_keeps_high_quantiles_accurate() -> None:
+    x = np.concatenate([np.full(100, 1e-30), np.geomspace(1.0, 1e6, 10_000)])
+    s = LogSketch(0.01, max_buckets=512)
+    s.add(x)
+    assert s.count == x.size
+    assert len(s.state()["pos"]["counts"]) <= 512
+    hi = np.quantile(x, [0.5, 0.9, 1.0], method="lower")
+    np.testing.assert_allclose(s.quantiles([0.5, 0.9, 1.0]), hi, rtol=0.0101)
+
+
+def test_cdf_matches_empirical_at_bucket_resolution() -> None:
+    x = _datasets()["normal"]
+    s = LogSketch()
+    s.add(x)
+    points = np.array([-1.0, 0.5, 3.0, 6.0])
+    exact = (x[:, None] <= points).mean(axis=0)
+    assert np.max(np.abs(s.cdf(points) - exact)) < 0.01
+
+
+def test_add_columns_equals_per_column_add() -> None:
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(5000, 3)) * [1.0, 100.0, 0.01]
+    m[::7, 1] = np.nan
+    shifts = np.array([0.5, -3.0, 0.0])
+    bulk = [LogSketch() for _ in range(3)]
+    add_columns(bulk, m, shifts)
+    for j in range(3):
+        one = LogSketch()
+        one.add(m[:, j] - shifts[j])
+        np.testing.assert_array_equal(bulk[j].quantiles(QS), one.quantiles(QS))
+        assert bulk[j].count == one.count
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        # Within the dynamic range of 2048 buckets (nothing collapses).
+        st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6)),
+        min_size=1,
+        max_size=300,
+    ),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+def test_property_quantile_within_relative_accuracy(values: list[float], q: float) -> None:
+    x = np.asarray(values)
+    s = LogSketch(0.01)
+    s.add(x)
+    exact = float(np.quantile(x, q, method="lower"))
+    assert abs(s.quantile(q) - exact) <= 0.01 * (1 + 1e-9) * abs(exact) + 1e-300

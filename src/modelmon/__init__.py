@@ -16,6 +16,7 @@ from .errors import ConfigurationError, MissingExtraError
 from .exporters import prometheus as _prometheus
 from .exporters.prometheus import make_asgi_app, make_wsgi_app, start_http_server
 from .monitor import Monitor
+from .profile import ReferenceProfile
 
 _prometheus.install()
 
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigurationError",
     "MissingExtraError",
     "Monitor",
+    "ReferenceProfile",
     "__version__",
     "instrument",
     "last_prediction_id",

@@ -25,6 +25,7 @@ from modelmon.grafana.rules import (
     Alert,
     alert_groups,
     bin_rule_names,
+    recording_groups,
 )
 
 RULE_FILES = ("../recording_rules.yml", "../alert_rules.yml")
@@ -190,9 +191,14 @@ class _Suite:
         self.groups.append(doc)
 
     def document(self, evaluation_interval: str) -> dict[str, Any]:
+        # Recording groups first: with evaluation intervals above the 5m lookback an alert
+        # evaluated before its recording rule would see nothing.
+        order = [name for name, _ in recording_groups(self.cfg)]
+        order += [name for name, _ in alert_groups(self.cfg)]
         return {
             "rule_files": list(RULE_FILES),
             "evaluation_interval": evaluation_interval,
+            "group_eval_order": order,
             "tests": self.groups,
         }
 
@@ -226,8 +232,8 @@ def _burn_scenarios(budget: float) -> list[tuple[str, float, str, list[str]]]:
     fast = min(20 * budget, (1 + 14.4 * budget) / 2)
     return [
         ("fires (page and ticket) on a fast burn", fast, "2h", ["page", "ticket"]),
-        ("fires (ticket) on a slow burn", 2 * budget, "8h", ["ticket"]),
-        ("healthy", 0.1 * budget, "8h", []),
+        ("fires (ticket) on a slow burn", 2 * budget, "2h", ["ticket"]),
+        ("healthy", 0.1 * budget, "2h", []),
     ]
 
 
@@ -240,8 +246,8 @@ def _error_budget(suite: _Suite) -> None:
         b.metric(names.REQUEST_ERRORS, ramp((per_step * ratio, n)), error_type="ValueError")
         suite.group(name, b, alert, duration, [(s, suite.who()) for s in severities])
     b = suite.builder()
-    b.metric(names.REQUESTS, constant(0, suite.steps("8h")))
-    suite.group("quiet", b, alert, "8h")
+    b.metric(names.REQUESTS, constant(0, suite.steps("2h")))
+    suite.group("quiet", b, alert, "2h")
 
 
 def _latency_series(b: _Builder, slo: float, per_step: float, slow: float, n: int) -> None:
@@ -260,8 +266,8 @@ def _latency_budget(suite: _Suite) -> None:
         _latency_series(b, cfg.latency_slo_seconds, 600.0, slow, suite.steps(duration))
         suite.group(name, b, alert, duration, [(s, suite.who()) for s in severities])
     b = suite.builder()
-    _latency_series(b, cfg.latency_slo_seconds, 0.0, 0.0, suite.steps("8h"))
-    suite.group("quiet", b, alert, "8h")
+    _latency_series(b, cfg.latency_slo_seconds, 0.0, 0.0, suite.steps("2h"))
+    suite.group("quiet", b, alert, "2h")
 
 
 # --- drift -----------------------------------------------------------------------------
@@ -362,7 +368,7 @@ def _feature_family() -> Any:
 
 def _missing_values(suite: _Suite) -> None:
     alert, per_step = "ModelmonFeatureMissingValues", 100.0
-    base, jump = suite.steps("6h"), suite.steps("45m")
+    base, jump = suite.steps("2h"), suite.steps("45m")
     at = _fmt((base + jump) * suite.step)
     cases = [
         ("fires when values go missing", (per_step * 0.01, base), (per_step, jump), True),
@@ -382,7 +388,7 @@ def _missing_values(suite: _Suite) -> None:
 
 
 def _confidence_file(cfg: MonitoringConfig) -> dict[str, Any]:
-    suite = _Suite(cfg, "10m")
+    suite = _Suite(cfg, "30m")
     alert = "ModelmonConfidenceCollapse"
     week, tail = suite.steps("1w"), suite.steps("2h")
     at = _fmt((week + tail) * suite.step)
@@ -401,7 +407,7 @@ def _confidence_file(cfg: MonitoringConfig) -> dict[str, Any]:
         b.metric(names.CONFIDENCE, ramp((per_step, week), (per_step, tail)), "_count")
         b.metric(names.CONFIDENCE, ramp((per_step * 0.9, week), (per_step * 0.3, tail)), "_sum")
         suite.group(name, b, alert, at, [("warning", suite.who())] if fires else [])
-    return suite.document("10m")
+    return suite.document("30m")
 
 
 # --- performance -----------------------------------------------------------------------
@@ -592,11 +598,11 @@ def _sdk(suite: _Suite, alert: str, spec: names.MetricSpec, key: str, value: str
 
 
 def _staleness_file(cfg: MonitoringConfig) -> dict[str, Any]:
-    suite = _Suite(cfg, "1h")
+    suite = _Suite(cfg, "1d")
     alert, day = "ModelmonModelStale", 86400.0
-    at_seconds = math.ceil((cfg.staleness_days + 2) * 24) * 3600.0
+    at_seconds = math.ceil(cfg.staleness_days + 2) * day
     n = suite.steps(at_seconds)
-    at = f"{int(at_seconds // 3600)}h"
+    at = f"{int(at_seconds // day)}d"
     young = at_seconds - day
     for name, trained, traffic, fires in (
         ("fires when the model is older than the limit", 1.0, 10.0, True),
@@ -607,7 +613,7 @@ def _staleness_file(cfg: MonitoringConfig) -> dict[str, Any]:
         b.metric(names.MODEL_TRAINED, constant(trained, n))
         b.metric(names.PREDICTIONS, ramp((traffic, n)))
         suite.group(name, b, alert, at, [("ticket", suite.who())] if fires else [])
-    return suite.document("1h")
+    return suite.document("1d")
 
 
 # --- public ----------------------------------------------------------------------------

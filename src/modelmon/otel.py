@@ -41,6 +41,7 @@ __all__ = [
     "export_otel",
     "instance_id",
     "make_resource",
+    "mapping_table",
     "name_mapping",
     "otlp_http_exporter",
     "register",
@@ -123,6 +124,11 @@ def register(meter_provider: MeterProvider | None = None) -> ObservableBridge:
     """
     provider = otel_metrics.get_meter_provider() if meter_provider is None else meter_provider
     return _otel.bridge_for(provider)
+
+
+def mapping_table() -> str:
+    """The name mapping as a Markdown table (the README's, generated from the catalogue)."""
+    return _otel.mapping_table()
 
 
 def name_mapping() -> Mapping[str, str]:

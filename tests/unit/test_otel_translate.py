@@ -404,3 +404,15 @@ def test_bad_interval_raises(bad: float) -> None:
 def test_non_exporter_raises() -> None:
     with pytest.raises(ConfigurationError, match="MetricExporter"):
         otel.OtelExport(object())  # type: ignore[arg-type]
+
+
+def test_mapping_table_lists_every_catalogue_metric() -> None:
+    import modelmon.otel
+
+    table = modelmon.otel.mapping_table().splitlines()
+    assert len(table) == 2 + len(names.CATALOGUE)
+    for spec, line in zip(names.CATALOGUE, table[2:], strict=True):
+        assert f"`{spec.prometheus_name()}`" in line and f"`{spec.otel_name}`" in line
+    assert "| `modelmon_requests_in_flight` | `modelmon.requests.in_flight` | Sum (non-mono" in (
+        "\n".join(table)
+    )

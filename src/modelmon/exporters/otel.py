@@ -567,3 +567,30 @@ def bridge_for(meter_provider: MeterProvider, version: str = _SDK_VERSION) -> Ob
 def name_mapping() -> Mapping[str, str]:
     """Prometheus name -> OTel name for every catalogue metric (default namespace)."""
     return {spec.prometheus_name(): spec.otel_name for spec in names.CATALOGUE}
+
+
+def otel_type(spec: MetricSpec) -> str:
+    """How :func:`families_to_metrics_data` exports ``spec``, in words."""
+    if spec.kind == "counter":
+        return "Sum (monotonic)"
+    if spec.name in ADDITIVE_GAUGES:
+        return "Sum (non-monotonic)"
+    if spec.kind == "gauge":
+        return "Gauge"
+    if spec.kind == "histogram":
+        return "Histogram"
+    return "Histogram without bounds (count, sum)"
+
+
+def mapping_table() -> str:
+    """The README's Markdown table: Prometheus name, OTel name, OTel type, unit."""
+    lines = ["| Prometheus | OpenTelemetry | OTel type | Unit |", "|---|---|---|---|"]
+    for spec in names.CATALOGUE:
+        prom = f"`{spec.prometheus_name()}`"
+        if spec.kind == "histogram":
+            prom += " (`_bucket`, `_count`, `_sum`)"
+        elif spec.kind == "summary":
+            prom += " (`_count`, `_sum`)"
+        unit = f"`{spec.unit}`" if spec.unit else ""
+        lines.append(f"| {prom} | `{spec.otel_name}` | {otel_type(spec)} | {unit} |")
+    return "\n".join(lines) + "\n"

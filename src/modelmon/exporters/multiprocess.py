@@ -1,0 +1,991 @@
+"""Multi-process mode: every worker of a pre-forking server writes its state, any worker merges.
+
+Enabled while ``MODELMON_MULTIPROC_DIR`` (else ``PROMETHEUS_MULTIPROC_DIR``) names a
+directory; the variable is read at every fold and scrape, so setting it after import
+works. Each process writes the states of its monitors' aggregates to
+``<dir>/modelmon_<pid>.state`` after its folds (atomically: a temp file then
+``os.replace``; at most :data:`MIN_WRITE_INTERVAL_S` apart, from a background thread)
+and synchronously on every scrape. A scrape folds the scraping process, writes its
+file, reads every file of the directory, rebuilds fresh aggregates of the same kinds,
+``load_state``\\ s and ``merge``\\ s them, and renders the merged families.
+
+What a scrape sees (read-your-writes across processes): every call that returned in the
+scraping process before the scrape, and every call of another worker that returned at
+least about ``FOLD_INTERVAL + MIN_WRITE_INTERVAL_S`` (1.1 s) before it. Totals never go
+backwards: files of dead processes stay (their counters count; their in-flight gauges
+do not), and :func:`mark_process_dead` folds a dead worker's counters into
+``modelmon_archive.state`` before deleting its file.
+
+The file format is JSON with numpy arrays as ``{"__nd__": [dtype, shape, base64]}``:
+nothing is ever unpickled. After ``fork`` the child starts from empty aggregates (the
+parent keeps reporting what it folded itself), so ``gunicorn --preload`` counts each
+call once.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import importlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import names
+from .._internal import registry as monitor_registry
+from ..aggregates import InputHealthAggregate, TrafficAggregate
+from ..batch import RenderContext
+from ..errors import ConfigurationError
+from ..points import Family, ScalarPoint
+
+if TYPE_CHECKING:
+    from ..monitor import Monitor
+
+logger = logging.getLogger("modelmon")
+
+ENV_VARS: tuple[str, ...] = ("MODELMON_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR")
+MIN_WRITE_INTERVAL_S = 0.1
+FORMAT = "modelmon-multiprocess"
+FORMAT_VERSION = 1
+ARCHIVE_NAME = "modelmon_archive.state"
+LOCK_NAME = "modelmon_archive.lock"
+ABSORBED_TTL_S = 3600.0
+_PID_FILE = re.compile(r"^modelmon_(\d+)\.state$")
+_FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ND = "__nd__"
+_NUMERIC_KINDS = frozenset("biuf")
+
+Key = tuple[str, str, str]  # namespace, model, version
+
+
+def directory() -> str | None:
+    """The multi-process directory from the environment, or None (single-process mode)."""
+    for var in ENV_VARS:
+        value = os.environ.get(var)
+        if value:
+            return value
+    return None
+
+
+# --- the codec: JSON plus raw numpy buffers, never pickle -------------------------------
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _NUMERIC_KINDS:
+            return [_jsonable(x) for x in obj.tolist()]
+        arr = np.ascontiguousarray(obj)
+        data = base64.b64encode(arr.tobytes()).decode("ascii")
+        return {_ND: [arr.dtype.str, list(arr.shape), data]}
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a multi-process state file")
+
+
+def _array(spec: list[Any]) -> np.ndarray:
+    dtype_str, shape, data = spec
+    dtype = np.dtype(str(dtype_str))
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise ValueError(f"refusing array dtype {dtype_str!r} in a state file")
+    shape = tuple(int(s) for s in shape)
+    raw = base64.b64decode(data, validate=True)
+    if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise ValueError("array size does not match its shape in a state file")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def _object_hook(d: dict[str, Any]) -> Any:
+    if len(d) == 1 and _ND in d:
+        return _array(d[_ND])
+    return d
+
+
+def encode(obj: Any) -> bytes:
+    """Serialise plain state (dicts, lists, scalars, numeric numpy arrays) to bytes.
+
+    >>> import numpy as np
+    >>> decode(encode({"a": np.arange(3)}))["a"].tolist()
+    [0, 1, 2]
+    """
+    return json.dumps(_jsonable(obj), separators=(",", ":")).encode("utf-8")
+
+
+def decode(data: bytes) -> Any:
+    """Inverse of :func:`encode` (refuses object arrays; never unpickles)."""
+    return json.loads(data.decode("utf-8"), object_hook=_object_hook)
+
+
+# --- aggregate kinds: how to rebuild an empty aggregate from what a file says ----------
+
+
+class _Profiles:
+    """Reference profiles by fingerprint: local monitors first, then the sidecar files."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._cache: dict[str, Any] = {}
+
+    def get(self, fingerprint: str) -> Any:
+        if fingerprint in self._cache:
+            return self._cache[fingerprint]
+        profile = self._local(fingerprint) or self._sidecar(fingerprint)
+        if profile is None:
+            raise LookupError(f"reference profile {fingerprint} is not available here")
+        self._cache[fingerprint] = profile
+        return profile
+
+    @staticmethod
+    def _local(fingerprint: str) -> Any:
+        for monitor in monitor_registry.monitors():
+            profile = getattr(monitor.aggregates.get("drift"), "profile", None)
+            if profile is not None and profile.fingerprint == fingerprint:
+                return profile
+        return None
+
+    def _sidecar(self, fingerprint: str) -> Any:
+        if self.path is None or not _FINGERPRINT.match(fingerprint):
+            return None
+        from ..profile import ReferenceProfile
+
+        try:
+            with open(_profile_path(self.path, fingerprint), encoding="utf-8") as f:
+                return ReferenceProfile.loads(f.read())
+        except FileNotFoundError:
+            return None
+
+
+def _profile_path(path: str, fingerprint: str) -> str:
+    return os.path.join(path, f"modelmon_profile_{fingerprint}.json")
+
+
+@dataclass(frozen=True)
+class AggregateKind:
+    """How one aggregate class is described in a state file and rebuilt empty from it."""
+
+    name: str
+    cls: type
+    config: Callable[[Any], dict[str, Any]]
+    build: Callable[[Mapping[str, Any], _Profiles], Any]
+    fresh: Callable[[Any], Any]
+
+
+def _traffic_config(agg: TrafficAggregate) -> dict[str, Any]:
+    return {
+        "duration_buckets": agg.duration.bounds.tolist(),
+        "batch_buckets": agg.batch_size.bounds.tolist(),
+        "confidence_buckets": agg.confidence.bounds.tolist(),
+        "max_error_types": agg.max_error_types,
+    }
+
+
+def _traffic_build(config: Mapping[str, Any], _: _Profiles) -> TrafficAggregate:
+    return TrafficAggregate(**config)
+
+
+def _drift_config(agg: Any) -> dict[str, Any]:
+    profile = agg.profile
+    return {
+        "fingerprint": None if profile is None else profile.fingerprint,
+        "warmup": agg.warmup,
+        "from_warmup": bool(agg._built_from_warmup),
+        "window_seconds": agg.window_seconds,
+        "slots": agg.n_slots,
+        "min_samples": agg.min_samples,
+        "quantiles": list(agg.quantiles),
+        "max_features": agg.max_features,
+        "export_bin_edges": agg.export_bin_edges,
+        "relative_accuracy": agg.relative_accuracy,
+    }
+
+
+def _drift_new(profile: Any, config: Mapping[str, Any]) -> Any:
+    from ..drift_aggregate import DriftAggregate
+
+    return DriftAggregate(
+        profile,
+        warmup=config["warmup"] or (None if profile is not None else 1),
+        window_seconds=config["window_seconds"],
+        slots=config["slots"],
+        min_samples=config["min_samples"],
+        quantiles=config["quantiles"],
+        max_features=config["max_features"],
+        export_bin_edges=config["export_bin_edges"],
+        relative_accuracy=config["relative_accuracy"],
+    )
+
+
+def _drift_build(config: Mapping[str, Any], profiles: _Profiles) -> Any:
+    fingerprint = config["fingerprint"]
+    # A warm-up profile travels inside the state itself (load_state adopts it).
+    needs_profile = fingerprint is not None and not config["from_warmup"]
+    return _drift_new(profiles.get(fingerprint) if needs_profile else None, config)
+
+
+def _drift_fresh(agg: Any) -> Any:
+    fresh = _drift_new(agg.profile, _drift_config(agg))
+    fresh._built_from_warmup = agg._built_from_warmup
+    return fresh
+
+
+def _outcome_config(agg: Any) -> dict[str, Any]:
+    return {
+        "task": agg.task,
+        "max_classes": agg.max_classes,
+        "positive_class": agg.positive_class,
+        "window_seconds": agg.slot_seconds * agg.slots,
+        "slots": agg.slots,
+        "delay_buckets": agg.delay.bounds.tolist(),
+        "reset_after": agg.reset_after,
+    }
+
+
+def _outcome_new(config: Mapping[str, Any], store: Any, detector: Any) -> Any:
+    from ..outcomes import OutcomeAggregate
+
+    return OutcomeAggregate(
+        config["task"],
+        store=store,
+        max_classes=config["max_classes"],
+        positive_class=config["positive_class"],
+        window_seconds=config["window_seconds"],
+        slots=config["slots"],
+        detector=detector,
+        delay_buckets=config["delay_buckets"],
+        reset_after=config["reset_after"],
+    )
+
+
+def _outcome_build(config: Mapping[str, Any], _: _Profiles) -> Any:
+    # Merged views only read the counters; detections travel in the state.
+    return _outcome_new(config, None, None)
+
+
+def _outcome_fresh(agg: Any) -> Any:
+    detector = getattr(agg.detector, "name", None)
+    # The pending predictions stay joinable in the child (a SQLite store is shared).
+    return _outcome_new(_outcome_config(agg), agg.store, detector)
+
+
+_KINDS: dict[str, AggregateKind] = {}
+
+
+def register_kind(kind: AggregateKind) -> None:
+    """Teach multi-process mode an aggregate class (built-ins are registered here)."""
+    _KINDS[kind.name] = kind
+
+
+register_kind(
+    AggregateKind("traffic", TrafficAggregate, _traffic_config, _traffic_build, lambda a: None)
+)
+register_kind(
+    AggregateKind(
+        "inputs",
+        InputHealthAggregate,
+        lambda a: {},
+        lambda c, p: InputHealthAggregate(),
+        lambda a: InputHealthAggregate(),
+    )
+)
+
+
+def _register_optional_kinds() -> None:
+    with contextlib.suppress(ImportError):
+        from ..drift_aggregate import DriftAggregate
+
+        register_kind(
+            AggregateKind("drift", DriftAggregate, _drift_config, _drift_build, _drift_fresh)
+        )
+    with contextlib.suppress(ImportError):
+        from ..outcomes import OutcomeAggregate
+
+        register_kind(
+            AggregateKind(
+                "outcomes", OutcomeAggregate, _outcome_config, _outcome_build, _outcome_fresh
+            )
+        )
+
+
+_register_optional_kinds()
+
+
+def _kind_of(agg: Any) -> AggregateKind | None:
+    for kind in _KINDS.values():
+        if type(agg) is kind.cls:
+            return kind
+    return None
+
+
+def _class_name(agg: Any) -> str | None:
+    """``module:qualname`` of a no-argument modelmon aggregate class (the generic fallback)."""
+    cls = type(agg)
+    if cls.__module__.startswith("modelmon.") and "<" not in cls.__qualname__:
+        return f"{cls.__module__}:{cls.__qualname__}"
+    return None
+
+
+def describe(agg: Any) -> dict[str, Any] | None:
+    """What a state file stores for ``agg`` (kind, config, state), or None if it cannot."""
+    kind = _kind_of(agg)
+    if kind is not None:
+        return {"kind": kind.name, "config": kind.config(agg), "state": agg.state()}
+    name = _class_name(agg)
+    if name is None:
+        return None
+    return {"kind": "class", "config": {"class": name}, "state": agg.state()}
+
+
+def build(entry: Mapping[str, Any], profiles: _Profiles) -> Any:
+    """A fresh aggregate holding the state of a file entry."""
+    agg = _blank(entry["kind"], entry["config"], profiles)
+    agg.load_state(entry["state"])
+    return agg
+
+
+def _blank(kind_name: str, config: Mapping[str, Any], profiles: _Profiles) -> Any:
+    kind = _KINDS.get(kind_name)
+    if kind is not None:
+        return kind.build(config, profiles)
+    if kind_name == "class":
+        module, _, qualname = str(config["class"]).partition(":")
+        if not module.startswith("modelmon."):  # only our own classes are ever imported
+            raise ValueError(f"refusing aggregate class {config['class']!r}")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        return obj()
+    raise ValueError(f"unknown aggregate kind {kind_name!r}")
+
+
+def fresh_like(agg: Any) -> Any:
+    """An empty aggregate configured like ``agg`` (what a forked child starts from)."""
+    kind = _kind_of(agg)
+    if kind is not None:
+        fresh = kind.fresh(agg)
+        if fresh is not None:
+            return fresh
+        return kind.build(kind.config(agg), _Profiles(None))
+    return type(agg)()
+
+
+# --- this process's file ----------------------------------------------------------------
+
+
+def _registry_kind(monitor: Monitor) -> str:
+    if monitor.registry is None:
+        return "default"
+    return "none" if monitor.registry is False else "custom"
+
+
+def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
+    out: list[list[Any]] = []
+    for family in families:
+        points = [
+            [dict(p.labels), float(p.value)] for p in family.points if isinstance(p, ScalarPoint)
+        ]
+        out.append([family.spec.name, points])
+    return out
+
+
+def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
+    """The file entry of one monitor: its aggregates' states and its live values."""
+    aggregates: dict[str, Any] = {}
+    with monitor._fold_lock:
+        for name, agg in monitor.aggregates.items():
+            try:
+                entry = describe(agg)
+            except Exception as exc:
+                monitor.health.error("multiprocess_state", exc)
+                continue
+            if entry is not None:
+                aggregates[name] = entry
+    live = _live_entry(monitor.live_families(monitor.render_context(now)))
+    return {
+        "namespace": monitor.namespace,
+        "model": monitor.model,
+        "version": monitor.version,
+        "registry": _registry_kind(monitor),
+        "aggregates": aggregates,
+        "live": live,
+    }
+
+
+def _pid_path(path: str, pid: int) -> str:
+    return os.path.join(path, f"modelmon_{pid}.state")
+
+
+def _atomic_write(target: str, data: bytes) -> None:
+    tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _Writer:
+    """Writes this process's file: throttled from a thread after folds, at once on scrapes."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
+        self.token = uuid.uuid4().hex
+        self.lock = threading.Lock()
+        self.start_lock = threading.Lock()  # never held while waiting for a fold lock
+        self.event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.last = 0.0
+        self.checked: str | None = None  # the directory whose old file of our pid was handled
+        self.profiles_written: set[tuple[str, str]] = set()
+        self.local = threading.local()
+
+    def after_fork(self) -> None:
+        self._reset()
+
+    def notify(self) -> None:
+        """A fold happened: write soon (at most every MIN_WRITE_INTERVAL_S)."""
+        if getattr(self.local, "writing", False):
+            return
+        if self.thread is None or self.pid != os.getpid():
+            self._start()
+        self.event.set()
+
+    def _start(self) -> None:
+        with self.start_lock:
+            if self.thread is not None and self.pid == os.getpid():
+                return
+            if self.pid != os.getpid():
+                self._reset()
+            self.thread = threading.Thread(target=self._run, name="modelmon-mp-write", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.event.wait()
+            delay = self.last + MIN_WRITE_INTERVAL_S - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self.event.clear()
+            try:
+                self.write(fold=False)
+            except Exception as exc:  # the writer must survive anything
+                logger.warning("modelmon: cannot write the multi-process state: %r", exc)
+
+    def write(self, fold: bool) -> str | None:
+        """Write this process's file now (folding first when ``fold``); returns its path."""
+        path = directory()
+        if path is None:
+            return None
+        monitors = monitor_registry.monitors()
+        self.local.writing = True
+        try:
+            if fold:
+                for monitor in monitors:
+                    monitor.fold()
+            with self.lock:
+                return self._write_locked(path, monitors)
+        finally:
+            self.local.writing = False
+
+    def _write_locked(self, path: str, monitors: list[Monitor]) -> str:
+        now = time.time()
+        os.makedirs(path, exist_ok=True)
+        target = _pid_path(path, self.pid)
+        if self.checked != path:
+            _absorb_foreign(path, self.pid, self.token)
+            self.checked = path
+        entries = [snapshot(m, now) for m in monitors]
+        self._write_profiles(path, monitors)
+        doc = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "pid": self.pid,
+            "token": self.token,
+            "written_at": now,
+            "monitors": entries,
+        }
+        _atomic_write(target, encode(doc))
+        self.last = time.monotonic()
+        return target
+
+    def _write_profiles(self, path: str, monitors: list[Monitor]) -> None:
+        """Reference profiles once per process, so a process lacking the monitor can merge."""
+        for monitor in monitors:
+            drift = monitor.aggregates.get("drift")
+            profile = getattr(drift, "profile", None)
+            if profile is None or getattr(drift, "_built_from_warmup", False):
+                continue
+            fingerprint = profile.fingerprint
+            if (path, fingerprint) in self.profiles_written or not _FINGERPRINT.match(fingerprint):
+                continue
+            target = _profile_path(path, fingerprint)
+            if not os.path.exists(target):
+                _atomic_write(target, profile.dumps().encode("utf-8"))
+            self.profiles_written.add((path, fingerprint))
+
+
+WRITER = _Writer()
+
+
+def flush() -> str | None:
+    """Fold every monitor of this process and write its state file now (None if disabled)."""
+    return WRITER.write(fold=True)
+
+
+def _on_fold(monitor: Monitor) -> None:
+    if directory() is not None:
+        WRITER.notify()
+
+
+# --- reading the directory ----------------------------------------------------------------
+
+
+@dataclass
+class ProcessState:
+    """One file: a live or dead worker, or the archive of dead ones (pid 0)."""
+
+    pid: int
+    token: str
+    written_at: float
+    alive: bool
+    monitors: dict[Key, dict[str, Any]]
+    absorbed: dict[str, float] = field(default_factory=dict)
+
+
+def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError("not a modelmon multi-process state file")
+    if doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported state file version {doc.get('version')!r}")
+    pid = int(doc["pid"])
+    monitors = {
+        (str(m["namespace"]), str(m["model"]), str(m["version"])): m for m in doc["monitors"]
+    }
+    return ProcessState(
+        pid,
+        str(doc["token"]),
+        float(doc["written_at"]),
+        _pid_alive(pid) if alive is None else alive,
+        monitors,
+        {str(k): float(v) for k, v in doc.get("absorbed", {}).items()},
+    )
+
+
+def _read(path: str, alive: bool | None = None) -> ProcessState | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:  # absorbed into the archive meanwhile
+        return None
+    return _parse(decode(data), alive)
+
+
+def read_directory(path: str) -> list[ProcessState]:
+    """Every process file and the archive, with files already absorbed left out.
+
+    Process files are read before the archive: a file absorbed in between is then
+    found in the archive (and skipped here by its token), never lost.
+    """
+    states: list[ProcessState] = []
+    try:
+        listing = sorted(os.listdir(path))
+    except FileNotFoundError:
+        return states
+    for filename in listing:
+        if _PID_FILE.match(filename):
+            try:
+                state = _read(os.path.join(path, filename))
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("modelmon: skipping unreadable state file %s: %r", filename, exc)
+                continue
+            if state is not None:
+                states.append(state)
+    archive = _read(os.path.join(path, ARCHIVE_NAME), alive=False)
+    if archive is not None:
+        states = [s for s in states if s.token not in archive.absorbed]
+        states.append(archive)
+    return states
+
+
+# --- merging ------------------------------------------------------------------------------
+
+
+def _merge_aggregates(
+    entries: list[dict[str, Any]], profiles: _Profiles, on_error: Callable[[Exception], None]
+) -> dict[str, Any]:
+    """Aggregate name -> one fresh aggregate holding the sum of every entry's state."""
+    merged: dict[str, Any] = {}
+    for entry in entries:
+        for name, agg_entry in entry["aggregates"].items():
+            try:
+                agg = build(agg_entry, profiles)
+                if name in merged:
+                    merged[name].merge(agg)
+                else:
+                    merged[name] = agg
+            except Exception as exc:
+                on_error(exc)
+    return merged
+
+
+def _merge_live(
+    items: list[tuple[ProcessState, dict[str, Any]]], namespace: str, counters_only: bool = False
+) -> list[Family]:
+    """Counters add over every process; in-flight adds over live ones; other gauges: newest."""
+    sums: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    newest: dict[str, tuple[float, list[list[Any]]]] = {}
+    for proc, entry in items:
+        for spec_name, points in entry.get("live", []):
+            try:
+                spec = names.by_name(str(spec_name))
+            except KeyError:
+                continue
+            additive = spec.kind == "counter" or spec.name == names.IN_FLIGHT.name
+            if additive and (spec.kind == "counter" or proc.alive):
+                bucket = sums.setdefault(spec.name, {})
+                for labels, value in points:
+                    key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+                    bucket[key] = bucket.get(key, 0.0) + float(value)
+            elif (
+                not additive
+                and proc.alive
+                and not counters_only
+                and (spec.name not in newest or proc.written_at > newest[spec.name][0])
+            ):
+                newest[spec.name] = (proc.written_at, points)
+    families = [
+        Family(
+            names.by_name(n),
+            namespace,
+            tuple(ScalarPoint(dict(k), v) for k, v in sorted(pts.items())),
+        )
+        for n, pts in sums.items()
+        if not (counters_only and names.by_name(n).kind != "counter")
+    ]
+    for n, (_, points) in newest.items():
+        families.append(
+            Family(
+                names.by_name(n),
+                namespace,
+                tuple(
+                    ScalarPoint({str(k): str(v) for k, v in lb.items()}, float(v))
+                    for lb, v in points
+                ),
+            )
+        )
+    return families
+
+
+def merged_monitor_families(
+    key: Key,
+    items: list[tuple[ProcessState, dict[str, Any]]],
+    profiles: _Profiles,
+    now: float,
+    on_error: Callable[[Exception], None],
+) -> list[Family]:
+    """Families of one monitor, merged over every process that wrote it."""
+    namespace, model, version = key
+    ctx = RenderContext(namespace, {names.MODEL: model, names.VERSION: version}, now)
+    merged = _merge_aggregates([entry for _, entry in items], profiles, on_error)
+    families: list[Family] = []
+    for agg in merged.values():
+        try:
+            families.extend(agg.families(ctx))
+        except Exception as exc:
+            on_error(exc)
+    families.extend(_merge_live(items, namespace))
+    return families
+
+
+def _key(monitor: Monitor) -> Key:
+    return (monitor.namespace, monitor.model, monitor.version)
+
+
+def _note_error(monitors: list[Monitor]) -> Callable[[Exception], None]:
+    def note(exc: Exception) -> None:
+        if monitors:
+            monitors[0].health.error("multiprocess_merge", exc)
+        else:
+            logger.warning("modelmon: multi-process merge problem: %r", exc)
+
+    return note
+
+
+def collect_merged(
+    monitors: list[Monitor], include_remote: bool | None = None, now: float | None = None
+) -> list[Family]:
+    """Families of ``monitors`` summed over every process of the directory.
+
+    ``include_remote`` adds monitors that only other processes have (default: when one
+    of ``monitors`` is exposed in the default registry). Falls back to the local
+    families when multi-process mode is off.
+    """
+    path = directory()
+    if path is None:
+        return _local_families(monitors)
+    WRITER.write(fold=True)
+    now = time.time() if now is None else now
+    states = read_directory(path)
+    if include_remote is None:
+        include_remote = any(m.registry is None for m in monitors)
+    by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
+    for state in states:
+        for key, entry in state.monitors.items():
+            by_key.setdefault(key, []).append((state, entry))
+    local = {_key(m): m for m in monitors}
+    keys = list(local)
+    if include_remote:
+        keys += [
+            k
+            for k, items in by_key.items()
+            if k not in local and any(e.get("registry") == "default" for _, e in items)
+        ]
+    profiles = _Profiles(path)
+    note = _note_error(monitors)
+    families: list[Family] = []
+    for key in keys:
+        items = by_key.get(key)
+        if not items:  # not written (e.g. no permission): show what this process has
+            families.extend(local[key].collect())
+            continue
+        families.extend(merged_monitor_families(key, items, profiles, now, note))
+    return families
+
+
+def _local_families(monitors: list[Monitor]) -> list[Family]:
+    families: list[Family] = []
+    for monitor in monitors:
+        families.extend(monitor.collect())
+    return families
+
+
+def family_source(monitors: list[Monitor]) -> list[Family]:
+    """The :class:`ModelmonCollector` family source: merged in multi-process mode."""
+    if directory() is None:
+        return _local_families(monitors)
+    try:
+        return collect_merged(monitors)
+    except Exception as exc:  # never fail a scrape: fall back to this process's view
+        for monitor in monitors[:1]:
+            monitor.health.error("multiprocess_collect", exc)
+        return _local_families(monitors)
+
+
+class MultiprocessCollector:
+    """A prometheus-client collector of every monitor in the directory.
+
+    For a ``/metrics`` endpoint served from a process without monitors of its own, or
+    next to prometheus-client's ``MultiProcessCollector`` in a fresh registry::
+
+        registry = CollectorRegistry()
+        modelmon.multiprocess.MultiprocessCollector(registry)
+    """
+
+    def __init__(self, registry: Any = None, path: str | None = None) -> None:
+        self.path = path
+        if registry is not None:
+            registry.register(self)
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from .prometheus import to_prometheus
+
+        path = self.path or directory()
+        if path is None:
+            return
+        states = read_directory(path)
+        by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
+        for state in states:
+            for key, entry in state.monitors.items():
+                by_key.setdefault(key, []).append((state, entry))
+        profiles = _Profiles(path)
+        now = time.time()
+        families: list[Family] = []
+        for key, items in sorted(by_key.items()):
+            families.extend(merged_monitor_families(key, items, profiles, now, _note_error([])))
+        yield from to_prometheus(families)
+
+
+# --- dead processes -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _directory_lock(path: str) -> Iterator[None]:
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def mark_process_dead(pid: int, path: str | None = None) -> bool:
+    """Drop a dead worker's live gauges, keep its counters; returns True if a file was absorbed.
+
+    For gunicorn's ``child_exit`` hook (in ``gunicorn.conf.py``)::
+
+        from modelmon.multiprocess import mark_process_dead
+
+        def child_exit(server, worker):
+            mark_process_dead(worker.pid)
+
+    The worker's aggregates are merged into ``modelmon_archive.state`` (under a file
+    lock) and its file is deleted, so the directory does not grow with restarts.
+    """
+    path = path or directory()
+    if path is None:
+        raise ConfigurationError(
+            "mark_process_dead needs MODELMON_MULTIPROC_DIR (or PROMETHEUS_MULTIPROC_DIR) or path="
+        )
+    if pid == os.getpid():
+        raise ConfigurationError("mark_process_dead called with this process's own pid")
+    with _directory_lock(path):
+        return _absorb(path, pid)
+
+
+def _absorb_foreign(path: str, pid: int, token: str) -> None:
+    """An old file of our pid (pid reuse): archive it before we overwrite it."""
+    target = _pid_path(path, pid)
+    if not os.path.exists(target):
+        return
+    try:
+        state = _read(target, alive=False)
+    except (ValueError, KeyError, TypeError):
+        return
+    if state is not None and state.token != token:
+        with _directory_lock(path):
+            _absorb(path, pid)
+
+
+def _absorb(path: str, pid: int) -> bool:
+    target = _pid_path(path, pid)
+    dead = _read(target, alive=False)
+    if dead is None:
+        return False
+    archive_path = os.path.join(path, ARCHIVE_NAME)
+    archive = _read(archive_path, alive=False)
+    if archive is not None and dead.token in archive.absorbed:
+        os.unlink(target)
+        return True
+    profiles = _Profiles(path)
+    monitors = dict(archive.monitors) if archive is not None else {}
+    failures: list[Exception] = []
+    for key, entry in dead.monitors.items():
+        items = [entry] if key not in monitors else [monitors[key], entry]
+        merged = _merge_aggregates(items, profiles, failures.append)
+        if failures:  # keep the file: its counters still count, its gauges are dropped
+            logger.warning(
+                "modelmon: cannot archive pid %d's state (%r); its file is kept", pid, failures[0]
+            )
+            return False
+        pairs = [(ProcessState(0, "", 0.0, False, {}), e) for e in items]
+        live = _merge_live(pairs, key[0], counters_only=True)
+        monitors[key] = {
+            "namespace": key[0],
+            "model": key[1],
+            "version": key[2],
+            "registry": entry.get("registry", "default"),
+            "aggregates": {n: describe(a) for n, a in merged.items()},
+            "live": _live_entry(live),
+        }
+    now = time.time()
+    absorbed = {
+        t: at
+        for t, at in (archive.absorbed if archive else {}).items()
+        if now - at < ABSORBED_TTL_S
+    }
+    absorbed[dead.token] = now
+    doc = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "pid": 0,
+        "token": "archive",
+        "written_at": now,
+        "monitors": list(monitors.values()),
+        "absorbed": absorbed,
+    }
+    _atomic_write(archive_path, encode(doc))
+    os.unlink(target)
+    return True
+
+
+# --- fork: the child starts from empty aggregates ----------------------------------------
+
+
+def reset_monitor(monitor: Monitor) -> None:
+    """Make ``monitor`` count only what this process does from now on (after ``fork``).
+
+    Calls pending in the parent's buffer and the parent's folded counts stay the
+    parent's: the parent reports them itself, so nothing is counted twice.
+    """
+    monitor._fold_lock = threading.RLock()  # a lock held by a parent thread would stay held
+    monitor._buffer.clear()
+    monitor._reads = 0
+    started = monitor._started_n()
+    monitor._reads = 1
+    monitor._folded = started - 1  # in-flight calls of the parent do not exist here
+    for name, agg in list(monitor.aggregates.items()):
+        try:
+            monitor.aggregates[name] = fresh_like(agg)
+        except Exception as exc:
+            monitor.health.error("multiprocess_fork", exc)
+    monitor.traffic = monitor.aggregates["traffic"]  # type: ignore[assignment]
+    monitor.inputs = monitor.aggregates["inputs"]  # type: ignore[assignment]
+    monitor.health._lock = threading.Lock()
+    monitor.health.internal_errors.clear()
+    monitor.health.dropped.clear()
+
+
+def _after_fork_in_child() -> None:
+    WRITER.after_fork()
+    for monitor in monitor_registry.monitors():
+        with contextlib.suppress(Exception):
+            reset_monitor(monitor)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Turn multi-process support on (idempotent); it stays dormant until the variable is set."""
+    global _installed
+    if _installed:
+        return
+    from ..monitor import _AFTER_FOLD_HOOKS
+    from .prometheus import ModelmonCollector
+
+    _AFTER_FOLD_HOOKS.append(_on_fold)
+    ModelmonCollector.family_source = staticmethod(family_source)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    _installed = True

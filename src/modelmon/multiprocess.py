@@ -1,0 +1,26 @@
+"""Multi-process mode for pre-forking servers (gunicorn, uvicorn ``--workers``).
+
+Set ``MODELMON_MULTIPROC_DIR`` (or ``PROMETHEUS_MULTIPROC_DIR``) to an empty directory
+for the server, before or after importing modelmon; a scrape of any worker then returns
+the totals of all workers. Every worker must create the same monitors (normal for
+pre-forking servers: each imports the app). In ``gunicorn.conf.py``::
+
+    from modelmon.multiprocess import mark_process_dead
+
+    def child_exit(server, worker):
+        mark_process_dead(worker.pid)
+
+Clear the directory when the whole server restarts (as with prometheus-client).
+"""
+
+from __future__ import annotations
+
+from .exporters.multiprocess import (
+    ENV_VARS,
+    MultiprocessCollector,
+    directory,
+    flush,
+    mark_process_dead,
+)
+
+__all__ = ["ENV_VARS", "MultiprocessCollector", "directory", "flush", "mark_process_dead"]

@@ -118,6 +118,7 @@ class Monitor:
         min_samples: int = 100,
         warmup_size: int = 1000,
         drift_quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+        export_bin_edges: bool = False,
         trained_at: float | None = None,
         outcome_store: str | None = None,
         outcome_capacity: int = 100_000,
@@ -181,6 +182,7 @@ class Monitor:
             warmup_size=warmup_size,
             min_samples=min_samples,
             drift_quantiles=drift_quantiles,
+            export_bin_edges=export_bin_edges,
             max_features=max_features,
             outcome_store=outcome_store,
             outcome_capacity=outcome_capacity,
@@ -214,6 +216,7 @@ class Monitor:
                 min_samples=options["min_samples"],
                 quantiles=tuple(options["drift_quantiles"]),
                 max_features=options["max_features"],
+                export_bin_edges=options["export_bin_edges"],
             )
             self.aggregates["drift"] = self.drift
         try:

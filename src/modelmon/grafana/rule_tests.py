@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from modelmon import names
 from modelmon.errors import ConfigurationError
 from modelmon.grafana.config import MonitoringConfig, duration_seconds, go_float, num
 from modelmon.grafana.rules import (
+    FEATURES,
     PSI_FLOOR,
     Alert,
     alert_groups,
@@ -36,14 +38,14 @@ _TEMPLATE = re.compile(r"\{\{ \$labels\.([a-zA-Z_][a-zA-Z0-9_]*) \}\}")
 # --- exact reference computations (numpy) ---------------------------------------------
 
 
-def psi(live: Sequence[float], reference: Sequence[float], floor: float = PSI_FLOOR) -> float:
+def psi(live: ArrayLike, reference: ArrayLike, floor: float = PSI_FLOOR) -> float:
     """PSI = sum (cur - ref) * ln(cur / ref), shares floored at ``floor``, no renormalising."""
     cur = np.maximum(np.asarray(live, float) / np.sum(live), floor)
     ref = np.maximum(np.asarray(reference, float), floor)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def js_distance(live: Sequence[float], reference: Sequence[float]) -> float:
+def js_distance(live: ArrayLike, reference: ArrayLike) -> float:
     """Jensen-Shannon distance in natural log (as ``scipy.spatial.distance.jensenshannon``)."""
     p = np.asarray(live, float) / np.sum(live)
     q = np.asarray(reference, float) / np.sum(reference)
@@ -145,7 +147,9 @@ class _Suite:
         self.interval = interval
         self.step = duration_seconds(interval)
         self.groups: list[dict[str, Any]] = []
-        self.alerts = {(a.alert, a.severity): a for _, alerts in alert_groups(cfg) for a in alerts}
+        self.alerts: dict[tuple[str, str], Alert] = {
+            (a.alert, a.severity): a for _, alerts in alert_groups(cfg) for a in alerts
+        }
 
     def builder(self) -> _Builder:
         return _Builder(self.cfg, _base_labels(self.cfg))
@@ -340,7 +344,7 @@ def _psi_js_exact(suite: _Suite) -> None:
     for i, count in enumerate(live):
         if count:
             b.metric(names.FEATURE_BIN, ramp((count, n)), feature="f2", bin=str(i))
-    rules = bin_rule_names(cfg, _feature_family())
+    rules = bin_rule_names(cfg, FEATURES)
     labels = suite.who(feature="f2")
     exprs = [
         _close_to(rules["psi"], psi(live, ref), labels, "1h"),
@@ -358,12 +362,6 @@ def _psi_js_exact(suite: _Suite) -> None:
 
 def _limit(cfg: MonitoringConfig, severity: str) -> float:
     return cfg.psi_critical if severity == "critical" else cfg.psi_warning
-
-
-def _feature_family() -> Any:
-    from modelmon.grafana.rules import FEATURES
-
-    return FEATURES
 
 
 def _missing_values(suite: _Suite) -> None:

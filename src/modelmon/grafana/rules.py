@@ -408,15 +408,16 @@ def _slo_alerts(cfg: MonitoringConfig) -> list[Alert]:
 def _drift_pair(cfg: MonitoringConfig, fam: _BinFamily, alert: str, subject: str) -> list[Alert]:
     psi = bin_rule_names(cfg, fam)["psi"]
     out = []
-    for severity, limit, word in (
+    levels: tuple[tuple[Severity, float, str], ...] = (
         ("critical", cfg.psi_critical, "major"),
         ("warning", cfg.psi_warning, "moderate"),
-    ):
+    )
+    for severity, limit, word in levels:
         out.append(
             Alert(
                 alert,
                 f"{psi} > {num(limit)}",
-                severity,  # type: ignore[arg-type]
+                severity,
                 cfg.drift_for,
                 f"{subject} of {_WHO} drifted ({word}: PSI > {num(limit)})",
                 f"The fleet-wide PSI of {subject} of {_WHO} against the reference profile "

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .context import last_prediction_id, last_prediction_ids, prediction_scope
 from .decorator import instrument, monitored, uninstrument
 from .errors import ConfigurationError, MissingExtraError
@@ -20,6 +22,19 @@ from .profile import ReferenceProfile
 
 _prometheus.install()
 
+if TYPE_CHECKING:
+    from .otel import export_otel
+
+
+def __getattr__(name: str) -> Any:
+    # OpenTelemetry's SDK metrics modules load only when OTel export is asked for.
+    if name == "export_otel":
+        from .otel import export_otel
+
+        return export_otel
+    raise AttributeError(f"module 'modelmon' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -28,6 +43,7 @@ __all__ = [
     "Monitor",
     "ReferenceProfile",
     "__version__",
+    "export_otel",
     "instrument",
     "last_prediction_id",
     "last_prediction_ids",

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import names
+from ._tracing import exemplar_labels
 from .batch import Batch, FloatArray, IntArray, RenderContext
 from .points import Exemplar, Family, HistogramPoint, ScalarPoint
 
@@ -45,7 +46,7 @@ class Histogram:
             for b in np.flatnonzero(last >= 0):
                 i = int(last[b])
                 self.exemplars[int(b)] = Exemplar(
-                    {"prediction_id": exemplar_ids[i]}, float(values[i]), ts
+                    exemplar_labels(exemplar_ids, i), float(values[i]), ts
                 )
 
     def merge(self, other: Histogram) -> None:

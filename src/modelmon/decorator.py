@@ -127,7 +127,14 @@ def wrap(monitor: Monitor, fn: F) -> F:
             f"{getattr(target, '__qualname__', target)!r} is a generator: monitor the function "
             "that produces the whole prediction instead"
         )
-    make = _async_wrapper if _is_coroutine_function(fn) else _sync_wrapper
+    is_coro = _is_coroutine_function(fn)
+    make: Callable[[Monitor], Callable[..., Any]]
+    if monitor.trace is None:
+        make = _async_wrapper if is_coro else _sync_wrapper
+    else:
+        from ._tracing import wrapper_factory
+
+        make = wrapper_factory(monitor.trace, is_coro)
     wrapped = MonitoredFunction(fn, make(monitor))
     wrapped._self_monitor = monitor
     return cast(F, wrapped)

@@ -217,7 +217,8 @@ class FeatureSchema:
             sizes = [len(d) if isinstance(d, Mapping) else 0 for d in chunk.payload]
             return max(sum(sizes) - len(self.names or ()) * len(chunk.payload), 0)
         if chunk.kind == "matrix":
-            return max(chunk.payload.shape[1] - len(self.names or ()), 0) * chunk.payload.shape[0]
+            rows, width = chunk.payload.shape
+            return int(max(width - len(self.names or ()), 0) * rows)
         return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
 
 
@@ -394,7 +395,14 @@ def output_array(y: Any) -> np.ndarray:
     if _is_pandas(y, "DataFrame") or _is_pandas(y, "Series"):
         return np.asarray(y.to_numpy())
     if isinstance(y, (list, tuple)):
-        return np.asarray(y) if len(y) else np.zeros(0)
+        if not len(y):
+            return np.zeros(0)
+        try:
+            a = np.asarray(y)
+        except (ValueError, TypeError, UnicodeError):  # ragged, or str mixed with bytes
+            a = np.empty(len(y), dtype=object)
+            a[:] = [v if _is_scalar(v) else repr(v) for v in y]
+        return a.astype(object) if a.dtype.kind == "S" else a
     if isinstance(y, bytes):
         return np.asarray([y], dtype=object)
     if _is_scalar(y) and y is not None:

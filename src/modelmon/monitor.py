@@ -32,6 +32,7 @@ from ._internal.ids import row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import Record, set_last
+from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
     DEFAULT_MAX_FEATURES,
@@ -43,7 +44,6 @@ from .extract import (
     output_rows,
     outputs_frame,
 )
-from .drift_aggregate import DriftAggregate
 from .outcomes import OutcomeAggregate, OutcomeError, open_store
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
@@ -126,6 +126,7 @@ class Monitor:
         max_classes: int = 20,
         positive_class: Any = None,
         concept_detector: str = "adwin",
+        trace: Literal["attributes", "span"] | None = None,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.version = _check_label_value("version", version)
@@ -151,6 +152,11 @@ class Monitor:
             raise ConfigurationError(f"max_features must be a positive int, got {max_features!r}")
         if window_seconds <= 0:
             raise ConfigurationError(f"window_seconds must be positive, got {window_seconds!r}")
+        if trace is not None:
+            from ._tracing import check_mode
+
+            check_mode(trace)
+        self.trace = trace
         self.features_fn = features
         self.prediction_fn = prediction
         self.confidence = confidence
@@ -600,6 +606,10 @@ class CallIds(Sequence[str]):
 
     def __len__(self) -> int:
         return len(self._seqs)
+
+    def seq(self, i: int) -> int | str:
+        """The raw sequence number of call ``i`` (a ``TracedSeq`` when it was traced)."""
+        return self._seqs[i]
 
     @overload
     def __getitem__(self, i: int) -> str: ...

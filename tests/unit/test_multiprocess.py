@@ -147,17 +147,22 @@ def test_drift_and_outcomes_merge_like_one_process(mpdir: Path) -> None:
             assert merged[(name, labels)] == pytest.approx(value, rel=1e-9, abs=1e-12), name
     accuracy = merged[("modelmon_performance", (("metric", "accuracy"), *LABELS.items()))]
     assert accuracy == pytest.approx(accuracy_score(actual, (live[:, 0] > 0.5).astype(int)))
-    psi = merged[
-        ("modelmon_feature_drift", (("feature", "x"), ("method", "psi"), *LABELS.items()))
-    ]
+    psi = merged[("modelmon_feature_drift", (("feature", "x"), ("method", "psi"), *LABELS.items()))]
     assert psi > 0.25
 
 
 def _in_flight_child(mon: modelmon.Monitor, ready: Any, done: Any) -> None:
-    release = threading.Event()
-    predict = mon.wrap(lambda x: (release.wait(10), 1.0)[1])
+    block, release = threading.Event(), threading.Event()
+
+    @mon.wrap
+    def predict(x: Any) -> float:
+        if block.is_set():
+            release.wait(10)
+        return 1.0
+
     for _ in range(4):
         predict({"a": 1.0})
+    block.set()
     threading.Thread(target=predict, args=({"a": 1.0},), daemon=True).start()
     while mon.in_flight == 0:
         pass
@@ -263,8 +268,8 @@ def test_an_old_file_of_our_pid_is_archived_not_overwritten(mpdir: Path) -> None
     mpx.WRITER.token, mpx.WRITER.checked = "new-process", None
     try:
         assert _requests(reg) == 6  # the old file (3 calls) plus this process (3 calls)
-        archive = mpx.read_directory(str(mpdir))[-1]
-        assert old_token in archive.absorbed
+        archived = mpx._read_archive(str(mpdir / "modelmon_archive.state"))["processes"]
+        assert [p["token"] for p in archived] == [old_token]
     finally:
         mpx.WRITER.token = old_token
 

@@ -13,7 +13,8 @@ def _row(spec: names.MetricSpec, base: bool) -> str:
         f"`{label}`" for label in ((names.BASE_LABELS if base else ()) + spec.labels)
     )
     kind = spec.kind if spec.kind != "summary" else "summary (`_sum`, `_count`)"
-    return f"| `{spec.prometheus_name()}` | {kind} | {labels or '-'} | `{spec.otel_name}` | {spec.help} |"
+    name, otel = spec.prometheus_name(), spec.otel_name
+    return f"| `{name}` | {kind} | {labels or '-'} | `{otel}` | {spec.help} |"
 
 
 def catalogue_markdown() -> str:

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,7 +59,7 @@ FORMAT = "modelmon-multiprocess"
 FORMAT_VERSION = 1
 ARCHIVE_NAME = "modelmon_archive.state"
 LOCK_NAME = "modelmon_archive.lock"
-ABSORBED_TTL_S = 3600.0
+ARCHIVE_FORMAT = "modelmon-multiprocess-archive"
 _PID_FILE = re.compile(r"^modelmon_(\d+)\.state$")
 _FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _ND = "__nd__"
@@ -84,9 +84,8 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in _NUMERIC_KINDS:
             return [_jsonable(x) for x in obj.tolist()]
-        arr = np.ascontiguousarray(obj)
-        data = base64.b64encode(arr.tobytes()).decode("ascii")
-        return {_ND: [arr.dtype.str, list(arr.shape), data]}
+        data = base64.b64encode(obj.tobytes(order="C")).decode("ascii")
+        return {_ND: [obj.dtype.str, list(obj.shape), data]}
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -521,7 +520,7 @@ class _Writer:
         if self.checked != path:
             _absorb_foreign(path, self.pid, self.token)
             self.checked = path
-        entries = [snapshot(m, now) for m in monitors]
+        entries = [snapshot(m, now) for m in _one_per_key(monitors)]
         self._write_profiles(path, monitors)
         doc = {
             "format": FORMAT,
@@ -551,6 +550,15 @@ class _Writer:
             self.profiles_written.add((path, fingerprint))
 
 
+def _one_per_key(monitors: list[Monitor]) -> list[Monitor]:
+    """One monitor per (namespace, model, version): an exported one, else the newest.
+
+    As in one registry, where a new monitor for a model version replaces the old one.
+    """
+    ranked = sorted(monitors, key=lambda m: (m.registry is not False, m.loaded_at))
+    return list({_key(m): m for m in ranked}.values())
+
+
 WRITER = _Writer()
 
 
@@ -569,14 +577,13 @@ def _on_fold(monitor: Monitor) -> None:
 
 @dataclass
 class ProcessState:
-    """One file: a live or dead worker, or the archive of dead ones (pid 0)."""
+    """The state one process wrote (from its own file, or from the archive once dead)."""
 
     pid: int
     token: str
     written_at: float
     alive: bool
     monitors: dict[Key, dict[str, Any]]
-    absorbed: dict[str, float] = field(default_factory=dict)
 
 
 def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
@@ -594,7 +601,6 @@ def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
         float(doc["written_at"]),
         _pid_alive(pid) if alive is None else alive,
         monitors,
-        {str(k): float(v) for k, v in doc.get("absorbed", {}).items()},
     )
 
 
@@ -608,14 +614,15 @@ def _read(path: str, alive: bool | None = None) -> ProcessState | None:
 
 
 def read_directory(path: str) -> list[ProcessState]:
-    """Every process file and the archive, with files already absorbed left out.
+    """Every process of the directory (live files and archived ones), in merge order.
 
-    Process files are read before the archive: a file absorbed in between is then
-    found in the archive (and skipped here by its token), never lost.
+    Process files are read before the archive: a file archived in between is then
+    found in the archive (and skipped here by its token), never lost. The order is
+    (pid, token) whichever file holds an entry, so sums are always added in one order.
     """
     states: list[ProcessState] = []
     try:
-        listing = sorted(os.listdir(path))
+        listing = os.listdir(path)
     except FileNotFoundError:
         return states
     for filename in listing:
@@ -627,10 +634,17 @@ def read_directory(path: str) -> list[ProcessState]:
                 continue
             if state is not None:
                 states.append(state)
-    archive = _read(os.path.join(path, ARCHIVE_NAME), alive=False)
-    if archive is not None:
-        states = [s for s in states if s.token not in archive.absorbed]
-        states.append(archive)
+    try:
+        archived = [
+            _parse(doc, alive=False)
+            for doc in _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("modelmon: skipping unreadable archive: %r", exc)
+        archived = []
+    tokens = {a.token for a in archived}
+    states = [s for s in states if s.token not in tokens] + archived
+    states.sort(key=lambda s: (s.pid, s.token))
     return states
 
 
@@ -655,9 +669,7 @@ def _merge_aggregates(
     return merged
 
 
-def _merge_live(
-    items: list[tuple[ProcessState, dict[str, Any]]], namespace: str, counters_only: bool = False
-) -> list[Family]:
+def _merge_live(items: list[tuple[ProcessState, dict[str, Any]]], namespace: str) -> list[Family]:
     """Counters add over every process; in-flight adds over live ones; other gauges: newest."""
     sums: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     newest: dict[str, tuple[float, list[list[Any]]]] = {}
@@ -676,7 +688,6 @@ def _merge_live(
             elif (
                 not additive
                 and proc.alive
-                and not counters_only
                 and (spec.name not in newest or proc.written_at > newest[spec.name][0])
             ):
                 newest[spec.name] = (proc.written_at, points)
@@ -687,7 +698,6 @@ def _merge_live(
             tuple(ScalarPoint(dict(k), v) for k, v in sorted(pts.items())),
         )
         for n, pts in sums.items()
-        if not (counters_only and names.by_name(n).kind != "counter")
     ]
     for n, (_, points) in newest.items():
         families.append(
@@ -888,55 +898,49 @@ def _absorb_foreign(path: str, pid: int, token: str) -> None:
 
 
 def _absorb(path: str, pid: int) -> bool:
+    """Move a dead process's entry, gauges stripped, into the archive; delete its file.
+
+    Entries are kept as they are (not summed into one): readers merge every entry in
+    the same (pid, token) order wherever it is stored, so float sums stay bit-identical
+    and no counter moves backwards, even by a rounding error.
+    """
     target = _pid_path(path, pid)
-    dead = _read(target, alive=False)
-    if dead is None:
+    try:
+        with open(target, "rb") as f:
+            dead = decode(f.read())
+        _parse(dead, alive=False)  # validate before archiving
+    except FileNotFoundError:
         return False
     archive_path = os.path.join(path, ARCHIVE_NAME)
-    archive = _read(archive_path, alive=False)
-    if archive is not None and dead.token in archive.absorbed:
-        os.unlink(target)
-        return True
-    profiles = _Profiles(path)
-    monitors = dict(archive.monitors) if archive is not None else {}
-    failures: list[Exception] = []
-    for key, entry in dead.monitors.items():
-        items = [entry] if key not in monitors else [monitors[key], entry]
-        merged = _merge_aggregates(items, profiles, failures.append)
-        if failures:  # keep the file: its counters still count, its gauges are dropped
-            logger.warning(
-                "modelmon: cannot archive pid %d's state (%r); its file is kept", pid, failures[0]
-            )
-            return False
-        pairs = [(ProcessState(0, "", 0.0, False, {}), e) for e in items]
-        live = _merge_live(pairs, key[0], counters_only=True)
-        monitors[key] = {
-            "namespace": key[0],
-            "model": key[1],
-            "version": key[2],
-            "registry": entry.get("registry", "default"),
-            "aggregates": {n: describe(a) for n, a in merged.items()},
-            "live": _live_entry(live),
-        }
-    now = time.time()
-    absorbed = {
-        t: at
-        for t, at in (archive.absorbed if archive else {}).items()
-        if now - at < ABSORBED_TTL_S
-    }
-    absorbed[dead.token] = now
-    doc = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "pid": 0,
-        "token": "archive",
-        "written_at": now,
-        "monitors": list(monitors.values()),
-        "absorbed": absorbed,
-    }
-    _atomic_write(archive_path, encode(doc))
+    archive = _read_archive(archive_path)
+    if all(p["token"] != dead["token"] for p in archive["processes"]):
+        for entry in dead["monitors"]:
+            entry["live"] = [item for item in entry.get("live", []) if _is_counter(item[0])]
+        archive["processes"].append(dead)
+        archive["written_at"] = time.time()
+        _atomic_write(archive_path, encode(archive))
     os.unlink(target)
     return True
+
+
+def _is_counter(spec_name: str) -> bool:
+    try:
+        return names.by_name(spec_name).kind == "counter"
+    except KeyError:
+        return False
+
+
+def _read_archive(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            doc = decode(f.read())
+    except FileNotFoundError:
+        return {"format": ARCHIVE_FORMAT, "version": FORMAT_VERSION, "processes": []}
+    if not isinstance(doc, dict) or doc.get("format") != ARCHIVE_FORMAT:
+        raise ValueError(f"{path} is not a modelmon archive")
+    if doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported archive version {doc.get('version')!r}")
+    return doc
 
 
 # --- fork: the child starts from empty aggregates ----------------------------------------
@@ -956,11 +960,15 @@ def reset_monitor(monitor: Monitor) -> None:
     monitor._folded = started - 1  # in-flight calls of the parent do not exist here
     for name, agg in list(monitor.aggregates.items()):
         try:
-            monitor.aggregates[name] = fresh_like(agg)
+            fresh = fresh_like(agg)
         except Exception as exc:
             monitor.health.error("multiprocess_fork", exc)
-    monitor.traffic = monitor.aggregates["traffic"]  # type: ignore[assignment]
-    monitor.inputs = monitor.aggregates["inputs"]  # type: ignore[assignment]
+            continue
+        monitor.aggregates[name] = fresh
+        # The monitor also keeps its aggregates as attributes (``monitor.traffic``...).
+        for attr, value in list(vars(monitor).items()):
+            if value is agg:
+                setattr(monitor, attr, fresh)
     monitor.health._lock = threading.Lock()
     monitor.health.internal_errors.clear()
     monitor.health.dropped.clear()

@@ -15,7 +15,6 @@ each monitor before reading it: a scrape sees every call that returned before it
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -85,18 +84,22 @@ class ModelmonCollector:
         yield from to_prometheus(type(self).family_source(self.monitors))
 
 
-_collectors: weakref.WeakKeyDictionary[Any, ModelmonCollector] = weakref.WeakKeyDictionary()
 _collectors_lock = threading.Lock()
+_ATTR = "_modelmon_collector"
 
 
 def collector_for(registry: CollectorRegistry) -> ModelmonCollector:
-    """The modelmon collector of ``registry`` (created and registered on first use)."""
+    """The modelmon collector of ``registry`` (created and registered on first use).
+
+    Kept as an attribute of the registry (not in a module-level table), so a registry,
+    its collector and its monitors are freed together.
+    """
     with _collectors_lock:
-        collector = _collectors.get(registry)
+        collector: ModelmonCollector | None = getattr(registry, _ATTR, None)
         if collector is None:
             collector = ModelmonCollector()
             registry.register(collector)
-            _collectors[registry] = collector
+            setattr(registry, _ATTR, collector)
         return collector
 
 
@@ -111,7 +114,7 @@ def _detach(monitor: Monitor) -> None:
     registry = monitor.registry
     if registry is False:
         return
-    collector = _collectors.get(REGISTRY if registry is None else registry)
+    collector = getattr(REGISTRY if registry is None else registry, _ATTR, None)
     if collector is not None:
         collector.detach(monitor)
 

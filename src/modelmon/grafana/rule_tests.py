@@ -351,7 +351,7 @@ def _psi_js_exact(suite: _Suite) -> None:
         _close_to(rules["js"], js_distance(live, ref), labels, "1h"),
     ]
     suite.group(
-        "PSI and JS equal numpy (fires, major drift)",
+        "fires on major drift, PSI and JS equal numpy",
         b,
         "ModelmonFeatureDrift",
         "1h",

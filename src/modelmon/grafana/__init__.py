@@ -1,0 +1,38 @@
+"""Monitoring as code: Grafana dashboard, Prometheus rules and Alertmanager routing.
+
+Everything is generated from :mod:`modelmon.names` and one :class:`MonitoringConfig`:
+
+>>> from modelmon.grafana import MonitoringConfig, render_files
+>>> files = render_files(MonitoringConfig(namespace="modelmon", availability_slo=0.995))
+>>> sorted(files)[0]
+'alertmanager/alertmanager.yml'
+"""
+
+from __future__ import annotations
+
+from modelmon.grafana.alertmanager import render_alertmanager_config
+from modelmon.grafana.config import MonitoringConfig
+from modelmon.grafana.dashboard import dashboard_queries, render_dashboard
+from modelmon.grafana.export import (
+    export,
+    render_files,
+    render_grafana_provisioning,
+    render_prometheus_config,
+)
+from modelmon.grafana.rule_tests import render_rule_tests
+from modelmon.grafana.rules import alert_names, render_alert_rules, render_recording_rules
+
+__all__ = [
+    "MonitoringConfig",
+    "alert_names",
+    "dashboard_queries",
+    "export",
+    "render_alert_rules",
+    "render_alertmanager_config",
+    "render_dashboard",
+    "render_files",
+    "render_grafana_provisioning",
+    "render_prometheus_config",
+    "render_recording_rules",
+    "render_rule_tests",
+]

@@ -80,9 +80,7 @@ def test_bad_outcomes_never_raise(registry: CollectorRegistry) -> None:
     mon.record_outcomes([pid, "x"], [1.0])  # lengths differ
     samples = scrape(registry)
     assert value(samples, "modelmon_outcomes_unmatched_total", reason="invalid", **LABELS) == 3
-    assert (
-        value(samples, "modelmon_internal_errors_total", stage="record_outcome", **LABELS) is None
-    )
+    assert value(samples, "modelmon_internal_errors_total", stage="record_outcome", **LABELS) == 0
 
 
 def test_caller_supplied_ids_join(registry: CollectorRegistry) -> None:

@@ -109,9 +109,7 @@ def test_bad_input_never_crashes_the_caller(registry: CollectorRegistry, bad_inp
     assert predict(bad_input) == 0.5
     samples = scrape(registry)
     assert value(samples, "modelmon_requests_total", **LABELS) == 2
-    assert (
-        value(samples, "modelmon_internal_errors_total", stage="extract_features", **LABELS) is None
-    )
+    assert value(samples, "modelmon_internal_errors_total", stage="extract_features", **LABELS) == 0
 
 
 def test_missing_and_invalid_counts(registry: CollectorRegistry) -> None:

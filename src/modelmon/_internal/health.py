@@ -15,14 +15,18 @@ logger = logging.getLogger("modelmon")
 
 LOG_INTERVAL_S = 60.0
 
+# Series exported at zero from the start, so rates and alerts have a baseline.
+KNOWN_STAGES: tuple[str, ...] = ("fold", "extract_features", "extract_outputs", "record_outcome")
+KNOWN_DROP_REASONS: tuple[str, ...] = ("unsupported_input", "unsupported_output")
+
 
 class Health:
     """Counts internal errors by stage and dropped observations by reason."""
 
     def __init__(self, strict: bool = False) -> None:
         self.strict = strict
-        self.internal_errors: Counter[str] = Counter()
-        self.dropped: Counter[str] = Counter()
+        self.internal_errors: Counter[str] = Counter(dict.fromkeys(KNOWN_STAGES, 0))
+        self.dropped: Counter[str] = Counter(dict.fromkeys(KNOWN_DROP_REASONS, 0))
         self._last_logged: dict[str, float] = {}
         self._lock = threading.Lock()
 

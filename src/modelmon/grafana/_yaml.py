@@ -20,7 +20,7 @@ from typing import Any
 
 # Plain (unquoted) scalars: a safe first character, then anything printable; the checks in
 # _string exclude what block-context YAML would read differently (": ", " #", booleans).
-_PLAIN = re.compile(r"^[A-Za-z_/$(][\x20-\x7e]*$")
+_PLAIN = re.compile(r"^[A-Za-z_/$(][\x20-\x7e]*\Z")
 _RESERVED = re.compile(
     r"^(?:~|null|true|false|yes|no|on|off|y|n|\.nan|\.inf|-\.inf)$", re.IGNORECASE
 )

@@ -353,7 +353,7 @@ def http_collector_for(registry: CollectorRegistry) -> HttpCollector:
 
 
 def http_metrics_for(
-    registry: CollectorRegistry | None | bool,
+    registry: CollectorRegistry | bool | None,
     namespace: str = names.DEFAULT_NAMESPACE,
     buckets: Sequence[float] = names.DURATION_BUCKETS,
 ) -> HttpMetrics:

@@ -1,0 +1,173 @@
+"""Pure ASGI middleware: HTTP metrics by route template, and ``X-Prediction-Id``.
+
+Not Starlette's ``BaseHTTPMiddleware`` (it runs the app in another task, which breaks
+context variables and streaming): a plain ASGI class that wraps ``send``.
+
+>>> from prometheus_client import CollectorRegistry
+>>> from starlette.applications import Starlette
+>>> from modelmon.integrations.asgi import MetricsMiddleware
+>>> app = MetricsMiddleware(Starlette(), registry=CollectorRegistry())
+>>> app.metrics.namespace
+'modelmon'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from time import perf_counter
+from typing import Any
+
+from .. import names
+from ..context import Record, prediction_scope, record_id
+from ._http import PREDICTION_ID_HEADER, HttpMetrics, http_metrics_for, normalise_method
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_HEADER = PREDICTION_ID_HEADER.lower().encode("latin-1")
+# A request cancelled before any response was sent (the client went away): nginx's code.
+CLIENT_CLOSED = 499
+
+
+class MetricsMiddleware:
+    """Counts HTTP requests and times them to the last byte, labelled by route template.
+
+    Args:
+        app: the ASGI app to wrap (a Starlette or FastAPI app, or any ASGI app).
+        registry: prometheus-client registry to expose in (None: the global one;
+            False: none, read :attr:`metrics` yourself).
+        namespace: metric name prefix.
+        excluded_routes: paths or route templates not counted (default: ``metrics_path``).
+        metrics_path: the exposition's path, excluded by default.
+        buckets: duration histogram buckets in seconds.
+
+    Routes come from Starlette's router (``scope["route"]`` after the app ran), mounted
+    apps included; any path no route matched is labelled ``<unmatched>``. Unhandled
+    exceptions count as status 500 and are re-raised. Responses carry ``X-Prediction-Id``
+    with the ids of the predictions made while handling the request (comma-separated).
+    Non-HTTP scopes (websocket, lifespan) pass through untouched.
+
+    >>> from fastapi import FastAPI
+    >>> app = FastAPI()
+    >>> app.add_middleware(MetricsMiddleware, registry=False)
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        registry: Any = None,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        excluded_routes: Iterable[str] | None = None,
+        metrics_path: str = "/metrics",
+        buckets: Sequence[float] = names.DURATION_BUCKETS,
+    ) -> None:
+        self.app = app
+        self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
+        self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.excluded:
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        root_path = scope.get("root_path", "")
+        status = 0
+        end = 0.0
+
+        with prediction_scope() as records:
+
+            async def send_wrapper(message: Message) -> None:
+                nonlocal status, end
+                kind = message["type"]
+                if kind == "http.response.start":
+                    status = message["status"]
+                    if records:
+                        message = _with_prediction_ids(message, records)
+                elif kind == "http.response.body" and not message.get("more_body", False):
+                    await send(message)
+                    end = perf_counter()
+                    return
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                status = 500
+                raise
+            except BaseException:
+                status = status or CLIENT_CLOSED
+                raise
+            finally:
+                self._record(scope, root_path, status, (end or perf_counter()) - start)
+
+    def _record(self, scope: Scope, root_path: str, status: int, seconds: float) -> None:
+        try:
+            route = route_template(scope, root_path)
+            if route in self.excluded:
+                return
+            method = normalise_method(scope.get("method", ""))
+            self.metrics.record(method, route, str(status), seconds)
+        except Exception as exc:  # never break the response over metrics
+            self.metrics.health.error("http_record", exc)
+
+
+def _with_prediction_ids(message: Message, records: list[Record]) -> Message:
+    # A new message and header list: a response object may reuse its own list.
+    value = ",".join(record_id(r) for r in records).encode("latin-1")
+    return {**message, "headers": [*message.get("headers", ()), (_HEADER, value)]}
+
+
+def route_template(scope: Scope, root_path: str = "") -> str:
+    """The template of the route that handled ``scope`` (after the app ran).
+
+    ``root_path`` is the scope's root path before the app ran: when it changed, a
+    ``Mount`` was traversed and the mount prefixes are prepended.
+    """
+    route = scope.get("route")
+    if scope.get("root_path", "") == root_path:
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) and path else names.UNMATCHED_ROUTE
+    return _mounted_template(scope, root_path, route)
+
+
+def _mounted_template(scope: Scope, root_path: str, leaf: Any) -> str:
+    """Mount prefixes (matched again from the top router) plus the leaf route's path."""
+    router = scope.get("router")
+    routes = getattr(router, "routes", None)
+    original = {**scope, "root_path": root_path, "path_params": {}}
+    prefix = _mount_prefix(routes or (), original)
+    leaf_path = getattr(leaf, "path", None)
+    if prefix is None:
+        return leaf_path if isinstance(leaf_path, str) and leaf_path else names.UNMATCHED_ROUTE
+    if isinstance(leaf_path, str) and leaf is not None and not _is_mount(leaf):
+        return prefix + leaf_path
+    return prefix + "/{path}"
+
+
+def _mount_prefix(routes: Iterable[Any], scope: Scope) -> str | None:
+    """Concatenated paths of the chain of mounts matching ``scope``, or None."""
+    try:
+        from starlette.routing import Match, Mount
+    except ImportError:  # pragma: no cover - only Starlette sets scope["route"]
+        return None
+    for route in routes:
+        if not isinstance(route, Mount):
+            continue
+        match, child = route.matches(scope)
+        if match is not Match.FULL:
+            continue
+        deeper = _mount_prefix(route.routes, {**scope, **child})
+        return str(route.path) + (deeper or "")
+    return None
+
+
+def _is_mount(route: Any) -> bool:
+    try:
+        from starlette.routing import Mount
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(route, Mount)

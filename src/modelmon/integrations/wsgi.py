@@ -1,0 +1,175 @@
+"""WSGI middleware: HTTP metrics by route template, and ``X-Prediction-Id``.
+
+The response is timed to the last byte: the app's iterable is wrapped, and the request
+is recorded when it is exhausted or closed (``close()`` is forwarded).
+
+>>> from prometheus_client import CollectorRegistry
+>>> from modelmon.integrations.wsgi import MetricsMiddleware
+>>> def app(environ, start_response):
+...     start_response("200 OK", [("Content-Type", "text/plain")])
+...     return [b"ok"]
+>>> wrapped = MetricsMiddleware(app, registry=CollectorRegistry())
+>>> wrapped.metrics.namespace
+'modelmon'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from time import perf_counter
+from types import TracebackType
+from typing import Any
+
+from .. import names
+from ..context import Record, prediction_scope, record_id
+from ._http import PREDICTION_ID_HEADER, HttpMetrics, http_metrics_for, normalise_method
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+RouteResolver = Callable[[Environ], str]
+
+
+def unmatched(environ: Environ) -> str:
+    """The route resolver of a plain WSGI app (no router): every path is unmatched."""
+    return names.UNMATCHED_ROUTE
+
+
+class MetricsMiddleware:
+    """Counts WSGI requests and times them to the last byte, labelled by route template.
+
+    Args:
+        app: the WSGI app to wrap.
+        registry: prometheus-client registry (None: the global one; False: none).
+        namespace: metric name prefix.
+        excluded_routes: paths or route templates not counted (default: ``metrics_path``).
+        metrics_path: the exposition's path, excluded by default.
+        route_resolver: maps the environ (after the app ran) to a route template;
+            must return a bounded value (the default labels everything ``<unmatched>``).
+        serve_metrics: answer ``metrics_path`` with the exposition itself.
+        buckets: duration histogram buckets in seconds.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        registry: Any = None,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        excluded_routes: Iterable[str] | None = None,
+        metrics_path: str = "/metrics",
+        route_resolver: RouteResolver = unmatched,
+        serve_metrics: bool = False,
+        buckets: Sequence[float] = names.DURATION_BUCKETS,
+    ) -> None:
+        self.app = app
+        self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
+        self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
+        self.resolve_route = route_resolver
+        self.metrics_path = metrics_path
+        self._metrics_app: WSGIApp | None = None
+        if serve_metrics:
+            from prometheus_client import REGISTRY
+
+            from ..exporters.prometheus import make_wsgi_app
+
+            target = REGISTRY if registry is None or registry is False else registry
+            self._metrics_app = make_wsgi_app(target)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if self._metrics_app is not None and path == self.metrics_path:
+            return self._metrics_app(environ, start_response)
+        if path in self.excluded:
+            return self.app(environ, start_response)
+        exchange = _Exchange(self, environ, start_response, perf_counter())
+        with prediction_scope() as records:
+            exchange.records = records
+            try:
+                body = self.app(environ, exchange.start_response)
+            except Exception:
+                exchange.finish(500)
+                raise
+        return _TimedBody(body, exchange)
+
+    def record(self, environ: Environ, status: int, seconds: float) -> None:
+        """Count one finished request (never raises)."""
+        try:
+            route = self.resolve_route(environ)
+            if route in self.excluded:
+                return
+            method = normalise_method(environ.get("REQUEST_METHOD", ""))
+            self.metrics.record(method, route, str(status), seconds)
+        except Exception as exc:  # never break the response over metrics
+            self.metrics.health.error("http_record", exc)
+
+
+class _Exchange:
+    """One request's status, predictions and start time; records itself once."""
+
+    __slots__ = ("done", "downstream", "environ", "middleware", "records", "start", "status")
+
+    def __init__(
+        self,
+        middleware: MetricsMiddleware,
+        environ: Environ,
+        downstream: StartResponse,
+        start: float,
+    ) -> None:
+        self.middleware = middleware
+        self.environ = environ
+        self.downstream = downstream
+        self.start = start
+        self.status = 0
+        self.done = False
+        self.records: list[Record] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        self.status = _status_code(status)
+        if self.records:
+            value = ",".join(record_id(r) for r in self.records)
+            headers = [*headers, (PREDICTION_ID_HEADER, value)]
+        return self.downstream(status, headers, exc_info)
+
+    def finish(self, status: int | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        code = self.status if status is None else status
+        self.middleware.record(self.environ, code, perf_counter() - self.start)
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(" ", 1)[0])
+    except ValueError:
+        return 0
+
+
+class _TimedBody:
+    """The app's response iterable, recording the request at its last byte or close."""
+
+    __slots__ = ("_body", "_exchange")
+
+    def __init__(self, body: Iterable[bytes], exchange: _Exchange) -> None:
+        self._body = body
+        self._exchange = exchange
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body
+        except Exception:
+            self._exchange.finish(500)
+            raise
+        self._exchange.finish()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._exchange.finish()

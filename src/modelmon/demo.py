@@ -36,6 +36,7 @@ DRIFT_SHIFT_STD = 3.0
 ERROR_SHARE = 0.15
 FEEDBACK_SHARE = 0.5
 TOP_FEATURES = 5
+MIN_DRIFT_ROWS = 300  # PSI over 10 bins of fewer rows is mostly sampling noise
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -289,7 +290,8 @@ def make_view(
         alerts.append("ModelmonErrorBudgetBurn")
     if slow > th.slow_ratio:
         alerts.append("ModelmonLatencyBudgetBurn")
-    if psi and psi[0][1] > th.psi_critical:
+    rows = max((v for _, v in _select(cur, "modelmon_feature_observations_total")), default=0.0)
+    if psi and psi[0][1] > th.psi_critical and rows >= MIN_DRIFT_ROWS:
         alerts.append("ModelmonFeatureDrift")
     if pred_psi > th.psi_critical:
         alerts.append("ModelmonPredictionDrift")
@@ -381,8 +383,6 @@ def local_prometheus(target: str, out: IO[str]) -> Iterator[None]:
         )
         yield
         return
-    from .exporters.multiprocess import _pid_alive  # noqa: F401  (keeps import graph simple)
-
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="modelmon-demo-") as tmp:
         am_port = _free_port()
@@ -436,7 +436,8 @@ def _alertmanager(binary: str, config: Path, port: int, tmp: str) -> subprocess.
 
 def _prometheus_config(target: str, rules: Path, am_port: int | None) -> str:
     alerting = (
-        f'alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ["127.0.0.1:{am_port}"]\n'
+        "alerting:\n  alertmanagers:\n  - static_configs:\n"
+        f'    - targets: ["127.0.0.1:{am_port}"]\n'
         if am_port
         else ""
     )
@@ -474,7 +475,12 @@ def run(options: DemoOptions, out: IO[str] | None = None) -> int:
     intro(url + "/metrics", out)
     history: list[View] = []
     interrupted = False
-    with Server(example.app, options.port), local_prometheus(f"127.0.0.1:{options.port}", out):
+    prometheus = (
+        local_prometheus(f"127.0.0.1:{options.port}", out)
+        if options.with_prometheus
+        else contextlib.nullcontext()
+    )
+    with Server(example.app, options.port), prometheus:
         traffic.started = time.monotonic()
         threads = traffic.run()
         try:
@@ -524,7 +530,10 @@ def summary(history: list[View], traffic: Traffic, th: Thresholds, out: IO[str])
         f"summary: requests={last.requests:.0f} sent={traffic.sent} http_errors={traffic.failed}",
         file=out,
     )
-    print(f"summary: drift detected on (PSI > {th.psi_critical}): {', '.join(drifted) or 'none'}")
+    print(
+        f"summary: drift detected on (PSI > {th.psi_critical}): {', '.join(drifted) or 'none'}",
+        file=out,
+    )
     print(
         f"summary: accuracy before={_num(acc_before)} after={_num(last.accuracy)} "
         f"(target {th.accuracy_target})",

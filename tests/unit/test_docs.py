@@ -20,3 +20,17 @@ def test_every_metric_is_in_the_readme() -> None:
     text = README.read_text()
     for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
         assert spec.prometheus_name() in text
+
+
+def test_readme_otel_mapping_is_generated() -> None:
+    import modelmon.otel
+
+    assert modelmon.otel.mapping_table().strip() in README.read_text()
+
+
+def test_every_alert_has_a_runbook_section() -> None:
+    from modelmon.grafana import MonitoringConfig, alert_names
+
+    text = README.read_text()
+    for alert in alert_names(MonitoringConfig()):
+        assert f"#### {alert}\n" in text, alert

@@ -1,0 +1,38 @@
+"""``modelmon demo``: see :mod:`modelmon.demo`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``demo`` subcommand to ``subparsers``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "demo",
+        help="serve the FastAPI example, drive traffic, inject drift, errors and an accuracy drop",
+        description=(
+            "Serve examples/fastapi_app.py under uvicorn on 127.0.0.1, drive traffic from the "
+            "held-out split, and after a third of --duration inject data drift, an error burst "
+            "and wrong labels; shows the live metrics and the alert rules that would fire."
+        ),
+    )
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
+    parser.add_argument("--rps", type=float, default=50.0, help="requests per second (default 50)")
+    parser.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="also start Prometheus (and Alertmanager) on loopback with the bundled rules",
+    )
+    parser.add_argument(
+        "--no-tty", action="store_true", help="plain log lines instead of a live screen"
+    )
+    parser.set_defaults(func=_run)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..demo import main_from_args
+
+    return main_from_args(args)

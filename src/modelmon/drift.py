@@ -26,11 +26,13 @@ True
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from .sketches.ddsketch import FloatArray, LogSketch
+from .sketches.columns import LogSketchColumns
+from .sketches.ddsketch import FloatArray, IntArray, LogSketch
 
 PSI_FLOOR = 1e-4
 STD_FLOOR = 1e-3
@@ -172,3 +174,198 @@ def wasserstein_normed(
     area = np.where(same_sign, (aa + ab) / 2.0, (a * a + b * b) / den)
     w = float(np.sum(area * np.diff(u)))
     return w / max(float(ref_std), STD_FLOOR)
+
+
+# --- many columns at once ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinnedReference:
+    """Reference shares of several members, padded to one ``(m, bins)`` matrix.
+
+    Padding bins have share 0 and ``valid`` False; they add nothing to PSI or JS.
+    """
+
+    shares: FloatArray  # (m, bins)
+    valid: npt.NDArray[np.bool_]  # (m, bins)
+
+    @classmethod
+    def of(cls, shares: list[FloatArray]) -> BinnedReference:
+        width = max((len(s) for s in shares), default=0)
+        out = np.zeros((len(shares), width))
+        valid = np.zeros((len(shares), width), dtype=bool)
+        for i, s in enumerate(shares):
+            out[i, : len(s)] = s
+            valid[i, : len(s)] = True
+        return cls(out, valid)
+
+
+def binned_scores(
+    ref: BinnedReference, counts: IntArray, floor: float = PSI_FLOOR
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """PSI, JS distance and chi-square of every row of ``counts`` (``(m, bins)``).
+
+    Row ``i`` gives the same numbers as :func:`psi`, :func:`js_distance` and
+    :func:`chi2` of ``(ref.shares[i], counts[i])`` (NaN for an empty row).
+    """
+    obs = np.asarray(counts, dtype=np.float64)
+    n = obs.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cur = np.where(n > 0, obs / n, np.nan)
+        r = np.maximum(ref.shares, floor)
+        c = np.maximum(cur, floor)
+        psi_ = np.sum((c - r) * np.log(c / r), axis=1)
+        total = ref.shares.sum(axis=1, keepdims=True)
+        p = ref.shares / np.where(total > 0, total, np.nan)
+        m = (p + cur) / 2.0
+        kl_p = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / m), 0.0)
+        kl_q = np.where(cur > 0, cur * np.log(np.where(cur > 0, cur, 1.0) / m), 0.0)
+        js = np.sqrt(np.maximum((kl_p.sum(axis=1) + kl_q.sum(axis=1)) / 2.0, 0.0))
+        js = np.where(n[:, 0] > 0, js, np.nan)
+        expected = r * n
+        chi = np.sum(np.where(ref.valid, (obs - expected) ** 2 / expected, 0.0), axis=1)
+        chi = np.where(n[:, 0] > 0, chi, np.nan)
+    return psi_, js, chi
+
+
+@dataclass(frozen=True)
+class QuantileReference:
+    """Reference quantile summaries of ``d`` columns, minus each column's shift.
+
+    Built once per profile, so that :func:`ks_columns` and
+    :func:`wasserstein_columns` only touch the live sketch.
+    """
+
+    quantiles: FloatArray  # (d, len(probs)), shifted
+    std: FloatArray  # (d,)
+    probs: FloatArray
+    mid: FloatArray  # reference CDF between two summary points (see ks_statistic)
+    slopes: FloatArray  # (d, len(probs) - 1) of the piecewise-linear quantile function
+
+    @classmethod
+    def of(
+        cls,
+        quantiles: npt.ArrayLike,
+        std: npt.ArrayLike,
+        shifts: npt.ArrayLike,
+        probs: npt.ArrayLike | None = None,
+    ) -> QuantileReference:
+        q = np.asarray(quantiles, dtype=np.float64)
+        q = q.reshape(-1, len(REFERENCE_QUANTILE_PROBS) if probs is None else np.size(probs))
+        p = _probs(probs, q.shape[1])
+        r = q - np.asarray(shifts, dtype=np.float64).reshape(-1, 1)
+        mid = np.concatenate(([0.0], (p[:-1] + p[1:]) / 2.0, [1.0]))
+        slopes = (r[:, 1:] - r[:, :-1]) / (p[1:] - p[:-1])
+        s = np.asarray(std, dtype=np.float64).reshape(-1)
+        return cls(r, s, p, mid, slopes)
+
+
+def _cum(counts: IntArray) -> tuple[FloatArray, FloatArray]:
+    n = counts.sum(axis=1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.cumsum(counts, axis=1) / n[:, None], n
+
+
+def ks_columns(ref: QuantileReference, sketch: LogSketchColumns, rows: IntArray) -> FloatArray:
+    """:func:`ks_statistic` of each column in ``rows`` of ``sketch`` against ``ref``.
+
+    The same statistic (same grid, same reference CDF), for all rows in a few numpy
+    calls: the live CDF on each row's bucket grid is a cumulative sum (empty cells do
+    not change a supremum taken over step functions), the reference CDF on the grid a
+    per-row count of reference positions.
+    """
+    counts = sketch.counts[rows]
+    k, g = counts.shape
+    if k == 0:
+        return np.zeros(0)
+    cum, n = _cum(counts)
+    pos = sketch.positions(ref.quantiles[rows], rows)
+    cells = np.clip(np.floor(pos), -1, g - 1).astype(np.intp) + 1  # cells <= pos
+    row = np.arange(k)[:, None]
+    hist = np.bincount((cells + row * (g + 1)).ravel(), minlength=k * (g + 1))
+    ref_le_cell = np.cumsum(hist.reshape(k, g + 1), axis=1)[:, 1:]
+    d_cur = np.abs(ref.mid[ref_le_cell] - cum).max(axis=1)
+    # Reference CDF at its own points: rows are sorted, so one offset searchsorted.
+    width = float(np.max(pos) - np.min(pos)) + 2.0
+    flat = (pos + row * width).ravel()
+    ref_le_ref = np.searchsorted(flat, flat, side="right").reshape(pos.shape) - row * pos.shape[1]
+    cum0 = np.concatenate([np.zeros((k, 1)), cum], axis=1)
+    f_cur = np.take_along_axis(cum0, cells, axis=1)
+    d_ref = np.abs(ref.mid[ref_le_ref] - f_cur).max(axis=1)
+    return np.asarray(np.where(n > 0, np.maximum(d_cur, d_ref), np.nan), dtype=np.float64)
+
+
+def wasserstein_columns(
+    ref: QuantileReference,
+    sketch: LogSketchColumns,
+    rows: IntArray,
+    bounds: tuple[FloatArray, FloatArray],
+) -> FloatArray:
+    """:func:`wasserstein_normed` of each column in ``rows`` (``bounds``: shifted min, max).
+
+    The same integral, for all rows at once. Each row is first compacted to its
+    non-empty buckets; the breakpoints ``u`` (reference probabilities and live
+    cumulative shares) are then merged per row by counting instead of sorting: the
+    probability ``p_k`` goes to ``k + t_k`` with ``t_k = #(c < p_k)`` (integer counts
+    against ``p_k * n``: one offset searchsorted for all rows), the share ``c_i`` to
+    ``i + #{k: t_k <= i}``.
+    """
+    k = len(rows)
+    if k == 0:
+        return np.zeros(0)
+    counts, values = _compact(sketch.counts[rows], sketch.values()[rows])
+    values = np.clip(values, bounds[0][:, None], bounds[1][:, None])
+    g = counts.shape[1]
+    cc = np.cumsum(counts, axis=1)
+    n = cc[:, -1]
+    p, r = ref.probs, ref.quantiles[rows]
+    nr = p.shape[0]
+    size = nr + g
+    row = np.arange(k)[:, None]
+    step = int(n.max()) + 1
+    need = np.ceil(p[None, :] * n[:, None]).astype(np.int64) + row * step
+    t = np.searchsorted((cc + row * step).ravel(), need.ravel(), side="left")
+    t = t.reshape(k, nr) - row * g  # t[j, m] = #(c_j < p_m)
+    hist = np.bincount((t + row * (g + 1)).ravel(), minlength=k * (g + 1))
+    s = np.cumsum(hist.reshape(k, g + 1), axis=1)[:, :g]  # #(p <= c_i)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cum = cc / n[:, None]
+    at_c = (np.arange(g) + s + row * size).ravel()
+    at_p = (np.arange(nr) + t + row * size).ravel()
+    u = np.empty(k * size)
+    u[at_c] = cum.ravel()
+    u[at_p] = np.broadcast_to(p, (k, nr)).ravel()
+    j0 = np.clip(s - 1, 0, nr - 2)
+    base = row * nr + j0
+    q_at_c = r.ravel()[base] + (cum - p[j0]) * ref.slopes[rows].ravel()[base - row]
+    q_at_c = np.where(s >= nr, r[:, -1:], q_at_c)  # np.interp's exact end point
+    q = np.empty(k * size)
+    q[at_c] = q_at_c.ravel()
+    q[at_p] = r.ravel()
+    is_c = np.zeros(k * size, dtype=np.int64)
+    is_c[at_c] = 1
+    bucket = np.minimum(np.cumsum(is_c.reshape(k, size), axis=1)[:, :-1], g - 1)
+    q_cur = values.ravel()[bucket + row * g]
+    q2 = q.reshape(k, size)
+    a = q2[:, :-1] - q_cur
+    b = q2[:, 1:] - q_cur
+    total = np.abs(a) + np.abs(b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crossing = (a * a + b * b) / (2.0 * total)
+    area = np.where(a * b >= 0, total / 2.0, crossing)
+    w = np.sum(area * np.diff(u.reshape(k, size), axis=1), axis=1)
+    w = w / np.maximum(ref.std[rows], STD_FLOOR)
+    return np.asarray(np.where(n > 0, w, np.nan), dtype=np.float64)
+
+
+def _compact(counts: IntArray, values: FloatArray) -> tuple[IntArray, FloatArray]:
+    """Each row's non-empty buckets moved to its front, padded with empty buckets."""
+    full = counts > 0
+    width = max(1, int(full.sum(axis=1).max()))
+    row = np.arange(counts.shape[0])[:, None]
+    dest = (np.cumsum(full, axis=1) - 1 + row * width)[full]
+    out_c = np.zeros(counts.shape[0] * width, dtype=np.int64)
+    out_v = np.zeros(counts.shape[0] * width)
+    out_c[dest] = counts[full]
+    out_v[dest] = values[full]
+    return out_c.reshape(-1, width), out_v.reshape(-1, width)

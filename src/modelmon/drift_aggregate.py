@@ -7,7 +7,7 @@ For every feature and output of the reference profile (features capped at
   labelled by index) and the reference shares (``*_reference_ratio``), so Prometheus
   can compute fleet-wide PSI/JS from plain counters;
 * over a sliding window (default 15 minutes in 15 slots): bin counts, a
-  :class:`~modelmon.sketches.ddsketch.LogSketch` of ``x - median_ref`` (so the relative
+  :class:`~modelmon.sketches.columns.LogSketchColumns` of ``x - median_ref`` (so the relative
   accuracy applies to the distance from the reference centre, which keeps KS and
   Wasserstein accurate for features with a large offset) and
   :class:`~modelmon.sketches.moments.Moments`; from them ``*_drift{method}`` (psi, js,
@@ -30,17 +30,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import drift, names
 from .batch import Batch, FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame, RenderContext
 from .errors import ConfigurationError
 from .points import Family, Point, ScalarPoint
 from .profile import CONFIDENCE, PREDICTION, FeatureProfile, ReferenceProfile
-from .sketches.ddsketch import LogSketch, add_columns
-from .sketches.moments import CHUNK_VALUES, Moments, column_reduce
+from .sketches.columns import LogSketchColumns
+from .sketches.ddsketch import LogSketch
+from .sketches.moments import Moments
 from .sketches.window import SlidingWindow
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
+_CHUNK = 1 << 15  # values per vectorised chunk of the bin count
 CATEGORICAL_METHODS = ("psi", "js", "chi2")
 
 
@@ -55,6 +58,12 @@ class _Group:
     total_bins: int
     edges: FloatArray  # (max_edges, n_numeric), padded with +inf
     centers: FloatArray  # reference median of each numeric member
+    binned: drift.BinnedReference  # reference shares of every member, padded
+    cells: IntArray  # (members, bins) index into the flat counts (padding: total_bins)
+    reference: drift.QuantileReference  # of the numeric members, shifted by centers
+    column_of: tuple[int, ...]  # sketch column of each member (-1: categorical)
+    numeric_bins: npt.NDArray[np.bool_]  # (n_numeric, max_edges + 1): real bins
+    numeric_cells: IntArray  # flat count index of each real bin, in that order
 
     @classmethod
     def of(cls, members: Sequence[FeatureProfile]) -> _Group:
@@ -70,7 +79,29 @@ class _Group:
             e = members[i].edges_array
             edges[: e.size, c] = e
         centers = np.array([members[i].median for i in numeric], dtype=np.float64)
-        return cls(tuple(members), numeric, categorical, offsets, int(sum(sizes)), edges, centers)
+        total = int(sum(sizes))
+        binned = drift.BinnedReference.of([m.shares_array for m in members])
+        cells = np.full(binned.shares.shape, total, dtype=np.int64)
+        for i, m in enumerate(members):
+            cells[i, : m.n_bins] = offsets[i] + np.arange(m.n_bins)
+        n_q = len(drift.REFERENCE_QUANTILE_PROBS)
+        quantiles = np.array(
+            [members[i].quantiles or (0.0,) * n_q for i in numeric], dtype=np.float64
+        ).reshape(len(numeric), n_q)
+        stds = np.array([members[i].std or 0.0 for i in numeric], dtype=np.float64)
+        reference = drift.QuantileReference.of(quantiles, stds, centers)
+        column_of = [-1] * len(members)
+        real = np.zeros((len(numeric), width + 1), dtype=bool)
+        for c, i in enumerate(numeric):
+            column_of[i] = c
+            real[c, : members[i].n_bins] = True
+        numeric_cells = np.concatenate(
+            [cells[i, : members[i].n_bins] for i in numeric] or [np.zeros(0, dtype=np.int64)]
+        )
+        return cls(
+            tuple(members), numeric, categorical, offsets, total, edges, centers,
+            binned, cells, reference, tuple(column_of), real, numeric_cells,
+        )  # fmt: skip
 
     def bins(self, flat: IntArray, i: int) -> IntArray:
         return flat[self.offsets[i] : self.offsets[i] + self.members[i].n_bins]
@@ -83,19 +114,18 @@ class _GroupSlot:
 
     def __init__(self, total_bins: int, n_numeric: int, accuracy: float) -> None:
         self.counts: IntArray = np.zeros(total_bins, dtype=np.int64)
-        self.sketches = [LogSketch(accuracy) for _ in range(n_numeric)]
+        self.sketches = LogSketchColumns(n_numeric, accuracy)
         self.moments = Moments(n_numeric)
 
     def merge(self, other: _GroupSlot) -> None:
         self.counts += other.counts
-        for mine, theirs in zip(self.sketches, other.sketches, strict=True):
-            mine.merge(theirs)
+        self.sketches.merge(other.sketches)
         self.moments.merge(other.moments)
 
     def state(self) -> dict[str, Any]:
         return {
             "counts": self.counts.copy(),
-            "sketches": [s.state() for s in self.sketches],
+            "sketches": self.sketches.state(),
             "moments": self.moments.state(),
         }
 
@@ -103,7 +133,13 @@ class _GroupSlot:
     def from_state(cls, state: Mapping[str, Any]) -> _GroupSlot:
         slot = cls(0, 0, 0.01)
         slot.counts = np.asarray(state["counts"], dtype=np.int64).copy()
-        slot.sketches = [LogSketch.from_state(s) for s in state["sketches"]]
+        sketches = state["sketches"]
+        if isinstance(sketches, Mapping):
+            slot.sketches = LogSketchColumns.from_state(sketches)
+        else:  # a list of LogSketch states (written before the sketches were columns)
+            slot.sketches = LogSketchColumns.from_sketches(
+                [LogSketch.from_state(x) for x in sketches]
+            )
         slot.moments = Moments.from_state(state["moments"])
         return slot
 
@@ -180,6 +216,8 @@ class DriftAggregate:
         self._built_from_warmup = False
         self.profile: ReferenceProfile | None = None
         self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
+        self._views: dict[int, tuple[_GroupSlot, _WindowView]] = {}
+        self._label_cache: dict[tuple[Any, ...], tuple[_Group, _GroupLabels]] = {}
         if self.window_seconds <= 0 or self.n_slots < 1:
             raise ConfigurationError(
                 f"window_seconds must be > 0 and slots >= 1, got {window_seconds!r}, {slots!r}"
@@ -199,6 +237,8 @@ class DriftAggregate:
             self._new_slot, _Slot.from_state, self.window_seconds, self.n_slots
         )
         self._column_cache = None
+        self._views = {}
+        self._label_cache = {}
 
     def _new_slot(self) -> _Slot:
         a = self.relative_accuracy
@@ -223,6 +263,7 @@ class DriftAggregate:
             counts = self._fold_outputs(outputs, slot.outputs)
             self.cum_outputs += counts
             slot.outputs.counts += counts
+        self.window.touch(batch.now)
 
     def _columns(self, frame_names: tuple[str, ...]) -> list[int]:
         """Frame column of each feature member (-1 when the frame lacks it)."""
@@ -265,11 +306,9 @@ class DriftAggregate:
         moments = Moments(matrix.shape[1])
         moments.add(matrix)
         slot.moments.merge(moments)
-        add_columns(slot.sketches, matrix, group.centers, (moments.min, moments.max))
+        slot.sketches.add(matrix, group.centers)
         binned = _numeric_bins(matrix, group.edges, moments.count)
-        for c, i in enumerate(group.numeric):
-            n = group.members[i].n_bins
-            counts[group.offsets[i] : group.offsets[i] + n] += binned[c, :n]
+        counts[group.numeric_cells] += binned[group.numeric_bins]
 
     # --- warm-up -------------------------------------------------------------------
     def _collect_warmup(
@@ -308,47 +347,32 @@ class DriftAggregate:
         out: dict[str, dict[str, dict[str, float]]] = {"features": {}, "outputs": {}}
         if self.profile is None:
             return out
-        merged = self.window.merged(now)
+        merged = self.window.snapshot(now)
         if merged is None:
             return out
         for key, group, slot in (
             ("features", self.features, merged.features),
             ("outputs", self.outputs, merged.outputs),
         ):
+            view = self._window_view(group, slot)
             for i, member in enumerate(group.members):
-                scores = self._member_scores(group, i, slot)
-                if scores is not None:
-                    out[key][member.name] = scores
+                if view.scores[i] is not None:
+                    out[key][member.name] = dict(view.scores[i] or {})
         return out
 
-    def _member_scores(self, group: _Group, i: int, slot: _GroupSlot) -> dict[str, float] | None:
-        member = group.members[i]
-        counts = group.bins(slot.counts, i)
-        if int(counts.sum()) < self.min_samples:
-            return None
-        ref = member.shares_array
-        scores = {"psi": drift.psi(ref, counts), "js": drift.js_distance(ref, counts)}
-        if member.kind == "categorical":
-            scores["chi2"] = drift.chi2(ref, counts)
-            return scores
-        c = group.numeric.index(i)
-        sketch, center = slot.sketches[c], float(group.centers[c])
-        lo, hi = slot.moments.min[c], slot.moments.max[c]
-        scores["ks"] = drift.ks_statistic(member.quantiles, sketch, shift=center)
-        scores["wasserstein"] = drift.wasserstein_normed(
-            member.quantiles, member.std or 0.0, sketch, shift=center, bounds=(lo, hi)
-        )
-        return scores
-
-    def _live_quantiles(self, group: _Group, i: int, slot: _GroupSlot) -> FloatArray:
-        c = group.numeric.index(i)
-        q = slot.sketches[c].quantiles(self.quantiles) + group.centers[c]
-        return np.asarray(np.clip(q, slot.moments.min[c], slot.moments.max[c]), dtype=np.float64)
+    def _window_view(self, group: _Group, slot: _GroupSlot) -> _WindowView:
+        """Scores and live quantiles of every member, cached per window snapshot."""
+        cached = self._views.get(id(group))
+        if cached is not None and cached[0] is slot:
+            return cached[1]
+        view = _compute_view(group, slot, self.min_samples, self.quantiles)
+        self._views[id(group)] = (slot, view)
+        return view
 
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         if self.profile is None:
             return
-        merged = self.window.merged(ctx.now)
+        merged = self.window.snapshot(ctx.now)
         yield from self._group_families(
             ctx, self.features, self.cum_features, names.FEATURE, _FEATURE_SPECS,
             merged.features if merged is not None else None,
@@ -372,41 +396,26 @@ class DriftAggregate:
         if not group.members:
             return
         bin_s, ratio_s, drift_s, quant_s = specs
-        yield Family(bin_s, ctx.namespace, self._bin_points(ctx, group, cum, key, False))
-        yield Family(ratio_s, ctx.namespace, self._bin_points(ctx, group, cum, key, True))
-        drift_points, quant_points = self._window_points(ctx, group, key, slot)
-        yield Family(drift_s, ctx.namespace, tuple(drift_points))
-        yield Family(quant_s, ctx.namespace, tuple(quant_points))
+        labels = self._labels(ctx, group, key)
+        yield Family(bin_s, ctx.namespace, labels.bin_points(cum))
+        yield Family(ratio_s, ctx.namespace, labels.ratio_points)
+        drift_points: tuple[Point, ...] = ()
+        quant_points: tuple[Point, ...] = ()
+        if slot is not None:
+            drift_points, quant_points = labels.window_points(self._window_view(group, slot))
+        yield Family(drift_s, ctx.namespace, drift_points)
+        yield Family(quant_s, ctx.namespace, quant_points)
 
-    def _bin_points(
-        self, ctx: RenderContext, group: _Group, cum: IntArray, key: str, ratio: bool
-    ) -> tuple[Point, ...]:
-        points: list[Point] = []
-        for i, member in enumerate(group.members):
-            values = member.shares if ratio else group.bins(cum, i).tolist()
-            for b, v in enumerate(values):
-                points.append(ScalarPoint({**ctx.labels, key: member.name, names.BIN: str(b)}, v))
-        return tuple(points)
-
-    def _window_points(
-        self, ctx: RenderContext, group: _Group, key: str, slot: _GroupSlot | None
-    ) -> tuple[list[Point], list[Point]]:
-        drift_points: list[Point] = []
-        quant_points: list[Point] = []
-        if slot is None:
-            return drift_points, quant_points
-        for i, member in enumerate(group.members):
-            scores = self._member_scores(group, i, slot)
-            if scores is None:
-                continue
-            base = {**ctx.labels, key: member.name}
-            for method, value in scores.items():
-                if not math.isnan(value):
-                    drift_points.append(ScalarPoint({**base, names.METHOD: method}, value))
-            if member.kind == "numeric":
-                for q, v in zip(self.quantiles, self._live_quantiles(group, i, slot), strict=True):
-                    quant_points.append(ScalarPoint({**base, names.QUANTILE: _fmt(q)}, float(v)))
-        return drift_points, quant_points
+    def _labels(self, ctx: RenderContext, group: _Group, key: str) -> _GroupLabels:
+        """Label sets of a group's points, built once per ``ctx.labels``."""
+        ident = (id(group), key, tuple(ctx.labels.items()))
+        found = self._label_cache.get(ident)
+        if found is None or found[0] is not group:
+            found = (group, _GroupLabels(ctx.labels, group, key, self.quantiles))
+            if len(self._label_cache) > 16:
+                self._label_cache.clear()
+            self._label_cache[ident] = found
+        return found[1]
 
     def _edge_points(self, ctx: RenderContext) -> tuple[Point, ...]:
         points: list[Point] = []
@@ -457,6 +466,95 @@ class DriftAggregate:
         self.window.load_state(state["window"])
 
 
+# --- scores and points -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _WindowView:
+    """Per member: drift scores (``None`` below ``min_samples``) and live quantiles."""
+
+    scores: tuple[dict[str, float] | None, ...]
+    quantiles: dict[int, FloatArray]  # member index -> live quantiles
+
+
+def _compute_view(
+    group: _Group, slot: _GroupSlot, min_samples: int, qs: tuple[float, ...]
+) -> _WindowView:
+    counts = np.append(slot.counts, 0)[group.cells]
+    n = counts.sum(axis=1)
+    psi, js, chi = drift.binned_scores(group.binned, counts)
+    ready = [i for i in range(len(group.members)) if n[i] >= min_samples]
+    rows = np.array([group.column_of[i] for i in ready if group.column_of[i] >= 0], dtype=np.int64)
+    ks = wass = live = np.zeros(0)
+    if rows.size:
+        sketches, moments = slot.sketches, slot.moments
+        centers = group.centers[rows]
+        lo, hi = moments.min[rows], moments.max[rows]
+        ks = drift.ks_columns(group.reference, sketches, rows)
+        wass = drift.wasserstein_columns(
+            group.reference, sketches, rows, (lo - centers, hi - centers)
+        )
+        live = sketches.quantiles(qs, rows) + centers[:, None]
+        live = np.clip(live, lo[:, None], hi[:, None])
+    scores: list[dict[str, float] | None] = [None] * len(group.members)
+    quantiles: dict[int, FloatArray] = {}
+    r = 0
+    for i in ready:
+        member = group.members[i]
+        one = {"psi": float(psi[i]), "js": float(js[i])}
+        if group.column_of[i] < 0:
+            one["chi2"] = float(chi[i])
+        else:
+            has_reference = bool(member.quantiles)
+            one["ks"] = float(ks[r]) if has_reference else math.nan
+            one["wasserstein"] = float(wass[r]) if has_reference else math.nan
+            quantiles[i] = live[r]
+            r += 1
+        scores[i] = one
+    return _WindowView(tuple(scores), quantiles)
+
+
+class _GroupLabels:
+    """The label sets of one group's points, built once and shared by every scrape."""
+
+    def __init__(
+        self, base: Mapping[str, str], group: _Group, key: str, qs: tuple[float, ...]
+    ) -> None:
+        self.bin_labels: list[dict[str, str]] = []
+        ratio: list[Point] = []
+        self.method_labels: list[dict[str, dict[str, str]]] = []
+        self.quantile_labels: list[list[dict[str, str]]] = []
+        methods = (*NUMERIC_METHODS, *CATEGORICAL_METHODS)
+        for member in group.members:
+            for b, share in enumerate(member.shares):
+                labels = {**base, key: member.name, names.BIN: str(b)}
+                self.bin_labels.append(labels)
+                ratio.append(ScalarPoint(labels, share))
+            one = {**base, key: member.name}
+            self.method_labels.append({m: {**one, names.METHOD: m} for m in methods})
+            self.quantile_labels.append([{**one, names.QUANTILE: _fmt(q)} for q in qs])
+        self.ratio_points = tuple(ratio)
+        self.members = group.members
+
+    def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
+        return tuple(map(ScalarPoint, self.bin_labels, cum.tolist()))
+
+    def window_points(self, view: _WindowView) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
+        drift_points: list[Point] = []
+        quant_points: list[Point] = []
+        for i, scores in enumerate(view.scores):
+            if scores is None:
+                continue
+            labels = self.method_labels[i]
+            for method, value in scores.items():
+                if not math.isnan(value):
+                    drift_points.append(ScalarPoint(labels[method], value))
+            live = view.quantiles.get(i)
+            if live is not None:
+                quant_points += map(ScalarPoint, self.quantile_labels[i], live.tolist())
+        return tuple(drift_points), tuple(quant_points)
+
+
 _FEATURE_SPECS = (
     names.FEATURE_BIN,
     names.FEATURE_REFERENCE_RATIO,
@@ -493,23 +591,30 @@ def _select(numeric: FloatArray, cols: list[int]) -> FloatArray:
 def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> IntArray:
     """Per column, counts in bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
 
-    Counts ``x > e_k`` per edge (NaN compares False) in cache-sized chunks; bin ``i``
-    is then ``gt[i-1] - gt[i]`` with ``gt[-1]`` = the valid count. Columns with fewer
-    edges are padded with +inf (their extra bins stay empty).
+    The bin of ``x`` is the number of edges below it: ``x > e_k`` is accumulated into a
+    small integer per value (NaN compares False, so it lands in bin 0 and is taken out
+    with ``valid``, the finite count), then one ``bincount`` over all columns. Columns
+    with fewer edges are padded with +inf (their extra bins stay empty).
     """
     n_edges, d = edges.shape
-    gt = np.zeros((n_edges, d), dtype=np.int64)
-    rows = max(1, CHUNK_VALUES // max(d, 1))
-    buf = np.empty((min(rows, matrix.shape[0]), d), dtype=bool)
+    width = n_edges + 1
+    out = np.zeros(d * width, dtype=np.int64)
+    small = np.uint8 if n_edges < 255 else np.uint16
+    rows = max(1, _CHUNK // max(d, 1))
+    base = np.arange(d, dtype=np.intp) * width
     for start in range(0, matrix.shape[0], rows):
         chunk = matrix[start : start + rows]
-        out = buf[: chunk.shape[0]]
+        acc = np.zeros(chunk.shape, dtype=small)
+        gt = np.empty(chunk.shape, dtype=bool)
         for k in range(n_edges):
-            np.greater(chunk, edges[k], out=out)
-            gt[k] += column_reduce(np.add, out.view(np.uint8), dtype=np.int64)
-    upper = np.vstack([np.asarray(valid, dtype=np.int64).reshape(1, d), gt])
-    lower = np.vstack([gt, np.zeros((1, d), dtype=np.int64)])
-    return np.asarray((upper - lower).T, dtype=np.int64)
+            np.greater(chunk, edges[k], out=gt)
+            np.add(acc, gt, out=acc, casting="unsafe")
+        idx = acc.astype(np.intp)
+        idx += base
+        out += np.bincount(idx.ravel(), minlength=d * width)
+    binned = out.reshape(d, width)
+    binned[:, 0] -= matrix.shape[0] - np.asarray(valid, dtype=np.int64)
+    return binned
 
 
 def _add_categorical(group: _Group, i: int, values: ObjArray, counts: IntArray) -> None:

@@ -31,7 +31,7 @@ from ._internal.health import Health
 from ._internal.ids import row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
-from .context import Record, set_last
+from .context import Record, get_scope, set_last
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -289,6 +289,9 @@ class Monitor:
         self._append(record)
         if err is None:
             set_last(record)
+            scope = get_scope()
+            if scope is not None:
+                scope.append(record)
         return self.format_id(seq)
 
     def format_id(self, seq: int | str) -> str:

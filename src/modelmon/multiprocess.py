@@ -20,7 +20,10 @@ from .exporters.multiprocess import (
     MultiprocessCollector,
     directory,
     flush,
+    install,
     mark_process_dead,
 )
+
+install()  # importing this module (e.g. from gunicorn.conf.py) turns the support on
 
 __all__ = ["ENV_VARS", "MultiprocessCollector", "directory", "flush", "mark_process_dead"]

@@ -502,6 +502,8 @@ class _Writer:
         path = directory()
         if path is None:
             return None
+        if self.pid != os.getpid():  # forked without the at-fork hook (os.fork is hooked)
+            self._reset()
         monitors = monitor_registry.monitors()
         self.local.writing = True
         try:
@@ -994,6 +996,10 @@ def install() -> None:
 
     _AFTER_FOLD_HOOKS.append(_on_fold)
     ModelmonCollector.family_source = staticmethod(family_source)
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
     _installed = True
+
+
+# At import, not in install(): a process forked from one that merely imported this
+# module (a gunicorn master reading its config) must still write under its own pid.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -108,6 +108,7 @@ class HttpMetrics:
             self._route_keys: list[RouteKey] = []
             self._histograms: list[Histogram] = []
             self._counts = np.zeros(0, dtype=np.int64)
+            self._folded = 0
 
     # --- recording ------------------------------------------------------------------
     def record(self, method: str, route: str, status: str, seconds: float) -> None:
@@ -147,6 +148,11 @@ class HttpMetrics:
             finally:
                 self._lock.release()
 
+    @property
+    def recorded(self) -> int:
+        """Requests recorded since the last reset (a state-file writer polls it for change)."""
+        return self._folded + len(self._pending)
+
     # --- the fold -------------------------------------------------------------------
     def fold(self) -> None:
         """Count every pending request (one vectorised pass)."""
@@ -160,6 +166,7 @@ class HttpMetrics:
             return
         items = pending[:n]
         del pending[:n]
+        self._folded += n
         data = np.array(items, dtype=np.float64).reshape(n, 2)
         index = data[:, 0].astype(np.int64)
         seconds = data[:, 1]
@@ -233,12 +240,11 @@ class HttpMetrics:
         series = [_key3(k) for k in state["series"]]
         counts = np.asarray(state["counts"], dtype=np.int64)
         routes = [_key2(k) for k in state["routes"]]
-        buckets = np.asarray(state["buckets"], dtype=np.int64).reshape(len(routes), -1)
+        width = len(self.bounds) + 1
+        buckets = np.asarray(state["buckets"], dtype=np.int64).reshape(len(routes), width)
         sums = np.asarray(state["sums"], dtype=np.float64)
         if counts.shape != (len(series),) or sums.shape != (len(routes),):
             raise ValueError("malformed HTTP metrics state: lengths do not match")
-        if buckets.shape[1] != len(self.bounds) + 1:
-            raise ValueError("malformed HTTP metrics state: bucket counts do not match bounds")
         with self._lock:
             self._fold_locked()
             index = np.array([self._series_index(k) for k in series], dtype=np.int64)

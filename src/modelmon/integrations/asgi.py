@@ -124,50 +124,51 @@ def _with_prediction_ids(message: Message, records: list[Record]) -> Message:
 def route_template(scope: Scope, root_path: str = "") -> str:
     """The template of the route that handled ``scope`` (after the app ran).
 
-    ``root_path`` is the scope's root path before the app ran: when it changed, a
-    ``Mount`` was traversed and the mount prefixes are prepended.
+    Fast path: the route Starlette (or FastAPI, for its API routes) left in
+    ``scope["route"]``. When there is none, or a ``Mount`` was traversed (the root path
+    changed from ``root_path``, its value before the app ran), the router's routes are
+    matched again and mount prefixes prepended. Nothing matched: ``<unmatched>``.
     """
-    route = scope.get("route")
+    leaf = scope.get("route")
     if scope.get("root_path", "") == root_path:
-        path = getattr(route, "path", None)
-        return path if isinstance(path, str) and path else names.UNMATCHED_ROUTE
-    return _mounted_template(scope, root_path, route)
-
-
-def _mounted_template(scope: Scope, root_path: str, leaf: Any) -> str:
-    """Mount prefixes (matched again from the top router) plus the leaf route's path."""
-    router = scope.get("router")
-    routes = getattr(router, "routes", None)
+        path = getattr(leaf, "path", None)
+        if isinstance(path, str) and path:
+            return path
+    routes = getattr(scope.get("router"), "routes", None)
+    if not routes:
+        return names.UNMATCHED_ROUTE
     original = {**scope, "root_path": root_path, "path_params": {}}
-    prefix = _mount_prefix(routes or (), original)
-    leaf_path = getattr(leaf, "path", None)
-    if prefix is None:
-        return leaf_path if isinstance(leaf_path, str) and leaf_path else names.UNMATCHED_ROUTE
-    if isinstance(leaf_path, str) and leaf is not None and not _is_mount(leaf):
-        return prefix + leaf_path
-    return prefix + "/{path}"
+    original.pop("route", None)
+    return _walk(routes, original, leaf) or names.UNMATCHED_ROUTE
 
 
-def _mount_prefix(routes: Iterable[Any], scope: Scope) -> str | None:
-    """Concatenated paths of the chain of mounts matching ``scope``, or None."""
+def _walk(routes: Iterable[Any], scope: Scope, leaf: Any) -> str | None:
+    """The template among ``routes`` matching ``scope`` like Starlette's router would."""
     try:
-        from starlette.routing import Match, Mount
-    except ImportError:  # pragma: no cover - only Starlette sets scope["route"]
+        from starlette.routing import Match
+    except ImportError:  # pragma: no cover - only Starlette sets scope["router"]
         return None
+    partial: tuple[Any, Scope] | None = None
     for route in routes:
-        if not isinstance(route, Mount):
-            continue
         match, child = route.matches(scope)
-        if match is not Match.FULL:
-            continue
-        deeper = _mount_prefix(route.routes, {**scope, **child})
-        return str(route.path) + (deeper or "")
+        if match is Match.FULL:
+            return _template_of(route, {**scope, **child}, leaf)
+        if match is Match.PARTIAL and partial is None:
+            partial = (route, child)
+    if partial is not None:
+        return _template_of(partial[0], {**scope, **partial[1]}, leaf)
     return None
 
 
-def _is_mount(route: Any) -> bool:
-    try:
-        from starlette.routing import Mount
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(route, Mount)
+def _template_of(route: Any, scope: Scope, leaf: Any) -> str | None:
+    from starlette.routing import Mount
+
+    if isinstance(route, Mount):
+        inner = _walk(route.routes, scope, leaf)
+        return str(route.path) + (inner if inner is not None else "/{path}")
+    # FastAPI's API routes name themselves in the child scope.
+    for candidate in (scope.get("route"), route, leaf):
+        path = getattr(candidate, "path", None)
+        if isinstance(path, str) and path and not isinstance(candidate, Mount):
+            return path
+    return None

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import MissingExtraError
@@ -26,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from .asgi import MetricsMiddleware
 
@@ -69,10 +71,31 @@ def metrics_endpoint(registry: CollectorRegistry | None = None) -> Any:
     def metrics(request: Request) -> Response:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         wanted = request.query_params.getlist("name[]")
-        source = target.restricted_registry(wanted) if wanted else target
+        source: Any = _OnlySamples(target, frozenset(wanted)) if wanted else target
         return Response(encoder(source), media_type=content_type)
 
     return metrics
+
+
+class _OnlySamples:
+    """The samples of ``registry`` with the given names (the ``name[]`` filter).
+
+    prometheus-client's ``restricted_registry`` only sees collectors that describe
+    their names up front, which modelmon's collectors do not (their names depend on
+    the monitors attached later).
+    """
+
+    def __init__(self, registry: CollectorRegistry, names: frozenset[str]) -> None:
+        self.registry = registry
+        self.names = names
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.registry.collect():
+            samples = [s for s in metric.samples if s.name in self.names]
+            if samples:
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
 
 
 class Feedback(BaseModel):

@@ -1,7 +1,8 @@
 """Flask in one line: HTTP metrics by URL rule, ``X-Prediction-Id`` and ``/metrics``.
 
-``instrument`` wraps ``app.wsgi_app`` (so it is undoable: nothing is added to the URL
-map; the middleware answers ``metrics_path`` itself).
+``instrument`` wraps ``app.wsgi_app`` and adds one ``before_request`` hook, both undone
+by ``uninstrument()``: nothing is added to the URL map (the middleware answers
+``metrics_path`` itself).
 
 >>> from flask import Flask
 >>> from prometheus_client import CollectorRegistry
@@ -19,7 +20,7 @@ from typing import Any
 from ..errors import MissingExtraError
 
 try:
-    from flask import Flask
+    from flask import Flask, request
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
@@ -30,25 +31,41 @@ from prometheus_client import CollectorRegistry
 from .. import names
 from .wsgi import Environ, MetricsMiddleware, RouteResolver
 
-__all__ = ["FlaskInstrumentation", "MetricsMiddleware", "instrument", "url_rule_resolver"]
+__all__ = [
+    "FlaskInstrumentation",
+    "MetricsMiddleware",
+    "instrument",
+    "remember_url_rule",
+    "url_rule_resolver",
+]
+
+
+ROUTE_KEY = "modelmon.route"
+
+
+def remember_url_rule() -> None:
+    """A ``before_request`` hook: note the URL rule Flask matched in the environ.
+
+    Flask drops its request object from the environ when the request ends, before the
+    middleware labels it; the hook leaves the rule where the middleware finds it, so
+    routing is never done twice.
+    """
+    rule = request.url_rule
+    request.environ[ROUTE_KEY] = names.UNMATCHED_ROUTE if rule is None else str(rule.rule)
 
 
 def url_rule_resolver(app: Flask) -> RouteResolver:
     """Maps an environ to the URL rule that served it (``"/predict/<model_id>"``).
 
-    Reads the rule Flask already matched (the request object Werkzeug leaves in the
-    environ); otherwise matches ``app.url_map``. Unmatched paths give ``<unmatched>``.
+    Reads what :func:`remember_url_rule` noted; when it did not run (a failure before
+    Flask's ``before_request`` hooks), matches ``app.url_map``. Unmatched paths give
+    ``<unmatched>``.
     """
     url_map = app.url_map
 
     def resolve(environ: Environ) -> str:
-        request = environ.get("werkzeug.request")
-        if request is not None and hasattr(request, "url_rule"):
-            rule = request.url_rule
-            if rule is None or rule.map is not url_map:
-                return names.UNMATCHED_ROUTE if rule is None else _match(url_map, environ)
-            return str(rule.rule)
-        return _match(url_map, environ)
+        route = environ.get(ROUTE_KEY)
+        return route if isinstance(route, str) else _match(url_map, environ)
 
     return resolve
 
@@ -68,11 +85,19 @@ class FlaskInstrumentation:
     app: Flask
     middleware: MetricsMiddleware
     original_wsgi_app: Any
+    had_own_wsgi_app: bool
 
     def uninstrument(self) -> None:
-        """Restore the app's original ``wsgi_app``."""
-        if self.app.wsgi_app is self.middleware:
+        """Restore the app's original ``wsgi_app`` (idempotent)."""
+        if self.app.__dict__.get("wsgi_app") is not self.middleware:
+            return
+        if self.had_own_wsgi_app:
             self.app.wsgi_app = self.original_wsgi_app  # type: ignore[method-assign]
+        else:
+            del self.app.__dict__["wsgi_app"]  # the class's method shows through again
+        hooks = self.app.before_request_funcs.get(None, [])
+        if remember_url_rule in hooks:
+            hooks.remove(remember_url_rule)
 
 
 def instrument(
@@ -92,6 +117,7 @@ def instrument(
 
     Returns a handle whose ``uninstrument()`` restores the app.
     """
+    had_own = "wsgi_app" in app.__dict__
     original = app.wsgi_app
     middleware = MetricsMiddleware(
         original,
@@ -101,5 +127,7 @@ def instrument(
         serve_metrics=metrics_path is not None,
         **middleware_options,
     )
+    # First of the app-level hooks: an earlier one may answer and skip the rest.
+    app.before_request_funcs.setdefault(None, []).insert(0, remember_url_rule)
     app.wsgi_app = middleware  # type: ignore[method-assign]
-    return FlaskInstrumentation(app, middleware, original)
+    return FlaskInstrumentation(app, middleware, original, had_own)

@@ -82,6 +82,12 @@ class _Store:
             self.counts[start : start + len(counts)] += counts
         self._collapse(max_buckets)
 
+    def limit(self, max_buckets: int) -> int:
+        """Lowest key a value could be added at without collapsing (any key if empty)."""
+        if self.counts.size == 0:
+            return -(1 << 60)
+        return self.offset + len(self.counts) - max_buckets
+
     def _extend(self, lo: int, hi: int) -> None:
         if lo == self.offset and hi == self.offset + len(self.counts):
             return
@@ -226,16 +232,17 @@ class LogSketch:
     def ordinals(self, values: npt.ArrayLike) -> IntArray:
         """The bucket ordinal of each value (comparable with :meth:`buckets`' ordinals).
 
-        Values below a collapsed store's lowest key map to that key, as they would if
-        added. NaN maps to 0 (the zero bucket): callers pass finite values.
+        Values below a store's collapse limit (its highest key minus ``max_buckets - 1``)
+        map to that limit, as they would if added; other values keep their own bucket.
+        NaN maps to 0 (the zero bucket): callers pass finite values.
         """
         v = np.asarray(values, dtype=np.float64)
         a = np.abs(v)
         with np.errstate(divide="ignore", invalid="ignore"):
             k = np.ceil(np.log(a) * self.inv_log_gamma)
         k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
-        pos_k = np.maximum(k, self._pos.offset) if self._pos.counts.size else k
-        neg_k = np.maximum(k, self._neg.offset) if self._neg.counts.size else k
+        pos_k = np.maximum(k, self._pos.limit(self.max_buckets))
+        neg_k = np.maximum(k, self._neg.limit(self.max_buckets))
         out = np.where(v > 0, pos_k + _ORD, np.where(v < 0, -(neg_k + _ORD), 0))
         return np.asarray(out, dtype=np.int64)
 

@@ -54,6 +54,19 @@ class SlidingWindow(Generic[T]):
         self.n_slots = int(slots)
         self.slot_seconds = self.window_seconds / self.n_slots
         self.slots: dict[int, T] = {}
+        self._reset_cache()
+
+    def _reset_cache(self) -> None:
+        # Version of each slot (bumped whenever it may change) and the last snapshots:
+        # the merge of the slots before the newest one, and the whole window.
+        self._tick = 0
+        self._versions: dict[int, int] = {}
+        self._closed: tuple[tuple[tuple[int, int], ...], T] | None = None
+        self._full: tuple[tuple[tuple[int, int], ...], T] | None = None
+
+    def _bump(self, k: int) -> None:
+        self._tick += 1
+        self._versions[k] = self._tick
 
     def index(self, now: float) -> int:
         """Absolute slot index of ``now``."""
@@ -64,6 +77,7 @@ class SlidingWindow(Generic[T]):
         oldest = current - self.n_slots + 1
         for k in [k for k in self.slots if k < oldest]:
             del self.slots[k]
+            self._versions.pop(k, None)
         return current
 
     def current(self, now: float) -> T:
@@ -72,7 +86,12 @@ class SlidingWindow(Generic[T]):
         slot = self.slots.get(current)
         if slot is None:
             slot = self.slots[current] = self.factory()
+        self._bump(current)
         return slot
+
+    def touch(self, now: float) -> None:
+        """Record that the slot of ``now`` changed (after writing to :meth:`current`)."""
+        self._bump(self.index(now))
 
     def merged(self, now: float) -> T | None:
         """A fresh merge of the slots inside the window at ``now``; ``None`` when empty."""
@@ -83,6 +102,31 @@ class SlidingWindow(Generic[T]):
         out = self.factory()
         for k in keys:
             out.merge(self.slots[k])
+        return out
+
+    def snapshot(self, now: float) -> T | None:
+        """The merge of the window at ``now``, shared and cached: do not modify it.
+
+        Unchanged slots are not merged again: the slots before the newest are merged
+        once (until one of them changes or expires), then the newest is added to a copy.
+        """
+        current = self._expire(now)
+        keys = sorted(k for k in self.slots if k <= current)
+        if not keys:
+            return None
+        full = tuple((k, self._versions.get(k, 0)) for k in keys)
+        if self._full is not None and self._full[0] == full:
+            return self._full[1]
+        closed = full[:-1]
+        if self._closed is None or self._closed[0] != closed:
+            base = self.factory()
+            for k in keys[:-1]:
+                base.merge(self.slots[k])
+            self._closed = (closed, base)
+        out = self.factory()
+        out.merge(self._closed[1])
+        out.merge(self.slots[keys[-1]])
+        self._full = (full, out)
         return out
 
     def merge(self, other: SlidingWindow[T], now: float | None = None) -> None:
@@ -97,6 +141,7 @@ class SlidingWindow(Generic[T]):
             if mine is None:
                 mine = self.slots[k] = self.factory()
             mine.merge(slot)
+            self._bump(k)
         if now is None and self.slots:
             now = (max(self.slots) + 0.5) * self.slot_seconds
         if now is not None:
@@ -114,3 +159,4 @@ class SlidingWindow(Generic[T]):
         self.n_slots = int(state["slots"])
         self.slot_seconds = self.window_seconds / self.n_slots
         self.slots = {int(k): self.loader(v) for k, v in state["data"].items()}
+        self._reset_cache()

@@ -10,6 +10,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import modelmon
+from modelmon.exporters import multiprocess
+
+multiprocess.install()  # idempotent; modelmon's __init__ installs it too once wired
 
 
 @modelmon.monitored(model="workers", version="1", feature_names=["x", "y"])
@@ -39,7 +42,9 @@ def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
     return [out]
 
 
-async def asgi(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+async def asgi(
+    scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+) -> None:
     if scope["type"] != "http":
         return
     body = b""

@@ -1,0 +1,391 @@
+"""Many quantile sketches side by side: one per column of a matrix, in one 2-D array.
+
+:class:`LogSketchColumns` keeps ``width`` DDSketch-style sketches with the mapping of
+:class:`~modelmon.sketches.ddsketch.LogSketch` (``key(x) = ceil(ln|x| / ln(gamma))``,
+bucket ``k`` represented by ``gamma**k * (1 - a)``) in a single ``(width, 2 * span + 1)``
+``int64`` array, so adding a matrix, merging, and reading every column (CDF grid,
+quantiles) are a handful of numpy calls whatever the number of columns: no Python
+loop per column, which is what dominates small batches.
+
+Layout: row ``j`` covers the keys ``lo[j] .. lo[j] + span - 1`` of both signs, in
+increasing value order: ``-|x|`` with key ``lo[j] + r`` at ``span - 1 - r``, exact zeros
+at ``span``, ``+|x|`` with key ``lo[j] + r`` at ``span + 1 + r``. Empty buckets are
+zeros, so a row is the column's bucket counts on its ordinal line.
+
+Guarantee (as :class:`LogSketch`): ``quantiles(q)`` of a column is within relative
+error ``a`` of the exact value of rank ``floor(q * (n - 1))``, as long as nothing
+collapsed. A column spans at most ``max_buckets`` keys below ``top[j]``, its highest
+key over both signs; smaller magnitudes collapse into key ``top[j] - max_buckets + 1``
+(at ``a = 1%`` and 2048 buckets only for data spanning more than a factor ``6e17``).
+Adding and merging are exact: the result never depends on the order of the data.
+
+>>> import numpy as np
+>>> s = LogSketchColumns(2)
+>>> s.add(np.array([[1.0, -5.0], [2.0, np.nan], [3.0, 0.0]]))
+>>> s.count.tolist()
+[3, 2]
+>>> [round(float(v), 2) for v in s.quantiles([0.5])[:, 0]]
+[1.99, -4.96]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .ddsketch import LogSketch
+from .moments import column_reduce
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
+_CHUNK = 1 << 15  # values per vectorised chunk (temporaries stay in L2)
+_KEY_BUFFER = 1 << 20  # indices counted per bincount
+_PAD_LOW, _PAD_HIGH = 16, 4  # spare keys when the layout grows: fewer re-layouts
+
+
+class LogSketchColumns:
+    """``width`` quantile sketches with relative accuracy ``relative_accuracy``.
+
+    See the module doc for the layout and the guarantee.
+    """
+
+    __slots__ = (
+        "counts",
+        "gamma",
+        "inv_log_gamma",
+        "lo",
+        "max_buckets",
+        "relative_accuracy",
+        "span",
+        "top",
+        "width",
+    )
+
+    def __init__(
+        self, width: int, relative_accuracy: float = 0.01, max_buckets: int = 2048
+    ) -> None:
+        if not 0.0 < relative_accuracy < 1.0:
+            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
+        if max_buckets < 2:
+            raise ValueError(f"max_buckets must be >= 2, got {max_buckets!r}")
+        self.width = int(width)
+        self.relative_accuracy = float(relative_accuracy)
+        self.max_buckets = int(max_buckets)
+        self.gamma = (1.0 + self.relative_accuracy) / (1.0 - self.relative_accuracy)
+        self.inv_log_gamma = 1.0 / math.log(self.gamma)
+        self.lo: IntArray = np.zeros(self.width, dtype=np.int64)
+        self.top: IntArray = np.full(self.width, _EMPTY, dtype=np.int64)
+        self.span = 0
+        self.counts: IntArray = np.zeros((self.width, 1), dtype=np.int64)
+
+    # --- reading -------------------------------------------------------------------
+    @property
+    def count(self) -> IntArray:
+        """Values in each column."""
+        return np.asarray(self.counts.sum(axis=1), dtype=np.int64)
+
+    @property
+    def params(self) -> tuple[int, float, int]:
+        return (self.width, self.relative_accuracy, self.max_buckets)
+
+    def limit(self) -> IntArray:
+        """Lowest key that is not collapsed, per column."""
+        return np.asarray(self.top - (self.max_buckets - 1), dtype=np.int64)
+
+    def keys(self, values: npt.ArrayLike) -> FloatArray:
+        """``ceil(ln|x| / ln(gamma))`` elementwise (``-inf`` for 0, NaN for NaN)."""
+        v = np.abs(np.asarray(values, dtype=np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.log(v, out=v)
+        v *= self.inv_log_gamma
+        return np.asarray(np.ceil(v, out=v), dtype=np.float64)
+
+    def positions(self, values: npt.ArrayLike, rows: IntArray | None = None) -> FloatArray:
+        """Where ``values`` (``(len(rows), m)``, finite) fall on the grids of ``rows``.
+
+        Position ``g`` (an integer) is grid cell ``g``; a value in no cell (its bucket
+        is outside the layout) gets a position strictly between its neighbouring cells,
+        so comparing positions compares bucket ordinals exactly. Keys below the collapse
+        limit count as the limit key, as if the value had been added.
+        """
+        v = np.asarray(values, dtype=np.float64)
+        lo = self.lo if rows is None else self.lo[rows]
+        limit = self.limit() if rows is None else self.limit()[rows]
+        k = np.maximum(self.keys(v), limit[:, None])
+        r = k - lo[:, None]
+        # Below the layout (r < 0): strictly between the zero cell and key lo's cell.
+        inner = np.where(r >= 0, r + 1.0, 1.0 / (2.0 - np.minimum(r, 0.0)))
+        return np.asarray(self.span + np.sign(v) * inner, dtype=np.float64)
+
+    def values(self) -> FloatArray:
+        """Representative value of every grid cell, ``(width, 2 * span + 1)``."""
+        s = self.span
+        if s == 0:
+            return np.zeros((self.width, 1))
+        k_lo, k_hi = int(self.lo.min()), int(self.lo.max()) + s - 1
+        table = np.power(self.gamma, np.arange(k_lo, k_hi + 1, dtype=np.float64))
+        table *= 1.0 - self.relative_accuracy
+        pos = table[(self.lo - k_lo)[:, None] + np.arange(s)]
+        return np.concatenate([-pos[:, ::-1], np.zeros((self.width, 1)), pos], axis=1)
+
+    def quantiles(self, qs: npt.ArrayLike, rows: IntArray | None = None) -> FloatArray:
+        """``(rows, len(qs))`` estimated quantiles (NaN for an empty column)."""
+        q = np.clip(np.asarray(qs, dtype=np.float64).reshape(-1), 0.0, 1.0)
+        counts = self.counts if rows is None else self.counts[rows]
+        cum = np.cumsum(counts, axis=1)
+        n = cum[:, -1]
+        g = cum.shape[1]
+        # searchsorted(cum_j, q * (n_j - 1), side="right") for every row at once: cum is
+        # an integer, so comparing with floor(t) is exact; rows are offset apart.
+        t = np.floor(q[None, :] * (n[:, None] - 1)).astype(np.int64)
+        step = int(n.max(initial=0)) + 2
+        off = np.arange(cum.shape[0], dtype=np.int64)[:, None] * step
+        flat = (cum + off).ravel()
+        pos = np.searchsorted(flat, (t + off).ravel(), side="right").reshape(t.shape)
+        pos = np.minimum(pos - np.arange(cum.shape[0])[:, None] * g, g - 1)
+        vals = self.values() if rows is None else self.values()[rows]
+        out = np.take_along_axis(vals, pos, axis=1)
+        return np.asarray(np.where(n[:, None] > 0, out, np.nan), dtype=np.float64)
+
+    # --- adding --------------------------------------------------------------------
+    def add(
+        self,
+        matrix: npt.ArrayLike,
+        shifts: npt.ArrayLike | None = None,
+    ) -> None:
+        """Add column ``j`` of ``matrix`` minus ``shifts[j]`` to sketch ``j``.
+
+        NaN and +-inf are skipped. Vectorised in row chunks that stay in cache.
+        """
+        m = np.asarray(matrix, dtype=np.float64)
+        if m.ndim != 2 or m.shape[1] != self.width:
+            raise ValueError(f"matrix of shape {m.shape} does not match width {self.width}")
+        if m.shape[0] == 0 or self.width == 0:
+            return
+        d = self.width
+        shift = np.zeros(d) if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(d)
+        rows = max(1, _CHUNK // d)
+        buf = np.empty(min(m.shape[0], max(rows, _KEY_BUFFER // d)) * d, dtype=np.intp)
+        used = 0
+        for start in range(0, m.shape[0], rows):
+            diff, keys, kmin, kmax = self._chunk_keys(m[start : start + rows], shift)
+            if self._needs_layout(kmin, kmax):
+                self._flush(buf[:used])
+                used = 0
+                self._grow(kmin, kmax)
+            else:
+                self.top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+            idx = self._cells(diff, keys, kmin)
+            if used + idx.size > buf.size:
+                self._flush(buf[:used])
+                used = 0
+            np.copyto(buf[used : used + idx.size], idx.ravel(), casting="unsafe")
+            used += idx.size
+        self._flush(buf[:used])
+
+    def _chunk_keys(
+        self, chunk: FloatArray, shift: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        diff = chunk - shift
+        keys = self.keys(diff)
+        kmax = column_reduce(np.fmax, keys)
+        kmax[np.isneginf(kmax)] = np.nan  # only zeros: nothing to lay out
+        if np.isposinf(kmax).any():  # +-inf in the data: skipped like NaN
+            diff[np.isinf(diff)] = np.nan
+            keys[np.isinf(keys) & (keys > 0)] = np.nan
+            kmax = column_reduce(np.fmax, keys)
+        kmin = column_reduce(np.fmin, keys)
+        if np.isneginf(kmin).any():  # exact zeros (key -inf) do not extend the range
+            kmin = column_reduce(np.fmin, np.where(np.isneginf(keys), np.nan, keys))
+        return diff, keys, kmin, kmax
+
+    def _needs_layout(self, kmin: FloatArray, kmax: FloatArray) -> bool:
+        new = ~np.isnan(kmax)
+        if not new.any():
+            return False
+        top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+        limit = top - (self.max_buckets - 1)
+        lo_need = np.maximum(_as_key(kmin, 0), limit)
+        bad = new & ((lo_need < self.lo) | (top > self.lo + self.span - 1))
+        bad |= (top != _EMPTY) & (self.lo < limit)
+        return bool(bad.any())
+
+    def _grow(self, kmin: FloatArray, kmax: FloatArray) -> None:
+        """Re-lay the counts out so that the keys ``kmin .. kmax`` fit (with spare keys)."""
+        new = ~np.isnan(kmax)
+        had = self.top != _EMPTY
+        top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+        limit = top - (self.max_buckets - 1)
+        kmin_i = _as_key(kmin, 0)
+        low_moves = new & (~had | (kmin_i < self.lo))
+        lo = np.where(low_moves, kmin_i - _PAD_LOW, self.lo)
+        lo = np.where(had | new, np.maximum(lo, limit), 0)
+        # The common span follows the occupied tops, not the old layout's (which is
+        # as wide as its widest column): it would otherwise only ever grow.
+        hi = np.where(had | new, top + _PAD_HIGH, 0)
+        span = max(1, int(np.max(hi - lo + 1, initial=1)))
+        self.counts = _relayout(self.counts, self.lo, self.span, lo, span)
+        self.lo, self.span, self.top = lo.astype(np.int64), span, top.astype(np.int64)
+
+    def _cells(self, diff: FloatArray, keys: FloatArray, kmin: FloatArray) -> FloatArray:
+        """Flat cell of every value of a chunk (NaN -> the trash cell ``width * grid``)."""
+        s = self.span
+        lo = self.lo.astype(np.float64)
+        if np.isneginf(keys).any() or bool(np.any(kmin < lo)):
+            # Zeros (key -inf) go to the zero cell, collapsed keys to key lo.
+            np.maximum(keys, lo, out=keys)
+            keys -= lo - 1.0
+            keys *= np.sign(diff)
+        else:
+            keys -= lo - 1.0
+            np.copysign(keys, diff, out=keys)
+        keys += s + np.arange(self.width) * (2.0 * s + 1.0)
+        if math.isnan(float(keys.sum())):
+            np.copyto(keys, self.width * (2.0 * s + 1.0), where=np.isnan(keys))
+        return keys
+
+    def _flush(self, idx: npt.NDArray[np.intp]) -> None:
+        if idx.size == 0:
+            return
+        size = self.counts.size
+        hist = np.bincount(idx, minlength=size + 1)
+        self.counts += hist[:size].reshape(self.counts.shape)
+
+    # --- merging -------------------------------------------------------------------
+    def merge(self, other: LogSketchColumns) -> None:
+        """Add ``other`` (same width and parameters) into this one, exactly."""
+        if other.params != self.params:
+            raise ValueError(f"cannot merge sketch columns {self.params} and {other.params}")
+        if other.span == 0:
+            self.counts[:, self.span] += other.counts[:, 0]
+            return
+        if self.span == 0:
+            zeros = self.counts[:, 0].copy()
+            self.counts, self.lo, self.span = other.counts.copy(), other.lo.copy(), other.span
+            self.top = other.top.copy()
+            self.counts[:, self.span] += zeros
+            return
+        if np.array_equal(self.lo, other.lo) and self.span == other.span:
+            self.counts += other.counts
+            self.top = np.maximum(self.top, other.top)
+        else:
+            self._merge_layouts(other)
+
+    def _merge_layouts(self, other: LogSketchColumns) -> None:
+        top = np.maximum(self.top, other.top)
+        mine, theirs = self.top != _EMPTY, other.top != _EMPTY
+        big = 1 << 61
+        lo = np.minimum(np.where(mine, self.lo, big), np.where(theirs, other.lo, big))
+        any_ = mine | theirs
+        lo = np.where(any_, np.maximum(lo, top - (self.max_buckets - 1)), 0)
+        hi = np.where(any_, top, 0)
+        span = max(1, int(np.max(hi - lo + 1, initial=1)))
+        counts = _relayout(self.counts, self.lo, self.span, lo, span)
+        counts += _relayout(other.counts, other.lo, other.span, lo, span)
+        self.counts, self.lo, self.span, self.top = counts, lo.astype(np.int64), span, top
+
+    def copy(self) -> LogSketchColumns:
+        """An independent copy."""
+        return LogSketchColumns.from_state(self.state())
+
+    # --- conversion and persistence ------------------------------------------------
+    def column(self, j: int) -> LogSketch:
+        """Column ``j`` as a :class:`LogSketch` (same buckets and counts)."""
+        s, row = self.span, self.counts[j]
+        sketch = LogSketch(self.relative_accuracy, self.max_buckets)
+        neg = row[:s][::-1].copy()
+        pos = row[s + 1 :].copy()
+        sketch._add_dense(int(self.lo[j]), neg, int(row[s]), pos)
+        return sketch
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "relative_accuracy": self.relative_accuracy,
+            "max_buckets": self.max_buckets,
+            "span": self.span,
+            "lo": self.lo.copy(),
+            "top": self.top.copy(),
+            "counts": self.counts.copy(),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> LogSketchColumns:
+        out = cls(int(state["width"]), float(state["relative_accuracy"]), int(state["max_buckets"]))
+        out.span = int(state["span"])
+        out.lo = np.asarray(state["lo"], dtype=np.int64).copy()
+        out.top = np.asarray(state["top"], dtype=np.int64).copy()
+        shape = (out.width, 2 * out.span + 1)
+        out.counts = np.asarray(state["counts"], dtype=np.int64).reshape(shape).copy()
+        return out
+
+    @classmethod
+    def from_sketches(
+        cls, sketches: Sequence[LogSketch], relative_accuracy: float = 0.01
+    ) -> LogSketchColumns:
+        """Columns holding the buckets of ``sketches`` (e.g. an older saved state)."""
+        first = sketches[0] if sketches else None
+        out = cls(
+            len(sketches),
+            first.relative_accuracy if first else relative_accuracy,
+            first.max_buckets if first else 2048,
+        )
+        for j, sk in enumerate(sketches):
+            one = cls(len(sketches), out.relative_accuracy, out.max_buckets)
+            st = sk.state()
+            keys: list[int] = []
+            for store in ("pos", "neg"):
+                c = np.asarray(st[store]["counts"])
+                keys += [int(st[store]["offset"]) + int(i) for i in np.flatnonzero(c)]
+            one.top[j] = max(keys) if keys else _EMPTY
+            lo = min(keys) if keys else 0
+            span = max(1, (max(keys) - lo + 1) if keys else 1)
+            one.lo[:] = lo
+            one.span = span
+            one.counts = np.zeros((len(sketches), 2 * span + 1), dtype=np.int64)
+            one.counts[j, span] = int(st["zero_count"])
+            for store, sign in (("pos", 1), ("neg", -1)):
+                c = np.asarray(st[store]["counts"], dtype=np.int64)
+                r = int(st[store]["offset"]) - lo + np.arange(c.size)
+                one.counts[j, span + sign * (r + 1)] += c
+            out.merge(one)
+        return out
+
+    def __repr__(self) -> str:
+        return f"LogSketchColumns(width={self.width}, count={self.count.tolist()})"
+
+
+def _as_key(k: FloatArray, fill: int) -> IntArray:
+    return np.where(np.isnan(k), fill, k).astype(np.int64)
+
+
+def _relayout(
+    counts: IntArray, lo: IntArray, span: int, new_lo: IntArray, new_span: int
+) -> IntArray:
+    """``counts`` (layout ``lo, span``) in the layout ``new_lo, new_span``.
+
+    Keys below ``new_lo`` collapse into ``new_lo``; the new layout must reach every
+    occupied key at the top.
+    """
+    d = counts.shape[0]
+    out = np.zeros((d, 2 * new_span + 1), dtype=np.int64)
+    out[:, new_span] = counts[:, span]
+    if span == 0:
+        return out
+    # Both halves ordered by increasing key: row j (neg) and d + j (pos).
+    halves = np.concatenate([counts[:, span - 1 :: -1], counts[:, span + 1 :]], axis=0)
+    c = np.tile(new_lo - lo, 2)
+    src = np.arange(new_span)[None, :] + c[:, None]
+    ok = (src >= 0) & (src < span)
+    moved = np.where(ok, np.take_along_axis(halves, np.clip(src, 0, span - 1), axis=1), 0)
+    head = np.cumsum(halves, axis=1)[np.arange(2 * d), np.clip(c, 0, span - 1)]
+    moved[:, 0] = np.where(c >= 0, head, moved[:, 0])
+    out[:, :new_span] = moved[:d, ::-1]
+    out[:, new_span + 1 :] = moved[d:]
+    return out

@@ -58,7 +58,9 @@ def wait_until(
             last_error = exc
         if time.monotonic() >= deadline:
             extra = details() if details is not None else ""
-            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}: {last_error!r}\n{extra}")
+            raise WaitTimeout(
+                f"timed out after {timeout}s waiting for {what}: {last_error!r}\n{extra}"
+            )
         time.sleep(interval)
 
 

@@ -214,8 +214,12 @@ class FeatureSchema:
             return 0
         if chunk.kind == "dicts":
             # Keys beyond the schema (a dict with missing keys takes the slow path anyway).
-            sizes = [len(d) if isinstance(d, Mapping) else 0 for d in chunk.payload]
-            return max(sum(sizes) - len(self.names or ()) * len(chunk.payload), 0)
+            payload = chunk.payload
+            if set(map(type, payload)) == {dict}:  # the common case, without a Python loop
+                total = sum(map(len, payload))
+            else:
+                total = sum(len(d) if isinstance(d, Mapping) else 0 for d in payload)
+            return max(total - len(self.names or ()) * len(payload), 0)
         if chunk.kind == "matrix":
             rows, width = chunk.payload.shape
             return int(max(width - len(self.names or ()), 0) * rows)

@@ -183,6 +183,10 @@ class InputHealthAggregate:
         self.invalid: IntArray = np.zeros(0, dtype=np.int64)
         self.not_exported = 0
 
+    def seed(self, feature_names: tuple[str, ...]) -> None:
+        """Export zero-valued series for features known up front (rates need a baseline)."""
+        self._ensure(feature_names)
+
     def _ensure(self, feature_names: tuple[str, ...]) -> None:
         if feature_names == self.names:
             return

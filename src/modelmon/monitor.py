@@ -183,6 +183,8 @@ class Monitor:
             duration_buckets=_check_buckets("duration_buckets", duration_buckets)
         )
         self.inputs = InputHealthAggregate()
+        if self.schema.names is not None:  # known up front: export 0 from start-up
+            self.inputs.seed(self.schema.names)
         self.aggregates: dict[str, Aggregate] = {"traffic": self.traffic, "inputs": self.inputs}
         self._add_optional_aggregates(
             warmup_size=warmup_size,

@@ -149,7 +149,7 @@ def _traffic(cfg: MonitoringConfig) -> list[Panel]:
 
 
 def _errors(cfg: MonitoringConfig) -> list[Panel]:
-    budget = 1 - cfg.availability_slo
+    budget = round(1 - cfg.availability_slo, 12)  # no float noise in the query
     burn = f"{_fleet(cfg, cfg.rule('error_ratio', '1h'))}\n/\n{num(budget)}"
     return [
         Panel(

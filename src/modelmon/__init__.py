@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from .context import last_prediction_id, last_prediction_ids, prediction_scope
 from .decorator import instrument, monitored, uninstrument
 from .errors import ConfigurationError, MissingExtraError
+from .exporters import multiprocess as _multiprocess
 from .exporters import prometheus as _prometheus
 from .exporters.prometheus import make_asgi_app, make_wsgi_app, start_http_server
 from .monitor import Monitor
 from .profile import ReferenceProfile
 
 _prometheus.install()
+_multiprocess.install()  # dormant until MODELMON_MULTIPROC_DIR / PROMETHEUS_MULTIPROC_DIR is set
 
 if TYPE_CHECKING:
     from .otel import export_otel

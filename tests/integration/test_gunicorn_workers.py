@@ -172,3 +172,15 @@ def test_uvicorn_workers(tmp_path: Path) -> None:
     with serve(argv, port, tmp_path):
         assert load(port, 600, threads=4) == 600
         assert_exact_after_fold(port, 600, scrapes=4)
+        for _ in range(4):  # the middleware's HTTP counters merge across workers too
+            assert http_posts(port) == 600
+
+
+def http_posts(port: int) -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "modelmon_http_requests_total" and s.labels.get("method") == "POST"
+    )

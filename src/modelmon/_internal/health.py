@@ -30,6 +30,13 @@ class Health:
         self._last_logged: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        """Forget every count (a forked worker starts from zero), keeping the zero series."""
+        self.internal_errors = Counter(dict.fromkeys(KNOWN_STAGES, 0))
+        self.dropped = Counter(dict.fromkeys(KNOWN_DROP_REASONS, 0))
+        self._last_logged = {}
+        self._lock = threading.Lock()
+
     def error(self, stage: str, exc: BaseException) -> None:
         """Count a failure at ``stage``; re-raise when strict."""
         with self._lock:

@@ -6,6 +6,7 @@ monitor, past and future) and enumerate monitors when they collect.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -17,6 +18,15 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
 _hooks: list[Callable[[Monitor], None]] = []
+
+
+def _reinit_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_lock_after_fork)
 
 
 def register(monitor: Monitor) -> None:

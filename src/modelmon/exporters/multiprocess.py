@@ -32,11 +32,12 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,12 +50,14 @@ from ..errors import ConfigurationError
 from ..points import Family, ScalarPoint
 
 if TYPE_CHECKING:
+    from ..integrations._http import HttpMetrics
     from ..monitor import Monitor
 
 logger = logging.getLogger("modelmon")
 
 ENV_VARS: tuple[str, ...] = ("MODELMON_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR")
 MIN_WRITE_INTERVAL_S = 0.1
+HTTP_POLL_S = 1.0
 FORMAT = "modelmon-multiprocess"
 FORMAT_VERSION = 1
 ARCHIVE_NAME = "modelmon_archive.state"
@@ -464,6 +467,7 @@ class _Writer:
         self.checked: str | None = None  # the directory whose old file of our pid was handled
         self.profiles_written: set[tuple[str, str]] = set()
         self.local = threading.local()
+        self.http_seen = 0
 
     def after_fork(self) -> None:
         self._reset()
@@ -487,7 +491,9 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            self.event.wait()
+            # HTTP requests trigger no fold: poll their count once a second too.
+            if not self.event.wait(HTTP_POLL_S) and not self._http_changed():
+                continue
             delay = self.last + MIN_WRITE_INTERVAL_S - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -496,6 +502,9 @@ class _Writer:
                 self.write(fold=False)
             except Exception as exc:  # the writer must survive anything
                 logger.warning("modelmon: cannot write the multi-process state: %r", exc)
+
+    def _http_changed(self) -> bool:
+        return sum(m.recorded for m in live_http_metrics()) != self.http_seen
 
     def write(self, fold: bool) -> str | None:
         """Write this process's file now (folding first when ``fold``); returns its path."""
@@ -524,6 +533,7 @@ class _Writer:
             self.checked = path
         entries = [snapshot(m, now) for m in _one_per_key(monitors)]
         self._write_profiles(path, monitors)
+        http = live_http_metrics()
         doc = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -531,7 +541,9 @@ class _Writer:
             "token": self.token,
             "written_at": now,
             "monitors": entries,
+            "http": [m.state() for m in http],
         }
+        self.http_seen = sum(m.recorded for m in http)
         _atomic_write(target, encode(doc))
         self.last = time.monotonic()
         return target
@@ -586,6 +598,7 @@ class ProcessState:
     written_at: float
     alive: bool
     monitors: dict[Key, dict[str, Any]]
+    http: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
@@ -603,6 +616,7 @@ def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
         float(doc["written_at"]),
         _pid_alive(pid) if alive is None else alive,
         monitors,
+        list(doc.get("http", [])),
     )
 
 
@@ -971,19 +985,48 @@ def reset_monitor(monitor: Monitor) -> None:
         for attr, value in list(vars(monitor).items()):
             if value is agg:
                 setattr(monitor, attr, fresh)
-    monitor.health._lock = threading.Lock()
-    monitor.health.internal_errors.clear()
-    monitor.health.dropped.clear()
+    monitor.health.reset()
 
 
 def _after_fork_in_child() -> None:
     WRITER.after_fork()
+    for metrics in live_http_metrics():
+        with contextlib.suppress(Exception):
+            metrics.reset()
     for monitor in monitor_registry.monitors():
         with contextlib.suppress(Exception):
             reset_monitor(monitor)
 
 
 _installed = False
+
+
+def live_http_metrics() -> list[HttpMetrics]:
+    """The HTTP metrics of this process (none unless the integrations were imported)."""
+    module = sys.modules.get("modelmon.integrations._http")
+    return list(module.live_http_metrics()) if module is not None else []
+
+
+def merged_http_families(local: list[HttpMetrics]) -> list[Family]:
+    """The :class:`HttpCollector` family source: HTTP metrics summed over every process."""
+    path = directory()
+    if path is None:
+        return [f for m in local for f in m.collect()]
+    try:
+        WRITER.write(fold=False)
+        merged: dict[str, HttpMetrics] = {}
+        for state in read_directory(path):
+            for st in state.http:
+                ns = str(st["namespace"])
+                if ns not in merged:
+                    from ..integrations._http import HttpMetrics
+
+                    merged[ns] = HttpMetrics(ns, [float(b) for b in st["bounds"]])
+                merged[ns].merge_state(st)
+        return [f for m in merged.values() for f in m.collect()]
+    except Exception as exc:  # never fail a scrape: fall back to this process's view
+        logger.warning("modelmon: cannot merge multi-process HTTP metrics: %r", exc)
+        return [f for m in local for f in m.collect()]
 
 
 def install() -> None:

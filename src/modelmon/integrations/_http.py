@@ -298,16 +298,24 @@ def _live_families(metrics: list[HttpMetrics]) -> list[Family]:
     return families
 
 
+def _families(metrics: list[HttpMetrics]) -> list[Family]:
+    """This process's HTTP metrics, or every worker's in multi-process mode."""
+    from ..exporters import multiprocess
+
+    if multiprocess.directory() is None:
+        return _live_families(metrics)
+    return multiprocess.merged_http_families(metrics)
+
+
 class HttpCollector:
     """Renders the HTTP metrics of one registry (every namespace used with it).
 
-    ``family_source`` is the plug point multi-process mode replaces, like
-    :attr:`modelmon.exporters.prometheus.ModelmonCollector.family_source`.
+    ``family_source`` is a plug point, like
+    :attr:`modelmon.exporters.prometheus.ModelmonCollector.family_source`; by default
+    it merges every worker's state files in multi-process mode.
     """
 
-    family_source: ClassVar[Callable[[list[HttpMetrics]], list[Family]]] = staticmethod(
-        _live_families
-    )
+    family_source: ClassVar[Callable[[list[HttpMetrics]], list[Family]]] = staticmethod(_families)
 
     def __init__(self) -> None:
         self._metrics: dict[str, HttpMetrics] = {}

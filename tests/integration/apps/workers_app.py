@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import modelmon
 from modelmon.exporters import multiprocess
+from modelmon.integrations.asgi import MetricsMiddleware
 
 multiprocess.install()  # idempotent; modelmon's __init__ installs it too once wired
 
@@ -42,7 +43,7 @@ def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
     return [out]
 
 
-async def asgi(
+async def _asgi(
     scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
 ) -> None:
     if scope["type"] != "http":
@@ -57,3 +58,7 @@ async def asgi(
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(out)).encode())]
     await send({"type": "http.response.start", "status": int(status[:3]), "headers": headers})
     await send({"type": "http.response.body", "body": out})
+
+
+# HTTP metrics too, so the multi-worker tests check that they merge across workers.
+asgi = MetricsMiddleware(_asgi)

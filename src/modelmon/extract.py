@@ -14,9 +14,12 @@ a dict (one row), a list of dicts, a list of lists, a pydantic model
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import numbers
 import operator
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -302,14 +305,28 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
 def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None:
     """Rows as one numeric matrix when every value is a plain number, else None.
 
-    numpy's dtype discovery is the exact check: a string, None or an object anywhere
-    gives a non-numeric dtype and sends the batch to the slow path.
+    ``struct`` packing is both the fastest conversion of Python floats and a strict
+    one: a str (even "1.5"), None, bytes or a row of the wrong length raises, and the
+    batch goes to the exact slow path instead.
     """
+    try:
+        packed = b"".join(itertools.starmap(_packer(width).pack, rows))
+    except (struct.error, TypeError, OverflowError):
+        return _discover(rows)
+    return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(rows), width)
+
+
+def _discover(rows: Sequence[Sequence[Any]]) -> np.ndarray | None:
     try:
         arr = np.array(rows)
     except (ValueError, TypeError):  # ragged rows
         return None
     return arr if arr.dtype.kind in "fiub" else None
+
+
+@functools.lru_cache(maxsize=64)
+def _packer(width: int) -> struct.Struct:
+    return struct.Struct(f"={width}d")
 
 
 def _fit_width(chunk: Chunk, schema: FeatureSchema) -> np.ndarray:

@@ -68,7 +68,9 @@ def psi(ref_shares: npt.ArrayLike, cur: npt.ArrayLike, floor: float = PSI_FLOOR)
 
 
 def _kl_terms(p: FloatArray, m: FloatArray) -> float:
-    pos = p > 0
+    # m >= p/2 > 0 wherever p > 0, except when p/2 underflows (p subnormal): such a
+    # term is ~1e-308 and is left out rather than turned into inf * 0.
+    pos = (p > 0) & (m > 0)
     return float(np.sum(p[pos] * np.log(p[pos] / m[pos])))
 
 

@@ -112,12 +112,15 @@ class TrafficAggregate:
             return
         self.requests += n
         self.predictions += int(batch.rows.sum())
-        for err in batch.errors:
-            if err is not None:
-                key = cap_label(self.errors, err, self.max_error_types, names.OTHER)
-                self.errors[key] += 1
         self.duration.add(batch.latencies, batch.call_ids, float(batch.ended_at.max()))
-        ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=n)
+        if any(batch.errors):  # rare: count by type, and only successful calls have rows
+            for err in batch.errors:
+                if err is not None:
+                    key = cap_label(self.errors, err, self.max_error_types, names.OTHER)
+                    self.errors[key] += 1
+            ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=n)
+        else:
+            ok = np.ones(n, dtype=bool)
         self.batch_size.add(batch.rows[ok].astype(np.float64))
         if batch.outputs is not None and batch.outputs.confidence is not None:
             self.confidence.add(np.clip(batch.outputs.confidence, 0.0, 1.0))

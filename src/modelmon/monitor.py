@@ -53,7 +53,7 @@ Task = Literal["classification", "regression"]
 ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-DEFAULT_BUFFER_SIZE = 1024
+DEFAULT_BUFFER_SIZE = 512
 HARD_LIMIT_FACTOR = 16
 _SDK_VERSION = "0.1.0"
 
@@ -344,8 +344,8 @@ class Monitor:
         n = len(buffer)
         if n == 0:
             return
-        popleft = buffer.popleft
-        records = [popleft() for _ in range(n)]
+        # starmap calls popleft n times in C: appends racing with us go after them.
+        records = list(itertools.starmap(buffer.popleft, itertools.repeat((), n)))
         self._folded += n
         batch = self._make_batch(records, now)
         for name, aggregate in self.aggregates.items():
@@ -365,7 +365,7 @@ class Monitor:
 
     def _make_batch(self, records: list[Record], now: float) -> Batch:
         n = len(records)
-        args_l, kwargs_l, results, latency_l, errors, seqs, _ = zip(*records, strict=True)
+        args_l, kwargs_l, results, latency_l, errors, seqs, _ = zip(*records)  # noqa: B905
         latencies = np.array(latency_l, dtype=np.float64)
         failed = any(errors)
         ok_index = (

@@ -16,8 +16,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.websockets import WebSocket
 
@@ -28,34 +27,11 @@ from modelmon.integrations import HttpMetrics, http_metrics_for
 from modelmon.integrations.asgi import MetricsMiddleware
 from modelmon.integrations.fastapi import feedback_router, instrument
 
-REQUESTS = "modelmon_http_requests_total"
-DURATION = "modelmon_http_request_duration_seconds"
+from ..conftest import scrape
+from ._http_samples import DURATION, REQUESTS, requests_of, routes_of
+
 REQUEST_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request_var", default="")
 ENDPOINT_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("endpoint_var", default="")
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(registry: CollectorRegistry) -> Samples:
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def requests_of(samples: Samples, **labels: str) -> float:
-    """Sum of the request counter over series whose labels include ``labels``."""
-    return sum(
-        v
-        for (name, lab), v in samples.items()
-        if name == REQUESTS and all(dict(lab).get(k) == want for k, want in labels.items())
-    )
-
-
-def routes_of(samples: Samples) -> set[str]:
-    return {dict(lab)["route"] for (name, lab), _ in samples.items() if name == REQUESTS}
 
 
 class ContextProbe:

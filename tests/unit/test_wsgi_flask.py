@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from flask import Flask, Response, jsonify
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import CollectorRegistry
 from werkzeug.test import create_environ
 
 import modelmon
@@ -27,32 +26,10 @@ from modelmon.integrations.flask import (
 )
 from modelmon.integrations.wsgi import MetricsMiddleware
 
-REQUESTS = "modelmon_http_requests_total"
-DURATION = "modelmon_http_request_duration_seconds"
+from ..conftest import scrape
+from ._http_samples import DURATION, requests_of, routes_of
+
 OUTER: contextvars.ContextVar[str] = contextvars.ContextVar("outer", default="")
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(registry: CollectorRegistry) -> Samples:
-    text = generate_latest(registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def requests_of(samples: Samples, **labels: str) -> float:
-    return sum(
-        v
-        for (name, lab), v in samples.items()
-        if name == REQUESTS and all(dict(lab).get(k) == want for k, want in labels.items())
-    )
-
-
-def routes_of(samples: Samples) -> set[str]:
-    return {dict(lab)["route"] for (name, lab), _ in samples.items() if name == REQUESTS}
 
 
 def fetch(client: Any, path: str, method: str = "GET", **kwargs: Any) -> Any:

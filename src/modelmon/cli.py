@@ -1,17 +1,17 @@
 """The ``modelmon`` command: ``demo``, ``profile``, ``grafana export``.
 
 Each subcommand lives in ``modelmon._cli.<name>`` with a ``register(subparsers)``
-function; a subcommand whose module is missing is simply not offered.
+function; those modules import nothing optional at load time (each subcommand checks
+its extra when it runs), so ``modelmon --help`` works with the runtime dependencies.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS: tuple[str, ...] = ("demo", "profile", "grafana")
+from ._cli import demo, grafana, profile
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,11 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"modelmon._cli.{name}")
-        except ImportError:
-            continue
+    for module in (demo, profile, grafana):
         module.register(sub)
     return parser
 

@@ -8,7 +8,7 @@ a dict (one row), a list of dicts, a list of lists, a pydantic model
 
 >>> schema = FeatureSchema()
 >>> frame = features_frame([{"a": 1.0, "b": None}, {"a": "x", "b": 2}], schema)
->>> schema.names, frame.missing.sum(), frame.invalid.sum()
+>>> schema.names, int(frame.missing.sum()), int(frame.invalid.sum())
 (('a', 'b'), 1, 1)
 """
 

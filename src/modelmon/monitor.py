@@ -7,6 +7,7 @@
 ...     return [0.9 for _ in rows]
 >>> predict([[5.1, 3.5], [4.9, 3.0]])
 [0.9, 0.9]
+>>> mon.fold()  # scrapes fold first; here we read the aggregate directly
 >>> mon.traffic.requests, mon.traffic.predictions
 (1, 2)
 """
@@ -44,7 +45,8 @@ from .extract import (
     output_rows,
     outputs_frame,
 )
-from .outcomes import OutcomeAggregate, OutcomeError, open_store
+from .outcome_store import open_store
+from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelmon.errors import ConfigurationError
-from modelmon.outcomes import (
+from modelmon.outcome_store import (
     MemoryStore,
     PendingStore,
     Prediction,

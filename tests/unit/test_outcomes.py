@@ -17,14 +17,8 @@ from sklearn import metrics
 
 from modelmon import names
 from modelmon.batch import Batch, OutputFrame, RenderContext
-from modelmon.outcomes import (
-    REASONS,
-    MemoryStore,
-    OutcomeAggregate,
-    OutcomeError,
-    SqliteStore,
-    class_label,
-)
+from modelmon.outcome_store import MemoryStore, SqliteStore, class_label
+from modelmon.outcomes import REASONS, OutcomeAggregate, OutcomeError
 from modelmon.points import Family, HistogramPoint, ScalarPoint, SummaryPoint
 
 LABELS = {"model": "m", "version": "1"}

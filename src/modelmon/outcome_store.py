@@ -1,0 +1,625 @@
+"""Pending predictions waiting for their label: a bounded in-memory store and a SQLite one.
+
+Each folded prediction row waits here under its row id until its label arrives
+(:meth:`modelmon.outcomes.OutcomeAggregate.record`). ``take`` answers ``matched``,
+``expired`` (evicted from a full store or older than the TTL), ``duplicate`` (already
+labelled) or ``unknown`` (never issued, or forgotten long ago): see
+:mod:`modelmon.outcomes` for how these become ``modelmon_outcomes_unmatched_total``.
+
+>>> store = MemoryStore(capacity=2, ttl_seconds=60)
+>>> store.put(["a", "b", "c"], [Prediction(label="x")] * 3, [0.0, 1.0, 2.0], now=2.0)
+>>> [r.status for r in store.take(["a", "b", "b", "zz"], now=3.0)]
+['expired', 'matched', 'duplicate', 'unknown']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import sqlite3
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from .batch import OutputFrame
+from .errors import ConfigurationError
+
+Status = Literal["matched", "expired", "unknown", "duplicate"]
+DEFAULT_CAPACITY = 100_000
+DEFAULT_TTL_SECONDS = 7 * 86400.0
+
+
+# --- the pending store -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What is kept of one predicted row until its label arrives."""
+
+    label: str | None = None
+    value: float | None = None
+    proba: tuple[float, ...] | None = None
+    classes: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The store's answer for one id: matched (with its prediction) or why not."""
+
+    status: Status
+    prediction: Prediction | None = None
+    predicted_at: float = 0.0
+
+
+_UNKNOWN = Lookup("unknown")
+_EXPIRED = Lookup("expired")
+_DUPLICATE = Lookup("duplicate")
+
+
+class PendingStore(Protocol):
+    """Predictions waiting for their label, by row id; bounded in size and age.
+
+    ``put`` keeps predictions (evicting the oldest beyond ``capacity`` and expiring
+    those older than ``ttl_seconds``); ``take`` removes and returns them, answering
+    ``expired``/``duplicate`` for ids it evicted, expired or already handed out
+    (remembered for the last ``capacity`` such ids) and ``unknown`` otherwise.
+    ``evicted`` and ``expired`` count the predictions dropped unlabelled.
+    """
+
+    capacity: int
+    ttl_seconds: float
+    evicted: int
+    expired: int
+
+    def put(
+        self,
+        ids: Sequence[str],
+        predictions: Sequence[Prediction],
+        predicted_at: Sequence[float],
+        now: float,
+    ) -> None: ...
+
+    def take(self, ids: Sequence[str], now: float) -> list[Lookup]: ...
+
+    def expire(self, now: float) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def _check_bounds(capacity: int, ttl_seconds: float) -> None:
+    if int(capacity) < 1:
+        raise ConfigurationError(f"outcome store capacity must be >= 1, got {capacity}")
+    if not ttl_seconds > 0:
+        raise ConfigurationError(f"outcome store TTL must be > 0 seconds, got {ttl_seconds}")
+
+
+class _Block:
+    """The predicted rows of one fold, kept as the fold's own arrays (no per-row objects).
+
+    Rows are addressed by (call seq, row in call); ``start`` rows at the front have
+    been evicted; ``taken`` marks rows already labelled.
+    """
+
+    __slots__ = ("classes", "labels", "offsets", "order", "predicted_at", "proba", "rows",
+                 "seqs", "sorted_seqs", "start", "taken", "values")  # fmt: skip
+
+    def __init__(self, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float) -> None:
+        self.seqs = seqs
+        self.rows = rows
+        self.offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]) if rows.size else rows
+        self.order = np.argsort(seqs, kind="stable")
+        self.sorted_seqs = seqs[self.order]
+        self.labels = frame.labels
+        self.values = frame.values
+        self.proba = frame.probabilities
+        self.classes = tuple(frame.classes) if frame.classes is not None else None
+        self.predicted_at = now
+        self.start = 0
+        self.taken = np.zeros(int(rows.sum()), dtype=bool)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.taken.shape[0])
+
+    @property
+    def pending(self) -> int:
+        return int(self.n_rows - self.start - self.taken[self.start :].sum())
+
+    def row(self, seq: int, index: int | None) -> int | None:
+        """Row number of (seq, index), or None when this block never had it."""
+        pos = int(np.searchsorted(self.sorted_seqs, seq))
+        if pos >= self.sorted_seqs.shape[0] or self.sorted_seqs[pos] != seq:
+            return None
+        call = int(self.order[pos])
+        n = int(self.rows[call])
+        if (index is None) != (n == 1) or (index is not None and not 0 <= index < n):
+            return None
+        return int(self.offsets[call]) + (index or 0)
+
+    def prediction(self, row: int) -> Prediction:
+        raw = self.labels if self.labels is not None else self.values
+        label = class_label(raw[row]) if raw is not None else None
+        value = None if self.values is None else float(self.values[row])
+        proba = None if self.proba is None else tuple(float(p) for p in self.proba[row])
+        return Prediction(label, value, proba, self.classes if proba is not None else None)
+
+
+def _parse_generated(key: str, prefix: str) -> tuple[int, int | None] | None:
+    """(seq, row index) of an id made by this process's monitor, else None."""
+    if not prefix or not key.startswith(prefix):
+        return None
+    body = key[len(prefix) :]
+    seq_part, _, index_part = body.partition(".")
+    try:
+        seq = int(seq_part, 16)
+        index = int(index_part) if index_part else None
+    except ValueError:
+        return None
+    return seq, index
+
+
+class MemoryStore:
+    """The default pending store, in this process.
+
+    Predictions folded by the monitor are kept as whole fold batches (their arrays,
+    no per-row objects: the fold pays O(1) per batch), addressed by the generated id's
+    sequence number; other ids (given by the caller) go in an insertion-ordered dict.
+    Capacity counts rows; the oldest rows are evicted first.
+
+    >>> store = MemoryStore(capacity=10, ttl_seconds=100)
+    >>> store.put(["p1"], [Prediction(value=2.5)], [0.0], now=0.0)
+    >>> store.take(["p1"], now=200.0)[0].status  # older than the TTL
+    'expired'
+    """
+
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, ttl_seconds: float = DEFAULT_TTL_SECONDS
+    ) -> None:
+        _check_bounds(capacity, ttl_seconds)
+        self.capacity = int(capacity)
+        self.ttl_seconds = float(ttl_seconds)
+        self.evicted = 0
+        self.expired = 0
+        self._pending: OrderedDict[str, tuple[Prediction, float]] = OrderedDict()
+        self._gone: OrderedDict[str, Lookup] = OrderedDict()  # tombstones, bounded
+        self._blocks: deque[_Block] = deque()
+        self._block_rows = 0  # rows held by blocks (pending or taken, not evicted)
+        # Seq ranges of evicted / expired blocks (their taken flags too), bounded.
+        self._gone_blocks: deque[_Block] = deque()
+        self._gone_rows = 0
+        self._prefix = ""
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._pending) + sum(b.pending for b in self._blocks)
+
+    def put_batch(
+        self, prefix: str, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float
+    ) -> None:
+        """Keep the rows of one fold; ``seqs[c]`` is the id sequence of call ``c``."""
+        with self._lock:
+            if prefix != self._prefix:  # a new process (fork): ids of the old one are gone
+                self._prefix = prefix
+            block = _Block(seqs, rows, frame, now)
+            if block.n_rows == 0:
+                return
+            self._blocks.append(block)
+            self._block_rows += block.n_rows
+            self._expire(now)
+            self._evict_overflow()
+
+    def put(
+        self,
+        ids: Sequence[str],
+        predictions: Sequence[Prediction],
+        predicted_at: Sequence[float],
+        now: float,
+    ) -> None:
+        with self._lock:
+            pending, gone = self._pending, self._gone
+            for key, pred, at in zip(ids, predictions, predicted_at, strict=True):
+                if key in pending:  # a re-issued id: the newest prediction wins
+                    pending.move_to_end(key)
+                elif key in gone:
+                    del gone[key]
+                pending[key] = (pred, float(at))
+            self._expire(now)
+            self._evict_overflow()
+
+    def _evict_overflow(self) -> None:
+        pending = self._pending
+        while len(pending) + self._held_block_rows() > self.capacity:
+            oldest_block = self._blocks[0] if self._blocks else None
+            oldest_key = next(iter(pending)) if pending else None
+            use_block = oldest_block is not None and (
+                oldest_key is None or oldest_block.predicted_at <= pending[oldest_key][1]
+            )
+            if use_block:
+                assert oldest_block is not None
+                excess = len(pending) + self._held_block_rows() - self.capacity
+                self._evict_block_rows(oldest_block, excess)
+            else:
+                key, _ = pending.popitem(last=False)
+                self._bury(key, _EXPIRED)
+                self.evicted += 1
+
+    def _held_block_rows(self) -> int:
+        return self._block_rows
+
+    def _evict_block_rows(self, block: _Block, n: int) -> None:
+        """Evict up to ``n`` of the oldest rows of ``block`` (all of it if it empties)."""
+        take = min(n, block.n_rows - block.start)
+        self.evicted += int(take - block.taken[block.start : block.start + take].sum())
+        block.start += take
+        self._block_rows -= take
+        if block.start >= block.n_rows:
+            self._retire(self._blocks.popleft())
+
+    def _retire(self, block: _Block) -> None:
+        self._gone_blocks.append(block)
+        self._gone_rows += block.n_rows
+        while self._gone_blocks and self._gone_rows - self._gone_blocks[0].n_rows >= self.capacity:
+            self._gone_rows -= self._gone_blocks.popleft().n_rows
+
+    def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
+        cutoff = now - self.ttl_seconds
+        out: list[Lookup] = []
+        with self._lock:
+            self._expire(now)
+            for key in ids:
+                parsed = _parse_generated(key, self._prefix)
+                if parsed is not None:
+                    out.append(self._take_generated(*parsed))
+                    continue
+                entry = self._pending.pop(key, None)
+                if entry is None:
+                    out.append(self._gone.get(key, _UNKNOWN))
+                elif entry[1] < cutoff:
+                    self.expired += 1
+                    self._bury(key, _EXPIRED)
+                    out.append(_EXPIRED)
+                else:
+                    self._bury(key, _DUPLICATE)
+                    out.append(Lookup("matched", entry[0], entry[1]))
+        return out
+
+    def _take_generated(self, seq: int, index: int | None) -> Lookup:
+        for block in reversed(self._blocks):
+            row = block.row(seq, index)
+            if row is None:
+                continue
+            if block.taken[row]:
+                return _DUPLICATE
+            block.taken[row] = True
+            if row < block.start:
+                return _EXPIRED
+            return Lookup("matched", block.prediction(row), block.predicted_at)
+        for block in reversed(self._gone_blocks):
+            row = block.row(seq, index)
+            if row is not None:
+                return _DUPLICATE if block.taken[row] else _EXPIRED
+        return _UNKNOWN
+
+    def expire(self, now: float) -> int:
+        """Drop predictions older than the TTL (oldest first); returns how many."""
+        with self._lock:
+            return self._expire(now)
+
+    def _expire(self, now: float) -> int:
+        cutoff, pending, n = now - self.ttl_seconds, self._pending, 0
+        while pending:
+            key = next(iter(pending))
+            if pending[key][1] >= cutoff:
+                break
+            del pending[key]
+            self._bury(key, _EXPIRED)
+            n += 1
+        while self._blocks and self._blocks[0].predicted_at < cutoff:
+            block = self._blocks.popleft()
+            n += block.pending
+            self._block_rows -= block.n_rows - block.start
+            self._retire(block)
+        self.expired += n
+        return n
+
+    def _bury(self, key: str, tombstone: Lookup) -> None:
+        gone = self._gone
+        gone[key] = tombstone
+        gone.move_to_end(key)
+        if len(gone) > self.capacity:
+            gone.popitem(last=False)
+
+    def close(self) -> None:
+        """Nothing to release (kept for the protocol)."""
+
+
+_PENDING, _LABELLED, _GONE = 0, 1, 2
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS predictions (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        predicted_at REAL NOT NULL,
+        state INTEGER NOT NULL,
+        record TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS predictions_by_state ON predictions (state, seq)",
+)
+_SQL_CHUNK = 500  # ids per IN (...) query: far below SQLite's parameter limit
+
+
+class SqliteStore:
+    """The pending store persisted in a local SQLite file, so a restart keeps it.
+
+    One table (``predictions``: id, insertion sequence, predicted_at, state, the
+    prediction as JSON); state 0 is pending, 1 labelled and 2 evicted/expired (the
+    latter two are the tombstones, payload dropped, trimmed to ``capacity``). WAL mode,
+    batched writes, one lock per store object; after ``fork`` the child opens its own
+    connection. Several processes may share one file (ids are unique per process):
+    a label posted to any of them then finds the prediction.
+
+    Expiry sweeps run at most once a minute of the ``now`` passed in; a lookup checks
+    the TTL of each entry itself, so an old prediction is never matched in between.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "pending.db")
+    >>> SqliteStore(path).put(["p1"], [Prediction(label="cat")], [0.0], now=0.0)
+    >>> SqliteStore(path).take(["p1"], now=1.0)[0].prediction.label
+    'cat'
+    """
+
+    sweep_interval_s = 60.0
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        capacity: int = DEFAULT_CAPACITY,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+    ) -> None:
+        _check_bounds(capacity, ttl_seconds)
+        self.path = os.fspath(path)
+        self.capacity = int(capacity)
+        self.ttl_seconds = float(ttl_seconds)
+        self.evicted = 0
+        self.expired = 0
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+        self._last_sweep = -math.inf
+        with self._lock:
+            self._size = self._count(_PENDING)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with conn:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _count(self, state: int) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT COUNT(*) FROM predictions WHERE state = ?", (state,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._count(_PENDING)
+
+    def put(
+        self,
+        ids: Sequence[str],
+        predictions: Sequence[Prediction],
+        predicted_at: Sequence[float],
+        now: float,
+    ) -> None:
+        rows = [
+            (key, float(at), _encode(pred))
+            for key, pred, at in zip(ids, predictions, predicted_at, strict=True)
+        ]
+        with self._lock:
+            conn = self._connection()
+            with conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO predictions (id, predicted_at, state, record) "
+                    f"VALUES (?, ?, {_PENDING}, ?)",
+                    rows,
+                )
+                self._size += len(rows)
+                self._evict_overflow(conn)
+            self._maybe_sweep(now)
+
+    def _evict_overflow(self, conn: sqlite3.Connection) -> None:
+        # _size is an upper bound (replaced ids, other processes); recount only when
+        # it says the store may be over capacity.
+        if self._size <= self.capacity:
+            return
+        self._size = self._count(_PENDING)
+        excess = self._size - self.capacity
+        if excess <= 0:
+            return
+        cur = conn.execute(
+            f"UPDATE predictions SET state = {_GONE}, record = NULL WHERE seq IN ("
+            f"SELECT seq FROM predictions WHERE state = {_PENDING} ORDER BY seq LIMIT ?)",
+            (excess,),
+        )
+        self.evicted += cur.rowcount
+        self._size -= cur.rowcount
+
+    def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
+        cutoff = now - self.ttl_seconds
+        with self._lock:
+            conn = self._connection()
+            found = self._select(conn, ids)
+            out: list[Lookup] = []
+            labelled: list[tuple[str]] = []
+            expired: list[tuple[str]] = []
+            for key in ids:
+                row = found.get(key)
+                if row is None:
+                    out.append(_UNKNOWN)
+                    continue
+                at, state, record = row
+                if state == _LABELLED:
+                    out.append(_DUPLICATE)
+                elif state == _GONE or at < cutoff:
+                    out.append(_EXPIRED)
+                    if state == _PENDING:
+                        expired.append((key,))
+                else:
+                    out.append(Lookup("matched", _decode(record), at))
+                    labelled.append((key,))
+                found[key] = (at, _GONE if out[-1] is _EXPIRED else _LABELLED, None)
+            with conn:
+                self._mark(conn, labelled, _LABELLED)
+                self._mark(conn, expired, _GONE)
+            self.expired += len(expired)
+            self._size -= len(labelled) + len(expired)
+            self._maybe_sweep(now)
+        return out
+
+    @staticmethod
+    def _select(
+        conn: sqlite3.Connection, ids: Sequence[str]
+    ) -> dict[str, tuple[float, int, str | None]]:
+        unique = list(dict.fromkeys(ids))
+        found: dict[str, tuple[float, int, str | None]] = {}
+        for start in range(0, len(unique), _SQL_CHUNK):
+            chunk = unique[start : start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, predicted_at, state, record FROM predictions WHERE id IN ({marks})"
+            for key, at, state, record in conn.execute(query, chunk):
+                found[key] = (float(at), int(state), record)
+        return found
+
+    @staticmethod
+    def _mark(conn: sqlite3.Connection, keys: list[tuple[str]], state: int) -> None:
+        if keys:
+            conn.executemany(
+                f"UPDATE predictions SET state = {state}, record = NULL WHERE id = ?", keys
+            )
+
+    def expire(self, now: float) -> int:
+        """Expire predictions older than the TTL and trim the tombstones; returns how many."""
+        with self._lock:
+            return self._sweep(now)
+
+    def _maybe_sweep(self, now: float) -> None:
+        if now - self._last_sweep >= min(self.sweep_interval_s, self.ttl_seconds):
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> int:
+        self._last_sweep = now
+        conn = self._connection()
+        with conn:
+            cur = conn.execute(
+                f"UPDATE predictions SET state = {_GONE}, record = NULL "
+                f"WHERE state = {_PENDING} AND predicted_at < ?",
+                (now - self.ttl_seconds,),
+            )
+            n = max(cur.rowcount, 0)
+            conn.execute(
+                f"DELETE FROM predictions WHERE seq IN (SELECT seq FROM predictions "
+                f"WHERE state != {_PENDING} ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+                (self.capacity,),
+            )
+        self.expired += n
+        self._size -= n
+        return n
+
+    def close(self) -> None:
+        """Close this process's connection (the file stays)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+def _encode(pred: Prediction) -> str:
+    return json.dumps([pred.label, pred.value, pred.proba, pred.classes])
+
+
+def _decode(record: str | None) -> Prediction:
+    label, value, proba, classes = json.loads(record or "[null, null, null, null]")
+    return Prediction(
+        label,
+        None if value is None else float(value),
+        None if proba is None else tuple(float(p) for p in proba),
+        None if classes is None else tuple(str(c) for c in classes),
+    )
+
+
+def open_store(
+    spec: str | None,
+    capacity: int = DEFAULT_CAPACITY,
+    ttl_seconds: float = DEFAULT_TTL_SECONDS,
+) -> PendingStore:
+    """The pending store named by ``spec``: ``None``/``"memory"`` or ``"sqlite:///abs/path.db"``.
+
+    Everything after ``sqlite://`` is the file path, so three slashes give an
+    absolute path. Raises :class:`~modelmon.errors.ConfigurationError` (a ValueError)
+    for anything else or a file that cannot be opened.
+
+    >>> type(open_store(None)).__name__
+    'MemoryStore'
+    """
+    if spec is None or spec == "memory":
+        return MemoryStore(capacity, ttl_seconds)
+    if not isinstance(spec, str) or not spec.startswith("sqlite://"):
+        raise ConfigurationError(
+            f"outcome_store must be None, 'memory' or 'sqlite:///absolute/path.db', got {spec!r}"
+        )
+    path = spec[len("sqlite://") :]
+    if not path:
+        raise ConfigurationError(f"outcome_store {spec!r} names no file (sqlite:///path.db)")
+    try:
+        return SqliteStore(path, capacity, ttl_seconds)
+    except sqlite3.Error as exc:
+        raise ConfigurationError(f"cannot open outcome store {path!r}: {exc}") from exc
+
+
+# --- normalising labels ------------------------------------------------------------------
+def class_label(x: object) -> str | None:
+    """A class label as the string modelmon compares, or None if ``x`` is not one.
+
+    Booleans become "1"/"0" and integral numbers their integer string (as predicted
+    labels are formatted), so ``1``, ``1.0``, ``True`` and ``"1"`` are one class.
+
+    >>> [class_label(v) for v in (1, 1.0, True, "cat", 0.5, float("nan"), None)]
+    ['1', '1', '1', 'cat', '0.5', None, None]
+    """
+    if isinstance(x, str):
+        return str(x)
+    if isinstance(x, (bool, np.bool_)):
+        return "1" if x else "0"
+    if isinstance(x, (numbers.Integral, np.integer)):
+        return str(int(x))
+    if isinstance(x, (numbers.Real, np.floating)):
+        v = float(x)
+        if not math.isfinite(v):
+            return None
+        return str(int(v)) if v.is_integer() else repr(v)
+    if isinstance(x, bytes):
+        return x.decode("utf-8", errors="replace")
+    return None
+
+
+def target_value(x: object) -> float | None:
+    """A regression target as a finite float, or None (strings, bools, NaN, inf, None)."""
+    if isinstance(x, (bool, np.bool_, str, bytes)):
+        return None
+    if not isinstance(x, (numbers.Real, np.integer, np.floating)):
+        return None
+    v = float(x)
+    return v if math.isfinite(v) else None

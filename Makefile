@@ -34,16 +34,16 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## make test: lint, type check and the whole test suite (with the docstring examples)
 test: lint typecheck
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 grafana: $(STAMP)
 	$(BIN)/modelmon grafana export grafana

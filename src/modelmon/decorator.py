@@ -17,6 +17,7 @@ aggregation and formatting happen in the fold.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from time import perf_counter
@@ -135,9 +136,50 @@ def wrap(monitor: Monitor, fn: F) -> F:
         from ._tracing import wrapper_factory
 
         make = wrapper_factory(monitor.trace, is_coro)
-    wrapped = MonitoredFunction(fn, make(monitor))
+    wrapper = make(monitor)
+    if _is_plain_function(fn):
+        return cast(F, _plain(fn, wrapper, is_coro, monitor))
+    wrapped = MonitoredFunction(fn, wrapper)
     wrapped._self_monitor = monitor
     return cast(F, wrapped)
+
+
+def _is_plain_function(fn: Any) -> bool:
+    """A module-level or nested function, not one written in a class body.
+
+    Functions in a class body become methods later (``self`` would be taken for the
+    input), so they, classmethods, staticmethods, bound methods and other callables go
+    through wrapt's descriptor-aware proxy. ``A.predict`` is a class body function,
+    ``f.<locals>.predict`` and ``predict`` are not.
+    """
+    if not inspect.isfunction(fn):
+        return False
+    parts = fn.__qualname__.split(".")
+    return len(parts) == 1 or parts[-2] == "<locals>"
+
+
+def _plain(
+    fn: Callable[..., Any], wrapper: Callable[..., Any], is_coro: bool, monitor: Monitor
+) -> Callable[..., Any]:
+    """A plain function calling ``wrapper``: for plain functions, the proxy's dispatch
+    (about 0.6 µs a call, a third of the hot path) buys nothing. ``functools.wraps``
+    keeps the name, docstring, annotations, ``__wrapped__`` and so ``inspect.signature``;
+    a coroutine function stays one.
+    """
+    if is_coro:
+
+        async def monitored_coroutine(*args: Any, **kwargs: Any) -> Any:
+            return await wrapper(fn, None, args, kwargs)
+
+        out: Any = functools.wraps(fn)(monitored_coroutine)
+    else:
+
+        def monitored_function(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(fn, None, args, kwargs)
+
+        out = functools.wraps(fn)(monitored_function)
+    out.monitor = monitor
+    return cast(Callable[..., Any], out)
 
 
 def monitored(

@@ -112,20 +112,21 @@ class TrafficAggregate:
             return
         self.requests += n
         self.predictions += int(batch.rows.sum())
-        self.duration.add(batch.latencies, batch.call_ids, float(batch.ended_at.max()))
+        self.duration.add(batch.latencies, batch.call_ids, batch.now)
         if any(batch.errors):  # rare: count by type, and only successful calls have rows
             for err in batch.errors:
                 if err is not None:
                     key = cap_label(self.errors, err, self.max_error_types, names.OTHER)
                     self.errors[key] += 1
             ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=n)
+            self.batch_size.add(batch.rows[ok].astype(np.float64))
+            if ok.any():
+                self.last_prediction = max(self.last_prediction, float(batch.ended_at[ok].max()))
         else:
-            ok = np.ones(n, dtype=bool)
-        self.batch_size.add(batch.rows[ok].astype(np.float64))
+            self.batch_size.add(batch.rows.astype(np.float64))
+            self.last_prediction = max(self.last_prediction, float(batch.ended_at.max()))
         if batch.outputs is not None and batch.outputs.confidence is not None:
             self.confidence.add(np.clip(batch.outputs.confidence, 0.0, 1.0))
-        if ok.any():
-            self.last_prediction = max(self.last_prediction, float(batch.ended_at[ok].max()))
 
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         ns, labels = ctx.namespace, ctx.labels

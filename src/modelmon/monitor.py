@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import os
 import re
 import threading
@@ -457,7 +459,7 @@ class Monitor:
         if self.features_fn is not None or None in kwargs_l:
             return None
         try:
-            return [a[0] for a in args_l]
+            return list(map(_FIRST, args_l))
         except IndexError:
             return None
 
@@ -474,7 +476,8 @@ class Monitor:
         return chunks
 
     def _outputs_frame(self, outputs: list[Any], n_rows: int) -> OutputFrame | None:
-        present = [y for y in outputs if y is not None]
+        has_none = any(map(_IS_NONE, outputs))  # identity: outputs may be numpy arrays
+        present = [y for y in outputs if y is not None] if has_none else outputs
         if not present:
             return None
         try:
@@ -599,6 +602,8 @@ class Monitor:
         )
 
 
+_FIRST = operator.itemgetter(0)
+_IS_NONE = functools.partial(operator.is_, None)
 _SCALAR_OUTPUT_TYPES = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
 
 

@@ -31,7 +31,6 @@ from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health
-from ._internal.ids import row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import Record, get_scope, set_last
@@ -585,8 +584,30 @@ class Monitor:
             return "warmup"
         return "profile"
 
-    def row_ids(self, call_id: str, n_rows: int) -> list[str]:
-        return row_ids(call_id, n_rows)
+    def restart_in_child(self, fresh: Callable[[Any], Any]) -> None:
+        """After ``fork``: count only what this process does from now on.
+
+        ``fresh(aggregate)`` returns an empty aggregate of the same configuration. Calls
+        pending in the parent's buffer and the parent's folded counts stay the parent's
+        (it reports them itself), so a pre-forking server never counts them twice.
+        """
+        self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
+        self._buffer.clear()
+        self._reads = 0
+        started = self._started_n()
+        self._reads = 1
+        self._folded = started - 1  # the parent's in-flight calls do not exist here
+        for name, aggregate in list(self.aggregates.items()):
+            try:
+                replacement = fresh(aggregate)
+            except Exception as exc:
+                self.health.error("multiprocess_fork", exc)
+                continue
+            self.aggregates[name] = replacement
+            for attr in ("traffic", "inputs", "drift", "outcomes"):
+                if getattr(self, attr, None) is aggregate:
+                    setattr(self, attr, replacement)
+        self.health.reset()
 
     def close(self) -> None:
         """Fold what is pending and stop exporting this monitor."""

@@ -968,24 +968,7 @@ def reset_monitor(monitor: Monitor) -> None:
     Calls pending in the parent's buffer and the parent's folded counts stay the
     parent's: the parent reports them itself, so nothing is counted twice.
     """
-    monitor._fold_lock = threading.RLock()  # a lock held by a parent thread would stay held
-    monitor._buffer.clear()
-    monitor._reads = 0
-    started = monitor._started_n()
-    monitor._reads = 1
-    monitor._folded = started - 1  # in-flight calls of the parent do not exist here
-    for name, agg in list(monitor.aggregates.items()):
-        try:
-            fresh = fresh_like(agg)
-        except Exception as exc:
-            monitor.health.error("multiprocess_fork", exc)
-            continue
-        monitor.aggregates[name] = fresh
-        # The monitor also keeps its aggregates as attributes (``monitor.traffic``...).
-        for attr, value in list(vars(monitor).items()):
-            if value is agg:
-                setattr(monitor, attr, fresh)
-    monitor.health.reset()
+    monitor.restart_in_child(fresh_like)
 
 
 def _after_fork_in_child() -> None:

@@ -34,3 +34,39 @@ def test_every_alert_has_a_runbook_section() -> None:
     text = README.read_text()
     for alert in alert_names(MonitoringConfig()):
         assert f"#### {alert}\n" in text, alert
+
+
+def test_readme_quickstart_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import re
+    import urllib.request
+
+    from prometheus_client import REGISTRY
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from ..conftest import free_port
+
+    text = README.read_text()
+    block = re.search(r"## Quickstart\n\n```python\n(.*?)```", text, re.S)
+    assert block is not None
+    port = free_port()
+    code = block.group(1).replace(
+        "start_http_server(9100)", f"start_http_server({port}, '127.0.0.1')"
+    )
+    X, y = load_breast_cancer(return_X_y=True)
+    model = LogisticRegression(max_iter=5000).fit(X[:400], y[:400])
+    monkeypatch.chdir(tmp_path)
+    namespace = {"model": model, "X_train": X[:400], "X_new": X[400:]}
+    exec(compile(code, "README quickstart", "exec"), namespace)
+    assert namespace["pid"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+        body = response.read().decode()
+    assert 'modelmon_predictions_total{model="credit",version="1.3.0"} 169.0' in body
+    assert "modelmon_feature_bin_total" in body
+    namespace["predict"].monitor.close()  # leave the global registry as we found it
+    assert (
+        REGISTRY.get_sample_value(
+            "modelmon_requests_total", {"model": "credit", "version": "1.3.0"}
+        )
+        is None
+    )

@@ -56,7 +56,7 @@ Task = Literal["classification", "regression"]
 ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-DEFAULT_BUFFER_SIZE = 512
+DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
 _SDK_VERSION = "0.1.0"
 

@@ -136,9 +136,11 @@ def wrap(monitor: Monitor, fn: F) -> F:
         from ._tracing import wrapper_factory
 
         make = wrapper_factory(monitor.trace, is_coro)
-    wrapper = make(monitor)
     if _is_plain_function(fn):
-        return cast(F, _plain(fn, wrapper, is_coro, monitor))
+        if monitor.trace is None and not is_coro:
+            return cast(F, _plain_sync(monitor, fn))
+        return cast(F, _plain(fn, make(monitor), is_coro, monitor))
+    wrapper = make(monitor)
     wrapped = MonitoredFunction(fn, wrapper)
     wrapped._self_monitor = monitor
     return cast(F, wrapped)
@@ -156,6 +158,42 @@ def _is_plain_function(fn: Any) -> bool:
         return False
     parts = fn.__qualname__.split(".")
     return len(parts) == 1 or parts[-2] == "<locals>"
+
+
+def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The hot path of a plain sync function, inlined (the most common case).
+
+    The same steps as :func:`_sync_wrapper`, without its extra call frame (about
+    0.08 µs a call); keep the two in step.
+    """
+    buffer = monitor._buffer
+    append = buffer.append
+    soft_limit = monitor._soft_limit
+    started = monitor._started_n
+    full = monitor._buffer_full
+
+    @functools.wraps(fn)
+    def monitored_function(*args: Any, **kwargs: Any) -> Any:
+        t0 = perf_counter()
+        seq = started()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            raise
+        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        append(record)
+        set_last(record)
+        scope = get_scope()
+        if scope is not None:
+            scope.append(record)
+        if len(buffer) >= soft_limit:
+            full()
+        return result
+
+    out: Any = monitored_function
+    out.monitor = monitor
+    return cast(Callable[..., Any], out)
 
 
 def _plain(

@@ -49,6 +49,7 @@ class Chunk:
     kind: ChunkKind
     payload: Any
     columns: tuple[str, ...] | None = None
+    plain_dicts: bool = False  # the caller checked: every item is a ``dict``
 
     @property
     def n_rows(self) -> int:
@@ -218,7 +219,7 @@ class FeatureSchema:
         if chunk.kind == "dicts":
             # Keys beyond the schema (a dict with missing keys takes the slow path anyway).
             payload = chunk.payload
-            if set(map(type, payload)) == {dict}:  # the common case, without a Python loop
+            if chunk.plain_dicts or set(map(type, payload)) == {dict}:  # no Python loop
                 total = sum(map(len, payload))
             else:
                 total = sum(len(d) if isinstance(d, Mapping) else 0 for d in payload)
@@ -269,6 +270,10 @@ def _categorical_columns(schema: FeatureSchema) -> list[int]:
 
 def _group(chunks: list[Chunk]) -> Iterable[Chunk]:
     """Merge consecutive dict chunks so a run of single-row calls is one conversion."""
+    if len(chunks) == 1:  # the monitor's fast path hands one chunk for the whole batch
+        if chunks[0].kind != "empty":
+            yield chunks[0]
+        return
     pending: list[Any] = []
     for chunk in chunks:
         if chunk.kind == "dicts":

@@ -442,7 +442,7 @@ class Monitor:
     ) -> FeatureFrame | None:
         inputs = self._fast_inputs(args_l, kwargs_l) if not failed else None
         if inputs is not None and set(map(type, inputs)) == {dict}:
-            chunks = [Chunk("dicts", inputs)]
+            chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
             chunks = self._chunks(records)
         if not chunks:

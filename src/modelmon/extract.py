@@ -426,7 +426,8 @@ def _put_number(
 
 # --- outputs ------------------------------------------------------------------------
 
-_SCALAR_TYPES = (float, int, np.floating, np.integer)
+# Outputs of these exact types are one numeric row each (checked with one set of types).
+SCALAR_OUTPUT_TYPES = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
 
 
 def output_array(y: Any) -> np.ndarray:
@@ -553,7 +554,7 @@ def _stack_outputs(outputs: Sequence[Any]) -> np.ndarray | None:
     if not outputs:
         return None
     types = set(map(type, outputs))
-    if types.issubset({float, int, np.float64, np.float32, np.int64, np.int32}):
+    if types <= SCALAR_OUTPUT_TYPES:
         return np.asarray(outputs)
     arrays = [output_array(y) for y in outputs]
     arrays = [a for a in arrays if a.shape[0]]

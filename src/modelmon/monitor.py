@@ -38,6 +38,7 @@ from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
     DEFAULT_MAX_FEATURES,
+    SCALAR_OUTPUT_TYPES,
     Chunk,
     FeatureSchema,
     UnsupportedInput,
@@ -414,7 +415,7 @@ class Monitor:
 
     def _rows_of(self, outputs: list[Any]) -> np.ndarray:
         counts = np.ones(len(outputs), dtype=np.int64)
-        if set(map(type, outputs)) <= _SCALAR_OUTPUT_TYPES:
+        if set(map(type, outputs)) <= SCALAR_OUTPUT_TYPES:
             return counts
         for i, y in enumerate(outputs):
             try:
@@ -625,7 +626,6 @@ class Monitor:
 
 _FIRST = operator.itemgetter(0)
 _IS_NONE = functools.partial(operator.is_, None)
-_SCALAR_OUTPUT_TYPES = frozenset({float, int, np.float64, np.float32, np.int64, np.int32})
 
 
 class CallIds(Sequence[str]):

@@ -48,6 +48,7 @@ from ..aggregates import InputHealthAggregate, TrafficAggregate
 from ..batch import RenderContext
 from ..errors import ConfigurationError
 from ..points import Family, ScalarPoint
+from .prometheus import live_families
 
 if TYPE_CHECKING:
     from ..integrations._http import HttpMetrics
@@ -775,7 +776,7 @@ def collect_merged(
     """
     path = directory()
     if path is None:
-        return _local_families(monitors)
+        return live_families(monitors)
     WRITER.write(fold=True)
     now = time.time() if now is None else now
     states = read_directory(path)
@@ -805,23 +806,16 @@ def collect_merged(
     return families
 
 
-def _local_families(monitors: list[Monitor]) -> list[Family]:
-    families: list[Family] = []
-    for monitor in monitors:
-        families.extend(monitor.collect())
-    return families
-
-
 def family_source(monitors: list[Monitor]) -> list[Family]:
     """The :class:`ModelmonCollector` family source: merged in multi-process mode."""
     if directory() is None:
-        return _local_families(monitors)
+        return live_families(monitors)
     try:
         return collect_merged(monitors)
     except Exception as exc:  # never fail a scrape: fall back to this process's view
         for monitor in monitors[:1]:
             monitor.health.error("multiprocess_collect", exc)
-        return _local_families(monitors)
+        return live_families(monitors)
 
 
 class MultiprocessCollector:

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 FamilySource = Callable[[list["Monitor"]], list[Family]]
 
 
-def _live_families(monitors: list[Monitor]) -> list[Family]:
+def live_families(monitors: list[Monitor]) -> list[Family]:
+    """Every monitor's families from this process only (each monitor folds first)."""
     families: list[Family] = []
     for monitor in monitors:
         families.extend(monitor.collect())
@@ -46,7 +47,7 @@ def _live_families(monitors: list[Monitor]) -> list[Family]:
 class ModelmonCollector:
     """Renders all monitors attached to one registry."""
 
-    family_source: FamilySource = staticmethod(_live_families)
+    family_source: FamilySource = staticmethod(live_families)
 
     def __init__(self) -> None:
         self._monitors: dict[tuple[str, str, str], Monitor] = {}

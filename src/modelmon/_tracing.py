@@ -146,8 +146,8 @@ def sync_wrapper(
 ) -> Wrapper:
     """The traced wrapt wrapper of a plain function."""
     buffer = monitor._buffer
-    append = buffer.append
-    soft_limit = monitor._soft_limit
+    extend = buffer.extend
+    soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
@@ -161,11 +161,11 @@ def sync_wrapper(
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+                extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-            append(record)
+            extend(record)
             set_last(record)
             scope = get_scope()
             if scope is not None:
@@ -183,8 +183,8 @@ def async_wrapper(
 ) -> Wrapper:
     """The traced wrapt wrapper of an ``async def`` function (times the awaited execution)."""
     buffer = monitor._buffer
-    append = buffer.append
-    soft_limit = monitor._soft_limit
+    extend = buffer.extend
+    soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
@@ -198,11 +198,11 @@ def async_wrapper(
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
-                append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+                extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-            append(record)
+            extend(record)
             set_last(record)
             scope = get_scope()
             if scope is not None:

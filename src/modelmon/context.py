@@ -22,10 +22,19 @@ from typing import Any
 from ._internal.ids import row_ids
 from .extract import output_rows
 
-# A record is the tuple the hot path appends: (args, kwargs, result, latency, error, seq,
-# monitor). Kept as a plain tuple: building it is the cheapest thing the hot path can do.
-# ``kwargs is None`` marks a record made by ``Monitor.observe`` (inputs given as args[0]).
+# A record is what the hot path buffers for one call: (inp, call, result, latency, error,
+# seq, monitor). It is built as a tuple and *extended* into the monitor's buffer (flat,
+# RECORD_WIDTH items a call), so the tuple itself lives only as this context's last
+# prediction: buffered calls keep no GC-tracked object of their own alive, which would
+# make the garbage collector run more often and promote them into full collections.
+# ``inp``/``call`` take one of three forms:
+#   * ``call is None``: a wrapped call; ``inp`` is its input (the first argument).
+#   * ``call`` is a dict: a wrapped call kept whole; ``inp`` is its positional arguments
+#     and ``call`` its keyword arguments (``features=`` callables, methods, failed calls).
+#   * ``call is OBSERVED``: ``Monitor.observe``; ``inp`` and ``result`` are as given.
 Record = tuple[Any, Any, Any, float, "str | None", "int | str", Any]
+RECORD_WIDTH = 7
+OBSERVED: Any = type("Observed", (), {"__repr__": lambda self: "OBSERVED"})()
 
 _last: ContextVar[Record | None] = ContextVar("modelmon_last_prediction", default=None)
 _scope: ContextVar[list[Record] | None] = ContextVar("modelmon_prediction_scope", default=None)

@@ -41,8 +41,8 @@ def _is_coroutine_function(fn: Any) -> bool:
 
 def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     buffer = monitor._buffer
-    append = buffer.append
-    soft_limit = monitor._soft_limit
+    extend = buffer.extend
+    soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
 
@@ -54,10 +54,10 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
         record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        append(record)
+        extend(record)
         set_last(record)
         scope = get_scope()
         if scope is not None:
@@ -71,8 +71,8 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
 
 def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     buffer = monitor._buffer
-    append = buffer.append
-    soft_limit = monitor._soft_limit
+    extend = buffer.extend
+    soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
 
@@ -85,10 +85,10 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
         record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        append(record)
+        extend(record)
         set_last(record)
         scope = get_scope()
         if scope is not None:
@@ -137,7 +137,7 @@ def wrap(monitor: Monitor, fn: F) -> F:
 
         make = wrapper_factory(monitor.trace, is_coro)
     if _is_plain_function(fn):
-        if monitor.trace is None and not is_coro:
+        if monitor.trace is None and not is_coro and monitor.features_fn is None:
             return cast(F, _plain_sync(monitor, fn))
         return cast(F, _plain(fn, make(monitor), is_coro, monitor))
     wrapper = make(monitor)
@@ -167,8 +167,8 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     0.08 µs a call); keep the two in step.
     """
     buffer = monitor._buffer
-    append = buffer.append
-    soft_limit = monitor._soft_limit
+    extend = buffer.extend
+    soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
 
@@ -179,10 +179,14 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            append((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        append(record)
+        record: Record = (
+            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            if args
+            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        )
+        extend(record)
         set_last(record)
         scope = get_scope()
         if scope is not None:

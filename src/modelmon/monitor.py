@@ -33,7 +33,7 @@ from ._internal.folder import FOLDER
 from ._internal.health import Health
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
-from .context import Record, get_scope, set_last
+from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -204,9 +204,11 @@ class Monitor:
             concept_detector=concept_detector,
         )
 
-        self._buffer: deque[Record] = deque()
-        self._soft_limit = buffer_size
-        self._hard_limit = buffer_size * HARD_LIMIT_FACTOR
+        # The records' fields, flat: a record is extended into the buffer, not appended,
+        # so no per-call tuple stays alive until the fold (see ``context.Record``).
+        self._buffer: deque[Any] = deque()
+        self._soft_items = buffer_size * RECORD_WIDTH
+        self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
@@ -259,7 +261,7 @@ class Monitor:
         # Every started call ends as one record (buffered or folded). itertools.count is
         # atomic under the GIL; reading it takes a number, so reads are subtracted.
         with self._fold_lock:
-            finished = self._folded + len(self._buffer)
+            finished = self._folded + len(self._buffer) // RECORD_WIDTH
             started = self._started_n() - 1 - self._reads
             self._reads += 1
         return max(started - finished, 0)
@@ -291,7 +293,7 @@ class Monitor:
         seq: int | str = self._started_n()
         if prediction_id is not None:
             seq = str(prediction_id)
-        record: Record = ((inputs,), None, outputs, float(latency_s), err, seq, self)
+        record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:
             set_last(record)
@@ -310,9 +312,15 @@ class Monitor:
         self._id_prefix = os.urandom(4).hex()
 
     def _append(self, record: Record) -> None:
-        self._buffer.append(record)
-        if len(self._buffer) >= self._soft_limit:
+        self._buffer.extend(record)
+        if len(self._buffer) >= self._soft_items:
             self._buffer_full()
+
+    def pending(self) -> list[Record]:
+        """The records buffered and not folded yet, oldest first (a copy; for tests)."""
+        items = list(self._buffer)
+        w = RECORD_WIDTH
+        return [tuple(items[i : i + w]) for i in range(0, len(items), w)]
 
     def _buffer_full(self) -> None:
         """Fold here, past the soft limit, unless another thread is folding already.
@@ -321,7 +329,7 @@ class Monitor:
         folded synchronously, never dropped.
         """
         try:
-            blocking = len(self._buffer) >= self._hard_limit
+            blocking = len(self._buffer) >= self._hard_items
             if self._fold_lock.acquire(blocking=blocking):
                 try:
                     self._fold_locked(time.time())
@@ -345,13 +353,13 @@ class Monitor:
 
     def _fold_locked(self, now: float) -> None:
         buffer = self._buffer
-        n = len(buffer)
+        n = len(buffer)  # a multiple of RECORD_WIDTH: deque.extend of a tuple is atomic
         if n == 0:
             return
-        # starmap calls popleft n times in C: appends racing with us go after them.
-        records = list(itertools.starmap(buffer.popleft, itertools.repeat((), n)))
-        self._folded += n
-        batch = self._make_batch(records, now)
+        # starmap calls popleft n times in C: extends racing with us go after them.
+        items = list(itertools.starmap(buffer.popleft, itertools.repeat((), n)))
+        self._folded += n // RECORD_WIDTH
+        batch = self._make_batch(items, now)
         for name, aggregate in self.aggregates.items():
             try:
                 aggregate.fold(batch)
@@ -367,28 +375,32 @@ class Monitor:
             except Exception as exc:
                 self.health.error("after_fold", exc)
 
-    def _make_batch(self, records: list[Record], now: float) -> Batch:
-        n = len(records)
-        args_l, kwargs_l, results, latency_l, errors, seqs, _ = zip(*records)  # noqa: B905
-        latencies = np.array(latency_l, dtype=np.float64)
+    def _make_batch(self, items: list[Any], now: float) -> Batch:
+        w = RECORD_WIDTH
+        inps, calls, results = items[0::w], items[1::w], items[2::w]
+        errors, seqs = items[4::w], tuple(items[5::w])
+        n = len(inps)
+        latencies = np.array(items[3::w], dtype=np.float64)
         failed = any(errors)
-        ok_index = (
-            np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
-            if failed
-            else np.arange(n)
-        )
-        ok = [records[i] for i in ok_index] if failed else records
-        outputs = self._outputs_of(ok, results, failed)
+        if failed:
+            ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
+            pick = ok_index.tolist()
+            inps = [inps[i] for i in pick]
+            calls = [calls[i] for i in pick]
+            results = [results[i] for i in pick]
+        else:
+            ok_index = np.arange(n)
+        outputs = self._outputs_of(calls, results)
         ok_rows = self._rows_of(outputs)
         rows = np.zeros(n, dtype=np.int64)
         rows[ok_index] = ok_rows
-        feature_frame = self._features_of(ok, args_l, kwargs_l, failed)
+        feature_frame = self._features_of(inps, calls)
         output_frame = self._outputs_frame(outputs, int(ok_rows.sum()))
         return Batch(
             now=now,
             latencies=latencies,
             rows=rows,
-            errors=errors,
+            errors=tuple(errors),
             ended_at=np.full(n, now),
             call_ids=CallIds(self, seqs),
             features=feature_frame,
@@ -398,14 +410,13 @@ class Monitor:
             id_prefix=self._id_prefix,
         )
 
-    def _outputs_of(self, ok: list[Record], results: tuple[Any, ...], failed: bool) -> list[Any]:
+    def _outputs_of(self, calls: list[Any], results: list[Any]) -> list[Any]:
         if self.prediction_fn is None:
-            return [r[2] for r in ok] if failed else list(results)
-        return [self._output_of(r) for r in ok]
+            return results
+        return [self._output_of(c, r) for c, r in zip(calls, results, strict=True)]
 
-    def _output_of(self, record: Record) -> Any:
-        result = record[2]
-        if self.prediction_fn is not None and record[1] is not None:
+    def _output_of(self, call: Any, result: Any) -> Any:
+        if self.prediction_fn is not None and call is not OBSERVED:
             try:
                 return self.prediction_fn(result)
             except Exception as exc:
@@ -424,28 +435,31 @@ class Monitor:
                 self.health.error("extract_rows", exc)
         return counts
 
-    def _input_of(self, record: Record) -> Any:
-        args, kwargs = record[0], record[1]
-        if kwargs is None:  # observe(): the inputs were given as they are
-            return args[0]
+    def _input_of(self, inp: Any, call: Any) -> Any:
+        """The input of one record (see ``context.Record`` for the two forms)."""
+        if call is None or call is OBSERVED:
+            return inp
         if self.features_fn is not None:
-            return self.features_fn(*args, **kwargs)
-        if args:
-            return args[0]
-        return next(iter(kwargs.values()), None)
+            return self.features_fn(*inp, **call)
+        return _first_input(inp, call)
 
-    def _features_of(
-        self,
-        records: list[Record],
-        args_l: tuple[Any, ...],
-        kwargs_l: tuple[Any, ...],
-        failed: bool,
-    ) -> FeatureFrame | None:
-        inputs = self._fast_inputs(args_l, kwargs_l) if not failed else None
+    def _inputs(self, inps: list[Any], calls: list[Any]) -> list[Any] | None:
+        """Every record's input, or None when a ``features=`` callable must run per call."""
+        if calls.count(None) == len(calls):  # the common case: the hot path's direct form
+            return inps
+        if self.features_fn is not None:
+            return None
+        return [
+            inp if c is None or c is OBSERVED else _first_input(inp, c)
+            for inp, c in zip(inps, calls, strict=True)
+        ]
+
+    def _features_of(self, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
+        inputs = self._inputs(inps, calls)
         if inputs is not None and set(map(type, inputs)) == {dict}:
             chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
-            chunks = self._chunks(records)
+            chunks = self._chunks(inps, calls)
         if not chunks:
             return None
         try:
@@ -454,20 +468,11 @@ class Monitor:
             self.health.error("extract_features", exc)
             return None
 
-    def _fast_inputs(self, args_l: tuple[Any, ...], kwargs_l: tuple[Any, ...]) -> list[Any] | None:
-        """First positional arguments of plain calls (the common case), else None."""
-        if self.features_fn is not None or None in kwargs_l:
-            return None
-        try:
-            return list(map(_FIRST, args_l))
-        except IndexError:
-            return None
-
-    def _chunks(self, records: list[Record]) -> list[Chunk]:
+    def _chunks(self, inps: list[Any], calls: list[Any]) -> list[Chunk]:
         chunks = []
-        for record in records:
+        for inp, call in zip(inps, calls, strict=True):
             try:
-                chunks.append(input_chunk(self._input_of(record)))
+                chunks.append(input_chunk(self._input_of(inp, call)))
             except UnsupportedInput as exc:
                 self.health.drop("unsupported_input")
                 self.health.note("input", "modelmon: input not recorded: %s", exc)
@@ -624,7 +629,13 @@ class Monitor:
         )
 
 
-_FIRST = operator.itemgetter(0)
+def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A call's input: its first positional argument, else its first keyword argument."""
+    if args:
+        return args[0]
+    return next(iter(kwargs.values()), None)
+
+
 _IS_NONE = functools.partial(operator.is_, None)
 
 

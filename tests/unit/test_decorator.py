@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon import ConfigurationError, Monitor
+from modelmon.context import RECORD_WIDTH
 
 from ..conftest import scrape, value
 
@@ -239,7 +240,7 @@ def test_memory_stays_bounded_under_many_calls() -> None:
     # the hard limit (16x) it waits for the lock: the buffer never grows beyond that.
     for i in range(200_000):
         predict({"a": float(i), "b": 1.0})
-        assert len(mon._buffer) <= 512 * 16
+        assert len(mon._buffer) <= 512 * 16 * RECORD_WIDTH
     mon.fold()
     assert mon.traffic.requests == 200_000
 
@@ -326,6 +327,52 @@ def test_features_and_prediction_callables(registry: CollectorRegistry) -> None:
     assert registry.get_sample_value("modelmon_predictions_total", LABELS) == 4
     samples = scrape(registry)
     assert value(samples, "modelmon_feature_observations_total", feature="f1", **LABELS) == 4
+
+
+def test_every_record_form_is_read_in_one_fold(registry: CollectorRegistry) -> None:
+    """Direct inputs, keyword-only calls, methods, failed calls and observe() mix in a fold."""
+    mon = Monitor("m", "1", registry=registry, prediction=lambda out: out["y"], strict=True)
+
+    @mon
+    def predict(row: dict[str, float]) -> dict[str, float]:
+        return {"y": row["a"] * 2}
+
+    class Model:
+        @mon
+        def predict(self, row: dict[str, float]) -> dict[str, float]:
+            return {"y": row["a"]}
+
+    predict({"a": 1.0, "b": 2.0})  # positional: the input itself is buffered
+    predict(row={"a": 3.0, "b": 4.0})  # keyword-only: the whole call is buffered
+    Model().predict({"a": 5.0, "b": 6.0})  # method (wrapt): the whole call
+    with pytest.raises(KeyError):
+        predict({"b": 1.0})  # failed: counted as an error, no features
+    mon.observe({"a": 7.0, "b": 8.0}, [0.25])  # observe: prediction= is not applied
+    assert len(mon.pending()) == 5
+    samples = scrape(registry)
+    assert value(samples, "modelmon_requests_total", **LABELS) == 5
+    assert value(samples, "modelmon_request_errors_total", error_type="KeyError", **LABELS) == 1
+    for feature in ("a", "b"):
+        assert value(samples, "modelmon_feature_observations_total", feature=feature, **LABELS) == 4
+    assert mon.inputs.missing.sum() == 0
+    assert value(samples, "modelmon_predictions_total", **LABELS) == 4
+
+
+def test_buffered_calls_keep_no_tuple_of_their_own(registry: CollectorRegistry) -> None:
+    """The hot path extends the buffer with the record's fields: until the fold, a call
+    keeps alive only the caller's own input and result, so the collector has nothing
+    of modelmon's to traverse or promote (it used to be two tuples a call)."""
+
+    @modelmon.monitored(model="m", version="1", registry=registry, strict=True)
+    def predict(row: dict[str, float]) -> float:
+        return 0.5
+
+    for i in range(100):
+        predict({"a": float(i)})
+    buffered = list(predict.monitor._buffer)
+    assert len(buffered) == 100 * RECORD_WIDTH
+    assert buffered[1::RECORD_WIDTH] == [None] * 100  # the direct form: the input itself
+    assert {type(x) for x in buffered} <= {dict, float, int, type(None), modelmon.Monitor}
 
 
 def test_confidence_callable_and_disabled(registry: CollectorRegistry) -> None:

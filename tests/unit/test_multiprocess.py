@@ -111,10 +111,10 @@ def test_parent_state_before_fork_is_counted_once(mpdir: Path) -> None:
     for _ in range(7):
         mon.observe({"a": 1.0}, [0.5], latency_s=0.01)
     for _ in range(3):  # still buffered at fork time: folded by the parent only
-        mon._buffer.append(((({"a": 1.0}),), None, [0.5], 0.01, None, mon._started_n(), mon))
+        mon.observe({"a": 1.0}, [0.5], latency_s=0.01)
     mon.fold(), mpx.flush()
     for _ in range(3):
-        mon._buffer.append(((({"a": 1.0}),), None, [0.5], 0.01, None, mon._started_n(), mon))
+        mon.observe({"a": 1.0}, [0.5], latency_s=0.01)
     _run_children(_calls, [(mon, 4, 1.0), (mon, 5, 1.0)])
     assert _requests(reg) == 7 + 3 + 3 + 4 + 5
 

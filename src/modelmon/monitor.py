@@ -21,7 +21,6 @@ import os
 import re
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, TypeVar, overload
 
@@ -205,8 +204,10 @@ class Monitor:
         )
 
         # The records' fields, flat: a record is extended into the buffer, not appended,
-        # so no per-call tuple stays alive until the fold (see ``context.Record``).
-        self._buffer: deque[Any] = deque()
+        # so no per-call tuple stays alive until the fold (see ``context.Record``). A list:
+        # extending it with a tuple and deleting a prefix are each one C call under the
+        # GIL, and a prefix is taken in two memcpys where a deque pops item by item.
+        self._buffer: list[Any] = []
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
@@ -353,11 +354,13 @@ class Monitor:
 
     def _fold_locked(self, now: float) -> None:
         buffer = self._buffer
-        n = len(buffer)  # a multiple of RECORD_WIDTH: deque.extend of a tuple is atomic
+        n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
         if n == 0:
             return
-        # starmap calls popleft n times in C: extends racing with us go after them.
-        items = list(itertools.starmap(buffer.popleft, itertools.repeat((), n)))
+        # Calls finishing meanwhile extend past n; folds take the lock, so only this
+        # thread removes items.
+        items = buffer[:n]
+        del buffer[:n]
         self._folded += n // RECORD_WIDTH
         batch = self._make_batch(items, now)
         for name, aggregate in self.aggregates.items():

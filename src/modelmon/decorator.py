@@ -45,6 +45,7 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -56,7 +57,11 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
         except BaseException as exc:
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        record: Record = (
+            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            if direct and args
+            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        )
         extend(record)
         set_last(record)
         scope = get_scope()
@@ -75,6 +80,7 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -87,7 +93,11 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
         except BaseException as exc:
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        record: Record = (
+            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            if direct and args
+            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
+        )
         extend(record)
         set_last(record)
         scope = get_scope()

@@ -343,8 +343,8 @@ def test_every_record_form_is_read_in_one_fold(registry: CollectorRegistry) -> N
             return {"y": row["a"]}
 
     predict({"a": 1.0, "b": 2.0})  # positional: the input itself is buffered
-    predict(row={"a": 3.0, "b": 4.0})  # keyword-only: the whole call is buffered
-    Model().predict({"a": 5.0, "b": 6.0})  # method (wrapt): the whole call
+    predict(row={"a": 3.0, "b": 4.0})  # keywords only: the whole call is buffered
+    Model().predict({"a": 5.0, "b": 6.0})  # a method: through wrapt, the instance left out
     with pytest.raises(KeyError):
         predict({"b": 1.0})  # failed: counted as an error, no features
     mon.observe({"a": 7.0, "b": 8.0}, [0.25])  # observe: prediction= is not applied

@@ -1,9 +1,9 @@
 """``@monitored`` and the hot path.
 
 The wrapper is chosen once, at decoration time (sync or coroutine). Per call it takes
-two timestamps, bumps the in-flight counters, appends one tuple to the monitor's
-buffer and remembers it as the context's last prediction. Nothing else: extraction,
-aggregation and formatting happen in the fold.
+two timestamps, bumps the in-flight counters, extends the monitor's buffer with the
+call's record (see ``context.Record``) and remembers the record as the context's last
+prediction. Nothing else: extraction, aggregation and formatting happen in the fold.
 
 >>> import modelmon
 >>> @modelmon.monitored(model="credit", version="1.3.0", registry=False)

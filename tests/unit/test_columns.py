@@ -56,6 +56,19 @@ def test_columns_equal_one_log_sketch_per_column() -> None:
         np.testing.assert_array_equal(cols.column(j).quantiles(QS), one.quantiles(QS))
 
 
+def test_values_at_equals_the_full_value_grid() -> None:
+    rng = np.random.default_rng(5)
+    cols = LogSketchColumns(4)
+    assert cols.values_at(np.array([[0], [2]]), np.array([[0]])).tolist() == [[0.0], [0.0]]
+    x = _data(rng, 5_000)
+    x[::7, 3] = 0.0  # the zero cell
+    cols.add(x, np.array([3.0, 0.0, -2.0, 4.0]))
+    grid = cols.values()
+    cells = np.arange(grid.shape[1])
+    for rows in (np.arange(4), np.array([3, 1])):
+        np.testing.assert_array_equal(cols.values_at(rows[:, None], cells[None, :]), grid[rows])
+
+
 def test_merge_and_state_equal_one_sketch_of_everything() -> None:
     rng = np.random.default_rng(1)
     x, y = _data(rng, 5000), _data(rng, 7000) * 50.0

@@ -134,6 +134,20 @@ class LogSketchColumns:
         pos = table[(self.lo - k_lo)[:, None] + np.arange(s)]
         return np.concatenate([-pos[:, ::-1], np.zeros((self.width, 1)), pos], axis=1)
 
+    def values_at(self, rows: npt.ArrayLike, cells: npt.ArrayLike) -> FloatArray:
+        """``values()[rows, cells]``, computed for those cells only (broadcasting)."""
+        cell = np.asarray(cells, dtype=np.int64)
+        signed = cell - self.span  # < 0: the negative side, 0: the zero cell
+        if self.span == 0:
+            return np.zeros(np.broadcast(np.asarray(rows), cell).shape)
+        k_lo = int(self.lo.min())
+        table = np.power(self.gamma, np.arange(k_lo, int(self.lo.max()) + self.span, dtype=float))
+        table *= 1.0 - self.relative_accuracy  # the same table as values() builds
+        out = table[
+            self.lo[np.asarray(rows, dtype=np.intp)] - k_lo + np.maximum(np.abs(signed) - 1, 0)
+        ]
+        return np.where(signed == 0, 0.0, np.copysign(out, signed))
+
     def quantiles(self, qs: npt.ArrayLike, rows: IntArray | None = None) -> FloatArray:
         """``(rows, len(qs))`` estimated quantiles (NaN for an empty column)."""
         q = np.clip(np.asarray(qs, dtype=np.float64).reshape(-1), 0.0, 1.0)
@@ -149,8 +163,8 @@ class LogSketchColumns:
         flat = (cum + off).ravel()
         pos = np.searchsorted(flat, (t + off).ravel(), side="right").reshape(t.shape)
         pos = np.minimum(pos - np.arange(cum.shape[0])[:, None] * g, g - 1)
-        vals = self.values() if rows is None else self.values()[rows]
-        out = np.take_along_axis(vals, pos, axis=1)
+        picked = np.arange(self.width) if rows is None else np.asarray(rows)
+        out = self.values_at(picked[:, None], pos)
         return np.asarray(np.where(n[:, None] > 0, out, np.nan), dtype=np.float64)
 
     # --- adding --------------------------------------------------------------------

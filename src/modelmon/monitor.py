@@ -317,8 +317,8 @@ class Monitor:
         if len(self._buffer) >= self._soft_items:
             self._buffer_full()
 
-    def pending(self) -> list[Record]:
-        """The records buffered and not folded yet, oldest first (a copy; for tests)."""
+    def _pending_records(self) -> list[Record]:
+        """The records buffered and not folded yet, oldest first (a copy, for tests)."""
         items = list(self._buffer)
         w = RECORD_WIDTH
         return [tuple(items[i : i + w]) for i in range(0, len(items), w)]

@@ -348,7 +348,7 @@ def test_every_record_form_is_read_in_one_fold(registry: CollectorRegistry) -> N
     with pytest.raises(KeyError):
         predict({"b": 1.0})  # failed: counted as an error, no features
     mon.observe({"a": 7.0, "b": 8.0}, [0.25])  # observe: prediction= is not applied
-    assert len(mon.pending()) == 5
+    assert len(mon._pending_records()) == 5
     samples = scrape(registry)
     assert value(samples, "modelmon_requests_total", **LABELS) == 5
     assert value(samples, "modelmon_request_errors_total", error_type="KeyError", **LABELS) == 1

@@ -55,7 +55,7 @@ def test_span_mode_opens_a_predict_span_with_attributes(
         "modelmon.prediction_id": modelmon.last_prediction_id(),
         "modelmon.batch_size": 3,
     }
-    record = mon.pending()[-1]
+    record = mon._pending_records()[-1]
     seq = record[5]
     assert isinstance(seq, _tracing.TracedSeq)
     assert seq.trace_id == format(span.context.trace_id, "032x")
@@ -100,7 +100,7 @@ def test_attributes_mode_annotates_the_current_span(
     assert span.attributes["modelmon.model"] == "attr"
     assert span.attributes["modelmon.batch_size"] == 2
     assert span.attributes["modelmon.prediction_id"] == modelmon.last_prediction_id()
-    assert mon.pending()[-1][5].trace_id == format(span.context.trace_id, "032x")
+    assert mon._pending_records()[-1][5].trace_id == format(span.context.trace_id, "032x")
     mon.close()
 
 
@@ -108,7 +108,7 @@ def test_attributes_mode_without_a_span_records_a_plain_call(provider: TracerPro
     mon = modelmon.Monitor("nospan", "1", registry=False, strict=True)
     fn = traced(mon, predict, "attributes", provider)
     assert fn([[1.0]]) == [0.5]
-    seq = mon.pending()[-1][5]
+    seq = mon._pending_records()[-1][5]
     assert type(seq) is int
     mon.close()
 
@@ -171,7 +171,7 @@ def test_latency_exemplar_links_to_the_trace(provider: TracerProvider) -> None:
     mon = modelmon.Monitor("exemplar", "1", registry=registry, strict=True)
     fn = traced(mon, predict, "span", provider)
     fn([[1.0]])
-    seq = mon.pending()[-1][5]
+    seq = mon._pending_records()[-1][5]
     text = generate_latest(registry).decode()
     assert f'trace_id="{seq.trace_id}"' in text, text
     assert f'span_id="{seq.span_id}"' in text

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import sys
 import threading
 import time
 import traceback
@@ -258,6 +260,43 @@ def test_last_prediction_id_per_call_and_rows() -> None:
     second = modelmon.last_prediction_id()
     assert first and second and first != second
     assert modelmon.last_prediction_ids() == [f"{second}.0", f"{second}.1", f"{second}.2"]
+
+
+@pytest.mark.parametrize("buffer_size", [1, 4])
+def test_tiny_buffers_and_constant_thread_switches_lose_nothing(buffer_size: int) -> None:
+    """Every call folds or waits at the hard limit, and the GIL changes hands between
+    almost every bytecode: the buffer's extend and the fold's prefix cut must not tear."""
+    registry = CollectorRegistry()
+    mon = Monitor("m", "1", registry=registry, buffer_size=buffer_size, strict=True)
+
+    @mon
+    def predict(row: dict[str, float]) -> float:
+        if row["a"] < 0:
+            raise ValueError("negative")
+        return row["a"]
+
+    def worker() -> None:
+        for i in range(2_000):
+            with contextlib.suppress(ValueError):
+                predict({"a": -1.0 if i % 50 == 0 else float(i), "b": 1.0})
+            if i % 500 == 0:
+                scrape(registry)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    samples = scrape(registry)
+    assert value(samples, "modelmon_requests_total", **LABELS) == 16_000
+    assert value(samples, "modelmon_request_errors_total", error_type="ValueError", **LABELS) == 320
+    assert value(samples, "modelmon_feature_observations_total", feature="a", **LABELS) == 15_680
+    assert mon.in_flight == 0
 
 
 def test_last_prediction_id_is_per_thread() -> None:

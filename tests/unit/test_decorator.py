@@ -381,20 +381,25 @@ def test_every_record_form_is_read_in_one_fold(registry: CollectorRegistry) -> N
         def predict(self, row: dict[str, float]) -> dict[str, float]:
             return {"y": row["a"]}
 
+    @mon
+    async def predict_async(row: dict[str, float]) -> dict[str, float]:
+        return {"y": row["b"]}
+
     predict({"a": 1.0, "b": 2.0})  # positional: the input itself is buffered
     predict(row={"a": 3.0, "b": 4.0})  # keywords only: the whole call is buffered
     Model().predict({"a": 5.0, "b": 6.0})  # a method: through wrapt, the instance left out
+    asyncio.run(predict_async({"a": 9.0, "b": 10.0}))  # a coroutine: the input itself
     with pytest.raises(KeyError):
         predict({"b": 1.0})  # failed: counted as an error, no features
     mon.observe({"a": 7.0, "b": 8.0}, [0.25])  # observe: prediction= is not applied
-    assert len(mon._pending_records()) == 5
+    assert len(mon._pending_records()) == 6
     samples = scrape(registry)
-    assert value(samples, "modelmon_requests_total", **LABELS) == 5
+    assert value(samples, "modelmon_requests_total", **LABELS) == 6
     assert value(samples, "modelmon_request_errors_total", error_type="KeyError", **LABELS) == 1
     for feature in ("a", "b"):
-        assert value(samples, "modelmon_feature_observations_total", feature=feature, **LABELS) == 4
+        assert value(samples, "modelmon_feature_observations_total", feature=feature, **LABELS) == 5
     assert mon.inputs.missing.sum() == 0
-    assert value(samples, "modelmon_predictions_total", **LABELS) == 4
+    assert value(samples, "modelmon_predictions_total", **LABELS) == 5
 
 
 def test_buffered_calls_keep_no_tuple_of_their_own(registry: CollectorRegistry) -> None:

@@ -439,7 +439,7 @@ class Monitor:
         return counts
 
     def _input_of(self, inp: Any, call: Any) -> Any:
-        """The input of one record (see ``context.Record`` for the two forms)."""
+        """The input of one record (see ``context.Record`` for its three forms)."""
         if call is None or call is OBSERVED:
             return inp
         if self.features_fn is not None:
@@ -452,10 +452,7 @@ class Monitor:
             return inps
         if self.features_fn is not None:
             return None
-        return [
-            inp if c is None or c is OBSERVED else _first_input(inp, c)
-            for inp, c in zip(inps, calls, strict=True)
-        ]
+        return list(map(self._input_of, inps, calls))
 
     def _features_of(self, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
         inputs = self._inputs(inps, calls)

@@ -128,11 +128,17 @@ class LogSketchColumns:
         s = self.span
         if s == 0:
             return np.zeros((self.width, 1))
-        k_lo, k_hi = int(self.lo.min()), int(self.lo.max()) + s - 1
-        table = np.power(self.gamma, np.arange(k_lo, k_hi + 1, dtype=np.float64))
-        table *= 1.0 - self.relative_accuracy
+        k_lo, table = self._value_table()
         pos = table[(self.lo - k_lo)[:, None] + np.arange(s)]
         return np.concatenate([-pos[:, ::-1], np.zeros((self.width, 1)), pos], axis=1)
+
+    def _value_table(self) -> tuple[int, FloatArray]:
+        """``(k_lo, table)``: the representative value of key ``k_lo + i`` is ``table[i]``,
+        for every key of the layout (``span > 0``)."""
+        k_lo, k_hi = int(self.lo.min()), int(self.lo.max()) + self.span - 1
+        table = np.power(self.gamma, np.arange(k_lo, k_hi + 1, dtype=np.float64))
+        table *= 1.0 - self.relative_accuracy
+        return k_lo, table
 
     def values_at(self, rows: npt.ArrayLike, cells: npt.ArrayLike) -> FloatArray:
         """``values()[rows, cells]``, computed for those cells only (broadcasting)."""
@@ -140,9 +146,7 @@ class LogSketchColumns:
         signed = cell - self.span  # < 0: the negative side, 0: the zero cell
         if self.span == 0:
             return np.zeros(np.broadcast(np.asarray(rows), cell).shape)
-        k_lo = int(self.lo.min())
-        table = np.power(self.gamma, np.arange(k_lo, int(self.lo.max()) + self.span, dtype=float))
-        table *= 1.0 - self.relative_accuracy  # the same table as values() builds
+        k_lo, table = self._value_table()
         out = table[
             self.lo[np.asarray(rows, dtype=np.intp)] - k_lo + np.maximum(np.abs(signed) - 1, 0)
         ]

@@ -81,9 +81,13 @@ class Monitor:
 
     Args:
         model: model name (the ``model`` label).
-        version: model version (the ``version`` label).
+        version: model version (the ``version`` label); may be omitted with a
+            ``models:/`` reference, whose registry version it then is.
         reference: a :class:`~modelmon.ReferenceProfile`, a path to a saved profile,
-            ``"warmup"`` to freeze a profile from the first ``warmup_size`` rows, or None.
+            an MLflow URI (``runs:/<run_id>/modelmon/reference.json``,
+            ``models:/<name>/<version>``, ``models:/<name>@<alias>``; resolved once,
+            here), ``"warmup"`` to freeze a profile from the first ``warmup_size`` rows,
+            or None.
         feature_names: names of the input columns (else from the reference, the first
             dict's keys or DataFrame's columns, or ``f0``, ``f1``...).
         features: callable receiving the wrapped function's arguments and returning
@@ -96,12 +100,14 @@ class Monitor:
             the global one), or ``False`` for none.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
+        log_every_s: log :meth:`log_to_mlflow` snapshots every so many seconds from a
+            background thread (to ``mlflow_run_id``, the active run, or a new run).
     """
 
     def __init__(
         self,
         model: str,
-        version: str,
+        version: str | None = None,
         *,
         reference: Any = None,
         feature_names: Sequence[str] | None = None,
@@ -130,8 +136,14 @@ class Monitor:
         positive_class: Any = None,
         concept_detector: str = "adwin",
         trace: Literal["attributes", "span"] | None = None,
+        log_every_s: float | None = None,
+        mlflow_run_id: str | None = None,
     ) -> None:
         self.model = _check_label_value("model", model)
+        self.reference_source = _resolve_mlflow(reference)
+        if self.reference_source is not None:
+            reference = self.reference_source.profile
+            version = version or self.reference_source.model_version
         self.version = _check_label_value("version", version)
         if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
             raise ConfigurationError(
@@ -216,6 +228,11 @@ class Monitor:
         self._reads = 0
         self._folded = 0
         self._reseed_ids()
+        self._mlflow_logger: Any = None
+        if log_every_s is not None:  # before registering: a failure here leaves no trace
+            from .integrations.mlflow import start_periodic
+
+            self._mlflow_logger = start_periodic(self, log_every_s, mlflow_run_id)
         FOLDER.ensure_started()
         _registry.register(self)
 
@@ -615,8 +632,31 @@ class Monitor:
                     setattr(self, attr, replacement)
         self.health.reset()
 
+    # --- views: MLflow and the HTML report -----------------------------------------------
+    def log_to_mlflow(self, run_id: str | None = None, step: int | None = None) -> dict[str, float]:
+        """Log a snapshot (drift, input health, outputs, performance) as MLflow metrics.
+
+        To ``run_id`` or the active run; returns the logged ``{key: value}``. Needs the
+        ``mlflow`` extra. Unlike the periodic logging of ``log_every_s``, errors raise.
+        """
+        from .integrations.mlflow import log_snapshot
+
+        return log_snapshot(self, run_id, step)
+
+    def report(self) -> str:
+        """The self-contained HTML drift report of this monitor (see ``docs/report.md``)."""
+        from .report import monitor_report
+
+        return monitor_report(self)
+
+    def _repr_html_(self) -> str:
+        return self.report()
+
     def close(self) -> None:
         """Fold what is pending and stop exporting this monitor."""
+        if self._mlflow_logger is not None:
+            self._mlflow_logger.stop()
+            self._mlflow_logger = None
         self.fold()
         for hook in _CLOSE_HOOKS:
             hook(self)
@@ -669,6 +709,15 @@ class CallIds(Sequence[str]):
 
 _AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []
 _CLOSE_HOOKS: list[Callable[[Monitor], None]] = []
+
+
+def _resolve_mlflow(reference: Any) -> Any:
+    """A ``ResolvedReference`` for ``runs:/`` and ``models:/`` URIs, else None."""
+    if isinstance(reference, str) and reference.startswith(("runs:/", "models:/")):
+        from .integrations.mlflow import resolve_reference
+
+        return resolve_reference(reference)
+    return None
 
 
 def _load_reference(reference: Any) -> Any:

@@ -1,0 +1,354 @@
+"""The drift report as one self-contained HTML page: inline CSS, inline SVG, no script.
+
+Charts are hand-written SVG (a grouped bar chart of bin shares, a cumulative
+distribution plot of quantiles): no plotting library to inline, nothing fetched, and
+about 3 KB per feature. Every number shown is also on the element as a ``data-*``
+attribute (``repr`` of the float), so tests and scripts can read the page back.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Iterable, Sequence
+from html import escape
+from importlib import resources
+
+from .snapshot import DRIFT, NO_DATA, OK, MemberView, Snapshot
+
+REF_COLOR = "#5b7fa6"
+CUR_COLOR = "#e8833a"
+_W, _H = 255, 140
+_PAD_L, _PAD_B, _PAD_T, _PAD_R = 34, 38, 8, 8
+
+
+def render(snap: Snapshot) -> str:
+    """The whole page for ``snap``."""
+    css = resources.files(__package__).joinpath("report.css").read_text(encoding="utf-8")
+    title = f"modelmon report: {snap.model} {snap.version}"
+    body = "".join(
+        (
+            _header(snap),
+            _features_table(snap),
+            _feature_cards(snap.features),
+            _outputs(snap),
+            _performance(snap),
+            _footer(snap),
+        )
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{css}</style></head>"
+        f'<body><main id="modelmon-report">{body}</main></body></html>\n'
+    )
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+def _header(snap: Snapshot) -> str:
+    n, drifted = len(snap.features), len(snap.drifted)
+    status = "drift" if drifted else ("ok" if n else "nodata")
+    cards = [
+        ("features drifted", f"{drifted} / {n}", status),
+        ("requests", _count(snap.requests), ""),
+        ("predictions", _count(snap.predictions), ""),
+        ("errors", _count(snap.errors), "drift" if snap.errors else ""),
+        ("task", snap.task, ""),
+    ]
+    if snap.performance:
+        key = sorted(snap.performance)[0]
+        cards.append((key, _fmt(snap.performance[key]), ""))
+    tiles = "".join(
+        f'<div class="tile {cls}"><div class="v">{escape(v)}</div>'
+        f'<div class="k">{escape(k)}</div></div>'
+        for k, v, cls in cards
+    )
+    meta = [f"taken {_time(snap.taken_at)}"]
+    if snap.fingerprint:
+        meta.append(f"reference {snap.fingerprint}")
+    if snap.reference_created:
+        meta.append(f"profiled {_time(snap.reference_created)}")
+    return (
+        f'<header data-model="{escape(snap.model)}" data-version="{escape(snap.version)}" '
+        f'data-drifted="{drifted}" data-features="{n}">'
+        f"<h1>{escape(snap.model)} <span>version {escape(snap.version)}</span></h1>"
+        f'<p class="meta">{escape(" · ".join(meta))}</p><div class="tiles">{tiles}</div></header>'
+    )
+
+
+def _features_table(snap: Snapshot) -> str:
+    if not snap.features:
+        return "<section><h2>Features</h2><p>No reference profile: nothing to compare.</p></section>"
+    rows = "".join(_feature_row(i, m) for i, m in enumerate(snap.features))
+    return (
+        '<section><h2>Features, most severe first</h2><table id="features">'
+        "<thead><tr><th>#</th><th>feature</th><th>decision</th><th>p-value</th><th>PSI</th>"
+        "<th>KS / χ²</th><th>missing</th><th>invalid</th><th>values</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _feature_row(i: int, m: MemberView) -> str:
+    stat = m.scores.get("ks", m.scores.get("chi2"))
+    attrs = _data(
+        feature=m.name,
+        decision=m.decision,
+        psi=m.psi,
+        pvalue=m.min_pvalue,
+        missing_share=m.missing_share,
+        invalid_share=m.invalid_share,
+        observations=m.observations,
+    )
+    return (
+        f'<tr class="member"{attrs}><td>{i + 1}</td>'
+        f'<td><a href="#f-{_anchor(m.name)}">{escape(m.name)}</a></td>'
+        f"<td>{_badge(m.decision)}</td><td>{_fmt(m.min_pvalue)}</td><td>{_fmt(m.psi)}</td>"
+        f"<td>{_fmt(stat)}</td><td>{_pct(m.missing_share)}</td><td>{_pct(m.invalid_share)}</td>"
+        f"<td>{_count(m.observations)}</td></tr>"
+    )
+
+
+def _feature_cards(members: Sequence[MemberView]) -> str:
+    if not members:
+        return ""
+    cards = "".join(_card(m, "f") for m in members)
+    return (
+        f'<section><h2>Distributions</h2>{_legend()}<div class="cards">{cards}</div></section>'
+    )
+
+
+def _card(m: MemberView, prefix: str) -> str:
+    scores = " ".join(f"{k} {_fmt(v)}" for k, v in m.scores.items() if not math.isnan(v))
+    pvals = " ".join(f"p({k}) {_fmt(v)}" for k, v in m.pvalues.items())
+    charts = _histogram_svg(m)
+    if m.reference_quantiles:
+        charts += _cdf_svg(m)
+    return (
+        f'<article class="card {_cls(m.decision)}" id="{prefix}-{_anchor(m.name)}"'
+        f"{_data(name=m.name, decision=m.decision)}>"
+        f"<h3>{escape(m.name)} {_badge(m.decision)}</h3>"
+        f'<p class="scores">{escape(scores or "no score yet")} {escape(pvals)}</p>'
+        f'<div class="charts">{charts}</div></article>'
+    )
+
+
+def _outputs(snap: Snapshot) -> str:
+    parts = [_card(m, "o") for m in snap.outputs]
+    if snap.confidence_count:
+        parts.append(_confidence_card(snap))
+    if not parts:
+        return ""
+    return (
+        '<section id="outputs"><h2>Predictions and confidence</h2>'
+        f'<div class="cards">{"".join(parts)}</div></section>'
+    )
+
+
+def _confidence_card(snap: Snapshot) -> str:
+    total = snap.confidence_count
+    shares = [c / total for c in snap.confidence_counts]
+    lows = (0.0, *snap.confidence_bounds)
+    labels = [f"≤ {b:g}" for b in snap.confidence_bounds] + [f"> {lows[-1]:g}"]
+    mean = snap.confidence_sum / total
+    svg = _bars_svg(labels, [shares], [CUR_COLOR], "confidence histogram (all predictions)")
+    return (
+        f'<article class="card" id="o-confidence-histogram"{_data(mean=mean, count=total)}>'
+        f"<h3>confidence, all predictions</h3>"
+        f'<p class="scores">mean {_fmt(mean)} over {_count(total)} predictions</p>'
+        f'<div class="charts">{svg}</div></article>'
+    )
+
+
+def _performance(snap: Snapshot) -> str:
+    if not snap.performance:
+        return (
+            '<section id="performance"><h2>Performance</h2>'
+            "<p>No labels yet: feed them with <code>record_outcome</code>.</p></section>"
+        )
+    rows = "".join(
+        f"<tr{_data(metric=k, value=v)}><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>"
+        for k, v in sorted(snap.performance.items())
+    )
+    return (
+        '<section id="performance"><h2>Performance (labelled predictions, sliding window)</h2>'
+        f"<table><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _footer(snap: Snapshot) -> str:
+    notes = list(snap.notes)
+    notes.append(
+        "Bars: share of values per reference bin (reference vs. everything this monitor saw). "
+        "Curves: reference cumulative distribution vs. the live quantiles of the sliding "
+        "window, over which the scores and decisions are computed."
+    )
+    if snap.internal_errors:
+        errs = ", ".join(f"{k}: {v:g}" for k, v in sorted(snap.internal_errors.items()))
+        notes.append(f"modelmon internal errors: {errs}.")
+    items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    return f"<footer><ul>{items}</ul><p>Generated by modelmon.</p></footer>"
+
+
+# --- charts -----------------------------------------------------------------------------
+
+
+def _histogram_svg(m: MemberView) -> str:
+    total = m.current_total
+    current = [c / total for c in m.current_counts] if total else [0.0] * len(m.current_counts)
+    return _bars_svg(
+        list(m.bin_labels),
+        [list(m.reference_shares), current],
+        [REF_COLOR, CUR_COLOR],
+        f"{m.name}: share per reference bin",
+    )
+
+
+def _bars_svg(
+    labels: Sequence[str], series: Sequence[Sequence[float]], colors: Sequence[str], title: str
+) -> str:
+    n = max(len(labels), 1)
+    top = max((v for s in series for v in s if not math.isnan(v)), default=0.0) or 1.0
+    plot_w, plot_h = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
+    group = plot_w / n
+    bar = group * 0.8 / len(series)
+    out = [_svg_open(title), _y_axis(top, plot_h, pct=True)]
+    for i, label in enumerate(labels):
+        x0 = _PAD_L + i * group + group * 0.1
+        for k, (s, color) in enumerate(zip(series, colors, strict=True)):
+            v = s[i] if i < len(s) else 0.0
+            h = plot_h * v / top
+            y = _PAD_T + plot_h - h
+            out.append(
+                f'<rect x="{x0 + k * bar:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{color}"><title>{escape(label)}: {v:.1%}</title></rect>'
+            )
+        if n <= 24:
+            cx, cy = x0 + group * 0.4, _H - _PAD_B + 10
+            short = label if len(label) <= 14 else label[:13] + "…"
+            out.append(
+                f'<text x="{cx:.1f}" y="{cy}" transform="rotate(-35 {cx:.1f} {cy})" '
+                f'text-anchor="end" class="tick">{escape(short)}</text>'
+            )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _cdf_svg(m: MemberView) -> str:
+    ref = [(v, p) for p, v in m.reference_quantiles.items() if 0.01 <= p <= 0.99]
+    live = sorted((v, p) for p, v in m.live_quantiles.items())
+    xs = [v for v, _ in ref + live if not math.isnan(v)]
+    if not xs:
+        return ""
+    lo, hi = min(xs), max(xs)
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
+    plot_w, plot_h = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
+
+    def pos(v: float, p: float) -> tuple[float, float]:
+        return _PAD_L + plot_w * (v - lo) / (hi - lo), _PAD_T + plot_h * (1.0 - p)
+
+    out = [_svg_open(f"{m.name}: cumulative distribution"), _y_axis(1.0, plot_h, pct=True)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (pos(v, p) for v, p in ref))
+    out.append(f'<polyline points="{path}" fill="none" stroke="{REF_COLOR}" stroke-width="2"/>')
+    if live:
+        pts = [pos(v, p) for v, p in live]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        out.append(
+            f'<polyline points="{line}" fill="none" stroke="{CUR_COLOR}" stroke-width="2" '
+            'stroke-dasharray="4 3"/>'
+        )
+        for (x, y), (v, p) in zip(pts, live, strict=True):
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{CUR_COLOR}">'
+                f"<title>live q{p:g} = {_fmt(v)}</title></circle>"
+            )
+    for v in (lo, (lo + hi) / 2, hi):
+        x, _ = pos(v, 0.0)
+        out.append(
+            f'<text x="{x:.1f}" y="{_H - _PAD_B + 14}" text-anchor="middle" class="tick">'
+            f"{escape(_fmt(v))}</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _svg_open(title: str) -> str:
+    return (
+        f'<svg viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+    )
+
+
+def _y_axis(top: float, plot_h: float, pct: bool) -> str:
+    out = []
+    for frac in (0.0, 0.5, 1.0):
+        y = _PAD_T + plot_h * (1 - frac)
+        label = f"{top * frac:.0%}" if pct else _fmt(top * frac)
+        out.append(
+            f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{_PAD_L - 3}" y="{y + 3:.1f}" text-anchor="end" class="tick">{label}</text>'
+        )
+    return "".join(out)
+
+
+def _legend() -> str:
+    return (
+        '<p class="legend">'
+        f'<span style="background:{REF_COLOR}"></span>reference '
+        f'<span style="background:{CUR_COLOR}"></span>current</p>'
+    )
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def _badge(decision: str) -> str:
+    text = {DRIFT: "drift", OK: "ok", NO_DATA: "not enough data"}[decision]
+    return f'<span class="badge {_cls(decision)}">{text}</span>'
+
+
+def _cls(decision: str) -> str:
+    return {DRIFT: "drift", OK: "ok", NO_DATA: "nodata"}[decision]
+
+
+def _data(**values: object) -> str:
+    parts: Iterable[str] = (
+        f' data-{k.replace("_", "-")}="{escape(_raw(v))}"' for k, v in values.items()
+    )
+    return "".join(parts)
+
+
+def _raw(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or math.isnan(v):
+        return "–"
+    if v == 0:
+        return "0"
+    if abs(v) < 1e-3:
+        return f"{v:.1e}"
+    return f"{v:.3g}"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _count(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def _time(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _anchor(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name)

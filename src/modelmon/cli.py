@@ -1,4 +1,4 @@
-"""The ``modelmon`` command: ``demo``, ``profile``, ``grafana export``.
+"""The ``modelmon`` command: ``demo``, ``profile``, ``grafana export``, ``report``.
 
 Each subcommand lives in ``modelmon._cli.<name>`` with a ``register(subparsers)``
 function; those modules import nothing optional at load time (each subcommand checks
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._cli import demo, grafana, profile
+from ._cli import demo, grafana, profile, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (demo, profile, grafana):
+    for module in (demo, profile, grafana, report):
         module.register(sub)
     return parser
 

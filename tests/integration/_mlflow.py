@@ -7,6 +7,7 @@ end of the session, also when a test fails.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -92,10 +93,8 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         pass
     except ProcessLookupError:
         return
-    try:  # whatever of the group is left (a worker that ignored SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # a worker that ignored SIGTERM
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)
 
 

@@ -23,6 +23,7 @@ from tests.integration._prom import wait_until
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture()
 def tracking(mlflow_server: MlflowServer) -> Iterator[Any]:  # noqa: F811
     import mlflow as mlflow_
@@ -167,7 +168,7 @@ def test_periodic_logging_and_its_failures_are_counted(tracking: Any) -> None:
     try:
         mon.observe({"x": 1.0}, 0.5)
         history = wait_until(
-            lambda: [m for m in client.get_metric_history(run.info.run_id, "requests")][1:] or None,
+            lambda: list(client.get_metric_history(run.info.run_id, "requests"))[1:] or None,
             120.0,
             "two periodic snapshots",
         )
@@ -181,7 +182,8 @@ def test_periodic_logging_and_its_failures_are_counted(tracking: Any) -> None:
     try:
         wait_until(
             lambda: registry.get_sample_value(
-                "modelmon_internal_errors_total", {"model": "svc", "version": "2", "stage": "mlflow"}
+                "modelmon_internal_errors_total",
+                {"model": "svc", "version": "2", "stage": "mlflow"},
             ),
             120.0,
             "a counted MLflow failure",

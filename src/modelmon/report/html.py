@@ -80,7 +80,9 @@ def _header(snap: Snapshot) -> str:
 
 def _features_table(snap: Snapshot) -> str:
     if not snap.features:
-        return "<section><h2>Features</h2><p>No reference profile: nothing to compare.</p></section>"
+        return (
+            "<section><h2>Features</h2><p>No reference profile: nothing to compare.</p></section>"
+        )
     rows = "".join(_feature_row(i, m) for i, m in enumerate(snap.features))
     return (
         '<section><h2>Features, most severe first</h2><table id="features">'
@@ -114,9 +116,7 @@ def _feature_cards(members: Sequence[MemberView]) -> str:
     if not members:
         return ""
     cards = "".join(_card(m, "f") for m in members)
-    return (
-        f'<section><h2>Distributions</h2>{_legend()}<div class="cards">{cards}</div></section>'
-    )
+    return f'<section><h2>Distributions</h2>{_legend()}<div class="cards">{cards}</div></section>'
 
 
 def _card(m: MemberView, prefix: str) -> str:
@@ -330,7 +330,7 @@ def _raw(v: object) -> str:
 
 def _fmt(v: float | None) -> str:
     if v is None or math.isnan(v):
-        return "–"
+        return "\u2013"
     if v == 0:
         return "0"
     if abs(v) < 1e-3:
@@ -339,11 +339,11 @@ def _fmt(v: float | None) -> str:
 
 
 def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.1%}"
+    return "\u2013" if v is None else f"{v:.1%}"
 
 
 def _count(v: float | None) -> str:
-    return "–" if v is None else f"{v:,.0f}"
+    return "\u2013" if v is None else f"{v:,.0f}"
 
 
 def _time(t: float) -> str:

@@ -199,7 +199,9 @@ def snapshot_from_samples(
     detected_name = names.FEATURE_DRIFT.name + "_detected"
     decisions = bool(samples.series(detected_name))
     feature_names = _member_names(samples, "feature_reference_ratio", names.FEATURE, profile, True)
-    output_names = _member_names(samples, "prediction_reference_ratio", names.OUTPUT, profile, False)
+    output_names = _member_names(
+        samples, "prediction_reference_ratio", names.OUTPUT, profile, False
+    )
     features = tuple(
         sorted(
             (
@@ -291,7 +293,9 @@ def _member(
     scores = samples.by(f"{prefix}_drift", names.METHOD, **match)
     pvalues = samples.by(f"{prefix}_drift_pvalue", names.METHOD, **match)
     detected = samples.get(f"{prefix}_drift_detected", **match)
-    live = {float(q): v for q, v in samples.by(f"{prefix}_quantile", names.QUANTILE, **match).items()}
+    live = {
+        float(q): v for q, v in samples.by(f"{prefix}_quantile", names.QUANTILE, **match).items()
+    }
     observations = missing = invalid = None
     if prefix == "feature":
         observations = samples.get("feature_observations_total", **match)

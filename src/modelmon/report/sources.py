@@ -1,0 +1,215 @@
+"""Where ``modelmon report`` reads the current state from.
+
+* a ``/metrics`` URL of a running service (``http://...``): parsed exposition;
+* a multi-process state directory (``MODELMON_MULTIPROC_DIR``): merged like a scrape;
+* a CSV or Parquet file of live rows: fed through a fresh monitor, with predictions
+  from a column or from a predict function (``--model module:function``).
+
+Each returns a :class:`~modelmon.report.snapshot.Snapshot` built from exported samples.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import runpy
+import sys
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import names
+from ..errors import ConfigurationError
+from ..profile import ReferenceProfile
+from .snapshot import Snapshot, monitor_snapshot, select_samples, snapshot_from_samples
+
+CHUNK_ROWS = 1000
+_FETCH_TIMEOUT_S = 10.0
+
+
+def load_reference(reference: str) -> ReferenceProfile:
+    """A profile from a path or an MLflow URI (``runs:/``, ``models:/``)."""
+    if reference.startswith(("runs:/", "models:/")):
+        from ..integrations.mlflow import resolve_reference
+
+        return resolve_reference(reference).profile
+    try:
+        return ReferenceProfile.load(reference)
+    except ConfigurationError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read reference profile {reference!r}: {exc}") from exc
+
+
+def from_url(
+    url: str,
+    profile: ReferenceProfile,
+    model: str | None = None,
+    version: str | None = None,
+    namespace: str = names.DEFAULT_NAMESPACE,
+) -> Snapshot:
+    """Scrape ``url`` (a Prometheus text exposition) and snapshot one monitor of it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=_FETCH_TIMEOUT_S) as resp:
+            text = resp.read().decode("utf-8")
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read metrics from {url!r}: {exc}") from exc
+    return _snapshot(text_string_to_metric_families(text), profile, model, version, namespace)
+
+
+def from_directory(
+    path: str,
+    profile: ReferenceProfile,
+    model: str | None = None,
+    version: str | None = None,
+    namespace: str = names.DEFAULT_NAMESPACE,
+) -> Snapshot:
+    """Merge a multi-process state directory (every worker) and snapshot one monitor."""
+    from ..exporters.multiprocess import MultiprocessCollector
+
+    if not os.path.isdir(path):
+        raise ConfigurationError(f"{path!r} is not a directory")
+    metrics = list(MultiprocessCollector(path=path).collect())
+    return _snapshot(metrics, profile, model, version, namespace)
+
+
+def _snapshot(
+    metrics: Iterable[Any],
+    profile: ReferenceProfile,
+    model: str | None,
+    version: str | None,
+    namespace: str,
+) -> Snapshot:
+    m, v, samples = select_samples(metrics, model, version, namespace)
+    return snapshot_from_samples(m, v, samples, profile)
+
+
+def from_table(
+    path: str,
+    profile: ReferenceProfile,
+    *,
+    predict: Callable[[Any], Any] | None = None,
+    prediction_column: str | None = None,
+    label_column: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    task: str | None = None,
+) -> Snapshot:
+    """Feed the rows of a CSV/Parquet file through a fresh monitor and snapshot it.
+
+    Features are the profile's columns. Predictions come from ``prediction_column``,
+    else from ``predict`` (called per chunk with a 2-D float array when every feature
+    is numeric, else with a list of dict rows), else none are recorded. With
+    ``label_column``, every row's label is recorded as its outcome.
+    """
+    from .._cli.profile import _labels_if_classification, read_table
+    from ..monitor import Monitor
+
+    columns = read_table(Path(path))
+    missing = [n for n in profile.features if n not in columns]
+    if missing:
+        raise ConfigurationError(f"{path}: columns of the reference missing: {missing}")
+    feature_names = list(profile.features)
+    n = len(columns[feature_names[0]]) if feature_names else 0
+    predictions = _column(columns, prediction_column, path)
+    if predictions is not None:
+        predictions = _labels_if_classification(predictions, task)
+    labels = _column(columns, label_column, path)
+    numeric = all(columns[f].dtype.kind == "f" for f in feature_names)
+    mon = Monitor(
+        model or Path(path).stem,
+        version or "current",
+        reference=profile,
+        registry=False,
+        task=task,  # type: ignore[arg-type]
+        strict=True,
+    )
+    try:
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, n)
+            rows: Any
+            if numeric:
+                rows = np.column_stack([columns[f][start:stop] for f in feature_names])
+            else:
+                rows = [{f: columns[f][i] for f in feature_names} for i in range(start, stop)]
+            outputs = predictions[start:stop] if predictions is not None else None
+            if outputs is None and predict is not None:
+                outputs = predict(rows)
+            pid = mon.observe(rows, outputs)
+            if labels is not None and outputs is not None:
+                ids = [pid] if stop - start == 1 else [f"{pid}.{i}" for i in range(stop - start)]
+                mon.record_outcomes(ids, labels[start:stop].tolist())
+        return monitor_snapshot(mon)
+    finally:
+        mon.close()
+
+
+def _column(columns: dict[str, np.ndarray], name: str | None, path: str) -> np.ndarray | None:
+    if name is None:
+        return None
+    if name not in columns:
+        raise ConfigurationError(f"{path}: column {name!r} not found; columns: {sorted(columns)}")
+    return columns[name]
+
+
+def load_predict(spec: str) -> Callable[[Any], Any]:
+    """``module:function`` or ``path/to/file.py:function`` -> the function."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise ConfigurationError(
+            f"--model must be module:function or file.py:function, not {spec!r}"
+        )
+    try:
+        if target.endswith(".py"):
+            namespace = runpy.run_path(target)
+            fn = namespace[attr]
+        else:
+            if "" not in sys.path:
+                sys.path.insert(0, "")
+            fn = getattr(importlib.import_module(target), attr)
+    except (ImportError, OSError, KeyError, AttributeError) as exc:
+        raise ConfigurationError(f"cannot load --model {spec!r}: {exc!r}") from exc
+    if not callable(fn):
+        raise ConfigurationError(f"--model {spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def from_source(
+    source: str,
+    profile: ReferenceProfile,
+    *,
+    predict: Callable[[Any], Any] | None = None,
+    prediction_column: str | None = None,
+    label_column: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    namespace: str = names.DEFAULT_NAMESPACE,
+    task: str | None = None,
+) -> Snapshot:
+    """Dispatch on the kind of ``source`` (URL, directory, or CSV/Parquet file)."""
+    if source.startswith(("http://", "https://")):
+        return from_url(source, profile, model, version, namespace)
+    if os.path.isdir(source):
+        return from_directory(source, profile, model, version, namespace)
+    if Path(source).suffix.lower() in (".csv", ".parquet", ".pq"):
+        if not os.path.isfile(source):
+            raise ConfigurationError(f"{source!r} does not exist")
+        return from_table(
+            source,
+            profile,
+            predict=predict,
+            prediction_column=prediction_column,
+            label_column=label_column,
+            model=model,
+            version=version,
+            task=task,
+        )
+    raise ConfigurationError(
+        f"--current {source!r}: expected a /metrics URL, a multi-process state directory, "
+        "or a .csv/.parquet file"
+    )

@@ -264,10 +264,10 @@ def _cdf_svg(m: MemberView) -> str:
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{CUR_COLOR}">'
                 f"<title>live q{p:g} = {_fmt(v)}</title></circle>"
             )
-    for v in (lo, (lo + hi) / 2, hi):
+    for v, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end")):
         x, _ = pos(v, 0.0)
         out.append(
-            f'<text x="{x:.1f}" y="{_H - _PAD_B + 14}" text-anchor="middle" class="tick">'
+            f'<text x="{x:.1f}" y="{_H - _PAD_B + 14}" text-anchor="{anchor}" class="tick">'
             f"{escape(_fmt(v))}</text>"
         )
     out.append("</svg>")

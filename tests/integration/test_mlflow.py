@@ -6,8 +6,10 @@ runs and registered model names, so the tests are independent of their order.
 
 from __future__ import annotations
 
+import runpy
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ import modelmon.mlflow
 from modelmon.errors import ConfigurationError
 from tests.conftest import free_port
 from tests.integration._mlflow import MlflowServer, mlflow_server  # noqa: F401
-from tests.integration._prom import wait_until
+from tests.integration._prom import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +215,21 @@ def test_no_server_listening_is_a_clear_error_at_start_up(tracking: Any) -> None
     assert "models:/cancer@champion" in message and down in message and "unreachable" in message
     with pytest.raises(ConfigurationError, match="unreachable"):
         modelmon.Monitor("m", "1", registry=False, log_every_s=10)
+
+
+def test_the_example_workflow(tracking: Any, tmp_path: Path) -> None:
+    """examples/mlflow_workflow.py: train, register, serve from the alias, log a batch."""
+    example = runpy.run_path(str(ROOT / "examples" / "mlflow_workflow.py"))
+    name = f"example-{uuid.uuid4().hex[:6]}"
+    assert example["train_and_register"](name) == "1"
+    assert example["train_and_register"](name) == "2"
+    monitor = example["serving_monitor"](name, registry=False)
+    assert monitor.version == "2"
+    monitor.close()
+    run_id, logged = example["batch_job"](tmp_path, name)
+    stored = tracking.MlflowClient().get_run(run_id).data.metrics
+    assert stored == logged
+    assert stored["drift.mean radius.detected"] == stored["drift.worst texture.detected"] == 1.0
+    assert stored["predictions"] == 500
+    artifacts = [a.path for a in tracking.MlflowClient().list_artifacts(run_id, "modelmon")]
+    assert artifacts == ["modelmon/drift_report.html"]

@@ -112,8 +112,9 @@ def main() -> int:
     mlflow.set_experiment("modelmon-demo")
     version = train_and_register()
     monitor = serving_monitor(registry=False)
+    fingerprint = monitor.profile.fingerprint if monitor.profile is not None else None
     print(f"registered {MODEL_NAME} version {version}; the service monitors version "
-          f"{monitor.version} against profile {monitor.profile.fingerprint if monitor.profile else None}")  # fmt: skip
+          f"{monitor.version} against profile {fingerprint}")  # fmt: skip
     monitor.close()
     run_id, logged = batch_job(out_dir)
     drifted = sorted(k.split(".")[1] for k, v in logged.items() if k.endswith(".detected") and v)

@@ -62,7 +62,7 @@ def drifted() -> tuple[CollectorRegistry, modelmon.Monitor, str]:
 
 
 def test_every_number_equals_the_exported_gauge(drifted: Any) -> None:
-    reg, mon, page = drifted
+    reg, _, page = drifted
     rows = feature_rows(page)
     assert len(rows) == 30
     for row in rows:
@@ -105,7 +105,7 @@ def _expected_decision(reg: CollectorRegistry, feature: str) -> str:
 
 
 def test_features_come_in_severity_order_with_their_decisions(drifted: Any) -> None:
-    reg, mon, page = drifted
+    reg, _, page = drifted
     rows = feature_rows(page)
     decisions = [r["decision"] for r in rows]
     assert decisions == [_expected_decision(reg, r["feature"]) for r in rows]
@@ -114,9 +114,7 @@ def test_features_come_in_severity_order_with_their_decisions(drifted: Any) -> N
     assert decisions == sorted(decisions, key=["drift", "ok", "not enough data"].index)
     for group in ("drift", "ok"):  # within a decision: smallest p-value, then largest PSI
         members = [r for r in rows if r["decision"] == group]
-        keys = [
-            (float(r["pvalue"]) if r["pvalue"] else 1.0, -float(r["psi"])) for r in members
-        ]
+        keys = [(float(r["pvalue"]) if r["pvalue"] else 1.0, -float(r["psi"])) for r in members]
         assert keys == sorted(keys)
     header = next(d for t, d in elements(page).found if t == "header")
     assert int(header["drifted"]) == len(drifted_names)

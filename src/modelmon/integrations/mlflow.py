@@ -145,16 +145,18 @@ def resolve_reference(uri: str, *, tracking_uri: str | None = None) -> ResolvedR
 
 def _resolve_model(uri: str, tracking: str) -> ResolvedReference:
     rest = uri[len("models:/") :].strip("/")
+    name, at, alias = rest.partition("@")
+    version = ""
+    if not at:
+        name, _, version = rest.partition("/")
+    if not name or not (alias or version) or "/" in (alias or version):
+        raise ConfigurationError(
+            f"reference {uri!r}: expected models:/<name>/<version> or models:/<name>@<alias>"
+        )
     client = _client(tracking)
-    if "@" in rest:
-        name, _, alias = rest.partition("@")
+    if alias:
         mv = client.get_model_version_by_alias(name, alias)
     else:
-        name, _, version = rest.partition("/")
-        if not name or not version or "/" in version:
-            raise ConfigurationError(
-                f"reference {uri!r}: expected models:/<name>/<version> or models:/<name>@<alias>"
-            )
         mv = client.get_model_version(name, version)
     if not mv.run_id:
         raise ConfigurationError(f"reference {uri!r}: model version {mv.version} has no run")

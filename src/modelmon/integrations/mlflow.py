@@ -309,10 +309,11 @@ class PeriodicLogger:
         except Exception as exc:
             self.monitor.health.error("mlflow", exc)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread; a log call in flight (a slow server) is not waited for long."""
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.interval_s + 30.0)
+            self._thread.join(timeout=timeout_s)
 
 
 def start_periodic(

@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 
 ## make docs: the manual in docs/, built by MkDocs in strict mode (a broken link fails)
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)

@@ -239,3 +239,31 @@ def test_state_directory_source_equals_the_merged_scrape(
         assert snap.predictions == 300
     finally:
         mon.close()
+
+
+def test_exported_decisions_and_p_values_are_shown_as_exported() -> None:
+    """Samples carrying test decisions (``*_drift_detected``, ``*_pvalue``) drive the page."""
+    from modelmon.report.html import render
+    from modelmon.report.snapshot import Samples, snapshot_from_samples
+
+    ref = modelmon.ReferenceProfile.from_data(
+        np.random.default_rng(0).normal(size=(200, 2)), feature_names=["a", "b"]
+    )
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for f, psi, detected, p, missing in (("a", 0.05, 1.0, 1e-9, 1.0), ("b", 0.4, 0.0, 0.2, 0.0)):
+        for b, share in enumerate(ref.features[f].shares):
+            values[("modelmon_feature_reference_ratio", (("bin", str(b)), ("feature", f)))] = share
+        values[("modelmon_feature_drift", (("feature", f), ("method", "psi")))] = psi
+        values[("modelmon_feature_drift_detected", (("feature", f),))] = detected
+        values[("modelmon_feature_drift_pvalue", (("feature", f), ("method", "chi2")))] = p
+        values[("modelmon_feature_missing_drift_detected", (("feature", f),))] = missing
+    snap = snapshot_from_samples("m", "1", Samples("modelmon", values), ref)
+    page = render(snap)
+    rows = feature_rows(page)
+    # the exported decision wins over the PSI rule of thumb (b has PSI 0.4 but is not drift)
+    assert [(r["feature"], r["decision"], r["pvalue"]) for r in rows] == [
+        ("a", "drift", repr(1e-9)),
+        ("b", "ok", repr(0.2)),
+    ]
+    assert page.count('data-missing-detected="1"') == 1
+    assert "No test decision is exported" not in page

@@ -225,6 +225,8 @@ def snapshot_metrics(snap: Snapshot) -> dict[str, float]:
             out[f"drift.{m.name}.detected"] = 1.0 if m.decision == DRIFT else 0.0
         if m.missing_share is not None:
             out[f"missing_share.{m.name}"] = m.missing_share
+        if m.missing_detected is not None:
+            out[f"missing_share.{m.name}.detected"] = m.missing_detected
         if m.invalid_share is not None:
             out[f"invalid_share.{m.name}"] = m.invalid_share
     for m in snap.outputs:

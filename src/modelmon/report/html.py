@@ -107,9 +107,19 @@ def _feature_row(i: int, m: MemberView) -> str:
         f'<tr class="member"{attrs}><td>{i + 1}</td>'
         f'<td><a href="#f-{_anchor(m.name)}">{escape(m.name)}</a></td>'
         f"<td>{_badge(m.decision)}</td><td>{_fmt(m.min_pvalue)}</td><td>{_fmt(m.psi)}</td>"
-        f"<td>{_fmt(stat)}</td><td>{_pct(m.missing_share)}</td><td>{_pct(m.invalid_share)}</td>"
+        f"<td>{_fmt(stat)}</td>{_missing_cell(m)}<td>{_pct(m.invalid_share)}</td>"
         f"<td>{_count(m.observations)}</td></tr>"
     )
+
+
+def _missing_cell(m: MemberView) -> str:
+    """The missing share, flagged when the exported missing-share test says it moved."""
+    if m.missing_detected == 1.0:
+        return (
+            f'<td class="alert" data-missing-detected="1" title="missing share differs from '
+            f'the reference">▲ {_pct(m.missing_share)}</td>'
+        )
+    return f"<td>{_pct(m.missing_share)}</td>"
 
 
 def _feature_cards(members: Sequence[MemberView]) -> str:

@@ -130,6 +130,7 @@ class MemberView:
     current_counts: tuple[float, ...]
     reference_quantiles: dict[float, float]
     live_quantiles: dict[float, float]
+    missing_detected: float | None = None  # the exported missing-share decision, if any
 
     @property
     def psi(self) -> float | None:
@@ -296,8 +297,9 @@ def _member(
     live = {
         float(q): v for q, v in samples.by(f"{prefix}_quantile", names.QUANTILE, **match).items()
     }
-    observations = missing = invalid = None
+    observations = missing = invalid = missing_detected = None
     if prefix == "feature":
+        missing_detected = samples.get("feature_missing_drift_detected", **match)
         observations = samples.get("feature_observations_total", **match)
         missing = _share(samples.get("feature_missing_total", **match), observations)
         invalid = _share(samples.get("feature_invalid_total", **match), observations)
@@ -316,6 +318,7 @@ def _member(
         current_counts=counts,
         reference_quantiles=_reference_quantiles(prof),
         live_quantiles=dict(sorted(live.items())),
+        missing_detected=missing_detected,
     )
 
 

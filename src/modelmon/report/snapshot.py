@@ -53,22 +53,38 @@ class Samples:
     def __init__(self, namespace: str, values: Mapping[tuple[str, Labels], float]) -> None:
         self.namespace = namespace
         self.values = dict(values)
+        self._by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
+        self._groups: dict[tuple[str, str, str], dict[str, dict[str, float]]] = {}
+        for (n, lb), v in self.values.items():
+            self._by_name.setdefault(n, []).append((dict(lb), v))
 
     def get(self, name: str, **labels: str) -> float | None:
         return self.values.get((f"{self.namespace}_{name}", tuple(sorted(labels.items()))))
 
     def series(self, name: str) -> list[tuple[dict[str, str], float]]:
         """Every sample of ``name``: its labels (as a dict) and value."""
-        full = f"{self.namespace}_{name}"
-        return [(dict(lb), v) for (n, lb), v in self.values.items() if n == full]
+        return self._by_name.get(f"{self.namespace}_{name}", [])
 
     def by(self, name: str, key: str, **match: str) -> dict[str, float]:
         """Samples of ``name`` matching ``match``, keyed by the value of label ``key``."""
+        if len(match) == 1:  # the common case (one feature): grouped once per name
+            ((mk, mv),) = match.items()
+            return self._grouped(name, key, mk).get(mv, {})
         out: dict[str, float] = {}
         for labels, value in self.series(name):
             if key in labels and all(labels.get(k) == v for k, v in match.items()):
                 out[labels[key]] = value
         return out
+
+    def _grouped(self, name: str, key: str, group: str) -> dict[str, dict[str, float]]:
+        found = self._groups.get((name, key, group))
+        if found is None:
+            found = {}
+            for labels, value in self.series(name):
+                if key in labels and group in labels:
+                    found.setdefault(labels[group], {})[labels[key]] = value
+            self._groups[(name, key, group)] = found
+        return found
 
 
 def select_samples(

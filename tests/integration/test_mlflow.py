@@ -20,7 +20,12 @@ import modelmon
 import modelmon.mlflow
 from modelmon.errors import ConfigurationError
 from tests.conftest import free_port
-from tests.integration._mlflow import MlflowServer, mlflow_server  # noqa: F401
+from tests.integration._mlflow import (  # noqa: F401
+    MlflowServer,
+    mlflow_server,
+    start_server,
+    stop_server,
+)
 from tests.integration._prom import ROOT, wait_until
 
 pytestmark = pytest.mark.integration
@@ -203,6 +208,29 @@ def test_missing_artifact_and_unknown_model_are_configuration_errors(tracking: A
         modelmon.Monitor("m", "1", reference=uri, registry=False)
     with pytest.raises(ConfigurationError, match="models:/no-such-model@champion"):
         modelmon.Monitor("m", reference="models:/no-such-model@champion", registry=False)
+
+
+def test_a_stopped_server_is_a_clear_error_at_start_up(tracking: Any, tmp_path: Path) -> None:
+    """A second real server: the URI resolves while it runs, and fails clearly once stopped."""
+    second = start_server(tmp_path / "second")
+    try:
+        tracking.set_tracking_uri(second.url)
+        tracking.set_experiment("stopped")
+        _, _, _, profile = _trained()
+        with tracking.start_run() as run:
+            modelmon.mlflow.log_reference(profile)
+        _register(tracking, "stopped", run.info.run_id)
+        tracking.MlflowClient().set_registered_model_alias("stopped", "champion", "1")
+        alive = modelmon.Monitor("stopped", reference="models:/stopped@champion", registry=False)
+        assert alive.version == "1"
+        alive.close()
+    finally:
+        stop_server(second.process)
+    with pytest.raises(ConfigurationError) as info:
+        modelmon.Monitor("stopped", reference="models:/stopped@champion", registry=False)
+    message = str(info.value)
+    assert "models:/stopped@champion" in message and second.url in message
+    assert "unreachable" in message
 
 
 def test_no_server_listening_is_a_clear_error_at_start_up(tracking: Any) -> None:

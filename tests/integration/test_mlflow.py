@@ -75,6 +75,9 @@ def test_profile_resolves_from_runs_and_registry_to_the_same_fingerprint(trackin
     params = tracking.MlflowClient().get_run(run_id).data.params
     assert params["modelmon.fingerprint"] == profile.fingerprint
     assert params["modelmon.features"] == str(len(profile.features))
+    other = modelmon.ReferenceProfile.from_data(np.zeros((5, 1)), feature_names=["z"])
+    with pytest.raises(ConfigurationError, match="one reference profile per run"):
+        modelmon.mlflow.log_reference(other, run_id=run_id)
 
     name = f"cancer-{uuid.uuid4().hex[:6]}"
     version = _register(tracking, name, run_id)

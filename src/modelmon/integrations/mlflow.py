@@ -81,6 +81,12 @@ def log_reference(
         run_id = active.info.run_id
     client = _client(tracking_uri)
     path = f"{artifact_path.strip('/')}/{PROFILE_FILE}"
+    logged = client.get_run(run_id).data.params.get("modelmon.fingerprint")
+    if logged is not None and logged != profile.fingerprint:  # params are immutable
+        raise ConfigurationError(
+            f"run {run_id} already holds reference profile {logged}; "
+            "log one reference profile per run"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, PROFILE_FILE)
         profile.save(local)

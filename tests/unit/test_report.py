@@ -267,3 +267,23 @@ def test_exported_decisions_and_p_values_are_shown_as_exported() -> None:
     ]
     assert page.count('data-missing-detected="1"') == 1
     assert "No test decision is exported" not in page
+
+
+def test_parquet_rows_with_a_prediction_column(tmp_path: Path) -> None:
+    """``--current live.parquet --prediction-column``: the file's predictions are the outputs."""
+    from modelmon.report.sources import from_source
+
+    rng = np.random.default_rng(4)
+    ref = modelmon.ReferenceProfile.from_data(
+        rng.normal(size=(1000, 2)), predictions=rng.normal(size=1000), feature_names=["a", "b"]
+    )
+    import pandas as pd
+
+    live = pd.DataFrame({"a": rng.normal(1.5, 1.0, 400), "b": rng.normal(size=400)})
+    live["score"] = rng.normal(size=400)
+    live.to_parquet(tmp_path / "live.parquet")
+    snap = from_source(str(tmp_path / "live.parquet"), ref, prediction_column="score")
+    assert [m.name for m in snap.drifted] == ["a"]
+    assert snap.predictions == 400
+    (output,) = snap.outputs
+    assert output.name == "prediction" and output.current_total == 400

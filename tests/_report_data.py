@@ -9,6 +9,7 @@ every row labelled.
 from __future__ import annotations
 
 import functools
+from html.parser import HTMLParser
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,28 @@ def drifted_monitor(registry: Any, n: int = 600, batch: int = 50, **kw: Any) -> 
         pid = mon.observe(live.iloc[i : i + batch], proba[i : i + batch], latency_s=0.002)
         mon.record_outcomes([f"{pid}.{j}" for j in range(batch)], truth[i : i + batch].tolist())
     return mon
+
+
+class _Elements(HTMLParser):
+    """Every element with ``data-*`` attributes: (tag, {attribute: value})."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str]]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        data = {k[5:]: v or "" for k, v in attrs if k.startswith("data-")}
+        if data:
+            self.found.append((tag, data))
+
+
+def elements(page: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(page)
+    return parser
+
+
+def feature_rows(page: str) -> list[dict[str, str]]:
+    return [d for tag, d in elements(page).found if tag == "tr" and "feature" in d]

@@ -9,9 +9,8 @@ from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon.cli import main
-from tests._report_data import cancer_data, drifted_monitor
+from tests._report_data import cancer_data, drifted_monitor, elements, feature_rows
 from tests.conftest import free_port
-from tests.unit.test_report import elements, feature_rows
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import pickle
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -20,34 +19,16 @@ from modelmon.exporters import multiprocess as mpx
 from modelmon.multiprocess import MultiprocessCollector
 from modelmon.report.snapshot import FALLBACK_PSI_DRIFT, select_samples
 from modelmon.report.sources import from_directory
-from tests._report_data import SHIFTED, cancer_data, drifted_monitor, live_rows
+from tests._report_data import (
+    SHIFTED,
+    cancer_data,
+    drifted_monitor,
+    elements,
+    feature_rows,
+    live_rows,
+)
 
 LABELS = {"model": "cancer", "version": "1.4.0"}
-
-
-class _Elements(HTMLParser):
-    """Every element with ``data-*`` attributes: (tag, {attribute: value})."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[tuple[str, dict[str, str]]] = []
-        self.tags: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        data = {k[5:]: v or "" for k, v in attrs if k.startswith("data-")}
-        if data:
-            self.found.append((tag, data))
-
-
-def elements(page: str) -> _Elements:
-    parser = _Elements()
-    parser.feed(page)
-    return parser
-
-
-def feature_rows(page: str) -> list[dict[str, str]]:
-    return [d for tag, d in elements(page).found if tag == "tr" and "feature" in d]
 
 
 def _gauge(reg: CollectorRegistry, name: str, **labels: str) -> float | None:

@@ -268,3 +268,29 @@ def test_parquet_rows_with_a_prediction_column(tmp_path: Path) -> None:
     assert snap.predictions == 400
     (output,) = snap.outputs
     assert output.name == "prediction" and output.current_total == 400
+
+
+def test_categorical_features_show_their_categories_and_chi2() -> None:
+    rng = np.random.default_rng(6)
+    colors = rng.choice(["red", "green", "blue"], 2000, p=[0.6, 0.3, 0.1])
+    train = [
+        {"color": str(c), "x": float(v)} for c, v in zip(colors, rng.normal(size=2000), strict=True)
+    ]
+    ref = modelmon.ReferenceProfile.from_data(train)
+    reg = CollectorRegistry()
+    mon = modelmon.Monitor("cat", "1", reference=ref, registry=reg)
+    shifted = rng.choice(["red", "green", "blue", "pink"], 500, p=[0.2, 0.3, 0.3, 0.2])
+    live = [
+        {"color": str(c), "x": float(v)} for c, v in zip(shifted, rng.normal(size=500), strict=True)
+    ]
+    mon.observe(live, np.zeros(500))
+    page = mon.report()
+    row = next(r for r in feature_rows(page) if r["feature"] == "color")
+    assert row["decision"] == "drift"
+    chi2 = reg.get_sample_value(
+        "modelmon_feature_drift",
+        {"model": "cat", "version": "1", "feature": "color", "method": "chi2"},
+    )
+    assert chi2 is not None and f">{chi2:.3g}<" in page
+    assert all(f"<title>{c}: " in page for c in ("red", "green", "blue", "other"))
+    mon.close()

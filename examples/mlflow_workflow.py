@@ -6,8 +6,9 @@
 1. ``train_and_register``: fit a scikit-learn model on the breast-cancer data, log it
    and its reference profile to one run, register it and point the ``champion`` alias
    at the new version.
-2. ``serving_monitor``: what a service does at start-up: the monitor's reference is
-   ``models:/<name>@champion`` and its ``version`` label is the registry's version.
+2. ``serving_monitor`` / ``create_app``: what a service does at start-up: the monitor's
+   reference is ``models:/<name>@champion`` and its ``version`` label is the registry's
+   version (a FastAPI app: ``POST /predict``, ``GET /metrics``).
 3. ``batch_job``: score a (drifted) batch in a run of its own and log the monitor's
    snapshot to it (``Monitor.log_to_mlflow``); write the HTML drift report beside it.
 
@@ -73,6 +74,30 @@ def load_champion(name: str = MODEL_NAME) -> Any:
 def serving_monitor(name: str = MODEL_NAME, registry: Any = None) -> modelmon.Monitor:
     """The service's monitor: profile and version label come from the registry, once."""
     return modelmon.Monitor(name, reference=f"models:/{name}@champion", registry=registry)
+
+
+def create_app(name: str = MODEL_NAME, registry: Any = None) -> Any:
+    """A FastAPI service of the champion: ``POST /predict`` (rows as JSON objects), ``/metrics``.
+
+    ``uvicorn --factory examples.mlflow_workflow:create_app`` with ``MLFLOW_TRACKING_URI`` set.
+    """
+    import pandas as pd
+    from fastapi import FastAPI
+
+    registry = CollectorRegistry() if registry is None else registry
+    model = load_champion(name)
+    monitor = serving_monitor(name, registry=registry)  # fails here if MLflow is unreachable
+    predict_proba = monitor(model.predict_proba)
+    app = FastAPI(title=f"{name} (registry version {monitor.version})")
+
+    @app.post("/predict")
+    def predict(rows: list[dict[str, float]]) -> dict[str, Any]:
+        proba = predict_proba(pd.DataFrame(rows))
+        return {"version": monitor.version, "probabilities": proba.tolist()}
+
+    app.mount("/metrics", modelmon.make_asgi_app(registry))
+    app.state.monitor = monitor
+    return app
 
 
 def drifted_batch(n: int = 500, seed: int = 7) -> Any:

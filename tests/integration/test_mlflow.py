@@ -257,6 +257,19 @@ def test_the_example_workflow(tracking: Any, tmp_path: Path) -> None:
     monitor = example["serving_monitor"](name, registry=False)
     assert monitor.version == "2"
     monitor.close()
+
+    from sklearn.datasets import load_breast_cancer
+    from starlette.testclient import TestClient
+
+    registry = CollectorRegistry()
+    app = example["create_app"](name, registry=registry)
+    rows = load_breast_cancer(as_frame=True).data.head(3).to_dict(orient="records")
+    with TestClient(app) as client:
+        answer = client.post("/predict", json=rows).json()
+        assert answer["version"] == "2" and len(answer["probabilities"]) == 3
+        metrics = client.get("/metrics/").text
+    assert f'modelmon_predictions_total{{model="{name}",version="2"}} 3.0' in metrics
+    app.state.monitor.close()
     run_id, logged = example["batch_job"](tmp_path, name)
     stored = tracking.MlflowClient().get_run(run_id).data.metrics
     assert stored == logged

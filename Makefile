@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test lint typecheck unit integration bench grafana clean
+.PHONY: venv dev demo test lint typecheck unit integration bench bench-quick grafana clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,20 @@ test: lint typecheck
 grafana: $(STAMP)
 	$(BIN)/modelmon grafana export grafana
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
+## make bench: the peers into their own venv, every benchmark, then docs/benchmarks.md
+PEERS := benchmarks/.venv-peers
+$(PEERS)/.installed: pyproject.toml benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-peers.txt
+	touch $@
+
+bench: $(PEERS)/.installed
+	$(PEERS)/bin/python benchmarks/run.py
+
+## make bench-quick: every benchmark script at tiny sizes (checks they run; asserts no time)
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,4 +1,4 @@
-"""HTTP cost of modelmon against its peers: in-process, and under real servers with a load generator.
+"""HTTP cost of modelmon against its peers: in-process, and under real servers with load.
 
     benchmarks/.venv-peers/bin/python benchmarks/http_overhead.py [--rounds 5] [--quick]
 
@@ -132,7 +132,7 @@ def wsgi_driver(app: Any, bodies: list[bytes]) -> Callable[[int], int]:
                 "wsgi.version": (1, 0),
             }
             status: list[str] = []
-            out = app(environ, lambda s, h, e=None: status.append(s))
+            out = app(environ, lambda s, h, e=None, status=status: status.append(s))
             for _ in out:
                 pass
             close = getattr(out, "close", None)
@@ -286,7 +286,7 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
             conn.request(
                 "POST",
                 "/predict/churn",
-                body=json.dumps({f: 0.0 for f in _apps.FEATURES}),
+                body=json.dumps(dict.fromkeys(_apps.FEATURES, 0.0)),
                 headers={"Content-Type": "application/json"},
             )
             conn.getresponse().read()
@@ -385,7 +385,7 @@ def under_server(framework: str, requests: int, rounds: int, report: Report) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--requests", type=int, default=20_000, help="in-process, per variant")
+    p.add_argument("--requests", type=int, default=5_000, help="in-process, per variant")
     p.add_argument("--server-requests", type=int, default=4_000, help="per variant and round")
     p.add_argument("--no-server", action="store_true", help="skip the real-server part")
     args = p.parse_args(argv)

@@ -211,6 +211,7 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        self._wake_sent = False
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
@@ -324,18 +325,20 @@ class Monitor:
         return [tuple(items[i : i + w]) for i in range(0, len(items), w)]
 
     def _buffer_full(self) -> None:
-        """Fold here, past the soft limit, unless another thread is folding already.
+        """Past the soft limit: wake the background folder, once per fold; return at once.
 
-        Past the hard limit the caller waits for the lock: the oldest pending work is
-        folded synchronously, never dropped.
+        The fold stays off the request path. Only past the hard limit (the folder has
+        not caught up) does the caller fold itself, waiting for the lock: the oldest
+        pending work is folded synchronously, never dropped.
         """
         try:
-            blocking = len(self._buffer) >= self._hard_items
-            if self._fold_lock.acquire(blocking=blocking):
-                try:
-                    self._fold_locked(time.time())
-                finally:
-                    self._fold_lock.release()
+            if len(self._buffer) < self._hard_items:
+                if not self._wake_sent:
+                    self._wake_sent = True
+                    FOLDER.wake(self)
+                return
+            with self._fold_lock:
+                self._fold_locked(time.time())
         except Exception as exc:
             self.health.error("fold", exc)
 
@@ -353,6 +356,7 @@ class Monitor:
             self._fold_locked(time.time() if now is None else now)
 
     def _fold_locked(self, now: float) -> None:
+        self._wake_sent = False  # calls past the soft limit from now on wake the folder again
         buffer = self._buffer
         n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
         if n == 0:
@@ -599,6 +603,7 @@ class Monitor:
         """
         self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
         self._buffer.clear()
+        self._wake_sent = False
         self._reads = 0
         started = self._started_n()
         self._reads = 1

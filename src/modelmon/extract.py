@@ -110,6 +110,28 @@ def _array_chunk(a: np.ndarray, columns: tuple[str, ...] | None) -> Chunk:
     return Chunk("rows", a.tolist(), columns)
 
 
+def stacked_arrays(inputs: Sequence[Any]) -> Chunk | None:
+    """A batch of numeric ndarray inputs of one width as one matrix chunk, else None.
+
+    The common case of a feature pipeline: every call passed a 1-D row (one row each)
+    or a 2-D batch (its rows) of the same width. One C-level stack replaces a chunk per
+    call; anything else (mixed ranks or widths, object arrays) takes the general path.
+    """
+    ndim = inputs[0].ndim
+    try:
+        if ndim == 1:
+            matrix = np.stack(inputs)
+        elif ndim == 2:
+            matrix = np.concatenate(inputs)
+        else:
+            return None
+    except (ValueError, TypeError):
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "fiub" or matrix.shape[0] == 0:
+        return None
+    return Chunk("matrix", matrix)
+
+
 def _sequence_chunk(x: Sequence[Any]) -> Chunk:
     if len(x) == 0:
         return _EMPTY

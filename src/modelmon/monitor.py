@@ -45,6 +45,7 @@ from .extract import (
     input_chunk,
     output_rows,
     outputs_frame,
+    stacked_arrays,
 )
 from .outcome_store import open_store
 from .outcomes import OutcomeAggregate, OutcomeError
@@ -460,7 +461,11 @@ class Monitor:
 
     def _features_of(self, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
         inputs = self._inputs(inps, calls)
-        if inputs is not None and set(map(type, inputs)) == {dict}:
+        types = set(map(type, inputs)) if inputs else set()
+        stacked = stacked_arrays(inputs) if inputs and types == {np.ndarray} else None
+        if stacked is not None:
+            chunks = [stacked]
+        elif inputs is not None and types == {dict}:
             chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
             chunks = self._chunks(inps, calls)

@@ -29,7 +29,7 @@ import numpy as np
 from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
-from ._internal.health import Health
+from ._internal.health import Health, logger
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
@@ -213,6 +213,7 @@ class Monitor:
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
         self._wake_sent = False
+        self._truncation_logged = False
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
@@ -472,10 +473,31 @@ class Monitor:
         if not chunks:
             return None
         try:
-            return features_frame(chunks, self.schema)
+            frame = features_frame(chunks, self.schema)
         except Exception as exc:
             self.health.error("extract_features", exc)
             return None
+        if frame.not_exported and not self._truncation_logged:
+            self._log_truncation()
+        return frame
+
+    def _log_truncation(self) -> None:
+        """Say once that inputs are wider than ``max_features`` (counted in every fold)."""
+        self._truncation_logged = True
+        schema = self.schema
+        width = len(schema.all_names or ())
+        logger.warning(
+            "modelmon: model %r version %r: inputs carry more values than the %d exported "
+            "features (max_features=%d%s); the rest are counted in "
+            "%s_features_not_exported_total, not exported per feature. Raise max_features "
+            "to export them. (Logged once.)",
+            self.model,
+            self.version,
+            len(schema.names or ()),
+            schema.max_features,
+            f", {width} named" if width else "",
+            self.namespace,
+        )
 
     def _chunks(self, inps: list[Any], calls: list[Any]) -> list[Chunk]:
         chunks = []

@@ -71,3 +71,20 @@ def test_monitor_counts_numpy_rows_and_batches_exactly() -> None:
     assert mon.traffic.requests == 301
     assert mon.traffic.predictions == rows + 1
     mon.close()
+
+
+def test_max_features_truncation_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mon = Monitor("wide", "1", registry=False, max_features=3, strict=True)
+    predict = mon.wrap(lambda x: 0.0)
+    with caplog.at_level("WARNING", logger="modelmon"):
+        for i in range(5):
+            predict({f"f{j}": float(i + j) for j in range(8)})
+            predict(np.arange(8.0))
+            mon.fold()
+    mon.close()
+    assert mon.inputs.not_exported == 10 * 5  # 5 values beyond the 3 exported, per call
+    warnings = [r for r in caplog.records if "max_features=3" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "wide" in warnings[0].getMessage()

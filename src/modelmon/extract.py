@@ -234,6 +234,19 @@ class FeatureSchema:
             return [tuple(r[i] if i >= 0 else None for i in order) for r in chunk.payload]
         return list(chunk.payload)
 
+    def dict_columns(self, dicts: Sequence[Any]) -> list[list[Any]] | None:
+        """The exported features' columns of a list of dicts (one C-level pass per
+        feature, no row tuples), or None when some dict lacks a key or is no dict."""
+        getters = self._column_getters
+        try:
+            return [list(map(g, dicts)) for g in getters]
+        except (KeyError, TypeError, IndexError):
+            return None
+
+    @functools.cached_property
+    def _column_getters(self) -> list[Callable[[Any], Any]]:
+        return [operator.itemgetter(name) for name in self.names or ()]
+
     def width_excess(self, chunk: Chunk) -> int:
         """Values in the chunk that belong to no exported feature."""
         if chunk.kind == "empty" or self.all_names is None:
@@ -325,12 +338,71 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         packed = _pack_dicts(chunk.payload, schema._getter, width)
         if packed is not None:
             return _numeric_block(packed)
+    if chunk.kind == "dicts" and cat_cols:
+        columns = schema.dict_columns(chunk.payload)
+        if columns is not None:
+            return _columnar_block(columns, chunk.n_rows, cat_cols)
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
     if not cat_cols and rows:
         arr = _try_numeric(rows, width)
         if arr is not None and arr.ndim == 2 and arr.shape[1] == width:
             return _numeric_block(arr)
+    if chunk.kind == "dicts" and rows:
+        try:
+            columns = list(zip(*rows, strict=True))
+        except (TypeError, ValueError):  # ragged rows: the exact per-value path
+            columns = []
+        if len(columns) == width:
+            return _columnar_block(columns, len(rows), cat_cols)
     return _object_block(rows, width, cat_cols)
+
+
+_PLAIN_NUMBERS = frozenset({float, int, bool, np.float64})
+
+
+def _columnar_block(columns: Sequence[Sequence[Any]], n: int, cat_cols: list[int]) -> Block:
+    """Full columns, one by one: each in one C-level pass when its values are all plain
+    numbers (numeric) or all ``str`` (categorical), else by the exact per-value rules
+    of :func:`_object_block`."""
+    width = len(columns)
+    values = np.full((n, width), np.nan)
+    missing = np.zeros((n, width), dtype=bool)
+    invalid = np.zeros((n, width), dtype=bool)
+    cats: dict[int, ObjArray] = {}
+    wanted = set(cat_cols)
+    for j, col in enumerate(columns):
+        types = set(map(type, col))
+        if j in wanted:
+            out = np.empty(n, dtype=object)
+            if types == {str}:
+                out[:] = col
+            else:
+                for i, v in enumerate(col):
+                    _put_category(v, out, missing, i, j)
+            cats[j] = out
+        elif types <= _PLAIN_NUMBERS:
+            _number_column(col, values, missing, invalid, j)
+        else:
+            for i, v in enumerate(col):
+                _put_number(v, values, missing, invalid, i, j)
+    return values, missing, invalid, cats
+
+
+def _number_column(
+    col: Sequence[Any], values: FloatArray, missing: BoolArray, invalid: BoolArray, j: int
+) -> None:
+    try:
+        arr = np.array(col, dtype=np.float64)
+    except OverflowError:  # an int beyond float range: the per-value rules mark it invalid
+        for i, v in enumerate(col):
+            _put_number(v, values, missing, invalid, i, j)
+        return
+    nan = np.isnan(arr)
+    inf = np.isinf(arr)
+    missing[:, j] = nan
+    invalid[:, j] = inf
+    arr[inf] = np.nan
+    values[:, j] = arr
 
 
 def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None:

@@ -88,3 +88,60 @@ def test_max_features_truncation_is_counted_and_logged_once(
     warnings = [r for r in caplog.records if "max_features=3" in r.getMessage()]
     assert len(warnings) == 1
     assert "wide" in warnings[0].getMessage()
+
+
+def _object_frame(dicts: list[dict[str, Any]], names: list[str], cats: list[str]) -> Any:
+    """The per-value reference path, run directly on the same rows."""
+    from modelmon.extract import _object_block
+
+    rows = [tuple(d.get(n) for n in names) for d in dicts]
+    return _object_block(rows, len(names), [names.index(c) for c in cats])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_columnar_dicts_with_categories_match_the_per_value_rules(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    names = ["a", "b", "c", "k", "z"]
+    cats = ["k", "z"]
+    odd_numbers: list[Any] = [None, float("nan"), float("inf"), "1.5", True, 10**400, 7]
+    odd_categories: list[Any] = [None, float("nan"), 3, b"x", "v"]
+    dicts = []
+    for i in range(200):
+        d: dict[str, Any] = {
+            "a": float(rng.normal()),
+            "b": int(rng.integers(0, 9)),
+            "c": float(rng.normal()),
+            "k": f"v{rng.integers(0, 4)}",
+            "z": f"w{rng.integers(0, 3)}",
+        }
+        if seed and i % 17 == 0:
+            d["c"] = odd_numbers[i % len(odd_numbers)]
+        if seed == 2 and i % 13 == 0:
+            d["z"] = odd_categories[i % len(odd_categories)]
+        dicts.append(d)
+    frame = features_frame([input_chunk(dicts)], FeatureSchema(names, cats))
+    values, missing, invalid, categorical = _object_frame(dicts, names, cats)
+    np.testing.assert_array_equal(frame.numeric, values)
+    np.testing.assert_array_equal(frame.missing, missing)
+    np.testing.assert_array_equal(frame.invalid, invalid)
+    assert set(frame.categorical) == set(categorical)
+    for j, col in categorical.items():
+        assert frame.categorical[j].tolist() == col.tolist()
+
+
+def test_category_bins_by_lookup_match_the_sorted_search() -> None:
+    from modelmon.profile import ReferenceProfile
+
+    rng = np.random.default_rng(0)
+    data = [{"k": f"v{rng.integers(0, 30)}"} for _ in range(2000)]
+    feature = ReferenceProfile.from_data(data, categorical=["k"], max_categories=10).features["k"]
+    values = np.array([f"v{i}" for i in range(40)] + [None, "", "__other__"], dtype=object)
+    got = feature.bin_index(values)
+    # The same values as a str-typed array take the general (sorted search) path.
+    mixed = np.array([*values.tolist(), 5], dtype=object)
+    want = feature.bin_index(mixed)[:-1]
+    np.testing.assert_array_equal(got, want)
+    assert got[-3] == -1  # None is missing
+    known = {c: i for i, c in enumerate(feature.categories[:-1])}
+    for v, b in zip(values[:40], got[:40], strict=True):
+        assert b == known.get(v, len(feature.categories) - 1)

@@ -234,19 +234,6 @@ class FeatureSchema:
             return [tuple(r[i] if i >= 0 else None for i in order) for r in chunk.payload]
         return list(chunk.payload)
 
-    def dict_columns(self, dicts: Sequence[Any]) -> list[list[Any]] | None:
-        """The exported features' columns of a list of dicts (one C-level pass per
-        feature, no row tuples), or None when some dict lacks a key or is no dict."""
-        getters = self._column_getters
-        try:
-            return [list(map(g, dicts)) for g in getters]
-        except (KeyError, TypeError, IndexError):
-            return None
-
-    @functools.cached_property
-    def _column_getters(self) -> list[Callable[[Any], Any]]:
-        return [operator.itemgetter(name) for name in self.names or ()]
-
     def width_excess(self, chunk: Chunk) -> int:
         """Values in the chunk that belong to no exported feature."""
         if chunk.kind == "empty" or self.all_names is None:
@@ -338,10 +325,6 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         packed = _pack_dicts(chunk.payload, schema._getter, width)
         if packed is not None:
             return _numeric_block(packed)
-    if chunk.kind == "dicts" and cat_cols:
-        columns = schema.dict_columns(chunk.payload)
-        if columns is not None:
-            return _columnar_block(columns, chunk.n_rows, cat_cols)
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
     if not cat_cols and rows:
         arr = _try_numeric(rows, width)

@@ -40,10 +40,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## make test: lint, type check and the whole test suite (with the docstring examples)
+## make test: lint, type check, the whole test suite (with the docstring examples), bench-quick
 test: lint typecheck
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python benchmarks/run.py --quick
 
 grafana: $(STAMP)
 	$(BIN)/modelmon grafana export grafana

@@ -67,7 +67,7 @@ def _num(x: float) -> str:
         return f"{x:.0f}"
     if abs(x) >= 10:
         return f"{x:.1f}"
-    if abs(x) >= 1:
+    if abs(x) >= 0.01:
         return f"{x:.2f}"
     return f"{x:.3g}"
 

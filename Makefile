@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test lint typecheck unit integration bench bench-quick grafana clean
+.PHONY: venv dev demo test lint typecheck docs unit integration bench bench-quick grafana clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## make docs: the manual in docs/, built by MkDocs in strict mode (a broken link fails)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -40,8 +44,8 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## make test: lint, type check, the whole test suite (with the docstring examples), bench-quick
-test: lint typecheck
+## make test: lint, type check, docs, the whole test suite (with the docstring examples), bench-quick
+test: lint typecheck docs
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 	$(BIN)/python benchmarks/run.py --quick

@@ -1,4 +1,4 @@
-"""Bulk sketching: a 1,000,000 x 20 float batch into modelmon's drift sketches, against whylogs.
+"""Bulk sketching: a 300,000 x 20 float batch into modelmon's drift sketches, against whylogs.
 
     benchmarks/.venv-peers/bin/python benchmarks/bulk_sketch.py [--rounds 5] [--quick]
 
@@ -31,7 +31,7 @@ COLS = 20
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--rows", type=int, default=300_000)
     args = p.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     rows = 20_000 if args.quick else args.rows

@@ -95,7 +95,7 @@ def render(docs: list[dict[str, Any]]) -> str:
         " Do not edit: every figure here comes from those files. -->",
         "",
         "Every figure on this page was written by `make bench` from the JSON results kept in",
-        "[`benchmarks/results/`](../benchmarks/results/); none is typed by hand. Re-run it with",
+        "`benchmarks/results/` of the repository; none is typed by hand. Re-run it with",
         "`make bench` (installs the peers into `benchmarks/.venv-peers`, runs every script,",
         "rewrites this page) or a single script with the command given in its section.",
         "",

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(*args.worker)
     rounds = 1 if args.quick else args.rounds
     calls = 300 if args.quick else 3000
-    scrapes = 2 if args.quick else 10
+    scrapes = 2 if args.quick else 6
     report = Report(
         "scrape.py", "Scrape CPU time and series count", "python benchmarks/scrape.py", rounds
     )

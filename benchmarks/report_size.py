@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/report_size.py
 
 For 10, 30 and 100 numeric features (and the breast-cancer model of docs/report.md, 30
-features and 4 outputs): bytes of ``Monitor.report()`` raw and gzipped, and the process
-CPU time to render it (median [range] over 5 rounds; the monitor has folded 5,000 rows,
-so rendering is what is timed). The size is deterministic; the time is machine noise-prone.
+features and 4 outputs): bytes of ``Monitor.report()`` raw and gzipped (deterministic:
+the figures in docs/report.md), and, for information only, the process CPU time to
+render it (median [range] over 5 rounds; no peer, so not a published figure). Not part
+of ``benchmarks/run.py``: it compares nothing.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def predict(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _add_feedback_and_metrics(app: FastAPI) -> None:
-    monitor = predict_proba.monitor  # type: ignore[attr-defined]
+    monitor = predict_proba.monitor
     try:
         from modelmon.integrations import fastapi as mm_fastapi
     except ImportError:  # the integration is optional: plain routes do the same

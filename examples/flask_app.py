@@ -64,7 +64,7 @@ def predict_progression(rows: list[dict[str, float]]) -> np.ndarray:
 
 
 app = Flask(__name__)
-monitor: modelmon.Monitor = predict_progression.monitor  # type: ignore[attr-defined]
+monitor: modelmon.Monitor = predict_progression.monitor
 
 
 @app.post("/predict")

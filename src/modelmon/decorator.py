@@ -21,15 +21,32 @@ import functools
 import inspect
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import wrapt
 
+from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
 from .monitor import ConfidenceArg, Monitor, Task
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = [
+    "PREDICT_METHODS",
+    "MonitorDecorator",
+    "MonitorExtraOptions",
+    "MonitorOptions",
+    "Monitored",
+    "instrument",
+    "monitored",
+    "uninstrument",
+    "wrap",
+]
 
 PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
 
@@ -128,7 +145,7 @@ class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return self._self_monitor
 
 
-def wrap(monitor: Monitor, fn: F) -> F:
+def wrap(monitor: Monitor, fn: Callable[P, R]) -> Monitored[P, R]:
     """Wrap ``fn`` for ``monitor``; signature, docstring and ``__wrapped__`` are kept."""
     target = getattr(fn, "__func__", fn)
     if not callable(target):
@@ -148,12 +165,12 @@ def wrap(monitor: Monitor, fn: F) -> F:
         make = wrapper_factory(monitor.trace, is_coro)
     if _is_plain_function(fn):
         if monitor.trace is None and not is_coro and monitor.features_fn is None:
-            return cast(F, _plain_sync(monitor, fn))
-        return cast(F, _plain(fn, make(monitor), is_coro, monitor))
+            return cast("Monitored[P, R]", _plain_sync(monitor, fn))
+        return cast("Monitored[P, R]", _plain(fn, make(monitor), is_coro, monitor))
     wrapper = make(monitor)
     wrapped = MonitoredFunction(fn, wrapper)
     wrapped._self_monitor = monitor
-    return cast(F, wrapped)
+    return cast("Monitored[P, R]", wrapped)
 
 
 def _is_plain_function(fn: Any) -> bool:
@@ -245,12 +262,14 @@ def monitored(
     task: Task | None = None,
     registry: Any = None,
     namespace: str = "modelmon",
-    **options: Any,
-) -> Callable[[F], F]:
+    **options: Unpack[MonitorExtraOptions],
+) -> MonitorDecorator:
     """Decorator factory: monitor every call of the decorated predict function.
 
-    The wrapped function exposes its :class:`Monitor` as ``.monitor``. Extra keyword
-    options are passed to :class:`Monitor` (e.g. ``strict=True``, ``buffer_size``).
+    The wrapped function is typed :class:`~modelmon.Monitored`: the same parameters
+    and return type, plus ``.monitor`` (its :class:`Monitor`). Further keyword options
+    go to :class:`Monitor` (``strict=True``, ``buffer_size=...``; typed by
+    :class:`~modelmon.MonitorExtraOptions`, so a misspelt one is a type error).
 
     >>> import modelmon
     >>> @modelmon.monitored(model="m", version="1", registry=False)
@@ -280,7 +299,7 @@ def instrument(
     model: str,
     version: str,
     methods: Sequence[str] = PREDICT_METHODS,
-    **options: Any,
+    **options: Unpack[MonitorOptions],
 ) -> Monitor:
     """Wrap an estimator's predict methods in place (scikit-learn style); returns the monitor.
 

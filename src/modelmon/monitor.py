@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 
@@ -51,7 +51,11 @@ from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from ._signatures import Monitored
+
+P = ParamSpec("P")
+R = TypeVar("R")
 Task = Literal["classification", "regression"]
 ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 
@@ -268,8 +272,11 @@ class Monitor:
         return max(started - finished, 0)
 
     # --- wrapping -----------------------------------------------------------------------
-    def wrap(self, fn: F) -> F:
-        """Wrap ``fn`` (function, coroutine function, method, classmethod, staticmethod)."""
+    def wrap(self, fn: Callable[P, R]) -> Monitored[P, R]:
+        """Wrap ``fn`` (function, coroutine function, method, classmethod, staticmethod).
+
+        Typed like ``fn`` plus ``.monitor`` (see :class:`~modelmon.Monitored`).
+        """
         from .decorator import wrap
 
         return wrap(self, fn)

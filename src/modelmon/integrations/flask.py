@@ -1,8 +1,10 @@
 """Flask in one line: HTTP metrics by URL rule, ``X-Prediction-Id`` and ``/metrics``.
 
-``instrument`` wraps ``app.wsgi_app`` and adds one ``before_request`` hook, both undone
-by ``uninstrument()``: nothing is added to the URL map (the middleware answers
-``metrics_path`` itself).
+``instrument`` wraps ``app.wsgi_app`` and adds a ``before_request`` and an
+``after_request`` hook, all undone by ``uninstrument()``: nothing is added to the URL
+map (the middleware answers ``metrics_path`` itself). A non-streamed response is
+counted when the view returns it, so ``app.test_client().get(...)`` is counted even if
+the test never reads the body; a streamed one at its last byte or ``close()``.
 
 >>> from flask import Flask
 >>> from prometheus_client import CollectorRegistry
@@ -20,7 +22,7 @@ from typing import Any
 from ..errors import MissingExtraError
 
 try:
-    from flask import Flask, request
+    from flask import Flask, Response, request
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
@@ -29,12 +31,13 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import CollectorRegistry
 
 from .. import names
-from .wsgi import Environ, MetricsMiddleware, RouteResolver
+from .wsgi import BODY_COMPLETE, Environ, MetricsMiddleware, RouteResolver
 
 __all__ = [
     "FlaskInstrumentation",
     "MetricsMiddleware",
     "instrument",
+    "mark_complete_body",
     "remember_url_rule",
     "url_rule_resolver",
 ]
@@ -52,6 +55,21 @@ def remember_url_rule() -> None:
     """
     rule = request.url_rule
     request.environ[ROUTE_KEY] = names.UNMATCHED_ROUTE if rule is None else str(rule.rule)
+
+
+def mark_complete_body(response: Response) -> Response:
+    """An ``after_request`` hook: tell the middleware a non-streamed body is complete.
+
+    Such a response is counted when the app returns it rather than at its last byte
+    (see :mod:`modelmon.integrations.wsgi`), as request-hook exporters count. Error
+    responses (4xx/5xx) are made sequences first: Flask renders ``abort(404)`` and
+    unmatched URLs as a small page behind an iterator.
+    """
+    if not response.is_sequence and response.status_code >= 400:
+        response.make_sequence()
+    if response.is_sequence:
+        request.environ[BODY_COMPLETE] = True
+    return response
 
 
 def url_rule_resolver(app: Flask) -> RouteResolver:
@@ -98,6 +116,9 @@ class FlaskInstrumentation:
         hooks = self.app.before_request_funcs.get(None, [])
         if remember_url_rule in hooks:
             hooks.remove(remember_url_rule)
+        after = self.app.after_request_funcs.get(None, [])
+        if mark_complete_body in after:
+            after.remove(mark_complete_body)
 
 
 def instrument(
@@ -129,5 +150,8 @@ def instrument(
     )
     # First of the app-level hooks: an earlier one may answer and skip the rest.
     app.before_request_funcs.setdefault(None, []).insert(0, remember_url_rule)
+    # after_request hooks run last-registered first: inserted first, this one sees the
+    # response the app really returns.
+    app.after_request_funcs.setdefault(None, []).insert(0, mark_complete_body)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     return FlaskInstrumentation(app, middleware, original, had_own)

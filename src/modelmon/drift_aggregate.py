@@ -24,6 +24,7 @@ profile with :meth:`ReferenceProfile.from_frame`; only later rows are measured.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,15 @@ class _Slot:
         )
 
 
+def _new_slot(
+    feature_bins: int, feature_numeric: int, output_bins: int, output_numeric: int, a: float
+) -> _Slot:
+    """An empty window slot for groups of these sizes."""
+    return _Slot(
+        _GroupSlot(feature_bins, feature_numeric, a), _GroupSlot(output_bins, output_numeric, a)
+    )
+
+
 class DriftAggregate:
     """Reference-binned counts, windowed sketches and drift scores (see the module doc).
 
@@ -233,18 +243,32 @@ class DriftAggregate:
         self.outputs = _Group.of(list(profile.outputs.values()))
         self.cum_features: IntArray = np.zeros(self.features.total_bins, dtype=np.int64)
         self.cum_outputs: IntArray = np.zeros(self.outputs.total_bins, dtype=np.int64)
+        # A factory that does not hold ``self``: no reference cycle, so a dropped monitor's
+        # aggregate is freed at once instead of waiting for the cycle collector.
         self.window: SlidingWindow[_Slot] = SlidingWindow(
-            self._new_slot, _Slot.from_state, self.window_seconds, self.n_slots
+            functools.partial(
+                _new_slot,
+                self.features.total_bins,
+                len(self.features.numeric),
+                self.outputs.total_bins,
+                len(self.outputs.numeric),
+                self.relative_accuracy,
+            ),
+            _Slot.from_state,
+            self.window_seconds,
+            self.n_slots,
         )
         self._column_cache = None
         self._views = {}
         self._label_cache = {}
 
     def _new_slot(self) -> _Slot:
-        a = self.relative_accuracy
-        return _Slot(
-            _GroupSlot(self.features.total_bins, len(self.features.numeric), a),
-            _GroupSlot(self.outputs.total_bins, len(self.outputs.numeric), a),
+        return _new_slot(
+            self.features.total_bins,
+            len(self.features.numeric),
+            self.outputs.total_bins,
+            len(self.outputs.numeric),
+            self.relative_accuracy,
         )
 
     # --- folding -------------------------------------------------------------------

@@ -352,6 +352,17 @@ HTTP_DURATION = MetricSpec(
 )
 HTTP_CATALOGUE: tuple[MetricSpec, ...] = (HTTP_REQUESTS, HTTP_DURATION)
 
+# --- the process's monitors (Prometheus collector); no model/version labels ----------
+MONITORS = MetricSpec(
+    "monitors",
+    "gauge",
+    (),
+    "Live monitors exported by this registry in this process (closed or no longer "
+    "referenced ones are gone).",
+    "modelmon.monitors",
+)
+PROCESS_CATALOGUE: tuple[MetricSpec, ...] = (MONITORS,)
+
 # Default buckets.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -379,7 +390,7 @@ OUTCOME_DELAY_BUCKETS: tuple[float, ...] = (
 
 def by_name(name: str) -> MetricSpec:
     """Look a spec up by its short name (``"requests"``)."""
-    for spec in (*CATALOGUE, *HTTP_CATALOGUE):
+    for spec in (*CATALOGUE, *HTTP_CATALOGUE, *PROCESS_CATALOGUE):
         if spec.name == name:
             return spec
     raise KeyError(name)

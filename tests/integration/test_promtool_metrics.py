@@ -23,9 +23,11 @@ def test_promtool_check_metrics_is_clean() -> None:
     )
     for i in range(10):
         predict(np.full((2, 3), float(i)))
-    modelmon.Monitor("m", "1", registry=registry)  # replaced monitor: no duplicate series
-    modelmon.Monitor("other", "2", registry=registry).observe([[1.0, None]], [3.0])
+    replacing = modelmon.Monitor("m", "1", registry=registry)  # no duplicate series
+    other = modelmon.Monitor("other", "2", registry=registry)
+    other.observe([[1.0, None]], [3.0])
     text = generate_latest(registry)
+    assert replacing.traffic.requests == 0  # both exported while referenced
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )

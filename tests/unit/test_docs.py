@@ -18,7 +18,7 @@ def test_readme_catalogue_is_generated_from_names() -> None:
 
 def test_every_metric_is_in_the_readme() -> None:
     text = README.read_text()
-    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
+    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE, *names.PROCESS_CATALOGUE):
         assert spec.prometheus_name() in text
 
 

@@ -146,17 +146,20 @@ def test_two_monitors_share_a_registry(registry: CollectorRegistry) -> None:
 
 def test_a_new_monitor_replaces_the_same_model_version(registry: CollectorRegistry) -> None:
     Monitor("m", "1", registry=registry).observe([1.0], 1.0)
-    Monitor("m", "1", registry=registry)
+    current = Monitor("m", "1", registry=registry)  # exported while referenced
     assert registry.get_sample_value("modelmon_requests_total", LABELS) == 0
+    assert current.traffic.requests == 0
 
 
 def test_namespace(registry: CollectorRegistry) -> None:
-    Monitor("m", "1", registry=registry, namespace="fraud").observe([1.0], 1.0)
+    mon = Monitor("m", "1", registry=registry, namespace="fraud")
+    mon.observe([1.0], 1.0)
     assert registry.get_sample_value("fraud_requests_total", LABELS) == 1
 
 
 def test_model_info_and_loaded_timestamp(registry: CollectorRegistry) -> None:
-    Monitor("m", "1", registry=registry, task="regression")
+    mon = Monitor("m", "1", registry=registry, task="regression")
+    assert mon.task == "regression"
     assert (
         registry.get_sample_value(
             "modelmon_model_info",

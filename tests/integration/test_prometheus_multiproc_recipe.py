@@ -31,11 +31,11 @@ LABELS = (("model", "recipe"), ("version", "1"))
 
 
 @contextmanager
-def serve(port: int, tmp: Path) -> Iterator[Path]:
+def serve(port: int, tmp: Path, **extra_env: str) -> Iterator[Path]:
     mpdir = tmp / "prometheus_multiproc"
     mpdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "MODELMON_MULTIPROC_DIR"}
-    env.update(PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT))
+    env.update(PROMETHEUS_MULTIPROC_DIR=str(mpdir), PYTHONPATH=str(ROOT), **extra_env)
     argv = [venv_binary("gunicorn"), "-w", "3", "-b", f"127.0.0.1:{port}",
             "-c", "tests/integration/apps/prom_multiproc_conf.py",
             "tests.integration.apps.prom_multiproc_app:wsgi"]  # fmt: skip
@@ -111,3 +111,20 @@ def test_gunicorn_prometheus_multiproc_recipe_plus_one_line(tmp_path: Path) -> N
         assert plain[("app_predictions_total", ())] == n
         assert not any(name.startswith("modelmon_") for name, _ in plain)
         assert list(mpdir.glob("*.db")) and list(mpdir.glob("modelmon_*.state"))
+
+
+def test_a_worker_warns_when_the_recipe_never_reads_modelmon(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with serve(port, tmp_path, MODELMON_UNREAD_WARNING_S="1"):
+        deadline = time.monotonic() + 30
+        i = 0
+        while "no scrape has read modelmon" not in log.read_text() and time.monotonic() < deadline:
+            url = f"http://127.0.0.1:{port}/predict"
+            assert requests.post(url, json={"x": float(i)}, timeout=10).status_code == 200
+            assert ("app_predictions_total", ()) in scrape(port, plain=True)  # the recipe alone
+            i += 1
+            time.sleep(0.1)
+    text = log.read_text()
+    assert "modelmon.multiprocess.MultiprocessCollector(registry)" in text, text[-3000:]
+    assert "PROMETHEUS_MULTIPROC_DIR=" in text

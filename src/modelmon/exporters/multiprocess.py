@@ -877,6 +877,14 @@ class MultiprocessCollector:
 
 SCRAPED_NAME = "modelmon_scraped"
 UNREAD_WARNING_S = 60.0
+UNREAD_WARNING_ENV = "MODELMON_UNREAD_WARNING_S"  # overrides UNREAD_WARNING_S (seconds)
+
+
+def _unread_warning_s() -> float:
+    try:
+        return float(os.environ.get(UNREAD_WARNING_ENV, UNREAD_WARNING_S))
+    except ValueError:
+        return UNREAD_WARNING_S
 
 
 def mark_scraped(path: str) -> None:
@@ -893,7 +901,8 @@ class _UnreadCheck:
 
     The sign: ``PROMETHEUS_MULTIPROC_DIR`` names the directory, prometheus-client's own
     ``*.db`` files are in it (its multiprocess mode is in use), this process has been
-    writing modelmon's state for :data:`UNREAD_WARNING_S`, and no scrape has ever read
+    writing modelmon's state for :data:`UNREAD_WARNING_S` (or ``MODELMON_UNREAD_WARNING_S``
+    seconds), and no scrape has ever read
     modelmon's series from the directory (:func:`mark_scraped` leaves a file).
     """
 
@@ -910,7 +919,7 @@ class _UnreadCheck:
             return False
         if self.since is None:
             self.since = now
-        if now - self.since < UNREAD_WARNING_S:
+        if now - self.since < _unread_warning_s():
             return False
         try:
             listing = os.listdir(path)

@@ -65,10 +65,13 @@ def mark_complete_body(response: Response) -> Response:
     responses (4xx/5xx) are made sequences first: Flask renders ``abort(404)`` and
     unmatched URLs as a small page behind an iterator.
     """
-    if not response.is_sequence and response.status_code >= 400:
-        response.make_sequence()
-    if response.is_sequence:
-        request.environ[BODY_COMPLETE] = True
+    try:
+        if not response.is_sequence and response.status_code >= 400:
+            response.make_sequence()
+        if response.is_sequence:
+            request.environ[BODY_COMPLETE] = True
+    except Exception:  # never break a response over metrics: the last-byte rule applies
+        request.environ.pop(BODY_COMPLETE, None)
     return response
 
 

@@ -193,3 +193,13 @@ def _mypy(cwd: Path, *files: Path) -> str:
         check=False,
     )
     return result.stdout.replace(str(cwd) + "/", "")
+
+
+def test_the_examples_pass_mypy_strict_without_type_ignore(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    examples = sorted((ROOT / "examples").glob("*.py"))
+    assert examples
+    for path in examples:
+        assert "type: ignore" not in path.read_text(encoding="utf-8"), path.name
+    report = _mypy(tmp_path, *examples)
+    assert f"Success: no issues found in {len(examples)} source files" in report, report

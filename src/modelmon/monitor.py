@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import operator
@@ -30,6 +31,7 @@ from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health
+from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
@@ -46,6 +48,7 @@ from .extract import (
     output_rows,
     outputs_frame,
 )
+from .id_scheme import IdScheme
 from .outcome_store import open_store
 from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
@@ -58,6 +61,7 @@ ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
+MINT_TIMES_KEPT = 4096  # calls whose id time is remembered (ids read twice stay equal)
 _SDK_VERSION = "0.1.0"
 
 
@@ -130,6 +134,8 @@ class Monitor:
         positive_class: Any = None,
         concept_detector: str = "adwin",
         trace: Literal["attributes", "span"] | None = None,
+        id_key: str | bytes | None = None,
+        outcome_range: tuple[float, float] | None = None,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.version = _check_label_value("version", version)
@@ -171,6 +177,14 @@ class Monitor:
         self.trained_at = trained_at
         self.window_seconds = float(window_seconds)
 
+        key = resolve_key(id_key)
+        self.id_key_configured = key is not None
+        self.ids = IdScheme(
+            key if key is not None else PROCESS_KEY,
+            (namespace, self.model, self.version),
+            self.classes,
+            max_classes=max_classes,
+        )
         self.reference = _load_reference(reference)
         self.profile = self.reference if not isinstance(self.reference, str) else None
         schema_names = feature_names
@@ -201,6 +215,7 @@ class Monitor:
             max_classes=max_classes,
             positive_class=positive_class,
             concept_detector=concept_detector,
+            outcome_range=outcome_range,
         )
 
         # The records' fields, flat: a record is extended into the buffer, not appended,
@@ -211,11 +226,12 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        self._has_caller_ids = False
+        self._mint_times: dict[int, float] = {}
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
         self._folded = 0
-        self._reseed_ids()
         FOLDER.ensure_started()
         _registry.register(self)
 
@@ -249,6 +265,8 @@ class Monitor:
             positive_class=options["positive_class"],
             window_seconds=self.window_seconds,
             detector=options["concept_detector"],
+            ids=self.ids,
+            target_range=options["outcome_range"],
         )
         self.aggregates["outcomes"] = self.outcomes
 
@@ -294,6 +312,7 @@ class Monitor:
         seq: int | str = self._started_n()
         if prediction_id is not None:
             seq = str(prediction_id)
+            self._has_caller_ids = True
         record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:
@@ -301,16 +320,80 @@ class Monitor:
             scope = get_scope()
             if scope is not None:
                 scope.append(record)
-        return self.format_id(seq)
+        return self.call_id(record)
 
+    # --- prediction ids -----------------------------------------------------------------
     def format_id(self, seq: int | str) -> str:
-        """The prediction id of call number ``seq`` (caller-supplied ids are kept)."""
-        return seq if isinstance(seq, str) else f"{self._id_prefix}{seq:x}"
+        """The short reference of call ``seq`` for exemplars and traces (not a label id).
+
+        Caller-supplied ids are kept as given. The reference cannot be used to post a
+        label: labels need the authenticated id (:meth:`call_id`, :meth:`row_ids`).
+        """
+        return seq if isinstance(seq, str) else self.ids.ref(seq)
+
+    @property
+    def _id_prefix(self) -> str:
+        return f"{self.ids.prefix:08x}"
 
     def _reseed_ids(self) -> None:
         # A random prefix per monitor and process: ids never collide across monitors,
         # replicas, or the workers a pre-forking server makes.
-        self._id_prefix = os.urandom(4).hex()
+        self.ids.reseed()
+
+    def call_id(self, record: Record) -> str:
+        """The id of one call: its row's id for a single row, else the batch call's id.
+
+        A batch call's id is refused as a label (``batch_id``): label the rows with
+        :meth:`row_ids`. Never raises (an unusable output gives an id that scores nothing).
+        """
+        seq = record[5]
+        if isinstance(seq, str):
+            return seq
+        try:
+            output = self._output_of(record[1], record[2])
+            n = output_rows(output) if output is not None else 0
+            if n != 1:
+                return self.ids.mint_call(seq, n, self._minted_at(seq))
+            return self._mint_rows(seq, output)[0]
+        except Exception as exc:
+            self.health.error("prediction_id", exc)
+            return self.ids.mint_call(seq, 0, self._minted_at(seq))
+
+    def row_ids(self, record: Record) -> list[str]:
+        """The ids of a call's rows, in row order (the ids to post labels with)."""
+        seq = record[5]
+        if isinstance(seq, str):
+            return row_ids(seq, output_rows(record[2]))
+        try:
+            output = self._output_of(record[1], record[2])
+            n = output_rows(output) if output is not None else 0
+            if n == 0:
+                return []
+            ids = self._mint_rows(seq, output)
+            if len(ids) == n:
+                return ids
+        except Exception as exc:
+            self.health.error("prediction_id", exc)
+            n = 1
+        now = self._minted_at(seq)
+        return [self.ids.mint_call(seq, 0, now) for _ in range(n)]
+
+    def _mint_rows(self, seq: int, output: Any) -> list[str]:
+        frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
+        task = self.task or self.outcomes.task
+        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq))
+
+    def _minted_at(self, seq: int) -> float:
+        """The prediction time put in call ``seq``'s ids: fixed when first read, so the
+        response header and ``last_prediction_id()`` give the same string."""
+        times = self._mint_times
+        at = times.get(seq)
+        if at is None:
+            at = times[seq] = time.time()
+            if len(times) > MINT_TIMES_KEPT:
+                with contextlib.suppress(KeyError, RuntimeError):
+                    del times[next(iter(times))]
+        return at
 
     def _append(self, record: Record) -> None:
         self._buffer.extend(record)
@@ -499,23 +582,31 @@ class Monitor:
         return frame if frame.n_rows == n_rows else None
 
     # --- ground truth -------------------------------------------------------------------
-    def record_outcome(self, prediction_id: str, actual: Any) -> None:
-        """Feed back the true label (or value) of a prediction; never raises unless strict."""
-        self.record_outcomes([prediction_id], [actual])
+    def record_outcome(self, prediction_id: str, actual: Any) -> str:
+        """Feed back the true label (or value) of a prediction; returns its status.
 
-    def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> None:
-        """Batch form of :meth:`record_outcome` (ids and actuals in the same order)."""
+        The status is ``"matched"`` or why the label was not scored (``invalid_id``,
+        ``batch_id``, ``other_model``, ``expired``, ``duplicate``, ``unknown``,
+        ``invalid``); each is counted in ``modelmon_outcomes_unmatched_total``. Never
+        raises unless ``strict=True``.
+        """
+        return self.record_outcomes([prediction_id], [actual])[0]
+
+    def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> list[str]:
+        """Batch form of :meth:`record_outcome`; returns one status per id, in order."""
         try:
-            self.fold()
-            with self._fold_lock:
-                self.outcomes.record(
-                    list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
-                )
+            if self._has_caller_ids:
+                self.fold()  # caller-supplied ids are kept by the fold: make them findable
+            statuses = self.outcomes.record_detailed(
+                list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
+            )
             self._after_fold()
+            return statuses
         except OutcomeError:
             raise  # strict mode only: the bad outcomes are already counted
         except Exception as exc:
             self.health.error("record_outcome", exc)
+            return ["unknown"] * len(prediction_ids)
 
     # --- reading ------------------------------------------------------------------------
     def render_context(self, now: float | None = None) -> RenderContext:

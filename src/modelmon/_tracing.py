@@ -151,19 +151,25 @@ def sync_wrapper(
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if in_call():  # nested in a call of the same monitor: the outer call counts
+            return wrapped(*args, **kwargs)
         with open_span() as span:
             seq = _traced_seq(started(), span)
+            token = enter(True)
             t0 = perf_counter()
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
+                leave(token)
                 extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
+            leave(token)
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
             extend(record)
             set_last(record)
@@ -188,19 +194,25 @@ def async_wrapper(
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if in_call():  # nested in a call of the same monitor: the outer call counts
+            return await wrapped(*args, **kwargs)
         with open_span() as span:
             seq = _traced_seq(started(), span)
+            token = enter(True)
             t0 = perf_counter()
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
+                leave(token)
                 extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
+            leave(token)
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
             extend(record)
             set_last(record)

@@ -46,17 +46,23 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     started = monitor._started_n
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if in_call():  # nested in a call of the same monitor: the outer call counts
+            return wrapped(*args, **kwargs)
+        token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
+            leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -81,18 +87,24 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     started = monitor._started_n
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         # Runs when the coroutine is awaited: the timer covers the awaited execution.
+        if in_call():  # nested in a call of the same monitor: the outer call counts
+            return await wrapped(*args, **kwargs)
+        token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
+            leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -181,16 +193,22 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
 
     @functools.wraps(fn)
     def monitored_function(*args: Any, **kwargs: Any) -> Any:
+        if in_call():  # nested in a call of the same monitor: the outer call counts
+            return fn(*args, **kwargs)
+        token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
+            leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if args

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -227,6 +228,9 @@ class Monitor:
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
         self._has_caller_ids = False
+        # Set while a wrapped call of this monitor runs in this thread / async context:
+        # nested calls (predict calling predict_proba) count once, as the outer call.
+        self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
         self._mint_times: dict[int, float] = {}
         self._started = itertools.count(1)
         self._started_n = self._started.__next__

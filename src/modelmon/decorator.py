@@ -27,7 +27,7 @@ import wrapt
 
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
-from .monitor import ConfidenceArg, Monitor, Task
+from .monitor import ConfidenceArg, Monitor, Task, live_monitor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -276,10 +276,12 @@ def monitored(
     ...     return 1.0
     >>> predict.monitor.model
     'm'
+
+    Two functions decorated with the same model, version and arguments (two endpoints
+    of one model) share one :class:`Monitor`: their calls add up. The same model and
+    version with other arguments raise :class:`~modelmon.errors.ConfigurationError`.
     """
-    monitor = Monitor(
-        model,
-        version,
+    config = dict(
         reference=reference,
         feature_names=feature_names,
         features=features,
@@ -290,7 +292,40 @@ def monitored(
         namespace=namespace,
         **options,
     )
-    return monitor.wrap
+    return _shared_monitor(model, version, config).wrap
+
+
+def _shared_monitor(model: str, version: str, config: dict[str, Any]) -> Monitor:
+    """The live monitor of this model version when made with the same arguments, else a new one."""
+    existing = live_monitor(config.get("registry"), config["namespace"], model, version)
+    if existing is not None:
+        if _same_config(getattr(existing, "_decorator_config", None), config):
+            return existing
+        raise ConfigurationError(
+            f"model={model!r} version={version!r} is already monitored in this registry with "
+            "other arguments; decorate both functions with the same arguments (they then share "
+            "one monitor and add up), or wrap the second with the first's monitor: "
+            "first_function.monitor.wrap(second_function)"
+        )
+    monitor = Monitor(model, version, **config)
+    monitor._decorator_config = config  # type: ignore[attr-defined]
+    return monitor
+
+
+def _same_config(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Equal arguments: plain values by ``==``, objects (profiles, callables) by identity."""
+    if a is None or a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if x is y:
+            continue
+        try:
+            if not isinstance(x, (str, int, float, bool, list, tuple)) or not bool(x == y):
+                return False
+        except Exception:  # e.g. arrays compared element-wise
+            return False
+    return True
 
 
 def instrument(
@@ -312,7 +347,8 @@ def instrument(
         )
     if "classes" not in options and getattr(estimator, "classes_", None) is not None:
         options["classes"] = list(estimator.classes_)
-    monitor = Monitor(model, version, **options)
+    options.setdefault("namespace", "modelmon")
+    monitor = _shared_monitor(model, version, options)
     for name in present:
         setattr(estimator, name, monitor.wrap(getattr(estimator, name)))
     estimator.__dict__.setdefault("_modelmon_methods", present)

@@ -9,9 +9,10 @@ process has seen predicted (such an id scores only in the process that minted it
 configure ``classes=`` for string labels in a fleet).
 
 The class set labels are checked against is the configured one, else the classes the
-model has predicted (seen in this process's folds or in authenticated ids), capped at
-``max_classes``: an ``actual`` outside it is refused (``invalid``), so junk labels never
-take class slots.
+model has predicted (seen in this process's folds or in authenticated ids, and the
+columns of its probability outputs), capped at ``max_classes``, plus the integer labels
+``0 .. max_classes - 1``: an ``actual`` outside it is refused (``invalid``), so junk
+labels never take class slots.
 
 >>> scheme = IdScheme(b"k" * 32, ("modelmon", "m", "1"), None, max_classes=20)
 >>> from modelmon.batch import OutputFrame
@@ -113,7 +114,12 @@ class IdScheme:
         """Whether an actual label belongs to the class set (configured, else predicted)."""
         if self.classes is not None:
             return label in self._class_index
-        return label in self._learned_index or label == names.POOLED
+        if label in self._learned_index or label == names.POOLED:
+            return True
+        # The scikit-learn convention 0..k-1: a class the model has not predicted yet
+        # (a binary model that only said "1" so far) may still be the truth. At most
+        # max_classes such labels exist, so they never push real classes into the pool.
+        return _is_int_code(label) and int(label) < self.max_classes
 
     # --- minting --------------------------------------------------------------------------
     def mint_call(self, seq: int, n_rows: int, now: float) -> str:
@@ -135,6 +141,8 @@ class IdScheme:
                 for i, v in enumerate(values.tolist())
             ]
         labels = frame.labels.tolist()
+        if frame.classes is not None:
+            self.learn(frame.classes)
         self.learn(labels)
         proba = None
         if frame.probabilities is not None and frame.probabilities.shape[1] == 2:

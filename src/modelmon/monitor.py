@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, overload
@@ -236,6 +237,7 @@ class Monitor:
         self._started_n = self._started.__next__
         self._reads = 0
         self._folded = 0
+        self._identity = _claim_identity(self)
         FOLDER.ensure_started()
         _registry.register(self)
 
@@ -698,6 +700,7 @@ class Monitor:
         started = self._started_n()
         self._reads = 1
         self._folded = started - 1  # the parent's in-flight calls do not exist here
+        old_outcomes = self.outcomes
         for name, aggregate in list(self.aggregates.items()):
             try:
                 replacement = fresh(aggregate)
@@ -708,6 +711,10 @@ class Monitor:
             for attr in ("traffic", "inputs", "drift", "outcomes"):
                 if getattr(self, attr, None) is aggregate:
                     setattr(self, attr, replacement)
+        if self.outcomes is not old_outcomes and getattr(self.outcomes, "ids", None) is None:
+            # The fresh aggregate scores this monitor's ids (same key, classes, range).
+            self.outcomes.ids = self.ids
+            self.outcomes.target_range = old_outcomes.target_range
         self.health.reset()
 
     def close(self) -> None:
@@ -716,6 +723,7 @@ class Monitor:
         for hook in _CLOSE_HOOKS:
             hook(self)
         _registry.unregister(self)
+        _release_identity(self)
         self.outcomes.store.close()
 
     def __repr__(self) -> str:
@@ -760,6 +768,54 @@ class CallIds(Sequence[str]):
         if isinstance(i, slice):
             return [self._monitor.format_id(s) for s in self._seqs[i]]
         return self._monitor.format_id(self._seqs[i])
+
+
+# --- one monitor per model version and registry -------------------------------------------
+_Identity = tuple[int, str, str, str]
+_live: weakref.WeakValueDictionary[_Identity, Monitor] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+def _identity_key(registry: Any, namespace: str, model: str, version: str) -> _Identity | None:
+    if registry is False:
+        return None  # exported nowhere: nothing can be lost
+    return (id(registry), namespace, model, version)
+
+
+def live_monitor(registry: Any, namespace: str, model: str, version: str) -> Monitor | None:
+    """The open monitor of this model version in ``registry`` (None: the global one)."""
+    key = _identity_key(registry, namespace, model, version)
+    if key is None:
+        return None
+    with _live_lock:
+        return _live.get(key)
+
+
+def _claim_identity(monitor: Monitor) -> Any:
+    key = _identity_key(monitor.registry, monitor.namespace, monitor.model, monitor.version)
+    if key is None:
+        return None
+    with _live_lock:
+        existing = _live.get(key)
+        if existing is not None and existing is not monitor:
+            raise ConfigurationError(
+                f"model={monitor.model!r} version={monitor.version!r} is already monitored in "
+                "this registry; a second Monitor would hide the first one's calls. Wrap the "
+                "other function with the same monitor (existing_monitor.wrap(fn), or "
+                "@modelmon.monitored with the same arguments, which shares it), or call "
+                "existing_monitor.close() first to replace it"
+            )
+        _live[key] = monitor
+    return key
+
+
+def _release_identity(monitor: Monitor) -> None:
+    key = getattr(monitor, "_identity", None)
+    if key is None:
+        return
+    with _live_lock:
+        if _live.get(key) is monitor:
+            del _live[key]
 
 
 _AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []

@@ -306,8 +306,11 @@ class OutcomeAggregate:
         with self._lock:
             if self.task is None:
                 self.task = _infer_task(frame)
-        if self.ids is not None and frame.labels is not None and self.task == "classification":
-            self.ids.learn(np.unique(frame.labels[frame.labels != None]).tolist())  # noqa: E711
+        if self.ids is not None and self.task == "classification":
+            if frame.classes is not None:
+                self.ids.learn(frame.classes)
+            if frame.labels is not None:
+                self.ids.learn(np.unique(frame.labels[frame.labels != None]).tolist())  # noqa: E711
         seqs = batch.seqs if batch.seqs is not None else [None] * batch.n_calls
         if any(isinstance(s, str) for s in seqs) or batch.seqs is None:
             self._keep_caller_rows(batch, frame)

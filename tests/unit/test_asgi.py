@@ -406,7 +406,8 @@ def test_feedback_router_records_outcomes(
         "/feedback",
         json=[{"prediction_id": ids[1], "actual": 0}, {"prediction_id": ids[2], "actual": 1}],
     )
-    assert many.status_code == 202 and many.json() == {"accepted": 2}
+    assert many.status_code == 202 and many.json()["accepted"] == 2
+    assert [r["status"] for r in many.json()["results"]] == ["matched", "matched"]
     assert client.post("/feedback", json={"actual": 1}).status_code == 422
     s = scrape(registry)
     base = (("model", "m"), ("version", "1"))

@@ -1,0 +1,177 @@
+"""Authenticated prediction ids: what they carry, and that only intact ids of our key score."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
+
+import modelmon
+from modelmon import Monitor
+from modelmon._internal.ids import IdCodec, PredictionKey, fingerprint, resolve_key
+from modelmon.errors import ConfigurationError
+
+KEY = "k" * 32
+CODEC = IdCodec(KEY.encode(), fingerprint(("modelmon", "m", "1"), None))
+
+
+def test_every_kind_fits_in_64_url_safe_characters_and_round_trips() -> None:
+    key = PredictionKey(0xFFFFFFFF, 2**32 - 1, 2**32 - 1)
+    tokens = {
+        "call": CODEC.mint(key, 1.7e9, n_rows=5),
+        "class": CODEC.mint(key, 1.7e9, code=3),
+        "binary": CODEC.mint(key, 1.7e9, code=1, proba=0.8125),
+        "value": CODEC.mint(key, 1.7e9, value=-3.25),
+        "local": CODEC.mint(key, 1.7e9, code=7, local=True),
+    }
+    for token in tokens.values():
+        assert token.startswith("~") and len(token) <= 64
+        assert set(token[1:]) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        )
+    assert CODEC.verify(tokens["call"]).n_rows == 5
+    assert CODEC.verify(tokens["class"]).code == 3
+    binary = CODEC.verify(tokens["binary"])
+    assert (binary.code, binary.proba) == (1, 0.8125)
+    assert CODEC.verify(tokens["value"]).value == -3.25
+    decoded = CODEC.verify(tokens["local"])
+    assert decoded.key == key and decoded.predicted_at == 1.7e9
+
+
+def test_bit_flips_other_key_truncation_and_other_model_are_refused() -> None:
+    token = CODEC.mint(PredictionKey(1, 2, 0), 1.7e9, code=1, proba=0.25)
+    raw = base64.urlsafe_b64decode(token[1:] + "=" * (-len(token[1:]) % 4))
+    for byte in range(len(raw)):
+        for bit in range(8):
+            flipped = bytearray(raw)
+            flipped[byte] ^= 1 << bit
+            forged = "~" + base64.urlsafe_b64encode(bytes(flipped)).rstrip(b"=").decode()
+            assert CODEC.verify(forged).reason == "invalid_id", (byte, bit)
+    for cut in range(1, len(token)):
+        assert CODEC.verify(token[:cut]).reason == "invalid_id"
+    other_key = IdCodec(b"x" * 32, fingerprint(("modelmon", "m", "1"), None))
+    assert other_key.verify(token).reason == "invalid_id"
+    other_model = IdCodec(KEY.encode(), fingerprint(("modelmon", "m", "2"), None))
+    assert other_model.verify(token).reason == "other_model"
+    assert CODEC.verify(token + "A").reason == "invalid_id"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=90), st.text(alphabet="~ABCxyz019-_=.", max_size=90)))
+def test_the_parser_never_raises_and_never_accepts_garbage(text: str) -> None:
+    assert CODEC.verify(text).reason is not None
+    mon = _monitor("garbage")
+    assert mon.record_outcome(text, 1) in {"invalid_id", "unknown", "invalid"}
+    mon.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=60))
+def test_random_bytes_after_the_mark_never_verify(data: bytes) -> None:
+    token = "~" + base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    assert CODEC.verify(token).reason == "invalid_id"
+
+
+def test_short_keys_are_a_configuration_error(monkeypatch: Any) -> None:
+    with pytest.raises(ConfigurationError, match="at least 16 bytes"):
+        resolve_key("short")
+    monkeypatch.setenv("MODELMON_ID_KEY", "tiny")
+    with pytest.raises(ConfigurationError, match="MODELMON_ID_KEY"):
+        Monitor("m", "1", registry=False)
+
+
+def _monitor(model: str, **options: Any) -> Monitor:
+    return Monitor(model, "1", registry=False, id_key=KEY, strict=False, **options)
+
+
+def test_another_process_with_the_key_scores_classification_like_sklearn() -> None:
+    """Two monitors stand for two replicas: one predicts, the other scores the labels."""
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=2000).fit(X[::2], y[::2])
+    serving = _monitor("iris")
+    scoring = _monitor("iris")
+    predict = serving.wrap(lambda rows: model.predict(rows))
+    ids: list[str] = []
+    predicted: list[int] = []
+    for start in range(0, 150, 10):
+        predicted += predict(X[start : start + 10]).tolist()
+        ids += modelmon.last_prediction_ids()
+    assert scoring.record_outcomes(ids, y.tolist()) == ["matched"] * 150
+    perf = scoring.outcomes.performance(time.time())
+    assert perf["accuracy"] == pytest.approx(accuracy_score(y, predicted), abs=1e-12)
+    assert perf["f1"] == pytest.approx(f1_score(y, predicted, average="macro"), abs=1e-12)
+    assert scoring.record_outcomes(ids[:3], y[:3].tolist()) == ["duplicate"] * 3
+    serving.close()
+    scoring.close()
+
+
+def test_another_process_scores_regression_binary_losses_and_delay() -> None:
+    X, y = load_diabetes(return_X_y=True)
+    model = LinearRegression().fit(X, y)
+    serving, scoring = _monitor("diabetes"), _monitor("diabetes")
+    predict = serving.wrap(lambda rows: model.predict(rows))
+    predicted = predict(X[:60])
+    ids = modelmon.last_prediction_ids()
+    assert scoring.record_outcomes(ids, y[:60].tolist()) == ["matched"] * 60
+    out = scoring.outcomes
+    assert out.regression_count == 60
+    assert out.regression_squared / 60 == pytest.approx(mean_squared_error(y[:60], predicted))
+    assert out.regression_absolute / 60 == pytest.approx(mean_absolute_error(y[:60], predicted))
+    assert out.delay.counts.sum() == 60
+    serving.close()
+    scoring.close()
+
+
+def test_without_the_same_key_another_process_refuses_with_invalid_id() -> None:
+    serving = Monitor("nokey", "1", registry=False, id_key="a" * 32)
+    other = Monitor("nokey", "1", registry=False, id_key="b" * 32)
+    serving.observe({"x": 1.0}, 1)
+    token = modelmon.last_prediction_id()
+    assert token is not None
+    assert other.record_outcome(token, 1) == "invalid_id"
+    assert other.outcomes.unmatched["invalid_id"] == 1
+    assert serving.record_outcome(token, 1) == "matched"
+
+
+def test_expired_ids_are_refused_by_their_own_time() -> None:
+    mon = _monitor("ttl", outcome_ttl_seconds=60.0)
+    token = mon.ids.codec.mint(PredictionKey(mon.ids.prefix, 1, 0), 1000.0, value=1.0)
+    assert mon.outcomes.record_detailed([token], [1.0], now=1061.0) == ["expired"]
+    assert mon.outcomes.record_detailed([token], [1.0], now=1059.0) == ["matched"]
+
+
+def test_string_classes_travel_when_configured_and_stay_local_otherwise() -> None:
+    configured = [_monitor("s", classes=["cat", "dog"]), _monitor("s", classes=["cat", "dog"])]
+    configured[0].observe({"x": 1.0}, "dog")
+    token = modelmon.last_prediction_id()
+    assert configured[1].record_outcome(token, "dog") == "matched"  # type: ignore[arg-type]
+    local = [_monitor("t"), _monitor("t")]
+    local[0].observe({"x": 1.0}, "dog")
+    token = modelmon.last_prediction_id()
+    assert local[1].record_outcome(token, "dog") == "unknown"  # type: ignore[arg-type]
+    assert local[0].record_outcome(token, "dog") == "matched"  # type: ignore[arg-type]
+
+
+def test_multiclass_log_loss_is_scored_where_the_probabilities_were_kept() -> None:
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=2000).fit(X, y)
+    mon = _monitor("proba")
+    predict = mon.wrap(lambda rows: model.predict_proba(rows))
+    proba = predict(X[:30])
+    ids = modelmon.last_prediction_ids()
+    mon.fold()
+    assert mon.record_outcomes(ids, [str(v) for v in y[:30]]) == ["matched"] * 30
+    slot = next(iter(mon.outcomes.window.values()))
+    from sklearn.metrics import log_loss
+
+    assert slot.proba_n == 30
+    assert slot.log_loss / 30 == pytest.approx(log_loss(y[:30], proba, labels=[0, 1, 2]))
+    assert np.isfinite(slot.brier)

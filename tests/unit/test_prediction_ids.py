@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import string
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from modelmon._internal.ids import IdCodec, PredictionKey, fingerprint, resolve_
 from modelmon.errors import ConfigurationError
 
 KEY = "k" * 32
+URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 CODEC = IdCodec(KEY.encode(), fingerprint(("modelmon", "m", "1"), None))
 
 

@@ -47,22 +47,27 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if in_call():  # nested in a call of the same monitor: the outer call counts
-            return wrapped(*args, **kwargs)
-        token = enter(True)
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return wrapped(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            leave(token)
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        leave(token)
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -88,23 +93,28 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         # Runs when the coroutine is awaited: the timer covers the awaited execution.
-        if in_call():  # nested in a call of the same monitor: the outer call counts
-            return await wrapped(*args, **kwargs)
-        token = enter(True)
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return await wrapped(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            leave(token)
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        leave(token)
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -151,6 +161,12 @@ def wrap(monitor: Monitor, fn: F) -> F:
             "that produces the whole prediction instead"
         )
     is_coro = _is_coroutine_function(fn)
+    monitor._wrapped_functions += 1
+    if monitor._wrapped_functions >= 2:
+        # Only a monitor wrapping several functions can see one call nested in another
+        # (predict calling predict_proba, an endpoint calling another): from now on every
+        # wrapper of it checks; a single-function monitor pays nothing for the guard.
+        monitor._guarded[0] = True
     make: Callable[[Monitor], Callable[..., Any]]
     if monitor.trace is None:
         make = _async_wrapper if is_coro else _sync_wrapper
@@ -194,21 +210,26 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     started = monitor._started_n
     full = monitor._buffer_full
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     @functools.wraps(fn)
     def monitored_function(*args: Any, **kwargs: Any) -> Any:
-        if in_call():  # nested in a call of the same monitor: the outer call counts
-            return fn(*args, **kwargs)
-        token = enter(True)
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return fn(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            leave(token)
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
-        leave(token)
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if args

@@ -34,7 +34,7 @@ from . import names
 from ._internal import ids as _ids
 from ._internal.ids import DecodedId, IdCodec, PredictionKey
 from .batch import OutputFrame
-from .outcome_store import Prediction
+from .outcome_store import Prediction, class_label
 
 MAX_INT_CODE = 0xFFFE
 MAX_LABEL_CHARS = 256
@@ -132,31 +132,43 @@ class IdScheme:
         n = frame.n_rows
         if task is None:
             task = "classification" if frame.labels is not None else "regression"
-        if task == "regression" or frame.labels is None:
-            values = frame.values
+        values = frame.values
+        if task == "regression":
             if values is None:
                 return [self.mint_call(seq, 0, now) for _ in range(n)]
             return [
                 codec.mint(PredictionKey(prefix, seq, i), now, value=v)
                 for i, v in enumerate(values.tolist())
             ]
-        labels = frame.labels.tolist()
+        if frame.labels is not None:
+            labels: list[object] = frame.labels.tolist()
+        elif values is not None:  # numeric class labels (1.0 is class "1")
+            labels = [class_label(v) for v in values.tolist()]
+        else:
+            return [self.mint_call(seq, 0, now) for _ in range(n)]
         if frame.classes is not None:
             self.learn(frame.classes)
-        self.learn(labels)
         proba = None
         if frame.probabilities is not None and frame.probabilities.shape[1] == 2:
             proba = frame.probabilities[:, 1].tolist()
-        out = []
-        for i, label in enumerate(labels):
-            key = PredictionKey(prefix, seq, i)
-            code, local = self._code(label)
-            if code is None:
-                out.append(codec.mint(key, now, n_rows=0))
-            else:
-                p = proba[i] if proba is not None else None
-                out.append(codec.mint(key, now, code=code, proba=p, local=local))
-        return out
+        return [
+            self.mint_label(seq, i, label, proba[i] if proba is not None else None, now)
+            for i, label in enumerate(labels)
+        ]
+
+    def mint_value(self, seq: int, value: float, now: float) -> str:
+        """The id of a one-row regression call (the fast path for scalar outputs)."""
+        return self.codec.mint(PredictionKey(self.prefix, seq, 0), now, value=value)
+
+    def mint_label(self, seq: int, row: int, label: object, proba: float | None, now: float) -> str:
+        """The id of one classified row (``proba``: the positive-class probability)."""
+        key = PredictionKey(self.prefix, seq, row)
+        if isinstance(label, str):
+            self.learn((label,))
+        code, local = self._code(label)
+        if code is None:
+            return self.codec.mint(key, now, n_rows=0)
+        return self.codec.mint(key, now, code=code, proba=proba, local=local)
 
     def _code(self, label: object) -> tuple[int | None, bool]:
         if not isinstance(label, str):

@@ -51,7 +51,7 @@ from .extract import (
     outputs_frame,
 )
 from .id_scheme import IdScheme
-from .outcome_store import open_store
+from .outcome_store import class_label, open_store
 from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
@@ -63,6 +63,7 @@ ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
+_FAST_SCALARS = frozenset({float, int, bool, str})
 MINT_TIMES_KEPT = 4096  # calls whose id time is remembered (ids read twice stay equal)
 _SDK_VERSION = "0.1.0"
 
@@ -232,6 +233,8 @@ class Monitor:
         # Set while a wrapped call of this monitor runs in this thread / async context:
         # nested calls (predict calling predict_proba) count once, as the outer call.
         self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
+        self._guarded = [False]
+        self._wrapped_functions = 0
         self._mint_times: dict[int, float] = {}
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
@@ -385,8 +388,14 @@ class Monitor:
         return [self.ids.mint_call(seq, 0, now) for _ in range(n)]
 
     def _mint_rows(self, seq: int, output: Any) -> list[str]:
-        frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
         task = self.task or self.outcomes.task
+        kind = type(output)
+        if kind in _FAST_SCALARS:  # one scalar: no numpy round trip
+            now = self._minted_at(seq)
+            if (kind is float and task != "classification") or task == "regression":
+                return [self.ids.mint_value(seq, float(output), now)]
+            return [self.ids.mint_label(seq, 0, class_label(output), None, now)]
+        frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
         return self.ids.mint_rows(seq, frame, task, self._minted_at(seq))
 
     def _minted_at(self, seq: int) -> float:

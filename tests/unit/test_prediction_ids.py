@@ -177,3 +177,30 @@ def test_multiclass_log_loss_is_scored_where_the_probabilities_were_kept() -> No
     assert slot.proba_n == 30
     assert slot.log_loss / 30 == pytest.approx(log_loss(y[:30], proba, labels=[0, 1, 2]))
     assert np.isfinite(slot.brier)
+
+
+@pytest.mark.parametrize(
+    ("task", "output", "actual", "cell"),
+    [
+        ("classification", 1.0, 1, ("1", "1")),
+        ("classification", True, 0, ("0", "1")),
+        ("classification", "dog", "dog", ("dog", "dog")),
+        (None, 3, 3, ("3", "3")),
+    ],
+)
+def test_scalar_outputs_label_like_batches(task: Any, output: Any, actual: Any, cell: Any) -> None:
+    serving, scoring = _monitor("scalar", task=task), _monitor("scalar", task=task)
+    serving.observe({"x": 1.0}, output)
+    token = modelmon.last_prediction_id()
+    assert token is not None
+    where = scoring if not isinstance(output, str) else serving  # string labels: local
+    assert where.record_outcome(token, actual) == "matched"
+    assert dict(where.outcomes.confusion) == {cell: 1}
+
+
+def test_regression_scalar_and_float_class_outputs() -> None:
+    serving, scoring = _monitor("reg", task="regression"), _monitor("reg", task="regression")
+    serving.observe({"x": 1.0}, 2)  # an int predicted value
+    token = modelmon.last_prediction_id()
+    assert scoring.record_outcome(token, 3.5) == "matched"  # type: ignore[arg-type]
+    assert scoring.outcomes.regression_absolute == 1.5

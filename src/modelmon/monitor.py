@@ -180,15 +180,15 @@ class Monitor:
         self.trained_at = trained_at
         self.window_seconds = float(window_seconds)
 
+        self.reference = _load_reference(reference)
         key = resolve_key(id_key)
         self.id_key_configured = key is not None
         self.ids = IdScheme(
             key if key is not None else PROCESS_KEY,
             (namespace, self.model, self.version),
-            self.classes,
+            self.classes or _reference_classes(self.reference),
             max_classes=max_classes,
         )
-        self.reference = _load_reference(reference)
         self.profile = self.reference if not isinstance(self.reference, str) else None
         schema_names = feature_names
         schema_categorical: Iterable[str] = categorical or ()
@@ -829,6 +829,16 @@ def _release_identity(monitor: Monitor) -> None:
 
 _AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []
 _CLOSE_HOOKS: list[Callable[[Monitor], None]] = []
+
+
+def _reference_classes(reference: Any) -> tuple[str, ...] | None:
+    """The classes a reference profile saw predicted (its categorical ``prediction``)."""
+    outputs = getattr(reference, "outputs", None) or {}
+    prediction = outputs.get("prediction")
+    if prediction is None or prediction.kind != "categorical":
+        return None
+    classes = tuple(c for c in prediction.categories if c != names.POOLED)
+    return classes or None
 
 
 def _load_reference(reference: Any) -> Any:

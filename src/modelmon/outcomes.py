@@ -414,18 +414,18 @@ class OutcomeAggregate:
         with self._lock:
             self.labels_received += n
             for i, pair, key in resolved:
+                checked = self._check(pair)  # first: a refused label leaves the id usable
+                if checked is None:
+                    statuses[i] = "invalid"
+                    continue
                 if key is not None:
                     if key in self._labelled:
                         statuses[i] = "duplicate"
                         continue
                     self._mark_labelled(key)
                     extra = self._extras.pop(key, None)
-                    if extra is not None and pair.prediction.proba is None:
-                        pair = _with_proba(pair, extra)
-                checked = self._check(pair)
-                if checked is None:
-                    statuses[i] = "invalid"
-                    continue
+                    if extra is not None and checked.prediction.proba is None:
+                        checked = _with_proba(checked, extra)
                 statuses[i] = "matched"
                 pairs.append(checked)
             if pairs:

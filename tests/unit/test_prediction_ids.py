@@ -204,3 +204,20 @@ def test_regression_scalar_and_float_class_outputs() -> None:
     token = modelmon.last_prediction_id()
     assert scoring.record_outcome(token, 3.5) == "matched"  # type: ignore[arg-type]
     assert scoring.outcomes.regression_absolute == 1.5
+
+
+def test_the_reference_profile_fixes_the_class_set() -> None:
+    from modelmon import ReferenceProfile
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 2))
+    labels = np.where(X[:, 0] > 0, "cat", "dog")
+    profile = ReferenceProfile.from_data(X, feature_names=["a", "b"], predictions=labels)
+    serving = _monitor("ref", reference=profile)
+    scoring = _monitor("ref", reference=profile)
+    serving.observe({"a": 1.0, "b": 0.0}, "cat")
+    token = modelmon.last_prediction_id()
+    assert token is not None
+    assert scoring.record_outcome(token, "parrot") == "invalid"  # not a class of the model
+    assert scoring.record_outcome(token, "dog") == "matched"  # string classes travel
+    assert dict(scoring.outcomes.confusion) == {("dog", "cat"): 1}

@@ -311,8 +311,8 @@ class OutcomeAggregate:
                 self.ids.learn(frame.classes)
             if frame.labels is not None:
                 self.ids.learn(np.unique(frame.labels[frame.labels != None]).tolist())  # noqa: E711
-        seqs = batch.seqs if batch.seqs is not None else [None] * batch.n_calls
-        if any(isinstance(s, str) for s in seqs) or batch.seqs is None:
+        # One C-level pass over the calls' types (not a Python loop per call).
+        if batch.seqs is None or str in set(map(type, batch.seqs)):
             self._keep_caller_rows(batch, frame)
         if (
             frame.probabilities is not None

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar, overload
@@ -235,7 +236,7 @@ class Monitor:
         self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
         self._guarded = [False]
         self._wrapped_functions = 0
-        self._mint_times: dict[int, float] = {}
+        self._mint_times: OrderedDict[int, float] = OrderedDict()
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
@@ -406,8 +407,8 @@ class Monitor:
         if at is None:
             at = times[seq] = time.time()
             if len(times) > MINT_TIMES_KEPT:
-                with contextlib.suppress(KeyError, RuntimeError):
-                    del times[next(iter(times))]
+                with contextlib.suppress(KeyError):
+                    times.popitem(last=False)  # O(1), unlike next(iter(dict))
         return at
 
     def _append(self, record: Record) -> None:

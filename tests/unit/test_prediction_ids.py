@@ -221,3 +221,13 @@ def test_the_reference_profile_fixes_the_class_set() -> None:
     assert scoring.record_outcome(token, "parrot") == "invalid"  # not a class of the model
     assert scoring.record_outcome(token, "dog") == "matched"  # string classes travel
     assert dict(scoring.outcomes.confusion) == {("dog", "cat"): 1}
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"z" * 64, b"q" * 100])
+def test_the_tag_is_hmac_sha256(key: bytes) -> None:
+    import hashlib
+    import hmac
+
+    codec = IdCodec(key, b"abcd")
+    for body in (b"", b"x" * 37, b"y" * 200):
+        assert codec._tag(body) == hmac.new(key, body, hashlib.sha256).digest()[:12]

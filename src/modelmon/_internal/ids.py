@@ -146,14 +146,26 @@ PROCESS_KEY: Final = os.urandom(32)
 class IdCodec:
     """Mints and verifies the ids of one monitor (its key and fingerprint)."""
 
-    __slots__ = ("_fingerprint", "_key")
+    __slots__ = ("_fingerprint", "_inner", "_outer")
 
     def __init__(self, key: bytes, model_fingerprint: bytes) -> None:
-        self._key = key
         self._fingerprint = model_fingerprint
+        # HMAC-SHA256 (RFC 2104) with the padded key's hash states computed once: each
+        # tag then copies two states (hmac.new / hmac.digest re-derive them every call,
+        # about 20 us with OpenSSL 3 where this takes about 1 us).
+        block = hashlib.sha256().block_size
+        if len(key) > block:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(block, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     def _tag(self, body: bytes) -> bytes:
-        return hmac.new(self._key, body, hashlib.sha256).digest()[:TAG_BYTES]
+        inner = self._inner.copy()
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:TAG_BYTES]
 
     def mint(
         self,

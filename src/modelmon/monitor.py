@@ -230,7 +230,6 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
-        self._has_caller_ids = False
         # Set while a wrapped call of this monitor runs in this thread / async context:
         # nested calls (predict calling predict_proba) count once, as the outer call.
         self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
@@ -322,7 +321,6 @@ class Monitor:
         seq: int | str = self._started_n()
         if prediction_id is not None:
             seq = str(prediction_id)
-            self._has_caller_ids = True
         record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:
@@ -611,8 +609,9 @@ class Monitor:
     def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> list[str]:
         """Batch form of :meth:`record_outcome`; returns one status per id, in order."""
         try:
-            if self._has_caller_ids:
-                self.fold()  # caller-supplied ids are kept by the fold: make them findable
+            # Fold first: rows under caller-supplied ids and multiclass probabilities
+            # are kept by the fold (the lookups themselves run outside the fold lock).
+            self.fold()
             statuses = self.outcomes.record_detailed(
                 list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
             )

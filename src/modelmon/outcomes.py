@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import names
-from ._internal.ids import MARK, MAX_ID_CHARS, PredictionKey, row_ids
+from ._internal.ids import MARK, PredictionKey, row_ids
 from .aggregates import Histogram
 from .batch import Batch, FloatArray, OutputFrame, RenderContext
 from .concept import DEFAULT_RESET_AFTER, Detector, make_detector
@@ -69,6 +69,7 @@ _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's probability clip for lo
 # sum +Inf for good. Override with ``outcome_range=``.
 DEFAULT_TARGET_RANGE = (-1e100, 1e100)
 EXTRAS_FLOOR = 1024
+MAX_CALLER_ID_CHARS = 256  # longer ids are refused before any lookup (invalid_id)
 
 
 class OutcomeError(ValueError):
@@ -459,7 +460,7 @@ class OutcomeAggregate:
             value = self._normalise(actual)
             if value is None:
                 statuses[i] = "invalid"
-            elif not isinstance(key, str) or not key or len(key) > MAX_ID_CHARS:
+            elif not isinstance(key, str) or not key or len(key) > MAX_CALLER_ID_CHARS:
                 statuses[i] = "invalid_id" if isinstance(key, str) and key else "unknown"
             elif key.startswith(MARK):
                 if self.ids is None:

@@ -315,7 +315,10 @@ class Monitor:
         """Record one call made elsewhere (middleware, batch jobs); returns its id.
 
         ``inputs`` and ``outputs`` are read like a wrapped function's first argument and
-        return value; a batch of N rows counts as 1 request and N predictions.
+        return value; a batch of N rows counts as 1 request and N predictions. The id is
+        the authenticated id of the row (one row), or of the batch call, which labels
+        refuse: label a batch's rows with ``modelmon.last_prediction_ids()``. A given
+        ``prediction_id`` is kept as the call's id (rows ``id.0``, ``id.1``...).
         """
         err = error if error is None or isinstance(error, str) else type(error).__name__
         seq: int | str = self._started_n()

@@ -10,10 +10,15 @@ and MAE equal scikit-learn's on the joined pairs, and nothing is counted ``unkno
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import secrets
+import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +34,45 @@ from sklearn.metrics import (
     mean_squared_error,
 )
 
+import modelmon
 from modelmon.outcomes import classification_metrics
 from tests.conftest import free_port
-from tests.integration.test_gunicorn_workers import serve, venv_binary
+from tests.integration.test_gunicorn_workers import venv_binary
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.apps.fleet_labels_app:app"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+BOOT_SECONDS = 180  # workers import scikit-learn and fit two models; the CI box is shared
+
+
+@contextlib.contextmanager
+def serve(argv: list[str], port: int, tmp: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run one replica until the block ends; waits (bounded) until it answers ``/pid``."""
+    environ = {**os.environ, "MODELMON_MULTIPROC_DIR": str(tmp), "PYTHONPATH": str(ROOT), **env}
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + BOOT_SECONDS
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/pid", timeout=5)
+                break
+            except requests.RequestException:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.2)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
 
 
 def scrape(port: int) -> Samples:
@@ -130,6 +167,19 @@ def test_two_replicas_join_every_label_exactly(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert (seen, seen_reg) == (accepted["clf"], accepted["reg"])
+
+        # Negative control: the replicas verify. An id minted for the same model by a
+        # process with another key is refused; with the fleet's key it is scored.
+        for id_key, status in ((secrets.token_urlsafe(32), 422), (key, 202)):
+            outsider = modelmon.Monitor(
+                "fleet_clf", "1", registry=False, id_key=id_key, classes=["0", "1"]
+            )
+            outsider.observe(Xc[:1], np.array([[0.3, 0.7]]))
+            token = modelmon.last_prediction_id()
+            url = f"http://127.0.0.1:{ports[1]}/feedback/clf"
+            answer = requests.post(url, json={"prediction_id": token, "actual": 1}, timeout=30)
+            assert answer.status_code == status, answer.text
+            outsider.close()
 
     for model in ("fleet_clf", "fleet_reg"):
         for reason in ("unknown", "invalid_id", "invalid", "duplicate", "expired"):

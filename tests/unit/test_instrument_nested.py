@@ -142,3 +142,31 @@ def test_a_failing_outer_call_leaves_the_guard_clear() -> None:
     fine(1.0)
     mon.fold()
     assert mon.traffic.requests == 2
+
+
+def test_two_endpoints_of_one_model_share_a_monitor_and_add_up() -> None:
+    registry = CollectorRegistry()
+
+    @modelmon.monitored(model="twice", version="1", registry=registry)
+    def predict_one(row: dict[str, float]) -> float:
+        return 0.5
+
+    @modelmon.monitored(model="twice", version="1", registry=registry)
+    def predict_many(rows: list[dict[str, float]]) -> list[float]:
+        return [predict_one(r) for r in rows]  # nested: counted once, as predict_many
+
+    assert predict_one.monitor is predict_many.monitor  # type: ignore[attr-defined]
+    predict_one({"x": 1.0})
+    predict_many([{"x": 1.0}, {"x": 2.0}])
+    assert _counts(registry, "twice") == (2.0, 3.0)
+
+
+def test_the_same_model_with_other_arguments_is_a_configuration_error() -> None:
+    from modelmon.errors import ConfigurationError
+
+    registry = CollectorRegistry()
+    modelmon.monitored(model="clash", version="1", registry=registry)(lambda x: x)
+    with pytest.raises(ConfigurationError, match=r"\.monitor\.wrap\(second_function\)"):
+        modelmon.monitored(model="clash", version="1", registry=registry, task="regression")(
+            lambda x: x
+        )

@@ -231,3 +231,32 @@ def test_the_tag_is_hmac_sha256(key: bytes) -> None:
     codec = IdCodec(key, b"abcd")
     for body in (b"", b"x" * 37, b"y" * 200):
         assert codec._tag(body) == hmac.new(key, body, hashlib.sha256).digest()[:12]
+
+
+def _predict_in_child(mon: Monitor, conn: Any) -> None:
+    mon.observe({"x": 1.0}, 1)
+    conn.send(modelmon.last_prediction_id())
+
+
+def _score_in_child(mon: Monitor, token: str, conn: Any) -> None:
+    conn.send(mon.record_outcome(token, 1))
+
+
+def test_without_a_key_workers_forked_after_import_still_join() -> None:
+    """Like gunicorn --preload: the process key is inherited by every forked worker."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    mon = Monitor("forked", "1", registry=False)
+    parent, child = ctx.Pipe()
+    worker = ctx.Process(target=_predict_in_child, args=(mon, child))
+    worker.start()
+    token = parent.recv()
+    worker.join(30)
+    other = ctx.Process(target=_score_in_child, args=(mon, token, child))
+    other.start()
+    assert parent.recv() == "matched"
+    other.join(30)
+    assert Monitor("forked", "1", registry=False, id_key=KEY).record_outcome(token, 1) == (
+        "invalid_id"  # a process with another key (here: the configured one) refuses it
+    )

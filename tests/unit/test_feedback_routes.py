@@ -8,10 +8,13 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import modelmon
 from modelmon import Monitor
 from modelmon.errors import ConfigurationError
+from modelmon.integrations._http import handle_feedback
 from modelmon.integrations.fastapi import feedback_router
 from modelmon.integrations.flask import feedback_blueprint
 
@@ -110,3 +113,25 @@ def test_user_guards_run_before_the_labels() -> None:
     flask_client = _flask(mon, guard=lambda: ("no", 403))
     assert flask_client.post("/feedback", json=body).status_code == 403
     assert mon.outcomes.labels_received == 1
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        JSON,
+        st.fixed_dictionaries({"prediction_id": JSON, "actual": JSON}),
+        st.lists(st.fixed_dictionaries({"prediction_id": JSON, "actual": JSON}), max_size=5),
+    )
+)
+def test_any_json_body_gets_an_answer_never_an_exception(body: Any) -> None:
+    mon = Monitor("fbh", "1", registry=False, strict=False)
+    status, content = handle_feedback(mon, body)
+    assert status in {202, 207, 404, 409, 410, 413, 422}
+    assert isinstance(content, dict)

@@ -609,14 +609,27 @@ class Monitor:
         """
         return self.record_outcomes([prediction_id], [actual])[0]
 
-    def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> list[str]:
-        """Batch form of :meth:`record_outcome`; returns one status per id, in order."""
+    def record_outcomes(
+        self,
+        prediction_ids: Sequence[str],
+        actuals: Sequence[Any],
+        *,
+        strict: bool | None = None,
+    ) -> list[str]:
+        """Batch form of :meth:`record_outcome`; returns one status per id, in order.
+
+        ``strict`` (default: the monitor's) raises :class:`OutcomeError` once refused
+        labels are counted; the feedback routes pass ``False`` and answer per label.
+        """
         try:
             # Fold first: rows under caller-supplied ids and multiclass probabilities
             # are kept by the fold (the lookups themselves run outside the fold lock).
             self.fold()
             statuses = self.outcomes.record_detailed(
-                list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
+                list(prediction_ids),
+                list(actuals),
+                time.time(),
+                strict=self.health.strict if strict is None else strict,
             )
             self._after_fold()
             return statuses

@@ -1,26 +1,25 @@
-"""Ground truth: keep predictions until their label arrives, join them, score them.
+"""Ground truth: join delayed labels to their predictions, and score them.
 
-Each folded prediction row is kept in a bounded *pending store* under its row id
-(:func:`modelmon._internal.ids.row_ids`). When the label arrives,
-:meth:`OutcomeAggregate.record` takes the prediction out of the store and turns the
-pair into a confusion matrix (classification) or error sums (regression), windowed
-performance gauges, the label delay histogram and the concept drift detector's input.
+A generated prediction id carries its row's prediction, authenticated
+(:mod:`modelmon.id_scheme`): :meth:`OutcomeAggregate.record` verifies it and scores
+the pair, in any process holding the key. Only what an id cannot carry is kept here:
+rows predicted under a caller-supplied id wait in a bounded *pending store* (by row id,
+one dict access a lookup), and multiclass probabilities (for log loss and Brier) in a
+bounded map sized from the labels received. The pair becomes a confusion matrix
+(classification) or error sums (regression), windowed performance gauges, the label
+delay histogram and the concept drift detector's input.
 
 Outcomes that cannot be joined are counted by reason, never raised (unless
 ``strict=True``) and never silently dropped:
 
-* ``invalid``: the actual is of the wrong type (None, NaN, a string for regression);
-  an invalid outcome never touches the store, so a corrected label can still follow;
-* ``unknown``: the id was never issued (or was forgotten long ago, see below);
-* ``expired``: the prediction was evicted (store full) or outlived the TTL;
-* ``duplicate``: the prediction was already labelled.
-
-Evictions and expiries are attributed when an outcome for them *arrives*: the store
-keeps the ids of its last ``capacity`` evicted, expired or labelled predictions (a
-bounded tombstone record). Predictions that are evicted and never labelled are not
-counted as unmatched outcomes (no outcome ever came), so a service that labels only a
-sample of its traffic does not see a growing ``expired`` count. An outcome arriving
-after even its tombstone was forgotten counts as ``unknown``.
+* ``invalid_id``: a forged, altered or truncated id, another key, another model, or a
+  batch call's id (label its rows);
+* ``invalid``: the actual is not valid for the task (None, NaN, a string for
+  regression, a class outside the class set, too long, out of ``outcome_range``); a
+  refused label leaves its id usable, so a corrected label can still follow;
+* ``unknown``: the id was never issued here (or was forgotten long ago);
+* ``expired``: the prediction outlived the TTL (or was evicted from a full store);
+* ``duplicate``: the prediction was already labelled in this process.
 
 >>> store = MemoryStore(capacity=2, ttl_seconds=60)
 >>> store.put(["a", "b", "c"], [Prediction(label="x")] * 3, [0.0, 1.0, 2.0], now=2.0)

@@ -1,7 +1,8 @@
 """Pending predictions waiting for their label: a bounded in-memory store and a SQLite one.
 
-Each folded prediction row waits here under its row id until its label arrives
-(:meth:`modelmon.outcomes.OutcomeAggregate.record`). ``take`` answers ``matched``,
+Rows predicted under a caller-supplied id (``observe(..., prediction_id=...)``) wait
+here until their label arrives (:meth:`modelmon.outcomes.OutcomeAggregate.record`);
+generated ids carry their prediction and need no store. ``take`` answers ``matched``,
 ``expired`` (evicted from a full store or older than the TTL), ``duplicate`` (already
 labelled) or ``unknown`` (never issued, or forgotten long ago): see
 :mod:`modelmon.outcomes` for how these become ``modelmon_outcomes_unmatched_total``.

@@ -95,6 +95,8 @@ class MonitorExtraOptions(TypedDict, total=False):
     positive_class: Any
     concept_detector: str
     trace: Literal["attributes", "span"] | None
+    id_key: str | bytes | None
+    outcome_range: tuple[float, float] | None
 
 
 class MonitorOptions(MonitorExtraOptions, total=False):

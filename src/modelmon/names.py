@@ -256,7 +256,8 @@ OUTCOMES_UNMATCHED = _m(
     "outcomes_unmatched",
     "counter",
     (REASON,),
-    "Outcomes that could not be joined to a prediction (expired, unknown, duplicate, invalid).",
+    "Outcomes that could not be joined to a prediction "
+    "(expired, unknown, duplicate, invalid, invalid_id).",
     "modelmon.outcomes.unmatched",
 )
 REGRESSION_SQUARED_ERROR = _m(

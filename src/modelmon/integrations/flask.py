@@ -16,13 +16,14 @@ the test never reads the body; a streamed one at its last byte or ``close()``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MissingExtraError
 
 try:
-    from flask import Flask, Response, request
+    from flask import Blueprint, Flask, Response, jsonify, request
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
@@ -31,11 +32,13 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import CollectorRegistry
 
 from .. import names
+from ._http import check_feedback_token, check_token, handle_feedback
 from .wsgi import BODY_COMPLETE, Environ, MetricsMiddleware, RouteResolver
 
 __all__ = [
     "FlaskInstrumentation",
     "MetricsMiddleware",
+    "feedback_blueprint",
     "instrument",
     "mark_complete_body",
     "remember_url_rule",
@@ -158,3 +161,45 @@ def instrument(
     app.after_request_funcs.setdefault(None, []).insert(0, mark_complete_body)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     return FlaskInstrumentation(app, middleware, original, had_own)
+
+
+def feedback_blueprint(
+    monitor: Any,
+    path: str = "/feedback",
+    *,
+    token: str | None = None,
+    guard: Callable[[], Any] | None = None,
+    name: str = "modelmon_feedback",
+) -> Blueprint:
+    """A Blueprint accepting ground truth: ``POST {prediction_id, actual}`` or a list.
+
+    Answers like :func:`modelmon.integrations.fastapi.feedback_router` (202, per-reason
+    4xx, per-item results for a list). ``token=`` requires ``Authorization: Bearer
+    <token>`` (401 otherwise); ``guard=`` is called first on every request and may
+    return a response (e.g. ``abort(403)`` or a ``(body, status)`` tuple) to refuse it.
+
+    >>> from flask import Flask
+    >>> import modelmon
+    >>> app = Flask("doc")
+    >>> app.register_blueprint(feedback_blueprint(modelmon.Monitor("fb", "1", registry=False)))
+    """
+    target = getattr(monitor, "monitor", monitor)
+    expected = check_feedback_token(token)
+    blueprint = Blueprint(name, __name__)
+
+    @blueprint.post(path)
+    def feedback() -> Any:
+        if guard is not None:
+            refused = guard()
+            if refused is not None:
+                return refused
+        if not check_token(expected, request.headers.get("Authorization")):
+            body = {"error": "unauthorized", "detail": "missing or wrong feedback token"}
+            return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
+        payload = request.get_json(silent=True)
+        if payload is None:
+            return jsonify({"error": "malformed", "detail": "expected a JSON body"}), 422
+        status, content = handle_feedback(target, payload)
+        return jsonify(content), status
+
+    return blueprint

@@ -33,6 +33,7 @@ from ._internal.health import Health
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
+from .decision import DecisionConfig
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -129,6 +130,9 @@ class Monitor:
         max_classes: int = 20,
         positive_class: Any = None,
         concept_detector: str = "adwin",
+        drift_alpha: float = 0.05,
+        drift_psi_floor: float = 0.1,
+        missing_drift_floor: float = 0.05,
         trace: Literal["attributes", "span"] | None = None,
     ) -> None:
         self.model = _check_label_value("model", model)
@@ -189,7 +193,9 @@ class Monitor:
         if self.schema.names is not None:  # known up front: export 0 from start-up
             self.inputs.seed(self.schema.names)
         self.aggregates: dict[str, Aggregate] = {"traffic": self.traffic, "inputs": self.inputs}
+        decisions = DecisionConfig(drift_alpha, drift_psi_floor, missing_drift_floor)
         self._add_optional_aggregates(
+            decisions=decisions,
             warmup_size=warmup_size,
             min_samples=min_samples,
             drift_quantiles=drift_quantiles,
@@ -232,6 +238,7 @@ class Monitor:
                 quantiles=tuple(options["drift_quantiles"]),
                 max_features=options["max_features"],
                 export_bin_edges=options["export_bin_edges"],
+                decisions=options["decisions"],
             )
             self.aggregates["drift"] = self.drift
         try:

@@ -829,9 +829,9 @@ def _count_missing(frame: FeatureFrame, cols: list[int], slot: _GroupSlot) -> No
         return
     use = idx[present]
     missing = frame.missing[:, use].sum(axis=0)
-    invalid = frame.invalid[:, use].sum(axis=0)
     slot.missing[present] += missing.astype(np.int64)
-    slot.seen[present] += (frame.n_rows - invalid).astype(np.int64)
+    # As modelmon_feature_observations_total: every value seen, missing, valid or invalid.
+    slot.seen[present] += frame.n_rows
 
 
 def _add(a: IntArray, b: IntArray) -> IntArray:

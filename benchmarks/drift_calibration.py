@@ -13,9 +13,9 @@ code path that exports ``modelmon_feature_drift_detected``) and its decisions ar
 * **power**: the share of windows in which the shifted feature is flagged, for a 0.5 sd
   and a 1 sd mean shift of one normal feature;
 * **missing 28% -> 70%** in one feature: share of windows with the missing-share flag;
-* **rare categories**: half the mass of categories ranked 21-400 moves to other
-  categories of that range (the exported top-20 + ``__other__`` bins do not change):
-  share of windows flagged;
+* **rare categories**: in the 400-category feature, the categories ranked 21-400 swap
+  their shares end for end (PSI 0.97 on the raw categories; the exported top-20 +
+  ``__other__`` bins do not change at all): share of windows flagged;
 * **min_samples**: the false-alarm rate at 20 and 50 rows too.
 
 All draws come from ``numpy.random.default_rng`` with fixed seeds.
@@ -100,14 +100,10 @@ class Model:
 
 
 def _move_rare(p: np.ndarray) -> np.ndarray:
-    """Half of ranks 21..k's mass moves from the upper half of that range to the lower."""
+    """Ranks 21..k swap their shares end for end (the pooled ``__other__`` share is unchanged)."""
     q = p.copy()
-    tail = np.arange(20, p.size)
-    lo, hi = tail[: tail.size // 2], tail[tail.size // 2 :]
-    moved = q[hi].sum() / 2
-    q[hi] *= 0.5
-    q[lo] += moved * q[lo] / q[lo].sum()
-    return q / q.sum()
+    q[20:] = p[20:][::-1]
+    return q
 
 
 def frame_of(cols: Columns, names: list[str], categorical: list[str]) -> FeatureFrame:

@@ -10,9 +10,10 @@ trivial shift.
 * **Binned distribution** (numeric bins, categories): Pearson's two-sample chi-square
   ``X2 = n_eff * sum_i (c_i - r_i)**2 / p_i`` with ``c`` the window shares, ``r`` the
   reference shares and ``p_i = (n c_i + N r_i) / (n + N)`` the pooled share; cells whose
-  expected window count ``n p_i`` is below :data:`MIN_EXPECTED` are pooled into one cell
-  (Cochran's rule), so the chi-square approximation holds for small windows and rare
-  categories. ``df`` = cells - 1. The tail is taken with the Wilson-Hilferty cube-root
+  expected window count under the reference ``n r_i`` is below :data:`MIN_EXPECTED`, and
+  cells the reference never saw (new categories), are pooled into one cell (Cochran's
+  rule; joined to the smallest other cell if still below the minimum), so the
+  chi-square approximation holds for small windows and rare categories. ``df`` = cells - 1. The tail is taken with the Wilson-Hilferty cube-root
   normal approximation, which PromQL can evaluate too: ``z = ((X2/df)**(1/3) - (1 - a))
   / sqrt(a)``, ``a = 2 / (9 df)``; flagged when ``z > z_crit(alpha / m)`` and the PSI over
   the same cells is at least ``psi_floor``. In the tail the approximation is conservative
@@ -118,8 +119,8 @@ def binned_test(
 ) -> BinnedTest:
     """Two-sample chi-square of window counts against reference shares of ``ref_rows`` rows.
 
-    Cells with an expected window count below :data:`MIN_EXPECTED` are pooled into one
-    cell; ``psi`` is the PSI over the cells tested (shares floored at 1e-4). With fewer
+    Cells expected below :data:`MIN_EXPECTED` window rows under the reference, and new
+    cells, are pooled into one cell (see the module doc); ``psi`` is the PSI over the cells tested (shares floored at 1e-4). With fewer
     than two cells, or an empty side, nothing can be tested: ``z = -inf``, ``pvalue = 1``.
     """
     x = np.asarray(counts, dtype=np.float64)
@@ -131,14 +132,20 @@ def binned_test(
     r = r / total_r
     c = x / n
     p = (x + big_n * r) / (n + big_n)
-    keep = p > 0
-    small = keep & (n * p < MIN_EXPECTED)
-    big = keep & ~small
+    # Pool on the reference (not on the window's own counts, which would bias the
+    # statistic): cells expected below MIN_EXPECTED rows, and cells the reference never
+    # saw (new categories), go to one cell; if that cell is still expected below the
+    # minimum, it joins the smallest of the other cells.
+    small = (n * r < MIN_EXPECTED) & (p > 0)
+    big = ~small & (p > 0)
     cs, rs, ps = c[big], r[big], p[big]
     if small.any():
-        cs = np.append(cs, c[small].sum())
-        rs = np.append(rs, r[small].sum())
-        ps = np.append(ps, p[small].sum())
+        pooled = (c[small].sum(), r[small].sum(), p[small].sum())
+        if n * pooled[1] < MIN_EXPECTED and cs.size:
+            j = int(np.argmin(rs))
+            cs[j], rs[j], ps[j] = cs[j] + pooled[0], rs[j] + pooled[1], ps[j] + pooled[2]
+        else:
+            cs, rs, ps = np.append(cs, pooled[0]), np.append(rs, pooled[1]), np.append(ps, pooled[2])
     df = cs.size - 1
     if df < 1:
         return BinnedTest(0.0, 0, -math.inf, 1.0, 0.0, int(cs.size))

@@ -90,9 +90,7 @@ class Model:
             p = _zipf_probs(k)
             if rare_move and i == N_CAT_LONG - 1:
                 p = _move_rare(p)
-            cols[f"longcat{i}"] = np.asarray(
-                [f"v{j}" for j in rng.choice(k, n, p=p)], dtype=object
-            )
+            cols[f"longcat{i}"] = np.asarray([f"v{j}" for j in rng.choice(k, n, p=p)], dtype=object)
         if missing > 0:
             col = cols["normal1"]
             col[rng.random(n) < missing] = np.nan

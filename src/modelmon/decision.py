@@ -13,8 +13,9 @@ trivial shift.
   expected window count under the reference ``n r_i`` is below :data:`MIN_EXPECTED`, and
   cells the reference never saw (new categories), are pooled into one cell (Cochran's
   rule; joined to the smallest other cell if still below the minimum), so the
-  chi-square approximation holds for small windows and rare categories. ``df`` = cells - 1. The tail is taken with the Wilson-Hilferty cube-root
-  normal approximation, which PromQL can evaluate too: ``z = ((X2/df)**(1/3) - (1 - a))
+  chi-square approximation holds for small windows and rare categories. ``df`` = cells
+  - 1. The tail is taken with the Wilson-Hilferty cube-root normal approximation,
+  which PromQL can evaluate too: ``z = ((X2/df)**(1/3) - (1 - a))
   / sqrt(a)``, ``a = 2 / (9 df)``; flagged when ``z > z_crit(alpha / m)`` and the PSI over
   the same cells is at least ``psi_floor``. In the tail the approximation is conservative
   (the true tail probability at the critical value is 0.3-1.0 times the nominal one).
@@ -59,7 +60,9 @@ _D = (1.432788, 0.189269, 0.001308)
 def z_upper(p: float) -> float:
     """Upper normal quantile ``z`` with ``P(Z > z) = p`` for ``0 < p <= 0.5`` (A&S 26.2.23)."""
     t = math.sqrt(-2.0 * math.log(p))
-    return t - (_C[0] + _C[1] * t + _C[2] * t * t) / (1.0 + _D[0] * t + _D[1] * t * t + _D[2] * t**3)
+    return t - (_C[0] + _C[1] * t + _C[2] * t * t) / (
+        1.0 + _D[0] * t + _D[1] * t * t + _D[2] * t**3
+    )
 
 
 def wilson_hilferty_z(statistic: float, df: int) -> float:
@@ -114,14 +117,13 @@ class BinnedTest:
     cells: int
 
 
-def binned_test(
-    counts: npt.ArrayLike, ref_shares: npt.ArrayLike, ref_rows: float
-) -> BinnedTest:
+def binned_test(counts: npt.ArrayLike, ref_shares: npt.ArrayLike, ref_rows: float) -> BinnedTest:
     """Two-sample chi-square of window counts against reference shares of ``ref_rows`` rows.
 
     Cells expected below :data:`MIN_EXPECTED` window rows under the reference, and new
-    cells, are pooled into one cell (see the module doc); ``psi`` is the PSI over the cells tested (shares floored at 1e-4). With fewer
-    than two cells, or an empty side, nothing can be tested: ``z = -inf``, ``pvalue = 1``.
+    cells, are pooled into one cell (see the module doc); ``psi`` is the PSI over the
+    cells tested (shares floored at 1e-4). With fewer than two cells, or an empty side,
+    nothing can be tested: ``z = -inf``, ``pvalue = 1``.
     """
     x = np.asarray(counts, dtype=np.float64)
     r = np.asarray(ref_shares, dtype=np.float64)
@@ -145,7 +147,11 @@ def binned_test(
             j = int(np.argmin(rs))
             cs[j], rs[j], ps[j] = cs[j] + pooled[0], rs[j] + pooled[1], ps[j] + pooled[2]
         else:
-            cs, rs, ps = np.append(cs, pooled[0]), np.append(rs, pooled[1]), np.append(ps, pooled[2])
+            cs, rs, ps = (
+                np.append(cs, pooled[0]),
+                np.append(rs, pooled[1]),
+                np.append(ps, pooled[2]),
+            )
     df = cs.size - 1
     if df < 1:
         return BinnedTest(0.0, 0, -math.inf, 1.0, 0.0, int(cs.size))
@@ -200,10 +206,7 @@ def missing_test(missing: float, seen: float, ref_share: float, ref_total: float
     pooled = (missing + ref_share * ref_total) / (seen + ref_total)
     var = pooled * (1.0 - pooled) * (1.0 / seen + 1.0 / ref_total)
     gap = max(abs(share - ref_share) - 0.5 / seen, 0.0)
-    if var <= 0:
-        z = 0.0 if gap == 0 else math.inf
-    else:
-        z = gap / math.sqrt(var)
+    z = (0.0 if gap == 0 else math.inf) if var <= 0 else gap / math.sqrt(var)
     return MissingTest(share, ref_share, z, min(1.0, 2.0 * normal_sf(z)))
 
 

@@ -31,6 +31,7 @@ predictions are a probability matrix.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -310,7 +311,9 @@ class ReferenceProfile:
         try:
             d = json.loads(text)
         except RecursionError as exc:
-            raise ProfileFormatError("not a modelmon reference profile (nested too deeply)") from exc
+            raise ProfileFormatError(
+                "not a modelmon reference profile (nested too deeply)"
+            ) from exc
         except ValueError as exc:
             raise ProfileFormatError(
                 f"not a modelmon reference profile (invalid JSON: {exc})"
@@ -362,8 +365,7 @@ def _read_members(d: Mapping[str, Any], key: str, order_key: str) -> dict[str, F
     members, order = d.get(key), d.get(order_key)
     if not isinstance(members, dict) or not isinstance(order, list):
         raise ProfileFormatError(
-            f"invalid reference profile: field {key!r} must be an object and "
-            f"{order_key!r} a list"
+            f"invalid reference profile: field {key!r} must be an object and {order_key!r} a list"
         )
     if len(order) > MAX_FEATURES_IN_PROFILE:
         raise ProfileFormatError(
@@ -424,7 +426,9 @@ def _strings(x: Any, field_: str, member: str, cap: int) -> tuple[str, ...]:
         raise _fail(member, field_, f"has {len(x)} entries (at most {cap})")
     for v in x:
         if not isinstance(v, str) or len(v) > MAX_NAME_CHARS:
-            raise _fail(member, field_, f"entries must be strings of at most {MAX_NAME_CHARS} chars")
+            raise _fail(
+                member, field_, f"entries must be strings of at most {MAX_NAME_CHARS} chars"
+            )
     if len(set(x)) != len(x):
         raise _fail(member, field_, "has duplicate entries")
     if not x or x[-1] != names.POOLED or names.POOLED in x[:-1]:
@@ -458,7 +462,9 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
         full: tuple[str, ...] = ()
         full_counts: tuple[int, ...] = ()
         if "full_categories" in d:
-            full = _strings(d["full_categories"], "full_categories", member, MAX_TEST_CATEGORIES + 1)
+            full = _strings(
+                d["full_categories"], "full_categories", member, MAX_TEST_CATEGORIES + 1
+            )
             raw = d.get("full_counts")
             if not isinstance(raw, list) or len(raw) != len(full):
                 raise _fail(member, "full_counts", f"must be a list of {len(full)} counts")
@@ -472,7 +478,7 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
             full_categories=full, full_counts=full_counts,
         )  # fmt: skip
     edges = _floats(d.get("edges"), "edges", member, MAX_BINS - 1)
-    if any(b <= a for a, b in zip(edges, edges[1:])):
+    if any(b <= a for a, b in itertools.pairwise(edges)):
         raise _fail(member, "edges", "must be strictly increasing")
     shares = _floats(d.get("shares"), "shares", member, MAX_BINS)
     _check_shares(shares, member, len(edges) + 1)
@@ -482,14 +488,15 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
     quantiles = _floats(d.get("quantiles"), "quantiles", member, len(REFERENCE_QUANTILE_PROBS))
     if quantiles and len(quantiles) != len(REFERENCE_QUANTILE_PROBS):
         raise _fail(member, "quantiles", f"must hold {len(REFERENCE_QUANTILE_PROBS)} values")
-    if any(b < a for a, b in zip(quantiles, quantiles[1:])):
+    if any(b < a for a, b in itertools.pairwise(quantiles)):
         raise _fail(member, "quantiles", "must be non-decreasing")
-    stats = {k: _opt_finite(d.get(k), k, member) for k in ("mean", "std", "min", "max")}
-    if stats["std"] is not None and stats["std"] < 0:
+    mean, std, lo, hi = (_opt_finite(d.get(k), k, member) for k in ("mean", "std", "min", "max"))
+    if std is not None and std < 0:
         raise _fail(member, "std", "must be >= 0")
     return FeatureProfile(
-        name, "numeric", shares, count, missing_share, edges, quantiles=quantiles, **stats
-    )
+        name, "numeric", shares, count, missing_share, edges,
+        mean=mean, std=std, min=lo, max=hi, quantiles=quantiles,
+    )  # fmt: skip
 
 
 # --- columns ---------------------------------------------------------------------------

@@ -200,7 +200,9 @@ def test_decision_metrics_are_exported(profile: ReferenceProfile) -> None:
     ks = value(samples, "modelmon_feature_drift_pvalue", feature="normal0", method="ks", **base)
     assert ks is not None and ks < 1e-6
     assert value(samples, "modelmon_feature_reference_rows", feature="normal0", **base) == N_REF
-    assert value(samples, "modelmon_feature_reference_missing_ratio", feature="normal1", **base) == 0
+    assert (
+        value(samples, "modelmon_feature_reference_missing_ratio", feature="normal1", **base) == 0
+    )
     miss = "modelmon_feature_missing_drift_detected"
     assert value(samples, miss, feature="normal1", **base) == 1.0
     assert value(samples, miss, feature="normal2", **base) == 0.0

@@ -48,6 +48,7 @@ from . import names
 from .batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError, ReferenceError_
+from .sketches.ddsketch import LogSketch
 
 FORMAT_VERSION = 2
 #: Profile format versions this modelmon reads.
@@ -60,6 +61,9 @@ MAX_CATEGORIES = 1000
 MAX_NAME_CHARS = 1000
 MAX_FEATURES_IN_PROFILE = 10_000
 MAX_PROFILE_CHARS = 64 * 1024 * 1024
+#: The reference sketch: relative accuracy and bucket cap (as the live sketch's).
+REFERENCE_SKETCH_ACCURACY = 0.01
+MAX_SKETCH_BUCKETS = 2048
 PREDICTION = "prediction"
 CONFIDENCE = "confidence"
 Kind = Literal["numeric", "categorical"]
@@ -87,6 +91,8 @@ class FeatureProfile:
     quantiles: tuple[float, ...] = ()
     full_categories: tuple[str, ...] = ()
     full_counts: tuple[int, ...] = ()
+    sketch_values: tuple[float, ...] = ()
+    sketch_counts: tuple[int, ...] = ()
 
     @property
     def reference_rows(self) -> int:
@@ -190,6 +196,10 @@ class FeatureProfile:
                 quantiles=list(self.quantiles),
                 quantile_probs=list(REFERENCE_QUANTILE_PROBS),
             )
+            if self.sketch_values:
+                out.update(
+                    sketch_values=list(self.sketch_values), sketch_counts=list(self.sketch_counts)
+                )
         else:
             out["categories"] = list(self.categories)
             if self.full_categories:
@@ -493,9 +503,23 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
     mean, std, lo, hi = (_opt_finite(d.get(k), k, member) for k in ("mean", "std", "min", "max"))
     if std is not None and std < 0:
         raise _fail(member, "std", "must be >= 0")
+    sketch_values: tuple[float, ...] = ()
+    sketch_counts: tuple[int, ...] = ()
+    if "sketch_values" in d:
+        cap = 2 * MAX_SKETCH_BUCKETS + 1
+        sketch_values = _floats(d["sketch_values"], "sketch_values", member, cap)
+        if any(b <= a for a, b in itertools.pairwise(sketch_values)):
+            raise _fail(member, "sketch_values", "must be strictly increasing")
+        raw = d.get("sketch_counts")
+        if not isinstance(raw, list) or len(raw) != len(sketch_values):
+            raise _fail(member, "sketch_counts", f"must be a list of {len(sketch_values)} counts")
+        sketch_counts = tuple(_count(c, "sketch_counts", member) for c in raw)
+        if sum(sketch_counts) != count:
+            raise _fail(member, "sketch_counts", f"must sum to count ({count})")
     return FeatureProfile(
         name, "numeric", shares, count, missing_share, edges,
         mean=mean, std=std, min=lo, max=hi, quantiles=quantiles,
+        sketch_values=sketch_values, sketch_counts=sketch_counts,
     )  # fmt: skip
 
 
@@ -600,6 +624,7 @@ def _numeric(
     probs = np.arange(1, bins) / bins
     edges = np.unique(np.quantile(valid, probs, method="lower"))
     counts = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=edges.size + 1)
+    sketch_values, sketch_counts = reference_sketch(valid)
     return FeatureProfile(
         name,
         "numeric",
@@ -612,7 +637,22 @@ def _numeric(
         min=float(valid.min()),
         max=float(valid.max()),
         quantiles=tuple(float(q) for q in np.quantile(valid, REFERENCE_QUANTILE_PROBS)),
+        sketch_values=sketch_values,
+        sketch_counts=sketch_counts,
     )
+
+
+def reference_sketch(valid: FloatArray) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """The reference distribution with the live sketch's guarantee (relative accuracy 1%
+    of the distance to the median): each non-empty bucket's representative value (median
+    added back) and count. Wasserstein and KS from profiles then follow the raw data on
+    heavy tails, where a quantile summary interpolates linearly into the maximum.
+    """
+    center = float(np.quantile(valid, 0.5))
+    sketch = LogSketch(REFERENCE_SKETCH_ACCURACY, max_buckets=MAX_SKETCH_BUCKETS)
+    sketch.add(valid - center)
+    _, counts, values = sketch.buckets()
+    return tuple(float(v) for v in values + center), tuple(int(c) for c in counts)
 
 
 def _categorical(name: str, values: ObjArray, max_categories: int) -> FeatureProfile:

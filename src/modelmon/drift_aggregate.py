@@ -7,9 +7,10 @@ For every feature and output of the reference profile (features capped at
   labelled by index) and the reference shares (``*_reference_ratio``), so Prometheus
   can compute fleet-wide PSI/JS from plain counters;
 * over a sliding window (default 15 minutes in 15 slots): bin counts, a
-  :class:`~modelmon.sketches.columns.LogSketchColumns` of ``x - median_ref`` (so the relative
-  accuracy applies to the distance from the reference centre, which keeps KS and
-  Wasserstein accurate for features with a large offset) and
+  :class:`~modelmon.sketches.columns.LogSketchColumns` of ``x - c`` with ``c`` the
+  reference median for a feature far from 0 with a narrow spread (KS and Wasserstein stay
+  sharp) and 0 otherwise (quantiles within 1% of the value); see
+  :func:`modelmon.profile.sketch_center` and
   :class:`~modelmon.sketches.moments.Moments`; from them ``*_drift{method}`` (psi, js,
   ks, wasserstein for numeric; psi, js, chi2 for categorical) and ``*_quantile``.
   No score or quantile is rendered until the window holds ``min_samples`` values.
@@ -84,7 +85,7 @@ class _Group:
         for c, i in enumerate(numeric):
             e = members[i].edges_array
             edges[: e.size, c] = e
-        centers = np.array([members[i].median for i in numeric], dtype=np.float64)
+        centers = np.array([members[i].sketch_center for i in numeric], dtype=np.float64)
         total = int(sum(sizes))
         binned = drift.BinnedReference.of([m.shares_array for m in members])
         cells = np.full(binned.shares.shape, total, dtype=np.int64)

@@ -130,6 +130,14 @@ class FeatureProfile:
             return 0.0
         return float(np.interp(0.5, REFERENCE_QUANTILE_PROBS, self.quantiles))
 
+    @property
+    def sketch_center(self) -> float:
+        """The value the sketches hold distances from (see :func:`sketch_center`)."""
+        if not self.quantiles:
+            return 0.0
+        q = np.interp((0.01, 0.5, 0.99), REFERENCE_QUANTILE_PROBS, self.quantiles)
+        return sketch_center(float(q[0]), float(q[1]), float(q[2]))
+
     @cached_property
     def edges_array(self) -> FloatArray:
         return np.asarray(self.edges, dtype=np.float64)
@@ -642,13 +650,32 @@ def _numeric(
     )
 
 
+def sketch_center(p01: float, median: float, p99: float) -> float:
+    """Where a feature's sketches are centred: the median or 0.
+
+    A log sketch of ``x - c`` is accurate to 1% of ``|x - c|``. The median keeps KS and
+    Wasserstein sharp for a feature far from 0 with a narrow spread (1000 +- 5), and then
+    ``|x - median| <= |x|`` over the bulk, so quantiles are also within 1% of the value.
+    When the bulk [p01, p99] reaches below half the median (or crosses 0), as for an
+    exponential or lognormal feature, centring at the median would make the error 1% of
+    the distance to the median (6-60% of a low quantile's value), so the centre is 0.
+    """
+    if median > 0 and p01 >= median / 2:
+        return median
+    if median < 0 and p99 <= median / 2:
+        return median
+    return 0.0
+
+
 def reference_sketch(valid: FloatArray) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """The reference distribution with the live sketch's guarantee (relative accuracy 1%
-    of the distance to the median): each non-empty bucket's representative value (median
-    added back) and count. Wasserstein and KS from profiles then follow the raw data on
-    heavy tails, where a quantile summary interpolates linearly into the maximum.
+    of the distance to :func:`sketch_center`): each non-empty bucket's representative
+    value (centre added back) and count. Wasserstein and KS from profiles then follow the
+    raw data on heavy tails, where a quantile summary interpolates linearly into the
+    maximum.
     """
-    center = float(np.quantile(valid, 0.5))
+    p01, median, p99 = (float(q) for q in np.quantile(valid, (0.01, 0.5, 0.99)))
+    center = sketch_center(p01, median, p99)
     sketch = LogSketch(REFERENCE_SKETCH_ACCURACY, max_buckets=MAX_SKETCH_BUCKETS)
     sketch.add(valid - center)
     _, counts, values = sketch.buckets()

@@ -32,6 +32,7 @@ from ._internal.folder import FOLDER
 from ._internal.health import Health
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
+from .concept import Detector
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
 from .decision import DecisionConfig
 from .drift_aggregate import DriftAggregate
@@ -129,7 +130,7 @@ class Monitor:
         outcome_ttl_seconds: float = 7 * 86400.0,
         max_classes: int = 20,
         positive_class: Any = None,
-        concept_detector: str = "adwin",
+        concept_detector: str | Detector | None = "adwin",
         drift_alpha: float = 0.05,
         drift_psi_floor: float = 0.1,
         missing_drift_floor: float = 0.05,

@@ -12,7 +12,7 @@ from modelmon.errors import ConfigurationError
 
 STEP_AT = 5_000
 # Measured first-detection delays (elements after the step, seeds 0..19, 10% -> 30%):
-# ADWIN 55..183 (median 119), Page-Hinkley 127..326 (median 236). Bounds with margin:
+# ADWIN 55..183 (median 119), Page-Hinkley 99..230 (median 152). Bounds with margin:
 MAX_DELAY = {"adwin": 400, "page_hinkley": 600}
 
 

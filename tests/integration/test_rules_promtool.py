@@ -177,5 +177,5 @@ def test_no_flapping_case_needs_keep_firing_for(tmp_path: Path) -> None:
     result = _run(promtool, "test", "rules", "tests/drift.yml", cwd=prom)
     out = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "ModelmonFeatureDrift: a shift at the threshold does not flap" in out
+    assert "ModelmonFeatureDrift: fires and does not flap" in out
     assert "ModelmonFeatureMissingShift" not in out  # the other drift cases still pass

@@ -348,7 +348,7 @@ def _bin_drift(
             max((floor + cfg.psi_critical) / 2, floor * 1.5),
             ["warning"],
         ),
-        ("healthy: a significant shift below the PSI floor is not flagged", floor / 2, []),
+        ("healthy despite a significant shift below the PSI floor", floor / 2, []),
     ]
     for name, target, severities in cases:
         b = suite.builder()
@@ -360,7 +360,7 @@ def _bin_drift(
     small = [c / window_steps for c in SMALL_STATIONARY_WINDOW]
     b = suite.builder()
     _bins(b, counter, reference, key, column, small, list(uniform), n)
-    suite.group("small stationary window with PSI above the floor is silent", b, alert, at)
+    suite.group("healthy on a small stationary window with PSI above the floor", b, alert, at)
     _no_flapping(suite, counter, reference, key, column, per_step)
     b = suite.builder()
     _bins(b, counter, reference, key, column, [0.0] * 10, list(uniform), n)
@@ -392,7 +392,7 @@ def _no_flapping(
     checks = [fire + gap - 1, fire + 2 * gap - 1, fire + 3 * gap - 1, fire + 4 * gap - 2]
     at = [_fmt(k * suite.step) for k in checks]
     suite.group(
-        "a shift at the threshold does not flap (keep_firing_for)",
+        "fires and does not flap while a shift comes and goes (keep_firing_for)",
         b,
         alert,
         at[0],

@@ -537,8 +537,12 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
 def _check(bins: int, max_categories: int) -> None:
     if bins < 2:
         raise ConfigurationError(f"bins must be >= 2, got {bins!r}")
-    if max_categories < 1:
-        raise ConfigurationError(f"max_categories must be >= 1, got {max_categories!r}")
+    if not 1 <= max_categories <= MAX_CATEGORIES:
+        raise ConfigurationError(
+            f"max_categories must be in [1, {MAX_CATEGORIES}], got {max_categories!r}"
+        )
+    if bins > MAX_BINS:
+        raise ConfigurationError(f"bins must be <= {MAX_BINS}, got {bins!r}")
 
 
 def _columns(X: Any, feature_names: Sequence[str] | None) -> dict[str, np.ndarray]:

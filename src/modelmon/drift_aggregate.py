@@ -674,9 +674,16 @@ def _compute_view(
         centers = group.centers[rows]
         lo, hi = moments.min[rows], moments.max[rows]
         ks = drift.ks_columns(group.reference, sketches, rows)
-        wass = drift.wasserstein_columns(
-            group.reference, sketches, rows, (lo - centers, hi - centers)
-        )
+        has_sketch = np.array([group.ref_sketches[c] is not None for c in rows.tolist()])
+        wass = np.full(rows.size, np.nan)
+        if not has_sketch.all():  # profiles written without a reference sketch
+            old = ~has_sketch
+            wass[old] = drift.wasserstein_columns(
+                group.reference,
+                sketches,
+                rows[old],
+                (lo[old] - centers[old], hi[old] - centers[old]),
+            )
         _sketch_wasserstein(group, sketches, rows, lo, hi, wass)
         live = sketches.quantiles(qs, rows) + centers[:, None]
         live = np.clip(live, lo[:, None], hi[:, None])

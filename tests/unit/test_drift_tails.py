@@ -50,3 +50,34 @@ def test_heavy_tail_wasserstein_and_ks_follow_scipy(name: str, shift: float) -> 
         assert got["wasserstein"] == pytest.approx(exact_w, rel=0.05), (name, shift, seed)
         exact_ks = stats.ks_2samp(ref, cur).statistic
         assert abs(got["ks"] - exact_ks) <= 0.02, (name, shift, seed)
+
+
+def test_a_profile_without_a_sketch_falls_back_to_the_quantile_summary() -> None:
+    """Format-1 profiles (no reference sketch) still get KS and Wasserstein."""
+    import json
+
+    from modelmon.drift import wasserstein_normed
+    from modelmon.sketches.ddsketch import LogSketch
+
+    rng = np.random.default_rng(12)
+    ref, cur = rng.normal(0, 1, N), rng.normal(0.3, 1, N)
+    doc = ReferenceProfile.from_data(ref.reshape(-1, 1), feature_names=["x"]).to_json()
+    doc["format_version"] = 1
+    del doc["features"]["x"]["sketch_values"], doc["features"]["x"]["sketch_counts"]
+    old = ReferenceProfile.loads(json.dumps(doc))
+    agg = DriftAggregate(old)
+    x = cur.reshape(-1, 1)
+    mask = np.zeros(x.shape, dtype=bool)
+    empty = np.zeros(0)
+    frame = FeatureFrame(("x",), x, mask, mask, {})
+    agg.fold(Batch(1.0, empty, np.zeros(0, dtype=np.int64), (), empty, (), frame))
+    got = agg.drift_scores(1.0)["features"]["x"]["wasserstein"]
+    f = old.features["x"]
+    sketch = LogSketch()
+    sketch.add(cur - f.sketch_center)
+    expected = wasserstein_normed(
+        f.quantiles, f.std or 0.0, sketch, shift=f.sketch_center, bounds=(cur.min(), cur.max())
+    )
+    assert got == pytest.approx(expected, rel=1e-6)
+    exact = stats.wasserstein_distance(ref, cur) / ref.std()
+    assert got == pytest.approx(exact, rel=0.05)

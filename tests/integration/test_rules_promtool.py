@@ -20,7 +20,7 @@ PROMETHEUS = ROOT / "grafana" / "prometheus"
 ALERTMANAGER = ROOT / "grafana" / "alertmanager" / "alertmanager.yml"
 RULE_FILES = ["recording_rules.yml", "alert_rules.yml", "recording_rules.json", "alert_rules.json"]
 TEST_FILES = sorted(p.name for p in (PROMETHEUS / "tests").glob("*.yml"))
-TIMEOUT = 120
+TIMEOUT = 300  # promtool test rules is CPU-bound; generous for shared CI machines
 CUSTOM = MonitoringConfig(
     namespace="shop",
     selector='job="api"',

@@ -98,6 +98,13 @@ class Monitor:
             the global one), or ``False`` for none.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
+        drift_alpha: family-wise false-alarm rate per window of the drift decisions
+            (Bonferroni over the features; see docs/drift.md).
+        drift_psi_floor: smallest PSI a drift decision flags (effect-size floor).
+        missing_drift_floor: smallest absolute change of a feature's missing share
+            (against the reference) flagged.
+        concept_detector: ``"adwin"``, ``"page_hinkley"``, a detector instance with
+            your parameters (``modelmon.concept.ADWIN(delta=0.01)``), or None.
     """
 
     def __init__(

@@ -174,8 +174,21 @@ class FeatureProfile:
         idx = self._category_index(np.asarray(values, dtype=object), len(self.test_categories))
         return self.bins_of_test_cells(idx)
 
+    @cached_property
+    def _category_table(self) -> dict[Any, int]:
+        """Known test category -> cell (the first of duplicates), ``None`` -> -1 (missing)."""
+        table: dict[Any, int] = {None: -1}
+        for i, c in enumerate(self.test_categories[:-1]):
+            table.setdefault(c, i)
+        return table
+
     def _category_index(self, values: ObjArray, n_cells: int) -> IntArray:
         other = n_cells - 1
+        items = values.reshape(-1).tolist()
+        if set(map(type, items)) <= _TEXT_OR_NONE:  # the fold's case: one dict lookup each
+            get = self._category_table.get
+            found = np.fromiter(map(get, items, itertools.repeat(other)), np.int64, len(items))
+            return found.reshape(values.shape)
         missing = _none_mask(values)
         text = np.where(missing, "", values).astype(str)
         cats, order = self._sorted_categories
@@ -219,6 +232,9 @@ class FeatureProfile:
     def from_json(cls, name: str, d: Mapping[str, Any]) -> FeatureProfile:
         """Read and validate one member (raises :class:`ProfileFormatError` naming the field)."""
         return _read_member(name, d)
+
+
+_TEXT_OR_NONE = frozenset({str, np.str_, type(None)})
 
 
 def _none_mask(values: ObjArray) -> npt.NDArray[np.bool_]:

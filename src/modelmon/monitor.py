@@ -37,7 +37,9 @@ from ._internal.health import Health, logger
 from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
+from .concept import Detector
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
+from .decision import DecisionConfig
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -109,6 +111,13 @@ class Monitor:
             the global one), or ``False`` for none.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
+        drift_alpha: family-wise false-alarm rate per window of the drift decisions
+            (Bonferroni over the features; see docs/drift.md).
+        drift_psi_floor: smallest PSI a drift decision flags (effect-size floor).
+        missing_drift_floor: smallest absolute change of a feature's missing share
+            (against the reference) flagged.
+        concept_detector: ``"adwin"``, ``"page_hinkley"``, a detector instance with
+            your parameters (``modelmon.concept.ADWIN(delta=0.01)``), or None.
     """
 
     def __init__(
@@ -141,7 +150,10 @@ class Monitor:
         outcome_ttl_seconds: float = 7 * 86400.0,
         max_classes: int = 20,
         positive_class: Any = None,
-        concept_detector: str = "adwin",
+        concept_detector: str | Detector | None = "adwin",
+        drift_alpha: float = 0.05,
+        drift_psi_floor: float = 0.1,
+        missing_drift_floor: float = 0.05,
         trace: Literal["attributes", "span"] | None = None,
         id_key: str | bytes | None = None,
         outcome_range: tuple[float, float] | None = None,
@@ -212,7 +224,9 @@ class Monitor:
         if self.schema.names is not None:  # known up front: export 0 from start-up
             self.inputs.seed(self.schema.names)
         self.aggregates: dict[str, Aggregate] = {"traffic": self.traffic, "inputs": self.inputs}
+        decisions = DecisionConfig(drift_alpha, drift_psi_floor, missing_drift_floor)
         self._add_optional_aggregates(
+            decisions=decisions,
             warmup_size=warmup_size,
             min_samples=min_samples,
             drift_quantiles=drift_quantiles,
@@ -264,6 +278,7 @@ class Monitor:
                 quantiles=tuple(options["drift_quantiles"]),
                 max_features=options["max_features"],
                 export_bin_edges=options["export_bin_edges"],
+                decisions=options["decisions"],
             )
             self.aggregates["drift"] = self.drift
         try:

@@ -29,6 +29,7 @@ Outcomes that cannot be joined are counted by reason, never raised (unless
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -247,6 +248,8 @@ class OutcomeAggregate:
         self.slot_seconds = float(window_seconds) / self.slots
         self.reset_after = reset_after
         self.detector = self._make_detector(detector)
+        # A fresh copy of the configured detector (parameters kept) for load_state.
+        self._detector_template = copy.deepcopy(self.detector)
         self.classes: list[str] = []
         self.confusion: Counter[tuple[str, str]] = Counter()
         self.unmatched: Counter[str] = Counter(dict.fromkeys(REASONS, 0))
@@ -720,7 +723,7 @@ class OutcomeAggregate:
             self.window = {int(k): _Slot.from_state(s) for k, s in state["window"]}
             self.delay.load_state(state["delay"])
             if self.detector is not None:
-                self.detector = make_detector(self.detector.name, reset_after=self.reset_after)
+                self.detector = copy.deepcopy(self._detector_template)
             self._merged_detections = int(state["detections"])
             self._merged_in_drift = bool(state["in_drift"])
 

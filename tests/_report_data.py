@@ -48,8 +48,9 @@ def drifted_monitor(registry: Any, n: int = 600, batch: int = 50, **kw: Any) -> 
     proba = model.predict_proba(live.fillna(X.mean()))
     truth = y.loc[live.index].to_numpy()
     for i in range(0, n, batch):
-        pid = mon.observe(live.iloc[i : i + batch], proba[i : i + batch], latency_s=0.002)
-        mon.record_outcomes([f"{pid}.{j}" for j in range(batch)], truth[i : i + batch].tolist())
+        mon.observe(live.iloc[i : i + batch], proba[i : i + batch], latency_s=0.002)
+        ids = modelmon.last_prediction_ids()  # one authenticated id per row
+        mon.record_outcomes(ids, truth[i : i + batch].tolist())
     return mon
 
 

@@ -129,8 +129,8 @@ def test_log_to_mlflow_values_equal_the_exported_gauges(tracking: Any) -> None:
     proba = model.predict_proba(live.fillna(X.mean()))
     truth = y.loc[live.index].to_numpy()
     for i in range(0, 600, 50):
-        pid = mon.observe(live.iloc[i : i + 50], proba[i : i + 50])
-        mon.record_outcomes([f"{pid}.{j}" for j in range(50)], truth[i : i + 50].tolist())
+        mon.observe(live.iloc[i : i + 50], proba[i : i + 50])
+        mon.record_outcomes(modelmon.last_prediction_ids(), truth[i : i + 50].tolist())
     try:
         with tracking.start_run() as run:
             logged = mon.log_to_mlflow(step=3)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, MissingExtraError
+from ._help import examples
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -23,6 +24,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "Write a self-contained HTML drift report (works offline) comparing a reference "
             "profile with the current state of a model: a /metrics URL of a running service, "
             "a multi-process state directory, or a CSV/Parquet file of live rows."
+        ),
+        epilog=examples(
+            "modelmon report --reference reference.json "
+            "--current http://127.0.0.1:8000/metrics -o report.html",
+            "modelmon report --reference models:/credit@champion --current tonight.csv "
+            "--model score.py:predict --label-column label -o report.html",
         ),
     )
     p.add_argument(
@@ -39,10 +46,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--prediction-column", default=None, help="data file: predictions column")
     p.add_argument("--label-column", default=None, help="data file: true labels column")
-    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default=None,
+        help="data file: the model's task, as for `modelmon profile`",
+    )
     p.add_argument("--model-name", default=None, help="which monitor (model label) to report")
     p.add_argument("--model-version", default=None, help="which monitor (version label)")
-    p.add_argument("--namespace", default="modelmon", help="metric name prefix (default modelmon)")
+    p.add_argument("--namespace", default="modelmon", help="metric name prefix")
     p.set_defaults(func=run)
     return p
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import names
+from ..context import last_prediction_ids
 from ..errors import ConfigurationError
 from ..profile import ReferenceProfile
 from .snapshot import Snapshot, monitor_snapshot, select_samples, snapshot_from_samples
@@ -140,9 +141,9 @@ def from_table(
             outputs = predictions[start:stop] if predictions is not None else None
             if outputs is None and predict is not None:
                 outputs = predict(rows)
-            pid = mon.observe(rows, outputs)
+            mon.observe(rows, outputs)
             if labels is not None and outputs is not None:
-                ids = [pid] if stop - start == 1 else [f"{pid}.{i}" for i in range(stop - start)]
+                ids = last_prediction_ids()  # one id per row of the call just observed
                 mon.record_outcomes(ids, labels[start:stop].tolist())
         return monitor_snapshot(mon)
     finally:

@@ -128,7 +128,10 @@ def _pandas_column(series: Any) -> Column:
     if kind in "fiu":
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         return Column(np.asarray(values, dtype=np.float64), "f" if kind == "f" else "i")
-    return _array_column(series.tolist())
+    present = series.notna().to_numpy(dtype=bool)
+    values = np.array(series.astype(object).to_numpy(dtype=object), dtype=object)
+    values[~present] = None  # NaN, None, pd.NA, NaT: one missing marker
+    return _list_column(values.tolist())
 
 
 def _array_column(values: Any) -> Column:
@@ -139,7 +142,11 @@ def _array_column(values: Any) -> Column:
         return Column(a.astype(np.float64).reshape(-1), "f" if a.dtype.kind == "f" else "i")
     if a.dtype.kind == "b":
         return Column(a.astype(object).reshape(-1), "b")
-    obj = _object_column(list(a.reshape(-1).tolist()))
+    return _list_column(list(a.reshape(-1).tolist()))
+
+
+def _list_column(values: list[Any]) -> Column:
+    obj = _object_column(values)
     if obj.dtype.kind == "f":
         return Column(obj, "f")
     present = [v for v in obj.tolist() if v is not None]

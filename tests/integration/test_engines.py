@@ -169,3 +169,113 @@ def test_dask_batch_job_equals_one_process(dask_client: Any) -> None:  # noqa: F
         assert_job_equals_one_process(job, one, len(live))
         job.close()
     one.close()
+
+
+# --- the job's metrics through a real Pushgateway, scraped by a real Prometheus ------------
+
+PUSH_WINDOW = "1m"
+PUSH_JOB = "nightly_scoring"
+
+
+def offline_psi(profile: ReferenceProfile, feature: str, column: np.ndarray) -> float:
+    """PSI of the rows' shares in the reference bins, as the recording rules define it."""
+    from modelmon.grafana.rules import PSI_FLOOR
+
+    f = profile.features[feature]
+    values = column[np.isfinite(column)]
+    counts = np.bincount(np.searchsorted(f.edges_array, values, side="left"), minlength=f.n_bins)
+    cur = np.maximum(counts / counts.sum(), PSI_FLOOR)
+    ref = np.maximum(f.shares_array, PSI_FLOOR)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def test_batch_job_pushed_to_pushgateway_reaches_the_fleet_drift_rules(
+    dask_client: Any,  # noqa: F811
+    tmp_path: Any,
+) -> None:
+    import dask.dataframe as dd
+
+    from modelmon import dask as mm_dask
+    from modelmon.grafana import MonitoringConfig, render_recording_rules
+    from modelmon.jobs import BatchJob, JobSpec
+    from tests.conftest import free_port
+    from tests.integration._prom import binary, prometheus, spawn, wait_until
+
+    gateway_exe = binary("prometheus-pushgateway", "pushgateway")
+    binary("prometheus")
+    ref, live = reference(), live_frame()
+    config = MonitoringConfig(drift_window=PUSH_WINDOW)
+    port = free_port()
+    gateway_argv = [
+        gateway_exe,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={tmp_path / 'pushgateway.data'}",
+        "--log.level=warn",
+    ]
+    prom_config = {
+        "global": {"scrape_interval": "250ms", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "pushgateway",
+                "honor_labels": True,  # keep the pushed job / model / version labels
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+            }
+        ],
+    }
+    rules = {"recording_rules.yml": render_recording_rules(config)}
+    selector = '{model="batch",feature="mean radius"}'
+    rows_seen = f"sum(modelmon_feature_bin_total{selector})"
+    with spawn("pushgateway", gateway_argv, tmp_path) as gateway:
+        wait_until(
+            lambda: _http_ok(f"http://127.0.0.1:{port}/-/ready"),
+            30,
+            "the Pushgateway to be ready",
+            details=gateway.logs,
+        )
+        with prometheus(tmp_path / "prom", prom_config, rules) as prom:
+            spec = JobSpec("batch", "1", ref.dumps(), options={"min_samples": 10})
+            job = BatchJob(spec, pushgateway=f"127.0.0.1:{port}", job=PUSH_JOB)
+            job.start()  # the run's bin counters at 0
+            wait_until(
+                lambda: prom.values(rows_seen, "") == {"": 0.0},
+                30,
+                "Prometheus to scrape the job's zero counters",
+            )
+            mm_dask.monitor(dd.from_pandas(live, npartitions=3, sort=False), job=job, predict=predict)
+            job.finish()
+            wait_until(
+                lambda: prom.values(rows_seen, "") == {"": float(len(live))},
+                30,
+                "Prometheus to scrape the job's totals",
+            )
+            psi_rule = f'{config.rule("feature_psi", PUSH_WINDOW)}{{model="batch"}}'
+            fleet = wait_until(
+                lambda: _fleet_psi(prom, psi_rule),
+                30,
+                "the fleet PSI rule to include the job",
+            )
+            pushed = prom.values(
+                f'modelmon_feature_drift{{model="batch",method="psi",job="{PUSH_JOB}"}}', "feature"
+            )
+    job_scores = job.monitor.drift.drift_scores(spec.now)["features"]
+    assert set(fleet) == set(FEATURES)
+    for feature in FEATURES:
+        expected = offline_psi(ref, feature, live[feature].to_numpy(dtype=float))
+        assert fleet[feature] == pytest.approx(expected, abs=1e-9), feature
+        assert pushed[feature] == pytest.approx(job_scores[feature]["psi"], abs=1e-12)
+        assert pushed[feature] == pytest.approx(expected, abs=1e-9), feature
+    assert fleet["mean radius"] > 0.25
+    job.close()
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+
+
+def _fleet_psi(prom: Any, expr: str) -> dict[str, float]:
+    """The rule's per-feature values once every feature has one (else {} to keep waiting)."""
+    values = prom.values(expr, "feature")
+    return values if set(values) == set(FEATURES) else {}

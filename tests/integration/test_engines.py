@@ -241,7 +241,8 @@ def test_batch_job_pushed_to_pushgateway_reaches_the_fleet_drift_rules(
                 30,
                 "Prometheus to scrape the job's zero counters",
             )
-            mm_dask.monitor(dd.from_pandas(live, npartitions=3, sort=False), job=job, predict=predict)
+            batch = dd.from_pandas(live, npartitions=3, sort=False)
+            mm_dask.monitor(batch, job=job, predict=predict)
             job.finish()
             wait_until(
                 lambda: prom.values(rows_seen, "") == {"": float(len(live))},

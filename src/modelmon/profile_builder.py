@@ -409,7 +409,7 @@ class ProfileSpec:
             if col is not None:
                 if col not in present:
                     raise ConfigurationError(
-                        f"{role} column {col!r} not in the data; columns: {sorted(present)}"
+                        f"{role} column {col!r} not found; columns: {sorted(present)}"
                     )
                 out[col] = role
         return out

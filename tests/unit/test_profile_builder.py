@@ -167,7 +167,7 @@ def test_configuration_errors() -> None:
         b.update({"x": np.array(["a", "b"], dtype=object)})
     with pytest.raises(ConfigurationError, match="second_pass"):
         ProfileBuilder().finish()
-    with pytest.raises(ConfigurationError, match="not in the data"):
+    with pytest.raises(ConfigurationError, match=r"column 'y' not found"):
         ProfileBuilder(prediction="y").update({"x": np.array([1.0])})
     with pytest.raises(ConfigurationError, match="list of column names"):
         ProfileBuilder(exclude="id")

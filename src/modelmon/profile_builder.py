@@ -78,16 +78,28 @@ STATE_FORMAT = "modelmon-profile-builder"
 # --- columns of a batch ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Column:
     """One column of one batch: float64 (NaN missing) or object (``None`` missing).
 
     ``dtype`` is the source's kind: ``"i"`` integer, ``"f"`` float, ``"b"`` boolean,
-    ``"O"`` anything else (strings, dates...).
+    ``"O"`` anything else (strings, dates...). An Arrow string column keeps its Arrow
+    array (``arrow``) and builds the object array only when asked: categories are
+    counted by Arrow directly.
     """
 
-    values: npt.NDArray[Any]
-    dtype: str
+    __slots__ = ("_values", "arrow", "dtype", "size")
+
+    def __init__(self, values: npt.NDArray[Any] | None, dtype: str, arrow: Any = None) -> None:
+        self._values = values
+        self.dtype = dtype
+        self.arrow = arrow
+        self.size = len(arrow) if values is None else int(values.shape[0])
+
+    @property
+    def values(self) -> npt.NDArray[Any]:
+        if self._values is None:
+            self._values = np.asarray(self.arrow.to_numpy(zero_copy_only=False), dtype=object)
+        return self._values
 
 
 def batch_columns(batch: Any) -> dict[str, Column]:
@@ -120,7 +132,7 @@ def _arrow_column(col: Any) -> Column:
         return Column(np.asarray(col.to_pylist(), dtype=object), "b")
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         col = pc.cast(col, pa.string())
-    return Column(np.asarray(col.to_numpy(zero_copy_only=False), dtype=object), "O")
+    return Column(None, "O", arrow=col)
 
 
 def _pandas_column(series: Any) -> Column:
@@ -270,6 +282,18 @@ class _CategoryStats:
         uniq, counts = np.unique(present.astype(str), return_counts=True)
         for k, c in zip(uniq.tolist(), counts.tolist(), strict=True):
             self.counts[k] = self.counts.get(k, 0) + int(c)
+
+    def add_arrow(self, array: Any) -> None:
+        """Count an Arrow string array (as :meth:`add` would count its values)."""
+        import pyarrow.compute as pc
+
+        self.missing += int(array.null_count)
+        counted = pc.value_counts(array)
+        values = counted.field("values").to_pylist()
+        counts = counted.field("counts").to_pylist()
+        for k, c in zip(values, counts, strict=True):
+            if k is not None:
+                self.counts[k] = self.counts.get(k, 0) + int(c)
 
     def merge(self, other: _CategoryStats) -> None:
         self.missing += other.missing
@@ -516,6 +540,14 @@ class ProfileBuilder:
 
     def _update_column(self, name: str, role: Role, col: Column) -> None:
         state = self.columns[name]
+        if col.arrow is not None and role == "feature":  # strings: Arrow counts them
+            if col.arrow.null_count == col.size and name not in self.spec.categorical:
+                state._add_nulls(col.size)
+                return
+            state.set_kind("categorical", name)
+            assert state.categories is not None
+            state.categories.add_arrow(col.arrow)
+            return
         kind, values = self._kind_and_values(name, role, col)
         if kind is None:
             state._add_nulls(values.size)
@@ -730,7 +762,7 @@ def _as_float(name: str, v: npt.NDArray[Any]) -> FloatArray:
 
 
 def _n_rows(cols: Mapping[str, Column]) -> int:
-    sizes = {c.values.shape[0] for c in cols.values()}
+    sizes = {c.size for c in cols.values()}
     if len(sizes) > 1:
         raise ConfigurationError(f"columns of one batch differ in length: {sorted(sizes)}")
     return sizes.pop() if sizes else 0

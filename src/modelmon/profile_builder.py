@@ -493,7 +493,9 @@ class ProfileBuilder:
     Keyword arguments are those of :class:`ProfileSpec`.
     """
 
-    def __init__(self, spec: ProfileSpec | None = None, **options: Any) -> None:
+    def __init__(
+        self, spec: ProfileSpec | None = None, *, threads: int = 1, **options: Any
+    ) -> None:
         if spec is not None and options:
             raise ConfigurationError("pass either a ProfileSpec or keyword options, not both")
         if spec is None:
@@ -510,6 +512,8 @@ class ProfileBuilder:
         self._bins: dict[str, IntArray] = {}
         self._squares: dict[str, int] = {}
         self._edge_max: dict[str, FloatArray] = {}
+        self.threads = int(threads)
+        self._pool: Any = None
 
     # --- pass 1 and 2 -------------------------------------------------------------------
     def update(self, batch: Any) -> None:
@@ -519,16 +523,27 @@ class ProfileBuilder:
         n = _n_rows(cols)
         if self.stage == 1:
             self._check_columns(roles)
-            for name, role in roles.items():
-                self._update_column(name, role, cols[name])
+            self._each(lambda name: self._update_column(name, roles[name], cols[name]), roles)
         else:
             if list(roles) != list(self.columns):
                 raise ConfigurationError(
                     f"pass 2 sees columns {list(roles)}, pass 1 saw {list(self.columns)}"
                 )
-            for name, plan in self._plans.items():
-                self._count_column(name, plan, cols[name])
+            plans = self._plans
+            self._each(lambda name: self._count_column(name, plans[name], cols[name]), plans)
         self.rows += n
+
+    def _each(self, work: Callable[[str], None], names_: Iterable[str]) -> None:
+        """Run ``work`` on every column; on ``threads`` threads (numpy releases the GIL)."""
+        if self.threads <= 1:
+            for name in names_:
+                work(name)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="modelmon-profile")
+        list(self._pool.map(work, list(names_)))  # each column's state is its own: no lock
 
     def _check_columns(self, roles: Mapping[str, Role]) -> None:
         if not self.columns:
@@ -635,7 +650,8 @@ class ProfileBuilder:
         """The empty pass-2 builder for this (merged) pass 1."""
         if self.stage != 1:
             raise ConfigurationError("second_pass() is called on a pass-1 builder")
-        out = ProfileBuilder(self.spec)
+        out = ProfileBuilder(self.spec, threads=self.threads)
+        out._pool, self._pool = self._pool, None  # the threads move on to pass 2
         out.stage = 2
         out.columns = {n: _ColumnState.from_state(c.state()) for n, c in self.columns.items()}
         for name, col in out.columns.items():
@@ -702,6 +718,12 @@ class ProfileBuilder:
             max=stats.max,
             quantiles=tuple(float(q) for q in quantiles),
         )
+
+    def close(self) -> None:
+        """Stop the worker threads (``threads`` > 1), if any."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # --- moving builders between processes ----------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -792,18 +814,20 @@ def build_profile(
     *,
     created_at: float | None = None,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
     **options: Any,
 ) -> ReferenceProfile:
     """Both passes on one machine: ``batches()`` must yield the same rows each time.
 
-    ``progress(rows)`` is called after each batch of each pass (for progress bars).
+    ``progress(rows)`` is called after each batch of each pass (for progress bars);
+    ``threads`` > 1 works on that many columns at once.
 
     >>> import numpy as np
     >>> data = [{"x": np.arange(500.0)}, {"x": np.arange(500.0, 1000.0)}]
     >>> build_profile(lambda: data, created_at=0.0).features["x"].count
     1000
     """
-    builder = ProfileBuilder(spec, **options)
+    builder = ProfileBuilder(spec, threads=threads, **options)
     for stage in (1, 2):
         if stage == 2:
             builder = builder.second_pass()
@@ -812,7 +836,10 @@ def build_profile(
             builder.update(batch)
             if progress is not None:
                 progress(builder.rows - before)
-    return builder.finish(created_at)
+    try:
+        return builder.finish(created_at)
+    finally:
+        builder.close()
 
 
 def merge_all(builders: Sequence[ProfileBuilder]) -> ProfileBuilder:

@@ -12,6 +12,7 @@ bar (tqdm) shows on a terminal only.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
 
-BLOCK_BYTES = 16 << 20  # CSV bytes per Arrow block
+BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block
+CACHE_MB = 256  # decoded batches kept from pass 1 for pass 2 (else the file is read again)
 PARQUET_BATCH_ROWS = 1 << 17
 
 
@@ -61,6 +63,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--spark-master", default="local[*]", help="Spark master for --engine spark")
     p.add_argument(
         "--dask-scheduler", default=None, help="Dask scheduler address for --engine dask"
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=CACHE_MB,
+        help="decoded data kept between the two passes, in MB; a larger file is read twice "
+        f"(default {CACHE_MB})",
     )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("-o", "--output", required=True, help="where to write the profile JSON")
@@ -125,24 +134,41 @@ def _local(
     if args.sample is not None:
         table = source.sample(args.sample, args.seed, _progress(source, "sampling", show))
         batches: Callable[[], Any] = lambda: table.to_batches(max_chunksize=PARQUET_BATCH_ROWS)  # noqa: E731
-        return build_profile(batches, **options), table.num_rows
+        threads = min(os.cpu_count() or 1, 8)
+        return build_profile(batches, threads=threads, **options), table.num_rows
     passes = iter(("pass 1/2", "pass 2/2"))
+    budget = max(args.memory_mb, 0) << 20
+    cache: list[Any] | None = []
+    done: list[bool] = []
 
     def each_pass() -> Iterator[Any]:
+        nonlocal cache
+        if done and cache is not None:  # pass 2 from the batches pass 1 kept
+            yield from cache
+            return
         bar = _progress(source, next(passes), show)
+        kept = 0
         try:
             for batch in source.batches():
+                if cache is not None and not done:
+                    kept += batch.nbytes
+                    if kept <= budget:
+                        cache.append(batch)
+                    else:
+                        cache = None  # too big: pass 2 reads the file again
                 yield batch
                 bar(source.position())
         finally:
             bar(None)
+        done.append(True)
 
     counted = [0]
 
     def count(rows: int) -> None:
         counted[0] += rows
 
-    profile = build_profile(each_pass, progress=count, **options)
+    threads = min(os.cpu_count() or 1, 8)
+    profile = build_profile(each_pass, progress=count, threads=threads, **options)
     return profile, counted[0] // 2
 
 

@@ -280,3 +280,18 @@ def _fleet_psi(prom: Any, expr: str) -> dict[str, float]:
     """The rule's per-feature values once every feature has one (else {} to keep waiting)."""
     values = prom.values(expr, "feature")
     return values if set(values) == set(FEATURES) else {}
+
+
+def test_cli_engine_spark_equals_local(spark: Any, tmp_path: Any) -> None:  # noqa: F811
+    """``modelmon profile --engine spark`` (the session of this test run) equals the local run."""
+    from modelmon.cli import main
+
+    src = tmp_path / "train.csv"
+    FRAME.drop(columns=["id"]).to_csv(src, index=False)
+    local, remote = tmp_path / "local.json", tmp_path / "spark.json"
+    base = ["profile", str(src), "--prediction-column", "label", "--no-progress"]
+    assert main([*base, "-o", str(local)]) == 0
+    assert main([*base, "--engine", "spark", "-o", str(remote)]) == 0
+    a, b = ReferenceProfile.load(local), ReferenceProfile.load(remote)
+    assert a.features == b.features and a.outputs == b.outputs
+    assert b.features["size"].kind == "categorical" and b.features["visits"].kind == "numeric"

@@ -63,15 +63,15 @@ from .profile import (
     _object_column,
     categorical_from_counts,
 )
-from .sketches.ddsketch import LogSketch
+from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "prediction", "confidence"]
-# Exact sums: x = m * 2**(e - 53) with |m| < 2**53; every finite double has e - 53 >= -1126,
-# so sum(x) * 2**_SCALE is an integer.
-_SCALE = 1126
-_EXP_OFFSET = 1126  # frexp exponents lie in -1073 .. 1024
-_SUM_CHUNK = 1 << 24  # values per exact-sum chunk (float partial sums of < 2**27 stay exact)
+# Exact sums: a finite double is m * 2**(e - 1075) with integers 0 <= m < 2**53 and
+# 1 <= e <= 2046, so sum(x) * 2**_SCALE is an integer.
+_SCALE = 1074
+_SUM_CHUNK = 1 << 14  # values per vectorised exact-sum step (stays in cache)
+_SUM_BLOCK = 1 << 25  # float sums of halves < 2**27 stay exact up to 2**26 values
 STATE_FORMAT = "modelmon-profile-builder"
 
 
@@ -171,38 +171,48 @@ def _list_column(values: list[Any]) -> Column:
 
 
 def exact_sum(values: FloatArray) -> int:
-    """``sum(values) * 2**1126`` exactly, as an integer (``values`` finite).
+    """``sum(values) * 2**1074`` exactly, as an integer (``values`` finite).
 
-    Each double is ``m * 2**(e - 53)`` with an integer ``|m| < 2**53``; ``m`` is split
-    into two halves below ``2**27`` whose float sums per exponent stay exact, so the
-    result does not depend on the order of the values.
+    Each double is read from its bits as ``m * 2**(e - 1075)``; ``m`` is split into two
+    halves below ``2**27`` whose float sums per exponent stay exact, so the result does
+    not depend on the order of the values.
 
     >>> v = np.array([1e16, 1.0, -1e16, 0.5])
-    >>> exact_sum(v) / 2**1126, float(v.sum())
+    >>> exact_sum(v) / 2**1074, float(v.sum())
     (1.5, 0.5)
     """
     total = 0
-    for start in range(0, values.size, _SUM_CHUNK):
-        total += _exact_sum_chunk(values[start : start + _SUM_CHUNK])
+    for block in range(0, values.size, _SUM_BLOCK):
+        his = np.zeros(2047)
+        los = np.zeros(2047)
+        end = min(block + _SUM_BLOCK, values.size)
+        for start in range(block, end, _SUM_CHUNK):  # small chunks stay in cache
+            _add_mantissas(values[start : min(start + _SUM_CHUNK, end)], his, los)
+        for k in np.flatnonzero((his != 0) | (los != 0)).tolist():
+            total += ((int(his[k]) << 26) + int(los[k])) << (k - 1)
     return total
 
 
-def _exact_sum_chunk(v: FloatArray) -> int:
+_MANTISSA = (1 << 52) - 1
+_HALF = (1 << 26) - 1
+
+
+def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
+    """Add the signed mantissa halves of ``v`` per exponent (float sums stay exact)."""
     if v.size == 0:
-        return 0
-    mant, exp = np.frexp(v)
-    m = np.ldexp(mant, 53).astype(np.int64)
-    hi = m >> 26  # floor: m = hi * 2**26 + lo with 0 <= lo < 2**26
-    lo = m - (hi << 26)
-    slot = exp.astype(np.int64) + _EXP_OFFSET
-    his = np.bincount(slot, weights=hi.astype(np.float64))
-    los = np.bincount(slot, weights=lo.astype(np.float64))
-    total = 0
-    for s in np.flatnonzero((his != 0) | (los != 0)).tolist():
-        mantissa_sum = (int(his[s]) << 26) + int(los[s])
-        shift = s - _EXP_OFFSET - 53 + _SCALE
-        total += mantissa_sum << shift
-    return total
+        return
+    bits = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
+    biased = (bits >> 52) & 0x7FF
+    m = bits & _MANTISSA
+    m |= (biased > 0).astype(np.int64) << 52  # the implicit leading bit of normal numbers
+    e = np.maximum(biased, 1)  # subnormals share the exponent of the smallest normal
+    negative = bits < 0
+    hi = (m >> 26).astype(np.float64)
+    lo = (m & _HALF).astype(np.float64)
+    np.negative(hi, out=hi, where=negative)
+    np.negative(lo, out=lo, where=negative)
+    his += np.bincount(e, weights=hi, minlength=2047)
+    los += np.bincount(e, weights=lo, minlength=2047)
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -470,15 +480,14 @@ class ProfileSpec:
 class _NumericPlan:
     """What pass 2 needs of one numeric column, fixed by the merged pass 1.
 
-    ``edge_ordinals``: the sketch buckets holding the rank of each inner edge. Pass 2
-    bins every value by its bucket (a value in an edge bucket goes to the bin below
-    it) and keeps the largest value seen in each edge bucket: that value becomes the
-    edge, so each edge is a data value and ``searchsorted(edges, x, side="left")``
-    puts every row in the bin it was counted in.
+    ``bounds``: the upper boundary of the sketch bucket holding the rank of each inner
+    edge. Pass 2 bins every value by ``searchsorted(bounds, x, side="left")`` and keeps
+    the largest value of each bin below the last: that value becomes the edge. So every
+    edge is a data value in (or just below) the decile's bucket, and
+    ``searchsorted(edges, x, side="left")`` puts every row in the bin it was counted in.
     """
 
-    sketch: LogSketch
-    edge_ordinals: IntArray
+    bounds: FloatArray
     mean: float
 
 
@@ -609,13 +618,13 @@ class ProfileBuilder:
         valid = values[np.isfinite(values)]
         if valid.size == 0:
             return
-        ords = plan.sketch.ordinals(valid)
-        k = plan.edge_ordinals.size
-        idx = np.searchsorted(plan.edge_ordinals, ords, side="left")
+        k = plan.bounds.size
+        idx = np.searchsorted(plan.bounds, valid, side="left")
         self._bins[name] += np.bincount(idx, minlength=k + 1)
         if k:
-            at_edge = (idx < k) & (ords == plan.edge_ordinals[np.minimum(idx, k - 1)])
-            np.maximum.at(self._edge_max[name], idx[at_edge], valid[at_edge])
+            tops = np.full(k + 1, -math.inf)
+            np.maximum.at(tops, idx, valid)
+            np.maximum(self._edge_max[name], tops[:k], out=self._edge_max[name])
         d = valid - plan.mean
         self._squares[name] += exact_sum(d * d)
 
@@ -658,8 +667,8 @@ class ProfileBuilder:
             if col.kind == "numeric" and col.numeric is not None and col.numeric.count:
                 plan = _plan(col.numeric, self.spec.bins)
                 out._plans[name] = plan
-                out._bins[name] = np.zeros(plan.edge_ordinals.size + 1, dtype=np.int64)
-                out._edge_max[name] = np.full(plan.edge_ordinals.size, -math.inf)
+                out._bins[name] = np.zeros(plan.bounds.size + 1, dtype=np.int64)
+                out._edge_max[name] = np.full(plan.bounds.size, -math.inf)
                 out._squares[name] = 0
         return out
 
@@ -699,8 +708,10 @@ class ProfileBuilder:
         missing_share = stats.missing / total if total else 0.0
         if stats.count == 0:
             return FeatureProfile(key, "numeric", (1.0,), 0, missing_share, (), quantiles=())
-        plan = self._plans[name]
-        counts = self._bins[name]
+        tops = self._edge_max[name]
+        keep = tops > -math.inf  # an empty bin (rounding at a bucket boundary) merges up
+        k = tops.size
+        counts = np.concatenate([self._bins[name][:k][keep], self._bins[name][k:]])
         n = stats.count
         denominator = n << _SCALE
         quantiles = _clip(stats.sketch.quantiles(np.asarray(REFERENCE_QUANTILE_PROBS)), stats)
@@ -711,8 +722,8 @@ class ProfileBuilder:
             shares=tuple(float(c) for c in counts / n),
             count=n,
             missing_share=float(missing_share),
-            edges=tuple(float(e) for e in self._edge_max[name]),
-            mean=plan.mean,
+            edges=tuple(float(e) for e in tops[keep]),
+            mean=self._plans[name].mean,
             std=math.sqrt(_ratio(self._squares[name], denominator)),
             min=stats.min,
             max=stats.max,
@@ -737,6 +748,7 @@ class ProfileBuilder:
             "bins": [[n, b] for n, b in self._bins.items()],
             "squares": [[n, str(s)] for n, s in self._squares.items()],
             "edge_max": [[n, e] for n, e in self._edge_max.items()],
+            "plans": [[n, p.bounds, repr(p.mean)] for n, p in self._plans.items()],
         }
 
     @classmethod
@@ -749,9 +761,10 @@ class ProfileBuilder:
         out.rows = int(state["rows"])
         out.columns = {str(n): _ColumnState.from_state(s) for n, s in state["columns"]}
         if out.stage == 2:
-            for name, col in out.columns.items():
-                if col.kind == "numeric" and col.numeric is not None and col.numeric.count:
-                    out._plans[name] = _plan(col.numeric, out.spec.bins)
+            out._plans = {  # as the driver fixed them: never recomputed elsewhere
+                str(n): _NumericPlan(np.asarray(b, dtype=np.float64).copy(), float(m))
+                for n, b, m in state["plans"]
+            }
             out._bins = {str(n): np.asarray(b, dtype=np.int64).copy() for n, b in state["bins"]}
             out._squares = {str(n): int(s) for n, s in state["squares"]}
             out._edge_max = {
@@ -767,7 +780,19 @@ def _plan(stats: _NumericStats, bins: int) -> _NumericPlan:
     cum = np.cumsum(counts)
     pos = np.searchsorted(cum, np.floor(probs * (int(cum[-1]) - 1)), side="right")
     edge_ordinals = np.unique(ordinals[np.minimum(pos, ordinals.size - 1)])
-    return _NumericPlan(stats.sketch, edge_ordinals, _ratio(stats.total, stats.count << _SCALE))
+    bounds = _upper_bounds(stats.sketch, edge_ordinals)
+    return _NumericPlan(bounds, _ratio(stats.total, stats.count << _SCALE))
+
+
+def _upper_bounds(sketch: LogSketch, ordinals: IntArray) -> FloatArray:
+    """The upper boundary of each bucket (``gamma**k`` above 0, ``-gamma**(k-1)`` below)."""
+    o = ordinals.astype(np.int64)
+    key = np.abs(o) - _ORD
+    with np.errstate(over="ignore"):
+        pos = np.power(sketch.gamma, key.astype(np.float64))
+        neg = -np.power(sketch.gamma, (key - 1).astype(np.float64))
+    out = np.where(o > 0, pos, np.where(o < 0, neg, 0.0))
+    return np.asarray(np.unique(out), dtype=np.float64)
 
 
 def _clip(values: FloatArray, stats: _NumericStats) -> FloatArray:

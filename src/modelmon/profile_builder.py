@@ -8,23 +8,24 @@ A :class:`ProfileBuilder` reads the training data in two passes over any partiti
    exact count, missing count, min, max and the exact sum; per categorical column the
    exact count of every category. :meth:`ProfileBuilder.second_pass` turns the merged
    pass-1 state into a plan: inner bin edges at the sketch's deciles, the mean;
-2. **pass 2** counts every row into those fixed bins exactly and sums the squared
-   deviations from the mean exactly; :meth:`ProfileBuilder.finish` makes the
-   :class:`~modelmon.profile.ReferenceProfile`.
+2. **pass 2** counts every row into those fixed bins exactly (binned by the upper
+   boundary of each edge's sketch bucket; the largest value of each bin becomes its
+   edge, a data value) and sums the squared deviations from the mean exactly;
+   :meth:`ProfileBuilder.finish` makes the :class:`~modelmon.profile.ReferenceProfile`.
 
 Every number is computed without rounding that depends on the order of the rows: counts
 are integers, sums are exact (each float is split into integer mantissa and exponent and
-summed as a Python integer), the sketch's buckets are integers. So any partitioning of the
-same rows, merged in any order, gives the same profile, byte for byte (same
-:attr:`~modelmon.profile.ReferenceProfile.fingerprint`, for the same ``created_at``).
+summed as a Python integer), the sketch's buckets are integers, edges are maxima. So any
+partitioning of the same rows, merged in any order, gives the same profile, byte for byte
+(same :attr:`~modelmon.profile.ReferenceProfile.fingerprint`, for the same ``created_at``).
 
 How it relates to :meth:`ReferenceProfile.from_data` on the same rows: categorical
 features, counts, missing shares, min and max are identical; mean and std are the
 correctly rounded exact values (``from_data`` uses numpy's pairwise sums: equal within a
-few units in the last place); bin edges and the quantile summary come from the sketch, so
-each lies within ``relative_accuracy`` (1%) of the exact value of the same rank
-(``from_data`` uses exact quantiles), and the bin shares are the exact shares of the rows
-in those bins.
+few units in the last place); each bin edge is a data value within one sketch bucket
+(about 2%) of ``from_data``'s exact decile, the bin shares are the exact shares of the
+rows in those bins, and the quantile summary is within ``relative_accuracy`` (1%) of the
+exact value of rank ``floor(q (n - 1))``. See ``docs/scale-out.md``.
 
 >>> import numpy as np
 >>> rows = {"x": np.arange(1000.0), "c": np.array(["a", "b"] * 500, dtype=object)}

@@ -140,3 +140,37 @@ def test_dask_engine_equals_local(tmp_path: Path) -> None:
     assert _run([*base, "--engine", "dask", "-o", str(b)]) == 0
     pa, pb = ReferenceProfile.load(a), ReferenceProfile.load(b)
     assert pa.features == pb.features and pa.outputs == pb.outputs
+
+
+def test_progress_bar_shows_on_a_terminal_only(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    pytest.importorskip("tqdm")
+    src, out = _csv(tmp_path), tmp_path / "ref.json"
+    argv = [sys.executable, "-m", "modelmon", "profile", str(src), "-o", str(out)]
+    leader, follower = pty.openpty()
+    # A real terminal has a size; a fresh pty is 0 x 0, where tqdm draws a 0-column bar.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        done = subprocess.run(argv, stderr=follower, stdout=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(follower)
+    chunks = []
+    try:
+        while chunk := os.read(leader, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        pass
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "pass 1/2" in shown and "pass 2/2" not in shown  # pass 2 reads the kept batches
+    piped = subprocess.run(argv, capture_output=True, timeout=300)
+    assert piped.returncode == 0 and piped.stderr == b""

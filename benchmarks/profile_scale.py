@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -203,15 +204,23 @@ def write_csv(path: Path, megabytes: float) -> int:
 
 
 def child(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+    """Wall seconds and peak RSS (MB) of one child process.
+
+    The peak comes from GNU time (``/usr/bin/time -f %M``): the measured process is then
+    forked from that small process. Forked from this one, its peak would include this
+    process's own memory (Linux keeps the high-water mark across ``exec``).
+    """
+    timer = shutil.which("time") or "/usr/bin/time"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    done = subprocess.run(
+        [timer, "-f", "MAXRSS_KB %M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return wall, usage.ru_maxrss / 1024.0
+    err = done.stderr.decode(errors="replace")
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {err}")
+    peak_kb = float(err.strip().rsplit("MAXRSS_KB ", 1)[1].split()[0])
+    return wall, peak_kb / 1024.0
 
 
 def cli(rounds: int, megabytes: float, workdir: Path) -> None:

@@ -15,6 +15,8 @@ warm cache of the same input.
   LocalCluster of 2 worker processes, both reading the same Parquet file): wall time
   (the work runs in other processes, so this process's CPU time says nothing), rotating
   order, median [range] rows/s;
+* **streamed** (``--streamed-rows 10000000``): that many rows x 20 through the builder
+  on one machine in generated 1 M-row chunks, process CPU time of the builder only;
 * **CLI** (``modelmon profile data.csv`` in a subprocess against a subprocess running
   ``pandas.read_csv`` alone on the same ~80 MB file): wall time and peak RSS of each
   child (``os.wait4``), rotating order, median [range] and the ratios.
@@ -43,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from modelmon import ReferenceProfile
-from modelmon.profile_builder import build_profile
+from modelmon.profile_builder import ProfileBuilder, build_profile
 
 NUMERIC, CATEGORICAL = 16, 4
 BATCH_ROWS = 1 << 17
@@ -122,6 +124,39 @@ def in_process(rows: int, rounds: int) -> None:
         if peer != "builder":
             ratios = [b / p for b, p in zip(result["builder"], result[peer], strict=True)]
             print(f"  builder / {peer}: {summary(ratios, '{:.2f}')}x")
+
+
+# --- one machine, streamed -----------------------------------------------------------------
+
+
+def streamed(rows: int, rounds: int) -> None:
+    """``rows`` x 20 through ``ProfileBuilder`` in 1 M-row chunks generated on the fly.
+
+    Only ``update``/``second_pass``/``finish`` are timed (process CPU), so generating the
+    data does not count; memory stays at one chunk whatever ``rows``.
+    """
+    chunk = 1_000_000
+    results = []
+    for r in range(rounds):
+        builder = ProfileBuilder()
+        spent = 0.0
+        for stage in (1, 2):
+            if stage == 2:
+                t0 = time.process_time()
+                builder = builder.second_pass()
+                spent += time.process_time() - t0
+            for start in range(0, rows, chunk):
+                table = make_table(min(chunk, rows - start), 1000 * r + start // chunk)
+                for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+                    t0 = time.process_time()
+                    builder.update(batch)
+                    spent += time.process_time() - t0
+        t0 = time.process_time()
+        builder.finish(created_at=0.0)
+        spent += time.process_time() - t0
+        results.append(rows / spent)
+    print(f"\nstreamed on one machine, {rows:,} x 20, process CPU rows/s over {rounds} rounds")
+    print(f"  builder {summary(results)}")
 
 
 # --- engines --------------------------------------------------------------------------------
@@ -257,10 +292,15 @@ def main() -> None:
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--skip-engines", action="store_true")
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument(
+        "--streamed-rows", type=int, default=0, help="also stream this many rows (e.g. 10000000)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelmon-bench-") as tmp:
         if not args.skip_in_process:
             in_process(args.rows, args.rounds)
+        if args.streamed_rows:
+            streamed(args.streamed_rows, args.rounds)
         if not args.skip_engines:
             engines(args.rows, args.rounds, Path(tmp))
         if not args.skip_cli:

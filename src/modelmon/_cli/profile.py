@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
+from ._help import examples
 
 BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block
 CACHE_MB = 256  # decoded batches kept from pass 1 for pass 2 (else the file is read again)
@@ -32,10 +33,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "profile",
         help="build a reference profile (JSON) from training data (CSV or Parquet)",
         description="Build a reference profile from a CSV or Parquet file of training data.",
+        epilog=examples(
+            "modelmon profile train.csv --prediction-column y -o reference.json",
+            "modelmon profile train.parquet --prediction-column label --task classification \\",
+            "    --categorical country,device --confidence-column proba -o reference.json",
+        ),
     )
     p.add_argument("input", help="CSV (.csv) or Parquet (.parquet, .pq) file with a header")
-    p.add_argument("--prediction-column", default=None, help="column holding the predictions")
-    p.add_argument("--confidence-column", default=None, help="column holding prediction confidence")
+    p.add_argument(
+        "--prediction-column",
+        default=None,
+        help="column holding the model's predictions (default: none)",
+    )
+    p.add_argument(
+        "--confidence-column",
+        default=None,
+        help="column holding the prediction confidence (default: none)",
+    )
     p.add_argument(
         "--target",
         action="append",
@@ -48,10 +62,29 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=[],
         help="comma-separated columns not to profile, e.g. ids (repeatable)",
     )
-    p.add_argument("--categorical", default="", help="comma-separated categorical feature columns")
-    p.add_argument("--bins", type=int, default=10, help="bins per numeric feature (default 10)")
-    p.add_argument("--max-categories", type=int, default=20, help="categories kept per feature")
-    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument(
+        "--categorical",
+        default="",
+        help="comma-separated columns to treat as categorical; strings and booleans "
+        "always are (default: none)",
+    )
+    p.add_argument(
+        "--bins", type=int, default=10, help="bins per numeric feature; 10 gives deciles"
+    )
+    p.add_argument(
+        "--max-categories",
+        type=int,
+        default=20,
+        help="most frequent categories kept per categorical feature; the rest are pooled "
+        "as __other__",
+    )
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default=None,
+        help="the model's task; classification turns integral predictions into class "
+        "labels (default: inferred from the predictions)",
+    )
     p.add_argument("--sample", type=int, default=None, metavar="N", help="profile N random rows")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     p.add_argument(

@@ -53,14 +53,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--target",
         action="append",
-        default=[],
-        help="label (ground truth) column: not profiled as a feature (repeatable)",
+        default=None,
+        help="label (ground truth) column: not profiled as a feature (repeatable; default: none)",
     )
     p.add_argument(
         "--exclude",
         action="append",
-        default=[],
-        help="comma-separated columns not to profile, e.g. ids (repeatable)",
+        default=None,
+        help="comma-separated columns not to profile, e.g. ids (repeatable; default: none)",
     )
     p.add_argument(
         "--categorical",
@@ -86,23 +86,29 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "labels (default: inferred from the predictions)",
     )
     p.add_argument("--sample", type=int, default=None, metavar="N", help="profile N random rows")
-    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default: 0)")
     p.add_argument(
         "--engine",
         choices=("local", "spark", "dask"),
         default="local",
-        help="where to build: this process (default), Spark or Dask",
+        help="where to build: this process, Spark or Dask (default: local)",
     )
-    p.add_argument("--spark-master", default="local[*]", help="Spark master for --engine spark")
     p.add_argument(
-        "--dask-scheduler", default=None, help="Dask scheduler address for --engine dask"
+        "--spark-master",
+        default="local[*]",
+        help="Spark master for --engine spark (default: local[*])",
+    )
+    p.add_argument(
+        "--dask-scheduler",
+        default=None,
+        help="Dask scheduler address for --engine dask (default: Dask's default scheduler)",
     )
     p.add_argument(
         "--memory-mb",
         type=int,
         default=CACHE_MB,
         help="decoded data kept between the two passes, in MB; a larger file is read twice "
-        f"(default {CACHE_MB})",
+        f"(default: {CACHE_MB})",
     )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("-o", "--output", required=True, help="where to write the profile JSON")
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {
         "prediction": args.prediction_column,
         "confidence": args.confidence_column,
-        "exclude": _split([*args.exclude, *args.target]),
+        "exclude": _split([*(args.exclude or []), *(args.target or [])]),
         "categorical": _split([args.categorical]),
         "bins": args.bins,
         "max_categories": args.max_categories,

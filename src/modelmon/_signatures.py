@@ -96,6 +96,9 @@ class MonitorExtraOptions(TypedDict, total=False):
     concept_detector: str
     trace: Literal["attributes", "span"] | None
     id_key: str | bytes | None
+    drift_alpha: float
+    drift_psi_floor: float
+    missing_drift_floor: float
     outcome_range: tuple[float, float] | None
 
 

@@ -165,8 +165,9 @@ def test_the_same_model_with_other_arguments_is_a_configuration_error() -> None:
     from modelmon.errors import ConfigurationError
 
     registry = CollectorRegistry()
-    modelmon.monitored(model="clash", version="1", registry=registry)(lambda x: x)
+    first = modelmon.monitored(model="clash", version="1", registry=registry)(lambda x: x)
     with pytest.raises(ConfigurationError, match=r"\.monitor\.wrap\(second_function\)"):
         modelmon.monitored(model="clash", version="1", registry=registry, task="regression")(
             lambda x: x
         )
+    assert first.monitor.task != "regression"  # the first one is kept, not replaced

@@ -28,6 +28,7 @@ SKIP = re.compile(r"<!-- mypy: skip(?P<reason>[^>]*)-->\s*$")
 PLACEHOLDERS = {
     "X_train": "X_train: Any",
     "X_new": "X_new: Any",
+    "X_valid": "X_valid: Any",
     "X": "X: Any",
     "model": "model: Any",
     "actual": "actual: Any",

@@ -705,23 +705,39 @@ def reference_sketch(valid: FloatArray) -> tuple[tuple[float, ...], tuple[int, .
 def _categorical(name: str, values: ObjArray, max_categories: int) -> FeatureProfile:
     missing = _none_mask(values)
     present = values[~missing].astype(str)
-    total = values.shape[0]
     uniq, counts = np.unique(present, return_counts=True)  # sorted by name
-    keep = uniq != names.POOLED
-    uniq, counts = uniq[keep], counts[keep]
+    return categorical_from_counts(name, uniq, counts, int(missing.sum()), max_categories)
+
+
+def categorical_from_counts(
+    name: str,
+    categories: npt.NDArray[np.str_],
+    counts: IntArray,
+    n_missing: int,
+    max_categories: int,
+) -> FeatureProfile:
+    """The categorical profile of exact per-category counts (``categories`` sorted by name).
+
+    Shared by :meth:`ReferenceProfile.from_data` and the mergeable
+    :class:`~modelmon.profile_builder.ProfileBuilder`, so both keep the same categories.
+    """
+    n_present = int(counts.sum())
+    total = n_present + n_missing
+    keep = categories != names.POOLED
+    uniq, counts = categories[keep], counts[keep]
     order = np.argsort(-counts, kind="stable")  # ties stay by name
     full = order[: max(MAX_TEST_CATEGORIES, max_categories)]
     top = tuple(str(c) for c in uniq[order[:max_categories]])
     top_counts = counts[order[:max_categories]]
-    pooled = present.size - int(top_counts.sum())
-    shares = np.append(top_counts, pooled) / max(present.size, 1)
-    full_counts = (*(int(c) for c in counts[full]), present.size - int(counts[full].sum()))
+    pooled = n_present - int(top_counts.sum())
+    shares = np.append(top_counts, pooled) / max(n_present, 1)
+    full_counts = (*(int(c) for c in counts[full]), n_present - int(counts[full].sum()))
     return FeatureProfile(
         name,
         "categorical",
         shares=tuple(float(s) for s in shares),
-        count=int(present.size),
-        missing_share=float(missing.sum() / total) if total else 0.0,
+        count=n_present,
+        missing_share=float(np.int64(n_missing) / total) if total else 0.0,
         categories=(*top, names.POOLED),
         full_categories=(*(str(c) for c in uniq[full]), names.POOLED),
         full_counts=full_counts,

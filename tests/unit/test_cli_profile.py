@@ -79,3 +79,98 @@ def test_missing_column_is_a_clear_error(
     )
     assert code == 2
     assert "column 'nope' not found" in capsys.readouterr().err
+
+
+def test_exclude_and_target_keep_id_and_label_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    src = _csv(tmp_path)
+    frame = pd.read_csv(src)
+    frame.insert(0, "id", range(len(frame)))
+    frame.to_csv(src, index=False)
+    out = tmp_path / "ref.json"
+    argv = ["profile", str(src), "--target", "target", "--exclude", "id,proba", "-o", str(out)]
+    assert _run(argv) == 0
+    p = ReferenceProfile.load(out)
+    assert {"id", "target", "proba"}.isdisjoint(p.features)
+    assert len(p.features) == 31 and p.outputs == {}
+    assert capsys.readouterr().err == ""  # not a terminal: no progress bar
+
+
+def test_streamed_csv_equals_the_builder_on_the_whole_frame(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from modelmon.profile_builder import build_profile
+
+    src, out = _csv(tmp_path), tmp_path / "ref.json"
+    cli_profile.BLOCK_BYTES, old = 1 << 14, cli_profile.BLOCK_BYTES  # many small blocks
+    try:
+        assert _run(["profile", str(src), "--prediction-column", "target", "-o", str(out)]) == 0
+    finally:
+        cli_profile.BLOCK_BYTES = old
+    streamed = ReferenceProfile.load(out)
+    whole = build_profile(lambda: [pd.read_csv(src)], prediction="target")
+    assert streamed.features == whole.features and streamed.outputs == whole.outputs
+
+
+def test_sample_is_uniform_sized_and_seeded(tmp_path: Path) -> None:
+    src = _csv(tmp_path)
+    outs = [tmp_path / f"s{i}.json" for i in range(3)]
+    for out, seed in zip(outs, (1, 1, 2), strict=True):
+        argv = ["profile", str(src), "--sample", "200", "--seed", str(seed), "-o", str(out)]
+        assert _run(argv) == 0
+    a, b, c = (ReferenceProfile.load(o) for o in outs)
+    assert a.features["mean radius"].count == 200
+    assert a.features == b.features  # same seed, same sample
+    assert a.features != c.features
+    full = load_breast_cancer().data[:, 0]
+    # A uniform sample's mean: within 4 standard errors of the population mean.
+    se = full.std() / np.sqrt(200) * np.sqrt(1 - 200 / full.size)
+    assert abs(a.features["mean radius"].mean - full.mean()) < 4 * se
+
+
+def test_dask_engine_equals_local(tmp_path: Path) -> None:
+    pytest.importorskip("dask.dataframe")
+    src = _csv(tmp_path)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    base = ["profile", str(src), "--prediction-column", "target", "--exclude", "proba"]
+    assert _run([*base, "-o", str(a)]) == 0
+    assert _run([*base, "--engine", "dask", "-o", str(b)]) == 0
+    pa, pb = ReferenceProfile.load(a), ReferenceProfile.load(b)
+    assert pa.features == pb.features and pa.outputs == pb.outputs
+
+
+def test_progress_bar_shows_on_a_terminal_only(tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    pytest.importorskip("tqdm")
+    src, out = _csv(tmp_path), tmp_path / "ref.json"
+    argv = [sys.executable, "-m", "modelmon", "profile", str(src), "-o", str(out)]
+    leader, follower = pty.openpty()
+    # A real terminal has a size; a fresh pty is 0 x 0, where tqdm draws a 0-column bar.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        done = subprocess.run(argv, stderr=follower, stdout=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(follower)
+    chunks = []
+    try:
+        while chunk := os.read(leader, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        pass
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    shown = b"".join(chunks).decode(errors="replace")
+    assert "pass 1/2" in shown and "pass 2/2" not in shown  # pass 2 reads the kept batches
+    piped = subprocess.run(argv, capture_output=True, timeout=300)
+    assert piped.returncode == 0 and piped.stderr == b""

@@ -1,22 +1,30 @@
 """``modelmon profile``: build a reference profile from a CSV or Parquet file.
 
-modelmon profile train.csv --prediction-column y -o reference.json
+modelmon profile train.csv --prediction-column y --target label --exclude id -o reference.json
+
+The file is streamed with Arrow in batches, twice (the two passes of
+:class:`~modelmon.profile_builder.ProfileBuilder`), so memory stays bounded whatever its
+size; ``--sample N`` profiles a uniform sample of N rows instead; ``--engine spark|dask``
+runs the same builder on Spark or Dask for data that does not fit one machine. A progress
+bar (tqdm) shows on a terminal only.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import math
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
 from ._help import examples
+
+BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block
+CACHE_MB = 256  # decoded batches kept from pass 1 for pass 2 (else the file is read again)
+PARQUET_BATCH_ROWS = 1 << 17
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,12 +41,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="CSV (.csv) or Parquet (.parquet, .pq) file with a header")
     p.add_argument(
-        "--prediction-column", required=True, help="column holding the model's predictions"
+        "--prediction-column",
+        default=None,
+        help="column holding the model's predictions (default: none)",
     )
     p.add_argument(
         "--confidence-column",
         default=None,
         help="column holding the prediction confidence (default: none)",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        help="label (ground truth) column: not profiled as a feature (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=None,
+        help="comma-separated columns not to profile, e.g. ids (repeatable; default: none)",
     )
     p.add_argument(
         "--categorical",
@@ -63,39 +85,74 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="the model's task; classification turns integral predictions into class "
         "labels (default: inferred from the predictions)",
     )
+    p.add_argument("--sample", type=int, default=None, metavar="N", help="profile N random rows")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default: 0)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "spark", "dask"),
+        default="local",
+        help="where to build: this process, Spark or Dask (default: local)",
+    )
+    p.add_argument(
+        "--spark-master",
+        default="local[*]",
+        help="Spark master for --engine spark (default: local[*])",
+    )
+    p.add_argument(
+        "--dask-scheduler",
+        default=None,
+        help="Dask scheduler address for --engine dask (default: Dask's default scheduler)",
+    )
+    p.add_argument(
+        "--memory-mb",
+        type=int,
+        default=CACHE_MB,
+        help="decoded data kept between the two passes, in MB; a larger file is read twice "
+        f"(default: {CACHE_MB})",
+    )
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument("-o", "--output", required=True, help="where to write the profile JSON")
     p.set_defaults(func=run)
     return p
 
 
+def _split(values: list[str]) -> tuple[str, ...]:
+    return tuple(c.strip() for v in values for c in v.split(",") if c.strip())
+
+
 def run(args: argparse.Namespace) -> int:
     """Build and save the profile; return the process exit code."""
+    options: dict[str, Any] = {
+        "prediction": args.prediction_column,
+        "confidence": args.confidence_column,
+        "exclude": _split([*(args.exclude or []), *(args.target or [])]),
+        "categorical": _split([args.categorical]),
+        "bins": args.bins,
+        "max_categories": args.max_categories,
+        "task": args.task,
+    }
+    if args.sample is not None and args.sample < 1:
+        print("modelmon profile: error: --sample must be >= 1", file=sys.stderr)
+        return 2
     try:
-        columns = read_table(Path(args.input))
-        prediction = _pop(columns, args.prediction_column)
-        confidence = _pop(columns, args.confidence_column) if args.confidence_column else None
-        categorical = [c.strip() for c in args.categorical.split(",") if c.strip()]
-        prediction = _labels_if_classification(prediction, args.task)
-        rows = len(prediction)
-        names = list(columns)
-        if names and all(c.dtype.kind == "f" for c in columns.values()):
-            X: Any = np.column_stack([columns[k] for k in names])
+        path = Path(args.input)
+        if not path.is_file():
+            raise ConfigurationError(f"{path} is not a file")
+        if args.engine == "spark":
+            profile, rows = _on_spark(path, args, options)
+        elif args.engine == "dask":
+            profile, rows = _on_dask(path, args, options)
         else:
-            X = [{k: columns[k][i] for k in names} for i in range(rows)]
-        profile = ReferenceProfile.from_data(
-            X,
-            predictions=prediction,
-            feature_names=names,
-            bins=args.bins,
-            categorical=categorical,
-            max_categories=args.max_categories,
-            confidence=confidence,
-            task=args.task,
-        )
+            profile, rows = _local(path, args, options)
         profile.save(args.output)
     except (OSError, ConfigurationError, MissingExtraError, KeyError) as exc:
         print(f"modelmon profile: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if type(exc).__module__.startswith("pyarrow"):  # a CSV Arrow cannot parse
+            print(f"modelmon profile: error: cannot read {args.input}: {exc}", file=sys.stderr)
+            return 2
+        raise
     print(
         f"wrote {args.output}: {len(profile.features)} features, "
         f"outputs {sorted(profile.outputs)}, {rows} rows"
@@ -103,58 +160,220 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    """Column name -> array (float when every value parses as a number, else object)."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return _read_parquet(path)
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise ConfigurationError(f"{path} is empty")
-        cells = list(reader)
-    return {
-        name: _parse_column([r[j] if j < len(r) else "" for r in cells])
-        for j, name in enumerate(header)
-    }
+# --- on this machine: Arrow streaming ---------------------------------------------------
 
 
-def _read_parquet(path: Path) -> dict[str, np.ndarray]:
+def _local(
+    path: Path, args: argparse.Namespace, options: dict[str, Any]
+) -> tuple[ReferenceProfile, int]:
+    from ..profile_builder import build_profile
+
+    source = ArrowSource(path)
+    show = not args.no_progress
+    if args.sample is not None:
+        table = source.sample(args.sample, args.seed, _progress(source, "sampling", show))
+        batches: Callable[[], Any] = lambda: table.to_batches(max_chunksize=PARQUET_BATCH_ROWS)  # noqa: E731
+        threads = min(os.cpu_count() or 1, 8)
+        return build_profile(batches, threads=threads, **options), table.num_rows
+    passes = iter(("pass 1/2", "pass 2/2"))
+    budget = max(args.memory_mb, 0) << 20
+    cache: list[Any] | None = []
+    done: list[bool] = []
+
+    def each_pass() -> Iterator[Any]:
+        nonlocal cache
+        if done and cache is not None:  # pass 2 from the batches pass 1 kept
+            yield from cache
+            return
+        bar = _progress(source, next(passes), show)
+        kept = 0
+        try:
+            for batch in source.batches():
+                if cache is not None and not done:
+                    kept += batch.nbytes
+                    if kept <= budget:
+                        cache.append(batch)
+                    else:
+                        cache = None  # too big: pass 2 reads the file again
+                yield batch
+                bar(source.position())
+        finally:
+            bar(None)
+        done.append(True)
+
+    counted = [0]
+
+    def count(rows: int) -> None:
+        counted[0] += rows
+
+    threads = min(os.cpu_count() or 1, 8)
+    profile = build_profile(each_pass, progress=count, threads=threads, **options)
+    return profile, counted[0] // 2
+
+
+class ArrowSource:
+    """Batches of a CSV or Parquet file, read with Arrow (streaming, bounded memory)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtraError("pyarrow", "cli") from exc
+        self.path = path
+        self.parquet = path.suffix.lower() in (".parquet", ".pq")
+        self.size = path.stat().st_size
+        self._file: Any = None
+        self._rows = 0
+
+    @property
+    def unit(self) -> str:
+        return "rows" if self.parquet else "B"
+
+    @property
+    def total(self) -> int:
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(self.path).metadata.num_rows)
+        return self.size
+
+    def position(self) -> int:
+        """Progress so far in :attr:`unit` (bytes read from a CSV, rows of Parquet)."""
+        if self.parquet:
+            return self._rows
+        return int(self._file.tell()) if self._file is not None else 0
+
+    def batches(self) -> Iterator[Any]:
+        self._rows = 0
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                self._rows += batch.num_rows
+                yield batch
+            return
+        from pyarrow import csv
+
+        with self.path.open("rb") as fh:
+            self._file = fh
+            reader = csv.open_csv(
+                fh,
+                read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
+                convert_options=csv.ConvertOptions(strings_can_be_null=True),
+            )
+            try:
+                yield from reader
+            finally:
+                self._file = None
+
+    def sample(self, n: int, seed: int, progress: Callable[[int | None], None]) -> Any:
+        """A uniform sample of ``n`` rows: the ``n`` smallest of one random key per row."""
+        import numpy as np
+        import pyarrow as pa
+
+        rng = np.random.default_rng(seed)
+        kept: Any = None
+        keys = np.zeros(0)
+        try:
+            for batch in self.batches():
+                table = pa.Table.from_batches([batch])
+                fresh = rng.random(batch.num_rows)
+                kept = table if kept is None else pa.concat_tables([kept, table])
+                keys = np.concatenate([keys, fresh])
+                if keys.size > n:
+                    pick = np.sort(np.argpartition(keys, n - 1)[:n])
+                    kept, keys = kept.take(pa.array(pick)), keys[pick]
+                progress(self.position())
+        finally:
+            progress(None)
+        if kept is None:
+            raise ConfigurationError(f"{self.path} has no rows")
+        return kept.combine_chunks()
+
+
+def _progress(source: ArrowSource, label: str, show: bool) -> Callable[[int | None], None]:
+    """``update(position)``; ``update(None)`` closes. A no-op off a terminal or without tqdm."""
+    bar: Any = None
+    if show and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=source.total,
+                desc=label,
+                unit=source.unit,
+                unit_scale=True,
+                file=sys.stderr,
+                leave=False,
+            )
+        except ImportError:
+            bar = None
+
+    def update(position: int | None) -> None:
+        if bar is None:
+            return
+        if position is None:
+            bar.close()
+            return
+        bar.update(max(position - bar.n, 0))
+
+    return update
+
+
+# --- on an engine -----------------------------------------------------------------------
+
+
+def _on_spark(
+    path: Path, args: argparse.Namespace, options: dict[str, Any]
+) -> tuple[ReferenceProfile, int]:
+    from .. import spark as mm_spark
+
     try:
-        import pyarrow.parquet as pq
+        from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise MissingExtraError("pyarrow", "parquet") from exc
-    table = pq.read_table(path)
-    out: dict[str, np.ndarray] = {}
-    for name in table.column_names:
-        values = table.column(name).to_pylist()
-        out[str(name)] = _parse_column(values)
-    return out
-
-
-def _parse_column(values: list[Any]) -> np.ndarray:
-    """Floats when every non-empty value is a number; else strings (None when empty)."""
-    present = [v for v in values if v not in ("", None)]
+        raise MissingExtraError("pyspark", "spark") from exc
+    session = SparkSession.builder.master(args.spark_master).appName("modelmon-profile")
+    spark = session.getOrCreate()
+    reader = spark.read
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df = reader.parquet(str(path))
+    else:
+        df = reader.csv(str(path), header=True, inferSchema=True)
+    if args.sample is not None:
+        total = df.count()
+        df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
+    df = df.cache()
     try:
-        if any(isinstance(v, (bool, np.bool_)) for v in present):
-            raise ValueError
-        nums = [math.nan if v in ("", None) else float(v) for v in values]
-    except (TypeError, ValueError):
-        return np.asarray([None if v in ("", None) else str(v) for v in values], dtype=object)
-    return np.asarray(nums, dtype=np.float64)
+        return mm_spark.profile(df, **options), int(df.count())
+    finally:
+        df.unpersist()
 
 
-def _pop(columns: dict[str, np.ndarray], name: str) -> np.ndarray:
-    if name not in columns:
-        raise ConfigurationError(f"column {name!r} not found; columns: {sorted(columns)}")
-    return columns.pop(name)
+def _on_dask(
+    path: Path, args: argparse.Namespace, options: dict[str, Any]
+) -> tuple[ReferenceProfile, int]:
+    from .. import dask as mm_dask
 
+    try:
+        import dask.dataframe as dd
+    except ImportError as exc:
+        raise MissingExtraError("dask", "dask") from exc
+    client: Any = None
+    if args.dask_scheduler:
+        import distributed
 
-def _labels_if_classification(prediction: np.ndarray, task: str | None) -> np.ndarray:
-    """Integral float labels of a classification task become integers (class labels)."""
-    if task != "classification" or prediction.dtype.kind != "f":
-        return prediction
-    finite = prediction[np.isfinite(prediction)]
-    if finite.size and np.all(finite == np.round(finite)) and finite.size == prediction.size:
-        return prediction.astype(np.int64)
-    return prediction.astype(str)
+        client_class: Any = distributed.Client
+        client = client_class(args.dask_scheduler)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            ddf = dd.read_parquet(str(path))
+        else:
+            ddf = dd.read_csv(str(path), blocksize=64 << 20)
+        if args.sample is not None:
+            total = int(ddf.shape[0].compute())
+            ddf = ddf.sample(frac=min(1.0, args.sample / max(total, 1)), random_state=args.seed)
+        ddf = ddf.persist()
+        return mm_dask.profile(ddf, **options), int(ddf.shape[0].compute())
+    finally:
+        if client is not None:
+            client.close()

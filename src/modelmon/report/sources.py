@@ -10,7 +10,9 @@ Each returns a :class:`~modelmon.report.snapshot.Snapshot` built from exported s
 
 from __future__ import annotations
 
+import csv
 import importlib
+import math
 import os
 import runpy
 import sys
@@ -23,7 +25,7 @@ import numpy as np
 
 from .. import names
 from ..context import last_prediction_ids
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
 from .snapshot import Snapshot, monitor_snapshot, select_samples, snapshot_from_samples
 
@@ -108,7 +110,6 @@ def from_table(
     is numeric, else with a list of dict rows), else none are recorded. With
     ``label_column``, every row's label is recorded as its outcome.
     """
-    from .._cli.profile import _labels_if_classification, read_table
     from ..monitor import Monitor
 
     columns = read_table(Path(path))
@@ -214,3 +215,49 @@ def from_source(
         f"--current {source!r}: expected a /metrics URL, a multi-process state directory, "
         "or a .csv/.parquet file"
     )
+
+
+# --- reading a table (CSV, or Parquet with the parquet extra) -----------------------------
+
+
+def read_table(path: Path) -> dict[str, np.ndarray]:
+    """Column name -> array (float when every value parses as a number, else object)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise MissingExtraError("pyarrow", "parquet") from exc
+        table = pq.read_table(path)
+        return {str(n): _parse_column(table.column(n).to_pylist()) for n in table.column_names}
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise ConfigurationError(f"{path} is empty")
+        cells = list(reader)
+    return {
+        name: _parse_column([r[j] if j < len(r) else "" for r in cells])
+        for j, name in enumerate(header)
+    }
+
+
+def _parse_column(values: list[Any]) -> np.ndarray:
+    """Floats when every non-empty value is a number; else strings (None when empty)."""
+    present = [v for v in values if v not in ("", None)]
+    try:
+        if any(isinstance(v, (bool, np.bool_)) for v in present):
+            raise ValueError
+        nums = [math.nan if v in ("", None) else float(v) for v in values]
+    except (TypeError, ValueError):
+        return np.asarray([None if v in ("", None) else str(v) for v in values], dtype=object)
+    return np.asarray(nums, dtype=np.float64)
+
+
+def _labels_if_classification(prediction: np.ndarray, task: str | None) -> np.ndarray:
+    """Integral float labels of a classification task become integers (class labels)."""
+    if task != "classification" or prediction.dtype.kind != "f":
+        return prediction
+    finite = prediction[np.isfinite(prediction)]
+    if finite.size and np.all(finite == np.round(finite)) and finite.size == prediction.size:
+        return prediction.astype(np.int64)
+    return prediction.astype(str)

@@ -39,6 +39,7 @@ from . import names
 from .batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError, ReferenceError_
+from .extract import bounded_category
 
 FORMAT_VERSION = 1
 PREDICTION = "prediction"
@@ -425,7 +426,8 @@ def _numeric(
 
 def _categorical(name: str, values: ObjArray, max_categories: int) -> FeatureProfile:
     missing = _none_mask(values)
-    present = values[~missing].astype(str)
+    # Values bounded as live traffic's are (see extract.bounded_category), so they match.
+    present = np.array([bounded_category(v) for v in values[~missing]], dtype=object).astype(str)
     total = values.shape[0]
     uniq, counts = np.unique(present, return_counts=True)  # sorted by name
     keep = uniq != names.POOLED

@@ -1,0 +1,49 @@
+"""Hostile request payloads: the cost of a call is bounded whatever it carries."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+import modelmon
+from modelmon.extract import MAX_CATEGORY_CHARS
+
+
+def _fold_peak_bytes(mon: modelmon.Monitor) -> int:
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        mon.fold()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_one_long_category_value_does_not_blow_up_the_fold() -> None:
+    # 1,024 rows and one 200 kB value: a fixed-width unicode array over the fold would
+    # take 1,024 x 200k x 4 bytes = 800 MB. Bounded values keep the fold's peak small.
+    mon = modelmon.Monitor(
+        "longcat", "1", registry=False, reference="warmup", warmup_size=500,
+        feature_names=["colour", "x"], categorical=["colour"], buffer_size=100_000,
+    )  # fmt: skip
+    rng = np.random.default_rng(7)
+    colours = ["red", "green", "blue"]
+    for i in range(1024):
+        value = "z" * 200_000 if i == 3 else colours[int(rng.integers(3))]
+        mon.observe({"colour": value, "x": float(rng.normal())}, 0.5)
+    peak = _fold_peak_bytes(mon)
+    assert peak < 50_000_000, peak
+    assert mon.drift is not None and mon.drift.profile is not None
+    categories = mon.drift.profile.features["colour"].categories
+    assert max(len(c) for c in categories) <= MAX_CATEGORY_CHARS
+
+
+def test_distinct_long_values_stay_distinct_and_bounded() -> None:
+    from modelmon.extract import bounded_category
+
+    a, b = "q" * 10_000 + "a", "q" * 10_000 + "b"
+    assert bounded_category(a) != bounded_category(b)
+    assert len(bounded_category(a)) == len(bounded_category(b)) == MAX_CATEGORY_CHARS
+    assert bounded_category("short") == "short"

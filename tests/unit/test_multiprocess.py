@@ -249,8 +249,17 @@ def test_background_writes_after_folds(mpdir: Path) -> None:
     mon.observe({"a": 1.0}, [0.5])
     mon.fold()
     target = mpdir / f"modelmon_{os.getpid()}.state"
+
+    def written() -> dict[str, Any] | None:  # the flush listener may write an earlier state
+        if not target.exists():
+            return None
+        entry: dict[str, Any] | None = mpx._read(str(target)).monitors.get(  # type: ignore[union-attr]
+            ("modelmon", "bg", "1")
+        )
+        return entry if entry and entry["aggregates"]["traffic"]["state"]["requests"] else None
+
     for _ in range(200):
-        if target.exists():
+        if written():
             break
         threading.Event().wait(0.01)
     state = mpx.read_directory(str(mpdir))[0]

@@ -739,8 +739,6 @@ class _Listener:
             thread.start()
 
     def _run(self, sock: socket.socket) -> None:
-        with contextlib.suppress(Exception):  # a state file at once: scrapes find this pid
-            WRITER.write(fold=True)
         while True:
             try:
                 data, addr = sock.recvfrom(64)
@@ -768,6 +766,21 @@ class _Listener:
 LISTENER = _Listener()
 
 
+def _listening_pids(path: str) -> list[int]:
+    """Pids listening for flush requests of ``path`` (also those that never wrote a file)."""
+    prefix = "@" + _socket_name(path, 0)[1:-1].decode("ascii")
+    pids = []
+    try:
+        with open("/proc/net/unix", encoding="ascii", errors="replace") as f:
+            for line in f:
+                name = line.rstrip("\n").rsplit(" ", 1)[-1]
+                if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                    pids.append(int(name[len(prefix) :]))
+    except OSError:
+        return []
+    return pids
+
+
 def request_flushes(path: str, wait: float = FLUSH_WAIT_S) -> list[int]:
     """Ask every other live worker of ``path`` to fold and write; wait at most ``wait`` s.
 
@@ -776,12 +789,11 @@ def request_flushes(path: str, wait: float = FLUSH_WAIT_S) -> list[int]:
     if not _SUPPORTED:
         return []
     me = os.getpid()
-    pids = []
+    pids = set(_listening_pids(path))
     with contextlib.suppress(FileNotFoundError):
         for filename in _listing(path):
-            pid = int(filename[len("modelmon_") : -len(".state")])
-            if pid != me and _pid_alive(pid):
-                pids.append(pid)
+            pids.add(int(filename[len("modelmon_") : -len(".state")]))
+    pids = {pid for pid in pids if pid != me and _pid_alive(pid)}
     if not pids:
         return []
     nonce = os.urandom(8).hex().encode("ascii")

@@ -25,6 +25,7 @@ from typing import Any, TypeVar, cast
 
 import wrapt
 
+from ._internal.failures import error_name, record_failure
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
 from .monitor import ConfidenceArg, Monitor, Task
@@ -55,7 +56,7 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
@@ -91,7 +92,7 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
@@ -189,7 +190,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)

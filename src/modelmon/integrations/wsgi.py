@@ -21,8 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from .. import names
+from .._internal.failures import deferred_failures, settle
 from ..context import Record, prediction_scope, record_id
-from ._http import PREDICTION_ID_HEADER, HttpMetrics, http_metrics_for, normalise_method
+from ._http import HttpMetrics, http_metrics_for, normalise_method, prediction_id_headers
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -84,13 +85,18 @@ class MetricsMiddleware:
         if path in self.excluded:
             return self.app(environ, start_response)
         exchange = _Exchange(self, environ, start_response, perf_counter())
-        with prediction_scope() as records:
+        with prediction_scope() as records, deferred_failures() as failures:
             exchange.records = records
             try:
                 body = self.app(environ, exchange.start_response)
             except Exception:
+                settle(failures, 500)
                 exchange.finish(500)
                 raise
+            except BaseException:
+                settle(failures, 0)
+                raise
+            settle(failures, exchange.status)  # 4xx: the calls that raised were the client's
         return _TimedBody(body, exchange)
 
     def record(self, environ: Environ, status: int, seconds: float) -> None:
@@ -130,8 +136,7 @@ class _Exchange:
     ) -> Callable[[bytes], object]:
         self.status = _status_code(status)
         if self.records:
-            value = ",".join(record_id(r) for r in self.records)
-            headers = [*headers, (PREDICTION_ID_HEADER, value)]
+            headers = [*headers, *prediction_id_headers([record_id(r) for r in self.records])]
         return self.downstream(status, headers, exc_info)
 
     def finish(self, status: int | None = None) -> None:

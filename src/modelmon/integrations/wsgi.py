@@ -50,6 +50,10 @@ class MetricsMiddleware:
             must return a bounded value (the default labels everything ``<unmatched>``).
         serve_metrics: answer ``metrics_path`` with the exposition itself.
         buckets: duration histogram buckets in seconds.
+        metrics_guard: called with the environ of each exposition request; a false
+            answer gets 404 (e.g. check a token or ``REMOTE_ADDR``).
+        min_scrape_interval: concurrent scrapes share one collection, at most one
+            every this many seconds (see :mod:`modelmon.exporters.gate`).
     """
 
     def __init__(
@@ -63,8 +67,11 @@ class MetricsMiddleware:
         route_resolver: RouteResolver = unmatched,
         serve_metrics: bool = False,
         buckets: Sequence[float] = names.DURATION_BUCKETS,
+        metrics_guard: Callable[[Environ], bool] | None = None,
+        min_scrape_interval: float = 0.25,
     ) -> None:
         self.app = app
+        self.metrics_guard = metrics_guard
         self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
         self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
         self.resolve_route = route_resolver
@@ -73,14 +80,18 @@ class MetricsMiddleware:
         if serve_metrics:
             from prometheus_client import REGISTRY
 
+            from ..exporters.gate import GatedRegistry
             from ..exporters.prometheus import make_wsgi_app
 
             target = REGISTRY if registry is None or registry is False else registry
-            self._metrics_app = make_wsgi_app(target)
+            self._metrics_app = make_wsgi_app(GatedRegistry(target, min_scrape_interval))  # type: ignore[arg-type]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if self._metrics_app is not None and path == self.metrics_path:
+            if self.metrics_guard is not None and not self.metrics_guard(environ):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"Not Found"]
             return self._metrics_app(environ, start_response)
         if path in self.excluded:
             return self.app(environ, start_response)

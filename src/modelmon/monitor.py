@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import operator
@@ -21,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
@@ -211,6 +212,10 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        # Readers (scrapes, in-flight reads, explicit folds) go first: callers past the
+        # hard limit step aside while one waits, so /metrics answers under load.
+        self._readers = 0
+        self._handoff = threading.Condition(threading.Lock())
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
@@ -261,7 +266,7 @@ class Monitor:
         """Calls currently executing (started minus finished, never negative)."""
         # Every started call ends as one record (buffered or folded). itertools.count is
         # atomic under the GIL; reading it takes a number, so reads are subtracted.
-        with self._fold_lock:
+        with self._reading():
             finished = self._folded + len(self._buffer) // RECORD_WIDTH
             started = self._started_n() - 1 - self._reads
             self._reads += 1
@@ -331,6 +336,12 @@ class Monitor:
         """
         try:
             blocking = len(self._buffer) >= self._hard_items
+            if self._readers:  # a scrape is waiting for the lock: let it in first
+                if not blocking:
+                    return
+                with self._handoff:
+                    while self._readers:
+                        self._handoff.wait()
             if self._fold_lock.acquire(blocking=blocking):
                 try:
                     self._fold_locked(time.time())
@@ -349,8 +360,31 @@ class Monitor:
     # --- the fold -----------------------------------------------------------------------
     def fold(self, now: float | None = None) -> None:
         """Fold every pending call into the aggregates (one vectorised pass)."""
-        with self._fold_lock:
+        with self._reading():
             self._fold_locked(time.time() if now is None else now)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The fold lock for a reader, ahead of callers folding past the hard limit.
+
+        A reader waits for at most the fold in progress: while it waits, callers past
+        the hard limit wait for it (their records are already buffered, so memory
+        stays bounded by the number of serving threads) and callers below it skip
+        their opportunistic fold.
+        """
+        with self._handoff:
+            self._readers += 1
+        try:
+            self._fold_lock.acquire()
+        finally:
+            with self._handoff:
+                self._readers -= 1
+                if not self._readers:
+                    self._handoff.notify_all()
+        try:
+            yield
+        finally:
+            self._fold_lock.release()
 
     def _fold_locked(self, now: float) -> None:
         buffer = self._buffer
@@ -507,7 +541,7 @@ class Monitor:
         """Batch form of :meth:`record_outcome` (ids and actuals in the same order)."""
         try:
             self.fold()
-            with self._fold_lock:
+            with self._reading():
                 self.outcomes.record(
                     list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
                 )
@@ -598,6 +632,8 @@ class Monitor:
         (it reports them itself), so a pre-forking server never counts them twice.
         """
         self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
+        self._readers = 0
+        self._handoff = threading.Condition(threading.Lock())
         self._buffer.clear()
         self._reads = 0
         started = self._started_n()

@@ -426,7 +426,7 @@ def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
 def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
     """The file entry of one monitor: its aggregates' states and its live values."""
     aggregates: dict[str, Any] = {}
-    with monitor._fold_lock:
+    with monitor._reading():
         for name, agg in monitor.aggregates.items():
             try:
                 entry = describe(agg)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any, TypeVar, cast
 
+import numpy as np
 import wrapt
 
 from ._internal.failures import error_name, record_failure
@@ -33,6 +34,10 @@ from .monitor import ConfidenceArg, Monitor, Task
 F = TypeVar("F", bound=Callable[..., Any])
 
 PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
+
+# A numpy array input is a buffer the caller may reuse for its next call, and the fold
+# reads inputs later: the hot path copies it at call time (one type check otherwise).
+_NDARRAY: Any = np.ndarray
 
 
 def _is_coroutine_function(fn: Any) -> bool:
@@ -46,6 +51,7 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
 
     def wrapper(
@@ -59,7 +65,15 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
             record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if direct and args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )
@@ -81,6 +95,7 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
 
     async def wrapper(
@@ -95,7 +110,15 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
             record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if direct and args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )
@@ -182,6 +205,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
 
     @functools.wraps(fn)
     def monitored_function(*args: Any, **kwargs: Any) -> Any:
@@ -193,7 +217,15 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
             record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )

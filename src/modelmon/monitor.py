@@ -299,6 +299,8 @@ class Monitor:
         seq: int | str = self._started_n()
         if prediction_id is not None:
             seq = str(prediction_id)
+        if type(inputs) is np.ndarray:  # a buffer the caller may reuse: read it now
+            inputs = inputs.copy()
         record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:

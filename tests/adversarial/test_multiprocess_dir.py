@@ -36,7 +36,8 @@ def _calls(mon: modelmon.Monitor, n: int) -> None:
 def _monitor() -> modelmon.Monitor:
     """The monitor of model m in this process (a forked child inherits the parent's)."""
     found = [m for m in mpx.monitor_registry.monitors() if m.model == "m"]
-    return found[-1] if found else modelmon.Monitor("m", "1", registry=False)
+    # The newest: the one this test made (earlier tests' monitors may still be alive).
+    return max(found, key=lambda m: m.loaded_at) if found else modelmon.Monitor("m", "1")
 
 
 def _child_calls(n: int) -> None:
@@ -148,7 +149,9 @@ def _full_disk(path: str, pipe: Any) -> None:
         _calls(mon, 1)
         seen.append(_requests(reg))
     writes = [r for r in records if "multiprocess_write" in r.getMessage()]
-    errors = mon.health.internal_errors["multiprocess_write"]
+    errors = sum(  # counted by the process's first monitor
+        m.health.internal_errors["multiprocess_write"] for m in mpx.monitor_registry.monitors()
+    )
     pipe.send((seen, len(writes), errors, sorted(os.listdir(path))))
 
 

@@ -361,7 +361,7 @@ class OtelExport:
                 return False
             return True
 
-    def _bounded(self, call: Callable[[], Any], seconds: float) -> Any:
+    def _bounded(self, call: Callable[[], Any], seconds: float, concurrent: bool = False) -> Any:
         """``call()`` on a helper thread, waiting at most ``seconds``.
 
         Exporters may retry well past the ``timeout_millis`` they are given (the OTLP
@@ -370,7 +370,7 @@ class OtelExport:
         (raises TimeoutError at once), so slow collectors never pile up threads.
         """
         running = getattr(self, "_in_call", None)
-        if running is not None and running.is_alive():
+        if not concurrent and running is not None and running.is_alive():
             raise TimeoutError("the previous export is still running")
         box: list[Any] = []
 
@@ -381,7 +381,8 @@ class OtelExport:
                 box.append((False, exc))
 
         thread = threading.Thread(target=run, name="modelmon-otel-call", daemon=True)
-        self._in_call = thread
+        if not concurrent:
+            self._in_call = thread
         thread.start()
         thread.join(max(seconds, 0.0))
         if not box:
@@ -447,7 +448,9 @@ class OtelExport:
         try:
             remaining = max(deadline - time.monotonic(), 0.0)
             self._bounded(
-                lambda: self.exporter.shutdown(timeout_millis=1000.0 * remaining), remaining
+                lambda: self.exporter.shutdown(timeout_millis=1000.0 * remaining),
+                remaining,
+                concurrent=True,  # also (and above all) when a stuck export still runs
             )
         except Exception as exc:
             logger.warning("modelmon: OpenTelemetry exporter shutdown failed: %r", exc)

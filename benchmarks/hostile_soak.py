@@ -8,8 +8,9 @@ one categorical feature, the feedback route and ``/metrics``. For ``--seconds`` 
 
 * honest traffic (both runs): single-row predictions from 4 client threads, each label
   posted back with its id; one scraper every 0.5 s timing each scrape;
-* hostile traffic (second run only): 250 kB category values, junk labels for unknown
-  ids and unknown classes, 20,000-row batches, and a flood of scrapes from 4 threads.
+* hostile traffic (second run only): a 200-row request with one 250 kB category value
+  and a 300-label POST of junk labels (unknown ids, unknown classes) twice a second
+  each, a 20,000-row batch every 2 s, and a flood of scrapes from 4 threads.
 
 It prints, per run: the server's peak RSS (VmHWM), the p99 latency of honest predictions
 (client side), the longest timed scrape, and the accuracy /metrics reports against the
@@ -173,7 +174,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
 
         def long_categories() -> None:
             s = requests.Session()
-            while not stop.is_set():
+            while not stop.wait(0.5):
                 rows_ = [dict(rows[0]) for _ in range(200)]
                 rows_[0]["site"] = "z" * 250_000
                 s.post(f"{base}/predict", json=rows_, timeout=60)
@@ -181,7 +182,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
         def junk_labels() -> None:
             s = requests.Session()
             rng = random.Random(5)
-            while not stop.is_set():
+            while not stop.wait(0.5):
                 items = [{"prediction_id": f"{rng.getrandbits(64):016x}",
                           "actual": f"junk-{rng.getrandbits(32)}"} for _ in range(300)]  # fmt: skip
                 s.post(f"{base}/feedback", json=items, timeout=60)
@@ -189,7 +190,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
         def huge_batches() -> None:
             s = requests.Session()
             batch = [rows[i % len(rows)] for i in range(20_000)]
-            while not stop.is_set():
+            while not stop.wait(2.0):
                 s.post(f"{base}/predict", json=batch, timeout=120)
 
         def scrape_flood() -> None:

@@ -62,7 +62,7 @@ def prediction_id_headers(ids: Sequence[str]) -> list[tuple[str, str]]:
     [('X-Prediction-Id', 'a1,a2')]
     >>> prediction_id_headers([f"a{i}" for i in range(100)])
     [('X-Prediction-Id', 'a0..a99'), ('X-Prediction-Count', '100')]
-    >>> prediction_id_headers(["ok", "bad\r\nSet-Cookie: x", "caf\u00e9"])
+    >>> prediction_id_headers(["ok", "bad\\r\\nSet-Cookie: x", "caf\\u00e9"])
     [('X-Prediction-Id', 'ok')]
     """
     safe = [i for i in ids if isinstance(i, str) and SAFE_ID.match(i)]

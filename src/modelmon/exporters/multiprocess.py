@@ -1268,6 +1268,10 @@ class MultiprocessCollector:
         path = self.path or directory()
         if path is None:
             return
+        try:  # read-your-writes here too: the workers flush before the files are read
+            request_flushes(path)
+        except Exception as exc:
+            _HEALTH.note("flush", "modelmon: cannot ask the workers to flush: %r", exc)
         states = read_directory(path)
         by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
         for state in states:

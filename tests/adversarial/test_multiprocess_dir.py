@@ -165,3 +165,26 @@ def test_full_directory_never_goes_back_leaves_no_temp_and_logs_once(mpdir: Path
     assert logged == 1  # and logged once
     assert not [name for name in listing if name.endswith(".tmp")]
     assert stat.S_IMODE(os.stat(mpdir / listing[0]).st_mode) == 0o600
+
+
+def test_mark_process_dead_costs_one_file_whatever_the_number_of_dead_workers(
+    mpdir: Path,
+) -> None:
+    reg = CollectorRegistry()
+    mon = modelmon.Monitor("m", "1", registry=reg)
+    _run_child(_child_calls, 3)
+    template = next(
+        p for p in mpdir.glob("modelmon_*.state") if p.name != f"modelmon_{os.getpid()}.state"
+    )
+    doc = json.loads(template.read_bytes())
+    template.unlink()
+    one_file = len(json.dumps(doc))
+    for i in range(100):  # 100 workers that died (pids beyond any live process)
+        doc["pid"], doc["token"] = 4_100_000 + i, f"{i:032x}"
+        (mpdir / f"modelmon_{doc['pid']}.state").write_text(json.dumps(doc))
+        assert mpx.mark_process_dead(doc["pid"]) is True
+        # What absorbing reads and writes stays one process's size: no growing archive.
+        largest = max(p.stat().st_size for p in mpdir.iterdir() if p.is_file())
+        assert largest < 2 * one_file, (i, largest)
+    _calls(mon, 2)
+    assert _requests(reg) == 3 * 100 + 2

@@ -71,6 +71,9 @@ ARCHIVE_NAME = "modelmon_archive.state"
 LOCK_NAME = "modelmon_archive.lock"
 ARCHIVE_FORMAT = "modelmon-multiprocess-archive"
 _PID_FILE = re.compile(r"^modelmon_([1-9][0-9]{0,9})\.state$")
+# A dead worker's counters, one file each (``mark_process_dead`` costs one file, not the
+# whole archive): ``modelmon_dead_<pid>_<token>.state``.
+_DEAD_FILE = re.compile(r"^modelmon_dead_([1-9][0-9]{0,9})_([A-Za-z0-9_-]{1,64})\.state$")
 _FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # What a reader accepts from the directory (anyone who can write there is untrusted):
@@ -975,12 +978,12 @@ class _LastGood:
 _LAST_GOOD = _LastGood()
 
 
-def _listing(path: str) -> list[str]:
+def _listing(path: str, pattern: re.Pattern[str] = _PID_FILE) -> list[str]:
     """Names of the directory's process files (regular files only, never a symlink)."""
     names_: list[str] = []
     with os.scandir(path) as entries:
         for entry in entries:
-            if _PID_FILE.match(entry.name):
+            if pattern.match(entry.name):
                 try:
                     regular = entry.is_file(follow_symlinks=False)
                 except OSError:
@@ -1012,6 +1015,35 @@ def _read_process_file(path: str, filename: str, own: bytes | None) -> ProcessSt
     return state
 
 
+def _read_dead_file(path: str, filename: str) -> ProcessState | None:
+    full = os.path.join(path, filename)
+    match = _DEAD_FILE.match(filename)
+    assert match is not None
+    try:
+        data = read_bytes(full)
+        if data is None:
+            return None
+        state = _parse(decode(data), alive=False)
+        if (str(state.pid), state.token) != (match.group(1), match.group(2)):
+            raise ValueError(f"{filename} holds the state of another process")
+    except Exception as exc:
+        _HEALTH.note("mp_read", "modelmon: unreadable state file %s: %r", filename, exc)
+        last = _LAST_GOOD.get(full)
+        return _parse(decode(last), alive=False) if last is not None else None
+    _LAST_GOOD.remember(full, data)
+    return state
+
+
+def archived_tokens(path: str) -> list[str]:
+    """Tokens of the dead processes kept in ``path`` (legacy archive and dead files)."""
+    tokens = [str(p["token"]) for p in _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]]
+    for filename in _listing(path, _DEAD_FILE):
+        match = _DEAD_FILE.match(filename)
+        if match is not None:
+            tokens.append(match.group(2))
+    return sorted(tokens)
+
+
 def read_directory(path: str, own: bytes | None = None) -> list[ProcessState]:
     """Every process of the directory (live files and archived ones), in merge order.
 
@@ -1033,7 +1065,6 @@ def read_directory(path: str, own: bytes | None = None) -> list[ProcessState]:
         state = _read_process_file(path, filename, own)
         if state is not None:
             states.append(state)
-    _LAST_GOOD.forget([os.path.join(path, f) for f in listing] + [os.path.join(path, ARCHIVE_NAME)])
     archive_path = os.path.join(path, ARCHIVE_NAME)
     try:
         data = read_bytes(archive_path)
@@ -1049,6 +1080,15 @@ def read_directory(path: str, own: bytes | None = None) -> list[ProcessState]:
             archived = [
                 _parse(d, alive=False) for d in _read_archive_bytes(archive_path, last)["processes"]
             ]
+    try:  # listed after the process files were read: a file absorbed meanwhile is here
+        dead_listing = _listing(path, _DEAD_FILE)
+    except FileNotFoundError:
+        dead_listing = []
+    for filename in dead_listing:
+        state = _read_dead_file(path, filename)
+        if state is not None:
+            archived.append(state)
+    _LAST_GOOD.forget([os.path.join(path, f) for f in listing + dead_listing] + [archive_path])
     tokens = {a.token for a in archived}
     states = [s for s in states if s.token not in tokens] + archived
     states.sort(key=lambda s: (s.pid, s.token))
@@ -1339,26 +1379,26 @@ def _absorb_foreign(path: str, pid: int, token: str) -> None:
 
 
 def _absorb(path: str, pid: int) -> bool:
-    """Move a dead process's entry, gauges stripped, into the archive; delete its file.
+    """Keep a dead process's entry, gauges stripped, in a file of its own; delete its file.
 
-    Entries are kept as they are (not summed into one): readers merge every entry in
-    the same (pid, token) order wherever it is stored, so float sums stay bit-identical
-    and no counter moves backwards, even by a rounding error.
+    One file per dead process (``modelmon_dead_<pid>_<token>.state``): absorbing costs
+    one file, whatever the number of dead workers (the single archive it replaces was
+    read and rewritten whole each time). Entries are not summed into one: readers merge
+    every entry in the same (pid, token) order wherever it is stored, so float sums stay
+    bit-identical and no counter moves backwards, even by a rounding error.
     """
     target = _pid_path(path, pid)
     data = read_bytes(target)
     if data is None:
         return False
     dead = decode(data)
-    _parse(dead, alive=False)  # validate before archiving
-    archive_path = os.path.join(path, ARCHIVE_NAME)
-    archive = _read_archive(archive_path)
-    if all(p["token"] != dead["token"] for p in archive["processes"]):
+    state = _parse(dead, alive=False)  # validate before archiving
+    dead_path = os.path.join(path, f"modelmon_dead_{state.pid}_{state.token}.state")
+    legacy = _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]
+    if not os.path.exists(dead_path) and all(p["token"] != state.token for p in legacy):
         for entry in dead["monitors"]:
             entry["live"] = [item for item in entry.get("live", []) if _is_counter(item[0])]
-        archive["processes"].append(dead)
-        archive["written_at"] = time.time()
-        _atomic_write(archive_path, encode(archive))
+        _atomic_write(dead_path, encode(dead))
     os.unlink(target)
     return True
 

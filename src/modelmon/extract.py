@@ -481,8 +481,12 @@ def _put_category(v: Any, col: ObjArray, missing: BoolArray, i: int, j: int) -> 
     if v is None or (isinstance(v, float) and math.isnan(v)):
         missing[i, j] = True
         col[i] = None
-    else:
+        return
+    try:
         col[i] = bounded_category(v)
+    except Exception:  # a value whose str() fails: this value is lost, not the fold
+        missing[i, j] = True
+        col[i] = None
 
 
 def bounded_category(v: Any) -> str:
@@ -509,7 +513,7 @@ def _put_number(
     if isinstance(v, (numbers.Real, np.number)):
         try:
             f = float(v)
-        except (TypeError, ValueError, OverflowError):
+        except Exception:  # any failure of a value's __float__ costs that value only
             invalid[i, j] = True
             return
         if math.isnan(f):

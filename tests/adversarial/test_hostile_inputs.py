@@ -84,3 +84,27 @@ def test_a_reused_input_buffer_is_read_at_call_time() -> None:
         for p in f.points
     }
     assert all(values[(name, "psi")] < 0.05 for name in "abc"), values
+
+
+class _FloatFails(float):
+    def __float__(self) -> float:
+        raise RuntimeError("hostile __float__")
+
+
+class _StrFails:
+    def __str__(self) -> str:
+        raise RuntimeError("hostile __str__")
+
+
+def test_a_pathological_value_costs_that_value_not_the_fold() -> None:
+    mon = modelmon.Monitor(
+        "patho", "1", registry=False, feature_names=["a", "b", "c"], categorical=["c"]
+    )
+    for i in range(10):
+        b = _FloatFails(1.0) if i == 3 else 1.0
+        c = _StrFails() if i == 5 else "x"
+        mon.observe({"a": float(i), "b": b, "c": c}, 0.5)
+    mon.fold()
+    assert mon.inputs.observations.tolist() == [10, 10, 10]
+    assert mon.inputs.invalid.tolist() == [0, 1, 0]
+    assert mon.inputs.missing.tolist() == [0, 0, 1]

@@ -16,6 +16,13 @@ and waits for them at most :data:`FLUSH_WAIT_S` (0.5 s), so it sees every call
 completed before it began. See ``docs/multiprocess.md`` and ``docs/security.md``.
 
 Clear the directory when the whole server restarts (as with prometheus-client).
+
+prometheus-client's multiprocess recipe renders a fresh registry per scrape, which does
+not hold modelmon's collector: add one line to it::
+
+    registry = CollectorRegistry()
+    prometheus_client.multiprocess.MultiProcessCollector(registry)
+    modelmon.multiprocess.MultiprocessCollector(registry)
 """
 
 from __future__ import annotations

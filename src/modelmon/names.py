@@ -210,6 +210,51 @@ FEATURE_DRIFT = _m(
     "Drift of the feature over the sliding window against the reference.",
     "modelmon.feature.drift",
 )
+FEATURE_DRIFT_DETECTED = _m(
+    "feature_drift_detected",
+    "gauge",
+    (FEATURE,),
+    "1 when the window's distribution differs from the reference (two-sample test at "
+    "alpha / features, and PSI >= the effect floor), else 0.",
+    "modelmon.feature.drift.detected",
+)
+FEATURE_DRIFT_PVALUE = _m(
+    "feature_drift_pvalue",
+    "gauge",
+    (FEATURE, METHOD),
+    "p-value of the window-vs-reference test (chi2: binned two-sample chi-square, "
+    "ks: two-sample Kolmogorov-Smirnov), before the multiple-testing correction.",
+    "modelmon.feature.drift.pvalue",
+)
+FEATURE_REFERENCE_ROWS = _m(
+    "feature_reference_rows",
+    "gauge",
+    (FEATURE,),
+    "Non-missing rows of the reference profile for the feature.",
+    "modelmon.feature.reference_rows",
+)
+FEATURE_REFERENCE_MISSING_RATIO = _m(
+    "feature_reference_missing_ratio",
+    "gauge",
+    (FEATURE,),
+    "Share of missing values of the feature in the reference data.",
+    "modelmon.feature.reference_missing_ratio",
+)
+FEATURE_MISSING_DRIFT_DETECTED = _m(
+    "feature_missing_drift_detected",
+    "gauge",
+    (FEATURE,),
+    "1 when the window's missing share differs from the reference's (two-proportion test "
+    "at alpha / features, and an absolute change >= the floor), else 0.",
+    "modelmon.feature.missing_drift.detected",
+)
+FEATURE_MISSING_DRIFT_PVALUE = _m(
+    "feature_missing_drift_pvalue",
+    "gauge",
+    (FEATURE,),
+    "p-value of the window-vs-reference missing-share test, before the correction.",
+    "modelmon.feature.missing_drift.pvalue",
+)
 FEATURE_QUANTILE = _m(
     "feature_quantile",
     "gauge",
@@ -245,6 +290,28 @@ PREDICTION_DRIFT = _m(
     "Drift of the prediction output over the sliding window against the reference.",
     "modelmon.prediction.drift",
 )
+PREDICTION_DRIFT_DETECTED = _m(
+    "prediction_drift_detected",
+    "gauge",
+    (OUTPUT,),
+    "1 when the window's output distribution differs from the reference (two-sample test "
+    "at alpha / outputs, and PSI >= the effect floor), else 0.",
+    "modelmon.prediction.drift.detected",
+)
+PREDICTION_DRIFT_PVALUE = _m(
+    "prediction_drift_pvalue",
+    "gauge",
+    (OUTPUT, METHOD),
+    "p-value of the output's window-vs-reference test, before the correction.",
+    "modelmon.prediction.drift.pvalue",
+)
+PREDICTION_REFERENCE_ROWS = _m(
+    "prediction_reference_rows",
+    "gauge",
+    (OUTPUT,),
+    "Non-missing rows of the reference profile for the output.",
+    "modelmon.prediction.reference_rows",
+)
 PREDICTION_QUANTILE = _m(
     "prediction_quantile",
     "gauge",
@@ -265,7 +332,8 @@ OUTCOMES_UNMATCHED = _m(
     "outcomes_unmatched",
     "counter",
     (REASON,),
-    "Outcomes that could not be joined to a prediction (expired, unknown, duplicate, invalid).",
+    "Outcomes that could not be joined to a prediction "
+    "(expired, unknown, duplicate, invalid, invalid_id).",
     "modelmon.outcomes.unmatched",
 )
 REGRESSION_SQUARED_ERROR = _m(
@@ -361,6 +429,17 @@ HTTP_DURATION = MetricSpec(
 )
 HTTP_CATALOGUE: tuple[MetricSpec, ...] = (HTTP_REQUESTS, HTTP_DURATION)
 
+# --- the process's monitors (Prometheus collector); no model/version labels ----------
+MONITORS = MetricSpec(
+    "monitors",
+    "gauge",
+    (),
+    "Live monitors exported by this registry in this process (closed or no longer "
+    "referenced ones are gone).",
+    "modelmon.monitors",
+)
+PROCESS_CATALOGUE: tuple[MetricSpec, ...] = (MONITORS,)
+
 # Default buckets.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -388,7 +467,7 @@ OUTCOME_DELAY_BUCKETS: tuple[float, ...] = (
 
 def by_name(name: str) -> MetricSpec:
     """Look a spec up by its short name (``"requests"``)."""
-    for spec in (*CATALOGUE, *HTTP_CATALOGUE):
+    for spec in (*CATALOGUE, *HTTP_CATALOGUE, *PROCESS_CATALOGUE):
         if spec.name == name:
             return spec
     raise KeyError(name)

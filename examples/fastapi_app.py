@@ -101,7 +101,7 @@ def predict(payload: dict[str, Any] | list[dict[str, Any]]) -> dict[str, Any]:
     rows = payload if isinstance(payload, list) else [payload]
     try:
         proba = predict_proba(rows)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError) as exc:  # a missing or ill-typed feature: the client's fault
         raise HTTPException(400, f"bad input: {type(exc).__name__}: {exc}") from exc
     labels = proba.argmax(axis=1)
     ids = modelmon.last_prediction_ids()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import names
+from ._internal.failures import abort_reason
 from ._tracing import exemplar_labels
 from .batch import Batch, FloatArray, IntArray, RenderContext
 from .points import Exemplar, Family, HistogramPoint, ScalarPoint
@@ -100,6 +101,7 @@ class TrafficAggregate:
         self.requests = 0
         self.predictions = 0
         self.errors: Counter[str] = Counter()
+        self.aborted: Counter[str] = Counter()  # client errors and cancellations, by reason
         self.max_error_types = max_error_types
         self.duration = Histogram(duration_buckets)
         self.batch_size = Histogram(batch_buckets)
@@ -116,6 +118,10 @@ class TrafficAggregate:
         if any(batch.errors):  # rare: count by type, and only successful calls have rows
             for err in batch.errors:
                 if err is not None:
+                    reason = abort_reason(err)
+                    if reason is not None:
+                        self.aborted[reason] += 1
+                        continue
                     key = cap_label(self.errors, err, self.max_error_types, names.OTHER)
                     self.errors[key] += 1
             ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=n)
@@ -140,6 +146,15 @@ class TrafficAggregate:
                 for k, v in sorted(self.errors.items())
             ),
         )
+        if self.aborted:
+            yield Family(
+                names.REQUESTS_ABORTED,
+                ns,
+                tuple(
+                    ScalarPoint({**labels, names.REASON: k}, v)
+                    for k, v in sorted(self.aborted.items())
+                ),
+            )
         yield Family(names.REQUEST_DURATION, ns, (self.duration.point(labels),))
         yield Family(names.BATCH_SIZE, ns, (self.batch_size.point(labels),))
         yield Family(names.CONFIDENCE, ns, (self.confidence.point(labels),))
@@ -151,6 +166,7 @@ class TrafficAggregate:
         self.predictions += other.predictions
         for k, v in other.errors.items():
             self.errors[cap_label(self.errors, k, self.max_error_types, names.OTHER)] += v
+        self.aborted.update(other.aborted)
         self.duration.merge(other.duration)
         self.batch_size.merge(other.batch_size)
         self.confidence.merge(other.confidence)
@@ -161,6 +177,7 @@ class TrafficAggregate:
             "requests": self.requests,
             "predictions": self.predictions,
             "errors": dict(self.errors),
+            "aborted": dict(self.aborted),
             "duration": self.duration.state(),
             "batch_size": self.batch_size.state(),
             "confidence": self.confidence.state(),
@@ -171,6 +188,8 @@ class TrafficAggregate:
         self.requests = int(state["requests"])
         self.predictions = int(state["predictions"])
         self.errors = Counter({str(k): int(v) for k, v in state["errors"].items()})
+        aborted = state.get("aborted", {})  # absent from states of older versions
+        self.aborted = Counter({str(k): int(v) for k, v in aborted.items() if int(v) > 0})
         self.duration.load_state(state["duration"])
         self.batch_size.load_state(state["batch_size"])
         self.confidence.load_state(state["confidence"])

@@ -23,8 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
+import numpy as np
 import wrapt
 
+from ._internal.failures import error_name, record_failure
 from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
@@ -50,6 +52,10 @@ __all__ = [
 
 PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
 
+# A numpy array input is a buffer the caller may reuse for its next call, and the fold
+# reads inputs later: the hot path copies it at call time (one type check otherwise).
+_NDARRAY: Any = np.ndarray
+
 
 def _is_coroutine_function(fn: Any) -> bool:
     target = getattr(fn, "__func__", fn)  # classmethod / staticmethod objects
@@ -62,6 +68,7 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
     guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
@@ -81,12 +88,20 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
         except BaseException as exc:
             if token is not None:
                 leave(token)
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         if token is not None:
             leave(token)
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if direct and args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )
@@ -108,6 +123,7 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
     guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
@@ -128,12 +144,20 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
         except BaseException as exc:
             if token is not None:
                 leave(token)
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         if token is not None:
             leave(token)
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if direct and args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )
@@ -226,6 +250,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    ndarray = _NDARRAY
     in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
     guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
@@ -243,12 +268,20 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
         except BaseException as exc:
             if token is not None:
                 leave(token)
-            extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
+            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
             raise
         if token is not None:
             leave(token)
         record: Record = (
-            (args[0], None, result, perf_counter() - t0, None, seq, monitor)
+            (
+                args[0] if type(args[0]) is not ndarray else args[0].copy(),
+                None,
+                result,
+                perf_counter() - t0,
+                None,
+                seq,
+                monitor,
+            )
             if args
             else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
         )

@@ -2,8 +2,8 @@
 
 The demo serves ``examples/fastapi_app.py`` on 127.0.0.1, sends rows of the held-out
 split at ``rps`` requests per second with ground truth through ``/feedback``, and after
-a third of ``duration`` injects data drift into a few features, a burst of malformed
-requests (errors) and wrong labels (an accuracy drop). Every second it scrapes
+a third of ``duration`` injects data drift into a few features, a burst of requests
+the model fails on (errors) and wrong labels (an accuracy drop). Every second it scrapes
 ``/metrics`` and shows requests/s, p50/p99 latency, the error rate, the most drifted
 features (PSI), accuracy, and which bundled alert rules would fire now, approximated
 from the scraped values with the thresholds of :class:`modelmon.grafana.config.MonitoringConfig`.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import math
 import os
 import shutil
@@ -190,8 +191,13 @@ class Traffic:
         payload: dict[str, Any] = dict(zip(self.feature_names, row.tolist(), strict=True))
         in_burst = trouble and elapsed < self.trouble_at * 1.5
         if in_burst and rng.random() < ERROR_SHARE:
-            payload.pop(self.feature_names[0])  # malformed: predict raises KeyError
-        response = client.post("/predict", json=payload)
+            # The model fails on a NaN (a 500, a model error); a malformed request would
+            # be the client's fault (a 400), which the error budget rightly ignores.
+            payload[self.feature_names[0]] = float("nan")
+        body = json.dumps(payload)  # NaN as the JSON extension Python and Starlette read
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
         with self.lock:
             self.sent += 1
             self.failed += response.status_code >= 400

@@ -15,6 +15,7 @@ a dict (one row), a list of dicts, a list of lists, a pydantic model
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import math
 import numbers
@@ -30,6 +31,11 @@ from .batch import BoolArray, FeatureFrame, FloatArray, ObjArray, OutputFrame
 
 DEFAULT_MAX_FEATURES = 100
 PROBABILITY_TOLERANCE = 1e-3
+# Category values longer than this are cut and suffixed with a hash of the whole value
+# before any array is built, so one hostile string cannot make a fold's fixed-width
+# arrays (rows x longest value) huge. Distinct long values stay distinct.
+MAX_CATEGORY_CHARS = 128
+_CATEGORY_PREFIX_CHARS = MAX_CATEGORY_CHARS - 17  # room for "~" and 16 hex digits
 
 ChunkKind = Literal["matrix", "dicts", "rows", "empty"]
 
@@ -475,8 +481,27 @@ def _put_category(v: Any, col: ObjArray, missing: BoolArray, i: int, j: int) -> 
     if v is None or (isinstance(v, float) and math.isnan(v)):
         missing[i, j] = True
         col[i] = None
-    else:
-        col[i] = str(v)
+        return
+    try:
+        col[i] = bounded_category(v)
+    except Exception:  # a value whose str() fails: this value is lost, not the fold
+        missing[i, j] = True
+        col[i] = None
+
+
+def bounded_category(v: Any) -> str:
+    """``str(v)``, cut to :data:`MAX_CATEGORY_CHARS` with a hash suffix when longer.
+
+    >>> bounded_category("red")
+    'red'
+    >>> len(bounded_category("x" * 1_000_000)) == MAX_CATEGORY_CHARS
+    True
+    """
+    text = v if type(v) is str else str(v)
+    if len(text) <= MAX_CATEGORY_CHARS:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{text[:_CATEGORY_PREFIX_CHARS]}~{digest}"
 
 
 def _put_number(
@@ -488,7 +513,7 @@ def _put_number(
     if isinstance(v, (numbers.Real, np.number)):
         try:
             f = float(v)
-        except (TypeError, ValueError, OverflowError):
+        except Exception:  # any failure of a value's __float__ costs that value only
             invalid[i, j] = True
             return
         if math.isnan(f):

@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
@@ -261,6 +261,10 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        # Readers (scrapes, in-flight reads, explicit folds) go first: callers past the
+        # hard limit step aside while one waits, so /metrics answers under load.
+        self._readers = 0
+        self._handoff = threading.Condition(threading.Lock())
         # Set while a wrapped call of this monitor runs in this thread / async context:
         # nested calls (predict calling predict_proba) count once, as the outer call.
         self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
@@ -327,7 +331,7 @@ class Monitor:
         """Calls currently executing (started minus finished, never negative)."""
         # Every started call ends as one record (buffered or folded). itertools.count is
         # atomic under the GIL; reading it takes a number, so reads are subtracted.
-        with self._fold_lock:
+        with self._reading():
             finished = self._folded + len(self._buffer) // RECORD_WIDTH
             started = self._started_n() - 1 - self._reads
             self._reads += 1
@@ -366,6 +370,8 @@ class Monitor:
         seq: int | str = self._started_n()
         if prediction_id is not None:
             seq = str(prediction_id)
+        if type(inputs) is np.ndarray:  # a buffer the caller may reuse: read it now
+            inputs = inputs.copy()
         record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
         self._append(record)
         if err is None:
@@ -478,6 +484,10 @@ class Monitor:
                     self._wake_sent = True
                     FOLDER.wake(self)
                 return
+            if self._readers:  # a scrape is waiting for the lock: let it in first
+                with self._handoff:
+                    while self._readers:
+                        self._handoff.wait()
             with self._fold_lock:
                 self._fold_locked(time.time())
         except Exception as exc:
@@ -493,8 +503,30 @@ class Monitor:
     # --- the fold -----------------------------------------------------------------------
     def fold(self, now: float | None = None) -> None:
         """Fold every pending call into the aggregates (one vectorised pass)."""
-        with self._fold_lock:
+        with self._reading():
             self._fold_locked(time.time() if now is None else now)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The fold lock for a reader, ahead of callers folding past the hard limit.
+
+        A reader waits for at most the fold in progress: while it waits, callers past
+        the hard limit wait for it (their records are already buffered, so memory
+        stays bounded by the number of serving threads); callers below it never fold.
+        """
+        with self._handoff:
+            self._readers += 1
+        try:
+            self._fold_lock.acquire()
+        finally:
+            with self._handoff:
+                self._readers -= 1
+                if not self._readers:
+                    self._handoff.notify_all()
+        try:
+            yield
+        finally:
+            self._fold_lock.release()
 
     def _fold_locked(self, now: float) -> None:
         self._wake_sent = False  # calls past the soft limit from now on wake the folder again
@@ -790,6 +822,8 @@ class Monitor:
         (it reports them itself), so a pre-forking server never counts them twice.
         """
         self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
+        self._readers = 0
+        self._handoff = threading.Condition(threading.Lock())
         self._buffer.clear()
         self._wake_sent = False
         self._reads = 0

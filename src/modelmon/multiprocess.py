@@ -5,10 +5,15 @@ for the server, before or after importing modelmon; a scrape of any worker then 
 the totals of all workers. Every worker must create the same monitors (normal for
 pre-forking servers: each imports the app). In ``gunicorn.conf.py``::
 
-    from modelmon.multiprocess import mark_process_dead
+    from modelmon.multiprocess import mark_process_dead, worker_exit
 
     def child_exit(server, worker):
         mark_process_dead(worker.pid)
+
+(``worker_exit`` is picked up by name: the exiting worker writes its last calls; an
+``atexit`` handler does it too.) A scrape asks every live worker to write what it has
+and waits for them at most :data:`FLUSH_WAIT_S` (0.5 s), so it sees every call
+completed before it began. See ``docs/multiprocess.md`` and ``docs/security.md``.
 
 Clear the directory when the whole server restarts (as with prometheus-client).
 
@@ -24,13 +29,23 @@ from __future__ import annotations
 
 from .exporters.multiprocess import (
     ENV_VARS,
+    FLUSH_WAIT_S,
     MultiprocessCollector,
     directory,
     flush,
     install,
     mark_process_dead,
+    worker_exit,
 )
 
 install()  # importing this module (e.g. from gunicorn.conf.py) turns the support on
 
-__all__ = ["ENV_VARS", "MultiprocessCollector", "directory", "flush", "mark_process_dead"]
+__all__ = [
+    "ENV_VARS",
+    "FLUSH_WAIT_S",
+    "MultiprocessCollector",
+    "directory",
+    "flush",
+    "mark_process_dead",
+    "worker_exit",
+]

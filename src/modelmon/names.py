@@ -102,6 +102,15 @@ REQUEST_ERRORS = _m(
     "Calls that raised, by exception class name (at most 20 values, then 'other').",
     "modelmon.request.errors",
 )
+REQUESTS_ABORTED = _m(
+    "requests_aborted",
+    "counter",
+    (REASON,),
+    "Calls that raised for a reason that is not the model's: 'client_error' (the HTTP "
+    "response was 4xx) or 'cancelled' (cancelled, interrupted, exiting). Not in "
+    "request_errors_total.",
+    "modelmon.requests.aborted",
+)
 REQUEST_DURATION = _m(
     "request_duration_seconds",
     "histogram",

@@ -79,7 +79,8 @@ def export_otel(
         resource: extra resource attributes; ``service.name`` comes from
             ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` and a per-process
             ``service.instance.id`` is added, so a collector merges replicas correctly.
-        timeout_s: passed to ``exporter.export`` (default ``min(interval_s, 10)``).
+        timeout_s: bounds every export and the shutdown, whatever the exporter does
+            (default ``min(interval_s, 10)``).
 
     Data is cumulative: an export that fails (counted in
     ``modelmon_internal_errors_total{stage="otel_export"}``) loses nothing, the next

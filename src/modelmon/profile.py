@@ -48,6 +48,7 @@ from . import names
 from .batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError, ReferenceError_
+from .extract import bounded_category
 from .sketches.ddsketch import LogSketch
 
 FORMAT_VERSION = 2
@@ -704,7 +705,8 @@ def reference_sketch(valid: FloatArray) -> tuple[tuple[float, ...], tuple[int, .
 
 def _categorical(name: str, values: ObjArray, max_categories: int) -> FeatureProfile:
     missing = _none_mask(values)
-    present = values[~missing].astype(str)
+    # Values bounded as live traffic's are (see extract.bounded_category), so they match.
+    present = np.array([bounded_category(v) for v in values[~missing]], dtype=object).astype(str)
     uniq, counts = np.unique(present, return_counts=True)  # sorted by name
     return categorical_from_counts(name, uniq, counts, int(missing.sum()), max_categories)
 

@@ -54,6 +54,7 @@ import numpy.typing as npt
 from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
+from .extract import bounded_category
 from .profile import (
     CONFIDENCE,
     PREDICTION,
@@ -290,7 +291,9 @@ class _CategoryStats:
         self.missing += int(missing.sum())
         if present.size == 0:
             return
-        uniq, counts = np.unique(present.astype(str), return_counts=True)
+        # Bounded as from_data and live traffic bound them (extract.bounded_category).
+        bounded = np.array([bounded_category(v) for v in present], dtype=object)
+        uniq, counts = np.unique(bounded.astype(str), return_counts=True)
         for k, c in zip(uniq.tolist(), counts.tolist(), strict=True):
             self.counts[k] = self.counts.get(k, 0) + int(c)
 
@@ -304,7 +307,8 @@ class _CategoryStats:
         counts = counted.field("counts").to_pylist()
         for k, c in zip(values, counts, strict=True):
             if k is not None:
-                self.counts[k] = self.counts.get(k, 0) + int(c)
+                key = bounded_category(k)
+                self.counts[key] = self.counts.get(key, 0) + int(c)
 
     def merge(self, other: _CategoryStats) -> None:
         self.missing += other.missing

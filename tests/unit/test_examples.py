@@ -49,7 +49,9 @@ def test_fastapi_example_predict_feedback_scrape() -> None:
 
     assert delta("modelmon_requests_total") == 3
     assert delta("modelmon_predictions_total") == 41
-    assert delta("modelmon_request_errors_total", error_type="KeyError") == 1
+    # The 400 answer makes the failed call the client's, not a model error (issue 13).
+    assert delta("modelmon_request_errors_total", error_type="KeyError") == 0
+    assert delta("modelmon_requests_aborted_total", reason="client_error") == 1
     predicted = [r["prediction"] for r in results]
     expected = ex.MODEL.pipeline.predict(ex.MODEL.X_test[:41])
     np.testing.assert_array_equal(predicted, expected)

@@ -124,6 +124,17 @@ def test_small_integer_features_get_from_datas_exact_edges_and_shares() -> None:
     assert built.features["visits"].shares == ref.features["visits"].shares
 
 
+def test_long_categories_are_bounded_as_from_data_and_live_traffic_bound_them() -> None:
+    long_value = "x" * 10_000
+    frame = pd.DataFrame({"c": [long_value, "a", long_value, None, "b"]})
+    ref = ReferenceProfile.from_data(frame, categorical=["c"], created_at=0.0)
+    for batch in (frame, pa.Table.from_pandas(frame)):
+        built = build_profile(lambda b=batch: [b], categorical=["c"], created_at=0.0)
+        assert built.features["c"].categories == ref.features["c"].categories
+        assert built.features["c"].shares == ref.features["c"].shares
+    assert max(len(c) for c in ref.features["c"].categories) <= 128
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     st.lists(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import registry
@@ -18,6 +19,17 @@ if TYPE_CHECKING:
     from ..monitor import Monitor
 
 INTERVAL_S = 1.0
+# Called (in the calling thread) whenever the thread is ensured, and on every tick: the
+# multi-process exporter starts its flush listener here. Each must be cheap and idempotent.
+START_HOOKS: list[Callable[[], None]] = []
+
+
+def _run_start_hooks() -> None:
+    for hook in START_HOOKS:
+        try:
+            hook()
+        except Exception:  # a hook must never stop the folder or a monitor's creation
+            continue
 
 
 class Folder:
@@ -46,6 +58,7 @@ class Folder:
     def ensure_started(self) -> None:
         """Start the thread in this process if it is not running."""
         self._ensure_started()
+        _run_start_hooks()
 
     def _ensure_started(self) -> None:
         if self._thread is not None and self._pid == os.getpid():
@@ -62,6 +75,7 @@ class Folder:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
+            _run_start_hooks()
             _fold_all()
 
 

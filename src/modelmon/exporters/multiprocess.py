@@ -24,14 +24,19 @@ call once.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import fcntl
+import hashlib
 import importlib
 import json
 import logging
+import math
 import os
 import re
+import socket
+import stat
 import sys
 import threading
 import time
@@ -44,6 +49,7 @@ import numpy as np
 
 from .. import names
 from .._internal import registry as monitor_registry
+from .._internal.health import Health
 from ..aggregates import InputHealthAggregate, TrafficAggregate
 from ..batch import RenderContext
 from ..errors import ConfigurationError
@@ -64,8 +70,23 @@ FORMAT_VERSION = 1
 ARCHIVE_NAME = "modelmon_archive.state"
 LOCK_NAME = "modelmon_archive.lock"
 ARCHIVE_FORMAT = "modelmon-multiprocess-archive"
-_PID_FILE = re.compile(r"^modelmon_(\d+)\.state$")
+_PID_FILE = re.compile(r"^modelmon_([1-9][0-9]{0,9})\.state$")
+# A dead worker's counters, one file each (``mark_process_dead`` costs one file, not the
+# whole archive): ``modelmon_dead_<pid>_<token>.state``.
+_DEAD_FILE = re.compile(r"^modelmon_dead_([1-9][0-9]{0,9})_([A-Za-z0-9_-]{1,64})\.state$")
 _FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# What a reader accepts from the directory (anyone who can write there is untrusted):
+# regular files only (no FIFO, device, directory or symlink is ever opened for reading),
+# at most MAX_STATE_BYTES each, pids in the kernel's range, counters non-negative.
+MAX_STATE_BYTES = 64 * 1024 * 1024
+MAX_PID = 4_194_304  # Linux's largest pid_max
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+# Read-your-writes: a scrape asks every live worker to fold and write, and waits at most
+# this long for the answers (a stuck worker is counted, and its last file is used).
+FLUSH_WAIT_S = 0.5
+_HEALTH = Health()  # directory problems seen where no monitor is at hand (logged once a minute)
 _ND = "__nd__"
 _NUMERIC_KINDS = frozenset("biuf")
 
@@ -408,7 +429,7 @@ def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
 def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
     """The file entry of one monitor: its aggregates' states and its live values."""
     aggregates: dict[str, Any] = {}
-    with monitor._fold_lock:
+    with monitor._reading():
         for name, agg in monitor.aggregates.items():
             try:
                 entry = describe(agg)
@@ -433,10 +454,18 @@ def _pid_path(path: str, pid: int) -> str:
 
 
 def _atomic_write(target: str, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically, private to the owner; no temp file is left."""
     tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, FILE_MODE)
+        with open(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _pid_alive(pid: int) -> bool:
@@ -469,12 +498,16 @@ class _Writer:
         self.profiles_written: set[tuple[str, str]] = set()
         self.local = threading.local()
         self.http_seen = 0
+        self.dirty = True  # a fold happened since the last write
+        self.last_bytes: bytes | None = None  # the latest state, written or not
+        self.failing = False
 
     def after_fork(self) -> None:
         self._reset()
 
     def notify(self) -> None:
         """A fold happened: write soon (at most every MIN_WRITE_INTERVAL_S)."""
+        self.dirty = True
         if getattr(self.local, "writing", False):
             return
         if self.thread is None or self.pid != os.getpid():
@@ -499,18 +532,27 @@ class _Writer:
             if delay > 0:
                 time.sleep(delay)
             self.event.clear()
-            try:
+            with contextlib.suppress(Exception):  # write() counts and logs its failures
                 path = self.write(fold=False)
                 if path is not None:
                     UNREAD.check(os.path.dirname(path), time.monotonic())
-            except Exception as exc:  # the writer must survive anything
-                logger.warning("modelmon: cannot write the multi-process state: %r", exc)
 
     def _http_changed(self) -> bool:
         return sum(m.recorded for m in live_http_metrics()) != self.http_seen
 
+    def stale(self) -> bool:
+        """Whether the file lacks something this process has done (for flush requests)."""
+        if self.dirty or self.last_bytes is None or self._http_changed():
+            return True
+        return any(m._buffer for m in monitor_registry.monitors())
+
     def write(self, fold: bool) -> str | None:
-        """Write this process's file now (folding first when ``fold``); returns its path."""
+        """Write this process's file now (folding first when ``fold``); returns its path.
+
+        A failed write (read-only or full directory) is counted in
+        ``modelmon_internal_errors_total{stage="multiprocess_write"}``, logged at most
+        once a minute and re-raised; :attr:`last_bytes` holds the state all the same.
+        """
         path = directory()
         if path is None:
             return None
@@ -523,19 +565,22 @@ class _Writer:
                 for monitor in monitors:
                     monitor.fold()
             with self.lock:
-                return self._write_locked(path, monitors)
+                try:
+                    target = self._write_locked(path, monitors)
+                except Exception as exc:
+                    self.failing = True
+                    _health_of(monitors).error("multiprocess_write", exc)
+                    raise
+                self.failing = False
+                return target
         finally:
             self.local.writing = False
 
     def _write_locked(self, path: str, monitors: list[Monitor]) -> str:
         now = time.time()
-        os.makedirs(path, exist_ok=True)
+        self.dirty = False
         target = _pid_path(path, self.pid)
-        if self.checked != path:
-            _absorb_foreign(path, self.pid, self.token)
-            self.checked = path
         entries = [snapshot(m, now) for m in _one_per_key(monitors)]
-        self._write_profiles(path, monitors)
         http = live_http_metrics()
         doc = {
             "format": FORMAT,
@@ -547,8 +592,14 @@ class _Writer:
             "http": [m.state() for m in http],
         }
         self.http_seen = sum(m.recorded for m in http)
-        _atomic_write(target, encode(doc))
+        self.last_bytes = encode(doc)
         self.last = time.monotonic()
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        if self.checked != path:
+            _absorb_foreign(path, self.pid, self.token)
+            self.checked = path
+        self._write_profiles(path, monitors)
+        _atomic_write(target, self.last_bytes)
         return target
 
     def _write_profiles(self, path: str, monitors: list[Monitor]) -> None:
@@ -579,6 +630,10 @@ def _one_per_key(monitors: list[Monitor]) -> list[Monitor]:
 WRITER = _Writer()
 
 
+def _health_of(monitors: list[Monitor]) -> Health:
+    return monitors[0].health if monitors else _HEALTH
+
+
 def flush() -> str | None:
     """Fold every monitor of this process and write its state file now (None if disabled)."""
     return WRITER.write(fold=True)
@@ -587,6 +642,189 @@ def flush() -> str | None:
 def _on_fold(monitor: Monitor) -> None:
     if directory() is not None:
         WRITER.notify()
+
+
+def worker_exit(server: Any = None, worker: Any = None) -> None:
+    """gunicorn's ``worker_exit`` hook (runs in the exiting worker): write its last calls.
+
+    An ``atexit`` handler does the same at any normal exit; this hook also covers
+    workers that leave through ``os._exit``. In ``gunicorn.conf.py``::
+
+        from modelmon.multiprocess import mark_process_dead, worker_exit
+
+        def child_exit(server, worker):
+            mark_process_dead(worker.pid)
+    """
+    _flush_at_exit()
+
+
+def _flush_at_exit() -> None:
+    """At a normal exit (gunicorn's ``max_requests`` recycling, SIGTERM): write the last calls."""
+    if directory() is None or not monitor_registry.monitors():
+        return
+    with contextlib.suppress(Exception):  # counted and logged by write()
+        WRITER.write(fold=True)
+
+
+# --- read-your-writes: a scrape asks the other workers to flush ---------------------------
+#
+# Every process with monitors listens on a Unix datagram socket in Linux's abstract
+# namespace, named after the directory and its pid (no file, nothing to clean up).
+# A scrape sends "flush <nonce>" to each live worker that has a state file; each one
+# folds and writes (or, when nothing changed since its last write, does nothing) and
+# answers "done <nonce>". The scrape waits for the answers at most FLUSH_WAIT_S.
+
+_FLUSH = b"flush "
+_DONE = b"done "
+
+
+def _socket_name(path: str, pid: int) -> bytes:
+    digest = hashlib.blake2b(
+        os.path.realpath(path).encode("utf-8", "surrogateescape"), digest_size=8
+    )
+    return b"\0modelmon-" + digest.hexdigest().encode("ascii") + b"-" + str(pid).encode("ascii")
+
+
+def _pid_of_name(name: Any) -> int | None:
+    if isinstance(name, str):
+        name = name.encode("utf-8", "surrogateescape")
+    if not isinstance(name, bytes):
+        return None
+    tail = name.rsplit(b"-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+_SUPPORTED = sys.platform.startswith("linux")
+
+
+class _Listener:
+    """This process's flush-request socket and the thread that answers it."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.path: str | None = None
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()
+        if self.pid != os.getpid():
+            self._close()
+
+    def _close(self) -> None:
+        if self.sock is not None:  # a copy of the parent's socket after a fork, or an old one
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock, self.pid, self.path = None, 0, None
+
+    def ensure(self) -> None:
+        """Listen in this process (idempotent, cheap once listening)."""
+        path = directory()
+        if not _SUPPORTED or path is None:
+            return
+        if self.pid == os.getpid() and self.path == path:
+            return
+        if _ready_pid != os.getpid():  # forked, and the child's reset has not run yet
+            return
+        with self.lock:
+            if self.pid == os.getpid() and self.path == path:
+                return
+            self._close()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.bind(_socket_name(path, os.getpid()))
+            except OSError as exc:
+                sock.close()
+                _HEALTH.note("listen", "modelmon: no flush socket, scrapes may lag: %r", exc)
+                return
+            self.sock, self.pid, self.path = sock, os.getpid(), path
+            thread = threading.Thread(
+                target=self._run, args=(sock,), name="modelmon-mp-flush", daemon=True
+            )
+            thread.start()
+
+    def _run(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                data, addr = sock.recvfrom(64)
+            except OSError:
+                return  # closed (replaced after a directory change)
+            requests = [(data, addr)]
+            sock.setblocking(False)
+            try:  # answer every request that queued meanwhile with one write
+                while len(requests) < 256:
+                    requests.append(sock.recvfrom(64))
+            except OSError:
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.setblocking(True)
+            if WRITER.stale():
+                with contextlib.suppress(Exception):  # counted and logged by write()
+                    WRITER.write(fold=True)
+            for data, addr in requests:
+                if data.startswith(_FLUSH) and addr:
+                    with contextlib.suppress(OSError):
+                        sock.sendto(_DONE + data[len(_FLUSH) :], addr)
+
+
+LISTENER = _Listener()
+
+
+def _listening_pids(path: str) -> list[int]:
+    """Pids listening for flush requests of ``path`` (also those that never wrote a file)."""
+    prefix = "@" + _socket_name(path, 0)[1:-1].decode("ascii")
+    pids = []
+    try:
+        with open("/proc/net/unix", encoding="ascii", errors="replace") as f:
+            for line in f:
+                name = line.rstrip("\n").rsplit(" ", 1)[-1]
+                if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                    pids.append(int(name[len(prefix) :]))
+    except OSError:
+        return []
+    return pids
+
+
+def request_flushes(path: str, wait: float = FLUSH_WAIT_S) -> list[int]:
+    """Ask every other live worker of ``path`` to fold and write; wait at most ``wait`` s.
+
+    Returns the pids that did not answer in time (their last written state is used).
+    """
+    if not _SUPPORTED:
+        return []
+    me = os.getpid()
+    pids = set(_listening_pids(path))
+    with contextlib.suppress(FileNotFoundError):
+        for filename in _listing(path):
+            pids.add(int(filename[len("modelmon_") : -len(".state")]))
+    pids = {pid for pid in pids if pid != me and _pid_alive(pid)}
+    if not pids:
+        return []
+    nonce = os.urandom(8).hex().encode("ascii")
+    waiting: set[int] = set()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(b"")  # an automatic abstract address for the answers
+        for pid in pids:
+            try:
+                sock.sendto(_FLUSH + nonce, _socket_name(path, pid))
+            except OSError:  # no listener: not a modelmon process, or one without monitors
+                continue
+            waiting.add(pid)
+        deadline = time.monotonic() + wait
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            try:
+                data, addr = sock.recvfrom(64)
+            except TimeoutError:
+                break
+            answered = _pid_of_name(addr)
+            if data == _DONE + nonce and answered is not None:
+                waiting.discard(answered)
+    return sorted(waiting)
 
 
 # --- reading the directory ----------------------------------------------------------------
@@ -609,58 +847,250 @@ def _parse(doc: Any, alive: bool | None = None) -> ProcessState:
         raise ValueError("not a modelmon multi-process state file")
     if doc.get("version") != FORMAT_VERSION:
         raise ValueError(f"unsupported state file version {doc.get('version')!r}")
-    pid = int(doc["pid"])
+    pid = doc["pid"]
+    if type(pid) is not int or not 0 < pid <= MAX_PID:
+        raise ValueError(f"pid {pid!r} out of range in a state file")
+    token = doc["token"]
+    if not isinstance(token, str) or not _TOKEN.match(token):
+        raise ValueError("malformed token in a state file")
+    written_at = float(doc["written_at"])
+    if not math.isfinite(written_at):
+        raise ValueError("malformed time in a state file")
     monitors = {
         (str(m["namespace"]), str(m["model"]), str(m["version"])): m for m in doc["monitors"]
     }
+    for entry in monitors.values():
+        if not isinstance(entry.get("aggregates"), dict):
+            raise ValueError("malformed monitor entry in a state file")
+        _check_live(entry)
+        _check_counts(entry["aggregates"])
+    http = list(doc.get("http", []))
+    _check_counts(http)
     return ProcessState(
         pid,
-        str(doc["token"]),
-        float(doc["written_at"]),
+        token,
+        written_at,
         _pid_alive(pid) if alive is None else alive,
         monitors,
-        list(doc.get("http", [])),
+        http,
     )
 
 
-def _read(path: str, alive: bool | None = None) -> ProcessState | None:
+def read_bytes(path: str, limit: int = MAX_STATE_BYTES) -> bytes | None:
+    """The bytes of a regular file, never following a symlink; None if it does not exist.
+
+    Raises ValueError for anything else (a FIFO, a device, a directory, a symlink, a
+    file over ``limit`` bytes): opening is non-blocking and the read stops at the cap.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, flags)
     except FileNotFoundError:  # absorbed into the archive meanwhile
+        return None
+    except OSError as exc:  # ELOOP: a symlink
+        raise ValueError(f"cannot open {os.path.basename(path)}: {exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{os.path.basename(path)} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{os.path.basename(path)} is larger than {limit} bytes")
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            part = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+            if total > limit:
+                raise ValueError(f"{os.path.basename(path)} is larger than {limit} bytes")
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+def _read(path: str, alive: bool | None = None) -> ProcessState | None:
+    data = read_bytes(path)
+    if data is None:
         return None
     return _parse(decode(data), alive)
 
 
-def read_directory(path: str) -> list[ProcessState]:
+_COUNT_KEYS = frozenset({"requests", "predictions", "errors"})
+
+
+def _is_count_key(key: str) -> bool:
+    return key in _COUNT_KEYS or "count" in key
+
+
+def _check_counts(obj: Any, counting: bool = False, depth: int = 0) -> None:
+    """Refuse a negative count anywhere in a state (fields named ``*count*``, requests...)."""
+    if depth > 64:
+        raise ValueError("state nested too deeply")
+    if isinstance(obj, np.ndarray):
+        if counting and obj.dtype.kind in "iuf" and obj.size and not (obj >= 0).all():
+            raise ValueError("negative count in a state file")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_counts(v, counting or _is_count_key(str(k)), depth + 1)
+    elif isinstance(obj, list):
+        for v in obj:
+            _check_counts(v, counting, depth + 1)
+    elif counting and isinstance(obj, (int, float)) and not obj >= 0:
+        raise ValueError("negative count in a state file")
+
+
+def _check_live(entry: Mapping[str, Any]) -> None:
+    for item in entry.get("live", []):
+        spec_name, points = item
+        if not _is_counter(str(spec_name)):
+            continue
+        for _labels, value in points:
+            v = float(value)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"counter {spec_name} has value {v!r} in a state file")
+
+
+class _LastGood:
+    """The last bytes of each file that parsed: a file that turns unreadable (truncated,
+    replaced by something hostile, a full disk) counts with what it said before, so the
+    merged view never goes backwards. Bytes, re-decoded on use: merges never alias them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, bytes] = {}
+
+    def remember(self, key: str, data: bytes) -> None:
+        with self._lock:
+            self._data[key] = data
+
+    def forget(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        with self._lock:
+            for key in [k for k in self._data if k not in keep]:
+                del self._data[key]
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._data.get(key)
+
+
+_LAST_GOOD = _LastGood()
+
+
+def _listing(path: str, pattern: re.Pattern[str] = _PID_FILE) -> list[str]:
+    """Names of the directory's process files (regular files only, never a symlink)."""
+    names_: list[str] = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if pattern.match(entry.name):
+                try:
+                    regular = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    regular = False
+                if regular:
+                    names_.append(entry.name)
+                else:
+                    _HEALTH.note(
+                        "mp_entry", "modelmon: ignoring %s: not a regular file", entry.name
+                    )
+    return names_
+
+
+def _read_process_file(path: str, filename: str, own: bytes | None) -> ProcessState | None:
+    full = os.path.join(path, filename)
+    pid = int(_PID_FILE.match(filename).group(1))  # type: ignore[union-attr]
+    try:
+        data = own if own is not None and pid == os.getpid() else read_bytes(full)
+        if data is None:
+            return None
+        state = _parse(decode(data))
+        if state.pid != pid:
+            raise ValueError(f"{filename} holds the state of pid {state.pid}")
+    except Exception as exc:  # hostile or half-written: fall back to what it said before
+        _HEALTH.note("mp_read", "modelmon: unreadable state file %s: %r", filename, exc)
+        last = _LAST_GOOD.get(full)
+        return _parse(decode(last)) if last is not None else None
+    _LAST_GOOD.remember(full, data)
+    return state
+
+
+def _read_dead_file(path: str, filename: str) -> ProcessState | None:
+    full = os.path.join(path, filename)
+    match = _DEAD_FILE.match(filename)
+    assert match is not None
+    try:
+        data = read_bytes(full)
+        if data is None:
+            return None
+        state = _parse(decode(data), alive=False)
+        if (str(state.pid), state.token) != (match.group(1), match.group(2)):
+            raise ValueError(f"{filename} holds the state of another process")
+    except Exception as exc:
+        _HEALTH.note("mp_read", "modelmon: unreadable state file %s: %r", filename, exc)
+        last = _LAST_GOOD.get(full)
+        return _parse(decode(last), alive=False) if last is not None else None
+    _LAST_GOOD.remember(full, data)
+    return state
+
+
+def archived_tokens(path: str) -> list[str]:
+    """Tokens of the dead processes kept in ``path`` (legacy archive and dead files)."""
+    tokens = [str(p["token"]) for p in _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]]
+    for filename in _listing(path, _DEAD_FILE):
+        match = _DEAD_FILE.match(filename)
+        if match is not None:
+            tokens.append(match.group(2))
+    return sorted(tokens)
+
+
+def read_directory(path: str, own: bytes | None = None) -> list[ProcessState]:
     """Every process of the directory (live files and archived ones), in merge order.
 
     Process files are read before the archive: a file archived in between is then
     found in the archive (and skipped here by its token), never lost. The order is
     (pid, token) whichever file holds an entry, so sums are always added in one order.
+    ``own`` is this process's latest state (used instead of its file, which a full or
+    read-only directory may have kept from being written).
     """
     states: list[ProcessState] = []
     try:
-        listing = os.listdir(path)
+        listing = _listing(path)
     except FileNotFoundError:
-        return states
+        listing = []
+    own_name = os.path.basename(_pid_path(path, os.getpid()))
+    if own is not None and own_name not in listing:
+        listing.append(own_name)
     for filename in listing:
-        if _PID_FILE.match(filename):
-            try:
-                state = _read(os.path.join(path, filename))
-            except (ValueError, KeyError, TypeError) as exc:
-                logger.warning("modelmon: skipping unreadable state file %s: %r", filename, exc)
-                continue
-            if state is not None:
-                states.append(state)
+        state = _read_process_file(path, filename, own)
+        if state is not None:
+            states.append(state)
+    archive_path = os.path.join(path, ARCHIVE_NAME)
     try:
-        archived = [
-            _parse(doc, alive=False)
-            for doc in _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]
-        ]
-    except (ValueError, KeyError, TypeError) as exc:
-        logger.warning("modelmon: skipping unreadable archive: %r", exc)
+        data = read_bytes(archive_path)
+        doc = _read_archive_bytes(archive_path, data)
+        archived = [_parse(d, alive=False) for d in doc["processes"]]
+        if data is not None:
+            _LAST_GOOD.remember(archive_path, data)
+    except Exception as exc:
+        _HEALTH.note("mp_archive", "modelmon: unreadable archive: %r", exc)
+        last = _LAST_GOOD.get(archive_path)
         archived = []
+        if last is not None:
+            archived = [
+                _parse(d, alive=False) for d in _read_archive_bytes(archive_path, last)["processes"]
+            ]
+    try:  # listed after the process files were read: a file absorbed meanwhile is here
+        dead_listing = _listing(path, _DEAD_FILE)
+    except FileNotFoundError:
+        dead_listing = []
+    for filename in dead_listing:
+        state = _read_dead_file(path, filename)
+        if state is not None:
+            archived.append(state)
+    _LAST_GOOD.forget([os.path.join(path, f) for f in listing + dead_listing] + [archive_path])
     tokens = {a.token for a in archived}
     states = [s for s in states if s.token not in tokens] + archived
     states.sort(key=lambda s: (s.pid, s.token))
@@ -779,10 +1209,9 @@ def collect_merged(
     path = directory()
     if path is None:
         return live_families(monitors)
-    WRITER.write(fold=True)
     mark_scraped(path)
     now = time.time() if now is None else now
-    states = read_directory(path)
+    states = read_directory(path, own=_flush_all(path, monitors))
     if include_remote is None:
         include_remote = any(m.registry is None for m in monitors)
     by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
@@ -802,11 +1231,44 @@ def collect_merged(
     families: list[Family] = []
     for key in keys:
         items = by_key.get(key)
-        if not items:  # not written (e.g. no permission): show what this process has
+        if not items:  # e.g. not in this process's state: show what this process has
             families.extend(local[key].collect())
             continue
-        families.extend(merged_monitor_families(key, items, profiles, now, note))
+        merged = merged_monitor_families(key, items, profiles, now, note)
+        _LAST_MERGED[key] = merged
+        families.extend(merged)
     return families
+
+
+def _flush_all(path: str, monitors: list[Monitor]) -> bytes | None:
+    """Fold and write here, ask every other live worker to do the same (bounded wait).
+
+    Returns this process's latest state, which stands in for its file when the
+    directory refused the write.
+    """
+    with contextlib.suppress(Exception):  # counted and logged by write()
+        WRITER.write(fold=True)
+    try:
+        stuck = request_flushes(path)
+    except Exception as exc:
+        _health_of(monitors).error("multiprocess_flush", exc)
+        stuck = []
+    if stuck:
+        health = _health_of(monitors)
+        with health._lock:
+            health.internal_errors["multiprocess_flush_timeout"] += len(stuck)
+        health.note(
+            "flush_timeout",
+            "modelmon: worker(s) %s did not flush within %.1f s; their last state is used",
+            stuck,
+            FLUSH_WAIT_S,
+        )
+    return WRITER.last_bytes
+
+
+# The last merged families of each monitor: what a scrape shows if merging fails
+# outright, so no counter ever goes back to one process's own numbers.
+_LAST_MERGED: dict[Key, list[Family]] = {}
 
 
 def family_source(monitors: list[Monitor]) -> list[Family]:
@@ -815,10 +1277,14 @@ def family_source(monitors: list[Monitor]) -> list[Family]:
         return live_families(monitors)
     try:
         return collect_merged(monitors)
-    except Exception as exc:  # never fail a scrape: fall back to this process's view
+    except Exception as exc:  # never fail a scrape, never show less than before
         for monitor in monitors[:1]:
             monitor.health.error("multiprocess_collect", exc)
-        return live_families(monitors)
+        families: list[Family] = []
+        for monitor in monitors:
+            last = _LAST_MERGED.get(_key(monitor))
+            families.extend(last if last is not None else monitor.collect())
+        return families
 
 
 class MultiprocessCollector:
@@ -857,7 +1323,12 @@ class MultiprocessCollector:
         if path is None:
             return
         if path == directory():
-            WRITER.write(fold=True)  # read-your-writes for the scraped worker
+            with contextlib.suppress(Exception):  # counted and logged by write()
+                WRITER.write(fold=True)  # read-your-writes for the scraped worker
+        try:  # and for every other worker: they flush before the files are read
+            request_flushes(path)
+        except Exception as exc:
+            _HEALTH.note("flush", "modelmon: cannot ask the workers to flush: %r", exc)
         mark_scraped(path)
         states = read_directory(path)
         by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
@@ -949,7 +1420,8 @@ UNREAD = _UnreadCheck()
 
 @contextlib.contextmanager
 def _directory_lock(path: str) -> Iterator[None]:
-    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(os.path.join(path, LOCK_NAME), flags, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -989,7 +1461,7 @@ def _absorb_foreign(path: str, pid: int, token: str) -> None:
         return
     try:
         state = _read(target, alive=False)
-    except (ValueError, KeyError, TypeError):
+    except Exception:
         return
     if state is not None and state.token != token:
         with _directory_lock(path):
@@ -997,27 +1469,26 @@ def _absorb_foreign(path: str, pid: int, token: str) -> None:
 
 
 def _absorb(path: str, pid: int) -> bool:
-    """Move a dead process's entry, gauges stripped, into the archive; delete its file.
+    """Keep a dead process's entry, gauges stripped, in a file of its own; delete its file.
 
-    Entries are kept as they are (not summed into one): readers merge every entry in
-    the same (pid, token) order wherever it is stored, so float sums stay bit-identical
-    and no counter moves backwards, even by a rounding error.
+    One file per dead process (``modelmon_dead_<pid>_<token>.state``): absorbing costs
+    one file, whatever the number of dead workers (the single archive it replaces was
+    read and rewritten whole each time). Entries are not summed into one: readers merge
+    every entry in the same (pid, token) order wherever it is stored, so float sums stay
+    bit-identical and no counter moves backwards, even by a rounding error.
     """
     target = _pid_path(path, pid)
-    try:
-        with open(target, "rb") as f:
-            dead = decode(f.read())
-        _parse(dead, alive=False)  # validate before archiving
-    except FileNotFoundError:
+    data = read_bytes(target)
+    if data is None:
         return False
-    archive_path = os.path.join(path, ARCHIVE_NAME)
-    archive = _read_archive(archive_path)
-    if all(p["token"] != dead["token"] for p in archive["processes"]):
+    dead = decode(data)
+    state = _parse(dead, alive=False)  # validate before archiving
+    dead_path = os.path.join(path, f"modelmon_dead_{state.pid}_{state.token}.state")
+    legacy = _read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]
+    if not os.path.exists(dead_path) and all(p["token"] != state.token for p in legacy):
         for entry in dead["monitors"]:
             entry["live"] = [item for item in entry.get("live", []) if _is_counter(item[0])]
-        archive["processes"].append(dead)
-        archive["written_at"] = time.time()
-        _atomic_write(archive_path, encode(archive))
+        _atomic_write(dead_path, encode(dead))
     os.unlink(target)
     return True
 
@@ -1030,11 +1501,13 @@ def _is_counter(spec_name: str) -> bool:
 
 
 def _read_archive(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            doc = decode(f.read())
-    except FileNotFoundError:
+    return _read_archive_bytes(path, read_bytes(path))
+
+
+def _read_archive_bytes(path: str, data: bytes | None) -> dict[str, Any]:
+    if data is None:
         return {"format": ARCHIVE_FORMAT, "version": FORMAT_VERSION, "processes": []}
+    doc = decode(data)
     if not isinstance(doc, dict) or doc.get("format") != ARCHIVE_FORMAT:
         raise ValueError(f"{path} is not a modelmon archive")
     if doc.get("version") != FORMAT_VERSION:
@@ -1054,14 +1527,23 @@ def reset_monitor(monitor: Monitor) -> None:
     monitor.restart_in_child(fresh_like)
 
 
+_ready_pid = os.getpid()  # the process whose state is its own (set again after a fork)
+
+
 def _after_fork_in_child() -> None:
+    global _ready_pid
     WRITER.after_fork()
+    LISTENER.after_fork()
     for metrics in live_http_metrics():
         with contextlib.suppress(Exception):
             metrics.reset()
-    for monitor in monitor_registry.monitors():
+    monitors = monitor_registry.monitors()
+    for monitor in monitors:
         with contextlib.suppress(Exception):
             reset_monitor(monitor)
+    _ready_pid = os.getpid()
+    if monitors and _installed:
+        LISTENER.ensure()
 
 
 _installed = False
@@ -1079,8 +1561,9 @@ def merged_http_families(local: list[HttpMetrics]) -> list[Family]:
     if path is None:
         return [f for m in local for f in m.collect()]
     try:
-        WRITER.write(fold=False)
-        return _merged_http_states(read_directory(path))
+        with contextlib.suppress(Exception):  # counted and logged by write()
+            WRITER.write(fold=False)
+        return _merged_http_states(read_directory(path, own=WRITER.last_bytes))
     except Exception as exc:  # never fail a scrape: fall back to this process's view
         logger.warning("modelmon: cannot merge multi-process HTTP metrics: %r", exc)
         return [f for m in local for f in m.collect()]
@@ -1105,11 +1588,14 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from .._internal.folder import START_HOOKS
     from ..monitor import _AFTER_FOLD_HOOKS
     from .prometheus import ModelmonCollector
 
     _AFTER_FOLD_HOOKS.append(_on_fold)
+    START_HOOKS.append(LISTENER.ensure)
     ModelmonCollector.family_source = staticmethod(family_source)
+    atexit.register(_flush_at_exit)
     _installed = True
 
 

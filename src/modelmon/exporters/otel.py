@@ -331,15 +331,15 @@ class OtelExport:
         while not self._stop.wait(self.interval_s):
             self._export_safely()
 
-    def _export_safely(self) -> bool:
+    def _export_safely(self, seconds: float | None = None) -> bool:
         try:
-            return self._export()
+            return self._export(seconds)
         except Exception as exc:  # the export thread must survive anything
             logger.warning("modelmon: OpenTelemetry export crashed: %r", exc, exc_info=exc)
             return False
 
     # --- one export -----------------------------------------------------------------
-    def _export(self) -> bool:
+    def _export(self, seconds: float | None = None) -> bool:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
@@ -349,7 +349,10 @@ class OtelExport:
                 data = families_to_metrics_data(
                     families, self.resource(), self._start_time_ns(included), time.time_ns()
                 )
-                result = self.exporter.export(data, timeout_millis=self.timeout_millis)
+                result = self._bounded(
+                    lambda: self.exporter.export(data, timeout_millis=self.timeout_millis),
+                    self.timeout_millis / 1000.0 if seconds is None else seconds,
+                )
             except Exception as exc:
                 self._failed(included, exc)
                 return False
@@ -357,6 +360,37 @@ class OtelExport:
                 self._failed(included, OtelExportFailed(f"exporter returned {result!r}"))
                 return False
             return True
+
+    def _bounded(self, call: Callable[[], Any], seconds: float, concurrent: bool = False) -> Any:
+        """``call()`` on a helper thread, waiting at most ``seconds``.
+
+        Exporters may retry well past the ``timeout_millis`` they are given (the OTLP
+        HTTP exporter backs off for up to its own 10 s): the wait, not the exporter,
+        bounds an export. While a timed-out call is still running no other is started
+        (raises TimeoutError at once), so slow collectors never pile up threads.
+        """
+        running = getattr(self, "_in_call", None)
+        if not concurrent and running is not None and running.is_alive():
+            raise TimeoutError("the previous export is still running")
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append((True, call()))
+            except BaseException as exc:
+                box.append((False, exc))
+
+        thread = threading.Thread(target=run, name="modelmon-otel-call", daemon=True)
+        if not concurrent:
+            self._in_call = thread
+        thread.start()
+        thread.join(max(seconds, 0.0))
+        if not box:
+            raise TimeoutError(f"export did not finish within {seconds:g} s")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
 
     def _collect(self, monitors: Sequence[Monitor]) -> tuple[list[Family], list[Monitor]]:
         families: list[Family] = []
@@ -396,17 +430,28 @@ class OtelExport:
         return self._export_safely() and bool(self.exporter.force_flush(timeout_millis))
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Stop the thread, export one last time and shut the exporter down (idempotent)."""
+        """Stop the thread, export one last time and shut the exporter down (idempotent).
+
+        Takes at most ``min(timeout_millis, timeout_s)`` in all (the configured export
+        timeout also bounds the exit of the process, through ``atexit``).
+        """
         with self._state_lock:
             if self._is_shutdown:
                 return
             self._is_shutdown = True
+        deadline = time.monotonic() + min(timeout_millis, self.timeout_millis) / 1000.0
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout_millis / 1000.0)
-        self._export_safely()
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+        if not self._thread.is_alive() or self._thread is threading.current_thread():
+            self._export_safely(max(deadline - time.monotonic(), 0.0))  # the last export
         try:
-            self.exporter.shutdown(timeout_millis=timeout_millis)
+            remaining = max(deadline - time.monotonic(), 0.0)
+            self._bounded(
+                lambda: self.exporter.shutdown(timeout_millis=1000.0 * remaining),
+                remaining,
+                concurrent=True,  # also (and above all) when a stuck export still runs
+            )
         except Exception as exc:
             logger.warning("modelmon: OpenTelemetry exporter shutdown failed: %r", exc)
         atexit.unregister(self.shutdown)

@@ -234,10 +234,21 @@ def _add_histogram(
 
 
 def start_http_server(
-    port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY
+    port: int,
+    addr: str = "127.0.0.1",
+    registry: CollectorRegistry = REGISTRY,
+    min_interval: float = 0.25,
 ) -> Any:
-    """Serve ``/metrics`` on ``addr:port`` from a background thread (prometheus-client's server)."""
-    return _start_http_server(port, addr=addr, registry=registry)
+    """Serve ``/metrics`` on ``addr:port`` from a background thread (prometheus-client's server).
+
+    Binds the loopback interface unless ``addr`` says otherwise (``"0.0.0.0"`` for
+    every interface: see ``docs/security.md`` before exposing metrics). Concurrent
+    scrapes share one collection, at most one every ``min_interval`` seconds.
+    """
+    from .gate import GatedRegistry
+
+    source: Any = GatedRegistry(registry, min_interval)
+    return _start_http_server(port, addr=addr, registry=source)
 
 
 def make_wsgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:

@@ -40,10 +40,41 @@ STANDARD_METHODS = frozenset(
 )
 MAX_PENDING = 4096
 PREDICTION_ID_HEADER = "X-Prediction-Id"
+PREDICTION_COUNT_HEADER = "X-Prediction-Count"
+# The response header lists at most this many ids; more are given as "<first>..<last>"
+# with the count in X-Prediction-Count (the ids of the rows between are in the body or
+# ``last_prediction_ids()``). Ids outside SAFE_ID (a caller's own ids with CR/LF, spaces,
+# non-ASCII or over 128 characters) are left out of the header, never sent.
+MAX_HEADER_IDS = 16
+SAFE_ID = re.compile(r"^[A-Za-z0-9._~:+/=-]{1,128}$")
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 SeriesKey = tuple[str, str, str]  # method, route, status
 RouteKey = tuple[str, str]  # method, route
+
+
+def prediction_id_headers(ids: Sequence[str]) -> list[tuple[str, str]]:
+    """The ``X-Prediction-Id`` (and, when shortened, ``X-Prediction-Count``) headers.
+
+    Bounded whatever the request did: at most :data:`MAX_HEADER_IDS` ids, each one
+    checked against :data:`SAFE_ID` (unsafe ones are left out).
+
+    >>> prediction_id_headers(["a1", "a2"])
+    [('X-Prediction-Id', 'a1,a2')]
+    >>> prediction_id_headers([f"a{i}" for i in range(100)])
+    [('X-Prediction-Id', 'a0..a99'), ('X-Prediction-Count', '100')]
+    >>> prediction_id_headers(["ok", "bad\\r\\nSet-Cookie: x", "caf\\u00e9"])
+    [('X-Prediction-Id', 'ok')]
+    """
+    safe = [i for i in ids if isinstance(i, str) and SAFE_ID.match(i)]
+    if not safe:
+        return []
+    if len(safe) <= MAX_HEADER_IDS:
+        return [(PREDICTION_ID_HEADER, ",".join(safe))]
+    return [
+        (PREDICTION_ID_HEADER, f"{safe[0]}..{safe[-1]}"),
+        (PREDICTION_COUNT_HEADER, str(len(safe))),
+    ]
 
 
 def normalise_method(method: str) -> str:

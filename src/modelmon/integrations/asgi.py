@@ -18,8 +18,9 @@ from time import perf_counter
 from typing import Any
 
 from .. import names
+from .._internal.failures import deferred_failures, settle
 from ..context import Record, prediction_scope, record_id
-from ._http import PREDICTION_ID_HEADER, HttpMetrics, http_metrics_for, normalise_method
+from ._http import HttpMetrics, http_metrics_for, normalise_method, prediction_id_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,7 +28,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_HEADER = PREDICTION_ID_HEADER.lower().encode("latin-1")
 # A request cancelled before any response was sent (the client went away): nginx's code.
 CLIENT_CLOSED = 499
 
@@ -78,7 +78,7 @@ class MetricsMiddleware:
         status = 0
         end = 0.0
 
-        with prediction_scope() as records:
+        with prediction_scope() as records, deferred_failures() as failures:
 
             async def send_wrapper(message: Message) -> None:
                 nonlocal status, end
@@ -102,6 +102,7 @@ class MetricsMiddleware:
                 status = status or CLIENT_CLOSED
                 raise
             finally:
+                settle(failures, status)  # a 4xx answer: the calls that raised were the client's
                 self._record(scope, root_path, status, (end or perf_counter()) - start)
 
     def _record(self, scope: Scope, root_path: str, status: int, seconds: float) -> None:
@@ -117,8 +118,11 @@ class MetricsMiddleware:
 
 def _with_prediction_ids(message: Message, records: list[Record]) -> Message:
     # A new message and header list: a response object may reuse its own list.
-    value = ",".join(record_id(r) for r in records).encode("latin-1")
-    return {**message, "headers": [*message.get("headers", ()), (_HEADER, value)]}
+    extra = [
+        (k.lower().encode("ascii"), v.encode("ascii"))
+        for k, v in prediction_id_headers([record_id(r) for r in records])
+    ]
+    return {**message, "headers": [*message.get("headers", ()), *extra]}
 
 
 def route_template(scope: Scope, root_path: str = "") -> str:

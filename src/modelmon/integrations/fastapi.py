@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import MissingExtraError
@@ -27,7 +27,6 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import Metric
 
 from ._http import check_feedback_token, check_token, handle_feedback
 from .asgi import MetricsMiddleware
@@ -35,10 +34,18 @@ from .asgi import MetricsMiddleware
 __all__ = ["Feedback", "MetricsMiddleware", "feedback_router", "instrument", "metrics_endpoint"]
 
 
+Guard = Callable[[Request], bool]
+
+
 def instrument(
     app: FastAPI,
     metrics_path: str | None = "/metrics",
     registry: CollectorRegistry | None = None,
+    *,
+    metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
+    metrics_guard: Guard | None = None,
+    min_scrape_interval: float = 0.25,
     **middleware_options: Any,
 ) -> FastAPI:
     """Add :class:`~modelmon.integrations.asgi.MetricsMiddleware` and serve the exposition.
@@ -49,6 +56,14 @@ def instrument(
             ``Accept``); None to add no route (an existing endpoint of the app shows
             modelmon's metrics anyway).
         registry: prometheus-client registry (default: the global one).
+        metrics_port: serve the exposition on this port of ``metrics_addr`` (its own
+            server thread, in ``app.state.modelmon_metrics_server``) instead of on the
+            app's public port.
+        metrics_addr: the interface for ``metrics_port`` (loopback by default).
+        metrics_guard: called with each ``/metrics`` request on the app's port; a false
+            answer gets 404 (e.g. check a bearer token or the client address).
+        min_scrape_interval: concurrent scrapes share one collection, at most one
+            every this many seconds (a scrape flood cannot starve predictions).
         middleware_options: ``namespace``, ``excluded_routes``, ``buckets``.
 
     Returns the app, for chaining.
@@ -59,44 +74,47 @@ def instrument(
         metrics_path=metrics_path or "/metrics",
         **middleware_options,
     )
-    if metrics_path is not None:
-        app.add_route(metrics_path, metrics_endpoint(registry), include_in_schema=False)
+    if metrics_port is not None:
+        from ..exporters.prometheus import start_http_server
+
+        # Kept on the app, so its owner can stop it: server.shutdown(); server.server_close()
+        app.state.modelmon_metrics_server = start_http_server(
+            metrics_port,
+            metrics_addr,
+            REGISTRY if registry is None else registry,
+            min_scrape_interval,
+        )[0]
+    elif metrics_path is not None:
+        endpoint = metrics_endpoint(registry, guard=metrics_guard, min_interval=min_scrape_interval)
+        app.add_route(metrics_path, endpoint, include_in_schema=False)
     return app
 
 
-def metrics_endpoint(registry: CollectorRegistry | None = None) -> Any:
-    """A Starlette endpoint serving ``registry``'s exposition (``name[]`` filters names)."""
-    target = REGISTRY if registry is None else registry
+def metrics_endpoint(
+    registry: CollectorRegistry | None = None,
+    *,
+    guard: Guard | None = None,
+    min_interval: float = 0.25,
+) -> Any:
+    """A Starlette endpoint serving ``registry``'s exposition (``name[]`` filters names).
+
+    ``guard(request)`` false: 404. Concurrent scrapes share one collection, at most one
+    every ``min_interval`` seconds (see :mod:`modelmon.exporters.gate`).
+    """
+    from ..exporters.gate import GatedRegistry
+
+    target = GatedRegistry(REGISTRY if registry is None else registry, min_interval)
 
     # A sync endpoint: Starlette runs it in the thread pool, so folds never block the loop.
     def metrics(request: Request) -> Response:
+        if guard is not None and not guard(request):
+            return Response("Not Found", status_code=404, media_type="text/plain")
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         wanted = request.query_params.getlist("name[]")
-        source: Any = _OnlySamples(target, frozenset(wanted)) if wanted else target
+        source: Any = target.restricted_registry(wanted) if wanted else target
         return Response(encoder(source), media_type=content_type)
 
     return metrics
-
-
-class _OnlySamples:
-    """The samples of ``registry`` with the given names (the ``name[]`` filter).
-
-    prometheus-client's ``restricted_registry`` only sees collectors that describe
-    their names up front, which modelmon's collectors do not (their names depend on
-    the monitors attached later).
-    """
-
-    def __init__(self, registry: CollectorRegistry, names: frozenset[str]) -> None:
-        self.registry = registry
-        self.names = names
-
-    def collect(self) -> Iterator[Metric]:
-        for metric in self.registry.collect():
-            samples = [s for s in metric.samples if s.name in self.names]
-            if samples:
-                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
-                kept.samples = samples
-                yield kept
 
 
 class Feedback(BaseModel):

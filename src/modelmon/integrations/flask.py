@@ -29,7 +29,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
     raise MissingExtraError("flask", "flask") from exc
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from .. import names
 from ._http import check_feedback_token, check_token, handle_feedback
@@ -110,9 +110,14 @@ class FlaskInstrumentation:
     middleware: MetricsMiddleware
     original_wsgi_app: Any
     had_own_wsgi_app: bool
+    metrics_server: Any = None  # the ``metrics_port`` server, if any
 
     def uninstrument(self) -> None:
-        """Restore the app's original ``wsgi_app`` (idempotent)."""
+        """Restore the app's original ``wsgi_app`` and stop the metrics server (idempotent)."""
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         if self.app.__dict__.get("wsgi_app") is not self.middleware:
             return
         if self.had_own_wsgi_app:
@@ -131,6 +136,9 @@ def instrument(
     app: Flask,
     metrics_path: str | None = "/metrics",
     registry: CollectorRegistry | None = None,
+    *,
+    metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
     **middleware_options: Any,
 ) -> FlaskInstrumentation:
     """Wrap ``app.wsgi_app`` with the WSGI metrics middleware and serve the exposition.
@@ -140,10 +148,22 @@ def instrument(
         metrics_path: where the exposition is served (OpenMetrics negotiated from
             ``Accept``); None to serve none.
         registry: prometheus-client registry (default: the global one).
-        middleware_options: ``namespace``, ``excluded_routes``, ``buckets``.
+        metrics_port: serve the exposition on this port of ``metrics_addr`` (its own
+            server thread) instead of on the app's public port.
+        metrics_addr: the interface for ``metrics_port`` (loopback by default).
+        middleware_options: ``namespace``, ``excluded_routes``, ``buckets``,
+            ``metrics_guard`` (environ -> bool; false: 404), ``min_scrape_interval``.
 
     Returns a handle whose ``uninstrument()`` restores the app.
     """
+    if metrics_port is not None:
+        from ..exporters.prometheus import start_http_server
+
+        interval = float(middleware_options.get("min_scrape_interval", 0.25))
+        server = start_http_server(metrics_port, metrics_addr, registry or REGISTRY, interval)[0]
+        metrics_path = None
+    else:
+        server = None
     had_own = "wsgi_app" in app.__dict__
     original = app.wsgi_app
     middleware = MetricsMiddleware(
@@ -160,7 +180,7 @@ def instrument(
     # response the app really returns.
     app.after_request_funcs.setdefault(None, []).insert(0, mark_complete_body)
     app.wsgi_app = middleware  # type: ignore[method-assign]
-    return FlaskInstrumentation(app, middleware, original, had_own)
+    return FlaskInstrumentation(app, middleware, original, had_own, server)
 
 
 def feedback_blueprint(

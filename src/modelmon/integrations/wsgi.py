@@ -29,8 +29,9 @@ from types import TracebackType
 from typing import Any
 
 from .. import names
+from .._internal.failures import deferred_failures, settle
 from ..context import Record, prediction_scope, record_id
-from ._http import PREDICTION_ID_HEADER, HttpMetrics, http_metrics_for, normalise_method
+from ._http import HttpMetrics, http_metrics_for, normalise_method, prediction_id_headers
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -60,6 +61,10 @@ class MetricsMiddleware:
             must return a bounded value (the default labels everything ``<unmatched>``).
         serve_metrics: answer ``metrics_path`` with the exposition itself.
         buckets: duration histogram buckets in seconds.
+        metrics_guard: called with the environ of each exposition request; a false
+            answer gets 404 (e.g. check a token or ``REMOTE_ADDR``).
+        min_scrape_interval: concurrent scrapes share one collection, at most one
+            every this many seconds (see :mod:`modelmon.exporters.gate`).
     """
 
     def __init__(
@@ -73,8 +78,11 @@ class MetricsMiddleware:
         route_resolver: RouteResolver = unmatched,
         serve_metrics: bool = False,
         buckets: Sequence[float] = names.DURATION_BUCKETS,
+        metrics_guard: Callable[[Environ], bool] | None = None,
+        min_scrape_interval: float = 0.25,
     ) -> None:
         self.app = app
+        self.metrics_guard = metrics_guard
         self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
         self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
         self.resolve_route = route_resolver
@@ -83,25 +91,34 @@ class MetricsMiddleware:
         if serve_metrics:
             from prometheus_client import REGISTRY
 
+            from ..exporters.gate import GatedRegistry
             from ..exporters.prometheus import make_wsgi_app
 
             target = REGISTRY if registry is None or registry is False else registry
-            self._metrics_app = make_wsgi_app(target)
+            self._metrics_app = make_wsgi_app(GatedRegistry(target, min_scrape_interval))  # type: ignore[arg-type]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if self._metrics_app is not None and path == self.metrics_path:
+            if self.metrics_guard is not None and not self.metrics_guard(environ):
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"Not Found"]
             return self._metrics_app(environ, start_response)
         if path in self.excluded:
             return self.app(environ, start_response)
         exchange = _Exchange(self, environ, start_response, perf_counter())
-        with prediction_scope() as records:
+        with prediction_scope() as records, deferred_failures() as failures:
             exchange.records = records
             try:
                 body = self.app(environ, exchange.start_response)
             except Exception:
+                settle(failures, 500)
                 exchange.finish(500)
                 raise
+            except BaseException:
+                settle(failures, 0)
+                raise
+            settle(failures, exchange.status)  # 4xx: the calls that raised were the client's
         if exchange.status and _is_complete(body, environ):
             exchange.finish()  # nothing left to produce: count now, even if never read
             return body
@@ -144,8 +161,7 @@ class _Exchange:
     ) -> Callable[[bytes], object]:
         self.status = _status_code(status)
         if self.records:
-            value = ",".join(record_id(r) for r in self.records)
-            headers = [*headers, (PREDICTION_ID_HEADER, value)]
+            headers = [*headers, *prediction_id_headers([record_id(r) for r in self.records])]
         return self.downstream(status, headers, exc_info)
 
     def finish(self, status: int | None = None) -> None:

@@ -1,0 +1,262 @@
+"""Soak: a real uvicorn app under honest traffic, then under honest plus hostile traffic.
+
+Run: ``.venv/bin/python benchmarks/hostile_soak.py --seconds 20 --rounds 1``
+
+Each run starts a fresh server (``uvicorn benchmarks.hostile_soak:app``, one worker,
+loopback port) serving a scikit-learn classifier (breast cancer data set, bundled) with
+one categorical feature, the feedback route and ``/metrics``. For ``--seconds`` it sends
+
+* honest traffic (both runs): single-row predictions from 4 client threads, each label
+  posted back with its id; one scraper every 0.5 s timing each scrape;
+* hostile traffic (second run only): a 200-row request with one 250 kB category value
+  and a 300-label POST of junk labels (unknown ids, unknown classes) twice a second
+  each, a 20,000-row batch every 2 s, and a flood of scrapes from 4 threads.
+
+It prints, per run: the server's peak RSS (VmHWM), the p99 latency of honest predictions
+(client side), the longest timed scrape, and the accuracy /metrics reports against the
+accuracy of the honest (prediction, label) pairs computed by scikit-learn; then the
+ratios hostile / honest. Goals (issue 13): RSS within 1.5x, p99 within 2x, longest
+scrape under 1 s, accuracy unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_app() -> Any:
+    import numpy as np
+    from fastapi import FastAPI, HTTPException
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import modelmon
+    from modelmon.integrations.fastapi import feedback_router, instrument
+    from modelmon.profile import ReferenceProfile
+
+    data = load_breast_cancer()
+    X, y = data.data, data.target
+    names = [f"f{i}" for i in range(X.shape[1])]
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
+    frame = [dict(zip(names, row.tolist(), strict=True)) for row in X]
+    for i, row in enumerate(frame):
+        row["site"] = ("north", "south", "east")[i % 3]
+    reference = ReferenceProfile.from_data(
+        [[r[n] for n in [*names, "site"]] for r in frame],
+        feature_names=[*names, "site"],
+        categorical=["site"],
+    )
+    mon = modelmon.Monitor("soak", "1", reference=reference, task="classification")
+
+    @mon
+    def predict(rows: list[dict[str, Any]]) -> np.ndarray:
+        matrix = np.array([[float(r.get(n, 0.0)) for n in names] for r in rows])
+        return model.predict(matrix)
+
+    app = instrument(FastAPI())
+    app.include_router(feedback_router(mon))
+
+    @app.post("/predict")
+    def predict_route(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            out = predict(rows)
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(400, "bad rows") from exc
+        return {"y": out.tolist(), "id": modelmon.last_prediction_id()}
+
+    return app
+
+
+app = build_app() if os.environ.get("MODELMON_SOAK_APP") == "1" else None
+
+
+# --- the client side ----------------------------------------------------------------------
+
+
+def _rows() -> list[dict[str, Any]]:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    rows = []
+    for i, row in enumerate(data.data):
+        r: dict[str, Any] = {f"f{j}": float(v) for j, v in enumerate(row)}
+        r["site"] = ("north", "south", "east")[i % 3]
+        rows.append(r)
+    return rows
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _accuracy_from_metrics(text: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    right = total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "modelmon_outcomes_total" and s.labels.get("model") == "soak":
+                total += s.value
+                if s.labels.get("actual") == s.labels.get("predicted"):
+                    right += s.value
+    return right / total if total else None
+
+
+def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
+    import requests
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import accuracy_score
+
+    env = {**os.environ, "MODELMON_SOAK_APP": "1", "PYTHONPATH": str(ROOT)}
+    env.pop("MODELMON_MULTIPROC_DIR", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.hostile_soak:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(f"{base}/metrics", timeout=2)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("server did not start") from None
+                time.sleep(0.2)
+        rows = _rows()
+        target = load_breast_cancer().target
+        stop = threading.Event()
+        latencies: list[float] = []
+        scrapes: list[float] = []
+        pairs: list[tuple[int, int]] = []
+        lock = threading.Lock()
+
+        def honest(k: int) -> None:
+            s = requests.Session()
+            rng = random.Random(k)
+            while not stop.is_set():
+                i = rng.randrange(len(rows))
+                t0 = time.perf_counter()
+                r = s.post(f"{base}/predict", json=[rows[i]], timeout=60)
+                dt = time.perf_counter() - t0
+                body = r.json()
+                s.post(f"{base}/feedback", json={"prediction_id": body["id"],
+                       "actual": int(target[i])}, timeout=60)  # fmt: skip
+                with lock:
+                    latencies.append(dt)
+                    pairs.append((int(body["y"][0]), int(target[i])))
+
+        def scraper() -> None:
+            s = requests.Session()
+            while not stop.wait(0.5):
+                t0 = time.perf_counter()
+                s.get(f"{base}/metrics", timeout=60)
+                scrapes.append(time.perf_counter() - t0)
+
+        def long_categories() -> None:
+            s = requests.Session()
+            while not stop.wait(0.5):
+                rows_ = [dict(rows[0]) for _ in range(200)]
+                rows_[0]["site"] = "z" * 250_000
+                s.post(f"{base}/predict", json=rows_, timeout=60)
+
+        def junk_labels() -> None:
+            s = requests.Session()
+            rng = random.Random(5)
+            while not stop.wait(0.5):
+                items = [{"prediction_id": f"{rng.getrandbits(64):016x}",
+                          "actual": f"junk-{rng.getrandbits(32)}"} for _ in range(300)]  # fmt: skip
+                s.post(f"{base}/feedback", json=items, timeout=60)
+
+        def huge_batches() -> None:
+            s = requests.Session()
+            batch = [rows[i % len(rows)] for i in range(20_000)]
+            while not stop.wait(2.0):
+                s.post(f"{base}/predict", json=batch, timeout=120)
+
+        def scrape_flood() -> None:
+            s = requests.Session()
+            while not stop.is_set():
+                s.get(f"{base}/metrics", timeout=60)
+
+        workers = [threading.Thread(target=honest, args=(k,)) for k in range(4)]
+        workers.append(threading.Thread(target=scraper))
+        if hostile:
+            attacks = [long_categories, junk_labels, huge_batches, *[scrape_flood] * 4]
+            workers += [threading.Thread(target=f) for f in attacks]
+        for w in workers:
+            w.start()
+        time.sleep(seconds)
+        stop.set()
+        for w in workers:
+            w.join(180)
+        text = requests.get(f"{base}/metrics", timeout=60).text
+        reported = _accuracy_from_metrics(text)
+        truth = accuracy_score([a for _, a in pairs], [p for p, _ in pairs]) if pairs else 0.0
+        return {
+            "peak_rss_mb": _peak_rss_mb(server.pid),
+            "p99_ms": 1000 * statistics.quantiles(latencies, n=100)[98],
+            "longest_scrape_s": max(scrapes) if scrapes else float("nan"),
+            "accuracy_metrics": float("nan") if reported is None else reported,
+            "accuracy_sklearn": float(truth),
+            "honest_calls": float(len(latencies)),
+        }
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    from tests.conftest import free_port
+
+    results: dict[str, list[dict[str, float]]] = {"honest": [], "hostile": []}
+    for r in range(args.rounds):  # sides alternate, order rotating per round
+        order = ["honest", "hostile"] if r % 2 == 0 else ["hostile", "honest"]
+        for side in order:
+            results[side].append(run(args.seconds, side == "hostile", free_port()))
+    for side, runs in results.items():
+        for i, res in enumerate(runs):
+            print(f"{side:8s} round {i}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()))
+
+    def med(side: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[side])
+
+    rss = med("hostile", "peak_rss_mb") / med("honest", "peak_rss_mb")
+    p99 = med("hostile", "p99_ms") / med("honest", "p99_ms")
+    print(f"peak RSS ratio hostile/honest: {rss:.2f} (goal <= 1.5)")
+    print(f"p99 predict ratio hostile/honest: {p99:.2f} (goal <= 2)")
+    print(f"longest scrape (hostile): {med('hostile', 'longest_scrape_s'):.3f} s (goal < 1 s)")
+    for side in ("honest", "hostile"):
+        reported, truth = med(side, "accuracy_metrics"), med(side, "accuracy_sklearn")
+        print(f"accuracy {side} run: /metrics {reported:.4f} vs scikit-learn {truth:.4f}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()

@@ -550,6 +550,8 @@ class Monitor:
             Family(names.IN_FLIGHT, ns, (ScalarPoint(labels, self.in_flight),)),
             Family(names.MODEL_INFO, ns, (ScalarPoint(info_labels, 1.0),)),
             Family(names.MODEL_LOADED, ns, (ScalarPoint(labels, self.loaded_at),)),
+            # Refreshed at every collection: absence alerts watch it, scraped or pushed.
+            Family(names.HEARTBEAT, ns, (ScalarPoint(labels, ctx.now),)),
             Family(
                 names.INTERNAL_ERRORS,
                 ns,

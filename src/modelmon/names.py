@@ -33,7 +33,10 @@ FEATURE = "feature"
 OUTPUT = "output"
 BIN = "bin"
 METHOD = "method"
-QUANTILE = "quantile"
+# Not "quantile": Prometheus reserves it for summaries (promtool warns on gauges).
+QUANTILE = "q"
+# Not "le": Prometheus reserves it for histogram buckets.
+UPPER_EDGE = "upper_edge"
 ACTUAL = "actual"
 PREDICTED = "predicted"
 METRIC = "metric"
@@ -87,13 +90,16 @@ def _m(
 CATALOGUE: list[MetricSpec] = []
 
 # --- Traffic and health (core) -------------------------------------------------------
-REQUESTS = _m("requests", "counter", (), "Calls of the monitored function.", "modelmon.requests")
+REQUESTS = _m(
+    "requests", "counter", (), "Calls of the monitored function.", "modelmon.requests", "{request}"
+)
 PREDICTIONS = _m(
     "predictions",
     "counter",
     (),
     "Rows predicted (a batch of N rows counts N).",
     "modelmon.predictions",
+    "{prediction}",
 )
 REQUEST_ERRORS = _m(
     "request_errors",
@@ -101,6 +107,7 @@ REQUEST_ERRORS = _m(
     (ERROR_TYPE,),
     "Calls that raised, by exception class name (at most 20 values, then 'other').",
     "modelmon.request.errors",
+    "{error}",
 )
 REQUEST_DURATION = _m(
     "request_duration_seconds",
@@ -111,7 +118,12 @@ REQUEST_DURATION = _m(
     "s",
 )
 IN_FLIGHT = _m(
-    "requests_in_flight", "gauge", (), "Calls currently executing.", "modelmon.requests.in_flight"
+    "requests_in_flight",
+    "gauge",
+    (),
+    "Calls currently executing.",
+    "modelmon.requests.in_flight",
+    "{request}",
 )
 BATCH_SIZE = _m("batch_size", "histogram", (), "Rows per call.", "modelmon.batch.size", "{row}")
 CONFIDENCE = _m(
@@ -120,6 +132,7 @@ CONFIDENCE = _m(
     (),
     "Confidence of each prediction (max class probability), in [0, 1].",
     "modelmon.prediction.confidence",
+    "1",
 )
 MODEL_INFO = _m(
     "model_info",
@@ -127,6 +140,7 @@ MODEL_INFO = _m(
     ("task", "sdk_version", "reference"),
     "Always 1; labels carry model metadata (task, sdk version, reference).",
     "modelmon.model.info",
+    "{info}",
 )
 LAST_PREDICTION = _m(
     "last_prediction_timestamp_seconds",
@@ -142,6 +156,7 @@ INTERNAL_ERRORS = _m(
     (STAGE,),
     "Failures inside modelmon, by stage; they never reach the caller.",
     "modelmon.internal.errors",
+    "{error}",
 )
 DROPPED = _m(
     "dropped_observations",
@@ -149,6 +164,7 @@ DROPPED = _m(
     (REASON,),
     "Observations modelmon could not record, by reason.",
     "modelmon.dropped_observations",
+    "{observation}",
 )
 
 # --- Features and drift (reference profiles) ---------------------------------------
@@ -158,6 +174,7 @@ FEATURE_BIN = _m(
     (FEATURE, BIN),
     "Observed values per reference bin (bins labelled by index).",
     "modelmon.feature.bin",
+    "{value}",
 )
 FEATURE_REFERENCE_RATIO = _m(
     "feature_reference_ratio",
@@ -165,13 +182,15 @@ FEATURE_REFERENCE_RATIO = _m(
     (FEATURE, BIN),
     "Share of the reference data in each bin.",
     "modelmon.feature.reference_ratio",
+    "1",
 )
 FEATURE_BIN_EDGES = _m(
     "feature_bin_edges_info",
     "gauge",
-    (FEATURE, BIN, "le"),
+    (FEATURE, BIN, UPPER_EDGE),
     "Opt-in: upper edge of each reference bin.",
     "modelmon.feature.bin_edges",
+    "{info}",
 )
 FEATURE_MISSING = _m(
     "feature_missing",
@@ -179,6 +198,7 @@ FEATURE_MISSING = _m(
     (FEATURE,),
     "Missing values (None, NaN).",
     "modelmon.feature.missing",
+    "{value}",
 )
 FEATURE_INVALID = _m(
     "feature_invalid",
@@ -186,6 +206,7 @@ FEATURE_INVALID = _m(
     (FEATURE,),
     "Values of the wrong type (e.g. a string in a numeric feature, +-inf).",
     "modelmon.feature.invalid",
+    "{value}",
 )
 FEATURE_OBSERVATIONS = _m(
     "feature_observations",
@@ -193,6 +214,7 @@ FEATURE_OBSERVATIONS = _m(
     (FEATURE,),
     "Values seen for the feature (valid, missing and invalid).",
     "modelmon.feature.observations",
+    "{value}",
 )
 FEATURE_DRIFT = _m(
     "feature_drift",
@@ -200,6 +222,7 @@ FEATURE_DRIFT = _m(
     (FEATURE, METHOD),
     "Drift of the feature over the sliding window against the reference.",
     "modelmon.feature.drift",
+    "{score}",
 )
 FEATURE_QUANTILE = _m(
     "feature_quantile",
@@ -214,6 +237,7 @@ FEATURES_NOT_EXPORTED = _m(
     (),
     "Values of features beyond max_features (counted, not exported per feature).",
     "modelmon.features.not_exported",
+    "{value}",
 )
 PREDICTION_BIN = _m(
     "prediction_bin",
@@ -221,6 +245,7 @@ PREDICTION_BIN = _m(
     (OUTPUT, BIN),
     "Predictions per reference bin.",
     "modelmon.prediction.bin",
+    "{prediction}",
 )
 PREDICTION_REFERENCE_RATIO = _m(
     "prediction_reference_ratio",
@@ -228,6 +253,7 @@ PREDICTION_REFERENCE_RATIO = _m(
     (OUTPUT, BIN),
     "Share of the reference predictions in each bin.",
     "modelmon.prediction.reference_ratio",
+    "1",
 )
 PREDICTION_DRIFT = _m(
     "prediction_drift",
@@ -235,6 +261,7 @@ PREDICTION_DRIFT = _m(
     (OUTPUT, METHOD),
     "Drift of the prediction output over the sliding window against the reference.",
     "modelmon.prediction.drift",
+    "{score}",
 )
 PREDICTION_QUANTILE = _m(
     "prediction_quantile",
@@ -251,6 +278,7 @@ OUTCOMES = _m(
     (ACTUAL, PREDICTED),
     "Labelled predictions by actual and predicted class (a confusion matrix).",
     "modelmon.outcomes",
+    "{outcome}",
 )
 OUTCOMES_UNMATCHED = _m(
     "outcomes_unmatched",
@@ -258,6 +286,7 @@ OUTCOMES_UNMATCHED = _m(
     (REASON,),
     "Outcomes that could not be joined to a prediction (expired, unknown, duplicate, invalid).",
     "modelmon.outcomes.unmatched",
+    "{outcome}",
 )
 REGRESSION_SQUARED_ERROR = _m(
     "regression_squared_error",
@@ -279,6 +308,7 @@ REGRESSION_OUTCOMES = _m(
     (),
     "Labelled regression predictions.",
     "modelmon.regression.outcomes",
+    "{outcome}",
 )
 PERFORMANCE = _m(
     "performance",
@@ -301,6 +331,7 @@ CONCEPT_DRIFT_DETECTED = _m(
     (DETECTOR,),
     "Concept drift detections on the per-prediction error stream.",
     "modelmon.concept_drift.detected",
+    "{detection}",
 )
 CONCEPT_DRIFT = _m(
     "concept_drift",
@@ -308,6 +339,7 @@ CONCEPT_DRIFT = _m(
     (DETECTOR,),
     "1 while the concept drift detector is in drift state, else 0.",
     "modelmon.concept_drift",
+    "{state}",
 )
 MODEL_TRAINED = _m(
     "model_trained_timestamp_seconds",
@@ -334,6 +366,28 @@ MODEL_LOADED = _m(
     "s",
 )
 
+HEARTBEAT = _m(
+    "heartbeat_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time modelmon last collected the monitor (every scrape and OTLP export).",
+    "modelmon.heartbeat.timestamp",
+    "s",
+)
+
+# Metrics without a unit: their values are in the units of the user's data (a feature,
+# the prediction, the regression target), which modelmon does not know, or mix several
+# (``performance`` holds accuracy and RMSE side by side, told apart by ``metric``).
+DATA_UNIT_METRICS: frozenset[str] = frozenset(
+    {
+        "feature_quantile",
+        "prediction_quantile",
+        "regression_squared_error",
+        "regression_absolute_error",
+        "performance",
+    }
+)
+
 # --- HTTP (integrations); these carry no model/version labels -----------------------
 HTTP_REQUESTS = MetricSpec(
     "http_requests",
@@ -341,6 +395,7 @@ HTTP_REQUESTS = MetricSpec(
     (HTTP_METHOD, ROUTE, STATUS),
     "HTTP requests by method, route template and status.",
     "modelmon.http.requests",
+    "{request}",
 )
 HTTP_DURATION = MetricSpec(
     "http_request_duration_seconds",

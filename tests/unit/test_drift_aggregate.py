@@ -105,7 +105,7 @@ def test_drift_values_equal_drift_functions_on_raw_data() -> None:
     methods = {(p.labels["feature"], p.labels["method"]) for p in fams["modelmon_feature_drift"]}
     assert ("f0", "wasserstein") in methods and ("c", "psi") not in methods  # no c values
     q = {
-        (p.labels["feature"], p.labels["quantile"]): p.value
+        (p.labels["feature"], p.labels["q"]): p.value
         for p in fams["modelmon_feature_quantile"]
     }
     exact = np.quantile(cur[:, 1], [0.05, 0.5, 0.95], method="lower")
@@ -220,7 +220,7 @@ def test_bin_edges_opt_in_and_max_features() -> None:
     fams = _families(agg, 0.0)
     assert {p.labels["feature"] for p in fams["modelmon_feature_bin"]} == {"f0", "f1"}
     edges = fams[names.FEATURE_BIN_EDGES.family_name()]
-    assert edges[-1].labels["le"] == "+Inf"
+    assert edges[-1].labels["upper_edge"] == "+Inf"
 
 
 def test_configuration_errors() -> None:

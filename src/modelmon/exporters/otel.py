@@ -92,6 +92,9 @@ TRACE_ID_LABEL = "trace_id"
 SPAN_ID_LABEL = "span_id"
 
 MonitorSource = Callable[[], list["Monitor"]]
+# Other objects rendering families (the HTTP middleware's metrics): ``collect()`` and
+# ``health`` like a monitor, no model labels, no load time.
+FamilySource = Callable[[], list[Any]]
 
 # --- resource ---------------------------------------------------------------------------
 
@@ -291,6 +294,7 @@ class OtelExport:
         resource: Resource | None = None,
         timeout_s: float | None = None,
         source: MonitorSource = monitor_registry.monitors,
+        extra_sources: FamilySource = monitor_registry.sources,
     ) -> None:
         if not interval_s > 0:
             raise ConfigurationError(f"interval_s must be positive, got {interval_s!r}")
@@ -306,9 +310,14 @@ class OtelExport:
         self._user_resource = resource
         self._resource: tuple[str, Resource] | None = None
         self._source = source
+        self._extra_sources = extra_sources
         self._start_ns: int | None = None
         self._created_ns = time.time_ns()
         self._is_shutdown = False
+        # Built now, not at the first export: the SDK's resource detection starts a
+        # thread pool, which Python refuses once it is shutting down (the last export
+        # of a short script runs at interpreter exit).
+        self.resource()
         self._init_threading()
         atexit.register(self.shutdown)
         method = weakref.WeakMethod(self._after_fork_in_child)
@@ -325,6 +334,7 @@ class OtelExport:
         # Locks held by the parent's export thread at fork time would never be released
         # here, and the thread itself did not survive: start afresh.
         if not self._is_shutdown:
+            self.resource()  # the child has its own service.instance.id
             self._init_threading()
 
     def _run(self) -> None:
@@ -343,6 +353,7 @@ class OtelExport:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
+            families.extend(self._collect_extra())
             if not families:
                 return True
             try:
@@ -369,6 +380,15 @@ class OtelExport:
                 continue
             included.append(monitor)
         return families, included
+
+    def _collect_extra(self) -> list[Family]:
+        families: list[Family] = []
+        for source in self._extra_sources():
+            try:
+                families.extend(source.collect())
+            except Exception as exc:
+                _count_error(source, STAGE, exc)
+        return families
 
     def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
         for monitor in monitors:
@@ -418,6 +438,48 @@ class OtelExport:
     def __repr__(self) -> str:
         state = "shut down" if self._is_shutdown else f"every {self.interval_s:g}s"
         return f"OtelExport({type(self.exporter).__name__}, {state})"
+
+
+class DisabledExport(OtelExport):
+    """What ``export_otel`` returns when the environment turns exporting off.
+
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_METRICS_EXPORTER=none``: no thread, no
+    collection, no exporter; :meth:`force_flush` succeeds with nothing to do.
+    ``reason`` names the variable.
+    """
+
+    def __init__(self, reason: str, interval_s: float = 15.0) -> None:
+        self.reason = reason
+        self.exporter = _NoExporter()
+        self.interval_s = float(interval_s)
+        self._is_shutdown = False
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return not self._is_shutdown
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self._is_shutdown = True
+
+    def __repr__(self) -> str:
+        return f"OtelExport(disabled: {self.reason})"
+
+
+class _NoExporter(MetricExporter):
+    """Accepts and drops everything (the exporter of a :class:`DisabledExport`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
 
 
 def _call_weak(method: weakref.WeakMethod[Callable[[], None]]) -> None:

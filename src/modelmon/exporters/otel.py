@@ -628,7 +628,9 @@ def bridge_for(meter_provider: MeterProvider, version: str = _SDK_VERSION) -> Ob
 
 def name_mapping() -> Mapping[str, str]:
     """Prometheus name -> OTel name for every catalogue metric (default namespace)."""
-    return {spec.prometheus_name(): spec.otel_name for spec in names.CATALOGUE}
+    return {
+        spec.prometheus_name(): spec.otel_name for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE)
+    }
 
 
 def otel_type(spec: MetricSpec) -> str:
@@ -647,7 +649,7 @@ def otel_type(spec: MetricSpec) -> str:
 def mapping_table() -> str:
     """The README's Markdown table: Prometheus name, OTel name, OTel type, unit."""
     lines = ["| Prometheus | OpenTelemetry | OTel type | Unit |", "|---|---|---|---|"]
-    for spec in names.CATALOGUE:
+    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
         prom = f"`{spec.prometheus_name()}`"
         if spec.kind == "histogram":
             prom += " (`_bucket`, `_count`, `_sum`)"

@@ -532,6 +532,7 @@ def _heartbeat_lost(suite: _Suite) -> None:
             True,
         ),
         ("healthy", [(f"0+{step}x45", {})], False),
+        ("quiet", [(f"0+{step}x45", {})], False),
         (
             "silent across a rollout to a new version",
             [(beat_20m, {}), (f"_x15 {num(15 * suite.step)}+{step}x30", {"version": "2"})],
@@ -550,6 +551,8 @@ def _heartbeat_lost(suite: _Suite) -> None:
         b = suite.builder()
         for values, extra in series:
             b.metric(names.HEARTBEAT, values, **extra)
+        if name == "quiet":  # alive without traffic
+            b.metric(names.REQUESTS, constant(0, 45))
         suite.group(name, b, alert, "35m", [("critical", labels)] if fires else [])
 
 

@@ -273,9 +273,7 @@ class GrpcReceiver:
         self.server.stop(grace=None).wait()
 
 
-def test_grpc_protocol_sends_over_grpc(
-    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_grpc_protocol_sends_over_grpc(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     grpc_receiver = GrpcReceiver()
     try:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")

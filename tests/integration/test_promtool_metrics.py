@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 import modelmon
+from modelmon.profile import ReferenceProfile
 
 from ..conftest import require_binary
 
@@ -25,7 +26,20 @@ def test_promtool_check_metrics_is_clean() -> None:
         predict(np.full((2, 3), float(i)))
     modelmon.Monitor("m", "1", registry=registry)  # replaced monitor: no duplicate series
     modelmon.Monitor("other", "2", registry=registry).observe([[1.0, None]], [3.0])
+    # Drift gauges, live quantiles and the opt-in bin edges (once labelled quantile / le).
+    rng = np.random.default_rng(11)
+    reference = ReferenceProfile.from_data(
+        [{"a": float(a), "b": float(b)} for a, b in rng.normal(size=(500, 2))],
+        feature_names=["a", "b"],
+    )
+    drifting = modelmon.Monitor(
+        "drift", "1", registry=registry, reference=reference, export_bin_edges=True
+    )
+    for a, b in rng.normal(0.5, 1.0, size=(300, 2)):
+        drifting.observe({"a": float(a), "b": float(b)}, 1.0)
     text = generate_latest(registry)
+    for family in ("feature_drift{", "feature_quantile{", "feature_bin_edges_info{"):
+        assert b"modelmon_" + family.encode() in text, family
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )

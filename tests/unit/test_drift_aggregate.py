@@ -104,10 +104,7 @@ def test_drift_values_equal_drift_functions_on_raw_data() -> None:
     fams = _families(agg, 100.0)
     methods = {(p.labels["feature"], p.labels["method"]) for p in fams["modelmon_feature_drift"]}
     assert ("f0", "wasserstein") in methods and ("c", "psi") not in methods  # no c values
-    q = {
-        (p.labels["feature"], p.labels["q"]): p.value
-        for p in fams["modelmon_feature_quantile"]
-    }
+    q = {(p.labels["feature"], p.labels["q"]): p.value for p in fams["modelmon_feature_quantile"]}
     exact = np.quantile(cur[:, 1], [0.05, 0.5, 0.95], method="lower")
     got_q = [q[("f1", "0.05")], q[("f1", "0.5")], q[("f1", "0.95")]]
     np.testing.assert_allclose(

@@ -33,6 +33,7 @@ from ._internal.health import Health
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
+from .distribution_aggregate import DistributionAggregate
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -96,6 +97,10 @@ class Monitor:
             the global one), or ``False`` for none.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
+        distributions: opt-in, ``True`` or a list of feature names: keep all-time
+            exponential histograms of those numeric features (all when ``True``) and of
+            the prediction value, exported over OTLP only (see
+            :mod:`modelmon.distribution_aggregate`).
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class Monitor:
         positive_class: Any = None,
         concept_detector: str = "adwin",
         trace: Literal["attributes", "span"] | None = None,
+        distributions: bool | Sequence[str] = False,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.version = _check_label_value("version", version)
@@ -202,6 +208,11 @@ class Monitor:
             positive_class=positive_class,
             concept_detector=concept_detector,
         )
+
+        if distributions is not False:
+            self.aggregates["distributions"] = DistributionAggregate(
+                None if distributions is True else list(distributions), max_features=max_features
+            )
 
         # The records' fields, flat: a record is extended into the buffer, not appended,
         # so no per-call tuple stays alive until the fold (see ``context.Record``). A list:

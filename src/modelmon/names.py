@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["counter", "gauge", "histogram", "summary"]
+Kind = Literal["counter", "gauge", "histogram", "summary", "exponential_histogram"]
 
 DEFAULT_NAMESPACE = "modelmon"
 
@@ -271,6 +271,21 @@ PREDICTION_QUANTILE = _m(
     "modelmon.prediction.quantile",
 )
 
+FEATURE_DISTRIBUTION = _m(
+    "feature_distribution",
+    "exponential_histogram",
+    (FEATURE,),
+    "Opt-in, OTLP only: all values of the feature as an exponential histogram.",
+    "modelmon.feature.distribution",
+)
+PREDICTION_DISTRIBUTION = _m(
+    "prediction_distribution",
+    "exponential_histogram",
+    (OUTPUT,),
+    "Opt-in, OTLP only: all prediction values as an exponential histogram.",
+    "modelmon.prediction.distribution",
+)
+
 # --- Ground truth, performance, concept drift, staleness ----------------------------
 OUTCOMES = _m(
     "outcomes",
@@ -382,6 +397,8 @@ DATA_UNIT_METRICS: frozenset[str] = frozenset(
     {
         "feature_quantile",
         "prediction_quantile",
+        "feature_distribution",
+        "prediction_distribution",
         "regression_squared_error",
         "regression_absolute_error",
         "performance",

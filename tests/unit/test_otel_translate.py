@@ -29,7 +29,14 @@ import modelmon
 from modelmon import names
 from modelmon.errors import ConfigurationError
 from modelmon.exporters import otel
-from modelmon.points import Exemplar, Family, HistogramPoint, ScalarPoint, SummaryPoint
+from modelmon.points import (
+    Exemplar,
+    ExponentialHistogramPoint,
+    Family,
+    HistogramPoint,
+    ScalarPoint,
+    SummaryPoint,
+)
 
 LABELS = {"model": "m", "version": "1"}
 
@@ -214,12 +221,18 @@ def test_every_catalogue_spec_translates() -> None:
             point: Any = HistogramPoint(LABELS, (1.0,), (1, 1), 3.0)
         elif spec.kind == "summary":
             point = SummaryPoint(LABELS, 2, 3.0)
+        elif spec.kind == "exponential_histogram":
+            point = ExponentialHistogramPoint(LABELS, 6, 1, -3, (2, 0, 1), 4, (1,), 0.5)
         else:
             point = ScalarPoint(LABELS, 1.5)
         families.append(Family(spec, "modelmon", (point,)))
     metrics = translate(families)
     assert set(metrics) == {spec.otel_name for spec in names.CATALOGUE}
     assert otel.name_mapping()["modelmon_requests_total"] == "modelmon.requests"
+    (dp,) = metrics["modelmon.feature.distribution"].data.data_points
+    assert (dp.scale, dp.zero_count, dp.count) == (6, 1, 5)
+    assert (dp.positive.offset, list(dp.positive.bucket_counts)) == (-3, [2, 0, 1])
+    assert (dp.negative.offset, list(dp.negative.bucket_counts)) == (4, [1])
 
 
 # --- a real monitor against its Prometheus exposition ------------------------------------

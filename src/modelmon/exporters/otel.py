@@ -50,6 +50,9 @@ from opentelemetry.sdk import resources as sdk_resources
 from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -70,7 +73,15 @@ from .._internal import registry as monitor_registry
 from .._internal.health import logger
 from ..errors import ConfigurationError
 from ..names import MetricSpec
-from ..points import Exemplar, Family, HistogramPoint, Point, ScalarPoint, SummaryPoint
+from ..points import (
+    Exemplar,
+    ExponentialHistogramPoint,
+    Family,
+    HistogramPoint,
+    Point,
+    ScalarPoint,
+    SummaryPoint,
+)
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -183,8 +194,14 @@ def to_otel_metrics(families: Iterable[Family], start_time_ns: int, now_ns: int)
     ]
 
 
-def _metric_data(spec: MetricSpec, points: list[Any]) -> Sum | Gauge | Histogram:
-    expected = HistogramDataPoint if spec.kind in ("histogram", "summary") else NumberDataPoint
+def _metric_data(
+    spec: MetricSpec, points: list[Any]
+) -> Sum | Gauge | Histogram | ExponentialHistogram:
+    expected: type = NumberDataPoint
+    if spec.kind in ("histogram", "summary"):
+        expected = HistogramDataPoint
+    elif spec.kind == "exponential_histogram":
+        expected = ExponentialHistogramDataPoint
     if not all(isinstance(p, expected) for p in points):
         raise TypeError(f"{spec.name}: {spec.kind} points must all be {expected.__name__}")
     if spec.kind == "counter":
@@ -193,14 +210,20 @@ def _metric_data(spec: MetricSpec, points: list[Any]) -> Sum | Gauge | Histogram
         return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=False)
     if spec.kind == "gauge":
         return Gauge(data_points=points)
+    if spec.kind == "exponential_histogram":
+        return ExponentialHistogram(data_points=points, aggregation_temporality=CUMULATIVE)
     return Histogram(data_points=points, aggregation_temporality=CUMULATIVE)
 
 
-def _data_point(point: Point, start_ns: int, now_ns: int) -> NumberDataPoint | HistogramDataPoint:
+def _data_point(
+    point: Point, start_ns: int, now_ns: int
+) -> NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint:
     if isinstance(point, ScalarPoint):
         return NumberDataPoint(dict(point.labels), start_ns, now_ns, _number(point.value))
     if isinstance(point, HistogramPoint):
         return _histogram_point(point, start_ns, now_ns)
+    if isinstance(point, ExponentialHistogramPoint):
+        return _exponential_point(point, start_ns, now_ns)
     return _summary_point(point, start_ns, now_ns)
 
 
@@ -240,6 +263,26 @@ def _summary_point(point: SummaryPoint, start_ns: int, now_ns: int) -> Histogram
         sum=float(point.sum),
         bucket_counts=[count],
         explicit_bounds=[],
+        min=_UNKNOWN,
+        max=_UNKNOWN,
+    )
+
+
+def _exponential_point(
+    point: ExponentialHistogramPoint, start_ns: int, now_ns: int
+) -> ExponentialHistogramDataPoint:
+    """Bucket for bucket: the sketch's buckets are the exponential histogram's."""
+    return ExponentialHistogramDataPoint(
+        attributes=dict(point.labels),
+        start_time_unix_nano=start_ns,
+        time_unix_nano=now_ns,
+        count=int(point.count),
+        sum=float(point.sum),
+        scale=int(point.scale),
+        zero_count=int(point.zero_count),
+        positive=Buckets(int(point.positive_offset), [int(c) for c in point.positive_counts]),
+        negative=Buckets(int(point.negative_offset), [int(c) for c in point.negative_counts]),
+        flags=0,
         min=_UNKNOWN,
         max=_UNKNOWN,
     )
@@ -537,6 +580,8 @@ class ObservableBridge:
         name = otel_name(spec, namespace)
         key = (namespace, spec.name)
         meter = self._meter
+        if spec.kind == "exponential_histogram":
+            return  # the OTel API has no observable histogram: use export_otel
         if spec.kind in ("histogram", "summary"):
             meter.create_observable_counter(
                 name + ".count",
@@ -643,6 +688,8 @@ def otel_type(spec: MetricSpec) -> str:
         return "Gauge"
     if spec.kind == "histogram":
         return "Histogram"
+    if spec.kind == "exponential_histogram":
+        return "ExponentialHistogram (export_otel only)"
     return "Histogram without bounds (count, sum)"
 
 

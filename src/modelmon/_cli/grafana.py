@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         "export",
         help="write every monitoring file for a configuration into DIR",
         description="Write dashboards/, provisioning/, prometheus/ (rules, scrape config, "
-        "promtool tests) and alertmanager/ under DIR.",
+        "promtool tests), alertmanager/, otel/ (Collector), kubernetes/ (PrometheusRule, "
+        "dashboard ConfigMap), mixin/ (jsonnet) and docker-compose.yml under DIR.",
     )
     export.add_argument("directory", metavar="DIR")
     export.add_argument("--namespace", default="modelmon", help="metric name prefix")

@@ -56,7 +56,7 @@ def test_yaml_files_round_trip_to_what_was_rendered(
 def test_prometheus_rule_holds_exactly_the_rule_files(
     exported: tuple[MonitoringConfig, Path],
 ) -> None:
-    config, root = exported
+    _, root = exported
     rule = load(root / "kubernetes/prometheus-rule.yml")
     assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
     recording = load(root / "prometheus/recording_rules.yml")["groups"]

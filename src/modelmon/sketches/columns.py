@@ -250,7 +250,9 @@ class LogSketchColumns:
         limit = top - (self.max_buckets - 1)
         kmin_i = _as_key(kmin, 0)
         low_moves = new & (~had | (kmin_i < self.lo))
-        lo = np.where(low_moves, kmin_i - _PAD_LOW, self.lo)
+        # Spare keys below grow with the layout: data approaching zero (a column of
+        # x - median keeps finding smaller |x|) re-lays out a logarithmic number of times.
+        lo = np.where(low_moves, kmin_i - max(_PAD_LOW, self.span // 2), self.lo)
         lo = np.where(had | new, np.maximum(lo, limit), 0)
         # The common span follows the occupied tops, not the old layout's (which is
         # as wide as its widest column): it would otherwise only ever grow.

@@ -495,6 +495,7 @@ class DisabledExport(OtelExport):
         self.reason = reason
         self.exporter = _NoExporter()
         self.interval_s = float(interval_s)
+        self.timeout_millis = 0.0
         self._is_shutdown = False
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -502,6 +503,9 @@ class DisabledExport(OtelExport):
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         self._is_shutdown = True
+
+    def resource(self) -> Resource:
+        return Resource({})
 
     def __repr__(self) -> str:
         return f"OtelExport(disabled: {self.reason})"

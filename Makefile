@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test lint typecheck unit integration bench grafana clean
+.PHONY: venv dev demo test lint typecheck docs unit integration bench grafana clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## make docs: the manual in docs/, built by MkDocs in strict mode (a broken link fails)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
@@ -41,7 +45,7 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## make test: lint, type check and the whole test suite (with the docstring examples)
-test: lint typecheck
+test: lint typecheck docs
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 

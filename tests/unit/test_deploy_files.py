@@ -146,3 +146,11 @@ def test_compose_mounts_exported_files_and_publishes_on_loopback(
                 folder, name = path.rsplit("/", 1)
                 assert (mounts[folder] / name).is_file(), path
     assert set(compose["services"]) == {"prometheus", "alertmanager", "grafana", "otel-collector"}
+    # Containers reach each other by service name, not 127.0.0.1.
+    (source,) = load(root / "compose/grafana-datasources/prometheus.yml")["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    assert "alertmanager:9093" in str(load(root / "prometheus/prometheus-compose.yml"))
+    collector = load(root / "otel/collector.yml")
+    assert collector["exporters"]["prometheusremotewrite"]["endpoint"].startswith(
+        "http://prometheus:9090/"
+    )

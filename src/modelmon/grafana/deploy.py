@@ -162,7 +162,8 @@ def render_compose() -> dict[str, Any]:
                 "image": IMAGES["grafana"],
                 "environment": {"GF_AUTH_ANONYMOUS_ENABLED": "true"},
                 "volumes": [
-                    "./provisioning/datasources:/etc/grafana/provisioning/datasources:ro",
+                    # The datasource by service name (provisioning/ points at 127.0.0.1).
+                    "./compose/grafana-datasources:/etc/grafana/provisioning/datasources:ro",
                     "./provisioning/dashboards:/etc/grafana/provisioning/dashboards:ro",
                     "./dashboards:/var/lib/grafana/dashboards/modelmon:ro",
                 ],
@@ -247,7 +248,11 @@ def render_deploy_files(config: MonitoringConfig) -> dict[str, str]:
     def yml(data: dict[str, Any]) -> str:
         return HEADER + _yaml.dump(data)
 
+    from modelmon.grafana.export import render_grafana_provisioning  # (imports this module)
+
+    datasource = render_grafana_provisioning(prometheus_url="http://prometheus:9090")
     return {
+        "compose/grafana-datasources/prometheus.yml": yml(datasource["datasources/prometheus.yml"]),
         "docker-compose.yml": yml(render_compose()),
         "kubernetes/dashboard-configmap.yml": yml(render_dashboard_configmap(config)),
         "kubernetes/prometheus-rule.yml": yml(render_prometheus_rule(config)),

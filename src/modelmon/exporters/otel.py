@@ -377,10 +377,13 @@ class OtelExport:
         # Locks held by the parent's export thread at fork time would never be released
         # here, and the thread itself did not survive: start afresh.
         if not self._is_shutdown:
-            self.resource()  # the child has its own service.instance.id
             self._init_threading()
 
     def _run(self) -> None:
+        # A forked child has its own service.instance.id: build its resource now, on this
+        # thread (not in the at-fork hook, not at interpreter exit, see __init__).
+        with contextlib.suppress(Exception):
+            self.resource()
         while not self._stop.wait(self.interval_s):
             self._export_safely()
 

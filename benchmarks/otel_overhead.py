@@ -117,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument(
+        "--scrape-every", type=int, default=overhead.SCRAPE_EVERY, help="calls between scrapes"
+    )
     args = parser.parse_args(argv)
+    overhead.SCRAPE_EVERY = args.scrape_every
     rng = np.random.default_rng(0)
     rows = [overhead.make_row(rng) for _ in range(args.calls)]
     n = len(rows)
@@ -145,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {n} calls, "
-        f"{args.rounds} rounds (median [range]), export every {args.interval:g} s"
+        f"{args.rounds} rounds (median [range]), export every {args.interval:g} s, "
+        f"a scrape every {args.scrape_every} calls"
     )
     for name, values in added.items():
         print(f"added per call  {name:<26} {summary(values)} us")

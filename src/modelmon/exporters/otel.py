@@ -399,7 +399,10 @@ class OtelExport:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
-            families.extend(self._collect_extra())
+            extra, sources = self._collect_extra()
+            families.extend(extra)
+            # HTTP metrics only: a failure is counted where they keep their health.
+            counted: Sequence[Any] = included or sources
             if not families:
                 return True
             try:
@@ -408,10 +411,10 @@ class OtelExport:
                 )
                 result = self.exporter.export(data, timeout_millis=self.timeout_millis)
             except Exception as exc:
-                self._failed(included, exc)
+                self._failed(counted, exc)
                 return False
             if result is not MetricExportResult.SUCCESS:
-                self._failed(included, OtelExportFailed(f"exporter returned {result!r}"))
+                self._failed(counted, OtelExportFailed(f"exporter returned {result!r}"))
                 return False
             return True
 
@@ -427,14 +430,17 @@ class OtelExport:
             included.append(monitor)
         return families, included
 
-    def _collect_extra(self) -> list[Family]:
+    def _collect_extra(self) -> tuple[list[Family], list[Any]]:
         families: list[Family] = []
+        sources: list[Any] = []
         for source in self._extra_sources():
             try:
                 families.extend(source.collect())
             except Exception as exc:
                 _count_error(source, STAGE, exc)
-        return families
+                continue
+            sources.append(source)
+        return families, sources
 
     def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
         for monitor in monitors:

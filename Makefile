@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test lint typecheck docs unit integration bench grafana clean
+.PHONY: venv dev demo test lint typecheck docs unit integration bench bench-quick grafana clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,16 +44,29 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## make test: lint, type check and the whole test suite (with the docstring examples)
+## make test: lint, type check, docs, the whole test suite (with the docstring examples), bench-quick
 test: lint typecheck docs
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python benchmarks/run.py --quick
 
 grafana: $(STAMP)
 	$(BIN)/modelmon grafana export grafana
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
+## make bench: the peers into their own venv, every benchmark, then docs/benchmarks.md
+PEERS := benchmarks/.venv-peers
+$(PEERS)/.installed: pyproject.toml benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/python -m pip install --quiet -e . -r benchmarks/requirements-peers.txt
+	touch $@
+
+bench: $(PEERS)/.installed
+	$(PEERS)/bin/python benchmarks/run.py
+
+## make bench-quick: every benchmark script at tiny sizes (checks they run; asserts no time)
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

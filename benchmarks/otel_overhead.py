@@ -1,30 +1,26 @@
-"""Per-call overhead of @monitored with OpenTelemetry export active, against without it.
+"""The cost of OpenTelemetry export: @monitored with ``export_otel`` running, against without.
 
-    python benchmarks/otel_overhead.py [--calls 1000000] [--rounds 5] [--interval 1.0]
+    python benchmarks/otel_overhead.py [--rounds 5] [--interval 0.25] [--quick] [--json out.json]
 
-Runs the core benchmark of ``benchmarks/overhead.py`` (a trivial predict function on a
-single-row dict of 20 numeric features, a Prometheus scrape every 10,000 calls) on four
-sides per round, in an order rotating across rounds:
+Both sides call a trivial predict function decorated with ``@modelmon.monitored`` (20
+numeric features in dict rows, a 20-feature reference, so every export carries the
+drift families too) on a shuffled pool of distinct rows, a Prometheus scrape every
+10,000 calls. The ``exported`` side also runs ``modelmon.otel.export_otel`` pushing
+every ``--interval`` seconds to an in-process exporter that counts and drops the data
+(no network: what is measured is modelmon's collection and the SDK's translation).
+Each timed run lasts long enough for several exports; only the exports that happen
+inside the timed window are counted (the final one at shutdown is not).
 
-* plain, and while ``modelmon.otel.export_otel`` pushes every ``--interval`` seconds to
-  an in-process exporter that discards the data (ratio target <= 1.1);
-* with a 20-feature reference profile (drift: quantile sketches folded), with the
-  scale-6 exponential mapping and with the former 1%-gamma bucket width (the peer:
-  the same code at scale log2(1/log2(1.01/0.99)) = 5.11), ratio target ~1.0.
-
-CPU time of the whole process is measured, so the export and fold threads' work counts.
-Prints the added cost per call of each side and the per-round ratios, median [range].
+Reported: the exports per run and data points per export, the CPU time per export
+(the difference of the two sides' process CPU time divided by the exports of the run),
+and the ratio of the added per-call cost with and without export at that interval.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import statistics
 import sys
+import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,26 +30,32 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import overhead
+from _harness import Figure, Report, Stat, added, header, interleave, parser, ratios, version
 
 import modelmon.otel
-from modelmon.sketches import mapping
 
 
-class DiscardExporter(MetricExporter):
-    """Accepts and drops everything; counts exports and data points."""
+class CountingExporter(MetricExporter):
+    """Accepts and drops everything; counts exports and data points while ``armed``."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.armed = False
         self.exports = 0
         self.points = 0
+        self.lock = threading.Lock()
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
-        self.exports += 1
+        points = 0
         for rm in metrics_data.resource_metrics:
             for sm in rm.scope_metrics:
-                self.points += sum(len(m.data.data_points) for m in sm.metrics)
+                points += sum(len(m.data.data_points) for m in sm.metrics)
+        with self.lock:
+            if self.armed:
+                self.exports += 1
+                self.points += points
         return MetricExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -63,106 +65,125 @@ class DiscardExporter(MetricExporter):
         return None
 
 
-def run_plain(rows: list[dict[str, float]]) -> float:
-    fn, scrape = overhead.monitored_fn(False, rows)
-    return overhead.run_calls(fn, rows, scrape)
-
-
-def run_exported(rows: list[dict[str, float]], interval_s: float, sink: DiscardExporter) -> float:
-    fn, scrape = overhead.monitored_fn(False, rows)
-    handle = modelmon.otel.export_otel(sink, interval_s=interval_s)
-    try:
-        return overhead.run_calls(fn, rows, scrape)
-    finally:
-        handle.shutdown()
-
-
-# The former mapping's bucket width, gamma = 1.01 / 0.99 (1% accuracy), as a scale:
-# 2 ** -scale = log2(gamma). Keys are still computed with log2 (measured apart below).
-LEGACY_SCALE = -math.log2(math.log2(1.01 / 0.99))
-
-
-def run_reference(rows: list[dict[str, float]], legacy: bool) -> float:
-    """A 20-feature reference profile (drift: quantile sketches in the fold)."""
-    original = mapping.scale_for
-    if legacy:
-        mapping.scale_for = lambda a: LEGACY_SCALE  # type: ignore[assignment,return-value]
-    try:
-        fn, scrape = overhead.monitored_fn(True, rows)
-        return overhead.run_calls(fn, rows, scrape)
-    finally:
-        mapping.scale_for = original
-
-
-def log_vs_log2(n: int = 20 * 4096, repeats: int = 200) -> tuple[float, float]:
-    """ns per value of np.log and np.log2 on a fold-sized array (process CPU time)."""
-    x = np.abs(np.random.default_rng(1).normal(size=n))
-    out = []
-    for fn in (np.log, np.log2):
-        start = time.process_time()
-        for _ in range(repeats):
-            fn(x)
-        out.append((time.process_time() - start) / repeats / n * 1e9)
-    return out[0], out[1]
-
-
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = parser(__doc__)
+    p.add_argument("--interval", type=float, default=0.25, help="seconds between exports")
+    p.add_argument("--calls", type=int, default=600_000, help="calls per side per round")
+    args = p.parse_args(argv)
+    rounds = 1 if args.quick else args.rounds
+    calls = 20_000 if args.quick else args.calls
+    interval = 0.05 if args.quick else args.interval
+    report = Report(
+        "otel_overhead.py",
+        "OpenTelemetry export cost (exports happening inside the timed runs)",
+        "python benchmarks/otel_overhead.py",
+        rounds,
     )
-    parser.add_argument("--calls", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument(
-        "--scrape-every", type=int, default=overhead.SCRAPE_EVERY, help="calls between scrapes"
-    )
-    args = parser.parse_args(argv)
-    overhead.SCRAPE_EVERY = args.scrape_every
+    report.peers = {"opentelemetry-sdk": version("opentelemetry-sdk") or "missing"}
+    header(report)
+    case = overhead.Case("dict_ref", "dict row, 20 numeric + reference", reference=True)
+    case.calls = calls
     rng = np.random.default_rng(0)
-    rows = [overhead.make_row(rng) for _ in range(args.calls)]
-    n = len(rows)
-    sink = DiscardExporter()
-    sides: dict[str, Callable[[], float]] = {
-        "plain": lambda: run_plain(rows),
-        "export": lambda: run_exported(rows, args.interval, sink),
-        "reference": lambda: run_reference(rows, legacy=False),
-        "reference, legacy width": lambda: run_reference(rows, legacy=True),
-    }
-    added: dict[str, list[float]] = {name: [] for name in sides}
-    export_ratio: list[float] = []
-    mapping_ratio: list[float] = []
-    names = list(sides)
-    for r in range(args.rounds):
-        # Rotating order: each side runs first, second, ... in turn across rounds.
-        order = names[r % len(names) :] + names[: r % len(names)]
-        bare = overhead.run_calls(overhead.model, rows, None)
-        this: dict[str, float] = {}
-        for name in order:
-            this[name] = (sides[name]() - bare) / n * 1e6
-            added[name].append(this[name])
-        export_ratio.append(this["export"] / this["plain"])
-        mapping_ratio.append(this["reference"] / this["reference, legacy width"])
+    inputs = case.inputs(rng, overhead.POOL)
+    profile = case.profile(rng)
+    sink = CountingExporter()
+    runs: list[tuple[int, int, float]] = []  # exports, points, wall seconds
 
-    print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {n} calls, "
-        f"{args.rounds} rounds (median [range]), export every {args.interval:g} s, "
-        f"a scrape every {args.scrape_every} calls"
+    def side(export: bool) -> Any:
+        def run() -> float:
+            fns, scrape, close = overhead.build_side("modelmon", case, profile)
+            handle = modelmon.otel.export_otel(sink, interval_s=interval) if export else None
+            order = overhead.schedule(rng, calls)
+            before = (sink.exports, sink.points)
+            try:
+                with sink.lock:
+                    sink.armed = export
+                w0, t0 = time.perf_counter(), time.process_time()
+                overhead.drive(fns, inputs, order, False, scrape)
+                cpu = time.process_time() - t0
+                wall = time.perf_counter() - w0
+                with sink.lock:
+                    sink.armed = False
+                if export:
+                    runs.append((sink.exports - before[0], sink.points - before[1], wall))
+                return cpu
+            finally:
+                if handle is not None:
+                    handle.shutdown()
+                close()
+
+        return run
+
+    def bare() -> float:
+        order = overhead.schedule(rng, calls)
+        fn = case.model()
+        t0 = time.process_time()
+        overhead.drive([fn], inputs, order, False, None)
+        return time.process_time() - t0
+
+    per = interleave({"bare": bare, "plain": side(False), "exported": side(True)}, rounds)
+    kept = runs[1:]  # the warm-up round's run dropped
+    exports = [float(e) for e, _, _ in kept]
+    report.add(
+        Figure(
+            "exports_per_run",
+            f"exports inside each timed run (interval {interval:g} s)",
+            "exports",
+            Stat.of(exports),
+        )
     )
-    for name, values in added.items():
-        print(f"added per call  {name:<26} {summary(values)} us")
-    per_export = sink.points // max(sink.exports, 1)
-    print(f"exports: {sink.exports}, {per_export} data points each")
-    print(f"ratio with / without OTel export:          {summary(export_ratio)}  (target <= 1.1)")
-    print(
-        f"ratio scale-6 / former-width sketch (20-feature reference): {summary(mapping_ratio)}"
-        "  (target ~1.0)"
+    report.add(
+        Figure(
+            "points_per_export",
+            "data points per export",
+            "points",
+            Stat.of([pt / max(e, 1) for e, pt, _ in kept]),
+        )
     )
-    ln, l2 = log_vs_log2()
-    print(f"np.log {ln:.2f} ns/value, np.log2 {l2:.2f} ns/value (the key computation)")
+    report.add(
+        Figure("run_wall_s", "wall time of one exported run", "s", Stat.of([w for _, _, w in kept]))
+    )
+    per_export = [
+        (x - p) / max(e, 1) * 1e3
+        for x, p, e in zip(per["exported"], per["plain"], exports, strict=True)
+    ]
+    report.add(
+        Figure(
+            "cpu_per_export_ms",
+            "process CPU per export (exported - plain) / exports",
+            "ms",
+            Stat.of(per_export),
+        )
+    )
+    plain_added = added(per["plain"], per["bare"])
+    exp_added = added(per["exported"], per["bare"])
+    report.add(
+        Figure(
+            "plain_us",
+            "modelmon added per call, no export",
+            "us/call",
+            Stat.of(plain_added).scaled(1e6 / calls),
+        )
+    )
+    report.add(
+        Figure(
+            "exported_us",
+            f"modelmon added per call, export every {interval:g} s",
+            "us/call",
+            Stat.of(exp_added).scaled(1e6 / calls),
+        )
+    )
+    report.add(
+        Figure(
+            "ratio",
+            f"added cost with / without export every {interval:g} s",
+            "x",
+            ratios(exp_added, plain_added),
+        )
+    )
+    if min(exports) < 2:
+        report.note("fewer than 2 exports in some run: the per-export cost is imprecise")
+    report.write(args.json)
     return 0
 
 

@@ -110,6 +110,28 @@ def _array_chunk(a: np.ndarray, columns: tuple[str, ...] | None) -> Chunk:
     return Chunk("rows", a.tolist(), columns)
 
 
+def stacked_arrays(inputs: Sequence[Any]) -> Chunk | None:
+    """A batch of numeric ndarray inputs of one width as one matrix chunk, else None.
+
+    The common case of a feature pipeline: every call passed a 1-D row (one row each)
+    or a 2-D batch (its rows) of the same width. One C-level stack replaces a chunk per
+    call; anything else (mixed ranks or widths, object arrays) takes the general path.
+    """
+    ndim = inputs[0].ndim
+    try:
+        if ndim == 1:
+            matrix = np.stack(inputs)
+        elif ndim == 2:
+            matrix = np.concatenate(inputs)
+        else:
+            return None
+    except (ValueError, TypeError):
+        return None
+    if matrix.ndim != 2 or matrix.dtype.kind not in "fiub" or matrix.shape[0] == 0:
+        return None
+    return Chunk("matrix", matrix)
+
+
 def _sequence_chunk(x: Sequence[Any]) -> Chunk:
     if len(x) == 0:
         return _EMPTY
@@ -308,7 +330,62 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         arr = _try_numeric(rows, width)
         if arr is not None and arr.ndim == 2 and arr.shape[1] == width:
             return _numeric_block(arr)
+    if chunk.kind == "dicts" and rows:
+        try:
+            columns = list(zip(*rows, strict=True))
+        except (TypeError, ValueError):  # ragged rows: the exact per-value path
+            columns = []
+        if len(columns) == width:
+            return _columnar_block(columns, len(rows), cat_cols)
     return _object_block(rows, width, cat_cols)
+
+
+_PLAIN_NUMBERS = frozenset({float, int, bool, np.float64})
+
+
+def _columnar_block(columns: Sequence[Sequence[Any]], n: int, cat_cols: list[int]) -> Block:
+    """Full columns, one by one: each in one C-level pass when its values are all plain
+    numbers (numeric) or all ``str`` (categorical), else by the exact per-value rules
+    of :func:`_object_block`."""
+    width = len(columns)
+    values = np.full((n, width), np.nan)
+    missing = np.zeros((n, width), dtype=bool)
+    invalid = np.zeros((n, width), dtype=bool)
+    cats: dict[int, ObjArray] = {}
+    wanted = set(cat_cols)
+    for j, col in enumerate(columns):
+        types = set(map(type, col))
+        if j in wanted:
+            out = np.empty(n, dtype=object)
+            if types == {str}:
+                out[:] = col
+            else:
+                for i, v in enumerate(col):
+                    _put_category(v, out, missing, i, j)
+            cats[j] = out
+        elif types <= _PLAIN_NUMBERS:
+            _number_column(col, values, missing, invalid, j)
+        else:
+            for i, v in enumerate(col):
+                _put_number(v, values, missing, invalid, i, j)
+    return values, missing, invalid, cats
+
+
+def _number_column(
+    col: Sequence[Any], values: FloatArray, missing: BoolArray, invalid: BoolArray, j: int
+) -> None:
+    try:
+        arr = np.array(col, dtype=np.float64)
+    except OverflowError:  # an int beyond float range: the per-value rules mark it invalid
+        for i, v in enumerate(col):
+            _put_number(v, values, missing, invalid, i, j)
+        return
+    nan = np.isnan(arr)
+    inf = np.isinf(arr)
+    missing[:, j] = nan
+    invalid[:, j] = inf
+    arr[inf] = np.nan
+    values[:, j] = arr
 
 
 def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None:

@@ -29,7 +29,7 @@ import numpy as np
 from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
-from ._internal.health import Health
+from ._internal.health import Health, logger
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
@@ -46,6 +46,7 @@ from .extract import (
     input_chunk,
     output_rows,
     outputs_frame,
+    stacked_arrays,
 )
 from .outcome_store import open_store
 from .outcomes import OutcomeAggregate, OutcomeError
@@ -222,6 +223,8 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        self._wake_sent = False
+        self._truncation_logged = False
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
@@ -335,18 +338,20 @@ class Monitor:
         return [tuple(items[i : i + w]) for i in range(0, len(items), w)]
 
     def _buffer_full(self) -> None:
-        """Fold here, past the soft limit, unless another thread is folding already.
+        """Past the soft limit: wake the background folder, once per fold; return at once.
 
-        Past the hard limit the caller waits for the lock: the oldest pending work is
-        folded synchronously, never dropped.
+        The fold stays off the request path. Only past the hard limit (the folder has
+        not caught up) does the caller fold itself, waiting for the lock: the oldest
+        pending work is folded synchronously, never dropped.
         """
         try:
-            blocking = len(self._buffer) >= self._hard_items
-            if self._fold_lock.acquire(blocking=blocking):
-                try:
-                    self._fold_locked(time.time())
-                finally:
-                    self._fold_lock.release()
+            if len(self._buffer) < self._hard_items:
+                if not self._wake_sent:
+                    self._wake_sent = True
+                    FOLDER.wake(self)
+                return
+            with self._fold_lock:
+                self._fold_locked(time.time())
         except Exception as exc:
             self.health.error("fold", exc)
 
@@ -364,6 +369,7 @@ class Monitor:
             self._fold_locked(time.time() if now is None else now)
 
     def _fold_locked(self, now: float) -> None:
+        self._wake_sent = False  # calls past the soft limit from now on wake the folder again
         buffer = self._buffer
         n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
         if n == 0:
@@ -467,17 +473,42 @@ class Monitor:
 
     def _features_of(self, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
         inputs = self._inputs(inps, calls)
-        if inputs is not None and set(map(type, inputs)) == {dict}:
+        types = set(map(type, inputs)) if inputs else set()
+        stacked = stacked_arrays(inputs) if inputs and types == {np.ndarray} else None
+        if stacked is not None:
+            chunks = [stacked]
+        elif inputs is not None and types == {dict}:
             chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
             chunks = self._chunks(inps, calls)
         if not chunks:
             return None
         try:
-            return features_frame(chunks, self.schema)
+            frame = features_frame(chunks, self.schema)
         except Exception as exc:
             self.health.error("extract_features", exc)
             return None
+        if frame.not_exported and not self._truncation_logged:
+            self._log_truncation()
+        return frame
+
+    def _log_truncation(self) -> None:
+        """Say once that inputs are wider than ``max_features`` (counted in every fold)."""
+        self._truncation_logged = True
+        schema = self.schema
+        width = len(schema.all_names or ())
+        logger.warning(
+            "modelmon: model %r version %r: inputs carry more values than the %d exported "
+            "features (max_features=%d%s); the rest are counted in "
+            "%s_features_not_exported_total, not exported per feature. Raise max_features "
+            "to export them. (Logged once.)",
+            self.model,
+            self.version,
+            len(schema.names or ()),
+            schema.max_features,
+            f", {width} named" if width else "",
+            self.namespace,
+        )
 
     def _chunks(self, inps: list[Any], calls: list[Any]) -> list[Chunk]:
         chunks = []
@@ -612,6 +643,7 @@ class Monitor:
         """
         self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
         self._buffer.clear()
+        self._wake_sent = False
         self._reads = 0
         started = self._started_n()
         self._reads = 1

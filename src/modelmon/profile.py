@@ -23,6 +23,7 @@ predictions are a probability matrix.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -104,8 +105,21 @@ class FeatureProfile:
             return np.searchsorted(self.edges_array, v, side="left").astype(np.int64)
         return self._category_index(np.asarray(values, dtype=object))
 
+    @cached_property
+    def _category_table(self) -> dict[Any, int]:
+        """Known category -> bin (the first of duplicates), ``None`` -> -1 (missing)."""
+        table: dict[Any, int] = {None: -1}
+        for i, c in enumerate(self.categories[:-1]):
+            table.setdefault(c, i)
+        return table
+
     def _category_index(self, values: ObjArray) -> IntArray:
         other = len(self.categories) - 1
+        items = values.reshape(-1).tolist()
+        if set(map(type, items)) <= _TEXT_OR_NONE:  # the fold's case: one dict lookup each
+            get = self._category_table.get
+            found = np.fromiter(map(get, items, itertools.repeat(other)), np.int64, len(items))
+            return found.reshape(values.shape)
         missing = _none_mask(values)
         text = np.where(missing, "", values).astype(str)
         cats, order = self._sorted_categories
@@ -163,6 +177,9 @@ class FeatureProfile:
             quantiles=tuple(float(q) for q in d["quantiles"]),
             **common,
         )
+
+
+_TEXT_OR_NONE = frozenset({str, np.str_, type(None)})
 
 
 def _none_mask(values: ObjArray) -> npt.NDArray[np.bool_]:

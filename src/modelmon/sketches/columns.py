@@ -258,8 +258,18 @@ class LogSketchColumns:
         # as wide as its widest column): it would otherwise only ever grow.
         hi = np.where(had | new, top + _PAD_HIGH, 0)
         span = max(1, int(np.max(hi - lo + 1, initial=1)))
-        self.counts = _relayout(self.counts, self.lo, self.span, lo, span)
-        self.lo, self.span, self.top = lo.astype(np.int64), span, top.astype(np.int64)
+        lo = lo.astype(np.int64)
+        moved = np.flatnonzero(lo != self.lo)
+        if span == self.span and moved.size < self.width:
+            # Often only a few columns move (one at the max_buckets cap collapses its
+            # low end at each new top): re-lay out those rows only, the same per row.
+            if moved.size:
+                self.counts[moved] = _relayout(
+                    self.counts[moved], self.lo[moved], span, lo[moved], span
+                )
+        else:
+            self.counts = _relayout(self.counts, self.lo, self.span, lo, span)
+        self.lo, self.span, self.top = lo, span, top.astype(np.int64)
 
     def _cells(self, diff: FloatArray, keys: FloatArray, kmin: FloatArray) -> FloatArray:
         """Flat cell of every value of a chunk (NaN -> the trash cell ``width * grid``)."""

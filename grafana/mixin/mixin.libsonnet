@@ -97,6 +97,42 @@ local rendered = {
             "record": "modelmon:feature_js:30m"
           },
           {
+            "expr": "max by (model, version, feature) (modelmon_feature_reference_rows)",
+            "record": "modelmon:feature_reference_rows:max"
+          },
+          {
+            "expr": "sum by (model, version, feature) (modelmon:feature_bin_increase:30m) >= 100",
+            "record": "modelmon:feature_window_rows:30m"
+          },
+          {
+            "expr": "(\n  modelmon:feature_bin_share:30m * ignoring (bin) group_left () modelmon:feature_window_rows:30m\n  +\n  modelmon:feature_reference_ratio:max * ignoring (bin) group_left () modelmon:feature_reference_rows:max\n)\n/ ignoring (bin) group_left ()\n(modelmon:feature_window_rows:30m + modelmon:feature_reference_rows:max)",
+            "record": "modelmon:feature_bin_pooled_share:30m"
+          },
+          {
+            "expr": "sum by (model, version, feature) (\n  (modelmon:feature_bin_share:30m - modelmon:feature_reference_ratio:max) ^ 2 / (modelmon:feature_bin_pooled_share:30m > 0)\n)\n* (modelmon:feature_window_rows:30m * modelmon:feature_reference_rows:max / (modelmon:feature_window_rows:30m + modelmon:feature_reference_rows:max))",
+            "record": "modelmon:feature_chi2:30m"
+          },
+          {
+            "expr": "count by (model, version, feature) (modelmon:feature_bin_pooled_share:30m > 0) - 1",
+            "record": "modelmon:feature_chi2_df:30m"
+          },
+          {
+            "expr": "(\n  (modelmon:feature_chi2:30m / (modelmon:feature_chi2_df:30m > 0)) ^ (1 / 3)\n  - (1 - (2 / (9 * modelmon:feature_chi2_df:30m)))\n)\n/ sqrt(2 / (9 * modelmon:feature_chi2_df:30m))",
+            "record": "modelmon:feature_chi2_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:feature_reference_rows:max)) + 5.991464547107982)",
+            "record": "modelmon:feature_drift_tail:max"
+          },
+          {
+            "expr": "modelmon:feature_drift_tail:max - (2.515517 + 0.802853 * modelmon:feature_drift_tail:max + 0.010328 * modelmon:feature_drift_tail:max ^ 2) / (1 + 1.432788 * modelmon:feature_drift_tail:max + 0.189269 * modelmon:feature_drift_tail:max ^ 2 + 0.001308 * modelmon:feature_drift_tail:max ^ 3)",
+            "record": "modelmon:feature_drift_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:feature_chi2_z:30m > ignoring (feature) group_left () modelmon:feature_drift_z_critical:max\n  and\n  modelmon:feature_psi:30m >= 0.1\n) * 0 + 1\nor\nmodelmon:feature_chi2_z:30m * 0",
+            "record": "modelmon:feature_drift_detected:30m"
+          },
+          {
             "expr": "sum by (model, version, output, bin) (increase(modelmon_prediction_bin_total[30m]))",
             "record": "modelmon:prediction_bin_increase:30m"
           },
@@ -117,12 +153,76 @@ local rendered = {
             "record": "modelmon:prediction_js:30m"
           },
           {
+            "expr": "max by (model, version, output) (modelmon_prediction_reference_rows)",
+            "record": "modelmon:prediction_reference_rows:max"
+          },
+          {
+            "expr": "sum by (model, version, output) (modelmon:prediction_bin_increase:30m) >= 100",
+            "record": "modelmon:prediction_window_rows:30m"
+          },
+          {
+            "expr": "(\n  modelmon:prediction_bin_share:30m * ignoring (bin) group_left () modelmon:prediction_window_rows:30m\n  +\n  modelmon:prediction_reference_ratio:max * ignoring (bin) group_left () modelmon:prediction_reference_rows:max\n)\n/ ignoring (bin) group_left ()\n(modelmon:prediction_window_rows:30m + modelmon:prediction_reference_rows:max)",
+            "record": "modelmon:prediction_bin_pooled_share:30m"
+          },
+          {
+            "expr": "sum by (model, version, output) (\n  (modelmon:prediction_bin_share:30m - modelmon:prediction_reference_ratio:max) ^ 2 / (modelmon:prediction_bin_pooled_share:30m > 0)\n)\n* (modelmon:prediction_window_rows:30m * modelmon:prediction_reference_rows:max / (modelmon:prediction_window_rows:30m + modelmon:prediction_reference_rows:max))",
+            "record": "modelmon:prediction_chi2:30m"
+          },
+          {
+            "expr": "count by (model, version, output) (modelmon:prediction_bin_pooled_share:30m > 0) - 1",
+            "record": "modelmon:prediction_chi2_df:30m"
+          },
+          {
+            "expr": "(\n  (modelmon:prediction_chi2:30m / (modelmon:prediction_chi2_df:30m > 0)) ^ (1 / 3)\n  - (1 - (2 / (9 * modelmon:prediction_chi2_df:30m)))\n)\n/ sqrt(2 / (9 * modelmon:prediction_chi2_df:30m))",
+            "record": "modelmon:prediction_chi2_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:prediction_reference_rows:max)) + 5.991464547107982)",
+            "record": "modelmon:prediction_drift_tail:max"
+          },
+          {
+            "expr": "modelmon:prediction_drift_tail:max - (2.515517 + 0.802853 * modelmon:prediction_drift_tail:max + 0.010328 * modelmon:prediction_drift_tail:max ^ 2) / (1 + 1.432788 * modelmon:prediction_drift_tail:max + 0.189269 * modelmon:prediction_drift_tail:max ^ 2 + 0.001308 * modelmon:prediction_drift_tail:max ^ 3)",
+            "record": "modelmon:prediction_drift_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:prediction_chi2_z:30m > ignoring (output) group_left () modelmon:prediction_drift_z_critical:max\n  and\n  modelmon:prediction_psi:30m >= 0.1\n) * 0 + 1\nor\nmodelmon:prediction_chi2_z:30m * 0",
+            "record": "modelmon:prediction_drift_detected:30m"
+          },
+          {
             "expr": "(\n  sum by (model, version, feature) (increase(modelmon_feature_missing_total[30m]))\n  or\n  0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m]))\n)\n/\n(sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])) > 0)",
             "record": "modelmon:feature_missing_ratio:30m"
           },
           {
             "expr": "(\n  sum by (model, version, feature) (increase(modelmon_feature_missing_total[1d]))\n  or\n  0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[1d]))\n)\n/\n(sum by (model, version, feature) (increase(modelmon_feature_observations_total[1d])) > 0)",
             "record": "modelmon:feature_missing_ratio:1d"
+          },
+          {
+            "expr": "max by (model, version, feature) (modelmon_feature_reference_missing_ratio)",
+            "record": "modelmon:feature_reference_missing_ratio:max"
+          },
+          {
+            "expr": "sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])) >= 100",
+            "record": "modelmon:feature_values_seen:30m"
+          },
+          {
+            "expr": "modelmon:feature_reference_rows:max / (1 - (modelmon:feature_reference_missing_ratio:max < 1))",
+            "record": "modelmon:feature_reference_values:max"
+          },
+          {
+            "expr": "clamp_min(abs(modelmon:feature_missing_ratio:30m - modelmon:feature_reference_missing_ratio:max) - 0.5 / modelmon:feature_values_seen:30m, 0)\n/\nsqrt(((modelmon:feature_missing_ratio:30m * modelmon:feature_values_seen:30m + modelmon:feature_reference_missing_ratio:max * modelmon:feature_reference_values:max) / (modelmon:feature_values_seen:30m + modelmon:feature_reference_values:max)) * (1 - ((modelmon:feature_missing_ratio:30m * modelmon:feature_values_seen:30m + modelmon:feature_reference_missing_ratio:max * modelmon:feature_reference_values:max) / (modelmon:feature_values_seen:30m + modelmon:feature_reference_values:max))) * (1 / modelmon:feature_values_seen:30m + 1 / modelmon:feature_reference_values:max))",
+            "record": "modelmon:feature_missing_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:feature_reference_missing_ratio:max)) + 7.3777589082278725)",
+            "record": "modelmon:feature_missing_tail:max"
+          },
+          {
+            "expr": "modelmon:feature_missing_tail:max - (2.515517 + 0.802853 * modelmon:feature_missing_tail:max + 0.010328 * modelmon:feature_missing_tail:max ^ 2) / (1 + 1.432788 * modelmon:feature_missing_tail:max + 0.189269 * modelmon:feature_missing_tail:max ^ 2 + 0.001308 * modelmon:feature_missing_tail:max ^ 3)",
+            "record": "modelmon:feature_missing_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:feature_missing_z:30m > ignoring (feature) group_left () modelmon:feature_missing_z_critical:max\n  and\n  abs(modelmon:feature_missing_ratio:30m - modelmon:feature_reference_missing_ratio:max) >= 0.05\n) * 0 + 1\nor\nmodelmon:feature_missing_z:30m * 0",
+            "record": "modelmon:feature_missing_drift_detected:30m"
           }
         ]
       },
@@ -239,12 +339,13 @@ local rendered = {
           {
             "alert": "ModelmonFeatureDrift",
             "annotations": {
-              "description": "The fleet-wide PSI of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} against the reference profile has stayed above 0.25 for 30m (window 30m). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
+              "description": "The fleet-wide distribution of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile, with PSI above 0.25, for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
               "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturedrift",
               "summary": "feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted (major: PSI > 0.25)"
             },
-            "expr": "modelmon:feature_psi:30m > 0.25",
+            "expr": "modelmon:feature_drift_detected:30m == 1\nand\nmodelmon:feature_psi:30m > 0.25",
             "for": "30m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "critical"
             }
@@ -252,12 +353,13 @@ local rendered = {
           {
             "alert": "ModelmonFeatureDrift",
             "annotations": {
-              "description": "The fleet-wide PSI of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} against the reference profile has stayed above 0.1 for 30m (window 30m). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
+              "description": "The fleet-wide distribution of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
               "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturedrift",
-              "summary": "feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted (moderate: PSI > 0.1)"
+              "summary": "feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted"
             },
-            "expr": "modelmon:feature_psi:30m > 0.1",
+            "expr": "modelmon:feature_drift_detected:30m == 1",
             "for": "30m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "warning"
             }
@@ -265,12 +367,13 @@ local rendered = {
           {
             "alert": "ModelmonPredictionDrift",
             "annotations": {
-              "description": "The fleet-wide PSI of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} against the reference profile has stayed above 0.25 for 30m (window 30m). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
+              "description": "The fleet-wide distribution of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile, with PSI above 0.25, for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
               "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonpredictiondrift",
               "summary": "prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} drifted (major: PSI > 0.25)"
             },
-            "expr": "modelmon:prediction_psi:30m > 0.25",
+            "expr": "modelmon:prediction_drift_detected:30m == 1\nand\nmodelmon:prediction_psi:30m > 0.25",
             "for": "30m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "critical"
             }
@@ -278,12 +381,13 @@ local rendered = {
           {
             "alert": "ModelmonPredictionDrift",
             "annotations": {
-              "description": "The fleet-wide PSI of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} against the reference profile has stayed above 0.1 for 30m (window 30m). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
+              "description": "The fleet-wide distribution of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
               "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonpredictiondrift",
-              "summary": "prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} drifted (moderate: PSI > 0.1)"
+              "summary": "prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} drifted"
             },
-            "expr": "modelmon:prediction_psi:30m > 0.1",
+            "expr": "modelmon:prediction_drift_detected:30m == 1",
             "for": "30m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "warning"
             }
@@ -297,6 +401,20 @@ local rendered = {
             },
             "expr": "modelmon:feature_missing_ratio:30m > modelmon:feature_missing_ratio:1d + 0.1",
             "for": "15m",
+            "labels": {
+              "severity": "warning"
+            }
+          },
+          {
+            "alert": "ModelmonFeatureMissingShift",
+            "annotations": {
+              "description": "The share of missing values of feature {{ $labels.feature }} over 30m differs from the reference profile's (two-proportion test at family-wise level 0.05, change >= 5 percentage points). Check the upstream feature pipeline and joins.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturemissingshift",
+              "summary": "Missing share of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference"
+            },
+            "expr": "modelmon:feature_missing_drift_detected:30m == 1",
+            "for": "30m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "warning"
             }

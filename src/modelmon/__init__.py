@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .context import last_prediction_id, last_prediction_ids, prediction_scope
 from .decorator import instrument, monitored, uninstrument
 from .errors import ConfigurationError, MissingExtraError
@@ -43,6 +44,10 @@ __all__ = [
     "ConfigurationError",
     "MissingExtraError",
     "Monitor",
+    "MonitorDecorator",
+    "MonitorExtraOptions",
+    "MonitorOptions",
+    "Monitored",
     "ReferenceProfile",
     "__version__",
     "export_otel",

@@ -151,19 +151,28 @@ def sync_wrapper(
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
+            return wrapped(*args, **kwargs)
         with open_span() as span:
             seq = _traced_seq(started(), span)
+            token = enter(True) if guarded[0] else None
             t0 = perf_counter()
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
+                if token is not None:
+                    leave(token)
                 extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
+            if token is not None:
+                leave(token)
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
             extend(record)
             set_last(record)
@@ -188,19 +197,28 @@ def async_wrapper(
     started = monitor._started_n
     full = monitor._buffer_full
     open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
+            return await wrapped(*args, **kwargs)
         with open_span() as span:
             seq = _traced_seq(started(), span)
+            token = enter(True) if guarded[0] else None
             t0 = perf_counter()
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
+                if token is not None:
+                    leave(token)
                 extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
                 _annotate(span, monitor, seq, None, False)
                 raise
+            if token is not None:
+                leave(token)
             record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
             extend(record)
             set_last(record)

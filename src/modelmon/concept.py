@@ -12,8 +12,13 @@ Two detectors, both single-pass and O(1) memory per element:
   compressed into an exponential histogram of buckets; flags a change in either
   direction when a cut of the window splits it into halves whose means differ by more
   than a Hoeffding/Bernstein-style bound at confidence ``delta``.
-* :class:`PageHinkley` (Page 1954; Gama et al. 2013): a cumulative sum of deviations
-  from the running mean, flagging an *increase* of the mean larger than ``threshold``.
+* :class:`PageHinkley` (Page 1954; Gama et al. 2013): a cumulative sum of standardised
+  deviations from the running mean, flagging an *increase* of the mean.
+
+Both take their parameters in the constructor (pass an instance as
+``Monitor(concept_detector=ADWIN(delta=0.01))``) and, by default, divide regression errors
+by a scale learned from the first 1,000 errors, so detections do not depend on the
+target's units.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -61,17 +66,36 @@ class Detector(Protocol):
         ...
 
 
+Scale: TypeAlias = float | Literal["auto"]
+
+
 class _DriftFlag:
-    """Shared bookkeeping: detection count and the in-drift countdown."""
+    """Shared bookkeeping: detection count, the in-drift countdown, and the input scale.
+
+    ``scale="auto"`` (the default) makes a detector independent of the stream's units:
+    0/1 elements (classification errors) are tested as they are; other streams
+    (regression errors) have their first ``scale_warmup`` elements held back, and every
+    element is divided by the 99th percentile of those elements' ``|x|``, so regression
+    errors lie mostly in [0, 1], like classification errors. Multiplying a regression
+    target by 0.01 or 100 leaves the detections unchanged. A number fixes the scale.
+    """
 
     name = "detector"
 
-    def __init__(self, reset_after: int) -> None:
+    def __init__(self, reset_after: int, scale: Scale = "auto", scale_warmup: int = 1000) -> None:
         if reset_after < 0:
             raise ConfigurationError(f"reset_after must be >= 0, got {reset_after}")
+        if scale != "auto" and not (isinstance(scale, (int, float)) and scale > 0):
+            raise ConfigurationError(f"scale must be 'auto' or a positive number, got {scale!r}")
+        if scale_warmup < 1:
+            raise ConfigurationError(f"scale_warmup must be >= 1, got {scale_warmup}")
         self.reset_after = int(reset_after)
         self.detections = 0
         self._remaining = 0
+        self.scale: float | None = None if scale == "auto" else float(scale)
+        self.scale_warmup = int(scale_warmup)
+        self._held: list[float] = []
+        self._binary_seen = 0
 
     @property
     def in_drift(self) -> bool:
@@ -89,14 +113,45 @@ class _DriftFlag:
         raise NotImplementedError
 
     def update(self, x: float) -> bool:
-        """Add one element; True when a change is detected at this element."""
-        return self._mark(self._step(float(x)))
+        """Add one element; True when a change is detected at this element (while the
+        scale is being learned: True when the held-back elements gave a detection)."""
+        return self.update_many([x]) > 0
 
     def update_many(self, xs: npt.ArrayLike) -> int:
         """Add elements in order; returns the number of detections among them."""
-        values: Iterable[float] = np.asarray(xs, dtype=np.float64).reshape(-1).tolist()
+        a = np.asarray(xs, dtype=np.float64).reshape(-1)
+        values: list[float] = a.tolist()
+        inv = 1.0
+        if self.scale is None:
+            if not self._held and bool(np.all((a == 0.0) | (a == 1.0))):
+                # 0/1 errors (classification) are fed at once, at scale 1.
+                self._binary_seen += a.size
+                if self._binary_seen >= self.scale_warmup:
+                    self.scale = 1.0
+            else:
+                self._held.extend(values)
+                if len(self._held) < self.scale_warmup:
+                    return 0
+                self.scale = _auto_scale(self._held)
+                values, self._held = self._held, []
+        if self.scale is not None:
+            inv = 1.0 / self.scale
         step, mark = self._step, self._mark
-        return sum(mark(step(x)) for x in values)
+        scaled: Iterable[float] = values if inv == 1.0 else (x * inv for x in values)
+        return sum(mark(step(x)) for x in scaled)
+
+
+def _auto_scale(held: list[float]) -> float:
+    """1 for 0/1 streams, else the 99th percentile of ``|x|`` (1 if that is 0)."""
+    a = np.abs(np.asarray(held, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    if a.size == 0 or np.all((a == 0.0) | (a == 1.0)):
+        return 1.0
+    q = float(np.quantile(a, 0.99))
+    if q > 0:
+        return q
+    top = float(a.max())
+    return top if top > 0 else 1.0
 
 
 class ADWIN(_DriftFlag):
@@ -129,8 +184,10 @@ class ADWIN(_DriftFlag):
         min_window: int = 5,
         grace_period: int = 10,
         reset_after: int = DEFAULT_RESET_AFTER,
+        scale: Scale = "auto",
+        scale_warmup: int = 1000,
     ) -> None:
-        super().__init__(reset_after)
+        super().__init__(reset_after, scale, scale_warmup)
         if not 0.0 < delta < 1.0:
             raise ConfigurationError(f"ADWIN delta must be in (0, 1), got {delta}")
         if clock < 1 or max_buckets < 2 or min_window < 1:
@@ -236,19 +293,22 @@ class ADWIN(_DriftFlag):
 
 
 class PageHinkley(_DriftFlag):
-    """Page-Hinkley test for an increase of the stream's mean.
+    """Page-Hinkley test for an increase of the stream's mean, in standard deviations.
 
-    The statistic is ``PH_t = m_t - min(m_1..m_t)`` with ``m_t`` the sum of
-    ``x_i - mean_i - delta``, computed as ``g_t = max(0, alpha * g_{t-1} + x_t - mean_t
-    - delta)`` (identical for ``alpha = 1``). A change is flagged when it exceeds
-    ``threshold`` (after ``min_instances`` elements); the test restarts after each
-    detection. ``delta`` is the tolerated increase; ``threshold`` is in the stream's
-    units (errors summed over elements), so scale it for large regression errors.
+    Each element is standardised by the running mean and standard deviation of the
+    stream since the last restart, ``z_t = (x_t - mean_t) / sd_t``, and the statistic is
+    ``g_t = max(0, alpha * g_{t-1} + z_t - delta)``: ``delta`` (the tolerated increase)
+    and ``threshold`` are in standard deviations, so the same parameters hold for an
+    error rate of 2% or 30% and for regression errors in any unit. A change is flagged
+    when ``g_t > threshold`` (after ``min_instances`` elements); the test restarts after
+    each detection.
 
-    The fading factor ``alpha`` is applied to the whole statistic, not only to the sum
-    as some implementations do: fading the sum while keeping its all-time minimum makes
-    the gap to that stale minimum grow by itself, which raised about two false alarms
-    per 100,000 stationary Bernoulli(0.1) elements in our measurements (none this way).
+    Defaults (``delta=0.05``, ``threshold=100``, ``alpha=1``) from measurement: a step of
+    the error rate from 5% to 7% is caught in 28 of 30 trials within 20,000 outcomes,
+    median delay about 2,000 outcomes, while stationary streams of 100,000 outcomes
+    (error rates 2%-30%, absolute t(3) errors) raise no alarm
+    (``tests/unit/test_concept.py``). ``alpha < 1`` fades the statistic (forgets old
+    evidence).
 
     >>> ph = PageHinkley(threshold=20)
     >>> ph.update_many([0.0] * 500 + [1.0] * 100)
@@ -259,13 +319,15 @@ class PageHinkley(_DriftFlag):
 
     def __init__(
         self,
-        delta: float = 0.005,
-        threshold: float = 50.0,
-        alpha: float = 1 - 1e-4,
+        delta: float = 0.05,
+        threshold: float = 100.0,
+        alpha: float = 1.0,
         min_instances: int = 30,
         reset_after: int = DEFAULT_RESET_AFTER,
+        scale: Scale = "auto",
+        scale_warmup: int = 1000,
     ) -> None:
-        super().__init__(reset_after)
+        super().__init__(reset_after, scale, scale_warmup)
         if threshold <= 0 or not 0.0 < alpha <= 1.0 or delta < 0:
             raise ConfigurationError(
                 "PageHinkley needs threshold > 0, 0 < alpha <= 1 and delta >= 0, got "
@@ -280,14 +342,20 @@ class PageHinkley(_DriftFlag):
     def _restart(self) -> None:
         self.n = 0
         self.mean = 0.0
+        self._m2 = 0.0
         self._g = 0.0
 
     def _step(self, x: float) -> bool:
         self.n += 1
-        self.mean += (x - self.mean) / self.n
-        g = self.alpha * self._g + (x - self.mean - self.delta)
+        d = x - self.mean
+        self.mean += d / self.n
+        self._m2 += d * (x - self.mean)
+        if self.n < self.min_instances or self._m2 <= 0.0:
+            return False
+        z = (x - self.mean) / math.sqrt(self._m2 / self.n)
+        g = self.alpha * self._g + z - self.delta
         self._g = g if g > 0.0 else 0.0
-        if self.n >= self.min_instances and self._g > self.threshold:
+        if self._g > self.threshold:
             self._restart()
             return True
         return False

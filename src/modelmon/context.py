@@ -19,9 +19,6 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from ._internal.ids import row_ids
-from .extract import output_rows
-
 # A record is what the hot path buffers for one call: (inp, call, result, latency, error,
 # seq, monitor). It is built as a tuple and *extended* into the monitor's buffer (flat,
 # RECORD_WIDTH items a call), so the tuple itself lives only as this context's last
@@ -44,21 +41,32 @@ get_scope = _scope.get
 
 
 def record_id(record: Record) -> str:
-    return str(record[6].format_id(record[5]))
+    """The id of a recorded call (for a batch call, an id that names its rows)."""
+    return str(record[6].call_id(record))
 
 
 def record_row_ids(record: Record) -> list[str]:
-    return row_ids(record_id(record), output_rows(record[2]))
+    """The ids of a recorded call's rows, in row order."""
+    return list(record[6].row_ids(record))
 
 
 def last_prediction_id() -> str | None:
-    """Id of the latest prediction made in this thread / async context, or ``None``."""
+    """Id of the latest prediction made in this thread / async context, or ``None``.
+
+    For a single-row call this is the id to post its label with. For a batch call it
+    is the call's id, which the feedback route refuses (``batch_id``): label each row
+    with :func:`last_prediction_ids`. Ids are authenticated (see ``docs/ground-truth.md``).
+    """
     record = _last.get()
     return None if record is None else record_id(record)
 
 
 def last_prediction_ids() -> list[str]:
-    """Row ids of the latest call in this context, in row order (one per predicted row)."""
+    """Row ids of the latest call in this context, in row order (one per predicted row).
+
+    Each id carries its row's prediction, so any process holding the same id key
+    (``MODELMON_ID_KEY``) scores its label.
+    """
     record = _last.get()
     return [] if record is None else record_row_ids(record)
 

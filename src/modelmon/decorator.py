@@ -19,17 +19,34 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import wrapt
 
+from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
-from .monitor import ConfidenceArg, Monitor, Task
+from .monitor import ConfidenceArg, Monitor, Task, live_monitor
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = [
+    "PREDICT_METHODS",
+    "MonitorDecorator",
+    "MonitorExtraOptions",
+    "MonitorOptions",
+    "Monitored",
+    "instrument",
+    "monitored",
+    "uninstrument",
+    "wrap",
+]
 
 PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
 
@@ -46,17 +63,28 @@ def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
     started = monitor._started_n
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return wrapped(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -81,18 +109,29 @@ def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
     started = monitor._started_n
     full = monitor._buffer_full
     direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         # Runs when the coroutine is awaited: the timer covers the awaited execution.
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return await wrapped(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if direct and args
@@ -128,7 +167,7 @@ class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
         return self._self_monitor
 
 
-def wrap(monitor: Monitor, fn: F) -> F:
+def wrap(monitor: Monitor, fn: Callable[P, R]) -> Monitored[P, R]:
     """Wrap ``fn`` for ``monitor``; signature, docstring and ``__wrapped__`` are kept."""
     target = getattr(fn, "__func__", fn)
     if not callable(target):
@@ -139,6 +178,12 @@ def wrap(monitor: Monitor, fn: F) -> F:
             "that produces the whole prediction instead"
         )
     is_coro = _is_coroutine_function(fn)
+    monitor._wrapped_functions += 1
+    if monitor._wrapped_functions >= 2:
+        # Only a monitor wrapping several functions can see one call nested in another
+        # (predict calling predict_proba, an endpoint calling another): from now on every
+        # wrapper of it checks; a single-function monitor pays nothing for the guard.
+        monitor._guarded[0] = True
     make: Callable[[Monitor], Callable[..., Any]]
     if monitor.trace is None:
         make = _async_wrapper if is_coro else _sync_wrapper
@@ -148,12 +193,12 @@ def wrap(monitor: Monitor, fn: F) -> F:
         make = wrapper_factory(monitor.trace, is_coro)
     if _is_plain_function(fn):
         if monitor.trace is None and not is_coro and monitor.features_fn is None:
-            return cast(F, _plain_sync(monitor, fn))
-        return cast(F, _plain(fn, make(monitor), is_coro, monitor))
+            return cast("Monitored[P, R]", _plain_sync(monitor, fn))
+        return cast("Monitored[P, R]", _plain(fn, make(monitor), is_coro, monitor))
     wrapper = make(monitor)
     wrapped = MonitoredFunction(fn, wrapper)
     wrapped._self_monitor = monitor
-    return cast(F, wrapped)
+    return cast("Monitored[P, R]", wrapped)
 
 
 def _is_plain_function(fn: Any) -> bool:
@@ -181,16 +226,27 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     soft_limit = monitor._soft_items
     started = monitor._started_n
     full = monitor._buffer_full
+    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
+    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
 
     @functools.wraps(fn)
     def monitored_function(*args: Any, **kwargs: Any) -> Any:
+        token = None
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return fn(*args, **kwargs)
+            token = enter(True)
         t0 = perf_counter()
         seq = started()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
+            if token is not None:
+                leave(token)
             extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
             raise
+        if token is not None:
+            leave(token)
         record: Record = (
             (args[0], None, result, perf_counter() - t0, None, seq, monitor)
             if args
@@ -245,12 +301,14 @@ def monitored(
     task: Task | None = None,
     registry: Any = None,
     namespace: str = "modelmon",
-    **options: Any,
-) -> Callable[[F], F]:
+    **options: Unpack[MonitorExtraOptions],
+) -> MonitorDecorator:
     """Decorator factory: monitor every call of the decorated predict function.
 
-    The wrapped function exposes its :class:`Monitor` as ``.monitor``. Extra keyword
-    options are passed to :class:`Monitor` (e.g. ``strict=True``, ``buffer_size``).
+    The wrapped function is typed :class:`~modelmon.Monitored`: the same parameters
+    and return type, plus ``.monitor`` (its :class:`Monitor`). Further keyword options
+    go to :class:`Monitor` (``strict=True``, ``buffer_size=...``; typed by
+    :class:`~modelmon.MonitorExtraOptions`, so a misspelt one is a type error).
 
     >>> import modelmon
     >>> @modelmon.monitored(model="m", version="1", registry=False)
@@ -258,10 +316,12 @@ def monitored(
     ...     return 1.0
     >>> predict.monitor.model
     'm'
+
+    Two functions decorated with the same model, version and arguments (two endpoints
+    of one model) share one :class:`Monitor`: their calls add up. The same model and
+    version with other arguments raise :class:`~modelmon.errors.ConfigurationError`.
     """
-    monitor = Monitor(
-        model,
-        version,
+    config = dict(
         reference=reference,
         feature_names=feature_names,
         features=features,
@@ -272,7 +332,40 @@ def monitored(
         namespace=namespace,
         **options,
     )
-    return monitor.wrap
+    return _shared_monitor(model, version, config).wrap
+
+
+def _shared_monitor(model: str, version: str, config: Mapping[str, Any]) -> Monitor:
+    """The live monitor of this model version when made with the same arguments, else a new one."""
+    existing = live_monitor(config.get("registry"), config["namespace"], model, version)
+    if existing is not None:
+        if _same_config(getattr(existing, "_decorator_config", None), config):
+            return existing
+        raise ConfigurationError(
+            f"model={model!r} version={version!r} is already monitored in this registry with "
+            "other arguments; decorate both functions with the same arguments (they then share "
+            "one monitor and add up), or wrap the second with the first's monitor: "
+            "first_function.monitor.wrap(second_function)"
+        )
+    monitor = Monitor(model, version, **config)
+    monitor._decorator_config = config  # type: ignore[attr-defined]
+    return monitor
+
+
+def _same_config(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
+    """Equal arguments: plain values by ``==``, objects (profiles, callables) by identity."""
+    if a is None or a.keys() != b.keys():
+        return False
+    for key, x in a.items():
+        y = b[key]
+        if x is y:
+            continue
+        try:
+            if not isinstance(x, (str, int, float, bool, list, tuple)) or not bool(x == y):
+                return False
+        except Exception:  # e.g. arrays compared element-wise
+            return False
+    return True
 
 
 def instrument(
@@ -280,7 +373,7 @@ def instrument(
     model: str,
     version: str,
     methods: Sequence[str] = PREDICT_METHODS,
-    **options: Any,
+    **options: Unpack[MonitorOptions],
 ) -> Monitor:
     """Wrap an estimator's predict methods in place (scikit-learn style); returns the monitor.
 
@@ -294,7 +387,8 @@ def instrument(
         )
     if "classes" not in options and getattr(estimator, "classes_", None) is not None:
         options["classes"] = list(estimator.classes_)
-    monitor = Monitor(model, version, **options)
+    options.setdefault("namespace", "modelmon")
+    monitor = _shared_monitor(model, version, options)
     for name in present:
         setattr(estimator, name, monitor.wrap(getattr(estimator, name)))
     estimator.__dict__.setdefault("_modelmon_methods", present)

@@ -7,6 +7,11 @@ requests (errors) and wrong labels (an accuracy drop). Every second it scrapes
 ``/metrics`` and shows requests/s, p50/p99 latency, the error rate, the most drifted
 features (PSI), accuracy, and which bundled alert rules would fire now, approximated
 from the scraped values with the thresholds of :class:`modelmon.grafana.config.MonitoringConfig`.
+The drift alerts come from the same decisions the bundled rules use: the exported
+``modelmon_feature_drift_detected`` / ``modelmon_prediction_drift_detected`` /
+``modelmon_feature_missing_drift_detected`` (a two-sample test at a known false-alarm rate,
+see docs/drift.md). The example's reference profile is built from the held-out split the
+traffic resamples, so the normal phase raises no drift alert.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ DRIFT_SHIFT_STD = 3.0
 ERROR_SHARE = 0.15
 FEEDBACK_SHARE = 0.5
 TOP_FEATURES = 5
-MIN_DRIFT_ROWS = 300  # PSI over 10 bins of fewer rows is mostly sampling noise
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -261,6 +265,7 @@ class View:
     prediction_psi: float
     accuracy: float
     alerts: tuple[str, ...]
+    flagged: tuple[str, ...] = ()  # features whose drift decision is 1
 
 
 def make_view(
@@ -290,11 +295,13 @@ def make_view(
         alerts.append("ModelmonErrorBudgetBurn")
     if slow > th.slow_ratio:
         alerts.append("ModelmonLatencyBudgetBurn")
-    rows = max((v for _, v in _select(cur, "modelmon_feature_observations_total")), default=0.0)
-    if psi and psi[0][1] > th.psi_critical and rows >= MIN_DRIFT_ROWS:
+    flagged = _flagged(cur, "modelmon_feature_drift_detected", "feature")
+    if flagged:
         alerts.append("ModelmonFeatureDrift")
-    if pred_psi > th.psi_critical:
+    if _flagged(cur, "modelmon_prediction_drift_detected", "output"):
         alerts.append("ModelmonPredictionDrift")
+    if _flagged(cur, "modelmon_feature_missing_drift_detected", "feature"):
+        alerts.append("ModelmonFeatureMissingShift")
     if acc < th.accuracy_target:
         alerts.append("ModelmonAccuracyBelowTarget")
     return View(
@@ -309,7 +316,13 @@ def make_view(
         pred_psi,
         acc,
         tuple(alerts),
+        flagged,
     )
+
+
+def _flagged(samples: Samples, name: str, key: str) -> tuple[str, ...]:
+    """Members whose exported decision is 1 (the same decision the bundled rules make)."""
+    return tuple(sorted(lb[key] for lb, v in _select(samples, name) if v == 1.0))
 
 
 def _slow_share(buckets: Mapping[float, float], slo: float) -> float:
@@ -336,7 +349,7 @@ def log_line(v: View) -> str:
     return (
         f"[{v.elapsed:5.1f}s] phase={v.phase} requests={v.requests:.0f} rps={v.rps:.1f} "
         f"p50={_ms(v.p50)} p99={_ms(v.p99)} errors={v.error_rate:.1%} "
-        f"accuracy={_num(v.accuracy)} psi: {drift} "
+        f"accuracy={_num(v.accuracy)} psi: {drift} flagged: {', '.join(v.flagged) or '-'} "
         f"alerts: {', '.join(v.alerts) or 'none'}"
     )
 
@@ -350,9 +363,12 @@ def screen(v: View, url: str, duration: float) -> str:
         f"  error rate   {v.error_rate:8.1%}",
         f"  accuracy     {_num(v.accuracy):>8}      prediction PSI {_num(v.prediction_psi, '.2f')}",
         "",
-        "  top drifted features (PSI; > 0.25 is major drift)",
+        "  top drifted features (PSI; * = flagged by the drift test)",
     ]
-    lines += [f"    {f:<28} {p:6.2f}  {'#' * min(int(p * 10), 40)}" for f, p in v.psi]
+    lines += [
+        f"  {'*' if f in v.flagged else ' '} {f:<28} {p:6.2f}  {'#' * min(int(p * 10), 40)}"
+        for f, p in v.psi
+    ]
     lines += ["", "  alert rules that would fire now:"]
     lines += [f"    \x1b[31m{a}\x1b[0m" for a in v.alerts] or ["    none"]
     return "\x1b[H\x1b[2J" + "\n".join(lines) + "\n"
@@ -523,7 +539,7 @@ def summary(history: list[View], traffic: Traffic, th: Thresholds, out: IO[str])
     last = history[-1]
     before = [v for v in history if v.phase == "normal" and not math.isnan(v.accuracy)]
     acc_before = before[-1].accuracy if before else math.nan
-    drifted = [f for f, p in last.psi if p > th.psi_critical]
+    drifted = list(last.flagged)
     ever_alerts = sorted({a for v in history for a in v.alerts})
     print("", file=out)
     print(
@@ -531,7 +547,7 @@ def summary(history: list[View], traffic: Traffic, th: Thresholds, out: IO[str])
         file=out,
     )
     print(
-        f"summary: drift detected on (PSI > {th.psi_critical}): {', '.join(drifted) or 'none'}",
+        f"summary: drift detected on: {', '.join(drifted) or 'none'}",
         file=out,
     )
     print(

@@ -7,9 +7,10 @@ For every feature and output of the reference profile (features capped at
   labelled by index) and the reference shares (``*_reference_ratio``), so Prometheus
   can compute fleet-wide PSI/JS from plain counters;
 * over a sliding window (default 15 minutes in 15 slots): bin counts, a
-  :class:`~modelmon.sketches.columns.LogSketchColumns` of ``x - median_ref`` (so the relative
-  accuracy applies to the distance from the reference centre, which keeps KS and
-  Wasserstein accurate for features with a large offset) and
+  :class:`~modelmon.sketches.columns.LogSketchColumns` of ``x - c`` with ``c`` the
+  reference median for a feature far from 0 with a narrow spread (KS and Wasserstein stay
+  sharp) and 0 otherwise (quantiles within 1% of the value); see
+  :func:`modelmon.profile.sketch_center` and
   :class:`~modelmon.sketches.moments.Moments`; from them ``*_drift{method}`` (psi, js,
   ks, wasserstein for numeric; psi, js, chi2 for categorical) and ``*_quantile``.
   No score or quantile is rendered until the window holds ``min_samples`` values.
@@ -24,6 +25,7 @@ profile with :meth:`ReferenceProfile.from_frame`; only later rows are measured.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import drift, names
+from . import decision, drift, names
 from .batch import Batch, FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame, RenderContext
 from .errors import ConfigurationError
 from .points import Family, Point, ScalarPoint
@@ -64,6 +66,12 @@ class _Group:
     column_of: tuple[int, ...]  # sketch column of each member (-1: categorical)
     numeric_bins: npt.NDArray[np.bool_]  # (n_numeric, max_edges + 1): real bins
     numeric_cells: IntArray  # flat count index of each real bin, in that order
+    test_offsets: tuple[int, ...]  # start of each categorical member's test cells (-1: none)
+    test_total: int
+    ref_rows: FloatArray  # non-missing reference rows of each member
+    # Per numeric column: the profile's reference sketch (values clipped to the reference
+    # min/max, weights summing to 1), None for profiles written without one.
+    ref_sketches: tuple[tuple[FloatArray, FloatArray] | None, ...]
 
     @classmethod
     def of(cls, members: Sequence[FeatureProfile]) -> _Group:
@@ -78,7 +86,7 @@ class _Group:
         for c, i in enumerate(numeric):
             e = members[i].edges_array
             edges[: e.size, c] = e
-        centers = np.array([members[i].median for i in numeric], dtype=np.float64)
+        centers = np.array([members[i].sketch_center for i in numeric], dtype=np.float64)
         total = int(sum(sizes))
         binned = drift.BinnedReference.of([m.shares_array for m in members])
         cells = np.full(binned.shares.shape, total, dtype=np.int64)
@@ -98,41 +106,78 @@ class _Group:
         numeric_cells = np.concatenate(
             [cells[i, : members[i].n_bins] for i in numeric] or [np.zeros(0, dtype=np.int64)]
         )
+        test_offsets = [-1] * len(members)
+        test_total = 0
+        for i in categorical:
+            test_offsets[i] = test_total
+            test_total += len(members[i].test_categories)
+        ref_rows = np.array([m.reference_rows for m in members], dtype=np.float64)
+        ref_sketches = tuple(_reference_sketch(members[i]) for i in numeric)
         return cls(
             tuple(members), numeric, categorical, offsets, total, edges, centers,
             binned, cells, reference, tuple(column_of), real, numeric_cells,
+            tuple(test_offsets), test_total, ref_rows, ref_sketches,
         )  # fmt: skip
+
+    def test_cells(self, slot: _GroupSlot, i: int) -> tuple[IntArray, tuple[float, ...]]:
+        """Window counts and reference shares over member ``i``'s test cells."""
+        member = self.members[i]
+        start = self.test_offsets[i]
+        if start < 0 or slot.test_counts.size == 0:
+            return self.bins(slot.counts, i), member.shares
+        return slot.test_counts[start : start + len(member.test_categories)], member.test_shares
 
     def bins(self, flat: IntArray, i: int) -> IntArray:
         return flat[self.offsets[i] : self.offsets[i] + self.members[i].n_bins]
 
 
 class _GroupSlot:
-    """Windowed state of one group: bin counts, a sketch and moments per numeric member."""
+    """Windowed state of one group: bin counts, a sketch and moments per numeric member,
+    the categorical members' full test-cell counts, and per member the values seen and
+    missing (for the missing-share test)."""
 
-    __slots__ = ("counts", "moments", "sketches")
+    __slots__ = ("counts", "missing", "moments", "seen", "sketches", "test_counts")
 
-    def __init__(self, total_bins: int, n_numeric: int, accuracy: float) -> None:
+    def __init__(
+        self,
+        total_bins: int,
+        n_numeric: int,
+        accuracy: float,
+        test_total: int = 0,
+        n_members: int = 0,
+    ) -> None:
         self.counts: IntArray = np.zeros(total_bins, dtype=np.int64)
         self.sketches = LogSketchColumns(n_numeric, accuracy)
         self.moments = Moments(n_numeric)
+        self.test_counts: IntArray = np.zeros(test_total, dtype=np.int64)
+        self.missing: IntArray = np.zeros(n_members, dtype=np.int64)
+        self.seen: IntArray = np.zeros(n_members, dtype=np.int64)
 
     def merge(self, other: _GroupSlot) -> None:
         self.counts += other.counts
         self.sketches.merge(other.sketches)
         self.moments.merge(other.moments)
+        self.test_counts = _add(self.test_counts, other.test_counts)
+        self.missing = _add(self.missing, other.missing)
+        self.seen = _add(self.seen, other.seen)
 
     def state(self) -> dict[str, Any]:
         return {
             "counts": self.counts.copy(),
             "sketches": self.sketches.state(),
             "moments": self.moments.state(),
+            "test_counts": self.test_counts.copy(),
+            "missing": self.missing.copy(),
+            "seen": self.seen.copy(),
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> _GroupSlot:
         slot = cls(0, 0, 0.01)
         slot.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        for key in ("test_counts", "missing", "seen"):  # absent in states before 0.2
+            if key in state:
+                setattr(slot, key, np.asarray(state[key], dtype=np.int64).copy())
         sketches = state["sketches"]
         if isinstance(sketches, Mapping):
             slot.sketches = LogSketchColumns.from_state(sketches)
@@ -167,6 +212,24 @@ class _Slot:
         )
 
 
+_Sizes = tuple[int, int, int, int]
+
+
+def _sizes(group: _Group) -> _Sizes:
+    """What an empty slot of ``group`` needs: bins, numeric members, test cells, members."""
+    return (group.total_bins, len(group.numeric), group.test_total, len(group.members))
+
+
+def _new_slot(features: _Sizes, outputs: _Sizes, a: float) -> _Slot:
+    """An empty window slot for groups of these sizes."""
+    f_bins, f_numeric, f_cells, f_members = features
+    o_bins, o_numeric, o_cells, o_members = outputs
+    return _Slot(
+        _GroupSlot(f_bins, f_numeric, a, f_cells, f_members),
+        _GroupSlot(o_bins, o_numeric, a, o_cells, o_members),
+    )
+
+
 class DriftAggregate:
     """Reference-binned counts, windowed sketches and drift scores (see the module doc).
 
@@ -194,6 +257,7 @@ class DriftAggregate:
         max_features: int = 100,
         export_bin_edges: bool = False,
         relative_accuracy: float = 0.01,
+        decisions: decision.DecisionConfig | None = None,
     ) -> None:
         if profile is None and not warmup:
             raise ConfigurationError("DriftAggregate needs a reference profile or warmup=N rows")
@@ -211,6 +275,7 @@ class DriftAggregate:
         self.max_features = int(max_features)
         self.export_bin_edges = export_bin_edges
         self.relative_accuracy = float(relative_accuracy)
+        self.decision_config = decisions if decisions is not None else decision.DecisionConfig()
         self._warm: list[tuple[FeatureFrame | None, OutputFrame | None]] = []
         self._warm_rows = 0
         self._built_from_warmup = False
@@ -233,19 +298,22 @@ class DriftAggregate:
         self.outputs = _Group.of(list(profile.outputs.values()))
         self.cum_features: IntArray = np.zeros(self.features.total_bins, dtype=np.int64)
         self.cum_outputs: IntArray = np.zeros(self.outputs.total_bins, dtype=np.int64)
+        # A factory that does not hold ``self``: no reference cycle, so a dropped monitor's
+        # aggregate is freed at once instead of waiting for the cycle collector.
         self.window: SlidingWindow[_Slot] = SlidingWindow(
-            self._new_slot, _Slot.from_state, self.window_seconds, self.n_slots
+            functools.partial(
+                _new_slot, _sizes(self.features), _sizes(self.outputs), self.relative_accuracy
+            ),
+            _Slot.from_state,
+            self.window_seconds,
+            self.n_slots,
         )
         self._column_cache = None
         self._views = {}
         self._label_cache = {}
 
     def _new_slot(self) -> _Slot:
-        a = self.relative_accuracy
-        return _Slot(
-            _GroupSlot(self.features.total_bins, len(self.features.numeric), a),
-            _GroupSlot(self.outputs.total_bins, len(self.outputs.numeric), a),
-        )
+        return _new_slot(_sizes(self.features), _sizes(self.outputs), self.relative_accuracy)
 
     # --- folding -------------------------------------------------------------------
     def fold(self, batch: Batch) -> None:
@@ -284,7 +352,8 @@ class DriftAggregate:
         for i in group.categorical:
             values = frame.categorical.get(cols[i]) if cols[i] >= 0 else None
             if values is not None:
-                _add_categorical(group, i, values, counts)
+                _add_categorical(group, i, values, counts, slot)
+        _count_missing(frame, cols, slot)
         return counts
 
     def _fold_outputs(self, out: OutputFrame, slot: _GroupSlot) -> IntArray:
@@ -297,7 +366,7 @@ class DriftAggregate:
             self._fold_numeric(group, matrix, slot, counts)
         for i in group.categorical:
             if group.members[i].name == PREDICTION and out.labels is not None:
-                _add_categorical(group, i, out.labels, counts)
+                _add_categorical(group, i, out.labels, counts, slot)
         return counts
 
     def _fold_numeric(
@@ -360,12 +429,36 @@ class DriftAggregate:
                     out[key][member.name] = dict(view.scores[i] or {})
         return out
 
+    def decisions(self, now: float) -> dict[str, dict[str, Any]]:
+        """The window's decisions at ``now``, as exported.
+
+        ``{"features"|"outputs": {name: Decision}, "missing": {name: MissingDecision}}``;
+        members below ``min_samples`` values in the window are absent.
+        """
+        out: dict[str, dict[str, Any]] = {"features": {}, "outputs": {}, "missing": {}}
+        if self.profile is None:
+            return out
+        merged = self.window.snapshot(now)
+        if merged is None:
+            return out
+        for key, group, slot in (
+            ("features", self.features, merged.features),
+            ("outputs", self.outputs, merged.outputs),
+        ):
+            view = self._window_view(group, slot)
+            for i, member in enumerate(group.members):
+                if view.decisions and view.decisions[i] is not None:
+                    out[key][member.name] = view.decisions[i]
+                if key == "features" and view.missing and view.missing[i] is not None:
+                    out["missing"][member.name] = view.missing[i]
+        return out
+
     def _window_view(self, group: _Group, slot: _GroupSlot) -> _WindowView:
         """Scores and live quantiles of every member, cached per window snapshot."""
         cached = self._views.get(id(group))
         if cached is not None and cached[0] is slot:
             return cached[1]
-        view = _compute_view(group, slot, self.min_samples, self.quantiles)
+        view = _compute_view(group, slot, self.min_samples, self.quantiles, self.decision_config)
         self._views[id(group)] = (slot, view)
         return view
 
@@ -401,10 +494,23 @@ class DriftAggregate:
         yield Family(ratio_s, ctx.namespace, labels.ratio_points)
         drift_points: tuple[Point, ...] = ()
         quant_points: tuple[Point, ...] = ()
+        decided: tuple[tuple[Point, ...], ...] = ((), (), (), ())
         if slot is not None:
-            drift_points, quant_points = labels.window_points(self._window_view(group, slot))
+            view = self._window_view(group, slot)
+            drift_points, quant_points = labels.window_points(view)
+            decided = labels.decision_points(view)
         yield Family(drift_s, ctx.namespace, drift_points)
         yield Family(quant_s, ctx.namespace, quant_points)
+        detected_s, pvalue_s, rows_s = _DECISION_SPECS[key]
+        yield Family(rows_s, ctx.namespace, labels.rows_points)
+        yield Family(detected_s, ctx.namespace, decided[0])
+        yield Family(pvalue_s, ctx.namespace, decided[1])
+        if key == names.FEATURE:
+            yield Family(
+                names.FEATURE_REFERENCE_MISSING_RATIO, ctx.namespace, labels.missing_ratio_points
+            )
+            yield Family(names.FEATURE_MISSING_DRIFT_DETECTED, ctx.namespace, decided[2])
+            yield Family(names.FEATURE_MISSING_DRIFT_PVALUE, ctx.namespace, decided[3])
 
     def _labels(self, ctx: RenderContext, group: _Group, key: str) -> _GroupLabels:
         """Label sets of a group's points, built once per ``ctx.labels``."""
@@ -475,15 +581,113 @@ class DriftAggregate:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """The drift decision of one member over the window (see :mod:`modelmon.decision`)."""
+
+    detected: bool
+    test: decision.BinnedTest
+    pvalues: dict[str, float]  # method -> p-value before the correction
+    z_critical: float
+
+
+@dataclass(frozen=True)
+class MissingDecision:
+    """The missing-share decision of one feature over the window."""
+
+    detected: bool
+    test: decision.MissingTest
+    z_critical: float
+
+
+@dataclass(frozen=True)
 class _WindowView:
     """Per member: drift scores (``None`` below ``min_samples``) and live quantiles."""
 
     scores: tuple[dict[str, float] | None, ...]
     quantiles: dict[int, FloatArray]  # member index -> live quantiles
+    decisions: tuple[Decision | None, ...] = ()
+    missing: tuple[MissingDecision | None, ...] = ()
+
+
+def _reference_sketch(member: FeatureProfile) -> tuple[FloatArray, FloatArray] | None:
+    if not member.sketch_values or not member.count:
+        return None
+    values = np.asarray(member.sketch_values, dtype=np.float64)
+    lo = member.min if member.min is not None else -math.inf
+    hi = member.max if member.max is not None else math.inf
+    weights = np.asarray(member.sketch_counts, dtype=np.float64) / member.count
+    return np.clip(values, lo, hi), weights
+
+
+def _sketch_wasserstein(
+    group: _Group,
+    sketches: LogSketchColumns,
+    rows: IntArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Wasserstein of each row against the profile's reference sketch, where it has one.
+
+    Overwrites ``out`` (from the quantile summary) for those rows: sketch against sketch
+    keeps the 1% relative accuracy in heavy tails, where the summary interpolates.
+    """
+    if not any(group.ref_sketches[c] is not None for c in rows.tolist()):
+        return
+    counts = sketches.counts[rows]
+    grid = sketches.values()[rows]
+    for r, c in enumerate(rows.tolist()):
+        ref = group.ref_sketches[c]
+        n = counts[r].sum()
+        if ref is None or n == 0:
+            continue
+        full = counts[r] > 0
+        values = np.clip(grid[r][full] + group.centers[c], lo[r], hi[r])
+        w = drift.wasserstein_between(ref[0], ref[1], values, counts[r][full] / n)
+        out[r] = w / max(float(group.reference.std[c]), drift.STD_FLOOR)
+
+
+def _decide(
+    group: _Group,
+    slot: _GroupSlot,
+    ready: list[int],
+    scores: list[dict[str, float] | None],
+    min_samples: int,
+    cfg: decision.DecisionConfig,
+) -> tuple[tuple[Decision | None, ...], tuple[MissingDecision | None, ...]]:
+    m = len(group.members)
+    z_crit = cfg.z_critical(m)
+    out: list[Decision | None] = [None] * m
+    for i in ready:
+        cells, shares = group.test_cells(slot, i)
+        test = decision.binned_test(cells, shares, group.ref_rows[i])
+        pvalues = {"chi2": test.pvalue}
+        ks = (scores[i] or {}).get("ks", math.nan)
+        if not math.isnan(ks):
+            n = float(group.bins(slot.counts, i).sum())
+            pvalues["ks"] = decision.ks_pvalue(ks, n, group.ref_rows[i])
+        out[i] = Decision(decision.flagged(test, z_crit, cfg.psi_floor), test, pvalues, z_crit)
+    z_two = cfg.z_critical(m, two_sided=True)
+    missing: list[MissingDecision | None] = [None] * m
+    if slot.seen.size == m:
+        for i in np.flatnonzero(slot.seen >= min_samples).tolist():
+            member = group.members[i]
+            t = decision.missing_test(
+                float(slot.missing[i]), float(slot.seen[i]), member.missing_share,
+                member.reference_total,
+            )  # fmt: skip
+            missing[i] = MissingDecision(
+                decision.missing_flagged(t, z_two, cfg.missing_floor), t, z_two
+            )
+    return tuple(out), tuple(missing)
 
 
 def _compute_view(
-    group: _Group, slot: _GroupSlot, min_samples: int, qs: tuple[float, ...]
+    group: _Group,
+    slot: _GroupSlot,
+    min_samples: int,
+    qs: tuple[float, ...],
+    cfg: decision.DecisionConfig | None = None,
 ) -> _WindowView:
     counts = np.append(slot.counts, 0)[group.cells]
     n = counts.sum(axis=1)
@@ -496,9 +700,17 @@ def _compute_view(
         centers = group.centers[rows]
         lo, hi = moments.min[rows], moments.max[rows]
         ks = drift.ks_columns(group.reference, sketches, rows)
-        wass = drift.wasserstein_columns(
-            group.reference, sketches, rows, (lo - centers, hi - centers)
-        )
+        has_sketch = np.array([group.ref_sketches[c] is not None for c in rows.tolist()])
+        wass = np.full(rows.size, np.nan)
+        if not has_sketch.all():  # profiles written without a reference sketch
+            old = ~has_sketch
+            wass[old] = drift.wasserstein_columns(
+                group.reference,
+                sketches,
+                rows[old],
+                (lo[old] - centers[old], hi[old] - centers[old]),
+            )
+        _sketch_wasserstein(group, sketches, rows, lo, hi, wass)
         live = sketches.quantiles(qs, rows) + centers[:, None]
         live = np.clip(live, lo[:, None], hi[:, None])
     scores: list[dict[str, float] | None] = [None] * len(group.members)
@@ -516,7 +728,10 @@ def _compute_view(
             quantiles[i] = live[r]
             r += 1
         scores[i] = one
-    return _WindowView(tuple(scores), quantiles)
+    decisions, missing = _decide(
+        group, slot, ready, scores, min_samples, cfg or decision.DecisionConfig()
+    )
+    return _WindowView(tuple(scores), quantiles, decisions, missing)
 
 
 class _GroupLabels:
@@ -530,16 +745,46 @@ class _GroupLabels:
         self.method_labels: list[dict[str, dict[str, str]]] = []
         self.quantile_labels: list[list[dict[str, str]]] = []
         methods = (*NUMERIC_METHODS, *CATEGORICAL_METHODS)
+        self.member_labels: list[dict[str, str]] = []
         for member in group.members:
             for b, share in enumerate(member.shares):
                 labels = {**base, key: member.name, names.BIN: str(b)}
                 self.bin_labels.append(labels)
                 ratio.append(ScalarPoint(labels, share))
             one = {**base, key: member.name}
+            self.member_labels.append(one)
             self.method_labels.append({m: {**one, names.METHOD: m} for m in methods})
             self.quantile_labels.append([{**one, names.QUANTILE: _fmt(q)} for q in qs])
         self.ratio_points = tuple(ratio)
         self.members = group.members
+        self.rows_points: tuple[Point, ...] = tuple(
+            ScalarPoint(lb, float(m.reference_rows))
+            for lb, m in zip(self.member_labels, group.members, strict=True)
+        )
+        self.missing_ratio_points: tuple[Point, ...] = tuple(
+            ScalarPoint(lb, float(m.missing_share))
+            for lb, m in zip(self.member_labels, group.members, strict=True)
+        )
+
+    def decision_points(self, view: _WindowView) -> tuple[tuple[Point, ...], ...]:
+        """Detected flags, p-values, missing-share flags and p-values of a window."""
+        detected: list[Point] = []
+        pvalues: list[Point] = []
+        for i, d in enumerate(view.decisions):
+            if d is None:
+                continue
+            detected.append(ScalarPoint(self.member_labels[i], 1.0 if d.detected else 0.0))
+            for method, p in d.pvalues.items():
+                if not math.isnan(p):
+                    pvalues.append(ScalarPoint(self.method_labels[i][method], p))
+        m_detected: list[Point] = []
+        m_pvalues: list[Point] = []
+        for i, md in enumerate(view.missing):
+            if md is None:
+                continue
+            m_detected.append(ScalarPoint(self.member_labels[i], 1.0 if md.detected else 0.0))
+            m_pvalues.append(ScalarPoint(self.member_labels[i], md.test.pvalue))
+        return tuple(detected), tuple(pvalues), tuple(m_detected), tuple(m_pvalues)
 
     def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
         return tuple(map(ScalarPoint, self.bin_labels, cum.tolist()))
@@ -572,6 +817,19 @@ _OUTPUT_SPECS = (
     names.PREDICTION_DRIFT,
     names.PREDICTION_QUANTILE,
 )
+
+_DECISION_SPECS = {
+    names.FEATURE: (
+        names.FEATURE_DRIFT_DETECTED,
+        names.FEATURE_DRIFT_PVALUE,
+        names.FEATURE_REFERENCE_ROWS,
+    ),
+    names.OUTPUT: (
+        names.PREDICTION_DRIFT_DETECTED,
+        names.PREDICTION_DRIFT_PVALUE,
+        names.PREDICTION_REFERENCE_ROWS,
+    ),
+}
 
 
 def _fmt(q: float) -> str:
@@ -622,13 +880,44 @@ def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> Int
     return binned
 
 
-def _add_categorical(group: _Group, i: int, values: ObjArray, counts: IntArray) -> None:
+def _add_categorical(
+    group: _Group, i: int, values: ObjArray, counts: IntArray, slot: _GroupSlot
+) -> None:
     member = group.members[i]
-    idx = member.bin_index(values)
-    idx = idx[idx >= 0]
+    cells = member.test_index(values)
+    cells = cells[cells >= 0]
+    n_cells = len(member.test_categories)
+    start = group.test_offsets[i]
+    if start >= 0 and slot.test_counts.size >= start + n_cells:
+        slot.test_counts[start : start + n_cells] += np.bincount(cells, minlength=n_cells)
+    idx = member.bins_of_test_cells(cells)
     counts[group.offsets[i] : group.offsets[i] + member.n_bins] += np.bincount(
         idx, minlength=member.n_bins
     )
+
+
+def _count_missing(frame: FeatureFrame, cols: list[int], slot: _GroupSlot) -> None:
+    """Per feature member: values seen (missing or valid) and missing values."""
+    if slot.seen.size != len(cols) or frame.n_rows == 0:
+        return
+    idx = np.asarray(cols, dtype=np.intp)
+    present = idx >= 0
+    if not present.any():
+        return
+    use = idx[present]
+    missing = frame.missing[:, use].sum(axis=0)
+    slot.missing[present] += missing.astype(np.int64)
+    # As modelmon_feature_observations_total: every value seen, missing, valid or invalid.
+    slot.seen[present] += frame.n_rows
+
+
+def _add(a: IntArray, b: IntArray) -> IntArray:
+    """``a + b`` where one side may be empty (a state written before the field existed)."""
+    if b.size == 0:
+        return a
+    if a.size == 0:
+        return b.copy()
+    return a + b
 
 
 def _numeric_output(name: str, out: OutputFrame) -> FloatArray:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import operator
@@ -21,8 +22,11 @@ import os
 import re
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Literal, TypeVar, overload
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 
@@ -30,9 +34,12 @@ from . import names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health, logger
+from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
 from .aggregates import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
+from .concept import Detector
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
+from .decision import DecisionConfig
 from .distribution_aggregate import DistributionAggregate
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
@@ -48,18 +55,25 @@ from .extract import (
     outputs_frame,
     stacked_arrays,
 )
-from .outcome_store import open_store
+from .id_scheme import IdScheme
+from .outcome_store import class_label, open_store
 from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from ._signatures import Monitored
+
+P = ParamSpec("P")
+R = TypeVar("R")
 Task = Literal["classification", "regression"]
 ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 
 _NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
+_FAST_SCALARS = frozenset({float, int, bool, str})
+MINT_TIMES_KEPT = 4096  # calls whose id time is remembered (ids read twice stay equal)
 _SDK_VERSION = "0.1.0"
 
 
@@ -98,6 +112,13 @@ class Monitor:
             the global one), or ``False`` for none.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
+        drift_alpha: family-wise false-alarm rate per window of the drift decisions
+            (Bonferroni over the features; see docs/drift.md).
+        drift_psi_floor: smallest PSI a drift decision flags (effect-size floor).
+        missing_drift_floor: smallest absolute change of a feature's missing share
+            (against the reference) flagged.
+        concept_detector: ``"adwin"``, ``"page_hinkley"``, a detector instance with
+            your parameters (``modelmon.concept.ADWIN(delta=0.01)``), or None.
         distributions: opt-in, ``True`` or a list of feature names: keep all-time
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
@@ -134,8 +155,13 @@ class Monitor:
         outcome_ttl_seconds: float = 7 * 86400.0,
         max_classes: int = 20,
         positive_class: Any = None,
-        concept_detector: str = "adwin",
+        concept_detector: str | Detector | None = "adwin",
+        drift_alpha: float = 0.05,
+        drift_psi_floor: float = 0.1,
+        missing_drift_floor: float = 0.05,
         trace: Literal["attributes", "span"] | None = None,
+        id_key: str | bytes | None = None,
+        outcome_range: tuple[float, float] | None = None,
         distributions: bool | Sequence[str] = False,
     ) -> None:
         self.model = _check_label_value("model", model)
@@ -179,6 +205,14 @@ class Monitor:
         self.window_seconds = float(window_seconds)
 
         self.reference = _load_reference(reference)
+        key = resolve_key(id_key)
+        self.id_key_configured = key is not None
+        self.ids = IdScheme(
+            key if key is not None else PROCESS_KEY,
+            (namespace, self.model, self.version),
+            self.classes or _reference_classes(self.reference),
+            max_classes=max_classes,
+        )
         self.profile = self.reference if not isinstance(self.reference, str) else None
         schema_names = feature_names
         schema_categorical: Iterable[str] = categorical or ()
@@ -196,7 +230,9 @@ class Monitor:
         if self.schema.names is not None:  # known up front: export 0 from start-up
             self.inputs.seed(self.schema.names)
         self.aggregates: dict[str, Aggregate] = {"traffic": self.traffic, "inputs": self.inputs}
+        decisions = DecisionConfig(drift_alpha, drift_psi_floor, missing_drift_floor)
         self._add_optional_aggregates(
+            decisions=decisions,
             warmup_size=warmup_size,
             min_samples=min_samples,
             drift_quantiles=drift_quantiles,
@@ -208,6 +244,7 @@ class Monitor:
             max_classes=max_classes,
             positive_class=positive_class,
             concept_detector=concept_detector,
+            outcome_range=outcome_range,
         )
 
         if distributions is not False:
@@ -223,13 +260,19 @@ class Monitor:
         self._soft_items = buffer_size * RECORD_WIDTH
         self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
         self._fold_lock = threading.RLock()
+        # Set while a wrapped call of this monitor runs in this thread / async context:
+        # nested calls (predict calling predict_proba) count once, as the outer call.
+        self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
+        self._guarded = [False]
+        self._wrapped_functions = 0
+        self._mint_times: OrderedDict[int, float] = OrderedDict()
         self._wake_sent = False
         self._truncation_logged = False
         self._started = itertools.count(1)
         self._started_n = self._started.__next__
         self._reads = 0
         self._folded = 0
-        self._reseed_ids()
+        self._identity = _claim_identity(self)
         FOLDER.ensure_started()
         _registry.register(self)
 
@@ -246,6 +289,7 @@ class Monitor:
                 quantiles=tuple(options["drift_quantiles"]),
                 max_features=options["max_features"],
                 export_bin_edges=options["export_bin_edges"],
+                decisions=options["decisions"],
             )
             self.aggregates["drift"] = self.drift
         try:
@@ -263,6 +307,8 @@ class Monitor:
             positive_class=options["positive_class"],
             window_seconds=self.window_seconds,
             detector=options["concept_detector"],
+            ids=self.ids,
+            target_range=options["outcome_range"],
         )
         self.aggregates["outcomes"] = self.outcomes
 
@@ -282,8 +328,11 @@ class Monitor:
         return max(started - finished, 0)
 
     # --- wrapping -----------------------------------------------------------------------
-    def wrap(self, fn: F) -> F:
-        """Wrap ``fn`` (function, coroutine function, method, classmethod, staticmethod)."""
+    def wrap(self, fn: Callable[P, R]) -> Monitored[P, R]:
+        """Wrap ``fn`` (function, coroutine function, method, classmethod, staticmethod).
+
+        Typed like ``fn`` plus ``.monitor`` (see :class:`~modelmon.Monitored`).
+        """
         from .decorator import wrap
 
         return wrap(self, fn)
@@ -302,7 +351,10 @@ class Monitor:
         """Record one call made elsewhere (middleware, batch jobs); returns its id.
 
         ``inputs`` and ``outputs`` are read like a wrapped function's first argument and
-        return value; a batch of N rows counts as 1 request and N predictions.
+        return value; a batch of N rows counts as 1 request and N predictions. The id is
+        the authenticated id of the row (one row), or of the batch call, which labels
+        refuse: label a batch's rows with ``modelmon.last_prediction_ids()``. A given
+        ``prediction_id`` is kept as the call's id (rows ``id.0``, ``id.1``...).
         """
         err = error if error is None or isinstance(error, str) else type(error).__name__
         seq: int | str = self._started_n()
@@ -315,16 +367,86 @@ class Monitor:
             scope = get_scope()
             if scope is not None:
                 scope.append(record)
-        return self.format_id(seq)
+        return self.call_id(record)
 
+    # --- prediction ids -----------------------------------------------------------------
     def format_id(self, seq: int | str) -> str:
-        """The prediction id of call number ``seq`` (caller-supplied ids are kept)."""
-        return seq if isinstance(seq, str) else f"{self._id_prefix}{seq:x}"
+        """The short reference of call ``seq`` for exemplars and traces (not a label id).
+
+        Caller-supplied ids are kept as given. The reference cannot be used to post a
+        label: labels need the authenticated id (:meth:`call_id`, :meth:`row_ids`).
+        """
+        return seq if isinstance(seq, str) else self.ids.ref(seq)
+
+    @property
+    def _id_prefix(self) -> str:
+        return f"{self.ids.prefix:08x}"
 
     def _reseed_ids(self) -> None:
         # A random prefix per monitor and process: ids never collide across monitors,
         # replicas, or the workers a pre-forking server makes.
-        self._id_prefix = os.urandom(4).hex()
+        self.ids.reseed()
+
+    def call_id(self, record: Record) -> str:
+        """The id of one call: its row's id for a single row, else the batch call's id.
+
+        A batch call's id is refused as a label (``batch_id``): label the rows with
+        :meth:`row_ids`. Never raises (an unusable output gives an id that scores nothing).
+        """
+        seq = record[5]
+        if isinstance(seq, str):
+            return seq
+        try:
+            output = self._output_of(record[1], record[2])
+            n = output_rows(output) if output is not None else 0
+            if n != 1:
+                return self.ids.mint_call(seq, n, self._minted_at(seq))
+            return self._mint_rows(seq, output)[0]
+        except Exception as exc:
+            self.health.error("prediction_id", exc)
+            return self.ids.mint_call(seq, 0, self._minted_at(seq))
+
+    def row_ids(self, record: Record) -> list[str]:
+        """The ids of a call's rows, in row order (the ids to post labels with)."""
+        seq = record[5]
+        if isinstance(seq, str):
+            return row_ids(seq, output_rows(record[2]))
+        try:
+            output = self._output_of(record[1], record[2])
+            n = output_rows(output) if output is not None else 0
+            if n == 0:
+                return []
+            ids = self._mint_rows(seq, output)
+            if len(ids) == n:
+                return ids
+        except Exception as exc:
+            self.health.error("prediction_id", exc)
+            n = 1
+        now = self._minted_at(seq)
+        return [self.ids.mint_call(seq, 0, now) for _ in range(n)]
+
+    def _mint_rows(self, seq: int, output: Any) -> list[str]:
+        task = self.task or self.outcomes.task
+        kind = type(output)
+        if kind in _FAST_SCALARS:  # one scalar: no numpy round trip
+            now = self._minted_at(seq)
+            if (kind is float and task != "classification") or task == "regression":
+                return [self.ids.mint_value(seq, float(output), now)]
+            return [self.ids.mint_label(seq, 0, class_label(output), None, now)]
+        frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
+        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq))
+
+    def _minted_at(self, seq: int) -> float:
+        """The prediction time put in call ``seq``'s ids: fixed when first read, so the
+        response header and ``last_prediction_id()`` give the same string."""
+        times = self._mint_times
+        at = times.get(seq)
+        if at is None:
+            at = times[seq] = time.time()
+            if len(times) > MINT_TIMES_KEPT:
+                with contextlib.suppress(KeyError):
+                    times.popitem(last=False)  # O(1), unlike next(iter(dict))
+        return at
 
     def _append(self, record: Record) -> None:
         self._buffer.extend(record)
@@ -541,23 +663,45 @@ class Monitor:
         return frame if frame.n_rows == n_rows else None
 
     # --- ground truth -------------------------------------------------------------------
-    def record_outcome(self, prediction_id: str, actual: Any) -> None:
-        """Feed back the true label (or value) of a prediction; never raises unless strict."""
-        self.record_outcomes([prediction_id], [actual])
+    def record_outcome(self, prediction_id: str, actual: Any) -> str:
+        """Feed back the true label (or value) of a prediction; returns its status.
 
-    def record_outcomes(self, prediction_ids: Sequence[str], actuals: Sequence[Any]) -> None:
-        """Batch form of :meth:`record_outcome` (ids and actuals in the same order)."""
+        The status is ``"matched"`` or why the label was not scored (``invalid_id``,
+        ``batch_id``, ``other_model``, ``expired``, ``duplicate``, ``unknown``,
+        ``invalid``); each is counted in ``modelmon_outcomes_unmatched_total``. Never
+        raises unless ``strict=True``.
+        """
+        return self.record_outcomes([prediction_id], [actual])[0]
+
+    def record_outcomes(
+        self,
+        prediction_ids: Sequence[str],
+        actuals: Sequence[Any],
+        *,
+        strict: bool | None = None,
+    ) -> list[str]:
+        """Batch form of :meth:`record_outcome`; returns one status per id, in order.
+
+        ``strict`` (default: the monitor's) raises :class:`OutcomeError` once refused
+        labels are counted; the feedback routes pass ``False`` and answer per label.
+        """
         try:
+            # Fold first: rows under caller-supplied ids and multiclass probabilities
+            # are kept by the fold (the lookups themselves run outside the fold lock).
             self.fold()
-            with self._fold_lock:
-                self.outcomes.record(
-                    list(prediction_ids), list(actuals), time.time(), strict=self.health.strict
-                )
+            statuses = self.outcomes.record_detailed(
+                list(prediction_ids),
+                list(actuals),
+                time.time(),
+                strict=self.health.strict if strict is None else strict,
+            )
             self._after_fold()
+            return statuses
         except OutcomeError:
             raise  # strict mode only: the bad outcomes are already counted
         except Exception as exc:
             self.health.error("record_outcome", exc)
+            return ["unknown"] * len(prediction_ids)
 
     # --- reading ------------------------------------------------------------------------
     def render_context(self, now: float | None = None) -> RenderContext:
@@ -648,6 +792,7 @@ class Monitor:
         started = self._started_n()
         self._reads = 1
         self._folded = started - 1  # the parent's in-flight calls do not exist here
+        old_outcomes = self.outcomes
         for name, aggregate in list(self.aggregates.items()):
             try:
                 replacement = fresh(aggregate)
@@ -658,6 +803,10 @@ class Monitor:
             for attr in ("traffic", "inputs", "drift", "outcomes"):
                 if getattr(self, attr, None) is aggregate:
                     setattr(self, attr, replacement)
+        if self.outcomes is not old_outcomes and getattr(self.outcomes, "ids", None) is None:
+            # The fresh aggregate scores this monitor's ids (same key, classes, range).
+            self.outcomes.ids = self.ids
+            self.outcomes.target_range = old_outcomes.target_range
         self.health.reset()
 
     def close(self) -> None:
@@ -666,6 +815,7 @@ class Monitor:
         for hook in _CLOSE_HOOKS:
             hook(self)
         _registry.unregister(self)
+        _release_identity(self)
         self.outcomes.store.close()
 
     def __repr__(self) -> str:
@@ -712,8 +862,66 @@ class CallIds(Sequence[str]):
         return self._monitor.format_id(self._seqs[i])
 
 
+# --- one monitor per model version and registry -------------------------------------------
+_Identity = tuple[int, str, str, str]
+_live: weakref.WeakValueDictionary[_Identity, Monitor] = weakref.WeakValueDictionary()
+_live_lock = threading.Lock()
+
+
+def _identity_key(registry: Any, namespace: str, model: str, version: str) -> _Identity | None:
+    if registry is False:
+        return None  # exported nowhere: nothing can be lost
+    return (id(registry), namespace, model, version)
+
+
+def live_monitor(registry: Any, namespace: str, model: str, version: str) -> Monitor | None:
+    """The open monitor of this model version in ``registry`` (None: the global one)."""
+    key = _identity_key(registry, namespace, model, version)
+    if key is None:
+        return None
+    with _live_lock:
+        return _live.get(key)
+
+
+def _claim_identity(monitor: Monitor) -> Any:
+    key = _identity_key(monitor.registry, monitor.namespace, monitor.model, monitor.version)
+    if key is None:
+        return None
+    with _live_lock:
+        existing = _live.get(key)
+        if existing is not None and existing is not monitor:
+            raise ConfigurationError(
+                f"model={monitor.model!r} version={monitor.version!r} is already monitored in "
+                "this registry; a second Monitor would hide the first one's calls. Wrap the "
+                "other function with the same monitor (existing_monitor.wrap(fn), or "
+                "@modelmon.monitored with the same arguments, which shares it), or call "
+                "existing_monitor.close() first to replace it"
+            )
+        _live[key] = monitor
+    return key
+
+
+def _release_identity(monitor: Monitor) -> None:
+    key = getattr(monitor, "_identity", None)
+    if key is None:
+        return
+    with _live_lock:
+        if _live.get(key) is monitor:
+            del _live[key]
+
+
 _AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []
 _CLOSE_HOOKS: list[Callable[[Monitor], None]] = []
+
+
+def _reference_classes(reference: Any) -> tuple[str, ...] | None:
+    """The classes a reference profile saw predicted (its categorical ``prediction``)."""
+    outputs = getattr(reference, "outputs", None) or {}
+    prediction = outputs.get("prediction")
+    if prediction is None or prediction.kind != "categorical":
+        return None
+    classes = tuple(c for c in prediction.categories if c != names.POOLED)
+    return classes or None
 
 
 def _load_reference(reference: Any) -> Any:

@@ -11,6 +11,13 @@ pre-forking servers: each imports the app). In ``gunicorn.conf.py``::
         mark_process_dead(worker.pid)
 
 Clear the directory when the whole server restarts (as with prometheus-client).
+
+prometheus-client's multiprocess recipe renders a fresh registry per scrape, which does
+not hold modelmon's collector: add one line to it::
+
+    registry = CollectorRegistry()
+    prometheus_client.multiprocess.MultiProcessCollector(registry)
+    modelmon.multiprocess.MultiprocessCollector(registry)
 """
 
 from __future__ import annotations

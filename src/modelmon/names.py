@@ -224,6 +224,57 @@ FEATURE_DRIFT = _m(
     "modelmon.feature.drift",
     "{score}",
 )
+FEATURE_DRIFT_DETECTED = _m(
+    "feature_drift_detected",
+    "gauge",
+    (FEATURE,),
+    "1 when the window's distribution differs from the reference (two-sample test at "
+    "alpha / features, and PSI >= the effect floor), else 0.",
+    "modelmon.feature.drift.detected",
+    "{state}",
+)
+FEATURE_DRIFT_PVALUE = _m(
+    "feature_drift_pvalue",
+    "gauge",
+    (FEATURE, METHOD),
+    "p-value of the window-vs-reference test (chi2: binned two-sample chi-square, "
+    "ks: two-sample Kolmogorov-Smirnov), before the multiple-testing correction.",
+    "modelmon.feature.drift.pvalue",
+    "{probability}",
+)
+FEATURE_REFERENCE_ROWS = _m(
+    "feature_reference_rows",
+    "gauge",
+    (FEATURE,),
+    "Non-missing rows of the reference profile for the feature.",
+    "modelmon.feature.reference_rows",
+    "{row}",
+)
+FEATURE_REFERENCE_MISSING_RATIO = _m(
+    "feature_reference_missing_ratio",
+    "gauge",
+    (FEATURE,),
+    "Share of missing values of the feature in the reference data.",
+    "modelmon.feature.reference_missing_ratio",
+    "1",
+)
+FEATURE_MISSING_DRIFT_DETECTED = _m(
+    "feature_missing_drift_detected",
+    "gauge",
+    (FEATURE,),
+    "1 when the window's missing share differs from the reference's (two-proportion test "
+    "at alpha / features, and an absolute change >= the floor), else 0.",
+    "modelmon.feature.missing_drift.detected",
+    "{state}",
+)
+FEATURE_MISSING_DRIFT_PVALUE = _m(
+    "feature_missing_drift_pvalue",
+    "gauge",
+    (FEATURE,),
+    "p-value of the window-vs-reference missing-share test, before the correction.",
+    "modelmon.feature.missing_drift.pvalue",
+    "{probability}",
+)
 FEATURE_QUANTILE = _m(
     "feature_quantile",
     "gauge",
@@ -263,6 +314,31 @@ PREDICTION_DRIFT = _m(
     "modelmon.prediction.drift",
     "{score}",
 )
+PREDICTION_DRIFT_DETECTED = _m(
+    "prediction_drift_detected",
+    "gauge",
+    (OUTPUT,),
+    "1 when the window's output distribution differs from the reference (two-sample test "
+    "at alpha / outputs, and PSI >= the effect floor), else 0.",
+    "modelmon.prediction.drift.detected",
+    "{state}",
+)
+PREDICTION_DRIFT_PVALUE = _m(
+    "prediction_drift_pvalue",
+    "gauge",
+    (OUTPUT, METHOD),
+    "p-value of the output's window-vs-reference test, before the correction.",
+    "modelmon.prediction.drift.pvalue",
+    "{probability}",
+)
+PREDICTION_REFERENCE_ROWS = _m(
+    "prediction_reference_rows",
+    "gauge",
+    (OUTPUT,),
+    "Non-missing rows of the reference profile for the output.",
+    "modelmon.prediction.reference_rows",
+    "{row}",
+)
 PREDICTION_QUANTILE = _m(
     "prediction_quantile",
     "gauge",
@@ -299,7 +375,8 @@ OUTCOMES_UNMATCHED = _m(
     "outcomes_unmatched",
     "counter",
     (REASON,),
-    "Outcomes that could not be joined to a prediction (expired, unknown, duplicate, invalid).",
+    "Outcomes that could not be joined to a prediction "
+    "(expired, unknown, duplicate, invalid, invalid_id).",
     "modelmon.outcomes.unmatched",
     "{outcome}",
 )
@@ -424,6 +501,17 @@ HTTP_DURATION = MetricSpec(
 )
 HTTP_CATALOGUE: tuple[MetricSpec, ...] = (HTTP_REQUESTS, HTTP_DURATION)
 
+# --- the process's monitors (Prometheus collector); no model/version labels ----------
+MONITORS = MetricSpec(
+    "monitors",
+    "gauge",
+    (),
+    "Live monitors exported by this registry in this process (closed or no longer "
+    "referenced ones are gone).",
+    "modelmon.monitors",
+)
+PROCESS_CATALOGUE: tuple[MetricSpec, ...] = (MONITORS,)
+
 # Default buckets.
 DURATION_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -451,7 +539,7 @@ OUTCOME_DELAY_BUCKETS: tuple[float, ...] = (
 
 def by_name(name: str) -> MetricSpec:
     """Look a spec up by its short name (``"requests"``)."""
-    for spec in (*CATALOGUE, *HTTP_CATALOGUE):
+    for spec in (*CATALOGUE, *HTTP_CATALOGUE, *PROCESS_CATALOGUE):
         if spec.name == name:
             return spec
     raise KeyError(name)

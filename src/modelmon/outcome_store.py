@@ -1,7 +1,8 @@
 """Pending predictions waiting for their label: a bounded in-memory store and a SQLite one.
 
-Each folded prediction row waits here under its row id until its label arrives
-(:meth:`modelmon.outcomes.OutcomeAggregate.record`). ``take`` answers ``matched``,
+Rows predicted under a caller-supplied id (``observe(..., prediction_id=...)``) wait
+here until their label arrives (:meth:`modelmon.outcomes.OutcomeAggregate.record`);
+generated ids carry their prediction and need no store. ``take`` answers ``matched``,
 ``expired`` (evicted from a full store or older than the TTL), ``duplicate`` (already
 labelled) or ``unknown`` (never issued, or forgotten long ago): see
 :mod:`modelmon.outcomes` for how these become ``modelmon_outcomes_unmatched_total``.
@@ -20,14 +21,13 @@ import numbers
 import os
 import sqlite3
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
-from .batch import OutputFrame
 from .errors import ConfigurationError
 
 Status = Literal["matched", "expired", "unknown", "duplicate"]
@@ -99,78 +99,13 @@ def _check_bounds(capacity: int, ttl_seconds: float) -> None:
         raise ConfigurationError(f"outcome store TTL must be > 0 seconds, got {ttl_seconds}")
 
 
-class _Block:
-    """The predicted rows of one fold, kept as the fold's own arrays (no per-row objects).
-
-    Rows are addressed by (call seq, row in call); ``start`` rows at the front have
-    been evicted; ``taken`` marks rows already labelled.
-    """
-
-    __slots__ = ("classes", "labels", "offsets", "order", "predicted_at", "proba", "rows",
-                 "seqs", "sorted_seqs", "start", "taken", "values")  # fmt: skip
-
-    def __init__(self, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float) -> None:
-        self.seqs = seqs
-        self.rows = rows
-        self.offsets = np.concatenate([[0], np.cumsum(rows)[:-1]]) if rows.size else rows
-        self.order = np.argsort(seqs, kind="stable")
-        self.sorted_seqs = seqs[self.order]
-        self.labels = frame.labels
-        self.values = frame.values
-        self.proba = frame.probabilities
-        self.classes = tuple(frame.classes) if frame.classes is not None else None
-        self.predicted_at = now
-        self.start = 0
-        self.taken = np.zeros(int(rows.sum()), dtype=bool)
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.taken.shape[0])
-
-    @property
-    def pending(self) -> int:
-        return int(self.n_rows - self.start - self.taken[self.start :].sum())
-
-    def row(self, seq: int, index: int | None) -> int | None:
-        """Row number of (seq, index), or None when this block never had it."""
-        pos = int(np.searchsorted(self.sorted_seqs, seq))
-        if pos >= self.sorted_seqs.shape[0] or self.sorted_seqs[pos] != seq:
-            return None
-        call = int(self.order[pos])
-        n = int(self.rows[call])
-        if (index is None) != (n == 1) or (index is not None and not 0 <= index < n):
-            return None
-        return int(self.offsets[call]) + (index or 0)
-
-    def prediction(self, row: int) -> Prediction:
-        raw = self.labels if self.labels is not None else self.values
-        label = class_label(raw[row]) if raw is not None else None
-        value = None if self.values is None else float(self.values[row])
-        proba = None if self.proba is None else tuple(float(p) for p in self.proba[row])
-        return Prediction(label, value, proba, self.classes if proba is not None else None)
-
-
-def _parse_generated(key: str, prefix: str) -> tuple[int, int | None] | None:
-    """(seq, row index) of an id made by this process's monitor, else None."""
-    if not prefix or not key.startswith(prefix):
-        return None
-    body = key[len(prefix) :]
-    seq_part, _, index_part = body.partition(".")
-    try:
-        seq = int(seq_part, 16)
-        index = int(index_part) if index_part else None
-    except ValueError:
-        return None
-    return seq, index
-
-
 class MemoryStore:
-    """The default pending store, in this process.
+    """The default pending store, in this process: an insertion-ordered dict by id.
 
-    Predictions folded by the monitor are kept as whole fold batches (their arrays,
-    no per-row objects: the fold pays O(1) per batch), addressed by the generated id's
-    sequence number; other ids (given by the caller) go in an insertion-ordered dict.
-    Capacity counts rows; the oldest rows are evicted first.
+    It holds only what an id cannot carry: predictions made under a caller-supplied id
+    (generated ids carry their prediction). Bounded in rows: beyond ``capacity`` the
+    oldest rows are evicted; every lookup is one dict access (no scan), and nothing is
+    allocated until a prediction arrives.
 
     >>> store = MemoryStore(capacity=10, ttl_seconds=100)
     >>> store.put(["p1"], [Prediction(value=2.5)], [0.0], now=0.0)
@@ -188,31 +123,10 @@ class MemoryStore:
         self.expired = 0
         self._pending: OrderedDict[str, tuple[Prediction, float]] = OrderedDict()
         self._gone: OrderedDict[str, Lookup] = OrderedDict()  # tombstones, bounded
-        self._blocks: deque[_Block] = deque()
-        self._block_rows = 0  # rows held by blocks (pending or taken, not evicted)
-        # Seq ranges of evicted / expired blocks (their taken flags too), bounded.
-        self._gone_blocks: deque[_Block] = deque()
-        self._gone_rows = 0
-        self._prefix = ""
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._pending) + sum(b.pending for b in self._blocks)
-
-    def put_batch(
-        self, prefix: str, seqs: np.ndarray, rows: np.ndarray, frame: OutputFrame, now: float
-    ) -> None:
-        """Keep the rows of one fold; ``seqs[c]`` is the id sequence of call ``c``."""
-        with self._lock:
-            if prefix != self._prefix:  # a new process (fork): ids of the old one are gone
-                self._prefix = prefix
-            block = _Block(seqs, rows, frame, now)
-            if block.n_rows == 0:
-                return
-            self._blocks.append(block)
-            self._block_rows += block.n_rows
-            self._expire(now)
-            self._evict_overflow()
+        return len(self._pending)
 
     def put(
         self,
@@ -230,42 +144,10 @@ class MemoryStore:
                     del gone[key]
                 pending[key] = (pred, float(at))
             self._expire(now)
-            self._evict_overflow()
-
-    def _evict_overflow(self) -> None:
-        pending = self._pending
-        while len(pending) + self._held_block_rows() > self.capacity:
-            oldest_block = self._blocks[0] if self._blocks else None
-            oldest_key = next(iter(pending)) if pending else None
-            use_block = oldest_block is not None and (
-                oldest_key is None or oldest_block.predicted_at <= pending[oldest_key][1]
-            )
-            if use_block:
-                assert oldest_block is not None
-                excess = len(pending) + self._held_block_rows() - self.capacity
-                self._evict_block_rows(oldest_block, excess)
-            else:
+            while len(pending) > self.capacity:
                 key, _ = pending.popitem(last=False)
                 self._bury(key, _EXPIRED)
                 self.evicted += 1
-
-    def _held_block_rows(self) -> int:
-        return self._block_rows
-
-    def _evict_block_rows(self, block: _Block, n: int) -> None:
-        """Evict up to ``n`` of the oldest rows of ``block`` (all of it if it empties)."""
-        take = min(n, block.n_rows - block.start)
-        self.evicted += int(take - block.taken[block.start : block.start + take].sum())
-        block.start += take
-        self._block_rows -= take
-        if block.start >= block.n_rows:
-            self._retire(self._blocks.popleft())
-
-    def _retire(self, block: _Block) -> None:
-        self._gone_blocks.append(block)
-        self._gone_rows += block.n_rows
-        while self._gone_blocks and self._gone_rows - self._gone_blocks[0].n_rows >= self.capacity:
-            self._gone_rows -= self._gone_blocks.popleft().n_rows
 
     def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
         cutoff = now - self.ttl_seconds
@@ -273,10 +155,6 @@ class MemoryStore:
         with self._lock:
             self._expire(now)
             for key in ids:
-                parsed = _parse_generated(key, self._prefix)
-                if parsed is not None:
-                    out.append(self._take_generated(*parsed))
-                    continue
                 entry = self._pending.pop(key, None)
                 if entry is None:
                     out.append(self._gone.get(key, _UNKNOWN))
@@ -288,23 +166,6 @@ class MemoryStore:
                     self._bury(key, _DUPLICATE)
                     out.append(Lookup("matched", entry[0], entry[1]))
         return out
-
-    def _take_generated(self, seq: int, index: int | None) -> Lookup:
-        for block in reversed(self._blocks):
-            row = block.row(seq, index)
-            if row is None:
-                continue
-            if block.taken[row]:
-                return _DUPLICATE
-            block.taken[row] = True
-            if row < block.start:
-                return _EXPIRED
-            return Lookup("matched", block.prediction(row), block.predicted_at)
-        for block in reversed(self._gone_blocks):
-            row = block.row(seq, index)
-            if row is not None:
-                return _DUPLICATE if block.taken[row] else _EXPIRED
-        return _UNKNOWN
 
     def expire(self, now: float) -> int:
         """Drop predictions older than the TTL (oldest first); returns how many."""
@@ -320,11 +181,6 @@ class MemoryStore:
             del pending[key]
             self._bury(key, _EXPIRED)
             n += 1
-        while self._blocks and self._blocks[0].predicted_at < cutoff:
-            block = self._blocks.popleft()
-            n += block.pending
-            self._block_rows -= block.n_rows - block.start
-            self._retire(block)
         self.expired += n
         return n
 

@@ -1,26 +1,25 @@
-"""Ground truth: keep predictions until their label arrives, join them, score them.
+"""Ground truth: join delayed labels to their predictions, and score them.
 
-Each folded prediction row is kept in a bounded *pending store* under its row id
-(:func:`modelmon._internal.ids.row_ids`). When the label arrives,
-:meth:`OutcomeAggregate.record` takes the prediction out of the store and turns the
-pair into a confusion matrix (classification) or error sums (regression), windowed
-performance gauges, the label delay histogram and the concept drift detector's input.
+A generated prediction id carries its row's prediction, authenticated
+(:mod:`modelmon.id_scheme`): :meth:`OutcomeAggregate.record` verifies it and scores
+the pair, in any process holding the key. Only what an id cannot carry is kept here:
+rows predicted under a caller-supplied id wait in a bounded *pending store* (by row id,
+one dict access a lookup), and multiclass probabilities (for log loss and Brier) in a
+bounded map sized from the labels received. The pair becomes a confusion matrix
+(classification) or error sums (regression), windowed performance gauges, the label
+delay histogram and the concept drift detector's input.
 
 Outcomes that cannot be joined are counted by reason, never raised (unless
 ``strict=True``) and never silently dropped:
 
-* ``invalid``: the actual is of the wrong type (None, NaN, a string for regression);
-  an invalid outcome never touches the store, so a corrected label can still follow;
-* ``unknown``: the id was never issued (or was forgotten long ago, see below);
-* ``expired``: the prediction was evicted (store full) or outlived the TTL;
-* ``duplicate``: the prediction was already labelled.
-
-Evictions and expiries are attributed when an outcome for them *arrives*: the store
-keeps the ids of its last ``capacity`` evicted, expired or labelled predictions (a
-bounded tombstone record). Predictions that are evicted and never labelled are not
-counted as unmatched outcomes (no outcome ever came), so a service that labels only a
-sample of its traffic does not see a growing ``expired`` count. An outcome arriving
-after even its tombstone was forgotten counts as ``unknown``.
+* ``invalid_id``: a forged, altered or truncated id, another key, another model, or a
+  batch call's id (label its rows);
+* ``invalid``: the actual is not valid for the task (None, NaN, a string for
+  regression, a class outside the class set, too long, out of ``outcome_range``); a
+  refused label leaves its id usable, so a corrected label can still follow;
+* ``unknown``: the id was never issued here (or was forgotten long ago);
+* ``expired``: the prediction outlived the TTL (or was evicted from a full store);
+* ``duplicate``: the prediction was already labelled in this process.
 
 >>> store = MemoryStore(capacity=2, ttl_seconds=60)
 >>> store.put(["a", "b", "c"], [Prediction(label="x")] * 3, [0.0, 1.0, 2.0], now=2.0)
@@ -30,11 +29,12 @@ after even its tombstone was forgotten counts as ``unknown``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,13 +42,13 @@ from typing import Any, Literal
 import numpy as np
 
 from . import names
-from ._internal.ids import row_ids
+from ._internal.ids import MARK, PredictionKey, row_ids
 from .aggregates import Histogram
 from .batch import Batch, FloatArray, OutputFrame, RenderContext
 from .concept import DEFAULT_RESET_AFTER, Detector, make_detector
 from .errors import ConfigurationError
+from .id_scheme import COUNTED_AS, MAX_LABEL_CHARS, IdScheme
 from .outcome_store import (
-    Lookup,
     MemoryStore,
     PendingStore,
     Prediction,
@@ -61,10 +61,15 @@ logger = logging.getLogger("modelmon")
 
 
 Task = Literal["classification", "regression"]
-REASONS: tuple[str, ...] = ("expired", "unknown", "duplicate", "invalid")
+REASONS: tuple[str, ...] = ("expired", "unknown", "duplicate", "invalid", "invalid_id")
 TASKS: tuple[str, ...] = ("classification", "regression")
 LOG_INTERVAL_S = 60.0
 _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's probability clip for log loss
+# Regression labels beyond this are refused: a 1e200 label would make the squared-error
+# sum +Inf for good. Override with ``outcome_range=``.
+DEFAULT_TARGET_RANGE = (-1e100, 1e100)
+EXTRAS_FLOOR = 1024
+MAX_CALLER_ID_CHARS = 256  # longer ids are refused before any lookup (invalid_id)
 
 
 class OutcomeError(ValueError):
@@ -225,6 +230,8 @@ class OutcomeAggregate:
         detector: str | Detector | None = "adwin",
         delay_buckets: Sequence[float] = names.OUTCOME_DELAY_BUCKETS,
         reset_after: int = DEFAULT_RESET_AFTER,
+        ids: IdScheme | None = None,
+        target_range: tuple[float, float] | None = None,
     ) -> None:
         if task is not None and task not in TASKS:
             raise ConfigurationError(f"task must be one of {TASKS} or None, got {task!r}")
@@ -241,6 +248,8 @@ class OutcomeAggregate:
         self.slot_seconds = float(window_seconds) / self.slots
         self.reset_after = reset_after
         self.detector = self._make_detector(detector)
+        # A fresh copy of the configured detector (parameters kept) for load_state.
+        self._detector_template = copy.deepcopy(self.detector)
         self.classes: list[str] = []
         self.confusion: Counter[tuple[str, str]] = Counter()
         self.unmatched: Counter[str] = Counter(dict.fromkeys(REASONS, 0))
@@ -253,6 +262,20 @@ class OutcomeAggregate:
         self._merged_in_drift = False
         self._logged: dict[str, float] = {}
         self._lock = threading.RLock()
+        self.ids = ids
+        lo, hi = target_range if target_range is not None else DEFAULT_TARGET_RANGE
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigurationError(
+                f"outcome_range must be two finite numbers lo < hi, got {target_range!r}"
+            )
+        self.target_range = (float(lo), float(hi))
+        self.labels_received = 0
+        # Keys of labelled generated ids (duplicates) and multiclass probabilities kept
+        # for log loss: both grow with the feedback received, bounded by the capacity.
+        self._labelled: OrderedDict[str, None] = OrderedDict()
+        self._extras: OrderedDict[str, tuple[tuple[float, ...], tuple[str, ...] | None]] = (
+            OrderedDict()
+        )
 
     def _make_detector(self, detector: str | Detector | None) -> Detector | None:
         if detector is None or not isinstance(detector, str):
@@ -271,57 +294,89 @@ class OutcomeAggregate:
         own = self.detector.in_drift if self.detector is not None else False
         return own or self._merged_in_drift
 
-    # --- fold: keep the predictions ---------------------------------------------------
+    # --- fold: keep what an id cannot carry --------------------------------------------
     def fold(self, batch: Batch) -> None:
-        """Keep every predicted row of the batch in the store under its row id."""
+        """Learn the predicted classes; keep what ids cannot carry.
+
+        Generated ids carry their prediction, so nothing is kept for them except the
+        probabilities of multiclass rows (for log loss and Brier when the label comes
+        back to this process), bounded in rows and sized from the labels received.
+        Rows of calls made under a caller-supplied id go to the pending store.
+        """
         frame = batch.outputs
         if frame is None or frame.n_rows == 0:
-            return
-        if isinstance(self.store, MemoryStore) and batch.seqs is not None:
-            with self._lock:
-                if self.task is None:
-                    self.task = _infer_task(frame)
-                self._fold_blocks(batch, frame)
-            return
-        keyed = _row_keys(batch, frame.n_rows)
-        if keyed is None:
-            self._note("rows", "modelmon: outputs do not align with calls; rows not kept")
             return
         with self._lock:
             if self.task is None:
                 self.task = _infer_task(frame)
-            predictions = _predictions(frame, self.task)
-            if predictions is None:
-                self._note("outputs", "modelmon: outputs unusable for %s; not kept", self.task)
-                return
-            ids, predicted_at = keyed
-            self.store.put(ids, predictions, predicted_at.tolist(), batch.now)
+        if self.ids is not None and self.task == "classification":
+            if frame.classes is not None:
+                self.ids.learn(frame.classes)
+            if frame.labels is not None:
+                self.ids.learn(np.unique(frame.labels[frame.labels != None]).tolist())  # noqa: E711
+        # One C-level pass over the calls' types (not a Python loop per call).
+        if batch.seqs is None or str in set(map(type, batch.seqs)):
+            self._keep_caller_rows(batch, frame)
+        if (
+            frame.probabilities is not None
+            and frame.probabilities.shape[1] > 2
+            and batch.seqs is not None
+            and self.ids is not None
+        ):
+            self._keep_multiclass(batch, frame)
 
-    def _fold_blocks(self, batch: Batch, frame: OutputFrame) -> None:
-        """Fast path: hand the fold's arrays to the memory store as one block."""
-        usable = (
-            frame.values is not None
-            if self.task == "regression"
-            else (frame.labels is not None or frame.values is not None)
-        )
-        if not usable:
-            self._note("outputs", "modelmon: outputs unusable for %s; not kept", self.task)
-            return
-        assert isinstance(self.store, MemoryStore) and batch.seqs is not None
-        calls = np.flatnonzero(batch.rows > 0)  # failed calls predicted no rows
-        if int(batch.rows.sum()) != frame.n_rows:
+    def _keep_caller_rows(self, batch: Batch, frame: OutputFrame) -> None:
+        keyed = _row_keys(batch, frame.n_rows)
+        if keyed is None:
             self._note("rows", "modelmon: outputs do not align with calls; rows not kept")
             return
-        all_seqs = np.asarray(batch.seqs)
-        if all_seqs.dtype.kind == "i":  # else some ids were given by the caller (str)
-            seqs = all_seqs.astype(np.int64)[calls]
-            self.store.put_batch(batch.id_prefix, seqs, batch.rows[calls], frame, batch.now)
+        ids, predicted_at = keyed
+        mine = np.arange(len(ids))
+        if batch.seqs is not None:  # only rows of calls with a caller-supplied id
+            seqs = batch.seqs
+            caller = np.fromiter((isinstance(x, str) for x in seqs), dtype=bool, count=len(seqs))
+            mine = mine[caller[_row_calls(batch, frame.n_rows)]]
+        # Bounded in rows, whatever the batch: the rows a full store would evict at once
+        # are never built (they count "unknown" rather than "expired" if labelled).
+        mine = mine[-2 * self.store.capacity :]
+        predictions = _predictions(frame, self.task, mine)
+        if predictions is None:
+            self._note("outputs", "modelmon: outputs unusable for %s; not kept", self.task)
             return
-        # Some ids were given by the caller: keep this batch row by row.
-        keyed = _row_keys(batch, frame.n_rows)
-        predictions = _predictions(frame, self.task)
-        if keyed is not None and predictions is not None:
-            self.store.put(keyed[0], predictions, keyed[1].tolist(), batch.now)
+        if predictions:
+            picked = mine.tolist()
+            self.store.put(
+                [ids[i] for i in picked], predictions, predicted_at[mine].tolist(), batch.now
+            )
+
+    def _keep_multiclass(self, batch: Batch, frame: OutputFrame) -> None:
+        assert frame.probabilities is not None and batch.seqs is not None and self.ids is not None
+        calls = _row_calls(batch, frame.n_rows)
+        cap = self._extras_cap()
+        first = max(0, frame.n_rows - cap)
+        offsets = np.concatenate([[0], np.cumsum(batch.rows)[:-1]])
+        prefix = self.ids.prefix
+        classes = tuple(frame.classes) if frame.classes is not None else None
+        seqs = batch.seqs
+        rows = frame.probabilities[first:].tolist()
+        with self._lock:
+            extras = self._extras
+            for r, proba in enumerate(rows, start=first):
+                c = int(calls[r])
+                seq = seqs[c]
+                if isinstance(seq, str):
+                    continue
+                extras[PredictionKey(prefix, int(seq), r - int(offsets[c])).text()] = (
+                    tuple(proba),
+                    classes,
+                )
+            while len(extras) > cap:
+                extras.popitem(last=False)
+
+    def _extras_cap(self) -> int:
+        # Sized from the feedback actually received: a monitor that never gets a label
+        # keeps at most EXTRAS_FLOOR rows, one that gets many keeps up to capacity.
+        return min(self.store.capacity, max(EXTRAS_FLOOR, 2 * self.labels_received))
 
     # --- record: join the labels --------------------------------------------------------
     def record(
@@ -338,51 +393,127 @@ class OutcomeAggregate:
         logged (once per reason per minute); with ``strict=True`` an
         :class:`OutcomeError` follows once the whole batch has been counted.
         """
+        statuses = self.record_detailed(ids, actuals, now, strict=strict)
+        return statuses.count("matched")
+
+    def record_detailed(
+        self,
+        ids: Sequence[str],
+        actuals: Sequence[object],
+        now: float,
+        *,
+        strict: bool = False,
+    ) -> list[str]:
+        """Like :meth:`record`, returning each outcome's status (``"matched"`` or why not).
+
+        Ids are verified and looked up (O(1) each) before the aggregate's lock is
+        taken; only the duplicate check and the scoring run under it.
+        """
+        ids, actuals = list(ids), list(actuals)
+        n = max(len(ids), len(actuals))
+        statuses = ["invalid"] * n
+        resolved = self._resolve(ids[: len(actuals)], actuals[: len(ids)], now, statuses)
+        pairs: list[_Pair] = []
         with self._lock:
-            before = self.unmatched.copy()
-            pairs = self._join(list(ids), list(actuals), now)
+            self.labels_received += n
+            for i, pair, key in resolved:
+                checked = self._check(pair)  # first: a refused label leaves the id usable
+                if checked is None:
+                    statuses[i] = "invalid"
+                    continue
+                if key is not None:
+                    if key in self._labelled:
+                        statuses[i] = "duplicate"
+                        continue
+                    self._mark_labelled(key)
+                    extra = self._extras.pop(key, None)
+                    if extra is not None and checked.prediction.proba is None:
+                        checked = _with_proba(checked, extra)
+                statuses[i] = "matched"
+                pairs.append(checked)
             if pairs:
                 self._score(pairs, now)
             self._prune(now)
-            fresh = self.unmatched - before
-        for reason, n in fresh.items():
+            fresh: Counter[str] = Counter()
+            for status in statuses:
+                if status != "matched":
+                    fresh[COUNTED_AS.get(status, "invalid")] += 1
+            self.unmatched.update(fresh)
+        for reason, count in fresh.items():
             self._note(
                 reason,
                 "modelmon: %d outcome(s) not joined (reason=%s), counted in "
                 "outcomes_unmatched_total; further ones logged at most once a minute",
-                n,
+                count,
                 reason,
             )
         if strict and fresh:
             raise OutcomeError(f"outcomes not joined: {dict(fresh)}")
-        return len(pairs)
+        return statuses
 
-    def _join(self, ids: list[Any], actuals: list[Any], now: float) -> list[_Pair]:
-        n = min(len(ids), len(actuals))
-        self.unmatched["invalid"] += max(len(ids), len(actuals)) - n
-        raw = self.task is None  # normalised once a stored prediction tells the task
-        keys: list[str] = []
-        values: list[Any] = []
-        for key, actual in zip(ids[:n], actuals[:n], strict=True):
+    def _resolve(
+        self, ids: list[Any], actuals: list[Any], now: float, statuses: list[str]
+    ) -> list[tuple[int, _Pair, str | None]]:
+        """Verify or look up every id (no aggregate lock); fills refusals into ``statuses``."""
+        out: list[tuple[int, _Pair, str | None]] = []
+        stored: list[tuple[int, str, Any]] = []
+        ttl = self.store.ttl_seconds
+        for i, (key, actual) in enumerate(zip(ids, actuals, strict=True)):
             value = self._normalise(actual)
             if value is None:
-                self.unmatched["invalid"] += 1
-            elif not isinstance(key, str):
-                self.unmatched["unknown"] += 1
+                statuses[i] = "invalid"
+            elif not isinstance(key, str) or not key or len(key) > MAX_CALLER_ID_CHARS:
+                statuses[i] = "invalid_id" if isinstance(key, str) and key else "unknown"
+            elif key.startswith(MARK):
+                if self.ids is None:
+                    statuses[i] = "invalid_id"
+                    continue
+                r = self.ids.decode(key, now, ttl)
+                if r.prediction is None:
+                    statuses[i] = r.status
+                else:
+                    out.append((i, _Pair(value, r.prediction, r.predicted_at), r.key))
             else:
-                keys.append(key)
-                values.append(value)
-        pairs: list[_Pair] = []
-        for lookup, actual in zip(self.store.take(keys, now), values, strict=True):
-            if lookup.status != "matched" or lookup.prediction is None:
-                self.unmatched[lookup.status] += 1
-                continue
-            pair = self._pair(lookup, actual, raw)
-            if pair is None:
-                self.unmatched["invalid"] += 1
-            else:
-                pairs.append(pair)
-        return pairs
+                stored.append((i, key, value))
+        if stored:
+            lookups = self.store.take([key for _, key, _ in stored], now)
+            for (i, _, value), lookup in zip(stored, lookups, strict=True):
+                if lookup.status != "matched" or lookup.prediction is None:
+                    statuses[i] = lookup.status
+                else:
+                    out.append((i, _Pair(value, lookup.prediction, lookup.predicted_at), None))
+        return out
+
+    def _mark_labelled(self, key: str) -> None:
+        labelled = self._labelled
+        labelled[key] = None
+        if len(labelled) > self.store.capacity:
+            labelled.popitem(last=False)
+
+    def _check(self, pair: _Pair) -> _Pair | None:
+        """The pair as scored (its actual normalised for the task), or None if refused."""
+        pred = pair.prediction
+        if self.task is None:  # predictions from an id or a store of an earlier process
+            self.task = "classification" if pred.label is not None else "regression"
+        actual = self._normalise(pair.actual)
+        if actual is None:
+            return None
+        if self.task == "classification":
+            if pred.label is None or not isinstance(actual, str):
+                return None
+            if len(actual) > MAX_LABEL_CHARS or (
+                self.ids is not None and not self.ids.is_class(actual)
+            ):
+                return None
+        else:
+            value = pred.value
+            if value is None or not math.isfinite(value) or not isinstance(actual, float):
+                return None
+            lo, hi = self.target_range
+            error = value - actual
+            if not lo <= actual <= hi or not math.isfinite(error * error):
+                return None
+        return _Pair(actual, pred, pair.predicted_at)
 
     def _normalise(self, actual: object) -> object:
         """The actual as the task compares it (None when invalid); kept raw if no task."""
@@ -394,21 +525,6 @@ class OutcomeAggregate:
             return actual
         except Exception:  # an exotic object whose conversion raised: invalid
             return None
-
-    def _pair(self, lookup: Lookup, actual: object, raw: bool) -> _Pair | None:
-        pred = lookup.prediction
-        assert pred is not None
-        if self.task is None:  # predictions from a store persisted by an earlier process
-            self.task = "classification" if pred.label is not None else "regression"
-        if raw:
-            actual = self._normalise(actual)
-        if actual is None:
-            return None
-        if self.task == "classification" and pred.label is None:
-            return None
-        if self.task == "regression" and (pred.value is None or not math.isfinite(pred.value)):
-            return None
-        return _Pair(actual, pred, lookup.predicted_at)
 
     def _score(self, pairs: list[_Pair], now: float) -> None:
         slot = self.window.setdefault(self._slot_key(now), _Slot())
@@ -607,7 +723,7 @@ class OutcomeAggregate:
             self.window = {int(k): _Slot.from_state(s) for k, s in state["window"]}
             self.delay.load_state(state["delay"])
             if self.detector is not None:
-                self.detector = make_detector(self.detector.name, reset_after=self.reset_after)
+                self.detector = copy.deepcopy(self._detector_template)
             self._merged_detections = int(state["detections"])
             self._merged_in_drift = bool(state["in_drift"])
 
@@ -626,6 +742,23 @@ def _row_keys(batch: Batch, n_rows: int) -> tuple[list[str], FloatArray] | None:
     return ids, batch.ended_at[row_call].astype(np.float64)
 
 
+def _row_calls(batch: Batch, n_rows: int) -> np.ndarray:
+    """The call index of every output row."""
+    row_call = batch.row_call
+    if row_call is not None and row_call.shape[0] == n_rows:
+        return row_call
+    ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=batch.n_calls)
+    calls = np.flatnonzero(ok & (batch.rows > 0))
+    return np.repeat(calls, batch.rows[calls])
+
+
+def _with_proba(pair: _Pair, extra: tuple[tuple[float, ...], tuple[str, ...] | None]) -> _Pair:
+    proba, classes = extra
+    pred = pair.prediction
+    full = Prediction(pred.label, pred.value, proba, classes or tuple(map(str, range(len(proba)))))
+    return _Pair(pair.actual, full, pair.predicted_at)
+
+
 def _as_task(value: object) -> Task | None:
     if value == "classification":
         return "classification"
@@ -642,21 +775,24 @@ def _infer_task(frame: OutputFrame) -> Task | None:
     return None
 
 
-def _predictions(frame: OutputFrame, task: Task | None) -> list[Prediction] | None:
+def _predictions(
+    frame: OutputFrame, task: Task | None, pick: np.ndarray
+) -> list[Prediction] | None:
+    """The predictions of the rows ``pick`` of ``frame`` (None when unusable for the task)."""
     if task == "regression":
         if frame.values is None:
             return None
-        return [Prediction(value=v) for v in frame.values.tolist()]
+        return [Prediction(value=v) for v in frame.values[pick].tolist()]
     if task != "classification":
         return None
     raw = frame.labels if frame.labels is not None else frame.values
     if raw is None:
         return None
-    labels = [class_label(x) for x in raw.tolist()]
+    labels = [class_label(x) for x in raw[pick].tolist()]
     if frame.probabilities is None or frame.classes is None:
         return [Prediction(label=label) for label in labels]
     classes = tuple(frame.classes)
     return [
         Prediction(label=label, proba=tuple(row), classes=classes)
-        for label, row in zip(labels, frame.probabilities.tolist(), strict=True)
+        for label, row in zip(labels, frame.probabilities[pick].tolist(), strict=True)
     ]

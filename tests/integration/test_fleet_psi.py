@@ -5,7 +5,9 @@ cancer data) and each observes a different slice of the held-out split, shifted 
 slices drift differently: one feature drifts everywhere, one only on replica 0, one more on
 each replica. Prometheus scrapes all three with the generated recording rules; the fleet PSI
 and JS of ``modelmon:feature_psi:1m`` / ``modelmon:feature_js:1m`` must equal PSI (numpy) and
-JS (scipy) computed offline on the union of the slices, for every feature.
+JS (scipy) computed offline on the union of the slices, for every feature, and the fleet
+drift decision ``modelmon:feature_drift_detected:1m`` must equal the in-process decision of
+one monitor that saw the union.
 
 Why it is exact up to a small, bounded error: ``increase()`` extrapolates each series by
 ``(t_eval - first) / (last - first)`` (``first`` is the replica's first scrape, where every
@@ -215,6 +217,15 @@ def test_fleet_psi_and_js_equal_offline_on_the_union(tmp_path: Path) -> None:
             increases = prom.query(
                 f'increase(modelmon_feature_bin_total{{model="{MODEL}"}}[{WINDOW}])', at
             )
+            fleet_detected = prom.values(
+                f'{config.rule("feature_drift_detected", WINDOW)}{{model="{MODEL}"}}', "feature", at
+            )
+            fleet_z = prom.values(
+                f'{config.rule("feature_chi2_z", WINDOW)}{{model="{MODEL}"}}', "feature", at
+            )
+            z_critical = prom.values(
+                f'{config.rule("feature_drift_z_critical", "max")}{{model="{MODEL}"}}', "model", at
+            )
             assert time.monotonic() - first_scrape < 55, "the first scrape left the 1m window"
 
     assert_extrapolation_cancels_per_replica(increases, data, fleet)
@@ -226,6 +237,39 @@ def test_fleet_psi_and_js_equal_offline_on_the_union(tmp_path: Path) -> None:
         assert psi[feature] == pytest.approx(offline_psi(cur, ref), abs=TOLERANCE), feature
         assert js[feature] == pytest.approx(float(jensenshannon(cur, ref)), abs=TOLERANCE), feature
     assert_slices_drift_differently(data, psi)
+    assert_fleet_decision_equals_in_process(data, fleet_detected, fleet_z, z_critical[MODEL])
+
+
+def assert_fleet_decision_equals_in_process(
+    data: FleetData, detected: dict[str, float], z: dict[str, float], z_critical: float
+) -> None:
+    """The PromQL drift decision equals the in-process one on the union of the slices."""
+    from prometheus_client import CollectorRegistry
+
+    import modelmon
+
+    monitor = modelmon.Monitor(
+        MODEL, VERSION, reference=data.profile, registry=CollectorRegistry(), strict=True
+    )
+    try:
+        monitor.observe(inputs=np.concatenate(data.slices))
+        monitor.fold()
+        decisions = monitor.drift.decisions(time.time())["features"]  # type: ignore[union-attr]
+    finally:
+        monitor.close()
+    assert set(detected) == set(decisions) == set(data.names)
+    local = {name: d.detected for name, d in decisions.items()}
+    assert {k: v == 1.0 for k, v in detected.items()} == local
+    assert z_critical == pytest.approx(next(iter(decisions.values())).z_critical, rel=1e-9)
+    for name, d in decisions.items():
+        # Same statistic up to increase()'s extrapolation of the window rows (< 5%).
+        assert z[name] == pytest.approx(d.test.z, rel=0.05, abs=0.1), name
+        # No feature sits so close to the critical score that the 5% could flip it.
+        assert abs(d.test.z - z_critical) > 0.1 * z_critical, (name, d.test.z)
+    flagged = {k for k, v in local.items() if v}
+    # 0.5 sd everywhere is flagged; 1 sd on a third of the rows (0.33 sd on the union of
+    # 285 rows against 284 reference rows) is not significant; nothing unshifted is.
+    assert "mean radius" in flagged and not flagged - set(SHIFTS), flagged
 
 
 def assert_extrapolation_cancels_per_replica(

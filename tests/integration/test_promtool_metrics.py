@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 import modelmon
+from modelmon.errors import ConfigurationError
 from modelmon.profile import ReferenceProfile
 
 from ..conftest import require_binary
@@ -24,8 +25,14 @@ def test_promtool_check_metrics_is_clean() -> None:
     )
     for i in range(10):
         predict(np.full((2, 3), float(i)))
-    modelmon.Monitor("m", "1", registry=registry)  # replaced monitor: no duplicate series
-    modelmon.Monitor("other", "2", registry=registry).observe([[1.0, None]], [3.0])
+    # The same model version again shares the monitor (no duplicate series), and a
+    # second Monitor of it is refused rather than replacing the first.
+    again = modelmon.monitored(model="m", version="1", registry=registry)(lambda X: X)
+    assert again.monitor is predict.monitor  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError):
+        modelmon.Monitor("m", "1", registry=registry)
+    other = modelmon.Monitor("other", "2", registry=registry)  # exported while referenced
+    other.observe([[1.0, None]], [3.0])
     # Drift gauges, live quantiles and the opt-in bin edges (once labelled quantile / le).
     rng = np.random.default_rng(11)
     reference = ReferenceProfile.from_data(

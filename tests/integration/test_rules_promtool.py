@@ -20,7 +20,7 @@ PROMETHEUS = ROOT / "grafana" / "prometheus"
 ALERTMANAGER = ROOT / "grafana" / "alertmanager" / "alertmanager.yml"
 RULE_FILES = ["recording_rules.yml", "alert_rules.yml", "recording_rules.json", "alert_rules.json"]
 TEST_FILES = sorted(p.name for p in (PROMETHEUS / "tests").glob("*.yml"))
-TIMEOUT = 120
+TIMEOUT = 300  # promtool test rules is CPU-bound; generous for shared CI machines
 CUSTOM = MonitoringConfig(
     namespace="shop",
     selector='job="api"',
@@ -166,3 +166,16 @@ def test_every_dashboard_query_parses(config: MonitoringConfig, tmp_path: Path) 
     result = _run(promtool, "check", "rules", "--lint-fatal", str(path))
     _ok(result)
     assert f"SUCCESS: {len(queries)} rules found" in result.stdout
+
+
+def test_no_flapping_case_needs_keep_firing_for(tmp_path: Path) -> None:
+    """The 'does not flap' drift tests fail when the alerts lose their hysteresis."""
+    promtool = require_binary("promtool")
+    export(MonitoringConfig(drift_keep_firing_for="0s"), tmp_path)
+    prom = tmp_path / "prometheus"
+    assert "keep_firing_for" not in (prom / "alert_rules.yml").read_text()
+    result = _run(promtool, "test", "rules", "tests/drift.yml", cwd=prom)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "ModelmonFeatureDrift: fires and does not flap" in out
+    assert "ModelmonFeatureMissingShift" not in out  # the other drift cases still pass

@@ -259,7 +259,11 @@ def test_last_prediction_id_per_call_and_rows() -> None:
     predict(np.ones((3, 2)))
     second = modelmon.last_prediction_id()
     assert first and second and first != second
-    assert modelmon.last_prediction_ids() == [f"{second}.0", f"{second}.1", f"{second}.2"]
+    rows = modelmon.last_prediction_ids()
+    assert len(rows) == 3 and len(set(rows)) == 3 and second not in rows
+    assert all(len(r) <= 64 for r in [first, second, *rows])
+    assert mon.record_outcome(second, 1.0) == "batch_id"  # a batch's call id: use the rows
+    assert [mon.record_outcome(r, 1.0) for r in rows] == ["matched"] * 3
 
 
 @pytest.mark.parametrize("buffer_size", [1, 4])

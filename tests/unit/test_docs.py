@@ -18,7 +18,7 @@ def test_readme_catalogue_is_generated_from_names() -> None:
 
 def test_every_metric_is_in_the_readme() -> None:
     text = README.read_text()
-    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
+    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE, *names.PROCESS_CATALOGUE):
         assert spec.prometheus_name() in text
 
 
@@ -56,7 +56,7 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch) -> None:  # type: ignore[
     X, y = load_breast_cancer(return_X_y=True)
     model = LogisticRegression(max_iter=5000).fit(X[:400], y[:400])
     monkeypatch.chdir(tmp_path)
-    namespace = {"model": model, "X_train": X[:400], "X_new": X[400:]}
+    namespace = {"model": model, "X_valid": X[400:], "X_new": X[400:]}
     exec(compile(code, "README quickstart", "exec"), namespace)
     assert namespace["pid"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:

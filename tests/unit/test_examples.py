@@ -102,7 +102,9 @@ def test_batch_job_prints_the_exposition(tmp_path: Path) -> None:
         for (name, labels), v in samples.items()
         if name == "modelmon_feature_drift" and ("method", "psi") in labels
     ]
-    assert len(psi) == 10 and max(psi) < 0.1  # resampled training data: no drift
+    assert len(psi) == 10 and max(psi) < 0.1  # resampled held-out data: no drift
+    detected = [v for (name, _), v in samples.items() if name == "modelmon_feature_drift_detected"]
+    assert len(detected) == 10 and not any(detected)
 
     csv_path = tmp_path / "batch.csv"
     data = np.arange(30, dtype=float).reshape(3, 10) / 100

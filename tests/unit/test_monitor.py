@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon import Monitor
+from modelmon.errors import ConfigurationError
 
 from ..conftest import scrape, value
 
@@ -144,19 +145,29 @@ def test_two_monitors_share_a_registry(registry: CollectorRegistry) -> None:
     assert registry.get_sample_value("modelmon_requests_total", {"model": "b", "version": "2"}) == 2
 
 
-def test_a_new_monitor_replaces_the_same_model_version(registry: CollectorRegistry) -> None:
-    Monitor("m", "1", registry=registry).observe([1.0], 1.0)
-    Monitor("m", "1", registry=registry)
+def test_a_second_monitor_of_one_model_version_is_refused_until_the_first_closes(
+    registry: CollectorRegistry,
+) -> None:
+    first = Monitor("m", "1", registry=registry)
+    first.observe([1.0], 1.0)
+    with pytest.raises(ConfigurationError, match=r"existing_monitor.wrap\(fn\)"):
+        Monitor("m", "1", registry=registry)
+    assert registry.get_sample_value("modelmon_requests_total", LABELS) == 1  # nothing lost
+    first.close()
+    current = Monitor("m", "1", registry=registry)  # replacing a closed monitor is fine
     assert registry.get_sample_value("modelmon_requests_total", LABELS) == 0
+    assert current.traffic.requests == 0
 
 
 def test_namespace(registry: CollectorRegistry) -> None:
-    Monitor("m", "1", registry=registry, namespace="fraud").observe([1.0], 1.0)
+    mon = Monitor("m", "1", registry=registry, namespace="fraud")
+    mon.observe([1.0], 1.0)
     assert registry.get_sample_value("fraud_requests_total", LABELS) == 1
 
 
 def test_model_info_and_loaded_timestamp(registry: CollectorRegistry) -> None:
-    Monitor("m", "1", registry=registry, task="regression")
+    mon = Monitor("m", "1", registry=registry, task="regression")
+    assert mon.task == "regression"
     assert (
         registry.get_sample_value(
             "modelmon_model_info",

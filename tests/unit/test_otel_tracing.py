@@ -52,7 +52,7 @@ def test_span_mode_opens_a_predict_span_with_attributes(
     assert dict(span.attributes or {}) == {
         "modelmon.model": "traced",
         "modelmon.version": "2",
-        "modelmon.prediction_id": modelmon.last_prediction_id(),
+        "modelmon.prediction_id": mon.format_id(mon._pending_records()[-1][5]),
         "modelmon.batch_size": 3,
     }
     record = mon._pending_records()[-1]
@@ -99,7 +99,9 @@ def test_attributes_mode_annotates_the_current_span(
     assert span.attributes is not None
     assert span.attributes["modelmon.model"] == "attr"
     assert span.attributes["modelmon.batch_size"] == 2
-    assert span.attributes["modelmon.prediction_id"] == modelmon.last_prediction_id()
+    # The span carries the call's short reference, not a labelable id (traces leave the
+    # service); it names the same call as the exemplars.
+    assert span.attributes["modelmon.prediction_id"] == mon.format_id(mon._pending_records()[-1][5])
     assert mon._pending_records()[-1][5].trace_id == format(span.context.trace_id, "032x")
     mon.close()
 

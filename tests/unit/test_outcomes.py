@@ -224,7 +224,9 @@ def test_unmatched_reasons_are_counted_and_always_rendered(caplog: Any) -> None:
         "classification", store=MemoryStore(capacity=2, ttl_seconds=100.0), detector=None
     )
     fams = families_by_name(agg, T0)
-    assert [scalar(fams["modelmon_outcomes_unmatched"], reason=r) for r in REASONS] == [0] * 4
+    assert [scalar(fams["modelmon_outcomes_unmatched"], reason=r) for r in REASONS] == [0] * len(
+        REASONS
+    )
     assert "modelmon_performance" not in fams  # no outcome in the window yet
 
     batch = make_batch(OutputFrame(3, labels=np.array(["a", "b", "a"], dtype=object)), [3])
@@ -238,7 +240,13 @@ def test_unmatched_reasons_are_counted_and_always_rendered(caplog: Any) -> None:
         )
         agg.record(["never"], ["a"], now=T0 + 2)
     assert matched == 1
-    assert dict(agg.unmatched) == {"expired": 1, "unknown": 3, "duplicate": 1, "invalid": 1}
+    assert dict(agg.unmatched) == {
+        "expired": 1,
+        "unknown": 3,
+        "duplicate": 1,
+        "invalid": 1,
+        "invalid_id": 0,
+    }
     unknown_logs = [r for r in caplog.records if "reason=unknown" in r.getMessage()]
     assert len(unknown_logs) == 1  # rate-limited: once per reason per minute
     fams = families_by_name(agg, T0 + 2)

@@ -21,10 +21,11 @@ from modelmon.errors import MissingExtraError
 from modelmon.integrations.flask import (
     FlaskInstrumentation,
     instrument,
+    mark_complete_body,
     remember_url_rule,
     url_rule_resolver,
 )
-from modelmon.integrations.wsgi import MetricsMiddleware
+from modelmon.integrations.wsgi import BODY_COMPLETE, MetricsMiddleware
 
 from ..conftest import scrape
 from ._http_samples import DURATION, requests_of, routes_of
@@ -255,6 +256,7 @@ def test_uninstrument_restores_the_app(registry: CollectorRegistry) -> None:
     handle.uninstrument()  # idempotent
     assert "wsgi_app" not in app.__dict__
     assert remember_url_rule not in app.before_request_funcs.get(None, [])
+    assert mark_complete_body not in app.after_request_funcs.get(None, [])
     assert app.wsgi_app.__func__ is Flask.wsgi_app  # type: ignore[attr-defined]
     client = app.test_client()
     assert "X-Prediction-Id" not in fetch(client, "/predict/y").headers
@@ -277,3 +279,65 @@ def test_resolver_matches_the_url_map_when_the_hook_did_not_run(
     assert resolve(create_environ("/predict/abc")) == "/predict/<model_id>"
     assert resolve(create_environ("/nowhere")) == names.UNMATCHED_ROUTE
     assert resolve(create_environ("/predict/abc", method="DELETE")) == names.UNMATCHED_ROUTE
+
+
+# --- when a request is counted (the rule in modelmon.integrations.wsgi) -----------------
+
+
+def test_a_test_client_request_whose_body_is_never_read_is_counted(
+    instrumented: FlaskInstrumentation, registry: CollectorRegistry
+) -> None:
+    client = instrumented.app.test_client()
+    unread = [client.get("/plain"), client.get("/predict/a"), client.get("/nowhere")]
+    s = scrape(registry)  # no body read, no response closed
+    assert requests_of(s, route="/plain", status="200") == 1
+    assert requests_of(s, route="/predict/<model_id>", status="200") == 1
+    assert requests_of(s, route=names.UNMATCHED_ROUTE, status="404") == 1
+    assert s[(DURATION + "_count", (("method", "GET"), ("route", "/plain")))] == 1
+    for response in unread:  # reading or closing later does not count them again
+        response.get_data()
+        response.close()
+    assert requests_of(scrape(registry)) == 3
+
+
+def test_a_streamed_body_is_counted_at_its_last_byte_or_close(
+    instrumented: FlaskInstrumentation, registry: CollectorRegistry
+) -> None:
+    client = instrumented.app.test_client()
+    unread = client.get("/stream")
+    assert requests_of(scrape(registry), route="/stream") == 0  # still streaming
+    unread.close()  # a WSGI server closes every response; the test-client recipe
+    assert requests_of(scrape(registry), route="/stream") == 1
+    with client.get("/stream") as response:  # the same recipe as a context manager
+        pass
+    assert response.status_code == 200
+    assert requests_of(scrape(registry), route="/stream") == 2
+    assert client.get("/stream").data == b"chunk0\nchunk1\nchunk2\n"  # read to the end
+    assert requests_of(scrape(registry), route="/stream") == 3
+
+
+def test_plain_wsgi_list_bodies_count_on_return_generators_at_the_end(
+    registry: CollectorRegistry,
+) -> None:
+    def listed(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"done"]
+
+    def generated(environ: Any, start_response: Any) -> Iterator[bytes]:
+        start_response("202 Accepted", [])
+        yield b"part"
+
+    def marked(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("203 Non-Authoritative Information", [])
+        environ[BODY_COMPLETE] = True
+        return iter([b"done"])
+
+    for app in (listed, generated, marked):
+        MetricsMiddleware(app, registry=registry)(create_environ("/"), lambda *a: None)
+    s = scrape(registry)
+    assert requests_of(s, status="200") == 1  # a list: complete when returned
+    assert requests_of(s, status="202") == 0  # a generator: not run to its end yet
+    assert requests_of(s, status="203") == 1  # marked complete by the app
+    body = MetricsMiddleware(listed, registry=registry)(create_environ("/"), lambda *a: None)
+    assert list(body) == [b"done"]  # handed back as is: iterating does not count again
+    assert requests_of(scrape(registry), status="200") == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._help import examples
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``demo`` subcommand to ``subparsers``."""
@@ -16,10 +18,21 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "held-out split, and after a third of --duration inject data drift, an error burst "
             "and wrong labels; shows the live metrics and the alert rules that would fire."
         ),
+        epilog=examples(
+            "modelmon demo",
+            "modelmon demo --duration 30 --port 8100 --rps 20",
+            "modelmon demo --with-prometheus --no-tty",
+        ),
     )
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds (default 60)")
-    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000)")
-    parser.add_argument("--rps", type=float, default=50.0, help="requests per second (default 50)")
+    parser.add_argument(
+        "--duration", type=float, default=60.0, help="how long to drive traffic, in seconds"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="port of the example app on 127.0.0.1"
+    )
+    parser.add_argument(
+        "--rps", type=float, default=50.0, help="requests per second sent to the app"
+    )
     parser.add_argument(
         "--with-prometheus",
         action="store_true",

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
+from ._help import examples
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -24,16 +25,44 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "profile",
         help="build a reference profile (JSON) from training data (CSV or Parquet)",
         description="Build a reference profile from a CSV or Parquet file of training data.",
+        epilog=examples(
+            "modelmon profile train.csv --prediction-column y -o reference.json",
+            "modelmon profile train.parquet --prediction-column label --task classification \\",
+            "    --categorical country,device --confidence-column proba -o reference.json",
+        ),
     )
     p.add_argument("input", help="CSV (.csv) or Parquet (.parquet, .pq) file with a header")
     p.add_argument(
         "--prediction-column", required=True, help="column holding the model's predictions"
     )
-    p.add_argument("--confidence-column", default=None, help="column holding prediction confidence")
-    p.add_argument("--categorical", default="", help="comma-separated categorical feature columns")
-    p.add_argument("--bins", type=int, default=10, help="bins per numeric feature (default 10)")
-    p.add_argument("--max-categories", type=int, default=20, help="categories kept per feature")
-    p.add_argument("--task", choices=("classification", "regression"), default=None)
+    p.add_argument(
+        "--confidence-column",
+        default=None,
+        help="column holding the prediction confidence (default: none)",
+    )
+    p.add_argument(
+        "--categorical",
+        default="",
+        help="comma-separated columns to treat as categorical; strings and booleans "
+        "always are (default: none)",
+    )
+    p.add_argument(
+        "--bins", type=int, default=10, help="bins per numeric feature; 10 gives deciles"
+    )
+    p.add_argument(
+        "--max-categories",
+        type=int,
+        default=20,
+        help="most frequent categories kept per categorical feature; the rest are pooled "
+        "as __other__",
+    )
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default=None,
+        help="the model's task; classification turns integral predictions into class "
+        "labels (default: inferred from the predictions)",
+    )
     p.add_argument("-o", "--output", required=True, help="where to write the profile JSON")
     p.set_defaults(func=run)
     return p

@@ -26,6 +26,7 @@ def catalogue_markdown() -> str:
     ]
     lines += [_row(spec, True) for spec in names.CATALOGUE]
     lines += [_row(spec, False) for spec in names.HTTP_CATALOGUE]
+    lines += [_row(spec, False) for spec in names.PROCESS_CATALOGUE]
     lines.append(END)
     return "\n".join(lines)
 

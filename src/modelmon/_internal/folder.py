@@ -62,8 +62,14 @@ class Folder:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
-            for monitor in registry.monitors():
-                monitor._background_fold()
+            _fold_all()
+
+
+def _fold_all() -> None:
+    # A function of its own: the loop variable must not keep the last monitor alive
+    # while the thread sleeps (a replaced monitor is freed when nobody references it).
+    for monitor in registry.monitors():
+        monitor._background_fold()
 
 
 FOLDER = Folder()

@@ -48,7 +48,7 @@ from ..aggregates import InputHealthAggregate, TrafficAggregate
 from ..batch import RenderContext
 from ..errors import ConfigurationError
 from ..points import Family, ScalarPoint
-from .prometheus import live_families
+from .prometheus import _ATTR, live_families
 
 if TYPE_CHECKING:
     from ..integrations._http import HttpMetrics
@@ -500,7 +500,9 @@ class _Writer:
                 time.sleep(delay)
             self.event.clear()
             try:
-                self.write(fold=False)
+                path = self.write(fold=False)
+                if path is not None:
+                    UNREAD.check(os.path.dirname(path), time.monotonic())
             except Exception as exc:  # the writer must survive anything
                 logger.warning("modelmon: cannot write the multi-process state: %r", exc)
 
@@ -778,6 +780,7 @@ def collect_merged(
     if path is None:
         return live_families(monitors)
     WRITER.write(fold=True)
+    mark_scraped(path)
     now = time.time() if now is None else now
     states = read_directory(path)
     if include_remote is None:
@@ -819,16 +822,27 @@ def family_source(monitors: list[Monitor]) -> list[Family]:
 
 
 class MultiprocessCollector:
-    """A prometheus-client collector of every monitor in the directory.
+    """A prometheus-client collector of every monitor (and HTTP metric) in the directory.
 
-    For a ``/metrics`` endpoint served from a process without monitors of its own, or
-    next to prometheus-client's ``MultiProcessCollector`` in a fresh registry::
+    The one line prometheus-client multiprocess users add: their ``/metrics`` builds a
+    fresh registry that only holds prometheus-client's ``MultiProcessCollector``, so
+    modelmon's collector (in the default registry) is never asked::
 
         registry = CollectorRegistry()
-        modelmon.multiprocess.MultiprocessCollector(registry)
+        prometheus_client.multiprocess.MultiProcessCollector(registry)
+        modelmon.multiprocess.MultiprocessCollector(registry)  # + modelmon's series
+
+    A scrape first folds and writes this process's state (it sees every call this
+    worker made), then merges every worker's file. Also for a ``/metrics`` endpoint
+    served from a process without monitors of its own.
     """
 
     def __init__(self, registry: Any = None, path: str | None = None) -> None:
+        if registry is not None and getattr(registry, _ATTR, None) is not None:
+            raise ConfigurationError(
+                "this registry already exposes modelmon's series (it is the registry the "
+                "monitors were created in): a MultiprocessCollector there would duplicate them"
+            )
         self.path = path
         if registry is not None:
             registry.register(self)
@@ -842,6 +856,9 @@ class MultiprocessCollector:
         path = self.path or directory()
         if path is None:
             return
+        if path == directory():
+            WRITER.write(fold=True)  # read-your-writes for the scraped worker
+        mark_scraped(path)
         states = read_directory(path)
         by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
         for state in states:
@@ -852,7 +869,79 @@ class MultiprocessCollector:
         families: list[Family] = []
         for key, items in sorted(by_key.items()):
             families.extend(merged_monitor_families(key, items, profiles, now, _note_error([])))
+        families.extend(_merged_http_states(states))
         yield from to_prometheus(families)
+
+
+# --- is modelmon's data read? (prometheus-client multiprocess users) ----------------------
+
+SCRAPED_NAME = "modelmon_scraped"
+UNREAD_WARNING_S = 60.0
+UNREAD_WARNING_ENV = "MODELMON_UNREAD_WARNING_S"  # overrides UNREAD_WARNING_S (seconds)
+
+
+def _unread_warning_s() -> float:
+    try:
+        return float(os.environ.get(UNREAD_WARNING_ENV, UNREAD_WARNING_S))
+    except ValueError:
+        return UNREAD_WARNING_S
+
+
+def mark_scraped(path: str) -> None:
+    """Note in the directory that a scrape read modelmon's merged series (never raises)."""
+    try:
+        with open(os.path.join(path, SCRAPED_NAME), "a"):
+            pass
+    except OSError:
+        pass
+
+
+class _UnreadCheck:
+    """Warns once when prometheus-client's multiprocess recipe scrapes without modelmon.
+
+    The sign: ``PROMETHEUS_MULTIPROC_DIR`` names the directory, prometheus-client's own
+    ``*.db`` files are in it (its multiprocess mode is in use), this process has been
+    writing modelmon's state for :data:`UNREAD_WARNING_S` (or ``MODELMON_UNREAD_WARNING_S``
+    seconds), and no scrape has ever read
+    modelmon's series from the directory (:func:`mark_scraped` leaves a file).
+    """
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self.warned = False
+
+    def check(self, path: str, now: float) -> bool:
+        """Log the warning if due; True when it was logged (now or before)."""
+        if self.warned:
+            return True
+        prometheus_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not prometheus_dir or os.path.abspath(prometheus_dir) != os.path.abspath(path):
+            return False
+        if self.since is None:
+            self.since = now
+        if now - self.since < _unread_warning_s():
+            return False
+        try:
+            listing = os.listdir(path)
+        except OSError:
+            return False
+        if SCRAPED_NAME in listing or not any(f.endswith(".db") for f in listing):
+            return False
+        logger.warning(
+            "modelmon: PROMETHEUS_MULTIPROC_DIR=%s holds prometheus-client's multiprocess "
+            "files, but no scrape has read modelmon's series for %.0f s: a /metrics built "
+            "on a fresh CollectorRegistry with prometheus_client.multiprocess."
+            "MultiProcessCollector needs one more line, "
+            "modelmon.multiprocess.MultiprocessCollector(registry) (see "
+            "docs/quickstart-notes.md)",
+            path,
+            now - self.since,
+        )
+        self.warned = True
+        return True
+
+
+UNREAD = _UnreadCheck()
 
 
 # --- dead processes -----------------------------------------------------------------------
@@ -991,19 +1080,24 @@ def merged_http_families(local: list[HttpMetrics]) -> list[Family]:
         return [f for m in local for f in m.collect()]
     try:
         WRITER.write(fold=False)
-        merged: dict[str, HttpMetrics] = {}
-        for state in read_directory(path):
-            for st in state.http:
-                ns = str(st["namespace"])
-                if ns not in merged:
-                    from ..integrations._http import HttpMetrics
-
-                    merged[ns] = HttpMetrics(ns, [float(b) for b in st["bounds"]])
-                merged[ns].merge_state(st)
-        return [f for m in merged.values() for f in m.collect()]
+        return _merged_http_states(read_directory(path))
     except Exception as exc:  # never fail a scrape: fall back to this process's view
         logger.warning("modelmon: cannot merge multi-process HTTP metrics: %r", exc)
         return [f for m in local for f in m.collect()]
+
+
+def _merged_http_states(states: list[ProcessState]) -> list[Family]:
+    """The HTTP metrics of ``states`` summed, one set per namespace."""
+    merged: dict[str, HttpMetrics] = {}
+    for state in states:
+        for st in state.http:
+            ns = str(st["namespace"])
+            if ns not in merged:
+                from ..integrations._http import HttpMetrics
+
+                merged[ns] = HttpMetrics(ns, [float(b) for b in st["bounds"]])
+            merged[ns].merge_state(st)
+    return [f for m in merged.values() for f in m.collect()]
 
 
 def install() -> None:

@@ -15,6 +15,7 @@ each monitor before reading it: a scrape sees every call that returned before it
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar as PromExemplar
 
+from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
@@ -45,18 +47,30 @@ def live_families(monitors: list[Monitor]) -> list[Family]:
 
 
 class ModelmonCollector:
-    """Renders all monitors attached to one registry."""
+    """Renders all monitors attached to one registry.
+
+    Holds its monitors weakly: a monitor nobody references any more (a model version
+    replaced by the next one) stops being exported and is freed, as after ``close()``.
+    When a new version of a model attaches, the older versions' pending calls are
+    folded, so a replaced monitor whose last calls are still buffered (a reference
+    cycle: records name their monitor) is freed at once rather than by the garbage
+    collector. ``{namespace}_monitors`` counts the monitors exported.
+    """
 
     family_source: FamilySource = staticmethod(live_families)
 
     def __init__(self) -> None:
-        self._monitors: dict[tuple[str, str, str], Monitor] = {}
+        self._monitors: weakref.WeakValueDictionary[tuple[str, str, str], Monitor] = (
+            weakref.WeakValueDictionary()
+        )
+        self._namespaces: set[str] = set()
         self._lock = threading.Lock()
 
     def attach(self, monitor: Monitor) -> None:
         key = (monitor.namespace, monitor.model, monitor.version)
         with self._lock:
-            if key in self._monitors and self._monitors[key] is not monitor:
+            previous = self._monitors.get(key)
+            if previous is not None and previous is not monitor:
                 logger.warning(
                     "modelmon: a new monitor for model=%r version=%r replaces the previous one "
                     "in this registry",
@@ -64,6 +78,12 @@ class ModelmonCollector:
                     monitor.version,
                 )
             self._monitors[key] = monitor
+            self._namespaces.add(monitor.namespace)
+            siblings = [
+                m for k, m in self._monitors.items() if k[:2] == key[:2] and m is not monitor
+            ]
+        del previous
+        _release_pending(siblings)
 
     def detach(self, monitor: Monitor) -> None:
         key = (monitor.namespace, monitor.model, monitor.version)
@@ -82,7 +102,30 @@ class ModelmonCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        yield from to_prometheus(type(self).family_source(self.monitors))
+        monitors = self.monitors
+        yield from to_prometheus(type(self).family_source(monitors))
+        yield from to_prometheus(self._count_families(monitors))
+
+    def _count_families(self, monitors: list[Monitor]) -> list[Family]:
+        with self._lock:
+            namespaces = sorted(self._namespaces)
+        return [
+            Family(
+                names.MONITORS,
+                ns,
+                (ScalarPoint({}, sum(m.namespace == ns for m in monitors)),),
+            )
+            for ns in namespaces
+        ]
+
+
+def _release_pending(monitors: list[Monitor]) -> None:
+    """Fold ``monitors`` (breaking the buffer's reference cycle); never raises."""
+    for monitor in monitors:
+        try:
+            monitor.fold()
+        except Exception as exc:
+            monitor.health.error("fold", exc)
 
 
 _collectors_lock = threading.Lock()

@@ -83,6 +83,10 @@ class MonitoringConfig:
     drift_for: str = "30m"
     drift_window: str = "30m"
     drift_min_samples: int = 100
+    drift_alpha: float = 0.05  # family-wise false-alarm rate per window (Bonferroni)
+    drift_psi_floor: float = 0.1  # effect-size floor of the drift decision
+    missing_drift_floor: float = 0.05  # smallest absolute missing-share change flagged
+    drift_keep_firing_for: str = "1h"  # hysteresis of the drift alerts
     missing_jump: float = 0.1
     confidence_drop: float = 0.1
     confidence_window: str = "1h"
@@ -111,6 +115,13 @@ class MonitoringConfig:
                 raise ConfigurationError(f"group_labels: invalid or reserved label {label!r}")
         for name in ("drift_for", "drift_window", "confidence_window", "performance_window"):
             duration_seconds(getattr(self, name))
+        if self.drift_keep_firing_for != "0s":
+            duration_seconds(self.drift_keep_firing_for)
+        self._check_open("drift_alpha", self.drift_alpha, 0, 0.5)
+        if not 0 <= self.missing_drift_floor < 1:
+            raise ConfigurationError("missing_drift_floor must be in [0, 1)")
+        if not self.drift_psi_floor >= 0:
+            raise ConfigurationError("drift_psi_floor must be >= 0")
         for name in (
             "performance_for",
             "no_predictions_for",

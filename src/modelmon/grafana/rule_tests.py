@@ -171,24 +171,26 @@ class _Suite:
         eval_time: str,
         expected: Iterable[tuple[str, Mapping[str, str]]] = (),
         exprs: Sequence[dict[str, Any]] = (),
+        more: Sequence[tuple[str, Iterable[tuple[str, Mapping[str, str]]]]] = (),
     ) -> None:
-        exp_alerts = []
-        for severity, labels in expected:
-            full = {**labels, "severity": severity}
-            rule = self.alerts[(alert, severity)]
-            exp_alerts.append(
-                {
-                    "exp_labels": dict(sorted(full.items())),
-                    "exp_annotations": _annotations(self.cfg, rule, full),
-                }
-            )
+        tests = []
+        for at, exp in ((eval_time, expected), *more):
+            exp_alerts = []
+            for severity, labels in exp:
+                full = {**labels, "severity": severity}
+                rule = self.alerts[(alert, severity)]
+                exp_alerts.append(
+                    {
+                        "exp_labels": dict(sorted(full.items())),
+                        "exp_annotations": _annotations(self.cfg, rule, full),
+                    }
+                )
+            tests.append({"eval_time": at, "alertname": alert, "exp_alerts": exp_alerts})
         doc: dict[str, Any] = {
             "name": f"{alert}: {name}",
             "interval": self.interval,
             "input_series": b.series,
-            "alert_rule_test": [
-                {"eval_time": eval_time, "alertname": alert, "exp_alerts": exp_alerts}
-            ],
+            "alert_rule_test": tests,
         }
         if exprs:
             doc["promql_expr_test"] = list(exprs)
@@ -283,7 +285,25 @@ def _drift_file(cfg: MonitoringConfig) -> dict[str, Any]:
     _bin_drift(suite, names.PREDICTION_BIN, names.PREDICTION_REFERENCE_RATIO, "output", "y")
     _psi_js_exact(suite)
     _missing_values(suite)
+    _missing_shift(suite)
     return suite.document("1m")
+
+
+#: Reference rows of the drift test scenarios.
+REFERENCE_ROWS = 10_000.0
+#: 120 rows over 10 equally likely bins: PSI 0.14 (above the 0.1 floor) from sampling noise
+#: alone; the two-sample chi-square (16.2, 9 df) is far from significant.
+SMALL_STATIONARY_WINDOW = (20.0, 6.0, 16.0, 8.0, 17.0, 7.0, 9.0, 14.0, 11.0, 12.0)
+
+
+def two_sample_chi2(live: ArrayLike, ref_shares: ArrayLike, ref_rows: float) -> float:
+    """Pearson's chi-square of the 2 x k table (window counts, reference counts), numpy."""
+    x = np.asarray(live, float)
+    y = np.asarray(ref_shares, float) * ref_rows
+    table = np.vstack([x, y])
+    table = table[:, table.sum(axis=0) > 0]
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
+    return float(np.sum((table - expected) ** 2 / expected))
 
 
 def _bins(
@@ -295,12 +315,19 @@ def _bins(
     live: Sequence[float] | None,
     ref: Sequence[float],
     n: int,
+    segments: Sequence[tuple[Sequence[float], int]] = (),
 ) -> None:
     for i, share in enumerate(ref):
         b.metric(reference, constant(share, n), **{key: column, "bin": str(i)})
+    rows = names.FEATURE_REFERENCE_ROWS if key == "feature" else names.PREDICTION_REFERENCE_ROWS
+    b.metric(rows, constant(REFERENCE_ROWS, n), **{key: column})
     if live is not None:
         for i, count in enumerate(live):
             b.metric(counter, ramp((count, n)), **{key: column, "bin": str(i)})
+    if segments:
+        for i in range(len(ref)):
+            parts = [(float(per_step[i]), steps) for per_step, steps in segments]
+            b.metric(counter, ramp(*parts), **{key: column, "bin": str(i)})
 
 
 def _bin_drift(
@@ -312,23 +339,92 @@ def _bin_drift(
     at = _fmt(duration_seconds(cfg.drift_for) + 1800)
     n = suite.steps(at)
     per_step = max(1000.0, float(cfg.drift_min_samples))
+    who = suite.who(**{key: column})
+    floor = cfg.drift_psi_floor
     cases = [
         ("fires (critical) on major drift", 2 * cfg.psi_critical, ["critical", "warning"]),
         (
             "fires (warning) on moderate drift",
-            (cfg.psi_warning + cfg.psi_critical) / 2,
+            max((floor + cfg.psi_critical) / 2, floor * 1.5),
             ["warning"],
         ),
-        ("healthy", cfg.psi_warning / 2, []),
+        ("healthy despite a significant shift below the PSI floor", floor / 2, []),
     ]
     for name, target, severities in cases:
         b = suite.builder()
         live = _mixture_for_psi(target, 10) * per_step
         _bins(b, counter, reference, key, column, list(live), list(uniform), n)
-        suite.group(name, b, alert, at, [(s, suite.who(**{key: column})) for s in severities])
+        suite.group(name, b, alert, at, [(s, who) for s in severities])
+    if key == "feature":  # the prediction rules are the same template: test it once
+        # 120 rows in the window: PSI above the floor from noise alone, the test is silent.
+        window_steps = suite.steps(cfg.drift_window)
+        small = [c / window_steps for c in SMALL_STATIONARY_WINDOW]
+        b = suite.builder()
+        _bins(b, counter, reference, key, column, small, list(uniform), n)
+        suite.group("healthy on a small stationary window with PSI above the floor", b, alert, at)
+        _no_flapping(suite, counter, reference, key, column, per_step)
     b = suite.builder()
     _bins(b, counter, reference, key, column, [0.0] * 10, list(uniform), n)
     suite.group("quiet", b, alert, at)
+
+
+def _no_flapping(
+    suite: _Suite,
+    counter: names.MetricSpec,
+    reference: names.MetricSpec,
+    key: str,
+    column: str,
+    per_step: float,
+) -> None:
+    """A shift that comes and goes every 20 minutes after firing keeps the alert firing."""
+    cfg = suite.cfg
+    alert = "ModelmonFeatureDrift" if key == "feature" else "ModelmonPredictionDrift"
+    uniform = np.full(10, 0.1)
+    drifted = list(_mixture_for_psi(2 * cfg.psi_critical, 10) * per_step)
+    clean = list(uniform * per_step)
+    fire = suite.steps(cfg.drift_for) + suite.steps(cfg.drift_window)
+    gap = suite.steps("20m")
+    segments = [(drifted, fire), (clean, gap), (drifted, gap), (clean, gap), (drifted, gap)]
+    total = sum(steps for _, steps in segments)
+    b = suite.builder()
+    _bins(b, counter, reference, key, column, None, list(uniform), total, segments)
+    who = suite.who(**{key: column})
+    both = [("critical", who), ("warning", who)]
+    checks = [fire + gap - 1, fire + 2 * gap - 1, fire + 3 * gap - 1, fire + 4 * gap - 2]
+    at = [_fmt(k * suite.step) for k in checks]
+    suite.group(
+        "fires and does not flap while a shift comes and goes (keep_firing_for)",
+        b,
+        alert,
+        at[0],
+        both,
+        more=[(t, both) for t in at[1:]],
+    )
+
+
+def _missing_shift(suite: _Suite) -> None:
+    """The missing share against the reference (28%): 70% fires, 28% and no traffic do not."""
+    cfg = suite.cfg
+    alert, per_step, ref_missing = "ModelmonFeatureMissingShift", 100.0, 0.28
+    at_seconds = duration_seconds(cfg.drift_for) + duration_seconds(cfg.drift_window) + 600
+    at = _fmt(at_seconds)
+    n = suite.steps(at_seconds) + 1
+    for name, share, traffic, fires in (
+        ("fires when the missing share leaves the reference's", 0.7, per_step, True),
+        ("healthy at the reference's missing share", ref_missing, per_step, False),
+        ("quiet", 0.0, 0.0, False),
+    ):
+        b = suite.builder()
+        b.metric(names.FEATURE_REFERENCE_MISSING_RATIO, constant(ref_missing, n), feature="f1")
+        b.metric(
+            names.FEATURE_REFERENCE_ROWS,
+            constant(REFERENCE_ROWS * (1 - ref_missing), n),
+            feature="f1",
+        )
+        b.metric(names.FEATURE_OBSERVATIONS, ramp((traffic, n)), feature="f1")
+        b.metric(names.FEATURE_MISSING, ramp((traffic * share, n)), feature="f1")
+        expected = [("warning", suite.who(feature="f1"))] if fires else []
+        suite.group(name, b, alert, at, expected)
 
 
 def _psi_js_exact(suite: _Suite) -> None:
@@ -341,27 +437,27 @@ def _psi_js_exact(suite: _Suite) -> None:
     n = suite.steps("1h")
     for i, share in enumerate(ref):
         b.metric(names.FEATURE_REFERENCE_RATIO, constant(share, n), feature="f2", bin=str(i))
+    b.metric(names.FEATURE_REFERENCE_ROWS, constant(REFERENCE_ROWS, n), feature="f2")
     for i, count in enumerate(live):
         if count:
             b.metric(names.FEATURE_BIN, ramp((count, n)), feature="f2", bin=str(i))
     rules = bin_rule_names(cfg, FEATURES)
     labels = suite.who(feature="f2")
+    window = [c * suite.steps(cfg.drift_window) for c in live]
     exprs = [
         _close_to(rules["psi"], psi(live, ref), labels, "1h"),
         _close_to(rules["js"], js_distance(live, ref), labels, "1h"),
+        _close_to(rules["chi2"], two_sample_chi2(window, ref, REFERENCE_ROWS), labels, "1h"),
     ]
+    severities = ["warning"] + (["critical"] if psi(live, ref) > cfg.psi_critical else [])
     suite.group(
-        "fires on major drift, PSI and JS equal numpy",
+        "fires on major drift, PSI, JS and chi-square equal numpy",
         b,
         "ModelmonFeatureDrift",
         "1h",
-        [(s, labels) for s in ("critical", "warning") if psi(live, ref) > _limit(cfg, s)],
+        [(s, labels) for s in sorted(severities)],
         exprs,
     )
-
-
-def _limit(cfg: MonitoringConfig, severity: str) -> float:
-    return cfg.psi_critical if severity == "critical" else cfg.psi_warning
 
 
 def _missing_values(suite: _Suite) -> None:

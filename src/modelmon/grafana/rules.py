@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,11 +54,14 @@ class Alert:
     for_: str
     summary: str
     description: str
+    keep_firing_for: str = "0s"
 
     def as_dict(self, config: MonitoringConfig) -> dict[str, Any]:
         rule: dict[str, Any] = {"alert": self.alert, "expr": self.expr}
         if self.for_ != "0s":
             rule["for"] = self.for_
+        if self.keep_firing_for != "0s":
+            rule["keep_firing_for"] = self.keep_firing_for
         rule["labels"] = {"severity": self.severity}
         rule["annotations"] = {
             "description": self.description,
@@ -133,10 +137,16 @@ class _BinFamily:
     counter: names.MetricSpec
     reference: names.MetricSpec
     drift: names.MetricSpec
+    rows: names.MetricSpec
 
 
 FEATURES = _BinFamily(
-    "feature", names.FEATURE, names.FEATURE_BIN, names.FEATURE_REFERENCE_RATIO, names.FEATURE_DRIFT
+    "feature",
+    names.FEATURE,
+    names.FEATURE_BIN,
+    names.FEATURE_REFERENCE_RATIO,
+    names.FEATURE_DRIFT,
+    names.FEATURE_REFERENCE_ROWS,
 )
 PREDICTIONS = _BinFamily(
     "prediction",
@@ -144,7 +154,22 @@ PREDICTIONS = _BinFamily(
     names.PREDICTION_BIN,
     names.PREDICTION_REFERENCE_RATIO,
     names.PREDICTION_DRIFT,
+    names.PREDICTION_REFERENCE_ROWS,
 )
+
+# Abramowitz & Stegun 26.2.23 (as modelmon.decision.z_upper): the normal upper quantile.
+_AS_C = (2.515517, 0.802853, 0.010328)
+_AS_D = (1.432788, 0.189269, 0.001308)
+
+
+def z_upper_promql(t: str) -> str:
+    """The A&S 26.2.23 normal quantile from ``t = sqrt(-2 ln p)`` (a PromQL expression)."""
+    c0, c1, c2 = (num(x) for x in _AS_C)
+    d1, d2, d3 = (num(x) for x in _AS_D)
+    return (
+        f"{t} - ({c0} + {c1} * {t} + {c2} * {t} ^ 2)"
+        f" / (1 + {d1} * {t} + {d2} * {t} ^ 2 + {d3} * {t} ^ 3)"
+    )
 
 
 def bin_rule_names(cfg: MonitoringConfig, fam: _BinFamily) -> dict[str, str]:
@@ -156,6 +181,15 @@ def bin_rule_names(cfg: MonitoringConfig, fam: _BinFamily) -> dict[str, str]:
         "share": cfg.rule(f"{fam.what}_bin_share", w),
         "psi": cfg.rule(f"{fam.what}_psi", w),
         "js": cfg.rule(f"{fam.what}_js", w),
+        "reference_rows": cfg.rule(f"{fam.what}_reference_rows", "max"),
+        "rows": cfg.rule(f"{fam.what}_window_rows", w),
+        "pooled": cfg.rule(f"{fam.what}_bin_pooled_share", w),
+        "chi2": cfg.rule(f"{fam.what}_chi2", w),
+        "df": cfg.rule(f"{fam.what}_chi2_df", w),
+        "z": cfg.rule(f"{fam.what}_chi2_z", w),
+        "tail": cfg.rule(f"{fam.what}_drift_tail", "max"),
+        "z_critical": cfg.rule(f"{fam.what}_drift_z_critical", "max"),
+        "detected": cfg.rule(f"{fam.what}_drift_detected", w),
     }
 
 
@@ -200,6 +234,117 @@ def _bin_rules(cfg: MonitoringConfig, fam: _BinFamily) -> list[Recording]:
         Recording(n["share"], share),
         Recording(n["psi"], psi),
         Recording(n["js"], js),
+        *_decision_rules(cfg, fam),
+    ]
+
+
+def _decision_rules(cfg: MonitoringConfig, fam: _BinFamily) -> list[Recording]:
+    """The drift decision of :mod:`modelmon.decision`, fleet-wide.
+
+    Two-sample chi-square ``n_eff * sum (c - r)^2 / p`` over the exported bins (``p`` the
+    pooled share), its Wilson-Hilferty normal score, and the Bonferroni critical score
+    ``z(alpha / m)`` with ``m`` the members of the model (count of reference-rows series).
+    """
+    n = bin_rule_names(cfg, fam)
+    k = fam.key
+    g = "ignoring (bin) group_left ()"
+    rows, ref_rows = n["rows"], n["reference_rows"]
+    pooled = _lines(
+        "(",
+        f"  {n['share']} * {g} {rows}",
+        "  +",
+        f"  {n['reference']} * {g} {ref_rows}",
+        ")",
+        f"/ {g}",
+        f"({rows} + {ref_rows})",
+    )
+    chi2 = _lines(
+        f"sum by ({cfg.by(k)}) (",
+        f"  ({n['share']} - {n['reference']}) ^ 2 / ({n['pooled']} > 0)",
+        ")",
+        f"* ({rows} * {ref_rows} / ({rows} + {ref_rows}))",
+    )
+    df = f"count by ({cfg.by(k)}) ({n['pooled']} > 0) - 1"
+    a = f"(2 / (9 * {n['df']}))"
+    z = _lines(
+        "(",
+        f"  ({n['chi2']} / ({n['df']} > 0)) ^ (1 / 3)",
+        f"  - (1 - {a})",
+        ")",
+        f"/ sqrt{a}",
+    )
+    members = f"count by ({cfg.by()}) ({ref_rows})"
+    tail = f"sqrt(2 * ln({members}) + {num(-2 * math.log(cfg.drift_alpha))})"
+    flagged = _lines(
+        "(",
+        f"  {n['z']} > ignoring ({k}) group_left () {n['z_critical']}",
+        "  and",
+        f"  {n['psi']} >= {num(cfg.drift_psi_floor)}",
+        ")",
+    )
+    detected = _lines(f"{flagged} * 0 + 1", "or", f"{n['z']} * 0")
+    return [
+        Recording(ref_rows, f"max by ({cfg.by(k)}) ({cfg.series(fam.rows)})"),
+        Recording(
+            rows,
+            f"sum by ({cfg.by(k)}) ({n['increase']}) >= {cfg.drift_min_samples}",
+        ),
+        Recording(n["pooled"], pooled),
+        Recording(n["chi2"], chi2),
+        Recording(n["df"], df),
+        Recording(n["z"], z),
+        Recording(n["tail"], tail),
+        Recording(n["z_critical"], z_upper_promql(n["tail"])),
+        Recording(n["detected"], detected),
+    ]
+
+
+def missing_rule_names(cfg: MonitoringConfig) -> dict[str, str]:
+    """The recording rule names of the missing-share decision."""
+    w = cfg.drift_window
+    return {
+        "ratio": cfg.rule("feature_missing_ratio", w),
+        "reference": cfg.rule("feature_reference_missing_ratio", "max"),
+        "seen": cfg.rule("feature_values_seen", w),
+        "reference_total": cfg.rule("feature_reference_values", "max"),
+        "z": cfg.rule("feature_missing_z", w),
+        "tail": cfg.rule("feature_missing_tail", "max"),
+        "z_critical": cfg.rule("feature_missing_z_critical", "max"),
+        "detected": cfg.rule("feature_missing_drift_detected", w),
+    }
+
+
+def _missing_decision_rules(cfg: MonitoringConfig) -> list[Recording]:
+    """Two-proportion z-test of the window's missing share against the reference's."""
+    n = missing_rule_names(cfg)
+    k = names.FEATURE
+    w = cfg.drift_window
+    ref_rows = bin_rule_names(cfg, FEATURES)["reference_rows"]
+    seen = sum_rate(cfg, names.FEATURE_OBSERVATIONS, w, k, fn="increase")
+    r, q, s, t = n["ratio"], n["reference"], n["seen"], n["reference_total"]
+    pooled = f"(({r} * {s} + {q} * {t}) / ({s} + {t}))"
+    z = _lines(
+        f"clamp_min(abs({r} - {q}) - 0.5 / {s}, 0)",
+        "/",
+        f"sqrt({pooled} * (1 - {pooled}) * (1 / {s} + 1 / {t}))",
+    )
+    members = f"count by ({cfg.by()}) ({q})"
+    tail = f"sqrt(2 * ln({members}) + {num(-2 * math.log(cfg.drift_alpha / 2))})"
+    flagged = _lines(
+        "(",
+        f"  {n['z']} > ignoring ({k}) group_left () {n['z_critical']}",
+        "  and",
+        f"  abs({r} - {q}) >= {num(cfg.missing_drift_floor)}",
+        ")",
+    )
+    return [
+        Recording(q, f"max by ({cfg.by(k)}) ({cfg.series(names.FEATURE_REFERENCE_MISSING_RATIO)})"),
+        Recording(s, f"{seen} >= {cfg.drift_min_samples}"),
+        Recording(t, f"{ref_rows} / (1 - ({q} < 1))"),
+        Recording(n["z"], z),
+        Recording(n["tail"], tail),
+        Recording(n["z_critical"], z_upper_promql(n["tail"])),
+        Recording(n["detected"], _lines(f"{flagged} * 0 + 1", "or", f"{n['z']} * 0")),
     ]
 
 
@@ -287,7 +432,10 @@ def _traffic_rules(cfg: MonitoringConfig) -> list[Recording]:
 
 def _missing(cfg: MonitoringConfig) -> list[Recording]:
     windows = dict.fromkeys((cfg.drift_window, MISSING_BASELINE_WINDOW))
-    return [Recording(cfg.rule("feature_missing_ratio", w), missing_ratio(cfg, w)) for w in windows]
+    ratios = [
+        Recording(cfg.rule("feature_missing_ratio", w), missing_ratio(cfg, w)) for w in windows
+    ]
+    return ratios + _missing_decision_rules(cfg)
 
 
 def _performance_rules(cfg: MonitoringConfig) -> list[Recording]:
@@ -406,27 +554,38 @@ def _slo_alerts(cfg: MonitoringConfig) -> list[Alert]:
 
 
 def _drift_pair(cfg: MonitoringConfig, fam: _BinFamily, alert: str, subject: str) -> list[Alert]:
-    psi = bin_rule_names(cfg, fam)["psi"]
-    out = []
-    levels: tuple[tuple[Severity, float, str], ...] = (
-        ("critical", cfg.psi_critical, "major"),
-        ("warning", cfg.psi_warning, "moderate"),
+    rules = bin_rule_names(cfg, fam)
+    detected = f"{rules['detected']} == 1"
+    test = (
+        f"a two-sample chi-square test at family-wise level {num(cfg.drift_alpha)} "
+        f"(Bonferroni over the model's members) with PSI >= {num(cfg.drift_psi_floor)}"
     )
-    for severity, limit, word in levels:
-        out.append(
-            Alert(
-                alert,
-                f"{psi} > {num(limit)}",
-                severity,
-                cfg.drift_for,
-                f"{subject} of {_WHO} drifted ({word}: PSI > {num(limit)})",
-                f"The fleet-wide PSI of {subject} of {_WHO} against the reference profile "
-                f"has stayed above {num(limit)} for {cfg.drift_for} "
-                f"(window {cfg.drift_window}). Compare reference and live shares per bin "
-                "on the dashboard and check the upstream data source.",
-            )
-        )
-    return out
+    common = (
+        f"(window {cfg.drift_window}; {test}). Compare reference and live shares per bin "
+        "on the dashboard and check the upstream data source."
+    )
+    return [
+        Alert(
+            alert,
+            f"{detected}\nand\n{rules['psi']} > {num(cfg.psi_critical)}",
+            "critical",
+            cfg.drift_for,
+            f"{subject} of {_WHO} drifted (major: PSI > {num(cfg.psi_critical)})",
+            f"The fleet-wide distribution of {subject} of {_WHO} differs from the reference "
+            f"profile, with PSI above {num(cfg.psi_critical)}, for {cfg.drift_for} {common}",
+            cfg.drift_keep_firing_for,
+        ),
+        Alert(
+            alert,
+            detected,
+            "warning",
+            cfg.drift_for,
+            f"{subject} of {_WHO} drifted",
+            f"The fleet-wide distribution of {subject} of {_WHO} differs from the reference "
+            f"profile for {cfg.drift_for} {common}",
+            cfg.drift_keep_firing_for,
+        ),
+    ]
 
 
 def _drift_alerts(cfg: MonitoringConfig) -> list[Alert]:
@@ -457,6 +616,18 @@ def _drift_alerts(cfg: MonitoringConfig) -> list[Alert]:
             f"The share of missing values of {feature} over {cfg.drift_window} is more than "
             f"{num(cfg.missing_jump * 100)} percentage points above its "
             f"{MISSING_BASELINE_WINDOW} average. Check the upstream feature pipeline.",
+        ),
+        Alert(
+            "ModelmonFeatureMissingShift",
+            f"{missing_rule_names(cfg)['detected']} == 1",
+            "warning",
+            cfg.drift_for,
+            f"Missing share of {feature} of {_WHO} differs from the reference",
+            f"The share of missing values of {feature} over {cfg.drift_window} differs from "
+            "the reference profile's (two-proportion test at family-wise level "
+            f"{num(cfg.drift_alpha)}, change >= {num(cfg.missing_drift_floor * 100)} percentage "
+            "points). Check the upstream feature pipeline and joins.",
+            cfg.drift_keep_firing_for,
         ),
         Alert(
             "ModelmonConfidenceCollapse",

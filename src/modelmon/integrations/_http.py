@@ -17,6 +17,7 @@ three-digit codes.
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 import weakref
@@ -379,3 +380,102 @@ def http_metrics_for(
     if registry is None or registry is True:
         registry = REGISTRY
     return http_collector_for(registry).metrics_for(namespace, buckets)
+
+
+# --- the feedback route (ground truth), shared by the FastAPI and Flask integrations ---
+MAX_FEEDBACK_ITEMS = 10_000
+FEEDBACK_TOKEN_HEADER = "Authorization"
+
+# HTTP status of a single label refused for each reason (a batch answers per item).
+FEEDBACK_STATUS: dict[str, int] = {
+    "matched": 202,
+    "invalid_id": 422,
+    "batch_id": 422,
+    "other_model": 422,
+    "invalid": 422,
+    "unknown": 404,
+    "expired": 410,
+    "duplicate": 409,
+}
+FEEDBACK_MESSAGES: dict[str, str] = {
+    "invalid_id": "the id is not one this service issued (forged, altered, truncated, "
+    "or signed with another key: every replica needs the same MODELMON_ID_KEY)",
+    "batch_id": "this is the id of a batch call: post one label per row, with the row ids "
+    "(modelmon.last_prediction_ids())",
+    "other_model": "the id belongs to another model or version (or another class set)",
+    "invalid": "the actual value is not valid for this model (a known class, or a finite "
+    "number in range)",
+    "unknown": "no prediction with this id is known here",
+    "expired": "the prediction is older than the outcome TTL",
+    "duplicate": "this prediction was already labelled",
+}
+
+
+def check_token(expected: str | None, header: str | None) -> bool:
+    """Whether a request's ``Authorization`` header carries the feedback token.
+
+    Accepts ``Bearer <token>`` or the bare token; compared in constant time. With no
+    expected token every request passes.
+    """
+    if expected is None:
+        return True
+    if not header:
+        return False
+    value = header[7:] if header[:7].lower() == "bearer " else header
+    return hmac.compare_digest(value.strip().encode(), expected.encode())
+
+
+def check_feedback_token(token: str | None) -> str | None:
+    """The configured route token (at least 16 characters), or a ConfigurationError."""
+    if token is None:
+        return None
+    if not isinstance(token, str) or len(token) < 16:
+        raise ConfigurationError("feedback token must be a string of at least 16 characters")
+    return token
+
+
+def handle_feedback(monitor: Any, body: Any) -> tuple[int, dict[str, Any]]:
+    """Score the labels in a feedback body; returns (HTTP status, JSON body).
+
+    ``body`` is ``{"prediction_id": ..., "actual": ...}`` or a list of them. One label:
+    202 when scored, else the reason's 4xx status and ``{"error": reason, "detail": ...}``.
+    A list: 202 when every label was scored, 207 when some were, 422 when none was, with
+    ``{"accepted": n, "results": [{"prediction_id", "status"[, "detail"]}...]}`` in order.
+    A malformed body is 422 and a list longer than ``MAX_FEEDBACK_ITEMS`` is 413, before
+    any label is looked at.
+    """
+    single = isinstance(body, dict)
+    items = [body] if single else body
+    if not isinstance(items, list) or not items:
+        return 422, {"error": "malformed", "detail": "expected an object or a non-empty list"}
+    if len(items) > MAX_FEEDBACK_ITEMS:
+        return 413, {"error": "too_many", "detail": f"at most {MAX_FEEDBACK_ITEMS} labels a call"}
+    ids: list[Any] = []
+    actuals: list[Any] = []
+    for item in items:
+        if not isinstance(item, dict) or "prediction_id" not in item or "actual" not in item:
+            return 422, {
+                "error": "malformed",
+                "detail": "each label needs 'prediction_id' and 'actual'",
+            }
+        ids.append(item["prediction_id"])
+        actuals.append(item["actual"])
+    statuses = monitor.record_outcomes(ids, actuals, strict=False)  # answered per label
+    accepted = statuses.count("matched")
+    if single:
+        status = statuses[0]
+        if status == "matched":
+            return 202, {"accepted": 1}
+        return FEEDBACK_STATUS.get(status, 422), {
+            "error": status,
+            "detail": FEEDBACK_MESSAGES.get(status, status),
+        }
+    results = []
+    for key, status in zip(ids, statuses, strict=True):
+        entry: dict[str, Any] = {"prediction_id": key if isinstance(key, str) else None}
+        entry["status"] = status
+        if status != "matched":
+            entry["detail"] = FEEDBACK_MESSAGES.get(status, status)
+        results.append(entry)
+    code = 202 if accepted == len(items) else (207 if accepted else 422)
+    return code, {"accepted": accepted, "results": results}

@@ -12,16 +12,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import MissingExtraError
 
 try:
-    from fastapi import APIRouter, Body, FastAPI
+    from fastapi import APIRouter, Body, FastAPI, Header
     from pydantic import BaseModel
     from starlette.requests import Request
-    from starlette.responses import Response
+    from starlette.responses import JSONResponse, Response
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
     raise MissingExtraError("fastapi", "fastapi") from exc
 
@@ -29,6 +29,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 
+from ._http import check_feedback_token, check_token, handle_feedback
 from .asgi import MetricsMiddleware
 
 __all__ = ["Feedback", "MetricsMiddleware", "feedback_router", "instrument", "metrics_endpoint"]
@@ -105,23 +106,49 @@ class Feedback(BaseModel):
     actual: Any
 
 
-def feedback_router(monitor: Any, path: str = "/feedback") -> APIRouter:
+def feedback_router(
+    monitor: Any,
+    path: str = "/feedback",
+    *,
+    token: str | None = None,
+    dependencies: Sequence[Any] | None = None,
+) -> APIRouter:
     """An ``APIRouter`` accepting ground truth: ``POST {prediction_id, actual}`` or a list.
 
-    ``monitor`` is a :class:`~modelmon.Monitor` (or a monitored function). Answers
-    202 Accepted with the number of outcomes taken; unmatched ids are counted by the
-    monitor (``modelmon_outcomes_unmatched_total``), not rejected.
+    ``monitor`` is a :class:`~modelmon.Monitor` (or a monitored function). One label is
+    answered 202 when scored, else 4xx with ``{"error": reason, "detail": ...}`` (422
+    ``invalid_id``/``batch_id``/``other_model``/``invalid``, 404 ``unknown``, 410
+    ``expired``, 409 ``duplicate``); a list gets per-item results (202 all scored, 207
+    some, 422 none). Every refusal is also counted in
+    ``modelmon_outcomes_unmatched_total``.
+
+    Guard the route when it is reachable by clients: ``token=`` requires
+    ``Authorization: Bearer <token>`` (401 otherwise), and ``dependencies=`` adds your
+    own FastAPI dependencies (``[Depends(check_api_key)]``). See docs/ground-truth.md.
     """
     target = getattr(monitor, "monitor", monitor)
+    expected = check_feedback_token(token)
     router = APIRouter()
 
-    def feedback(body: Feedback | list[Feedback] = Body(...)) -> dict[str, int]:  # noqa: B008
-        items = body if isinstance(body, list) else [body]
-        if isinstance(body, list):
-            target.record_outcomes([i.prediction_id for i in items], [i.actual for i in items])
-        else:
-            target.record_outcome(body.prediction_id, body.actual)
-        return {"accepted": len(items)}
+    def feedback(
+        body: Any = Body(...),  # noqa: B008
+        authorization: str | None = Header(None),
+    ) -> Response:
+        if not check_token(expected, authorization):
+            return JSONResponse(
+                {"error": "unauthorized", "detail": "missing or wrong feedback token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        status, content = handle_feedback(target, body)
+        return JSONResponse(content, status_code=status)
 
-    router.add_api_route(path, feedback, methods=["POST"], status_code=202)
+    router.add_api_route(
+        path,
+        feedback,
+        methods=["POST"],
+        status_code=202,
+        dependencies=list(dependencies or ()),
+        response_class=JSONResponse,
+    )
     return router

@@ -1,8 +1,10 @@
 """Flask in one line: HTTP metrics by URL rule, ``X-Prediction-Id`` and ``/metrics``.
 
-``instrument`` wraps ``app.wsgi_app`` and adds one ``before_request`` hook, both undone
-by ``uninstrument()``: nothing is added to the URL map (the middleware answers
-``metrics_path`` itself).
+``instrument`` wraps ``app.wsgi_app`` and adds a ``before_request`` and an
+``after_request`` hook, all undone by ``uninstrument()``: nothing is added to the URL
+map (the middleware answers ``metrics_path`` itself). A non-streamed response is
+counted when the view returns it, so ``app.test_client().get(...)`` is counted even if
+the test never reads the body; a streamed one at its last byte or ``close()``.
 
 >>> from flask import Flask
 >>> from prometheus_client import CollectorRegistry
@@ -14,13 +16,14 @@ by ``uninstrument()``: nothing is added to the URL map (the middleware answers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MissingExtraError
 
 try:
-    from flask import Flask, request
+    from flask import Blueprint, Flask, Response, jsonify, request
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
 except ImportError as exc:  # pragma: no cover - exercised with the package hidden
@@ -29,12 +32,15 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import CollectorRegistry
 
 from .. import names
-from .wsgi import Environ, MetricsMiddleware, RouteResolver
+from ._http import check_feedback_token, check_token, handle_feedback
+from .wsgi import BODY_COMPLETE, Environ, MetricsMiddleware, RouteResolver
 
 __all__ = [
     "FlaskInstrumentation",
     "MetricsMiddleware",
+    "feedback_blueprint",
     "instrument",
+    "mark_complete_body",
     "remember_url_rule",
     "url_rule_resolver",
 ]
@@ -52,6 +58,24 @@ def remember_url_rule() -> None:
     """
     rule = request.url_rule
     request.environ[ROUTE_KEY] = names.UNMATCHED_ROUTE if rule is None else str(rule.rule)
+
+
+def mark_complete_body(response: Response) -> Response:
+    """An ``after_request`` hook: tell the middleware a non-streamed body is complete.
+
+    Such a response is counted when the app returns it rather than at its last byte
+    (see :mod:`modelmon.integrations.wsgi`), as request-hook exporters count. Error
+    responses (4xx/5xx) are made sequences first: Flask renders ``abort(404)`` and
+    unmatched URLs as a small page behind an iterator.
+    """
+    try:
+        if not response.is_sequence and response.status_code >= 400:
+            response.make_sequence()
+        if response.is_sequence:
+            request.environ[BODY_COMPLETE] = True
+    except Exception:  # never break a response over metrics: the last-byte rule applies
+        request.environ.pop(BODY_COMPLETE, None)
+    return response
 
 
 def url_rule_resolver(app: Flask) -> RouteResolver:
@@ -98,6 +122,9 @@ class FlaskInstrumentation:
         hooks = self.app.before_request_funcs.get(None, [])
         if remember_url_rule in hooks:
             hooks.remove(remember_url_rule)
+        after = self.app.after_request_funcs.get(None, [])
+        if mark_complete_body in after:
+            after.remove(mark_complete_body)
 
 
 def instrument(
@@ -129,5 +156,50 @@ def instrument(
     )
     # First of the app-level hooks: an earlier one may answer and skip the rest.
     app.before_request_funcs.setdefault(None, []).insert(0, remember_url_rule)
+    # after_request hooks run last-registered first: inserted first, this one sees the
+    # response the app really returns.
+    app.after_request_funcs.setdefault(None, []).insert(0, mark_complete_body)
     app.wsgi_app = middleware  # type: ignore[method-assign]
     return FlaskInstrumentation(app, middleware, original, had_own)
+
+
+def feedback_blueprint(
+    monitor: Any,
+    path: str = "/feedback",
+    *,
+    token: str | None = None,
+    guard: Callable[[], Any] | None = None,
+    name: str = "modelmon_feedback",
+) -> Blueprint:
+    """A Blueprint accepting ground truth: ``POST {prediction_id, actual}`` or a list.
+
+    Answers like :func:`modelmon.integrations.fastapi.feedback_router` (202, per-reason
+    4xx, per-item results for a list). ``token=`` requires ``Authorization: Bearer
+    <token>`` (401 otherwise); ``guard=`` is called first on every request and may
+    return a response (e.g. ``abort(403)`` or a ``(body, status)`` tuple) to refuse it.
+
+    >>> from flask import Flask
+    >>> import modelmon
+    >>> app = Flask("doc")
+    >>> app.register_blueprint(feedback_blueprint(modelmon.Monitor("fb", "1", registry=False)))
+    """
+    target = getattr(monitor, "monitor", monitor)
+    expected = check_feedback_token(token)
+    blueprint = Blueprint(name, __name__)
+
+    @blueprint.post(path)
+    def feedback() -> Any:
+        if guard is not None:
+            refused = guard()
+            if refused is not None:
+                return refused
+        if not check_token(expected, request.headers.get("Authorization")):
+            body = {"error": "unauthorized", "detail": "missing or wrong feedback token"}
+            return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
+        payload = request.get_json(silent=True)
+        if payload is None:
+            return jsonify({"error": "malformed", "detail": "expected a JSON body"}), 422
+        status, content = handle_feedback(target, payload)
+        return jsonify(content), status
+
+    return blueprint

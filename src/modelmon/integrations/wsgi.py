@@ -1,7 +1,15 @@
 """WSGI middleware: HTTP metrics by route template, and ``X-Prediction-Id``.
 
-The response is timed to the last byte: the app's iterable is wrapped, and the request
-is recorded when it is exhausted or closed (``close()`` is forwarded).
+When a request is counted (the rule, tested in ``tests/unit/test_wsgi_flask.py``):
+
+- a **complete** body (a list or tuple, or a response the app marked complete with
+  ``environ[BODY_COMPLETE] = True``, as the Flask integration does for every
+  non-streamed response) is counted when the app returns it, whether or not anyone
+  reads it: a test client that never reads the body still sees the request counted;
+- a **streamed** body (a generator, a file) is timed to its last byte: counted when it
+  is exhausted, or when it is closed (``close()`` is forwarded), whichever comes
+  first. A WSGI server always does one of the two; in tests read the body
+  (``response.data``) or close the response (``with client.get(...) as response``).
 
 >>> from prometheus_client import CollectorRegistry
 >>> from modelmon.integrations.wsgi import MetricsMiddleware
@@ -29,6 +37,9 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 RouteResolver = Callable[[Environ], str]
+
+BODY_COMPLETE = "modelmon.body_complete"
+"""Environ key an app sets to True when its response body is complete in memory."""
 
 
 def unmatched(environ: Environ) -> str:
@@ -91,6 +102,9 @@ class MetricsMiddleware:
             except Exception:
                 exchange.finish(500)
                 raise
+        if exchange.status and _is_complete(body, environ):
+            exchange.finish()  # nothing left to produce: count now, even if never read
+            return body
         return _TimedBody(body, exchange)
 
     def record(self, environ: Environ, status: int, seconds: float) -> None:
@@ -140,6 +154,11 @@ class _Exchange:
         self.done = True
         code = self.status if status is None else status
         self.middleware.record(self.environ, code, perf_counter() - self.start)
+
+
+def _is_complete(body: Iterable[bytes], environ: Environ) -> bool:
+    """Whether the whole body already exists (no byte is left for the app to produce)."""
+    return isinstance(body, (list, tuple)) or environ.get(BODY_COMPLETE) is True
 
 
 def _status_code(status: str) -> int:

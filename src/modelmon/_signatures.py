@@ -102,6 +102,7 @@ class MonitorExtraOptions(TypedDict, total=False):
     outcome_range: tuple[float, float] | None
     log_every_s: float | None
     mlflow_run_id: str | None
+    distributions: bool | Sequence[str]
 
 
 class MonitorOptions(MonitorExtraOptions, total=False):

@@ -530,7 +530,12 @@ class DriftAggregate:
                 continue
             uppers = [*(repr(e) for e in member.edges), "+Inf"]
             for b, le in enumerate(uppers):
-                labels = {**ctx.labels, names.FEATURE: member.name, names.BIN: str(b), "le": le}
+                labels = {
+                    **ctx.labels,
+                    names.FEATURE: member.name,
+                    names.BIN: str(b),
+                    names.UPPER_EDGE: le,
+                }
                 points.append(ScalarPoint(labels, 1.0))
         return tuple(points)
 

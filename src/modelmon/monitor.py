@@ -40,6 +40,7 @@ from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .concept import Detector
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
 from .decision import DecisionConfig
+from .distribution_aggregate import DistributionAggregate
 from .drift_aggregate import DriftAggregate
 from .errors import ConfigurationError
 from .extract import (
@@ -124,6 +125,10 @@ class Monitor:
             your parameters (``modelmon.concept.ADWIN(delta=0.01)``), or None.
         log_every_s: log :meth:`log_to_mlflow` snapshots every so many seconds from a
             background thread (to ``mlflow_run_id``, the active run, or a new run).
+        distributions: opt-in, ``True`` or a list of feature names: keep all-time
+            exponential histograms of those numeric features (all when ``True``) and of
+            the prediction value, exported over OTLP only (see
+            :mod:`modelmon.distribution_aggregate`).
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class Monitor:
         outcome_range: tuple[float, float] | None = None,
         log_every_s: float | None = None,
         mlflow_run_id: str | None = None,
+        distributions: bool | Sequence[str] = False,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.reference_source = _resolve_mlflow(reference)
@@ -252,6 +258,11 @@ class Monitor:
             concept_detector=concept_detector,
             outcome_range=outcome_range,
         )
+
+        if distributions is not False:
+            self.aggregates["distributions"] = DistributionAggregate(
+                None if distributions is True else list(distributions), max_features=max_features
+            )
 
         # The records' fields, flat: a record is extended into the buffer, not appended,
         # so no per-call tuple stays alive until the fold (see ``context.Record``). A list:
@@ -774,6 +785,8 @@ class Monitor:
             Family(names.IN_FLIGHT, ns, (ScalarPoint(labels, self.in_flight),)),
             Family(names.MODEL_INFO, ns, (ScalarPoint(info_labels, 1.0),)),
             Family(names.MODEL_LOADED, ns, (ScalarPoint(labels, self.loaded_at),)),
+            # Refreshed at every collection: absence alerts watch it, scraped or pushed.
+            Family(names.HEARTBEAT, ns, (ScalarPoint(labels, ctx.now),)),
             Family(
                 names.INTERNAL_ERRORS,
                 ns,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["counter", "gauge", "histogram", "summary"]
+Kind = Literal["counter", "gauge", "histogram", "summary", "exponential_histogram"]
 
 DEFAULT_NAMESPACE = "modelmon"
 
@@ -33,7 +33,10 @@ FEATURE = "feature"
 OUTPUT = "output"
 BIN = "bin"
 METHOD = "method"
-QUANTILE = "quantile"
+# Not "quantile": Prometheus reserves it for summaries (promtool warns on gauges).
+QUANTILE = "q"
+# Not "le": Prometheus reserves it for histogram buckets.
+UPPER_EDGE = "upper_edge"
 ACTUAL = "actual"
 PREDICTED = "predicted"
 METRIC = "metric"
@@ -87,13 +90,16 @@ def _m(
 CATALOGUE: list[MetricSpec] = []
 
 # --- Traffic and health (core) -------------------------------------------------------
-REQUESTS = _m("requests", "counter", (), "Calls of the monitored function.", "modelmon.requests")
+REQUESTS = _m(
+    "requests", "counter", (), "Calls of the monitored function.", "modelmon.requests", "{request}"
+)
 PREDICTIONS = _m(
     "predictions",
     "counter",
     (),
     "Rows predicted (a batch of N rows counts N).",
     "modelmon.predictions",
+    "{prediction}",
 )
 REQUEST_ERRORS = _m(
     "request_errors",
@@ -101,6 +107,7 @@ REQUEST_ERRORS = _m(
     (ERROR_TYPE,),
     "Calls that raised, by exception class name (at most 20 values, then 'other').",
     "modelmon.request.errors",
+    "{error}",
 )
 REQUESTS_ABORTED = _m(
     "requests_aborted",
@@ -120,7 +127,12 @@ REQUEST_DURATION = _m(
     "s",
 )
 IN_FLIGHT = _m(
-    "requests_in_flight", "gauge", (), "Calls currently executing.", "modelmon.requests.in_flight"
+    "requests_in_flight",
+    "gauge",
+    (),
+    "Calls currently executing.",
+    "modelmon.requests.in_flight",
+    "{request}",
 )
 BATCH_SIZE = _m("batch_size", "histogram", (), "Rows per call.", "modelmon.batch.size", "{row}")
 CONFIDENCE = _m(
@@ -129,6 +141,7 @@ CONFIDENCE = _m(
     (),
     "Confidence of each prediction (max class probability), in [0, 1].",
     "modelmon.prediction.confidence",
+    "1",
 )
 MODEL_INFO = _m(
     "model_info",
@@ -136,6 +149,7 @@ MODEL_INFO = _m(
     ("task", "sdk_version", "reference"),
     "Always 1; labels carry model metadata (task, sdk version, reference).",
     "modelmon.model.info",
+    "{info}",
 )
 LAST_PREDICTION = _m(
     "last_prediction_timestamp_seconds",
@@ -151,6 +165,7 @@ INTERNAL_ERRORS = _m(
     (STAGE,),
     "Failures inside modelmon, by stage; they never reach the caller.",
     "modelmon.internal.errors",
+    "{error}",
 )
 DROPPED = _m(
     "dropped_observations",
@@ -158,6 +173,7 @@ DROPPED = _m(
     (REASON,),
     "Observations modelmon could not record, by reason.",
     "modelmon.dropped_observations",
+    "{observation}",
 )
 
 # --- Features and drift (reference profiles) ---------------------------------------
@@ -167,6 +183,7 @@ FEATURE_BIN = _m(
     (FEATURE, BIN),
     "Observed values per reference bin (bins labelled by index).",
     "modelmon.feature.bin",
+    "{value}",
 )
 FEATURE_REFERENCE_RATIO = _m(
     "feature_reference_ratio",
@@ -174,13 +191,15 @@ FEATURE_REFERENCE_RATIO = _m(
     (FEATURE, BIN),
     "Share of the reference data in each bin.",
     "modelmon.feature.reference_ratio",
+    "1",
 )
 FEATURE_BIN_EDGES = _m(
     "feature_bin_edges_info",
     "gauge",
-    (FEATURE, BIN, "le"),
+    (FEATURE, BIN, UPPER_EDGE),
     "Opt-in: upper edge of each reference bin.",
     "modelmon.feature.bin_edges",
+    "{info}",
 )
 FEATURE_MISSING = _m(
     "feature_missing",
@@ -188,6 +207,7 @@ FEATURE_MISSING = _m(
     (FEATURE,),
     "Missing values (None, NaN).",
     "modelmon.feature.missing",
+    "{value}",
 )
 FEATURE_INVALID = _m(
     "feature_invalid",
@@ -195,6 +215,7 @@ FEATURE_INVALID = _m(
     (FEATURE,),
     "Values of the wrong type (e.g. a string in a numeric feature, +-inf).",
     "modelmon.feature.invalid",
+    "{value}",
 )
 FEATURE_OBSERVATIONS = _m(
     "feature_observations",
@@ -202,6 +223,7 @@ FEATURE_OBSERVATIONS = _m(
     (FEATURE,),
     "Values seen for the feature (valid, missing and invalid).",
     "modelmon.feature.observations",
+    "{value}",
 )
 FEATURE_DRIFT = _m(
     "feature_drift",
@@ -209,6 +231,7 @@ FEATURE_DRIFT = _m(
     (FEATURE, METHOD),
     "Drift of the feature over the sliding window against the reference.",
     "modelmon.feature.drift",
+    "{score}",
 )
 FEATURE_DRIFT_DETECTED = _m(
     "feature_drift_detected",
@@ -217,6 +240,7 @@ FEATURE_DRIFT_DETECTED = _m(
     "1 when the window's distribution differs from the reference (two-sample test at "
     "alpha / features, and PSI >= the effect floor), else 0.",
     "modelmon.feature.drift.detected",
+    "{state}",
 )
 FEATURE_DRIFT_PVALUE = _m(
     "feature_drift_pvalue",
@@ -225,6 +249,7 @@ FEATURE_DRIFT_PVALUE = _m(
     "p-value of the window-vs-reference test (chi2: binned two-sample chi-square, "
     "ks: two-sample Kolmogorov-Smirnov), before the multiple-testing correction.",
     "modelmon.feature.drift.pvalue",
+    "{probability}",
 )
 FEATURE_REFERENCE_ROWS = _m(
     "feature_reference_rows",
@@ -232,6 +257,7 @@ FEATURE_REFERENCE_ROWS = _m(
     (FEATURE,),
     "Non-missing rows of the reference profile for the feature.",
     "modelmon.feature.reference_rows",
+    "{row}",
 )
 FEATURE_REFERENCE_MISSING_RATIO = _m(
     "feature_reference_missing_ratio",
@@ -239,6 +265,7 @@ FEATURE_REFERENCE_MISSING_RATIO = _m(
     (FEATURE,),
     "Share of missing values of the feature in the reference data.",
     "modelmon.feature.reference_missing_ratio",
+    "1",
 )
 FEATURE_MISSING_DRIFT_DETECTED = _m(
     "feature_missing_drift_detected",
@@ -247,6 +274,7 @@ FEATURE_MISSING_DRIFT_DETECTED = _m(
     "1 when the window's missing share differs from the reference's (two-proportion test "
     "at alpha / features, and an absolute change >= the floor), else 0.",
     "modelmon.feature.missing_drift.detected",
+    "{state}",
 )
 FEATURE_MISSING_DRIFT_PVALUE = _m(
     "feature_missing_drift_pvalue",
@@ -254,6 +282,7 @@ FEATURE_MISSING_DRIFT_PVALUE = _m(
     (FEATURE,),
     "p-value of the window-vs-reference missing-share test, before the correction.",
     "modelmon.feature.missing_drift.pvalue",
+    "{probability}",
 )
 FEATURE_QUANTILE = _m(
     "feature_quantile",
@@ -268,6 +297,7 @@ FEATURES_NOT_EXPORTED = _m(
     (),
     "Values of features beyond max_features (counted, not exported per feature).",
     "modelmon.features.not_exported",
+    "{value}",
 )
 PREDICTION_BIN = _m(
     "prediction_bin",
@@ -275,6 +305,7 @@ PREDICTION_BIN = _m(
     (OUTPUT, BIN),
     "Predictions per reference bin.",
     "modelmon.prediction.bin",
+    "{prediction}",
 )
 PREDICTION_REFERENCE_RATIO = _m(
     "prediction_reference_ratio",
@@ -282,6 +313,7 @@ PREDICTION_REFERENCE_RATIO = _m(
     (OUTPUT, BIN),
     "Share of the reference predictions in each bin.",
     "modelmon.prediction.reference_ratio",
+    "1",
 )
 PREDICTION_DRIFT = _m(
     "prediction_drift",
@@ -289,6 +321,7 @@ PREDICTION_DRIFT = _m(
     (OUTPUT, METHOD),
     "Drift of the prediction output over the sliding window against the reference.",
     "modelmon.prediction.drift",
+    "{score}",
 )
 PREDICTION_DRIFT_DETECTED = _m(
     "prediction_drift_detected",
@@ -297,6 +330,7 @@ PREDICTION_DRIFT_DETECTED = _m(
     "1 when the window's output distribution differs from the reference (two-sample test "
     "at alpha / outputs, and PSI >= the effect floor), else 0.",
     "modelmon.prediction.drift.detected",
+    "{state}",
 )
 PREDICTION_DRIFT_PVALUE = _m(
     "prediction_drift_pvalue",
@@ -304,6 +338,7 @@ PREDICTION_DRIFT_PVALUE = _m(
     (OUTPUT, METHOD),
     "p-value of the output's window-vs-reference test, before the correction.",
     "modelmon.prediction.drift.pvalue",
+    "{probability}",
 )
 PREDICTION_REFERENCE_ROWS = _m(
     "prediction_reference_rows",
@@ -311,6 +346,7 @@ PREDICTION_REFERENCE_ROWS = _m(
     (OUTPUT,),
     "Non-missing rows of the reference profile for the output.",
     "modelmon.prediction.reference_rows",
+    "{row}",
 )
 PREDICTION_QUANTILE = _m(
     "prediction_quantile",
@@ -320,6 +356,21 @@ PREDICTION_QUANTILE = _m(
     "modelmon.prediction.quantile",
 )
 
+FEATURE_DISTRIBUTION = _m(
+    "feature_distribution",
+    "exponential_histogram",
+    (FEATURE,),
+    "Opt-in, OTLP only: all values of the feature as an exponential histogram.",
+    "modelmon.feature.distribution",
+)
+PREDICTION_DISTRIBUTION = _m(
+    "prediction_distribution",
+    "exponential_histogram",
+    (OUTPUT,),
+    "Opt-in, OTLP only: all prediction values as an exponential histogram.",
+    "modelmon.prediction.distribution",
+)
+
 # --- Ground truth, performance, concept drift, staleness ----------------------------
 OUTCOMES = _m(
     "outcomes",
@@ -327,6 +378,7 @@ OUTCOMES = _m(
     (ACTUAL, PREDICTED),
     "Labelled predictions by actual and predicted class (a confusion matrix).",
     "modelmon.outcomes",
+    "{outcome}",
 )
 OUTCOMES_UNMATCHED = _m(
     "outcomes_unmatched",
@@ -335,6 +387,7 @@ OUTCOMES_UNMATCHED = _m(
     "Outcomes that could not be joined to a prediction "
     "(expired, unknown, duplicate, invalid, invalid_id).",
     "modelmon.outcomes.unmatched",
+    "{outcome}",
 )
 REGRESSION_SQUARED_ERROR = _m(
     "regression_squared_error",
@@ -356,6 +409,7 @@ REGRESSION_OUTCOMES = _m(
     (),
     "Labelled regression predictions.",
     "modelmon.regression.outcomes",
+    "{outcome}",
 )
 PERFORMANCE = _m(
     "performance",
@@ -378,6 +432,7 @@ CONCEPT_DRIFT_DETECTED = _m(
     (DETECTOR,),
     "Concept drift detections on the per-prediction error stream.",
     "modelmon.concept_drift.detected",
+    "{detection}",
 )
 CONCEPT_DRIFT = _m(
     "concept_drift",
@@ -385,6 +440,7 @@ CONCEPT_DRIFT = _m(
     (DETECTOR,),
     "1 while the concept drift detector is in drift state, else 0.",
     "modelmon.concept_drift",
+    "{state}",
 )
 MODEL_TRAINED = _m(
     "model_trained_timestamp_seconds",
@@ -411,6 +467,30 @@ MODEL_LOADED = _m(
     "s",
 )
 
+HEARTBEAT = _m(
+    "heartbeat_timestamp_seconds",
+    "gauge",
+    (),
+    "Unix time modelmon last collected the monitor (every scrape and OTLP export).",
+    "modelmon.heartbeat.timestamp",
+    "s",
+)
+
+# Metrics without a unit: their values are in the units of the user's data (a feature,
+# the prediction, the regression target), which modelmon does not know, or mix several
+# (``performance`` holds accuracy and RMSE side by side, told apart by ``metric``).
+DATA_UNIT_METRICS: frozenset[str] = frozenset(
+    {
+        "feature_quantile",
+        "prediction_quantile",
+        "feature_distribution",
+        "prediction_distribution",
+        "regression_squared_error",
+        "regression_absolute_error",
+        "performance",
+    }
+)
+
 # --- HTTP (integrations); these carry no model/version labels -----------------------
 HTTP_REQUESTS = MetricSpec(
     "http_requests",
@@ -418,6 +498,7 @@ HTTP_REQUESTS = MetricSpec(
     (HTTP_METHOD, ROUTE, STATUS),
     "HTTP requests by method, route template and status.",
     "modelmon.http.requests",
+    "{request}",
 )
 HTTP_DURATION = MetricSpec(
     "http_request_duration_seconds",

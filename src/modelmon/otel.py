@@ -28,14 +28,22 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.resources import Resource
 
-from .errors import MissingExtraError
 from .exporters import otel as _otel
-from .exporters.otel import ObservableBridge, OtelExport, instance_id, make_resource
+from .exporters import otel_config
+from .exporters.otel import (
+    DisabledExport,
+    ObservableBridge,
+    OtelExport,
+    instance_id,
+    make_resource,
+)
 
-OTLP_HTTP_PACKAGE = "opentelemetry-exporter-otlp-proto-http"
-EXTRA = "otel-exporters"
+OTLP_HTTP_PACKAGE = otel_config.OTLP_HTTP_PACKAGE
+EXTRA = otel_config.OTLP_HTTP_EXTRA
+GRPC_EXTRA = otel_config.OTLP_GRPC_EXTRA
 
 __all__ = [
+    "DisabledExport",
     "ObservableBridge",
     "OtelExport",
     "export_otel",
@@ -43,6 +51,7 @@ __all__ = [
     "make_resource",
     "mapping_table",
     "name_mapping",
+    "otlp_grpc_exporter",
     "otlp_http_exporter",
     "register",
 ]
@@ -54,47 +63,71 @@ def otlp_http_exporter() -> MetricExporter:
     Raises :class:`~modelmon.MissingExtraError` (naming ``modelmon[otel-exporters]``)
     when the exporter package is not installed.
     """
-    try:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    except ImportError as exc:
-        raise MissingExtraError(OTLP_HTTP_PACKAGE, EXTRA) from exc
-    exporter: MetricExporter = OTLPMetricExporter()
-    return exporter
+    return otel_config.otlp_http_exporter()
+
+
+def otlp_grpc_exporter() -> MetricExporter:
+    """The OTLP/gRPC metric exporter, configured from ``OTEL_EXPORTER_OTLP_*`` variables.
+
+    Raises :class:`~modelmon.MissingExtraError` (naming ``modelmon[otel-grpc]``)
+    when the exporter package is not installed.
+    """
+    return otel_config.otlp_grpc_exporter()
 
 
 def export_otel(
     exporter: MetricExporter | None = None,
-    interval_s: float = 15.0,
+    interval_s: float | None = None,
     resource: Resource | None = None,
     *,
     timeout_s: float | None = None,
 ) -> OtelExport:
     """Push every monitor's metrics to ``exporter`` every ``interval_s``, off the serving threads.
 
+    Configured the standard way: the OpenTelemetry SDK's environment variables apply
+    (arguments given here win over them), see :mod:`modelmon.exporters.otel_config`:
+    ``OTEL_SDK_DISABLED``, ``OTEL_METRICS_EXPORTER`` (``otlp``, ``console``, ``none``),
+    ``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf`` or ``grpc``),
+    ``OTEL_METRIC_EXPORT_INTERVAL`` / ``_TIMEOUT`` (milliseconds) and every
+    ``OTEL_EXPORTER_OTLP_*`` setting of the exporter itself.
+
     Args:
-        exporter: any OTel ``MetricExporter``; by default the OTLP/HTTP exporter built
-            from the standard ``OTEL_EXPORTER_OTLP_*`` environment variables (install
-            ``modelmon[otel-exporters]``).
-        interval_s: seconds between exports.
+        exporter: any OTel ``MetricExporter``; by default the one the environment names
+            (OTLP over HTTP/protobuf unless told otherwise: install
+            ``modelmon[otel-exporters]``, or ``modelmon[otel-grpc]`` for gRPC).
+        interval_s: seconds between exports (default ``OTEL_METRIC_EXPORT_INTERVAL``,
+            else 15).
         resource: extra resource attributes; ``service.name`` comes from
             ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` and a per-process
             ``service.instance.id`` is added, so a collector merges replicas correctly.
         timeout_s: bounds every export and the shutdown, whatever the exporter does
-            (default ``min(interval_s, 10)``).
+            (default ``OTEL_METRIC_EXPORT_TIMEOUT``, else ``min(interval_s, 10)``).
 
-    Data is cumulative: an export that fails (counted in
+    Every monitor and the HTTP middleware's metrics are exported. Data is cumulative:
+    an export that fails (counted in
     ``modelmon_internal_errors_total{stage="otel_export"}``) loses nothing, the next
     successful one carries the totals. Exporters preferring delta temporality still
-    receive cumulative data.
+    receive cumulative data. The last export runs at interpreter exit (or at
+    ``shutdown()``). With ``OTEL_SDK_DISABLED=true`` or ``OTEL_METRICS_EXPORTER=none``
+    the returned :class:`DisabledExport` does nothing.
 
     >>> from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
     >>> import os
     >>> handle = export_otel(ConsoleMetricExporter(out=open(os.devnull, "w")), interval_s=30)
     >>> handle.shutdown()
     """
+    settings = otel_config.settings_from_env(
+        interval_s=interval_s, timeout_s=timeout_s, exporter_given=exporter is not None
+    )
+    if settings.disabled:
+        return DisabledExport(f"{otel_config.SDK_DISABLED}=true", settings.interval_s)
+    if not settings.enabled:
+        return DisabledExport(f"{otel_config.METRICS_EXPORTER}=none", settings.interval_s)
     if exporter is None:
-        exporter = otlp_http_exporter()
-    return OtelExport(exporter, interval_s=interval_s, resource=resource, timeout_s=timeout_s)
+        exporter = otel_config.make_exporter(settings)
+    return OtelExport(
+        exporter, interval_s=settings.interval_s, resource=resource, timeout_s=settings.timeout_s
+    )
 
 
 def register(meter_provider: MeterProvider | None = None) -> ObservableBridge:

@@ -58,7 +58,31 @@ class SummaryPoint:
     sum: float
 
 
-Point = ScalarPoint | HistogramPoint | SummaryPoint
+@dataclass(frozen=True, slots=True)
+class ExponentialHistogramPoint:
+    """A base-2 exponential histogram (OpenTelemetry's, Prometheus's native histogram).
+
+    Bucket ``i`` of a side holds ``base**i < |x| <= base**(i + 1)``, ``base =
+    2 ** (2 ** -scale)``; ``positive_counts[j]`` is bucket ``positive_offset + j`` of the
+    positive values, ``negative_counts`` the same for the magnitudes of negative values;
+    ``zero_count`` counts exact zeros. Counts and sum are cumulative.
+    """
+
+    labels: Mapping[str, str]
+    scale: int
+    zero_count: int
+    positive_offset: int
+    positive_counts: tuple[int, ...]
+    negative_offset: int
+    negative_counts: tuple[int, ...]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        return self.zero_count + sum(self.positive_counts) + sum(self.negative_counts)
+
+
+Point = ScalarPoint | HistogramPoint | SummaryPoint | ExponentialHistogramPoint
 
 
 @dataclass(frozen=True, slots=True)

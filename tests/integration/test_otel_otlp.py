@@ -158,6 +158,8 @@ def assert_equal_to_prometheus(
                         assert prom(registry, base + "_bucket", {**labels, "le": le}) == cum
                 assert prom(registry, base + "_count", labels) == dp.count
                 assert prom(registry, base + "_sum", labels) == pytest.approx(dp.sum, rel=1e-12)
+            elif spec is names.HEARTBEAT:  # the time of each collection: the scrape is later
+                assert prom(registry, spec.prometheus_name(), labels) >= number(dp)
             else:
                 assert kind in ("sum", "gauge")
                 expected = prom(registry, spec.prometheus_name(), labels)
@@ -314,3 +316,67 @@ def test_default_exporter_reads_the_environment(
     finally:
         handle.shutdown()
         mon.close()
+
+
+def test_http_middleware_metrics_arrive_equal_to_prometheus(receiver: Receiver) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from modelmon.integrations.asgi import MetricsMiddleware
+
+    registry = CollectorRegistry()
+    app = FastAPI()
+    app.add_middleware(MetricsMiddleware, registry=registry)
+
+    @app.get("/otlp-items/{item_id}")
+    def item(item_id: int) -> dict[str, int]:
+        if item_id == 13:
+            raise ValueError("unlucky")
+        return {"item": item_id}
+
+    client = TestClient(app, raise_server_exceptions=False)
+    statuses = [client.get(f"/otlp-items/{i}").status_code for i in range(20)]
+    assert statuses.count(500) == 1
+    handle = modelmon.otel.export_otel(exporter_for(receiver), interval_s=3600, timeout_s=2)
+    try:
+        assert handle.force_flush()
+        request = receiver.last()
+    finally:
+        handle.shutdown()
+    route = "/otlp-items/{item_id}"
+    got: dict[str, tuple[str, list[Any]]] = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                dps = [
+                    dp
+                    for dp in getattr(metric, kind).data_points
+                    if attrs(dp.attributes).get("route") == route
+                ]
+                if dps:
+                    got[metric.name] = (kind, dps)
+                    assert (
+                        metric.unit
+                        == {
+                            names.HTTP_REQUESTS.otel_name: "{request}",
+                            names.HTTP_DURATION.otel_name: "s",
+                        }[metric.name]
+                    )
+    kind, requests_dps = got[names.HTTP_REQUESTS.otel_name]
+    assert kind == "sum"
+    by_status = {attrs(dp.attributes)["status"]: dp.as_int for dp in requests_dps}
+    assert by_status == {"200": 19, "500": 1}
+    for dp in requests_dps:
+        expected = prom(registry, "modelmon_http_requests_total", attrs(dp.attributes))
+        assert dp.as_int == expected
+    kind, duration_dps = got[names.HTTP_DURATION.otel_name]
+    assert kind == "histogram"
+    (dp,) = duration_dps
+    labels = attrs(dp.attributes)
+    base = "modelmon_http_request_duration_seconds"
+    les = [repr(float(b)) for b in dp.explicit_bounds] + ["+Inf"]
+    for le, cum in zip(les, np.cumsum(dp.bucket_counts), strict=True):
+        assert prom(registry, base + "_bucket", {**labels, "le": le}) == cum
+    assert prom(registry, base + "_count", labels) == dp.count == 20
+    assert prom(registry, base + "_sum", labels) == pytest.approx(dp.sum, rel=1e-12)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import modelmon
 from modelmon.errors import ConfigurationError
+from modelmon.profile import ReferenceProfile
 
 from ..conftest import require_binary
 
@@ -32,7 +33,20 @@ def test_promtool_check_metrics_is_clean() -> None:
         modelmon.Monitor("m", "1", registry=registry)
     other = modelmon.Monitor("other", "2", registry=registry)  # exported while referenced
     other.observe([[1.0, None]], [3.0])
+    # Drift gauges, live quantiles and the opt-in bin edges (once labelled quantile / le).
+    rng = np.random.default_rng(11)
+    reference = ReferenceProfile.from_data(
+        [{"a": float(a), "b": float(b)} for a, b in rng.normal(size=(500, 2))],
+        feature_names=["a", "b"],
+    )
+    drifting = modelmon.Monitor(
+        "drift", "1", registry=registry, reference=reference, export_bin_edges=True
+    )
+    for a, b in rng.normal(0.5, 1.0, size=(300, 2)):
+        drifting.observe({"a": float(a), "b": float(b)}, 1.0)
     text = generate_latest(registry)
+    for family in ("feature_drift{", "feature_quantile{", "feature_bin_edges_info{"):
+        assert b"modelmon_" + family.encode() in text, family
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )

@@ -97,7 +97,7 @@ def test_drift_scores_from_a_served_model(served: Served, tmp_path) -> None:  # 
         is not None
     )
     assert (
-        value(samples, "modelmon_feature_quantile", feature="mean_radius", quantile="0.5", **labels)
+        value(samples, "modelmon_feature_quantile", feature="mean_radius", q="0.5", **labels)
         is not None
     )
 

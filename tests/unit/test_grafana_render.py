@@ -209,6 +209,7 @@ def test_alert_list_matches_the_issue() -> None:
         "ModelmonRMSEAboveTarget",
         "ModelmonConceptDrift",
         "ModelmonNoPredictions",
+        "ModelmonHeartbeatLost",
         "ModelmonTargetDown",
         "ModelmonMetricsAbsent",
         "ModelmonModelStale",

@@ -29,7 +29,14 @@ import modelmon
 from modelmon import names
 from modelmon.errors import ConfigurationError
 from modelmon.exporters import otel
-from modelmon.points import Exemplar, Family, HistogramPoint, ScalarPoint, SummaryPoint
+from modelmon.points import (
+    Exemplar,
+    ExponentialHistogramPoint,
+    Family,
+    HistogramPoint,
+    ScalarPoint,
+    SummaryPoint,
+)
 
 LABELS = {"model": "m", "version": "1"}
 
@@ -214,12 +221,18 @@ def test_every_catalogue_spec_translates() -> None:
             point: Any = HistogramPoint(LABELS, (1.0,), (1, 1), 3.0)
         elif spec.kind == "summary":
             point = SummaryPoint(LABELS, 2, 3.0)
+        elif spec.kind == "exponential_histogram":
+            point = ExponentialHistogramPoint(LABELS, 6, 1, -3, (2, 0, 1), 4, (1,), 0.5)
         else:
             point = ScalarPoint(LABELS, 1.5)
         families.append(Family(spec, "modelmon", (point,)))
     metrics = translate(families)
     assert set(metrics) == {spec.otel_name for spec in names.CATALOGUE}
     assert otel.name_mapping()["modelmon_requests_total"] == "modelmon.requests"
+    (dp,) = metrics["modelmon.feature.distribution"].data.data_points
+    assert (dp.scale, dp.zero_count, dp.count) == (6, 1, 5)
+    assert (dp.positive.offset, list(dp.positive.bucket_counts)) == (-3, [2, 0, 1])
+    assert (dp.negative.offset, list(dp.negative.bucket_counts)) == (4, [1])
 
 
 # --- a real monitor against its Prometheus exposition ------------------------------------
@@ -251,6 +264,8 @@ def assert_same_as_prometheus(metrics: dict[str, Metric], registry: CollectorReg
                 assert prometheus_value(registry, base + "_sum", labels) == pytest.approx(
                     dp.sum, rel=1e-12
                 )
+            elif spec is names.HEARTBEAT:  # the time of each collection: the scrape is later
+                assert prometheus_value(registry, spec.prometheus_name(), labels) >= dp.value
             else:
                 expected = prometheus_value(registry, spec.prometheus_name(), labels)
                 assert dp.value == pytest.approx(expected, rel=1e-12), (name, labels)
@@ -390,7 +405,7 @@ def test_background_thread_exports_without_being_asked() -> None:
 
 def test_no_monitor_means_no_export() -> None:
     exporter = MemoryExporter()
-    handle = otel.OtelExport(exporter, interval_s=3600, source=list)
+    handle = otel.OtelExport(exporter, interval_s=3600, source=list, extra_sources=list)
     assert handle.force_flush()
     assert exporter.received == []
     handle.shutdown()
@@ -411,8 +426,9 @@ def test_mapping_table_lists_every_catalogue_metric() -> None:
     import modelmon.otel
 
     table = modelmon.otel.mapping_table().splitlines()
-    assert len(table) == 2 + len(names.CATALOGUE)
-    for spec, line in zip(names.CATALOGUE, table[2:], strict=True):
+    pushed = (*names.CATALOGUE, *names.HTTP_CATALOGUE)  # the HTTP metrics go over OTLP too
+    assert len(table) == 2 + len(pushed)
+    for spec, line in zip(pushed, table[2:], strict=True):
         assert f"`{spec.prometheus_name()}`" in line and f"`{spec.otel_name}`" in line
     assert "| `modelmon_requests_in_flight` | `modelmon.requests.in_flight` | Sum (non-mono" in (
         "\n".join(table)

@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
         "export",
         help="write every monitoring file for a configuration into DIR",
         description="Write dashboards/, provisioning/, prometheus/ (rules, scrape config, "
-        "promtool tests) and alertmanager/ under DIR.",
+        "promtool tests), alertmanager/, otel/ (Collector), kubernetes/ (PrometheusRule, "
+        "dashboard ConfigMap), mixin/ (jsonnet) and docker-compose.yml under DIR.",
         epilog=examples(
             "modelmon grafana export grafana",
             "modelmon grafana export my-dir --namespace fraud --selector 'job=\"api\"' \\",

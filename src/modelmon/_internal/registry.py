@@ -10,7 +10,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -56,3 +56,21 @@ def add_hook(hook: Callable[[Monitor], None]) -> None:
         existing = list(_monitors)
     for monitor in existing:
         hook(monitor)
+
+
+# --- other family sources -------------------------------------------------------------
+# Objects outside a monitor that render families (the HTTP middleware's metrics): push
+# exporters collect them with the monitors. Anything with ``collect() -> list[Family]``.
+_sources: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def add_source(source: Any) -> None:
+    """Record an object whose ``collect()`` push exporters call with the monitors'."""
+    with _lock:
+        _sources.add(source)
+
+
+def sources() -> list[Any]:
+    """The live family sources of this process (see :func:`add_source`)."""
+    with _lock:
+        return list(_sources)

@@ -50,6 +50,9 @@ from opentelemetry.sdk import resources as sdk_resources
 from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
     Gauge,
     Histogram,
     HistogramDataPoint,
@@ -70,7 +73,15 @@ from .._internal import registry as monitor_registry
 from .._internal.health import logger
 from ..errors import ConfigurationError
 from ..names import MetricSpec
-from ..points import Exemplar, Family, HistogramPoint, Point, ScalarPoint, SummaryPoint
+from ..points import (
+    Exemplar,
+    ExponentialHistogramPoint,
+    Family,
+    HistogramPoint,
+    Point,
+    ScalarPoint,
+    SummaryPoint,
+)
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -92,6 +103,9 @@ TRACE_ID_LABEL = "trace_id"
 SPAN_ID_LABEL = "span_id"
 
 MonitorSource = Callable[[], list["Monitor"]]
+# Other objects rendering families (the HTTP middleware's metrics): ``collect()`` and
+# ``health`` like a monitor, no model labels, no load time.
+FamilySource = Callable[[], list[Any]]
 
 # --- resource ---------------------------------------------------------------------------
 
@@ -180,8 +194,14 @@ def to_otel_metrics(families: Iterable[Family], start_time_ns: int, now_ns: int)
     ]
 
 
-def _metric_data(spec: MetricSpec, points: list[Any]) -> Sum | Gauge | Histogram:
-    expected = HistogramDataPoint if spec.kind in ("histogram", "summary") else NumberDataPoint
+def _metric_data(
+    spec: MetricSpec, points: list[Any]
+) -> Sum | Gauge | Histogram | ExponentialHistogram:
+    expected: type = NumberDataPoint
+    if spec.kind in ("histogram", "summary"):
+        expected = HistogramDataPoint
+    elif spec.kind == "exponential_histogram":
+        expected = ExponentialHistogramDataPoint
     if not all(isinstance(p, expected) for p in points):
         raise TypeError(f"{spec.name}: {spec.kind} points must all be {expected.__name__}")
     if spec.kind == "counter":
@@ -190,14 +210,20 @@ def _metric_data(spec: MetricSpec, points: list[Any]) -> Sum | Gauge | Histogram
         return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=False)
     if spec.kind == "gauge":
         return Gauge(data_points=points)
+    if spec.kind == "exponential_histogram":
+        return ExponentialHistogram(data_points=points, aggregation_temporality=CUMULATIVE)
     return Histogram(data_points=points, aggregation_temporality=CUMULATIVE)
 
 
-def _data_point(point: Point, start_ns: int, now_ns: int) -> NumberDataPoint | HistogramDataPoint:
+def _data_point(
+    point: Point, start_ns: int, now_ns: int
+) -> NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint:
     if isinstance(point, ScalarPoint):
         return NumberDataPoint(dict(point.labels), start_ns, now_ns, _number(point.value))
     if isinstance(point, HistogramPoint):
         return _histogram_point(point, start_ns, now_ns)
+    if isinstance(point, ExponentialHistogramPoint):
+        return _exponential_point(point, start_ns, now_ns)
     return _summary_point(point, start_ns, now_ns)
 
 
@@ -237,6 +263,26 @@ def _summary_point(point: SummaryPoint, start_ns: int, now_ns: int) -> Histogram
         sum=float(point.sum),
         bucket_counts=[count],
         explicit_bounds=[],
+        min=_UNKNOWN,
+        max=_UNKNOWN,
+    )
+
+
+def _exponential_point(
+    point: ExponentialHistogramPoint, start_ns: int, now_ns: int
+) -> ExponentialHistogramDataPoint:
+    """Bucket for bucket: the sketch's buckets are the exponential histogram's."""
+    return ExponentialHistogramDataPoint(
+        attributes=dict(point.labels),
+        start_time_unix_nano=start_ns,
+        time_unix_nano=now_ns,
+        count=int(point.count),
+        sum=float(point.sum),
+        scale=int(point.scale),
+        zero_count=int(point.zero_count),
+        positive=Buckets(int(point.positive_offset), [int(c) for c in point.positive_counts]),
+        negative=Buckets(int(point.negative_offset), [int(c) for c in point.negative_counts]),
+        flags=0,
         min=_UNKNOWN,
         max=_UNKNOWN,
     )
@@ -291,6 +337,7 @@ class OtelExport:
         resource: Resource | None = None,
         timeout_s: float | None = None,
         source: MonitorSource = monitor_registry.monitors,
+        extra_sources: FamilySource = monitor_registry.sources,
     ) -> None:
         if not interval_s > 0:
             raise ConfigurationError(f"interval_s must be positive, got {interval_s!r}")
@@ -306,9 +353,14 @@ class OtelExport:
         self._user_resource = resource
         self._resource: tuple[str, Resource] | None = None
         self._source = source
+        self._extra_sources = extra_sources
         self._start_ns: int | None = None
         self._created_ns = time.time_ns()
         self._is_shutdown = False
+        # Built now, not at the first export: the SDK's resource detection starts a
+        # thread pool, which Python refuses once it is shutting down (the last export
+        # of a short script runs at interpreter exit).
+        self.resource()
         self._init_threading()
         atexit.register(self.shutdown)
         method = weakref.WeakMethod(self._after_fork_in_child)
@@ -328,6 +380,10 @@ class OtelExport:
             self._init_threading()
 
     def _run(self) -> None:
+        # A forked child has its own service.instance.id: build its resource now, on this
+        # thread (not in the at-fork hook, not at interpreter exit, see __init__).
+        with contextlib.suppress(Exception):
+            self.resource()
         while not self._stop.wait(self.interval_s):
             self._export_safely()
 
@@ -343,6 +399,10 @@ class OtelExport:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
+            extra, sources = self._collect_extra()
+            families.extend(extra)
+            # HTTP metrics only: a failure is counted where they keep their health.
+            counted: Sequence[Any] = included or sources
             if not families:
                 return True
             try:
@@ -354,10 +414,10 @@ class OtelExport:
                     self.timeout_millis / 1000.0 if seconds is None else seconds,
                 )
             except Exception as exc:
-                self._failed(included, exc)
+                self._failed(counted, exc)
                 return False
             if result is not MetricExportResult.SUCCESS:
-                self._failed(included, OtelExportFailed(f"exporter returned {result!r}"))
+                self._failed(counted, OtelExportFailed(f"exporter returned {result!r}"))
                 return False
             return True
 
@@ -403,6 +463,18 @@ class OtelExport:
                 continue
             included.append(monitor)
         return families, included
+
+    def _collect_extra(self) -> tuple[list[Family], list[Any]]:
+        families: list[Family] = []
+        sources: list[Any] = []
+        for source in self._extra_sources():
+            try:
+                families.extend(source.collect())
+            except Exception as exc:
+                _count_error(source, STAGE, exc)
+                continue
+            sources.append(source)
+        return families, sources
 
     def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
         for monitor in monitors:
@@ -465,6 +537,52 @@ class OtelExport:
         return f"OtelExport({type(self.exporter).__name__}, {state})"
 
 
+class DisabledExport(OtelExport):
+    """What ``export_otel`` returns when the environment turns exporting off.
+
+    ``OTEL_SDK_DISABLED=true`` or ``OTEL_METRICS_EXPORTER=none``: no thread, no
+    collection, no exporter; :meth:`force_flush` succeeds with nothing to do.
+    ``reason`` names the variable.
+    """
+
+    def __init__(self, reason: str, interval_s: float = 15.0) -> None:
+        self.reason = reason
+        self.exporter = _NoExporter()
+        self.interval_s = float(interval_s)
+        self.timeout_millis = 0.0
+        self._is_shutdown = False
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return not self._is_shutdown
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        self._is_shutdown = True
+
+    def resource(self) -> Resource:
+        return Resource({})
+
+    def __repr__(self) -> str:
+        return f"OtelExport(disabled: {self.reason})"
+
+
+class _NoExporter(MetricExporter):
+    """Accepts and drops everything (the exporter of a :class:`DisabledExport`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
 def _call_weak(method: weakref.WeakMethod[Callable[[], None]]) -> None:
     bound = method()
     if bound is not None:
@@ -520,6 +638,8 @@ class ObservableBridge:
         name = otel_name(spec, namespace)
         key = (namespace, spec.name)
         meter = self._meter
+        if spec.kind == "exponential_histogram":
+            return  # the OTel API has no observable histogram: use export_otel
         if spec.kind in ("histogram", "summary"):
             meter.create_observable_counter(
                 name + ".count",
@@ -611,7 +731,9 @@ def bridge_for(meter_provider: MeterProvider, version: str = _SDK_VERSION) -> Ob
 
 def name_mapping() -> Mapping[str, str]:
     """Prometheus name -> OTel name for every catalogue metric (default namespace)."""
-    return {spec.prometheus_name(): spec.otel_name for spec in names.CATALOGUE}
+    return {
+        spec.prometheus_name(): spec.otel_name for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE)
+    }
 
 
 def otel_type(spec: MetricSpec) -> str:
@@ -624,13 +746,15 @@ def otel_type(spec: MetricSpec) -> str:
         return "Gauge"
     if spec.kind == "histogram":
         return "Histogram"
+    if spec.kind == "exponential_histogram":
+        return "ExponentialHistogram (export_otel only)"
     return "Histogram without bounds (count, sum)"
 
 
 def mapping_table() -> str:
     """The README's Markdown table: Prometheus name, OTel name, OTel type, unit."""
     lines = ["| Prometheus | OpenTelemetry | OTel type | Unit |", "|---|---|---|---|"]
-    for spec in names.CATALOGUE:
+    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
         prom = f"`{spec.prometheus_name()}`"
         if spec.kind == "histogram":
             prom += " (`_bucket`, `_count`, `_sum`)"

@@ -179,6 +179,8 @@ def to_prometheus(families: Iterable[Family]) -> Iterator[Metric]:
     """Translate families into prometheus-client metrics, one per name (monitors merged)."""
     merged: dict[str, Metric] = {}
     for family in families:
+        if family.spec.kind == "exponential_histogram":
+            continue  # no text-format equivalent: these reach Prometheus over OTLP
         metric = merged.get(family.name)
         if metric is None:
             kind = "gauge" if family.spec.kind == "gauge" else family.spec.kind

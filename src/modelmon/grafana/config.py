@@ -98,6 +98,9 @@ class MonitoringConfig:
     performance_for: str = "30m"
     min_outcomes: int = 50
     no_predictions_for: str = "30m"
+    # A source (scraped target or OTLP pusher) is alive while its heartbeat is younger.
+    heartbeat_timeout: str = "5m"
+    heartbeat_lookback: str = "1h"  # how long a silent model is remembered
     staleness_days: float = 30
     sdk_window: str = "15m"
     runbook_base_url: str = "https://github.com/modelmon/modelmon/blob/main/README.md"
@@ -119,7 +122,13 @@ class MonitoringConfig:
             raise ConfigurationError("missing_drift_floor must be in [0, 1)")
         if not self.drift_psi_floor >= 0:
             raise ConfigurationError("drift_psi_floor must be >= 0")
-        for name in ("performance_for", "no_predictions_for", "sdk_window"):
+        for name in (
+            "performance_for",
+            "no_predictions_for",
+            "sdk_window",
+            "heartbeat_timeout",
+            "heartbeat_lookback",
+        ):
             duration_seconds(getattr(self, name))
         self._check_slo("availability_slo", self.availability_slo)
         self._check_slo("latency_slo_target", self.latency_slo_target)

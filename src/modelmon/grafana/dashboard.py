@@ -275,7 +275,8 @@ def _prediction_drift(cfg: MonitoringConfig) -> list[Panel]:
     n = r.bin_rule_names(cfg, r.PREDICTIONS)
     out = "{{output}} " + _MV
     methods = f"max by ({cfg.by('output', 'method')}) ({_raw(cfg, names.PREDICTION_DRIFT)})"
-    quantiles = f"avg by ({cfg.by('output', 'quantile')}) ({_raw(cfg, names.PREDICTION_QUANTILE)})"
+    by_q = cfg.by("output", names.QUANTILE)
+    quantiles = f"avg by ({by_q}) ({_raw(cfg, names.PREDICTION_QUANTILE)})"
     return [
         Panel(
             "Prediction PSI per output (fleet)",
@@ -296,7 +297,7 @@ def _prediction_drift(cfg: MonitoringConfig) -> list[Panel]:
         Panel(
             "Prediction quantiles (in-process, mean over instances)",
             "timeseries",
-            (Target(quantiles, "q{{quantile}} " + out),),
+            (Target(quantiles, "q{{" + names.QUANTILE + "}} " + out),),
         ),
     ]
 

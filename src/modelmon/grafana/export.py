@@ -16,6 +16,7 @@ from modelmon.grafana import _yaml
 from modelmon.grafana.alertmanager import render_alertmanager_config
 from modelmon.grafana.config import MonitoringConfig
 from modelmon.grafana.dashboard import render_dashboard
+from modelmon.grafana.deploy import render_deploy_files
 from modelmon.grafana.rule_tests import render_rule_tests
 from modelmon.grafana.rules import render_alert_rules, render_recording_rules
 
@@ -113,6 +114,7 @@ def render_files(config: MonitoringConfig, include_tests: bool = True) -> dict[s
     }
     for path, doc in render_grafana_provisioning().items():
         files[f"provisioning/{path}"] = to_yaml(doc)
+    files.update(render_deploy_files(config))
     if include_tests:
         for name, doc in render_rule_tests(config).items():
             files[f"prometheus/tests/{name}"] = to_yaml(doc)

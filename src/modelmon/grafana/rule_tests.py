@@ -588,6 +588,7 @@ def _availability_file(cfg: MonitoringConfig) -> dict[str, Any]:
     suite = _Suite(cfg, "1m")
     _no_predictions(suite)
     _target_down(suite)
+    _heartbeat_lost(suite)
     _metrics_absent(suite)
     _concept_drift(suite)
     _sdk(suite, "ModelmonInternalErrors", names.INTERNAL_ERRORS, names.STAGE, "fold")
@@ -599,17 +600,56 @@ def _no_predictions(suite: _Suite) -> None:
     alert = "ModelmonNoPredictions"
     at = _fmt(duration_seconds(suite.cfg.no_predictions_for) + 900)
     n = suite.steps(at)
+    beating = f"0+{num(suite.step)}x{n}"  # a heartbeat at every step: the source is alive
     cases = [
-        ("fires when predictions stop while the target is up", constant(60, n), 1, True),
-        ("healthy", f"0+{num(suite.step)}x{n}", 1, False),
-        ("silent when the target is down", constant(60, n), 0, False),
-        ("quiet", constant(0, n), 1, False),
+        ("fires when predictions stop while the source is alive", constant(60, n), beating, True),
+        ("healthy", beating, beating, False),
+        ("silent when the source is gone", constant(60, n), "0+60x5", False),
+        ("quiet", constant(0, n), beating, False),
     ]
-    for name, last, up, fires in cases:
+    for name, last, heartbeat, fires in cases:
         b = suite.builder()
         b.metric(names.LAST_PREDICTION, last)
-        b.add("up", constant(up, n))
+        b.metric(names.HEARTBEAT, heartbeat)
         suite.group(name, b, alert, at, [("critical", suite.who())] if fires else [])
+
+
+def _heartbeat_lost(suite: _Suite) -> None:
+    """Scraped and pushed sources alike: a model whose every source stopped."""
+    alert = "ModelmonHeartbeatLost"
+    step = num(suite.step)
+    beat_20m = f"0+{step}x20"
+    cases: list[tuple[str, list[tuple[str, dict[str, str]]], bool]] = [
+        ("fires when a scraped target disappears", [(beat_20m + " stale", {})], True),
+        ("fires when a pushed source stops", [(beat_20m, {})], True),
+        (
+            "fires when a Collector re-exposes the last push of a stopped source",
+            [(f"{beat_20m} {num(20 * suite.step)}+0x25", {})],
+            True,
+        ),
+        ("healthy", [(f"0+{step}x45", {})], False),
+        ("quiet", [(f"0+{step}x45", {})], False),
+        (
+            "silent across a rollout to a new version",
+            [(beat_20m, {}), (f"_x15 {num(15 * suite.step)}+{step}x30", {"version": "2"})],
+            False,
+        ),
+        (
+            "silent when a restarted process pushes under a new instance id",
+            [(beat_20m, {}), (f"_x20 {num(20 * suite.step)}+{step}x25", {"instance": "new-id"})],
+            False,
+        ),
+    ]
+    base = _base_labels(suite.cfg)
+    labels = {"job": base["job"], "model": base["model"]}
+    labels.update({k: base[k] for k in suite.cfg.group_labels})
+    for name, series, fires in cases:
+        b = suite.builder()
+        for values, extra in series:
+            b.metric(names.HEARTBEAT, values, **extra)
+        if name == "quiet":  # alive without traffic
+            b.metric(names.REQUESTS, constant(0, 45))
+        suite.group(name, b, alert, "35m", [("critical", labels)] if fires else [])
 
 
 def _model_info(b: _Builder, values: str) -> None:

@@ -688,17 +688,43 @@ def _performance_alerts(cfg: MonitoringConfig) -> list[Alert]:
     ]
 
 
+def alive(cfg: MonitoringConfig) -> str:
+    """Sources (scraped or pushed) whose heartbeat is younger than ``heartbeat_timeout``.
+
+    Not ``up``: Prometheus makes ``up`` for scraped targets only, and OTLP-pushed data
+    has none. A source that stops has no heartbeat at all (scrape staleness, or the 5m
+    lookback of pushed samples) or an old one (a Collector re-exposing its last value).
+    """
+    timeout = num(duration_seconds(cfg.heartbeat_timeout))
+    return f"time() - {cfg.series(names.HEARTBEAT)} < {timeout}"
+
+
+def _model_by(cfg: MonitoringConfig) -> str:
+    """``job, model`` plus ``group_labels``: a model, whatever its versions and instances."""
+    return ", ".join(("job", names.MODEL, *cfg.group_labels))
+
+
 def _availability_alerts(cfg: MonitoringConfig) -> list[Alert]:
     idle = num(duration_seconds(cfg.no_predictions_for))
     last = cfg.series(names.LAST_PREDICTION)
-    up = f"up{cfg.matcher_block()}"
     no_predictions = _lines(
         "time() - max by (" + cfg.by() + ") (",
         f"  {last} > 0",
-        "  and on (instance, job)",
-        f"  {up} == 1",
+        f"  and on (instance, job, {cfg.by()})",
+        f"  {alive(cfg)}",
         f") > {idle}",
     )
+    by_model = _model_by(cfg)
+    heartbeat_lost = _lines(
+        f"group by ({by_model}) (",
+        f"  max_over_time({cfg.series(names.HEARTBEAT)}[{cfg.heartbeat_lookback}])",
+        ")",
+        f"unless on ({by_model})",
+        f"{alive(cfg)}",
+    )
+    # Scraped targets only (per instance, while service discovery still lists them);
+    # ModelmonHeartbeatLost covers pushed data and targets that disappear.
+    up = f"up{cfg.matcher_block()}"
     seen = f"max_over_time({cfg.series(names.MODEL_INFO)}[1d])"
     target_down = _lines(
         f"group by (instance, job, {cfg.by()}) ({seen})",
@@ -713,8 +739,19 @@ def _availability_alerts(cfg: MonitoringConfig) -> list[Alert]:
             "critical",
             "5m",
             f"{_WHO} made no prediction for {cfg.no_predictions_for}",
-            f"Targets serving {_WHO} are up but none predicted for {cfg.no_predictions_for}. "
-            "Check the upstream callers, routing and the serving logs.",
+            f"Sources serving {_WHO} are alive but none predicted for "
+            f"{cfg.no_predictions_for}. Check the upstream callers, routing and the serving logs.",
+        ),
+        Alert(
+            "ModelmonHeartbeatLost",
+            heartbeat_lost,
+            "critical",
+            "5m",
+            "No source of model {{ $labels.model }} is alive",
+            "No process serving model {{ $labels.model }} (job {{ $labels.job }}) sent a "
+            f"heartbeat in the last {cfg.heartbeat_timeout}, scraped or pushed over OTLP, "
+            f"though one did in the last {cfg.heartbeat_lookback}. Check the processes, "
+            "their /metrics endpoint or OTLP exporter, and the Collector.",
         ),
         Alert(
             "ModelmonTargetDown",

@@ -29,6 +29,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from .. import names
+from .._internal import registry as monitor_registry
 from .._internal.health import Health
 from ..aggregates import Histogram
 from ..errors import ConfigurationError
@@ -128,6 +129,7 @@ class HttpMetrics:
         self._pending: list[tuple[int, float]] = []
         self.reset()
         _LIVE.add(self)
+        monitor_registry.add_source(self)  # push exporters (OTLP) collect it too
 
     def reset(self) -> None:
         """Forget everything recorded (a forked worker starts from zero)."""

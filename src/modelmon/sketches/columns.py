@@ -1,8 +1,9 @@
 """Many quantile sketches side by side: one per column of a matrix, in one 2-D array.
 
 :class:`LogSketchColumns` keeps ``width`` DDSketch-style sketches with the mapping of
-:class:`~modelmon.sketches.ddsketch.LogSketch` (``key(x) = ceil(ln|x| / ln(gamma))``,
-bucket ``k`` represented by ``gamma**k * (1 - a)``) in a single ``(width, 2 * span + 1)``
+:class:`~modelmon.sketches.ddsketch.LogSketch` (OpenTelemetry's base-2 exponential
+mapping, :mod:`~modelmon.sketches.mapping`: ``key(x) = ceil(log2|x| * 2 ** scale)``,
+bucket ``k`` represented by ``2 * gamma**k / (1 + gamma)``) in a single ``(width, 2 * span + 1)``
 ``int64`` array, so adding a matrix, merging, and reading every column (CDF grid,
 quantiles) are a handful of numpy calls whatever the number of columns: no Python
 loop per column, which is what dominates small batches.
@@ -16,7 +17,7 @@ Guarantee (as :class:`LogSketch`): ``quantiles(q)`` of a column is within relati
 error ``a`` of the exact value of rank ``floor(q * (n - 1))``, as long as nothing
 collapsed. A column spans at most ``max_buckets`` keys below ``top[j]``, its highest
 key over both signs; smaller magnitudes collapse into key ``top[j] - max_buckets + 1``
-(at ``a = 1%`` and 2048 buckets only for data spanning more than a factor ``6e17``).
+(at ``a = 1%`` and 4096 buckets only for data spanning more than a factor ``1.8e19``).
 Adding and merging are exact: the result never depends on the order of the data.
 
 >>> import numpy as np
@@ -25,7 +26,7 @@ Adding and merging are exact: the result never depends on the order of the data.
 >>> s.count.tolist()
 [3, 2]
 >>> [round(float(v), 2) for v in s.quantiles([0.5])[:, 0]]  # within 1% of 2 and -5
-[1.99, -5.0]
+[1.99, -4.99]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import mapping
 from .ddsketch import LogSketch
 from .moments import column_reduce
 
@@ -46,7 +48,9 @@ IntArray = npt.NDArray[np.int64]
 _EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
 _CHUNK = 1 << 15  # values per vectorised chunk (temporaries stay in L2)
 _KEY_BUFFER = 1 << 20  # indices counted per bincount
-_PAD_LOW, _PAD_HIGH = 16, 4  # spare keys when the layout grows: fewer re-layouts
+# Spare keys when the layout grows (fewer re-layouts); scale-6 keys are 1.85x denser than
+# the former mapping's, so the spare range stays what 16 and 4 keys used to cover.
+_PAD_LOW, _PAD_HIGH = 30, 8
 
 
 class LogSketchColumns:
@@ -62,13 +66,17 @@ class LogSketchColumns:
         "lo",
         "max_buckets",
         "relative_accuracy",
+        "scale",
         "span",
         "top",
         "width",
     )
 
     def __init__(
-        self, width: int, relative_accuracy: float = 0.01, max_buckets: int = 2048
+        self,
+        width: int,
+        relative_accuracy: float = 0.01,
+        max_buckets: int = mapping.DEFAULT_MAX_BUCKETS,
     ) -> None:
         if not 0.0 < relative_accuracy < 1.0:
             raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
@@ -77,8 +85,9 @@ class LogSketchColumns:
         self.width = int(width)
         self.relative_accuracy = float(relative_accuracy)
         self.max_buckets = int(max_buckets)
-        self.gamma = (1.0 + self.relative_accuracy) / (1.0 - self.relative_accuracy)
-        self.inv_log_gamma = 1.0 / math.log(self.gamma)
+        self.scale = mapping.scale_for(self.relative_accuracy)
+        self.gamma = mapping.gamma(self.scale)
+        self.inv_log_gamma = mapping.multiplier(self.scale)  # 1 / log2(gamma): keys use log2
         self.lo: IntArray = np.zeros(self.width, dtype=np.int64)
         self.top: IntArray = np.full(self.width, _EMPTY, dtype=np.int64)
         self.span = 0
@@ -99,10 +108,10 @@ class LogSketchColumns:
         return np.asarray(self.top - (self.max_buckets - 1), dtype=np.int64)
 
     def keys(self, values: npt.ArrayLike) -> FloatArray:
-        """``ceil(ln|x| / ln(gamma))`` elementwise (``-inf`` for 0, NaN for NaN)."""
+        """``ceil(log2|x| * 2 ** scale)`` elementwise (``-inf`` for 0, NaN for NaN)."""
         v = np.abs(np.asarray(values, dtype=np.float64))
         with np.errstate(divide="ignore", invalid="ignore"):
-            np.log(v, out=v)
+            np.log2(v, out=v)
         v *= self.inv_log_gamma
         return np.asarray(np.ceil(v, out=v), dtype=np.float64)
 
@@ -136,8 +145,7 @@ class LogSketchColumns:
         """``(k_lo, table)``: the representative value of key ``k_lo + i`` is ``table[i]``,
         for every key of the layout (``span > 0``)."""
         k_lo, k_hi = int(self.lo.min()), int(self.lo.max()) + self.span - 1
-        table = np.power(self.gamma, np.arange(k_lo, k_hi + 1, dtype=np.float64))
-        table *= 1.0 - self.relative_accuracy
+        table = mapping.values(np.arange(k_lo, k_hi + 1, dtype=np.float64), self.scale)
         return k_lo, table
 
     def values_at(self, rows: npt.ArrayLike, cells: npt.ArrayLike) -> FloatArray:
@@ -242,7 +250,9 @@ class LogSketchColumns:
         limit = top - (self.max_buckets - 1)
         kmin_i = _as_key(kmin, 0)
         low_moves = new & (~had | (kmin_i < self.lo))
-        lo = np.where(low_moves, kmin_i - _PAD_LOW, self.lo)
+        # Spare keys below grow with the layout: data approaching zero (a column of
+        # x - median keeps finding smaller |x|) re-lays out a logarithmic number of times.
+        lo = np.where(low_moves, kmin_i - max(_PAD_LOW, self.span // 2), self.lo)
         lo = np.where(had | new, np.maximum(lo, limit), 0)
         # The common span follows the occupied tops, not the old layout's (which is
         # as wide as its widest column): it would otherwise only ever grow.
@@ -282,6 +292,11 @@ class LogSketchColumns:
         if idx.size == 0:
             return
         size = self.counts.size
+        if idx.size * 4 < size and self.counts.flags.c_contiguous:
+            # Few values on a wide grid (small folds; scale 6 has 1.85x the cells of the
+            # former mapping): add them where they fall, not through a full histogram.
+            np.add.at(self.counts.reshape(-1), idx[idx < size], 1)
+            return
         hist = np.bincount(idx, minlength=size + 1)
         self.counts += hist[:size].reshape(self.counts.shape)
 
@@ -362,7 +377,7 @@ class LogSketchColumns:
         out = cls(
             len(sketches),
             first.relative_accuracy if first else relative_accuracy,
-            first.max_buckets if first else 2048,
+            first.max_buckets if first else mapping.DEFAULT_MAX_BUCKETS,
         )
         for j, sk in enumerate(sketches):
             one = cls(len(sketches), out.relative_accuracy, out.max_buckets)

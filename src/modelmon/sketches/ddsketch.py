@@ -2,10 +2,12 @@
 
 Three small layers, as in DataDog's ``sketches-py``:
 
-* the **mapping**: ``key(x) = ceil(ln|x| / ln(gamma))`` with
-  ``gamma = (1 + a) / (1 - a)``; bucket ``k`` holds ``gamma**(k-1) < |x| <= gamma**k``
-  and is represented by ``gamma**k * (1 - a)``, which is within a relative error ``a``
-  of every value in the bucket;
+* the **mapping** (:mod:`modelmon.sketches.mapping`): OpenTelemetry's base-2
+  exponential mapping at the coarsest scale meeting the accuracy ``a`` (scale 6 for
+  1%), ``gamma = 2 ** (2 ** -scale)``, ``key(x) = ceil(log2|x| * 2 ** scale)``; bucket
+  ``k`` holds ``gamma**(k-1) < |x| <= gamma**k`` (OTel bucket index ``k - 1``) and is
+  represented by ``2 * gamma**k / (1 + gamma)``, within a relative error
+  ``(gamma - 1) / (gamma + 1) <= a`` of every value in the bucket;
 * the **stores**: one dense ``int64`` array for positive values, one for negative
   values (indexed by ``key(|x|)``), each with an offset, plus a zero count;
 * the **sketch**: :class:`LogSketch`.
@@ -16,8 +18,8 @@ as long as no bucket below that value was collapsed (see ``max_buckets``).
 
 ``max_buckets`` bounds each store: when a store would span more keys, the buckets of
 the *lowest* keys (the values closest to zero) are collapsed into the lowest kept
-bucket. At ``a = 1%`` and 2048 buckets a store spans a dynamic range of
-``gamma**2048`` (about 6e17), so this only happens for data that mixes values that
+bucket. At ``a = 1%`` (scale 6) and 4096 buckets a store spans a dynamic range of
+``2 ** 64`` (about 1.8e19), so this only happens for data that mixes values that
 far apart in magnitude; only the quantiles of the collapsed, smallest magnitudes lose
 their guarantee.
 
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import mapping
 from .moments import CHUNK_VALUES, column_reduce
 
 FloatArray = npt.NDArray[np.float64]
@@ -135,18 +138,22 @@ class LogSketch:
         "inv_log_gamma",
         "max_buckets",
         "relative_accuracy",
+        "scale",
         "zero_count",
     )
 
-    def __init__(self, relative_accuracy: float = 0.01, max_buckets: int = 2048) -> None:
+    def __init__(
+        self, relative_accuracy: float = 0.01, max_buckets: int = mapping.DEFAULT_MAX_BUCKETS
+    ) -> None:
         if not 0.0 < relative_accuracy < 1.0:
             raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
         if max_buckets < 2:
             raise ValueError(f"max_buckets must be >= 2, got {max_buckets!r}")
         self.relative_accuracy = float(relative_accuracy)
         self.max_buckets = int(max_buckets)
-        self.gamma = (1.0 + self.relative_accuracy) / (1.0 - self.relative_accuracy)
-        self.inv_log_gamma = 1.0 / math.log(self.gamma)
+        self.scale = mapping.scale_for(self.relative_accuracy)
+        self.gamma = mapping.gamma(self.scale)
+        self.inv_log_gamma = mapping.multiplier(self.scale)  # 1 / log2(gamma): keys use log2
         self._pos = _Store()
         self._neg = _Store()
         self.zero_count = 0
@@ -224,10 +231,7 @@ class LogSketch:
         )
 
     def _value(self, keys: IntArray) -> FloatArray:
-        return np.asarray(
-            np.power(self.gamma, keys.astype(np.float64)) * (1.0 - self.relative_accuracy),
-            dtype=np.float64,
-        )
+        return mapping.values(keys, self.scale)
 
     def ordinals(self, values: npt.ArrayLike) -> IntArray:
         """The bucket ordinal of each value (comparable with :meth:`buckets`' ordinals).
@@ -239,7 +243,7 @@ class LogSketch:
         v = np.asarray(values, dtype=np.float64)
         a = np.abs(v)
         with np.errstate(divide="ignore", invalid="ignore"):
-            k = np.ceil(np.log(a) * self.inv_log_gamma)
+            k = np.ceil(np.log2(a) * self.inv_log_gamma)
         k = np.nan_to_num(k, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
         pos_k = np.maximum(k, self._pos.limit(self.max_buckets))
         neg_k = np.maximum(k, self._neg.limit(self.max_buckets))
@@ -364,7 +368,7 @@ def _bounds(m: FloatArray) -> tuple[FloatArray, FloatArray]:
 def _top_keys(sketch: LogSketch, max_abs: FloatArray) -> FloatArray:
     """Highest key of each column, plus one as a margin for ulp differences of log."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        top = np.ceil(np.log(max_abs) * sketch.inv_log_gamma) + 1.0
+        top = np.ceil(np.log2(max_abs) * sketch.inv_log_gamma) + 1.0
     return np.where(np.isfinite(top), top, 0.0)
 
 
@@ -374,7 +378,7 @@ def _chunk_keys(sketch: LogSketch, m: FloatArray, shift: FloatArray, lo: FloatAr
     with np.errstate(divide="ignore", invalid="ignore"):
         diff = m - shift
         keys = np.abs(diff)
-        np.log(keys, out=keys)
+        np.log2(keys, out=keys)
         keys *= sketch.inv_log_gamma
         np.ceil(keys, out=keys)  # NaN stays NaN, zeros are -inf
         np.maximum(keys, lo, out=keys)  # zeros, and collapse below the kept range

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -116,10 +117,21 @@ class App:
         self.sent += len(X)
 
     def bad_request(self) -> None:
-        """A row without its first feature: predict raises KeyError, the app answers 400."""
+        """One client error and one model error.
+
+        A row without its first feature: predict raises KeyError, the app answers 400
+        (counted as aborted, the client's fault). A NaN feature: the model itself fails,
+        the app answers 500 (a model error, what the error panels and budget count).
+        """
         row = self.rows(self.data.X[:1])[0]
         row.pop(self.data.names[0])
         assert self.client.post(f"{self.url}/predict", json=row).status_code == 400
+        row = self.rows(self.data.X[:1])[0]
+        row[self.data.names[0]] = float("nan")
+        body = json.dumps(row)  # NaN as the JSON extension Python and Starlette read
+        headers = {"content-type": "application/json"}
+        answer = self.client.post(f"{self.url}/predict", content=body, headers=headers)
+        assert answer.status_code == 500
 
     def drive(
         self,

@@ -117,6 +117,7 @@ REQUESTS_ABORTED = _m(
     "response was 4xx) or 'cancelled' (cancelled, interrupted, exiting). Not in "
     "request_errors_total.",
     "modelmon.requests.aborted",
+    "{request}",
 )
 REQUEST_DURATION = _m(
     "request_duration_seconds",

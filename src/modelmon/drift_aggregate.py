@@ -414,16 +414,7 @@ class DriftAggregate:
         Members with fewer than ``min_samples`` values in the window are absent.
         """
         out: dict[str, dict[str, dict[str, float]]] = {"features": {}, "outputs": {}}
-        if self.profile is None:
-            return out
-        merged = self.window.snapshot(now)
-        if merged is None:
-            return out
-        for key, group, slot in (
-            ("features", self.features, merged.features),
-            ("outputs", self.outputs, merged.outputs),
-        ):
-            view = self._window_view(group, slot)
+        for key, group, view in self._group_views(now):
             for i, member in enumerate(group.members):
                 if view.scores[i] is not None:
                     out[key][member.name] = dict(view.scores[i] or {})
@@ -436,22 +427,25 @@ class DriftAggregate:
         members below ``min_samples`` values in the window are absent.
         """
         out: dict[str, dict[str, Any]] = {"features": {}, "outputs": {}, "missing": {}}
-        if self.profile is None:
-            return out
-        merged = self.window.snapshot(now)
-        if merged is None:
-            return out
-        for key, group, slot in (
-            ("features", self.features, merged.features),
-            ("outputs", self.outputs, merged.outputs),
-        ):
-            view = self._window_view(group, slot)
+        for key, group, view in self._group_views(now):
             for i, member in enumerate(group.members):
                 if view.decisions and view.decisions[i] is not None:
                     out[key][member.name] = view.decisions[i]
                 if key == "features" and view.missing and view.missing[i] is not None:
                     out["missing"][member.name] = view.missing[i]
         return out
+
+    def _group_views(self, now: float) -> list[tuple[str, _Group, _WindowView]]:
+        """``("features"|"outputs", group, its window view)`` at ``now``; none without data."""
+        if self.profile is None:
+            return []
+        merged = self.window.snapshot(now)
+        if merged is None:
+            return []
+        return [
+            ("features", self.features, self._window_view(self.features, merged.features)),
+            ("outputs", self.outputs, self._window_view(self.outputs, merged.outputs)),
+        ]
 
     def _window_view(self, group: _Group, slot: _GroupSlot) -> _WindowView:
         """Scores and live quantiles of every member, cached per window snapshot."""

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Figure, Report, Stat, header, interleave, parser, ratios, version
 
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.profile import ReferenceProfile
 
 COLS = 20

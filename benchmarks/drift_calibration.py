@@ -5,7 +5,7 @@
 
 A model with 30 features (10 normal, 6 lognormal, 6 discrete-integer, 8 categorical of
 which 3 have 150-400 categories with a long tail), a reference profile of 10,000 rows.
-Each window is folded into a fresh :class:`~modelmon.drift_aggregate.DriftAggregate` (the
+Each window is folded into a fresh :class:`~modelmon.aggregates.drift.DriftAggregate` (the
 code path that exports ``modelmon_feature_drift_detected``) and its decisions are read:
 
 * **no drift**: the share of windows in which *any* feature is flagged (family-wise
@@ -36,8 +36,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.profile import ReferenceProfile
 
 REF_ROWS = 10_000
@@ -265,7 +265,7 @@ def tails_table(seeds: int) -> None:
 
 
 def concept_table() -> None:
-    from modelmon.concept import ADWIN, PageHinkley
+    from modelmon.concept_drift import ADWIN, PageHinkley
 
     rng = np.random.default_rng(21)
     residuals = np.r_[rng.normal(0, 1, 10_000), rng.normal(0, 1.5, 10_000)]

@@ -6,7 +6,7 @@ a third of ``duration`` injects data drift into a few features, a burst of reque
 the model fails on (errors) and wrong labels (an accuracy drop). Every second it scrapes
 ``/metrics`` and shows requests/s, p50/p99 latency, the error rate, the most drifted
 features (PSI), accuracy, and which bundled alert rules would fire now, approximated
-from the scraped values with the thresholds of :class:`modelmon.grafana.config.MonitoringConfig`.
+from the scraped values with the thresholds of :class:`modelmon.monitoring.config.MonitoringConfig`.
 The drift alerts come from the same decisions the bundled rules use: the exported
 ``modelmon_feature_drift_detected`` / ``modelmon_prediction_drift_detected`` /
 ``modelmon_feature_missing_drift_detected`` (a two-sample test at a known false-alarm rate,
@@ -68,7 +68,7 @@ class Thresholds:
     @classmethod
     def bundled(cls) -> Thresholds:
         try:
-            from .grafana.config import MonitoringConfig
+            from .monitoring.config import MonitoringConfig
         except ImportError:
             return cls()
         c = MonitoringConfig()

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from . import names
 from ._internal import ids as _ids
 from ._internal.ids import DecodedId, IdCodec, PredictionKey
+from .aggregates.outcome_store import Prediction, class_label
 from .batch import OutputFrame
-from .outcome_store import Prediction, class_label
 
 MAX_INT_CODE = 0xFFFE
 MAX_LABEL_CHARS = 256

@@ -35,13 +35,15 @@ from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health, logger
 from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
-from .aggregates import InputHealthAggregate, TrafficAggregate
+from .aggregates.distributions import DistributionAggregate
+from .aggregates.drift import DriftAggregate
+from .aggregates.outcome_store import class_label, open_store
+from .aggregates.outcomes import OutcomeAggregate, OutcomeError
+from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
-from .concept import Detector
+from .concept_drift import Detector
 from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
-from .decision import DecisionConfig
-from .distribution_aggregate import DistributionAggregate
-from .drift_aggregate import DriftAggregate
+from .drift_decision import DecisionConfig
 from .errors import ConfigurationError
 from .extract import (
     DEFAULT_MAX_FEATURES,
@@ -56,8 +58,6 @@ from .extract import (
     stacked_arrays,
 )
 from .id_scheme import IdScheme
-from .outcome_store import class_label, open_store
-from .outcomes import OutcomeAggregate, OutcomeError
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
 
@@ -122,13 +122,13 @@ class Monitor:
         missing_drift_floor: smallest absolute change of a feature's missing share
             (against the reference) flagged.
         concept_detector: ``"adwin"``, ``"page_hinkley"``, a detector instance with
-            your parameters (``modelmon.concept.ADWIN(delta=0.01)``), or None.
+            your parameters (``modelmon.concept_drift.ADWIN(delta=0.01)``), or None.
         log_every_s: log :meth:`log_to_mlflow` snapshots every so many seconds from a
             background thread (to ``mlflow_run_id``, the active run, or a new run).
         distributions: opt-in, ``True`` or a list of feature names: keep all-time
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
-            :mod:`modelmon.distribution_aggregate`).
+            :mod:`modelmon.aggregates.distributions`).
     """
 
     def __init__(

@@ -378,7 +378,7 @@ OUTCOMES = _m(
     "counter",
     (ACTUAL, PREDICTED),
     "Labelled predictions by actual and predicted class (a confusion matrix).",
-    "modelmon.outcomes",
+    "modelmon.aggregates.outcomes",
     "{outcome}",
 )
 OUTCOMES_UNMATCHED = _m(
@@ -387,7 +387,7 @@ OUTCOMES_UNMATCHED = _m(
     (REASON,),
     "Outcomes that could not be joined to a prediction "
     "(expired, unknown, duplicate, invalid, invalid_id).",
-    "modelmon.outcomes.unmatched",
+    "modelmon.aggregates.outcomes.unmatched",
     "{outcome}",
 )
 REGRESSION_SQUARED_ERROR = _m(

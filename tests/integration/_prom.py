@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-from modelmon.grafana.export import to_yaml
+from modelmon.monitoring.export import to_yaml
 from tests.conftest import free_port, require_binary
 
 T = TypeVar("T")

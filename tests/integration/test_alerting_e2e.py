@@ -31,7 +31,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from modelmon.grafana import (
+from modelmon.monitoring import (
     MonitoringConfig,
     dashboard_queries,
     render_alert_rules,

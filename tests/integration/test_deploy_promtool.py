@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmon.grafana import MonitoringConfig
-from modelmon.grafana.export import export
+from modelmon.monitoring import MonitoringConfig
+from modelmon.monitoring.export import export
 
 from ..conftest import require_binary
 

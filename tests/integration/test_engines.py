@@ -179,7 +179,7 @@ PUSH_JOB = "nightly_scoring"
 
 def offline_psi(profile: ReferenceProfile, feature: str, column: np.ndarray) -> float:
     """PSI of the rows' shares in the reference bins, as the recording rules define it."""
-    from modelmon.grafana.rules import PSI_FLOOR
+    from modelmon.monitoring.rules import PSI_FLOOR
 
     f = profile.features[feature]
     values = column[np.isfinite(column)]
@@ -196,8 +196,8 @@ def test_batch_job_pushed_to_pushgateway_reaches_the_fleet_drift_rules(
     import dask.dataframe as dd
 
     from modelmon import dask as mm_dask
-    from modelmon.grafana import MonitoringConfig, render_recording_rules
     from modelmon.jobs import BatchJob, JobSpec
+    from modelmon.monitoring import MonitoringConfig, render_recording_rules
     from tests.conftest import free_port
     from tests.integration._prom import binary, prometheus, spawn, wait_until
 

@@ -35,7 +35,7 @@ from sklearn.metrics import (
 )
 
 import modelmon
-from modelmon.outcomes import classification_metrics
+from modelmon.aggregates.outcomes import classification_metrics
 from tests.conftest import free_port
 from tests.integration.test_gunicorn_workers import venv_binary
 

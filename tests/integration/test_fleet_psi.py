@@ -37,8 +37,8 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
 from modelmon import ReferenceProfile
-from modelmon.grafana import MonitoringConfig, render_prometheus_config, render_recording_rules
-from modelmon.grafana.rules import PSI_FLOOR
+from modelmon.monitoring import MonitoringConfig, render_prometheus_config, render_recording_rules
+from modelmon.monitoring.rules import PSI_FLOOR
 from tests.conftest import free_port
 from tests.integration._prom import Process, Prometheus, binary, prometheus, spawn, wait_until
 

@@ -225,7 +225,7 @@ def test_otlp_payload_equals_prometheus_exposition(receiver: Receiver) -> None:
 
 def test_drift_gauges_equal_prometheus_exposition(receiver: Receiver) -> None:
     profile = pytest.importorskip("modelmon.profile", reason="reference profiles not built yet")
-    pytest.importorskip("modelmon.drift_aggregate", reason="drift aggregate not built yet")
+    pytest.importorskip("modelmon.aggregates.drift", reason="drift aggregate not built yet")
     rng = np.random.default_rng(5)
     feature_names = ["a", "b", "c", "d"]
     reference_rows = [

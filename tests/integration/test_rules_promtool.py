@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelmon.grafana import MonitoringConfig, dashboard_queries, export
-from modelmon.grafana._yaml import dump
+from modelmon.monitoring import MonitoringConfig, dashboard_queries, export
+from modelmon.monitoring._yaml import dump
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmon.concept import ADWIN, Detector, PageHinkley, make_detector
+from modelmon.concept_drift import ADWIN, Detector, PageHinkley, make_detector
 from modelmon.errors import ConfigurationError
 
 STEP_AT = 5_000

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmon.grafana import MonitoringConfig
-from modelmon.grafana.dashboard import render_dashboard
-from modelmon.grafana.deploy import (
+from modelmon.monitoring import MonitoringConfig
+from modelmon.monitoring.dashboard import render_dashboard
+from modelmon.monitoring.deploy import (
     render_collector_config,
     render_compose,
     render_compose_prometheus,
     render_dashboard_configmap,
     render_prometheus_rule,
 )
-from modelmon.grafana.export import export
-from modelmon.grafana.rules import render_alert_rules, render_recording_rules
+from modelmon.monitoring.export import export
+from modelmon.monitoring.rules import render_alert_rules, render_recording_rules
 
 CONFIGS = [
     MonitoringConfig(),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import modelmon
+from modelmon.aggregates.distributions import DistributionAggregate
 from modelmon.batch import RenderContext
-from modelmon.distribution_aggregate import DistributionAggregate
 from modelmon.exporters.multiprocess import build, describe
 from modelmon.points import ExponentialHistogramPoint
 

@@ -29,7 +29,7 @@ def test_readme_otel_mapping_is_generated() -> None:
 
 
 def test_every_alert_has_a_runbook_section() -> None:
-    from modelmon.grafana import MonitoringConfig, alert_names
+    from modelmon.monitoring import MonitoringConfig, alert_names
 
     text = README.read_text()
     for alert in alert_names(MonitoringConfig()):

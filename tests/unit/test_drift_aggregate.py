@@ -5,9 +5,9 @@ import pytest
 from scipy import stats
 
 from modelmon import names
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame, OutputFrame, RenderContext
 from modelmon.drift import js_distance, ks_statistic, psi
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.errors import ConfigurationError
 from modelmon.points import ScalarPoint
 from modelmon.profile import ReferenceProfile

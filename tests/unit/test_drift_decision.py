@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from scipy import stats
 
 import modelmon
-from modelmon import decision
+from modelmon import drift_decision as decision
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.profile import ReferenceProfile
 
 from ..conftest import scrape, value

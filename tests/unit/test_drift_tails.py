@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.profile import ReferenceProfile
 
 N = 10_000

@@ -17,7 +17,7 @@ from scipy.spatial.distance import jensenshannon
 from modelmon import names
 from modelmon._cli import grafana as grafana_cli
 from modelmon.errors import ConfigurationError
-from modelmon.grafana import (
+from modelmon.monitoring import (
     MonitoringConfig,
     alert_names,
     dashboard_queries,
@@ -28,9 +28,9 @@ from modelmon.grafana import (
     render_recording_rules,
     render_rule_tests,
 )
-from modelmon.grafana._yaml import dump
-from modelmon.grafana.config import parse_selector
-from modelmon.grafana.rule_tests import js_distance, psi
+from modelmon.monitoring._yaml import dump
+from modelmon.monitoring.config import parse_selector
+from modelmon.monitoring.rule_tests import js_distance, psi
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "grafana"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from modelmon.errors import ConfigurationError
-from modelmon.outcome_store import (
+from modelmon.aggregates.outcome_store import (
     MemoryStore,
     PendingStore,
     Prediction,
     SqliteStore,
     open_store,
 )
+from modelmon.errors import ConfigurationError
 
 StoreFactory = Callable[[int, float], PendingStore]
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from sklearn import metrics
 
 from modelmon import names
+from modelmon.aggregates.outcome_store import MemoryStore, SqliteStore, class_label
+from modelmon.aggregates.outcomes import REASONS, OutcomeAggregate, OutcomeError
 from modelmon.batch import Batch, OutputFrame, RenderContext
-from modelmon.outcome_store import MemoryStore, SqliteStore, class_label
-from modelmon.outcomes import REASONS, OutcomeAggregate, OutcomeError
 from modelmon.points import Family, HistogramPoint, ScalarPoint, SummaryPoint
 
 LABELS = {"model": "m", "version": "1"}

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from modelmon.aggregates.drift import DriftAggregate
 from modelmon.batch import Batch, FeatureFrame
-from modelmon.drift_aggregate import DriftAggregate
 from modelmon.profile import ReferenceProfile
 
 QS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)

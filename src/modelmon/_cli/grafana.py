@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from modelmon.errors import ConfigurationError
-from modelmon.grafana.config import MonitoringConfig
+from modelmon.monitoring.config import MonitoringConfig
 
 from ._help import examples
 
@@ -130,7 +130,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config from ``args`` and export; 2 on a configuration error."""
-    from modelmon.grafana import export
+    from modelmon.monitoring import export
 
     try:
         config = MonitoringConfig(

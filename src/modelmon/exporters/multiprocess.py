@@ -50,7 +50,7 @@ import numpy as np
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import Health
-from ..aggregates import InputHealthAggregate, TrafficAggregate
+from ..aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from ..batch import RenderContext
 from ..errors import ConfigurationError
 from ..points import Family, ScalarPoint
@@ -239,7 +239,7 @@ def _drift_config(agg: Any) -> dict[str, Any]:
 
 
 def _drift_new(profile: Any, config: Mapping[str, Any]) -> Any:
-    from ..drift_aggregate import DriftAggregate
+    from ..aggregates.drift import DriftAggregate
 
     return DriftAggregate(
         profile,
@@ -280,7 +280,7 @@ def _outcome_config(agg: Any) -> dict[str, Any]:
 
 
 def _outcome_new(config: Mapping[str, Any], store: Any, detector: Any) -> Any:
-    from ..outcomes import OutcomeAggregate
+    from ..aggregates.outcomes import OutcomeAggregate
 
     return OutcomeAggregate(
         config["task"],
@@ -330,13 +330,13 @@ register_kind(
 
 def _register_optional_kinds() -> None:
     with contextlib.suppress(ImportError):
-        from ..drift_aggregate import DriftAggregate
+        from ..aggregates.drift import DriftAggregate
 
         register_kind(
             AggregateKind("drift", DriftAggregate, _drift_config, _drift_build, _drift_fresh)
         )
     with contextlib.suppress(ImportError):
-        from ..outcomes import OutcomeAggregate
+        from ..aggregates.outcomes import OutcomeAggregate
 
         register_kind(
             AggregateKind(

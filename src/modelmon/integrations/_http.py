@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import Health
-from ..aggregates import Histogram
+from ..aggregates.traffic import Histogram
 from ..errors import ConfigurationError
 from ..exporters.prometheus import to_prometheus
 from ..points import Family, HistogramPoint, ScalarPoint

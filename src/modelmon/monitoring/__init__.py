@@ -2,7 +2,7 @@
 
 Everything is generated from :mod:`modelmon.names` and one :class:`MonitoringConfig`:
 
->>> from modelmon.grafana import MonitoringConfig, render_files
+>>> from modelmon.monitoring import MonitoringConfig, render_files
 >>> files = render_files(MonitoringConfig(namespace="modelmon", availability_slo=0.995))
 >>> sorted(files)[0]
 'alertmanager/alertmanager.yml'
@@ -10,17 +10,17 @@ Everything is generated from :mod:`modelmon.names` and one :class:`MonitoringCon
 
 from __future__ import annotations
 
-from modelmon.grafana.alertmanager import render_alertmanager_config
-from modelmon.grafana.config import MonitoringConfig
-from modelmon.grafana.dashboard import dashboard_queries, render_dashboard
-from modelmon.grafana.export import (
+from modelmon.monitoring.alertmanager import render_alertmanager_config
+from modelmon.monitoring.config import MonitoringConfig
+from modelmon.monitoring.dashboard import dashboard_queries, render_dashboard
+from modelmon.monitoring.export import (
     export,
     render_files,
     render_grafana_provisioning,
     render_prometheus_config,
 )
-from modelmon.grafana.rule_tests import render_rule_tests
-from modelmon.grafana.rules import alert_names, render_alert_rules, render_recording_rules
+from modelmon.monitoring.rule_tests import render_rule_tests
+from modelmon.monitoring.rules import alert_names, render_alert_rules, render_recording_rules
 
 __all__ = [
     "MonitoringConfig",

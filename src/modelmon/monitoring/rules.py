@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modelmon import names
-from modelmon.grafana.config import MonitoringConfig, duration_seconds, num
+from modelmon.monitoring.config import MonitoringConfig, duration_seconds, num
 
 Severity = Literal["page", "critical", "warning", "ticket"]
 
@@ -157,7 +157,7 @@ PREDICTIONS = _BinFamily(
     names.PREDICTION_REFERENCE_ROWS,
 )
 
-# Abramowitz & Stegun 26.2.23 (as modelmon.decision.z_upper): the normal upper quantile.
+# Abramowitz & Stegun 26.2.23 (as modelmon.drift_decision.z_upper): the normal upper quantile.
 _AS_C = (2.515517, 0.802853, 0.010328)
 _AS_D = (1.432788, 0.189269, 0.001308)
 
@@ -239,7 +239,7 @@ def _bin_rules(cfg: MonitoringConfig, fam: _BinFamily) -> list[Recording]:
 
 
 def _decision_rules(cfg: MonitoringConfig, fam: _BinFamily) -> list[Recording]:
-    """The drift decision of :mod:`modelmon.decision`, fleet-wide.
+    """The drift decision of :mod:`modelmon.drift_decision`, fleet-wide.
 
     Two-sample chi-square ``n_eff * sum (c - r)^2 / p`` over the exported bins (``p`` the
     pooled share), its Wilson-Hilferty normal score, and the Bonferroni critical score

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmon import names
-from modelmon.grafana import rules as r
-from modelmon.grafana.config import MonitoringConfig, num
+from modelmon.monitoring import rules as r
+from modelmon.monitoring.config import MonitoringConfig, num
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"

@@ -41,13 +41,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import names
-from ._internal.ids import MARK, PredictionKey, row_ids
-from .aggregates import Histogram
-from .batch import Batch, FloatArray, OutputFrame, RenderContext
-from .concept import DEFAULT_RESET_AFTER, Detector, make_detector
-from .errors import ConfigurationError
-from .id_scheme import COUNTED_AS, MAX_LABEL_CHARS, IdScheme
+from .. import names
+from .._internal.ids import MARK, PredictionKey, row_ids
+from ..batch import Batch, FloatArray, OutputFrame, RenderContext
+from ..concept_drift import DEFAULT_RESET_AFTER, Detector, make_detector
+from ..errors import ConfigurationError
+from ..id_scheme import COUNTED_AS, MAX_LABEL_CHARS, IdScheme
+from ..points import Family, Point, ScalarPoint, SummaryPoint
 from .outcome_store import (
     MemoryStore,
     PendingStore,
@@ -55,7 +55,7 @@ from .outcome_store import (
     class_label,
     target_value,
 )
-from .points import Family, Point, ScalarPoint, SummaryPoint
+from .traffic import Histogram
 
 logger = logging.getLogger("modelmon")
 

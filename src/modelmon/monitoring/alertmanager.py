@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelmon.grafana.config import MonitoringConfig
+from modelmon.monitoring.config import MonitoringConfig
 
 PLACEHOLDER_URL = "http://127.0.0.1:9095/{receiver}"
 GROUP_BY = ("alertname", "model", "version")

@@ -1,11 +1,11 @@
 """Pending predictions waiting for their label: a bounded in-memory store and a SQLite one.
 
 Rows predicted under a caller-supplied id (``observe(..., prediction_id=...)``) wait
-here until their label arrives (:meth:`modelmon.outcomes.OutcomeAggregate.record`);
+here until their label arrives (:meth:`modelmon.aggregates.outcomes.OutcomeAggregate.record`);
 generated ids carry their prediction and need no store. ``take`` answers ``matched``,
 ``expired`` (evicted from a full store or older than the TTL), ``duplicate`` (already
 labelled) or ``unknown`` (never issued, or forgotten long ago): see
-:mod:`modelmon.outcomes` for how these become ``modelmon_outcomes_unmatched_total``.
+:mod:`modelmon.aggregates.outcomes` for how these become ``modelmon_outcomes_unmatched_total``.
 
 >>> store = MemoryStore(capacity=2, ttl_seconds=60)
 >>> store.put(["a", "b", "c"], [Prediction(label="x")] * 3, [0.0, 1.0, 2.0], now=2.0)
@@ -28,7 +28,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 Status = Literal["matched", "expired", "unknown", "duplicate"]
 DEFAULT_CAPACITY = 100_000

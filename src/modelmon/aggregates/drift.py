@@ -34,15 +34,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import decision, drift, names
-from .batch import Batch, FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame, RenderContext
-from .errors import ConfigurationError
-from .points import Family, Point, ScalarPoint
-from .profile import CONFIDENCE, PREDICTION, FeatureProfile, ReferenceProfile
-from .sketches.columns import LogSketchColumns
-from .sketches.ddsketch import LogSketch
-from .sketches.moments import Moments
-from .sketches.window import SlidingWindow
+from .. import drift, names
+from .. import drift_decision as decision
+from ..batch import Batch, FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame, RenderContext
+from ..errors import ConfigurationError
+from ..points import Family, Point, ScalarPoint
+from ..profile import CONFIDENCE, PREDICTION, FeatureProfile, ReferenceProfile
+from ..sketches.columns import LogSketchColumns
+from ..sketches.ddsketch import LogSketch
+from ..sketches.moments import Moments
+from ..sketches.window import SlidingWindow
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
 _CHUNK = 1 << 15  # values per vectorised chunk of the bin count
@@ -576,7 +577,7 @@ class DriftAggregate:
 
 @dataclass(frozen=True)
 class Decision:
-    """The drift decision of one member over the window (see :mod:`modelmon.decision`)."""
+    """The drift decision of one member over the window (see :mod:`modelmon.drift_decision`)."""
 
     detected: bool
     test: decision.BinnedTest

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from . import names
-from ._internal.failures import abort_reason
-from ._tracing import exemplar_labels
-from .batch import Batch, FloatArray, IntArray, RenderContext
-from .points import Exemplar, Family, HistogramPoint, ScalarPoint
+from .. import names
+from .._internal.failures import abort_reason
+from .._tracing import exemplar_labels
+from ..batch import Batch, FloatArray, IntArray, RenderContext
+from ..points import Exemplar, Family, HistogramPoint, ScalarPoint
 
 
 class Histogram:

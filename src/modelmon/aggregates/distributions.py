@@ -1,6 +1,6 @@
 """Feature and prediction distributions as exponential histograms (opt-in, for OTLP).
 
-The quantile gauges of :mod:`~modelmon.drift_aggregate` describe a sliding window inside
+The quantile gauges of :mod:`~modelmon.aggregates.drift` describe a sliding window inside
 one process; a backend cannot merge them across replicas. This aggregate keeps, per
 numeric feature and for the prediction value, an all-time
 :class:`~modelmon.sketches.ddsketch.LogSketch` of the raw values, whose buckets are
@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from . import names
-from .batch import Batch, FeatureFrame, RenderContext
-from .errors import ConfigurationError
-from .points import ExponentialHistogramPoint, Family
-from .sketches import mapping
-from .sketches.ddsketch import FloatArray, LogSketch, add_columns
+from .. import names
+from ..batch import Batch, FeatureFrame, RenderContext
+from ..errors import ConfigurationError
+from ..points import ExponentialHistogramPoint, Family
+from ..sketches import mapping
+from ..sketches.ddsketch import FloatArray, LogSketch, add_columns
 
 PREDICTION_OUTPUT = "prediction"  # the ``output`` label of the prediction value
 

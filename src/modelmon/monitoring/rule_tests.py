@@ -20,8 +20,8 @@ from numpy.typing import ArrayLike
 
 from modelmon import names
 from modelmon.errors import ConfigurationError
-from modelmon.grafana.config import MonitoringConfig, duration_seconds, go_float, num
-from modelmon.grafana.rules import (
+from modelmon.monitoring.config import MonitoringConfig, duration_seconds, go_float, num
+from modelmon.monitoring.rules import (
     FEATURES,
     PSI_FLOOR,
     Alert,

@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from . import exposition
+
 DEFAULT_MIN_INTERVAL_S = 0.25
 
 
@@ -73,14 +75,26 @@ class ScrapeGate:
 
 
 class GatedRegistry:
-    """A registry view whose ``collect()`` goes through a :class:`ScrapeGate`."""
+    """A registry view whose ``collect()`` goes through a :class:`ScrapeGate`.
+
+    The shared collection is made for :func:`~modelmon.exporters.exposition.generate_text`
+    (modelmon's series left to its renderer); other consumers get plain metrics.
+    """
 
     def __init__(self, registry: Any, min_interval: float = DEFAULT_MIN_INTERVAL_S) -> None:
         self.registry = registry
         self.gate = ScrapeGate(min_interval)
 
+    def _collect_for_text(self) -> list[Any]:
+        with exposition.fast():
+            return list(self.registry.collect())
+
     def collect(self) -> Iterator[Any]:
-        yield from self.gate.get(lambda: list(self.registry.collect()))
+        items = self.gate.get(self._collect_for_text)
+        if exposition.fast_mode():
+            yield from items
+        else:
+            yield from exposition.expand(items)
 
     def restricted_registry(self, names: Iterable[str]) -> _Restricted:
         return _Restricted(self, frozenset(names))

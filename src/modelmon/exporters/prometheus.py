@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client import make_asgi_app as _make_asgi_app
-from prometheus_client import make_wsgi_app as _make_wsgi_app
-from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar as PromExemplar
 
@@ -30,6 +27,7 @@ from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
+from .exposition import PreRendered, TextRenderer, fast_mode, le_text
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -65,6 +63,8 @@ class ModelmonCollector:
         )
         self._namespaces: set[str] = set()
         self._lock = threading.Lock()
+        self._renderer = TextRenderer()
+        self._render_lock = threading.Lock()
 
     def attach(self, monitor: Monitor) -> None:
         key = (monitor.namespace, monitor.model, monitor.version)
@@ -101,10 +101,13 @@ class ModelmonCollector:
         # neither checks for duplicates nor calls collect() at registration.
         return []
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Any]:
         monitors = self.monitors
-        yield from to_prometheus(type(self).family_source(monitors))
-        yield from to_prometheus(self._count_families(monitors))
+        families = [*type(self).family_source(monitors), *self._count_families(monitors)]
+        if fast_mode():  # generate_text is collecting: hand over the families to render
+            yield PreRendered(families, self._renderer, self._render_lock, to_prometheus)
+        else:
+            yield from to_prometheus(families)
 
     def _count_families(self, monitors: list[Monitor]) -> list[Family]:
         with self._lock:
@@ -204,11 +207,6 @@ def _add_points(metric: Metric, family: Family) -> None:
             metric.add_sample(name + "_sum", labels, float(point.sum))
 
 
-def _go_float(value: float) -> str:
-    """A bucket bound as the ``le`` label value ("+Inf", "0.5", "1.0")."""
-    return "+Inf" if value == float("inf") else repr(float(value))
-
-
 def _add_histogram(
     metric: Metric, name: str, labels: dict[str, str], point: HistogramPoint
 ) -> None:
@@ -223,7 +221,7 @@ def _add_histogram(
             exemplar = PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
         metric.add_sample(
             name + "_bucket",
-            {**labels, "le": _go_float(bound)},
+            {**labels, "le": le_text(bound)},
             float(cumulative),
             None,
             exemplar,
@@ -247,17 +245,27 @@ def start_http_server(
     every interface: see ``docs/security.md`` before exposing metrics). Concurrent
     scrapes share one collection, at most one every ``min_interval`` seconds.
     """
+    from . import serve
     from .gate import GatedRegistry
 
-    source: Any = GatedRegistry(registry, min_interval)
-    return _start_http_server(port, addr=addr, registry=source)
+    return serve.start_http_server(port, addr, GatedRegistry(registry, min_interval))
 
 
 def make_wsgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
-    """A WSGI app serving the exposition (OpenMetrics negotiated from ``Accept``)."""
-    return _make_wsgi_app(registry)
+    """A WSGI app serving the exposition (OpenMetrics negotiated from ``Accept``).
+
+    Text 0.0.4 is rendered by modelmon's cached renderer (same bytes as prometheus-client).
+    """
+    from . import serve
+
+    return serve.make_wsgi_app(registry)
 
 
 def make_asgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
-    """An ASGI app serving the exposition (OpenMetrics negotiated from ``Accept``)."""
-    return _make_asgi_app(registry)
+    """An ASGI app serving the exposition (OpenMetrics negotiated from ``Accept``).
+
+    Text 0.0.4 is rendered by modelmon's cached renderer; collection runs off the loop.
+    """
+    from . import serve
+
+    return serve.make_asgi_app(registry)

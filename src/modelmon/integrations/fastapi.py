@@ -26,7 +26,6 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
     raise MissingExtraError("fastapi", "fastapi") from exc
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from ._http import check_feedback_token, check_token, handle_feedback
 from .asgi import MetricsMiddleware
@@ -102,6 +101,7 @@ def metrics_endpoint(
     every ``min_interval`` seconds (see :mod:`modelmon.exporters.gate`).
     """
     from ..exporters.gate import GatedRegistry
+    from ..exporters.serve import bake
 
     target = GatedRegistry(REGISTRY if registry is None else registry, min_interval)
 
@@ -109,10 +109,10 @@ def metrics_endpoint(
     def metrics(request: Request) -> Response:
         if guard is not None and not guard(request):
             return Response("Not Found", status_code=404, media_type="text/plain")
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         wanted = request.query_params.getlist("name[]")
-        source: Any = target.restricted_registry(wanted) if wanted else target
-        return Response(encoder(source), media_type=content_type)
+        params = {"name[]": wanted} if wanted else {}
+        _, headers, body = bake(target, request.headers.get("accept"), None, params)
+        return Response(body, media_type=headers[0][1])
 
     return metrics
 

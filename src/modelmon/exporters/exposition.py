@@ -1,0 +1,293 @@
+"""Modelmon's own Prometheus text exposition: only the values are formatted per scrape.
+
+prometheus-client's ``generate_latest`` escapes and sorts every label of every sample
+on every scrape (about 7 us a series; 690 series for one 20-feature model with a
+reference). :class:`TextRenderer` renders modelmon's families to the same bytes with
+the label part of each series escaped once and kept (label sets are built once by the
+aggregates and shared by every scrape), and the series whose points do not change at
+all (reference ratios, reference rows: the same point tuples every scrape) rendered
+once and reused. Values go through :func:`go_float`, prometheus-client's
+``floatToGoString`` on a fast path.
+
+The collector stays a plain prometheus-client ``Collector``: ``generate_latest`` on a
+registry still works and gives the same samples. The fast path is taken by
+:func:`generate_text` (modelmon's ``/metrics`` endpoints use it): while it collects,
+modelmon's collectors hand over a :class:`PreRendered` block instead of metric
+families; any other collector of the registry is rendered by prometheus-client.
+
+>>> from prometheus_client import CollectorRegistry, generate_latest
+>>> import modelmon
+>>> reg = CollectorRegistry()
+>>> mon = modelmon.Monitor("doc", "1", registry=reg)
+>>> _ = mon.observe({"x": 1.0}, 0.5, latency_s=0.01)
+>>> b'modelmon_requests_total{model="doc",version="1"} 1.0' in generate_text(reg)
+True
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from itertools import accumulate
+from typing import Any
+
+from prometheus_client import REGISTRY
+from prometheus_client import exposition as _prom
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import escape_label_name
+from prometheus_client.utils import floatToGoString
+
+from ..points import Family, HistogramPoint, Point, ScalarPoint, SummaryPoint
+
+# Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
+_FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
+
+_SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+
+
+def go_float(value: float) -> str:
+    """``prometheus_client.utils.floatToGoString(value)``, without its slow checks mostly."""
+    s = repr(float(value))
+    if s[-1] in "fn":  # inf, -inf, nan: the only reprs not ending in a digit
+        return _SPECIAL[s]
+    if len(s) > 8 and value > 0 and s.find(".") > 6:  # Go's exponent form for >= 1e6
+        return str(floatToGoString(value))  # type: ignore[no-untyped-call]
+    return s
+
+
+def le_text(bound: float) -> str:
+    """A bucket bound as modelmon's ``le`` label value ("+Inf", "0.5", "2592000.0")."""
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+def escape_value(value: str) -> str:
+    """A label value as prometheus-client escapes it (backslash, newline, quote)."""
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def label_text(labels: Iterable[tuple[str, str]]) -> str:
+    """``{k="v",...}`` with keys sorted, as ``generate_latest`` writes it ("" if none)."""
+    inner = ",".join(f'{escape_label_name(k)}="{escape_value(v)}"' for k, v in sorted(labels))
+    return "{" + inner + "}" if inner else ""
+
+
+def _help(doc: str) -> str:
+    return doc.replace("\\", r"\\").replace("\n", r"\n")
+
+
+class _TwoGenerations:
+    """A cache keeping what the last render used: memory bounded by one scrape's worth."""
+
+    def __init__(self) -> None:
+        self.old: dict[Hashable, Any] = {}
+        self.new: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable) -> Any:
+        hit = self.new.get(key)
+        if hit is None:
+            hit = self.old.get(key)
+            if hit is not None:
+                self.new[key] = hit
+        return hit
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self.new[key] = value
+
+    def turn(self) -> None:
+        self.old, self.new = self.new, {}
+
+
+class TextRenderer:
+    """Renders families to the text format 0.0.4, byte for byte as ``generate_latest``.
+
+    Not thread-safe: its owner serialises :meth:`render` calls. Label mappings and point
+    tuples handed over are never mutated (points are frozen), so identity is a valid key.
+    """
+
+    def __init__(self) -> None:
+        self._by_id = _TwoGenerations()  # id(labels) -> (labels, text)
+        self._by_items = _TwoGenerations()  # tuple(labels.items()) -> text
+        self._blocks = _TwoGenerations()  # (name, id(points)) -> (points, text)
+        self._buckets = _TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
+        self._headers: dict[tuple[str, str, str], str] = {}
+
+    def render(self, families: Iterable[Family]) -> str:
+        """The exposition of ``families`` (same-named families share one header)."""
+        merged: dict[str, list[Family]] = {}
+        for family in families:
+            if family.spec.kind == "exponential_histogram":
+                continue  # no text-format equivalent: these reach Prometheus over OTLP
+            merged.setdefault(family.name, []).append(family)
+        out: list[str] = []
+        for name, group in merged.items():
+            out.append(self._header(name, group[0]))
+            for family in group:
+                out.append(self._block(name, family))
+        for cache in (self._by_id, self._by_items, self._blocks, self._buckets):
+            cache.turn()
+        return "".join(out)
+
+    def _header(self, name: str, family: Family) -> str:
+        kind = family.spec.kind
+        key = (name, kind, family.spec.help)
+        text = self._headers.get(key)
+        if text is None:
+            shown = name + "_total" if kind == "counter" else name
+            text = f"# HELP {shown} {_help(family.spec.help)}\n# TYPE {shown} {kind}\n"
+            if len(self._headers) > 4096:
+                self._headers.clear()
+            self._headers[key] = text
+        return text
+
+    def _block(self, name: str, family: Family) -> str:
+        points = family.points
+        key = (name, id(points))
+        hit = self._blocks.get(key)
+        if hit is not None and hit[0] is points:
+            text: str = hit[1]
+            return text
+        text = "".join(self._lines(name, family.spec.kind, points))
+        self._blocks.put(key, (points, text))
+        return text
+
+    def labels(self, labels: Mapping[str, str]) -> str:
+        """The cached ``{...}`` text of one label set."""
+        hit = self._by_id.get(id(labels))
+        if hit is not None and hit[0] is labels:
+            return str(hit[1])
+        items = tuple(labels.items())
+        text: str | None = self._by_items.get(items)
+        if text is None:
+            text = label_text(items)
+            self._by_items.put(items, text)
+        self._by_id.put(id(labels), (labels, text))
+        return text
+
+    def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> Iterator[str]:
+        labels = self.labels
+        if kind in ("counter", "gauge"):
+            sample = name + "_total" if kind == "counter" else name
+            for p in points:
+                assert isinstance(p, ScalarPoint)
+                yield f"{sample}{labels(p.labels)} {go_float(p.value)}\n"
+            return
+        for p in points:
+            text = labels(p.labels)
+            if isinstance(p, HistogramPoint):
+                prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
+                cumulative = list(accumulate(p.counts))
+                for prefix, c in zip(prefixes, cumulative, strict=True):
+                    yield f"{prefix}{go_float(c)}\n"
+                yield f"{name}_count{text} {go_float(cumulative[-1])}\n"
+                yield f"{name}_sum{text} {go_float(p.sum)}\n"
+            elif isinstance(p, SummaryPoint):
+                yield f"{name}_count{text} {go_float(p.count)}\n"
+                yield f"{name}_sum{text} {go_float(p.sum)}\n"
+
+    def _bucket_prefixes(
+        self, name: str, labels: Mapping[str, str], text: str, bounds: tuple[float, ...]
+    ) -> list[str]:
+        key = (name, text, bounds)
+        prefixes: list[str] | None = self._buckets.get(key)
+        if prefixes is None:
+            base = [(k, v) for k, v in labels.items() if k != "le"]
+            prefixes = [
+                f"{name}_bucket{label_text([*base, ('le', le_text(b))])} "
+                for b in (*bounds, float("inf"))
+            ]
+            self._buckets.put(key, prefixes)
+        return prefixes
+
+
+class PreRendered:
+    """Modelmon's families of one collection, rendered on demand (text) or translated.
+
+    Yielded by a modelmon collector instead of metric families while
+    :func:`generate_text` collects; :meth:`metrics` gives the families as
+    prometheus-client metrics for any other consumer.
+    """
+
+    def __init__(
+        self,
+        families: list[Family],
+        renderer: TextRenderer,
+        lock: threading.Lock,
+        translate: Callable[[list[Family]], Iterable[Metric]],
+    ) -> None:
+        self.families = families
+        self._renderer = renderer
+        self._lock = lock
+        self._translate = translate
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            with self._lock:
+                if self._text is None:
+                    self._text = self._renderer.render(self.families)
+        return self._text
+
+    def metrics(self) -> list[Metric]:
+        return list(self._translate(self.families))
+
+
+def fast_mode() -> bool:
+    """True while :func:`generate_text` collects (collectors may yield PreRendered)."""
+    return _FAST.get()
+
+
+@contextmanager
+def fast() -> Iterator[None]:
+    """Collect in fast mode within this block (see :func:`fast_mode`)."""
+    token = _FAST.set(True)
+    try:
+        yield
+    finally:
+        _FAST.reset(token)
+
+
+def expand(items: Iterable[Metric | PreRendered]) -> Iterator[Metric]:
+    """Metrics only: every PreRendered block replaced by its metric families."""
+    for item in items:
+        if isinstance(item, PreRendered):
+            yield from item.metrics()
+        else:
+            yield item
+
+
+class _One:
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.metric
+
+
+def generate_text(registry: Any = REGISTRY) -> bytes:
+    """The text format 0.0.4 of ``registry``: ``generate_latest``'s bytes, rendered faster.
+
+    Modelmon's series come from its cached renderer; every other collector's metrics
+    are rendered by prometheus-client itself.
+    """
+    with fast():
+        items = list(registry.collect())
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, PreRendered):
+            out.append(item.text())
+        else:
+            out.append(_prom.generate_latest(_One(item)).decode("utf-8"))
+    return "".join(out).encode("utf-8")
+
+
+Encoder = Callable[[Any], bytes]
+
+
+def choose_encoder(accept_header: str | None) -> tuple[Encoder, str]:
+    """prometheus-client's content negotiation, with :func:`generate_text` for text 0.0.4."""
+    encoder, content_type = _prom.choose_encoder(accept_header or "")
+    if encoder is _prom.generate_latest:
+        return generate_text, content_type
+    return encoder, content_type

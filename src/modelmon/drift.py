@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from .sketches.columns import LogSketchColumns
 from .sketches.ddsketch import FloatArray, IntArray, LogSketch
+from .sketches.occupied import Occupied
 
 PSI_FLOOR = 1e-4
 STD_FLOOR = 1e-3
@@ -195,6 +196,67 @@ def wasserstein_between(
     return float(np.sum(np.abs(np.cumsum(w)[:-1]) * np.diff(x)))
 
 
+def wasserstein_rows(
+    a: tuple[FloatArray, FloatArray, IntArray],
+    b: tuple[FloatArray, FloatArray, IntArray],
+) -> FloatArray:
+    """:func:`wasserstein_between` of many pairs at once: ``(values, weights, row)`` each.
+
+    Row ``r`` compares side ``a``'s points of row ``r`` with side ``b``'s; within a side
+    the points are grouped by row, rows in increasing order, values sorted within a row,
+    and every row has points on both sides. The points are laid out one matrix row per
+    pair, ``a`` then ``b``, padded with the row's largest value at weight 0 (no area),
+    so one stable row sort (two sorted runs a row: a merge) and one cumulative sum do
+    every pair; rows go in chunks whose temporaries stay small (no page faults).
+    """
+    (av, aw, ar), (bv, bw, br) = a, b
+    k = int(max(ar.max(initial=-1), br.max(initial=-1))) + 1
+    la, lb = np.bincount(ar, minlength=k), np.bincount(br, minlength=k)
+    if k == 0 or not (la.all() and lb.all()):
+        raise ValueError("every row needs points on both sides")
+    sa = np.concatenate(([0], np.cumsum(la)))
+    sb = np.concatenate(([0], np.cumsum(lb)))
+    width = int((la + lb).max())
+    step = max(1, _CHUNK_CELLS // width)
+    out = np.empty(k)
+    for r0 in range(0, k, step):
+        r1 = min(r0 + step, k)
+        part_a = (av[sa[r0] : sa[r1]], aw[sa[r0] : sa[r1]], ar[sa[r0] : sa[r1]] - r0)
+        part_b = (bv[sb[r0] : sb[r1]], bw[sb[r0] : sb[r1]], br[sb[r0] : sb[r1]] - r0)
+        out[r0:r1] = _wasserstein_block(part_a, part_b, la[r0:r1], lb[r0:r1], width)
+    return out
+
+
+_CHUNK_CELLS = 12_000  # matrix cells per chunk: 96 KB temporaries, under malloc's mmap limit
+
+
+def _wasserstein_block(
+    a: tuple[FloatArray, FloatArray, IntArray],
+    b: tuple[FloatArray, FloatArray, IntArray],
+    la: IntArray,
+    lb: IntArray,
+    width: int,
+) -> FloatArray:
+    (av, aw, ar), (bv, bw, br) = a, b
+    sa = np.concatenate(([0], np.cumsum(la)))
+    sb = np.concatenate(([0], np.cumsum(lb)))
+    x = np.repeat(np.maximum(av[sa[1:] - 1], bv[sb[1:] - 1])[:, None], width, axis=1)
+    w = np.zeros(x.shape)
+    at_a = np.arange(av.size) + (ar * width - sa[ar])  # flat index: row, then column
+    at_b = np.arange(bv.size) + (br * width + la[br] - sb[br])
+    flat_x, flat_w = x.reshape(-1), w.reshape(-1)
+    flat_x[at_a], flat_w[at_a] = av, aw
+    flat_x[at_b], flat_w[at_b] = bv, -bw
+    order = np.argsort(x, axis=1, kind="stable")
+    x = np.take_along_axis(x, order, axis=1)
+    w = np.take_along_axis(w, order, axis=1)
+    np.cumsum(w, axis=1, out=w)
+    np.abs(w, out=w)
+    gaps = np.diff(x, axis=1)
+    gaps *= w[:, :-1]
+    return np.asarray(gaps.sum(axis=1), dtype=np.float64)
+
+
 # --- many columns at once ----------------------------------------------------------------
 
 
@@ -285,33 +347,42 @@ def _cum(counts: IntArray) -> tuple[FloatArray, FloatArray]:
         return np.cumsum(counts, axis=1) / n[:, None], n
 
 
-def ks_columns(ref: QuantileReference, sketch: LogSketchColumns, rows: IntArray) -> FloatArray:
+def ks_columns(
+    ref: QuantileReference,
+    sketch: LogSketchColumns,
+    rows: IntArray,
+    occupied: Occupied | None = None,
+) -> FloatArray:
     """:func:`ks_statistic` of each column in ``rows`` of ``sketch`` against ``ref``.
 
     The same statistic (same grid, same reference CDF), for all rows in a few numpy
-    calls: the live CDF on each row's bucket grid is a cumulative sum (empty cells do
-    not change a supremum taken over step functions), the reference CDF on the grid a
-    per-row count of reference positions.
+    calls on the non-empty cells only (``occupied``, built here if not given): the
+    supremum of the gap between two step functions is reached where one of them steps,
+    at a non-empty cell of the live sketch (live CDF against the reference CDF at that
+    cell) or at a reference point (reference CDF against the live CDF of its cell).
     """
-    counts = sketch.counts[rows]
-    k, g = counts.shape
+    occ = Occupied.of(sketch, rows) if occupied is None else occupied
+    k = occ.n.size
     if k == 0:
         return np.zeros(0)
-    cum, n = _cum(counts)
+    g = occ.width
     pos = sketch.positions(ref.quantiles[rows], rows)
-    cells = np.clip(np.floor(pos), -1, g - 1).astype(np.intp) + 1  # cells <= pos
+    p = pos.shape[1]
     row = np.arange(k)[:, None]
-    hist = np.bincount((cells + row * (g + 1)).ravel(), minlength=k * (g + 1))
-    ref_le_cell = np.cumsum(hist.reshape(k, g + 1), axis=1)[:, 1:]
-    d_cur = np.abs(ref.mid[ref_le_cell] - cum).max(axis=1)
+    cells = np.clip(np.floor(pos), -1, g - 1).astype(np.int64)  # the cell of each point
+    # Reference CDF at each non-empty cell: points whose cell is <= it (rows sorted).
+    ref_keys = (cells + 1 + row * (g + 2)).ravel()
+    at = occ.cells + 1 + occ.row_of * (g + 2)
+    ref_le_cell = np.searchsorted(ref_keys, at, side="right") - occ.row_of * p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(ref.mid[ref_le_cell] - occ.cum / occ.n[occ.row_of])
+    d_cur = occ.row_max(gap)
     # Reference CDF at its own points: rows are sorted, so one offset searchsorted.
     width = float(np.max(pos) - np.min(pos)) + 2.0
     flat = (pos + row * width).ravel()
-    ref_le_ref = np.searchsorted(flat, flat, side="right").reshape(pos.shape) - row * pos.shape[1]
-    cum0 = np.concatenate([np.zeros((k, 1)), cum], axis=1)
-    f_cur = np.take_along_axis(cum0, cells, axis=1)
-    d_ref = np.abs(ref.mid[ref_le_ref] - f_cur).max(axis=1)
-    return np.asarray(np.where(n > 0, np.maximum(d_cur, d_ref), np.nan), dtype=np.float64)
+    ref_le_ref = np.searchsorted(flat, flat, side="right").reshape(pos.shape) - row * p
+    d_ref = np.abs(ref.mid[ref_le_ref] - occ.cdf_at(cells)).max(axis=1)
+    return np.asarray(np.where(occ.n > 0, np.maximum(d_cur, d_ref), np.nan), dtype=np.float64)
 
 
 def wasserstein_columns(

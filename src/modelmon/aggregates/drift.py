@@ -43,6 +43,7 @@ from ..profile import CONFIDENCE, PREDICTION, FeatureProfile, ReferenceProfile
 from ..sketches.columns import LogSketchColumns
 from ..sketches.ddsketch import LogSketch
 from ..sketches.moments import Moments
+from ..sketches.occupied import Occupied
 from ..sketches.window import SlidingWindow
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
@@ -73,6 +74,7 @@ class _Group:
     # Per numeric column: the profile's reference sketch (values clipped to the reference
     # min/max, weights summing to 1), None for profiles written without one.
     ref_sketches: tuple[tuple[FloatArray, FloatArray] | None, ...]
+    ref_points: tuple[FloatArray, FloatArray, IntArray]  # the same, flat: value, weight, column
 
     @classmethod
     def of(cls, members: Sequence[FeatureProfile]) -> _Group:
@@ -117,7 +119,7 @@ class _Group:
         return cls(
             tuple(members), numeric, categorical, offsets, total, edges, centers,
             binned, cells, reference, tuple(column_of), real, numeric_cells,
-            tuple(test_offsets), test_total, ref_rows, ref_sketches,
+            tuple(test_offsets), test_total, ref_rows, ref_sketches, _flat(ref_sketches),
         )  # fmt: skip
 
     def test_cells(self, slot: _GroupSlot, i: int) -> tuple[IntArray, tuple[float, ...]]:
@@ -614,10 +616,24 @@ def _reference_sketch(member: FeatureProfile) -> tuple[FloatArray, FloatArray] |
     return np.clip(values, lo, hi), weights
 
 
+def _flat(
+    sketches: Sequence[tuple[FloatArray, FloatArray] | None],
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Reference sketches laid end to end: values, weights and the column of each point."""
+    present = [(c, s) for c, s in enumerate(sketches) if s is not None]
+    if not present:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    return (
+        np.concatenate([s[0] for _, s in present]),
+        np.concatenate([s[1] for _, s in present]),
+        np.repeat([c for c, _ in present], [s[0].size for _, s in present]).astype(np.int64),
+    )
+
+
 def _sketch_wasserstein(
     group: _Group,
     sketches: LogSketchColumns,
-    rows: IntArray,
+    occ: Occupied,
     lo: FloatArray,
     hi: FloatArray,
     out: FloatArray,
@@ -627,19 +643,28 @@ def _sketch_wasserstein(
     Overwrites ``out`` (from the quantile summary) for those rows: sketch against sketch
     keeps the 1% relative accuracy in heavy tails, where the summary interpolates.
     """
-    if not any(group.ref_sketches[c] is not None for c in rows.tolist()):
+    ref_values, ref_weights, ref_column = group.ref_points
+    has_sketch = np.zeros(len(group.ref_sketches) + 1, dtype=bool)
+    has_sketch[ref_column] = True
+    use = has_sketch[occ.rows] & (occ.n > 0)
+    if not use.any():
         return
-    counts = sketches.counts[rows]
-    grid = sketches.values()[rows]
-    for r, c in enumerate(rows.tolist()):
-        ref = group.ref_sketches[c]
-        n = counts[r].sum()
-        if ref is None or n == 0:
-            continue
-        full = counts[r] > 0
-        values = np.clip(grid[r][full] + group.centers[c], lo[r], hi[r])
-        w = drift.wasserstein_between(ref[0], ref[1], values, counts[r][full] / n)
-        out[r] = w / max(float(group.reference.std[c]), drift.STD_FLOOR)
+    picked = np.flatnonzero(use)
+    rank = np.full(has_sketch.size, -1, dtype=np.int64)  # column -> row of the result
+    rank[occ.rows[picked]] = np.arange(picked.size)
+    ref_rows = rank[ref_column]
+    on = ref_rows >= 0
+    keep = use[occ.row_of]
+    row_of = occ.row_of[keep]
+    cols = occ.rows[row_of]
+    live = sketches.values_at(cols, occ.cells[keep]) + group.centers[cols]
+    live = np.clip(live, lo[row_of], hi[row_of])
+    w = drift.wasserstein_rows(
+        (ref_values[on], ref_weights[on], ref_rows[on]),
+        (live, occ.counts[keep] / occ.n[row_of], rank[cols]),
+    )
+    std = np.maximum(group.reference.std[occ.rows[picked]], drift.STD_FLOOR)
+    out[picked] = w / std
 
 
 def _decide(
@@ -694,7 +719,8 @@ def _compute_view(
         sketches, moments = slot.sketches, slot.moments
         centers = group.centers[rows]
         lo, hi = moments.min[rows], moments.max[rows]
-        ks = drift.ks_columns(group.reference, sketches, rows)
+        occ = Occupied.of(sketches, rows)
+        ks = drift.ks_columns(group.reference, sketches, rows, occ)
         has_sketch = np.array([group.ref_sketches[c] is not None for c in rows.tolist()])
         wass = np.full(rows.size, np.nan)
         if not has_sketch.all():  # profiles written without a reference sketch
@@ -705,8 +731,8 @@ def _compute_view(
                 rows[old],
                 (lo[old] - centers[old], hi[old] - centers[old]),
             )
-        _sketch_wasserstein(group, sketches, rows, lo, hi, wass)
-        live = sketches.quantiles(qs, rows) + centers[:, None]
+        _sketch_wasserstein(group, sketches, occ, lo, hi, wass)
+        live = sketches.quantiles(qs, rows, occ) + centers[:, None]
         live = np.clip(live, lo[:, None], hi[:, None])
     scores: list[dict[str, float] | None] = [None] * len(group.members)
     quantiles: dict[int, FloatArray] = {}

@@ -41,6 +41,7 @@ import numpy.typing as npt
 from . import mapping
 from .ddsketch import LogSketch
 from .moments import column_reduce
+from .occupied import Occupied
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -160,24 +161,17 @@ class LogSketchColumns:
         ]
         return np.where(signed == 0, 0.0, np.copysign(out, signed))
 
-    def quantiles(self, qs: npt.ArrayLike, rows: IntArray | None = None) -> FloatArray:
-        """``(rows, len(qs))`` estimated quantiles (NaN for an empty column)."""
-        q = np.clip(np.asarray(qs, dtype=np.float64).reshape(-1), 0.0, 1.0)
-        counts = self.counts if rows is None else self.counts[rows]
-        cum = np.cumsum(counts, axis=1)
-        n = cum[:, -1]
-        g = cum.shape[1]
-        # searchsorted(cum_j, q * (n_j - 1), side="right") for every row at once: cum is
-        # an integer, so comparing with floor(t) is exact; rows are offset apart.
-        t = np.floor(q[None, :] * (n[:, None] - 1)).astype(np.int64)
-        step = int(n.max(initial=0)) + 2
-        off = np.arange(cum.shape[0], dtype=np.int64)[:, None] * step
-        flat = (cum + off).ravel()
-        pos = np.searchsorted(flat, (t + off).ravel(), side="right").reshape(t.shape)
-        pos = np.minimum(pos - np.arange(cum.shape[0])[:, None] * g, g - 1)
-        picked = np.arange(self.width) if rows is None else np.asarray(rows)
-        out = self.values_at(picked[:, None], pos)
-        return np.asarray(np.where(n[:, None] > 0, out, np.nan), dtype=np.float64)
+    def quantiles(
+        self, qs: npt.ArrayLike, rows: IntArray | None = None, occupied: Occupied | None = None
+    ) -> FloatArray:
+        """``(rows, len(qs))`` estimated quantiles (NaN for an empty column).
+
+        ``occupied``: the non-empty cells of ``rows``, when the caller has them already.
+        """
+        picked = np.arange(self.width) if rows is None else np.asarray(rows, dtype=np.int64)
+        occ = Occupied.of(self, picked) if occupied is None else occupied
+        out = self.values_at(picked[:, None], occ.quantile_cells(qs))
+        return np.asarray(np.where(occ.n[:, None] > 0, out, np.nan), dtype=np.float64)
 
     # --- adding --------------------------------------------------------------------
     def add(

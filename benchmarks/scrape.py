@@ -4,10 +4,14 @@
 
 Each configuration (1 or 10 models, 20/100/500 numeric features, each monitor with a
 reference profile) is fed a shuffled pool of distinct dict rows, folded, and then
-scraped with ``prometheus_client.generate_latest`` on its registry; between two
-scrapes 50 more calls per model arrive (and are folded before the timer starts), so
-what is timed is the render of a state that changed, as between two real scrapes.
-Configurations are interleaved with rotating order; process CPU time per scrape.
+scraped as modelmon's ``/metrics`` endpoints do (``modelmon.exporters.exposition.
+generate_text``: modelmon's cached renderer, the bytes of ``generate_latest``); the same
+registry is also scraped with prometheus-client's ``generate_latest`` (the generic
+path, what a user's own endpoint gets) in the same rounds. Between two scrapes 50 more
+calls per model arrive (and are folded before the timer starts), so what is timed is
+the drift view and the render of a state that changed, as between two real scrapes.
+Configurations and both paths are interleaved with rotating order; process CPU time
+per scrape.
 
 Multi-process: the same configuration in ``MODELMON_MULTIPROC_DIR`` with 4 worker
 processes (each with the same monitors, fed and flushed, alive while measured); the
@@ -71,10 +75,12 @@ class Setup:
                 monitor.observe(self.rows[i], 0.5, latency_s=0.001)
             monitor.fold()
 
-    def scrape(self) -> bytes:
+    def scrape(self, generic: bool = False) -> bytes:
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry)
+        from modelmon.exporters.exposition import generate_text
+
+        return generate_latest(self.registry) if generic else generate_text(self.registry)
 
     def close(self) -> None:
         for monitor in self.monitors:
@@ -85,13 +91,13 @@ def series(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
 
-def scrape_side(setup: Setup, scrapes: int) -> Callable[[], float]:
+def scrape_side(setup: Setup, scrapes: int, generic: bool = False) -> Callable[[], float]:
     def run() -> float:
         total = 0.0
         for _ in range(scrapes):
             setup.feed(50)
             t0 = time.process_time()
-            setup.scrape()
+            setup.scrape(generic)
             total += time.process_time() - t0
         return total / scrapes
 
@@ -148,14 +154,17 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
     print("- single process", flush=True)
     setups = {f"{m}x{f}": Setup(m, f, calls) for m, f in configs}
     try:
-        per = interleave({k: scrape_side(s, scrapes) for k, s in setups.items()}, rounds)
+        sides = {k: scrape_side(s, scrapes) for k, s in setups.items()}
+        sides.update({f"{k}.generic": scrape_side(s, scrapes, True) for k, s in setups.items()})
+        per = interleave(sides, rounds)
         for (m, f), key in zip(configs, setups, strict=True):
             n = series(setups[key].scrape())
             stat = Stat.of(per[key]).scaled(1e3)
+            label = f"1 process, {m} model(s) x {f} features"
             report.add(
                 Figure(
                     f"single.{key}.ms",
-                    f"1 process, {m} model(s) x {f} features: scrape",
+                    f"{label}: scrape (modelmon's /metrics)",
                     "ms CPU",
                     stat,
                     goal=_goal(m, f),
@@ -164,16 +173,17 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
             )
             report.add(
                 Figure(
-                    f"single.{key}.series",
-                    f"1 process, {m} model(s) x {f} features: series",
-                    "series",
-                    Stat(n, n, n),
+                    f"single.{key}.generic_ms",
+                    f"{label}: scrape with prometheus-client's generate_latest",
+                    "ms CPU",
+                    Stat.of(per[f"{key}.generic"]).scaled(1e3),
                 )
             )
+            report.add(Figure(f"single.{key}.series", f"{label}: series", "series", Stat(n, n, n)))
             report.add(
                 Figure(
                     f"single.{key}.us_per_series",
-                    f"1 process, {m} model(s) x {f} features: per series",
+                    f"{label}: per series",
                     "us",
                     stat.scaled(1e3 / n),
                 )

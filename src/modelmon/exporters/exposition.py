@@ -165,26 +165,28 @@ class TextRenderer:
         self._by_id.put(id(labels), (labels, text))
         return text
 
-    def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> Iterator[str]:
+    def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
         labels = self.labels
         if kind in ("counter", "gauge"):
             sample = name + "_total" if kind == "counter" else name
-            for p in points:
-                assert isinstance(p, ScalarPoint)
-                yield f"{sample}{labels(p.labels)} {go_float(p.value)}\n"
-            return
+            # ScalarPoints only (the families' contract); the hot loop of a scrape.
+            return [
+                f"{sample}{labels(p.labels)} {go_float(p.value)}\n"  # type: ignore[union-attr]
+                for p in points
+            ]
+        out: list[str] = []
         for p in points:
             text = labels(p.labels)
             if isinstance(p, HistogramPoint):
                 prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
                 cumulative = list(accumulate(p.counts))
-                for prefix, c in zip(prefixes, cumulative, strict=True):
-                    yield f"{prefix}{go_float(c)}\n"
-                yield f"{name}_count{text} {go_float(cumulative[-1])}\n"
-                yield f"{name}_sum{text} {go_float(p.sum)}\n"
+                out += map("{}{}\n".format, prefixes, map(go_float, cumulative))
+                out.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
+                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
             elif isinstance(p, SummaryPoint):
-                yield f"{name}_count{text} {go_float(p.count)}\n"
-                yield f"{name}_sum{text} {go_float(p.sum)}\n"
+                out.append(f"{name}_count{text} {go_float(p.count)}\n")
+                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+        return out
 
     def _bucket_prefixes(
         self, name: str, labels: Mapping[str, str], text: str, bounds: tuple[float, ...]

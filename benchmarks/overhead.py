@@ -13,7 +13,8 @@ every round (as a server sees them), by five sides in one process:
 - ``prom-hist``: ``Histogram.time()`` alone (printed for comparison with older figures);
 - ``otel``: the OpenTelemetry SDK recording a histogram and a counter per call.
 
-Every side scrapes its registry (or reads its metric reader) every 10,000 calls.
+Every side scrapes its registry (or reads its metric reader) every 10,000 calls
+(modelmon as its ``/metrics`` endpoints do, prometheus-client with ``generate_latest``).
 Measured: process CPU time of all threads (so work moved to the background folder is
 counted), per call, minus the bare call's cost (added cost); ratios are taken per
 round and reported as median [min-max] over the rounds after one warm-up round.
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Figure, Report, Stat, added, header, interleave, parser, ratios, version
 
 import modelmon
+from modelmon.exporters.exposition import generate_text
 from modelmon.profile import ReferenceProfile
 
 SCRAPE_EVERY = 10_000
@@ -216,7 +218,8 @@ def build_side(side: str, case: Case, profile: ReferenceProfile | None) -> Built
             for fn in fns:
                 fn.monitor.close()  # type: ignore[attr-defined]
 
-        return fns, lambda: generate_latest(registry), close
+        # As modelmon's /metrics endpoints scrape (generate_latest's bytes, cached render).
+        return fns, lambda: generate_text(registry), close
     if side in ("prom", "prom-hist"):
         registry = CollectorRegistry()
         hist = Histogram("bench_seconds", "latency", ["model", "version"], registry=registry)

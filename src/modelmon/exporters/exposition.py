@@ -39,7 +39,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
-from ..points import Family, HistogramPoint, Point, ScalarPoint, SummaryPoint
+from ..points import Family, HistogramPoint, Point, SummaryPoint
 
 # Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
 _FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
@@ -99,6 +99,12 @@ class _TwoGenerations:
         self.old, self.new = self.new, {}
 
 
+def _known(cache: dict[int, tuple[Mapping[str, str], str]], labels: Mapping[str, str]) -> str:
+    """The cached text of ``labels`` ("" when not cached: ``{}`` renders as "" anyway)."""
+    hit = cache.get(id(labels))
+    return hit[1] if hit is not None and hit[0] is labels else ""
+
+
 class TextRenderer:
     """Renders families to the text format 0.0.4, byte for byte as ``generate_latest``.
 
@@ -107,8 +113,10 @@ class TextRenderer:
     """
 
     def __init__(self) -> None:
-        self._by_id = _TwoGenerations()  # id(labels) -> (labels, text)
-        self._by_items = _TwoGenerations()  # tuple(labels.items()) -> text
+        # id(labels) -> (labels, text): the mapping is kept, so its id is not reused.
+        # Cleared when it outgrows what renders use (fresh mappings of each scrape).
+        self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
+        self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
         self._blocks = _TwoGenerations()  # (name, id(points)) -> (points, text)
         self._buckets = _TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
         self._headers: dict[tuple[str, str, str], str] = {}
@@ -121,12 +129,19 @@ class TextRenderer:
                 continue  # no text-format equivalent: these reach Prometheus over OTLP
             merged.setdefault(family.name, []).append(family)
         out: list[str] = []
+        points = 0
         for name, group in merged.items():
             out.append(self._header(name, group[0]))
             for family in group:
                 out.append(self._block(name, family))
-        for cache in (self._by_id, self._by_items, self._blocks, self._buckets):
+                points += len(family.points)
+        for cache in (self._blocks, self._buckets):
             cache.turn()
+        limit = 2 * points + 1024
+        if len(self._by_id) > limit:
+            self._by_id.clear()
+        if len(self._by_items) > limit:
+            self._by_items.clear()
         return "".join(out)
 
     def _header(self, name: str, family: Family) -> str:
@@ -156,22 +171,25 @@ class TextRenderer:
         """The cached ``{...}`` text of one label set."""
         hit = self._by_id.get(id(labels))
         if hit is not None and hit[0] is labels:
-            return str(hit[1])
+            return hit[1]
         items = tuple(labels.items())
-        text: str | None = self._by_items.get(items)
+        text = self._by_items.get(items)
         if text is None:
-            text = label_text(items)
-            self._by_items.put(items, text)
-        self._by_id.put(id(labels), (labels, text))
+            text = self._by_items[items] = label_text(items)
+        self._by_id[id(labels)] = (labels, text)
         return text
 
     def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
         labels = self.labels
         if kind in ("counter", "gauge"):
             sample = name + "_total" if kind == "counter" else name
-            # ScalarPoints only (the families' contract); the hot loop of a scrape.
+            known = self._by_id
+            # The hot loop of a scrape (ScalarPoints only: the families' contract): the
+            # label text and the value's repr inline; anything unusual through the
+            # methods (a label set not seen yet, inf/nan, Go's exponent form).
             return [
-                f"{sample}{labels(p.labels)} {go_float(p.value)}\n"  # type: ignore[union-attr]
+                f"{sample}{_known(known, p.labels) or labels(p.labels)} "
+                f"{r if len(r := repr(float(p.value))) < 9 and r[-1] not in 'fn' else go_float(p.value)}\n"  # type: ignore[union-attr]  # noqa: E501
                 for p in points
             ]
         out: list[str] = []

@@ -678,9 +678,11 @@ def _decide(
     m = len(group.members)
     z_crit = cfg.z_critical(m)
     out: list[Decision | None] = [None] * m
-    for i in ready:
-        cells, shares = group.test_cells(slot, i)
-        test = decision.binned_test(cells, shares, group.ref_rows[i])
+    cells_shares = [group.test_cells(slot, i) for i in ready]
+    tests = decision.binned_tests(
+        [c for c, _ in cells_shares], [s for _, s in cells_shares], group.ref_rows[ready]
+    )
+    for i, test in zip(ready, tests, strict=True):
         pvalues = {"chi2": test.pvalue}
         ks = (scores[i] or {}).get("ks", math.nan)
         if not math.isnan(ks):

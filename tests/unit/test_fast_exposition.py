@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generic_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
 import modelmon
 from modelmon import names
-from modelmon.exporters.exposition import generate_text, go_float
+from modelmon.exporters.exposition import generate_openmetrics, generate_text, go_float
 from modelmon.exporters.prometheus import make_asgi_app, make_wsgi_app, start_http_server
 from modelmon.profile import ReferenceProfile
 
@@ -110,6 +112,38 @@ def test_cached_series_follow_new_data_scrape_after_scrape() -> None:
         monitor.close()
 
 
+def _om_samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    for family in parse_om(text.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = (s.value, s.exemplar)
+    return out
+
+
+def _assert_same_openmetrics(fast: bytes, generic: bytes) -> int:
+    fast_rest, fast_beats = _without_heartbeat(fast)
+    generic_rest, generic_beats = _without_heartbeat(generic)
+    assert fast_beats == generic_beats == 2
+    assert fast_rest == generic_rest  # byte for byte, exemplars and "# EOF" included
+    a, b = _om_samples(fast_rest), _om_samples(generic_rest)
+    assert a.keys() == b.keys()
+    return sum(1 for value, exemplar in a.values() if exemplar is not None)
+
+
+def test_generate_openmetrics_equals_prometheus_clients_scrape_after_scrape() -> None:
+    registry, monitors, feed = _setup(seed=5)
+    exemplars = _assert_same_openmetrics(
+        generate_openmetrics(registry), generic_openmetrics(registry)
+    )
+    assert exemplars > 0  # latency buckets carry prediction ids
+    for _ in range(2):
+        feed(40)
+        _assert_same_openmetrics(generate_openmetrics(registry), generic_openmetrics(registry))
+    assert generate_openmetrics(registry).endswith(b"# EOF\n")
+    for monitor in monitors:
+        monitor.close()
+
+
 def test_go_float_is_float_to_go_string() -> None:
     rng = np.random.default_rng(0)
     values = [
@@ -159,9 +193,13 @@ def test_wsgi_and_asgi_apps_render_text_fast_and_negotiate_the_rest() -> None:
         hs, body = call({"Accept-Encoding": "gzip"}, "")
         assert hs["Content-Encoding"] == "gzip"
         _assert_same(gzip.decompress(body), generate_latest(registry))
-        hs, body = call({"Accept": "application/openmetrics-text; version=1.0.0"}, "")
+        prometheus_accept = (
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+            "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )  # what Prometheus 2.x sends
+        hs, body = call({"Accept": prometheus_accept}, "")
         assert hs["Content-Type"].startswith("application/openmetrics-text")
-        assert body.endswith(b"# EOF\n") and b"modelmon_requests_total{" in body
+        _assert_same_openmetrics(body, generic_openmetrics(registry))
         hs, body = call({}, "name[]=modelmon_requests_total")
         lines = [x for x in body.decode().splitlines() if not x.startswith("#")]
         assert len(lines) == 2 and all(x.startswith("modelmon_requests_total{") for x in lines)

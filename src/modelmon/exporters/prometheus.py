@@ -63,7 +63,7 @@ class ModelmonCollector:
         )
         self._namespaces: set[str] = set()
         self._lock = threading.Lock()
-        self._renderer = TextRenderer()
+        self._renderers = (TextRenderer(), TextRenderer(openmetrics=True))
         self._render_lock = threading.Lock()
 
     def attach(self, monitor: Monitor) -> None:
@@ -105,7 +105,7 @@ class ModelmonCollector:
         monitors = self.monitors
         families = [*type(self).family_source(monitors), *self._count_families(monitors)]
         if fast_mode():  # generate_text is collecting: hand over the families to render
-            yield PreRendered(families, self._renderer, self._render_lock, to_prometheus)
+            yield PreRendered(families, self._renderers, self._render_lock, to_prometheus)
         else:
             yield from to_prometheus(families)
 

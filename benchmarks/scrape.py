@@ -7,7 +7,8 @@ reference profile) is fed a shuffled pool of distinct dict rows, folded, and the
 scraped as modelmon's ``/metrics`` endpoints do (``modelmon.exporters.exposition.
 generate_text``: modelmon's cached renderer, the bytes of ``generate_latest``); the same
 registry is also scraped with prometheus-client's ``generate_latest`` (the generic
-path, what a user's own endpoint gets) in the same rounds. Between two scrapes 50 more
+path, what a user's own endpoint gets) and as OpenMetrics by modelmon's endpoint (what a
+Prometheus server asks for first) in the same rounds. Between two scrapes 50 more
 calls per model arrive (and are folded before the timer starts), so what is timed is
 the drift view and the render of a state that changed, as between two real scrapes.
 Configurations and both paths are interleaved with rotating order; process CPU time
@@ -75,12 +76,16 @@ class Setup:
                 monitor.observe(self.rows[i], 0.5, latency_s=0.001)
             monitor.fold()
 
-    def scrape(self, generic: bool = False) -> bytes:
+    def scrape(self, path: str = "text") -> bytes:
         from prometheus_client import generate_latest
 
-        from modelmon.exporters.exposition import generate_text
+        from modelmon.exporters.exposition import generate_openmetrics, generate_text
 
-        return generate_latest(self.registry) if generic else generate_text(self.registry)
+        if path == "generic":
+            return generate_latest(self.registry)
+        if path == "openmetrics":
+            return generate_openmetrics(self.registry)
+        return generate_text(self.registry)
 
     def close(self) -> None:
         for monitor in self.monitors:
@@ -91,13 +96,13 @@ def series(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
 
-def scrape_side(setup: Setup, scrapes: int, generic: bool = False) -> Callable[[], float]:
+def scrape_side(setup: Setup, scrapes: int, path: str = "text") -> Callable[[], float]:
     def run() -> float:
         total = 0.0
         for _ in range(scrapes):
             setup.feed(50)
             t0 = time.process_time()
-            setup.scrape(generic)
+            setup.scrape(path)
             total += time.process_time() - t0
         return total / scrapes
 
@@ -155,7 +160,8 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
     setups = {f"{m}x{f}": Setup(m, f, calls) for m, f in configs}
     try:
         sides = {k: scrape_side(s, scrapes) for k, s in setups.items()}
-        sides.update({f"{k}.generic": scrape_side(s, scrapes, True) for k, s in setups.items()})
+        for path in ("generic", "openmetrics"):
+            sides.update({f"{k}.{path}": scrape_side(s, scrapes, path) for k, s in setups.items()})
         per = interleave(sides, rounds)
         for (m, f), key in zip(configs, setups, strict=True):
             n = series(setups[key].scrape())
@@ -177,6 +183,14 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
                     f"{label}: scrape with prometheus-client's generate_latest",
                     "ms CPU",
                     Stat.of(per[f"{key}.generic"]).scaled(1e3),
+                )
+            )
+            report.add(
+                Figure(
+                    f"single.{key}.openmetrics_ms",
+                    f"{label}: scrape (modelmon's /metrics, OpenMetrics as Prometheus asks)",
+                    "ms CPU",
+                    Stat.of(per[f"{key}.openmetrics"]).scaled(1e3),
                 )
             )
             report.add(Figure(f"single.{key}.series", f"{label}: series", "series", Stat(n, n, n)))

@@ -125,6 +125,7 @@ def render(docs: list[dict[str, Any]]) -> str:
                 f"| `{d['script']}` | {f['label']} | {_value(f)} {f['unit']} | {_verdict(f)} |"
             )
         lines.append("")
+        lines += _tally([f for _, f in goals])
     for d in docs:
         m = d["machine"]
         peers = ", ".join(f"{k} {v}" for k, v in sorted(d["peers"].items())) or "none"
@@ -150,6 +151,20 @@ def render(docs: list[dict[str, Any]]) -> str:
         if doc:
             lines += ["What is measured:", "", *[f"> {x}".rstrip() for x in doc], ""]
     return "\n".join(lines)
+
+
+def _tally(goals: list[dict[str, Any]]) -> list[str]:
+    """One line per issue (and one for goals of no issue): how many goals are met."""
+    by_issue: dict[str, list[bool]] = {}
+    for f in goals:
+        key = f"issue #{f['issue']}" if f.get("issue") else "no issue"
+        by_issue.setdefault(key, []).append(bool(f["met"]))
+    out = [
+        f"- {key}: {sum(met)} of {len(met)} goals met"
+        + (f", {len(met) - sum(met)} not met" if not all(met) else "")
+        for key, met in sorted(by_issue.items())
+    ]
+    return [*out, ""] if out else []
 
 
 def _script_doc(script: str) -> list[str]:

@@ -11,7 +11,7 @@ path, what a user's own endpoint gets) and as OpenMetrics by modelmon's endpoint
 Prometheus server asks for first) in the same rounds. Between two scrapes 50 more
 calls per model arrive (and are folded before the timer starts), so what is timed is
 the drift view and the render of a state that changed, as between two real scrapes.
-Configurations and both paths are interleaved with rotating order; process CPU time
+Configurations and the three paths are interleaved with rotating order; process CPU time
 per scrape.
 
 Multi-process: the same configuration in ``MODELMON_MULTIPROC_DIR`` with 4 worker

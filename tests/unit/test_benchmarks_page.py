@@ -54,5 +54,7 @@ def test_page_holds_every_figure_with_its_goal_verdict(harness: object, tmp_path
     assert "| ratio a | 0.90 [0.80-1.30] | x | ≤ 1.0 (#15): met |" in page
     assert "| ratio b | 1.50 [1.40-1.60] | x | ≤ 1.25 (#15): **not met** |" in page
     assert "| speed c | 30.0 | M/s | ≥ 20: met |" in page
+    assert "- issue #15: 1 of 2 goals met, 1 not met" in page
+    assert "- no issue: 1 of 1 goals met" in page
     assert "prometheus-client 9.9" in page
     assert "Command: `python benchmarks/overhead.py`" in page

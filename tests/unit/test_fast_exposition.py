@@ -237,5 +237,7 @@ def test_generic_collect_still_works_inside_a_gate(models: int) -> None:
     generic = generate_latest(gated)  # type: ignore[arg-type]
     assert generic.count(b"modelmon_requests_total{") == models
     assert generate_text(gated).count(b"modelmon_requests_total{") == models
+    only = gated.restricted_registry(["modelmon_requests_total"])
+    assert generate_text(only).count(b"modelmon_requests_total{") == models
     for monitor in monitors:
         monitor.close()

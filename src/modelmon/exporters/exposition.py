@@ -13,7 +13,9 @@ The collector stays a plain prometheus-client ``Collector``: ``generate_latest``
 registry still works and gives the same samples. The fast path is taken by
 :func:`generate_text` (modelmon's ``/metrics`` endpoints use it): while it collects,
 modelmon's collectors hand over a :class:`PreRendered` block instead of metric
-families; any other collector of the registry is rendered by prometheus-client.
+families; any other collector of the registry is rendered by prometheus-client. (A
+collector that wraps a registry and reads its metrics, as the scrape gate's ``name[]``
+filter does, passes what it collects through :func:`expand`.)
 
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> import modelmon

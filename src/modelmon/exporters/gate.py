@@ -110,7 +110,7 @@ class _Restricted:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.metrics_core import Metric
 
-        for metric in self.source.collect():
+        for metric in exposition.expand(self.source.collect()):
             samples = [s for s in metric.samples if s.name in self.names]
             if samples:
                 kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)

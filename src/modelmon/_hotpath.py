@@ -91,7 +91,7 @@ def wrap(monitor: Monitor, fn: Callable[P, R]) -> Monitored[P, R]:
             return cast("Monitored[P, R]", _plain_sync(monitor, fn))
         return cast("Monitored[P, R]", _plain(fn, wrapper, is_coro, monitor))
     wrapped = MonitoredFunction(fn, wrapper)
-    wrapped._self_monitor = monitor
+    wrapped._self_monitor = monitor  # wrapt's convention for proxy attributes (see above)
     return cast("Monitored[P, R]", wrapped)
 
 

@@ -295,6 +295,52 @@ def test_no_module_over_the_limit_without_a_reason() -> None:
     )
 
 
+def private_imports(path: Path) -> list[tuple[int, str]]:
+    """``from modelmon.x import _name`` lines with no comment saying why just above."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(node, ast.ImportFrom) or not (node.level or _ours(node.module)):
+            continue
+        private = [
+            a.name
+            for a in node.names
+            if a.name.startswith("_") and not a.name.endswith("__") and a.name not in MODULE_NAMES
+        ]
+        above = lines[max(node.lineno - 6, 0) : node.lineno - 1]
+        if private and not any("private" in line.lower() and "#" in line for line in above):
+            out.append((node.lineno, ", ".join(private)))
+    return out
+
+
+# Package-private modules (``from . import _setup``) are not private names.
+MODULE_NAMES = frozenset(p.stem for p in SRC.rglob("*.py")) | frozenset(
+    p.name for p in SRC.rglob("*") if p.is_dir()
+)
+
+
+def _ours(module: str | None) -> bool:
+    return module is not None and (module == PACKAGE or module.startswith(PACKAGE + "."))
+
+
+# Private imports still to remove (module: who removes them).
+ALLOWED_PRIVATE_IMPORTS: dict[str, str] = {
+    "exporters/multiprocess.py": "helper 'mp' (the split moves the collector attribute)",
+}
+
+
+def test_no_private_name_imported_from_another_module_without_a_reason() -> None:
+    bad = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel in ALLOWED_PRIVATE_IMPORTS:
+            continue
+        bad += [f"{rel}:{line} imports {names}" for line, names in private_imports(path)]
+    assert not bad, "private names imported with no '# ... private ...' comment above:\n" + (
+        "\n".join(bad)
+    )
+
+
 # --- the checker itself, on small trees ------------------------------------------------
 
 
@@ -324,6 +370,12 @@ def test_imports_are_resolved_with_their_kind(
     known = {"names", "aggregates.drift", "monitor", "report", "exporters.otel", "fold"}
     got = [(i.target, i.module_level, i.type_checking) for i in imports_of("fold", path, known)]
     assert got == expected
+
+
+def test_private_imports_need_a_comment(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("from .a import _x, y\n# private on purpose: a twin\nfrom .b import _z\n")
+    assert private_imports(path) == [(1, "_x")]
 
 
 def test_layers_place_modules_by_longest_prefix() -> None:

@@ -13,10 +13,15 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from . import registry as _registry
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
+# ``registry.provided`` name of the function mapping a ``registry=`` argument to the
+# registry object it names (the Prometheus exporter provides it: the default is the
+# global ``REGISTRY``, so ``registry=REGISTRY`` and the default are one identity).
+REGISTRY_TARGET = "identity.registry_target"
 Identity = tuple[int, str, str, str]
 _live: weakref.WeakValueDictionary[Identity, Monitor] = weakref.WeakValueDictionary()
 _live_lock = threading.Lock()
@@ -26,6 +31,9 @@ def identity_key(registry: Any, namespace: str, model: str, version: str) -> Ide
     """What makes two monitors collide, or None when ``registry`` is None (not registered)."""
     if registry is None or registry is False:
         return None  # exported nowhere: nothing can be lost
+    target = _registry.provided(REGISTRY_TARGET, None)
+    if target is not None:
+        registry = target(registry)
     return (id(registry), namespace, model, version)
 
 

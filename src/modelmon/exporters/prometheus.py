@@ -29,6 +29,7 @@ from prometheus_client.samples import Exemplar as PromExemplar
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
+from .._internal.identity import REGISTRY_TARGET
 from ..monitor import DEFAULT_REGISTRY
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
 
@@ -172,6 +173,7 @@ def _detach(monitor: Monitor) -> None:
 
 def install() -> None:
     """Attach every monitor (existing and future) to its registry's collector."""
+    monitor_registry.provide(REGISTRY_TARGET, target_registry)
     monitor_registry.on(monitor_registry.MONITOR_ADDED, _attach)
     monitor_registry.on(monitor_registry.MONITOR_CLOSED, _detach)
 

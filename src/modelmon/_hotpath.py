@@ -9,9 +9,9 @@ Two bodies:
 
 * :func:`_plain_sync`: a plain sync function (the most common case), inlined in one
   frame (the extra call of a shared helper costs about 0.08 µs a call).
-* :func:`_recorder`: the record-building code every other wrapper shares (sync and
-  async wrapt wrappers, traced or not); :func:`_sync_wrapper`, :func:`_async_wrapper`,
-  :func:`_traced_sync_wrapper` and :func:`_traced_async_wrapper` only time the call.
+* :func:`_recorder`: the body every other wrapper shares (``begin``, ``finish``,
+  ``fail``); :func:`_traced_recorder` runs it inside a span. The wrapt wrappers
+  :func:`_sync_wrapper` and :func:`_async_wrapper` only call the function between them.
 
 ``_plain_sync`` and ``_recorder`` are the one documented duplicate pair: keep them in step.
 """
@@ -82,10 +82,10 @@ def wrap(monitor: Monitor, fn: Callable[P, R]) -> Monitored[P, R]:
     is_coro = inspect.iscoroutinefunction(target)  # target: classmethod/staticmethod unwrapped
     monitor.nesting.add_function()
     if monitor.trace is None:
-        wrapper = (_async_wrapper if is_coro else _sync_wrapper)(monitor)
+        parts = _recorder(monitor)
     else:
-        make = _traced_async_wrapper if is_coro else _traced_sync_wrapper
-        wrapper = make(monitor, monitor.trace)
+        parts = _traced_recorder(monitor, monitor.trace)
+    wrapper = (_async_wrapper if is_coro else _sync_wrapper)(parts)
     if _is_plain_function(fn):
         if monitor.trace is None and not is_coro and monitor.features_fn is None:
             return cast("Monitored[P, R]", _plain_sync(monitor, fn))
@@ -139,7 +139,7 @@ def _plain(
 def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The hot path of a plain sync function, inlined (the most common case).
 
-    The same steps as :func:`_sync_wrapper` with :func:`_recorder`, in one frame; keep
+    The same steps as :func:`_recorder`'s ``begin`` and ``finish``, in one frame; keep
     the two in step.
     """
     buffer = monitor.buffer
@@ -198,24 +198,35 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # --- the shared body ----------------------------------------------------------------------
 
-# ``finish(args, kwargs, result, t0, seq, token)`` records a returned call;
-# ``fail(args, kwargs, exc, t0, seq, token)`` a raised one.
-Finish = Callable[[tuple[Any, ...], dict[str, Any], Any, float, Any, Any], None]
-Fail = Callable[[tuple[Any, ...], dict[str, Any], BaseException, float, Any, Any], None]
+# A started call: (nesting token, sequence number, start time, span context, span); the
+# last two are None when untraced. ``begin()`` returns None for a nested call.
+Call = tuple[Any, Any, float, Any, Any]
+Begin = Callable[[], "Call | None"]
+Finish = Callable[[Call, tuple[Any, ...], dict[str, Any], Any], None]
+Fail = Callable[[Call, tuple[Any, ...], dict[str, Any], BaseException], None]
 
 
-def _recorder(monitor: Monitor) -> tuple[Finish, Fail]:
-    """The record-building code of every wrapt wrapper (sync, async, traced or not)."""
+def _recorder(monitor: Monitor) -> tuple[Begin, Finish, Fail]:
+    """The body every wrapt wrapper shares: start a call, record it returned or raised."""
     buffer = monitor.buffer
     items, extend, soft_limit = buffer.items, buffer.extend, buffer.soft_items
+    started = buffer.next_seq
     full = functools.partial(fold.buffer_full, monitor)
     ndarray = _NDARRAY
     direct = monitor.features_fn is None  # buffer the input itself (see buffer.Record)
-    leave = monitor.nesting.active.reset
+    active = monitor.nesting.active
+    in_call, enter, leave = active.get, active.set, active.reset
+    guarded = monitor.nesting.on  # [True] once the monitor wraps two or more functions
 
-    def finish(
-        args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, t0: float, seq: Any, token: Any
-    ) -> None:
+    def begin() -> Call | None:
+        if guarded[0]:
+            if in_call():  # nested in a call of the same monitor: the outer call counts
+                return None
+            return (enter(True), started(), perf_counter(), None, None)
+        return (None, started(), perf_counter(), None, None)
+
+    def finish(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        token, seq, t0 = call[0], call[1], call[2]
         if token is not None:
             leave(token)
         record: RawRecord = (
@@ -239,136 +250,93 @@ def _recorder(monitor: Monitor) -> tuple[Finish, Fail]:
         if len(items) >= soft_limit:
             full()
 
-    def fail(
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        exc: BaseException,
-        t0: float,
-        seq: Any,
-        token: Any,
-    ) -> None:
+    def fail(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        token, seq, t0 = call[0], call[1], call[2]
         if token is not None:
             leave(token)
         record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
 
-    return finish, fail
+    return begin, finish, fail
 
 
-def _sync_wrapper(monitor: Monitor) -> Wrapper:
-    """The wrapt wrapper of a sync callable (methods, ``features=``, class bodies)."""
-    finish, fail = _recorder(monitor)
+def _traced_recorder(
+    monitor: Monitor, mode: TraceMode, tracer_provider: TracerProvider | None = None
+) -> tuple[Begin, Finish, Fail]:
+    """:func:`_recorder` inside a span (see :mod:`modelmon._tracing`)."""
+    _, finish_call, fail_call = _recorder(monitor)
+    open_span = span_factory(monitor, mode, tracer_provider)
     started = monitor.buffer.next_seq
-    in_call, enter = monitor.nesting.active.get, monitor.nesting.active.set
+    active = monitor.nesting.active
+    in_call, enter = active.get, active.set
     guarded = monitor.nesting.on
+
+    def begin() -> Call | None:
+        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
+            return None
+        context = open_span()
+        span = context.__enter__()
+        seq = traced_seq(started(), span)
+        token = enter(True) if guarded[0] else None
+        return (token, seq, perf_counter(), context, span)
+
+    def finish(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        try:
+            finish_call(call, args, kwargs, result)
+            annotate(call[4], monitor, call[1], result, True)
+        finally:
+            call[3].__exit__(None, None, None)
+
+    def fail(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        try:
+            fail_call(call, args, kwargs, exc)
+            annotate(call[4], monitor, call[1], None, False)
+        finally:  # the span records the exception, as a ``with`` block would
+            call[3].__exit__(type(exc), exc, exc.__traceback__)
+
+    return begin, finish, fail
+
+
+def _sync_wrapper(parts: tuple[Begin, Finish, Fail]) -> Wrapper:
+    """The wrapt wrapper of a sync callable (methods, ``features=``, class bodies)."""
+    begin, finish, fail = parts
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        token = None
-        if guarded[0]:
-            if in_call():  # nested in a call of the same monitor: the outer call counts
-                return wrapped(*args, **kwargs)
-            token = enter(True)
-        t0 = perf_counter()
-        seq = started()
+        call = begin()
+        if call is None:
+            return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            fail(args, kwargs, exc, t0, seq, token)
+            fail(call, args, kwargs, exc)
             raise
-        finish(args, kwargs, result, t0, seq, token)
+        finish(call, args, kwargs, result)
         return result
 
     return wrapper
 
 
-def _async_wrapper(monitor: Monitor) -> Wrapper:
-    """The wrapt wrapper of an ``async def`` callable: times the awaited execution."""
-    finish, fail = _recorder(monitor)
-    started = monitor.buffer.next_seq
-    in_call, enter = monitor.nesting.active.get, monitor.nesting.active.set
-    guarded = monitor.nesting.on
+def _async_wrapper(parts: tuple[Begin, Finish, Fail]) -> Wrapper:
+    """The wrapt wrapper of an ``async def`` callable: times the awaited execution.
+
+    The same steps as :func:`_sync_wrapper`, awaiting the call (Python has no one body
+    for both).
+    """
+    begin, finish, fail = parts
 
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        token = None
-        if guarded[0]:
-            if in_call():
-                return await wrapped(*args, **kwargs)
-            token = enter(True)
-        t0 = perf_counter()
-        seq = started()
+        call = begin()
+        if call is None:
+            return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            fail(args, kwargs, exc, t0, seq, token)
+            fail(call, args, kwargs, exc)
             raise
-        finish(args, kwargs, result, t0, seq, token)
-        return result
-
-    return wrapper
-
-
-def _traced_sync_wrapper(
-    monitor: Monitor, mode: TraceMode, tracer_provider: TracerProvider | None = None
-) -> Wrapper:
-    """The sync wrapper of a traced monitor (see :mod:`modelmon._tracing`)."""
-    finish, fail = _recorder(monitor)
-    started = monitor.buffer.next_seq
-    in_call, enter = monitor.nesting.active.get, monitor.nesting.active.set
-    guarded = monitor.nesting.on
-    open_span = span_factory(monitor, mode, tracer_provider)
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
-            return wrapped(*args, **kwargs)
-        with open_span() as span:
-            seq = traced_seq(started(), span)
-            token = enter(True) if guarded[0] else None
-            t0 = perf_counter()
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                fail(args, kwargs, exc, t0, seq, token)
-                annotate(span, monitor, seq, None, False)
-                raise
-            finish(args, kwargs, result, t0, seq, token)
-            annotate(span, monitor, seq, result, True)
-        return result
-
-    return wrapper
-
-
-def _traced_async_wrapper(
-    monitor: Monitor, mode: TraceMode, tracer_provider: TracerProvider | None = None
-) -> Wrapper:
-    """The ``async def`` wrapper of a traced monitor (times the awaited execution)."""
-    finish, fail = _recorder(monitor)
-    started = monitor.buffer.next_seq
-    in_call, enter = monitor.nesting.active.get, monitor.nesting.active.set
-    guarded = monitor.nesting.on
-    open_span = span_factory(monitor, mode, tracer_provider)
-
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if guarded[0] and in_call():
-            return await wrapped(*args, **kwargs)
-        with open_span() as span:
-            seq = traced_seq(started(), span)
-            token = enter(True) if guarded[0] else None
-            t0 = perf_counter()
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                fail(args, kwargs, exc, t0, seq, token)
-                annotate(span, monitor, seq, None, False)
-                raise
-            finish(args, kwargs, result, t0, seq, token)
-            annotate(span, monitor, seq, result, True)
+        finish(call, args, kwargs, result)
         return result
 
     return wrapper
@@ -381,5 +349,5 @@ def traced_wrapper(
     tracer_provider: TracerProvider | None = None,
 ) -> Wrapper:
     """The traced wrapt wrapper of ``monitor`` (explicit tracer provider: tests)."""
-    make = _traced_async_wrapper if is_coroutine else _traced_sync_wrapper
-    return make(monitor, mode, tracer_provider)
+    parts = _traced_recorder(monitor, mode, tracer_provider)
+    return _async_wrapper(parts) if is_coroutine else _sync_wrapper(parts)

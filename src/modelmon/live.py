@@ -6,10 +6,12 @@ creation time), the heartbeat, and the monitor's own health counters.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from . import names
 from .batch import RenderContext
+from .names import MetricSpec
 from .points import Family, ScalarPoint
 
 if TYPE_CHECKING:
@@ -33,22 +35,8 @@ def families(monitor: Monitor, ctx: RenderContext) -> list[Family]:
         Family(names.MODEL_LOADED, ns, (ScalarPoint(labels, monitor.loaded_at),)),
         # Refreshed at every collection: absence alerts watch it, scraped or pushed.
         Family(names.HEARTBEAT, ns, (ScalarPoint(labels, ctx.now),)),
-        Family(
-            names.INTERNAL_ERRORS,
-            ns,
-            tuple(
-                ScalarPoint({**labels, names.STAGE: k}, v)
-                for k, v in sorted(monitor.health.internal_errors.items())
-            ),
-        ),
-        Family(
-            names.DROPPED,
-            ns,
-            tuple(
-                ScalarPoint({**labels, names.REASON: k}, v)
-                for k, v in sorted(monitor.health.dropped.items())
-            ),
-        ),
+        _by_key(names.INTERNAL_ERRORS, ctx, names.STAGE, monitor.health.internal_errors),
+        _by_key(names.DROPPED, ctx, names.REASON, monitor.health.dropped),
     ]
     trained = monitor.trained_at
     profile = monitor.drift.profile if monitor.drift is not None else monitor.profile
@@ -60,6 +48,12 @@ def families(monitor: Monitor, ctx: RenderContext) -> list[Family]:
     if created is not None:
         out.append(Family(names.REFERENCE_CREATED, ns, (ScalarPoint(labels, float(created)),)))
     return out
+
+
+def _by_key(spec: MetricSpec, ctx: RenderContext, key: str, counts: Mapping[str, float]) -> Family:
+    """One point per ``counts`` entry, labelled ``key``."""
+    points = tuple(ScalarPoint({**ctx.labels, key: k}, v) for k, v in sorted(counts.items()))
+    return Family(spec, ctx.namespace, points)
 
 
 def _task_label(monitor: Monitor) -> str:

@@ -344,9 +344,8 @@ def _families(metrics: list[HttpMetrics]) -> list[Family]:
 class HttpCollector:
     """Renders the HTTP metrics of one registry (every namespace used with it).
 
-    ``family_source`` is a plug point, like
-    :attr:`modelmon.exporters.prometheus.ModelmonCollector.family_source`; by default
-    it merges every worker's state files in multi-process mode.
+    ``family_source`` merges every worker's state files in multi-process mode (the
+    monitors' collector gets the same from ``registry.provided(FAMILY_SOURCE)``).
     """
 
     family_source: ClassVar[Callable[[list[HttpMetrics]], list[Family]]] = staticmethod(_families)

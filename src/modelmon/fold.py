@@ -55,6 +55,7 @@ class FoldLock:
     """
 
     def __init__(self) -> None:
+        self.truncation_logged = False  # wider inputs than max_features: logged once
         self.restart()
 
     def restart(self) -> None:
@@ -62,7 +63,6 @@ class FoldLock:
         self.lock = threading.RLock()
         self.readers = 0
         self.handoff = threading.Condition(threading.Lock())
-        self.truncation_logged = False
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

@@ -26,14 +26,18 @@ from prometheus_client.samples import Exemplar as PromExemplar
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
+from .._internal.identity import REGISTRY_TARGET
+from ..monitor import DEFAULT_REGISTRY
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
 from .exposition import PreRendered, TextRenderer, fast_mode, le_text
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-# Multi-process mode replaces how a collector gathers families (see exporters.multiprocess).
+# How a collector gathers its monitors' families: ``registry.provided(FAMILY_SOURCE)``,
+# :func:`live_families` unless multi-process mode provides its merge.
 FamilySource = Callable[[list["Monitor"]], list[Family]]
+FAMILY_SOURCE = "prometheus.family_source"
 
 
 def live_families(monitors: list[Monitor]) -> list[Family]:
@@ -54,8 +58,6 @@ class ModelmonCollector:
     cycle: records name their monitor) is freed at once rather than by the garbage
     collector. ``{namespace}_monitors`` counts the monitors exported.
     """
-
-    family_source: FamilySource = staticmethod(live_families)
 
     def __init__(self) -> None:
         self._monitors: weakref.WeakValueDictionary[tuple[str, str, str], Monitor] = (
@@ -103,7 +105,8 @@ class ModelmonCollector:
 
     def collect(self) -> Iterator[Any]:
         monitors = self.monitors
-        families = [*type(self).family_source(monitors), *self._count_families(monitors)]
+        source: FamilySource = monitor_registry.provided(FAMILY_SOURCE, live_families)
+        families = [*source(monitors), *self._count_families(monitors)]
         if fast_mode():  # generate_text is collecting: hand over the families to render
             yield PreRendered(families, self._renderers, self._render_lock, to_prometheus)
         else:
@@ -150,29 +153,32 @@ def collector_for(registry: CollectorRegistry) -> ModelmonCollector:
         return collector
 
 
+def target_registry(registry: Any) -> CollectorRegistry | None:
+    """The registry a ``registry=`` argument names: ``DEFAULT_REGISTRY`` is the global
+    ``REGISTRY``, ``None`` (or the deprecated ``False``) none."""
+    if registry is None or registry is False:
+        return None
+    return REGISTRY if registry is DEFAULT_REGISTRY else registry
+
+
 def _attach(monitor: Monitor) -> None:
-    registry = monitor.registry
-    if registry is False:
-        return
-    collector_for(REGISTRY if registry is None else registry).attach(monitor)
+    target = target_registry(monitor.registry)
+    if target is not None:
+        collector_for(target).attach(monitor)
 
 
 def _detach(monitor: Monitor) -> None:
-    registry = monitor.registry
-    if registry is False:
-        return
-    collector = getattr(REGISTRY if registry is None else registry, _ATTR, None)
+    target = target_registry(monitor.registry)
+    collector = getattr(target, _ATTR, None) if target is not None else None
     if collector is not None:
         collector.detach(monitor)
 
 
 def install() -> None:
     """Attach every monitor (existing and future) to its registry's collector."""
-    from ..monitor import _CLOSE_HOOKS
-
-    monitor_registry.add_hook(_attach)
-    if _detach not in _CLOSE_HOOKS:
-        _CLOSE_HOOKS.append(_detach)
+    monitor_registry.provide(REGISTRY_TARGET, target_registry)
+    monitor_registry.on(monitor_registry.MONITOR_ADDED, _attach)
+    monitor_registry.on(monitor_registry.MONITOR_CLOSED, _detach)
 
 
 # --- translation ----------------------------------------------------------------------
@@ -254,7 +260,7 @@ def start_http_server(
 def make_wsgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
     """A WSGI app serving the exposition (OpenMetrics negotiated from ``Accept``).
 
-    Text 0.0.4 is rendered by modelmon's cached renderer (same bytes as prometheus-client).
+    Text 0.0.4 and OpenMetrics come from modelmon's cached renderer (prometheus-client's bytes).
     """
     from . import serve
 
@@ -264,7 +270,7 @@ def make_wsgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
 def make_asgi_app(registry: CollectorRegistry = REGISTRY) -> Callable[..., Any]:
     """An ASGI app serving the exposition (OpenMetrics negotiated from ``Accept``).
 
-    Text 0.0.4 is rendered by modelmon's cached renderer; collection runs off the loop.
+    Text and OpenMetrics from modelmon's cached renderer; collection runs off the loop.
     """
     from . import serve
 

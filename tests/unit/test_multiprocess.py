@@ -259,7 +259,7 @@ def test_background_writes_after_folds(mpdir: Path) -> None:
     def written() -> dict[str, Any] | None:  # the flush listener may write an earlier state
         if not target.exists():
             return None
-        entry: dict[str, Any] | None = mpx._read(str(target)).monitors.get(  # type: ignore[union-attr]
+        entry: dict[str, Any] | None = mpx.read_state(str(target)).monitors.get(  # type: ignore[union-attr]
             ("modelmon", "bg", "1")
         )
         return entry if entry and entry["aggregates"]["traffic"]["state"]["requests"] else None

@@ -1,0 +1,236 @@
+"""State files as bytes and back: a JSON header plus raw numpy buffers, never pickle.
+
+A state is plain data (dicts, lists, scalars, numeric numpy arrays). :func:`encode`
+writes ``MAGIC``, the header length, a JSON header in which each array is a reference
+``{"__nb__": [dtype, shape, offset]}`` and then the arrays' raw bytes: decoding a
+236 KB state costs a JSON parse of the small header and one copy per array (no
+base64). :func:`decode` also reads the older all-JSON files (arrays as base64). This
+module also validates a decoded process state (pids, tokens, non-negative counts).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ... import names
+from .files import FORMAT, FORMAT_VERSION, MAX_PID, TOKEN, Key, pid_alive, read_bytes
+
+_ND = "__nd__"  # an array inline, base64 (the older all-JSON files; still read)
+_NB = "__nb__"  # an array in the binary tail: [dtype, shape, offset]
+_NUMERIC_KINDS = frozenset("biuf")
+MAGIC = b"MMSTATE2"
+_HEAD = struct.Struct("<Q")  # the JSON header's length, after MAGIC
+_ALIGN = 8
+
+
+class _Tail:
+    """The raw bytes of the arrays of one state, appended in order (8-byte aligned)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, arr: np.ndarray) -> int:
+        offset = self.size
+        raw = np.ascontiguousarray(arr).tobytes(order="C")
+        pad = -len(raw) % _ALIGN
+        self.parts.append(raw + b"\0" * pad)
+        self.size += len(raw) + pad
+        return offset
+
+
+def _plain(obj: Any, tail: _Tail | None) -> Any:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in _NUMERIC_KINDS:
+            return [_plain(x, tail) for x in obj.tolist()]
+        if tail is not None:
+            return {_NB: [obj.dtype.str, list(obj.shape), tail.add(obj)]}
+        data = base64.b64encode(obj.tobytes(order="C")).decode("ascii")
+        return {_ND: [obj.dtype.str, list(obj.shape), data]}
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v, tail) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, tail) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a multi-process state file")
+
+
+def _spec(spec: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    dtype_str, shape, _ = spec
+    dtype = np.dtype(str(dtype_str))
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise ValueError(f"refusing array dtype {dtype_str!r} in a state file")
+    dims = tuple(int(s) for s in shape)
+    if any(d < 0 for d in dims) or len(dims) > 32:
+        raise ValueError("malformed array shape in a state file")
+    return dtype, dims, int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+
+
+def _inline_array(spec: Any) -> np.ndarray:
+    dtype, shape, nbytes = _spec(spec)
+    raw = base64.b64decode(spec[2], validate=True)
+    if len(raw) != nbytes:
+        raise ValueError("array size does not match its shape in a state file")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def _tail_array(spec: Any, tail: memoryview) -> np.ndarray:
+    dtype, shape, nbytes = _spec(spec)
+    offset = int(spec[2])
+    if offset < 0 or offset % _ALIGN or offset + nbytes > len(tail):
+        raise ValueError("array outside the state file's data")
+    raw = tail[offset : offset + nbytes]
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def encode(obj: Any) -> bytes:
+    """Serialise plain state (dicts, lists, scalars, numeric numpy arrays) to bytes.
+
+    The arrays' bytes follow a small JSON header raw, not base64: a reader parses the
+    header and copies each array once.
+
+    >>> import numpy as np
+    >>> decode(encode({"a": np.arange(3)}))["a"].tolist()
+    [0, 1, 2]
+    """
+    tail = _Tail()
+    head = json.dumps(_plain(obj, tail), separators=(",", ":")).encode("utf-8")
+    head += b" " * (-(len(MAGIC) + _HEAD.size + len(head)) % _ALIGN)
+    return b"".join([MAGIC, _HEAD.pack(len(head)), head, *tail.parts])
+
+
+def encode_json(obj: Any) -> bytes:
+    """The older all-JSON form of :func:`encode` (arrays as base64); :func:`decode` reads it."""
+    return json.dumps(_plain(obj, None), separators=(",", ":")).encode("utf-8")
+
+
+def decode(data: bytes) -> Any:
+    """Inverse of :func:`encode` and :func:`encode_json`: refuses object arrays, never unpickles."""
+    if not data.startswith(MAGIC):
+        return json.loads(data.decode("utf-8"), object_hook=_inline_hook)
+    start = len(MAGIC) + _HEAD.size
+    if len(data) < start:
+        raise ValueError("truncated state file")
+    (size,) = _HEAD.unpack_from(data, len(MAGIC))
+    if size > len(data) - start:
+        raise ValueError("truncated state file")
+    tail = memoryview(data)[start + size :]
+
+    def hook(d: dict[str, Any]) -> Any:
+        if len(d) == 1 and _NB in d:
+            return _tail_array(d[_NB], tail)
+        return d
+
+    return json.loads(data[start : start + size].decode("utf-8"), object_hook=hook)
+
+
+def _inline_hook(d: dict[str, Any]) -> Any:
+    if len(d) == 1 and _ND in d:
+        return _inline_array(d[_ND])
+    return d
+
+
+@dataclass
+class ProcessState:
+    """The state one process wrote (from its own file, or from the archive once dead)."""
+
+    pid: int
+    token: str
+    written_at: float
+    alive: bool
+    monitors: dict[Key, dict[str, Any]]
+    http: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_state(doc: Any, alive: bool | None = None) -> ProcessState:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError("not a modelmon multi-process state file")
+    if doc.get("version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported state file version {doc.get('version')!r}")
+    pid = doc["pid"]
+    if type(pid) is not int or not 0 < pid <= MAX_PID:
+        raise ValueError(f"pid {pid!r} out of range in a state file")
+    token = doc["token"]
+    if not isinstance(token, str) or not TOKEN.match(token):
+        raise ValueError("malformed token in a state file")
+    written_at = float(doc["written_at"])
+    if not math.isfinite(written_at):
+        raise ValueError("malformed time in a state file")
+    monitors = {
+        (str(m["namespace"]), str(m["model"]), str(m["version"])): m for m in doc["monitors"]
+    }
+    for entry in monitors.values():
+        if not isinstance(entry.get("aggregates"), dict):
+            raise ValueError("malformed monitor entry in a state file")
+        _check_live(entry)
+        _check_counts(entry["aggregates"])
+    http = list(doc.get("http", []))
+    _check_counts(http)
+    return ProcessState(
+        pid,
+        token,
+        written_at,
+        pid_alive(pid) if alive is None else alive,
+        monitors,
+        http,
+    )
+
+
+def read_state(path: str, alive: bool | None = None) -> ProcessState | None:
+    data = read_bytes(path)
+    if data is None:
+        return None
+    return parse_state(decode(data), alive)
+
+
+_COUNT_KEYS = frozenset({"requests", "predictions", "errors"})
+
+
+def _is_count_key(key: str) -> bool:
+    return key in _COUNT_KEYS or "count" in key
+
+
+def _check_counts(obj: Any, counting: bool = False, depth: int = 0) -> None:
+    """Refuse a negative count anywhere in a state (fields named ``*count*``, requests...)."""
+    if depth > 64:
+        raise ValueError("state nested too deeply")
+    if isinstance(obj, np.ndarray):
+        if counting and obj.dtype.kind in "iuf" and obj.size and not (obj >= 0).all():
+            raise ValueError("negative count in a state file")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_counts(v, counting or _is_count_key(str(k)), depth + 1)
+    elif isinstance(obj, list):
+        for v in obj:
+            _check_counts(v, counting, depth + 1)
+    elif counting and isinstance(obj, (int, float)) and not obj >= 0:
+        raise ValueError("negative count in a state file")
+
+
+def _check_live(entry: Mapping[str, Any]) -> None:
+    for item in entry.get("live", []):
+        spec_name, points = item
+        if not is_counter(str(spec_name)):
+            continue
+        for _labels, value in points:
+            v = float(value)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"counter {spec_name} has value {v!r} in a state file")
+
+
+def is_counter(spec_name: str) -> bool:
+    try:
+        return names.by_name(spec_name).kind == "counter"
+    except KeyError:
+        return False

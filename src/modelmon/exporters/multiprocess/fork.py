@@ -1,0 +1,81 @@
+"""After ``fork`` and at start: the hooks that turn multi-process mode on.
+
+:func:`install` plugs the writer, the flush listener and the merged family source into
+the core; :func:`after_fork_in_child` makes a forked child count only its own calls.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from ..._internal import registry as monitor_registry
+from ...aggregates.http import live_http_metrics
+from .flushes import LISTENER
+from .kinds import fresh_like
+from .merge import family_source
+from .writer import WRITER, flush_at_exit, on_fold
+
+if TYPE_CHECKING:
+    from ...monitor import Monitor
+
+
+def reset_monitor(monitor: Monitor) -> None:
+    """Make ``monitor`` count only what this process does from now on (after ``fork``).
+
+    Calls pending in the parent's buffer and the parent's folded counts stay the
+    parent's: the parent reports them itself, so nothing is counted twice.
+    """
+    monitor.restart_in_child(fresh_like)
+
+
+class _State:
+    installed = False
+
+
+def after_fork_in_child() -> None:
+    """The one after-fork hook of multi-process mode: the child starts from empty state.
+
+    Registered with ``os.register_at_fork`` when this module is imported (the lead may
+    wire it to the core's after-fork owner instead: it is the only call needed).
+    """
+    WRITER.after_fork()
+    LISTENER.after_fork()
+    for metrics in live_http_metrics():
+        with contextlib.suppress(Exception):
+            metrics.reset()
+    monitors = monitor_registry.monitors()
+    for monitor in monitors:
+        with contextlib.suppress(Exception):
+            reset_monitor(monitor)
+    LISTENER.ready_pid = os.getpid()
+    if monitors and _State.installed:
+        LISTENER.ensure()
+
+
+def install() -> None:
+    """Turn multi-process support on (idempotent); it stays dormant until the variable is set.
+
+    Plugs into the core only: a fold hook (write soon), a folder start hook (listen for
+    flush requests), the merged family source and an exit flush. Creates no directory,
+    registers no collector and starts no thread.
+    """
+    if _State.installed:
+        return
+    from ..._internal.folder import START_HOOKS
+    from ...monitor import _AFTER_FOLD_HOOKS
+    from ..prometheus import ModelmonCollector
+
+    _AFTER_FOLD_HOOKS.append(on_fold)
+    START_HOOKS.append(LISTENER.ensure)
+    ModelmonCollector.family_source = staticmethod(family_source)
+    atexit.register(flush_at_exit)
+    _State.installed = True
+
+
+# At import, not in install(): a process forked from one that merely imported this
+# module (a gunicorn master reading its config) must still write under its own pid.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=after_fork_in_child)

@@ -80,6 +80,8 @@ class HttpMetrics:
         self,
         namespace: str = names.DEFAULT_NAMESPACE,
         buckets: Sequence[float] = names.DURATION_BUCKETS,
+        *,
+        live: bool = True,
     ) -> None:
         if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
             raise ConfigurationError(
@@ -93,8 +95,9 @@ class HttpMetrics:
         # only appends: slicing and ``del`` are atomic, so the hot path needs no lock.
         self._pending: list[tuple[int, float]] = []
         self.reset()
-        _LIVE.add(self)
-        monitor_registry.add_source(self)  # push exporters (OTLP) collect it too
+        if live:  # not a merged view: this process's own requests
+            _LIVE.add(self)
+            monitor_registry.add_source(self)  # push exporters (OTLP) collect it too
 
     def reset(self) -> None:
         """Forget everything recorded (a forked worker starts from zero)."""

@@ -32,7 +32,7 @@ it folded itself), so ``gunicorn --preload`` counts each call once.
 
 from __future__ import annotations
 
-from .archive import archived_tokens, mark_process_dead
+from .archive import compact, mark_process_dead
 from .codec import ProcessState, decode, encode, read_state
 from .files import (
     ENV_VARS,
@@ -48,10 +48,11 @@ from .files import (
 from .fork import after_fork_in_child, install, reset_monitor
 from .kinds import AggregateKind, build, describe, fresh_like, register_kind
 from .merge import MultiprocessCollector, collect_merged, family_source, merged_http_families
-from .read import read_directory
+from .read import CACHE, read_directory
 from .writer import WRITER, flush, worker_exit
 
 __all__ = [
+    "CACHE",
     "ENV_VARS",
     "FLUSH_WAIT_S",
     "MAX_STATE_BYTES",
@@ -64,9 +65,9 @@ __all__ = [
     "ProcessState",
     "UnreadCheck",
     "after_fork_in_child",
-    "archived_tokens",
     "build",
     "collect_merged",
+    "compact",
     "decode",
     "describe",
     "directory",

@@ -1,24 +1,43 @@
-"""Dead workers: their counters stay (gauges dropped) in the directory's archive."""
+"""Dead workers: their counters stay, folded into one running total, the archive.
+
+:func:`mark_process_dead` (gunicorn's ``child_exit``) moves a dead worker's file to
+``modelmon_dead_<pid>_<token>.state`` (gauges dropped), then :func:`compact` folds
+dead workers into ``modelmon_archive.state`` and deletes their files, so the directory
+and the cost of ``mark_process_dead`` stay constant however many workers were recycled.
+
+No counter ever goes backwards, not even by a rounding error: scrapes sum processes
+in one fixed order (the archive, then by start key; see :mod:`.read`), and the archive
+only ever folds a *leading run* of dead workers of that order (computed by the same
+code a scrape uses, :mod:`.sums`). A dead worker that started after a live one stays
+a file until that one is gone too (with recycling, workers die roughly in start
+order). Readers skip entries the archive holds (start key at or before ``through``).
+Everything happens under the directory's file lock; the archive is replaced
+atomically and only then are the folded files deleted.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ...errors import ConfigurationError
-from .codec import decode, encode, is_counter, parse_state, read_state
+from .codec import ProcessState, decode, encode, is_counter, is_empty, parse_state
 from .files import (
     ARCHIVE_FORMAT,
     ARCHIVE_NAME,
-    DEAD_FILE,
-    FORMAT_VERSION,
+    ARCHIVE_VERSION,
+    HEALTH,
+    Key,
     atomic_write,
     directory,
     directory_lock,
-    listing,
     pid_path,
     read_bytes,
 )
+from .kinds import Profiles, describe
+from .read import Archive, dead_order, parse_archive, read_archive, read_dead, read_live
+from .sums import live_sums, merge_aggregates, merge_http
 
 
 def mark_process_dead(pid: int, path: str | None = None) -> bool:
@@ -31,7 +50,7 @@ def mark_process_dead(pid: int, path: str | None = None) -> bool:
         def child_exit(server, worker):
             mark_process_dead(worker.pid)
 
-    The worker's aggregates are merged into ``modelmon_archive.state`` (under a file
+    The worker's counters are folded into ``modelmon_archive.state`` (under a file
     lock) and its file is deleted, so the directory does not grow with restarts.
     """
     path = path or directory()
@@ -42,41 +61,38 @@ def mark_process_dead(pid: int, path: str | None = None) -> bool:
     if pid == os.getpid():
         raise ConfigurationError("mark_process_dead called with this process's own pid")
     with directory_lock(path):
-        return _absorb(path, pid)
+        absorbed = _absorb(path, pid)
+        try:
+            compact(path)
+        except Exception as exc:  # the dead files stay: nothing is lost, folded next time
+            HEALTH.note("mp_compact", "modelmon: cannot fold dead workers: %r", exc)
+        return absorbed
 
 
 def absorb_foreign(path: str, pid: int, token: str) -> None:
-    """An old file of our pid (pid reuse): archive it before we overwrite it."""
+    """An old file of our pid (pid reuse): keep it as a dead worker's (directory lock held)."""
     target = pid_path(path, pid)
-    if not os.path.exists(target):
+    data = read_bytes(target)
+    if data is None:
         return
     try:
-        state = read_state(target, alive=False)
+        state = parse_state(decode(data), alive=False)
     except Exception:
         return
-    if state is not None and state.token != token:
-        with directory_lock(path):
-            _absorb(path, pid)
+    if state.token != token:
+        _absorb(path, pid)
 
 
 def _absorb(path: str, pid: int) -> bool:
-    """Keep a dead process's entry, gauges stripped, in a file of its own; delete its file.
-
-    One file per dead process (``modelmon_dead_<pid>_<token>.state``): absorbing costs
-    one file, whatever the number of dead workers (the single archive it replaces was
-    read and rewritten whole each time). Entries are not summed into one: readers merge
-    every entry in the same (pid, token) order wherever it is stored, so float sums stay
-    bit-identical and no counter moves backwards, even by a rounding error.
-    """
+    """Move a dead process's file to its dead-worker file, gauges stripped."""
     target = pid_path(path, pid)
     data = read_bytes(target)
     if data is None:
         return False
     dead = decode(data)
-    state = parse_state(dead, alive=False)  # validate before archiving
+    state = parse_state(dead, alive=False)  # validate before keeping
     dead_path = os.path.join(path, f"modelmon_dead_{state.pid}_{state.token}.state")
-    legacy = read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]
-    if not os.path.exists(dead_path) and all(p["token"] != state.token for p in legacy):
+    if not os.path.exists(dead_path) and dead_order(state) > read_archive(path).through:
         for entry in dead["monitors"]:
             entry["live"] = [item for item in entry.get("live", []) if is_counter(item[0])]
         atomic_write(dead_path, encode(dead))
@@ -84,26 +100,95 @@ def _absorb(path: str, pid: int) -> bool:
     return True
 
 
-def read_archive(path: str) -> dict[str, Any]:
-    return archive_doc(path, read_bytes(path))
+def next_start_key(path: str) -> int:
+    """A start key after everything the archive holds (directory lock held)."""
+    return max(time.time_ns(), read_archive(path).through[0] + 1)
 
 
-def archive_doc(path: str, data: bytes | None) -> dict[str, Any]:
-    if data is None:
-        return {"format": ARCHIVE_FORMAT, "version": FORMAT_VERSION, "processes": []}
-    doc = decode(data)
-    if not isinstance(doc, dict) or doc.get("format") != ARCHIVE_FORMAT:
-        raise ValueError(f"{path} is not a modelmon archive")
-    if doc.get("version") != FORMAT_VERSION:
-        raise ValueError(f"unsupported archive version {doc.get('version')!r}")
-    return doc
+def _foldable(
+    archive: Archive, live: list[ProcessState], dead: list[ProcessState]
+) -> tuple[list[ProcessState], list[ProcessState]]:
+    """(the leading run of dead workers to fold, in order; dead files already folded)."""
+    folded = [d for d in dead if dead_order(d) <= archive.through]
+    dead_tokens = {d.token for d in dead}
+    entries = [(dead_order(d), True, d) for d in dead if dead_order(d) > archive.through]
+    entries += [
+        (s.order, False, s)
+        for s in live
+        if s.order is not None and s.token not in dead_tokens and s.order > archive.through
+    ]
+    entries.sort(key=lambda e: e[0])
+    run: list[ProcessState] = []
+    for _, is_dead, state in entries:
+        if not is_dead:
+            break
+        run.append(state)
+    return run, folded
 
 
-def archived_tokens(path: str) -> list[str]:
-    """Tokens of the dead processes kept in ``path`` (legacy archive and dead files)."""
-    tokens = [str(p["token"]) for p in read_archive(os.path.join(path, ARCHIVE_NAME))["processes"]]
-    for filename in listing(path, DEAD_FILE):
-        match = DEAD_FILE.match(filename)
-        if match is not None:
-            tokens.append(match.group(2))
-    return sorted(tokens)
+def compact(path: str) -> int:
+    """Fold the leading run of dead workers into the archive (directory lock held).
+
+    Returns how many dead-worker files were folded. Raises (and changes nothing) when
+    a file it would need cannot be read: every live file must be readable to know
+    the order, and the archive must be readable to add to it.
+    """
+    data = read_bytes(os.path.join(path, ARCHIVE_NAME))
+    archive = Archive((-1, ""), None) if data is None else parse_archive(decode(data))
+    live = read_live(path)
+    dead = read_dead(path)
+    run, folded = _foldable(archive, live, dead)
+    empty = [d for d in run if is_empty({"monitors": list(d.monitors.values()), "http": d.http})]
+    if any(d not in empty for d in run):
+        atomic_write(os.path.join(path, ARCHIVE_NAME), encode(_fold(path, archive, run)))
+    for state in [*folded, *run]:
+        dead_path = os.path.join(path, f"modelmon_dead_{state.pid}_{state.token}.state")
+        if os.path.exists(dead_path):
+            os.unlink(dead_path)
+    return len(run)
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _described(aggregates: dict[str, Any]) -> dict[str, Any]:
+    described = {name: describe(agg) for name, agg in aggregates.items()}
+    return {name: entry for name, entry in described.items() if entry is not None}
+
+
+def _fold(path: str, archive: Archive, run: list[ProcessState]) -> dict[str, Any]:
+    """The archive document holding ``archive`` plus ``run``, summed in merge order."""
+    states = ([] if archive.state is None else [archive.state]) + run
+    by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
+    for state in states:
+        for key, entry in state.monitors.items():
+            by_key.setdefault(key, []).append((state, entry))
+    profiles = Profiles(path)
+    monitors = []
+    for (namespace, model, version), items in by_key.items():
+        merged = merge_aggregates([e for _, e in items], profiles, _raise)
+        sums, _ = live_sums(items)  # dead: counters only
+        registries = {str(e.get("registry")) for _, e in items}
+        monitors.append(
+            {
+                "namespace": namespace,
+                "model": model,
+                "version": version,
+                "registry": "default" if "default" in registries else min(registries),
+                "aggregates": _described(merged),
+                "live": [
+                    [name, [[dict(labels), value] for labels, value in points.items()]]
+                    for name, points in sums.items()
+                ],
+            }
+        )
+    last = run[-1]
+    return {
+        "format": ARCHIVE_FORMAT,
+        "version": ARCHIVE_VERSION,
+        "through": list(dead_order(last)),
+        "written_at": max(s.written_at for s in states),
+        "monitors": monitors,
+        "http": [m.state() for m in merge_http(states).values()],
+    }

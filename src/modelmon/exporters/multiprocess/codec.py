@@ -141,9 +141,26 @@ def _inline_hook(d: dict[str, Any]) -> Any:
     return d
 
 
+def thaw(obj: Any) -> Any:
+    """A deep copy of a decoded state's containers and arrays (scalars are shared)."""
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, Mapping):
+        return {k: thaw(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [thaw(v) for v in obj]
+    return obj
+
+
 @dataclass
 class ProcessState:
-    """The state one process wrote (from its own file, or from the archive once dead)."""
+    """The state one process wrote (from its own file, or from a dead-worker file).
+
+    ``started`` fixes the process's place in the merge order (with ``token``): it is set
+    under the directory lock at the process's first write that holds data, after
+    everything the archive has folded; None while the process has recorded nothing
+    (then its place does not matter: merging it adds exact zeros).
+    """
 
     pid: int
     token: str
@@ -151,9 +168,31 @@ class ProcessState:
     alive: bool
     monitors: dict[Key, dict[str, Any]]
     http: list[dict[str, Any]] = field(default_factory=list)
+    started: int | None = None
+
+    @property
+    def order(self) -> tuple[int, str] | None:
+        """The merge-order key, None for a process that recorded nothing yet."""
+        return None if self.started is None else (self.started, self.token)
+
+
+def parse_entries(doc: Mapping[str, Any]) -> tuple[dict[Key, dict[str, Any]], list[Any]]:
+    """The validated monitor entries (by key) and HTTP states of a state document."""
+    monitors = {
+        (str(m["namespace"]), str(m["model"]), str(m["version"])): m for m in doc["monitors"]
+    }
+    for entry in monitors.values():
+        if not isinstance(entry.get("aggregates"), dict):
+            raise ValueError("malformed monitor entry in a state file")
+        _check_live(entry)
+        _check_counts(entry["aggregates"])
+    http = list(doc.get("http", []))
+    _check_counts(http)
+    return monitors, http
 
 
 def parse_state(doc: Any, alive: bool | None = None) -> ProcessState:
+    """A validated :class:`ProcessState` from a decoded process file (raises ValueError)."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError("not a modelmon multi-process state file")
     if doc.get("version") != FORMAT_VERSION:
@@ -167,16 +206,10 @@ def parse_state(doc: Any, alive: bool | None = None) -> ProcessState:
     written_at = float(doc["written_at"])
     if not math.isfinite(written_at):
         raise ValueError("malformed time in a state file")
-    monitors = {
-        (str(m["namespace"]), str(m["model"]), str(m["version"])): m for m in doc["monitors"]
-    }
-    for entry in monitors.values():
-        if not isinstance(entry.get("aggregates"), dict):
-            raise ValueError("malformed monitor entry in a state file")
-        _check_live(entry)
-        _check_counts(entry["aggregates"])
-    http = list(doc.get("http", []))
-    _check_counts(http)
+    started = doc.get("started")
+    if started is not None and (type(started) is not int or started < 0):
+        raise ValueError("malformed start key in a state file")
+    monitors, http = parse_entries(doc)
     return ProcessState(
         pid,
         token,
@@ -184,10 +217,42 @@ def parse_state(doc: Any, alive: bool | None = None) -> ProcessState:
         pid_alive(pid) if alive is None else alive,
         monitors,
         http,
+        started,
     )
 
 
+def is_empty(doc: Mapping[str, Any]) -> bool:
+    """Whether a state document recorded nothing at all (every count and counter is 0).
+
+    Merging such a state adds exact zeros, so its place in the merge order is free.
+    """
+    for entry in doc.get("monitors", []):
+        for item in entry.get("live", []):
+            if is_counter(str(item[0])) and any(float(v) != 0 for _, v in item[1]):
+                return False
+        aggregates = entry.get("aggregates", {})
+        # Every fold of the per-call aggregates (inputs, drift, distributions...) comes
+        # from calls the traffic aggregate counts; labels are counted by outcomes.
+        has_traffic = any(a.get("kind") == "traffic" for a in aggregates.values())
+        for agg in aggregates.values():
+            if _recorded(agg.get("kind"), agg.get("state"), has_traffic):
+                return False
+    return not any(np.asarray(h.get("counts", ())).any() for h in doc.get("http", []))
+
+
+def _recorded(kind: Any, state: Any, has_traffic: bool) -> bool:
+    if not isinstance(state, Mapping):
+        return True
+    if kind == "traffic":
+        return bool(state.get("requests")) or any(state.get("aborted", {}).values())
+    if kind == "outcomes":
+        regression = state.get("regression") or [0]
+        return bool(state.get("confusion")) or bool(regression[0]) or bool(state.get("window"))
+    return not has_traffic  # no traffic to tell: assume it holds data
+
+
 def read_state(path: str, alive: bool | None = None) -> ProcessState | None:
+    """The validated state of one process file, or None if it does not exist."""
     data = read_bytes(path)
     if data is None:
         return None

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 ARCHIVE_NAME = "modelmon_archive.state"
 LOCK_NAME = "modelmon_archive.lock"
 ARCHIVE_FORMAT = "modelmon-multiprocess-archive"
+ARCHIVE_VERSION = 2  # one summed state (version 1 kept a list of dead processes)
 PID_FILE = re.compile(r"^modelmon_([1-9][0-9]{0,9})\.state$")
 # A dead worker's counters, one file each (``mark_process_dead`` costs one file, not the
 # whole archive): ``modelmon_dead_<pid>_<token>.state``.

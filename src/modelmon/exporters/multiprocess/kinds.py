@@ -16,6 +16,7 @@ from typing import Any
 
 from ..._internal import registry as monitor_registry
 from ...aggregates.traffic import InputHealthAggregate, TrafficAggregate
+from .codec import thaw
 from .files import FINGERPRINT, profile_path
 
 
@@ -234,7 +235,7 @@ def describe(agg: Any) -> dict[str, Any] | None:
 def build(entry: Mapping[str, Any], profiles: Profiles) -> Any:
     """A fresh aggregate holding the state of a file entry."""
     agg = _blank(entry["kind"], entry["config"], profiles)
-    agg.load_state(entry["state"])
+    agg.load_state(thaw(entry["state"]))  # a cached state is never mutated
     return agg
 
 

@@ -17,8 +17,9 @@ from ..prometheus import _ATTR, live_families
 from .codec import ProcessState
 from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped
 from .flushes import request_flushes
-from .kinds import Profiles, build
+from .kinds import Profiles
 from .read import read_directory
+from .sums import live_sums, merge_aggregates, merge_http
 from .writer import WRITER, health_of, monitor_key
 
 if TYPE_CHECKING:
@@ -27,46 +28,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modelmon")
 
 
-def _merge_aggregates(
-    entries: list[dict[str, Any]], profiles: Profiles, on_error: Callable[[Exception], None]
-) -> dict[str, Any]:
-    """Aggregate name -> one fresh aggregate holding the sum of every entry's state."""
-    merged: dict[str, Any] = {}
-    for entry in entries:
-        for name, agg_entry in entry["aggregates"].items():
-            try:
-                agg = build(agg_entry, profiles)
-                if name in merged:
-                    merged[name].merge(agg)
-                else:
-                    merged[name] = agg
-            except Exception as exc:
-                on_error(exc)
-    return merged
-
-
 def _merge_live(items: list[tuple[ProcessState, dict[str, Any]]], namespace: str) -> list[Family]:
     """Counters add over every process; in-flight adds over live ones; other gauges: newest."""
-    sums: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    newest: dict[str, tuple[float, list[list[Any]]]] = {}
-    for proc, entry in items:
-        for spec_name, points in entry.get("live", []):
-            try:
-                spec = names.by_name(str(spec_name))
-            except KeyError:
-                continue
-            additive = spec.kind == "counter" or spec.name == names.IN_FLIGHT.name
-            if additive and (spec.kind == "counter" or proc.alive):
-                bucket = sums.setdefault(spec.name, {})
-                for labels, value in points:
-                    key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
-                    bucket[key] = bucket.get(key, 0.0) + float(value)
-            elif (
-                not additive
-                and proc.alive
-                and (spec.name not in newest or proc.written_at > newest[spec.name][0])
-            ):
-                newest[spec.name] = (proc.written_at, points)
+    sums, newest = live_sums(items)
     families = [
         Family(
             names.by_name(n),
@@ -99,7 +63,7 @@ def merged_monitor_families(
     """Families of one monitor, merged over every process that wrote it."""
     namespace, model, version = key
     ctx = RenderContext(namespace, {names.MODEL: model, names.VERSION: version}, now)
-    merged = _merge_aggregates([entry for _, entry in items], profiles, on_error)
+    merged = merge_aggregates([entry for _, entry in items], profiles, on_error)
     families: list[Family] = []
     for agg in merged.values():
         try:
@@ -283,11 +247,4 @@ def merged_http_families(local: list[HttpMetrics]) -> list[Family]:
 
 def merged_http_states(states: list[ProcessState]) -> list[Family]:
     """The HTTP metrics of ``states`` summed, one set per namespace."""
-    merged: dict[str, HttpMetrics] = {}
-    for state in states:
-        for st in state.http:
-            ns = str(st["namespace"])
-            if ns not in merged:
-                merged[ns] = HttpMetrics(ns, [float(b) for b in st["bounds"]])
-            merged[ns].merge_state(st)
-    return [f for m in merged.values() for f in m.collect()]
+    return [f for m in merge_http(states).values() for f in m.collect()]

@@ -14,8 +14,8 @@ from ..._internal import registry as monitor_registry
 from ..._internal.health import Health
 from ...aggregates.http import live_http_metrics
 from ...points import Family, ScalarPoint
-from .archive import absorb_foreign
-from .codec import encode
+from .archive import absorb_foreign, next_start_key
+from .codec import encode, is_empty
 from .files import (
     DIR_MODE,
     FINGERPRINT,
@@ -28,6 +28,7 @@ from .files import (
     Key,
     atomic_write,
     directory,
+    directory_lock,
     pid_path,
     profile_path,
 )
@@ -97,6 +98,8 @@ class _Writer:
         self.dirty = True  # a fold happened since the last write
         self.last_bytes: bytes | None = None  # the latest state, written or not
         self.failing = False
+        self.started = 0  # this process's place in the merge order (see archive.py)
+        self.keyed: str | None = None  # the directory where ``started`` was fixed
 
     def after_fork(self) -> None:
         self._reset()
@@ -178,12 +181,13 @@ class _Writer:
         target = pid_path(path, self.pid)
         entries = [snapshot(m, now) for m in one_per_key(monitors)]
         http = live_http_metrics()
-        doc = {
+        doc: dict[str, Any] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "pid": self.pid,
             "token": self.token,
             "written_at": now,
+            "started": self.started if self.keyed == path else None,
             "monitors": entries,
             "http": [m.state() for m in http],
         }
@@ -191,12 +195,28 @@ class _Writer:
         self.last_bytes = encode(doc)
         self.last = time.monotonic()
         os.makedirs(path, mode=DIR_MODE, exist_ok=True)
-        if self.checked != path:
-            absorb_foreign(path, self.pid, self.token)
-            self.checked = path
+        needs_key = self.keyed != path and not is_empty(doc)
+        if self.checked == path and not needs_key:
+            self._write_files(path, target, monitors)
+            return target
+        # The first write, and the first with data, happen under the directory lock: an
+        # old file of our pid is kept first, and our place in the merge order is fixed
+        # after everything the archive has folded (see archive.py).
+        with directory_lock(path):
+            if self.checked != path:
+                absorb_foreign(path, self.pid, self.token)
+                self.checked = path
+            if needs_key:
+                self.started, self.keyed = next_start_key(path), path
+                doc["started"] = self.started
+                self.last_bytes = encode(doc)
+            self._write_files(path, target, monitors)
+        return target
+
+    def _write_files(self, path: str, target: str, monitors: list[Monitor]) -> None:
+        assert self.last_bytes is not None
         self._write_profiles(path, monitors)
         atomic_write(target, self.last_bytes)
-        return target
 
     def _write_profiles(self, path: str, monitors: list[Monitor]) -> None:
         """Reference profiles once per process, so a process lacking the monitor can merge."""

@@ -1,4 +1,4 @@
-"""``modelmon.multiprocess`` is a façade without import side effects; the package imports downward."""
+"""``modelmon.multiprocess`` imports without side effects; the package imports only downward."""
 
 from __future__ import annotations
 

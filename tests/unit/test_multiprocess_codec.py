@@ -1,4 +1,4 @@
-"""State files: JSON header + raw numpy bytes; older JSON files still read; hostile bytes refused."""
+"""State files: JSON header + raw numpy bytes; old JSON files still read; hostile bytes refused."""
 
 from __future__ import annotations
 

@@ -47,7 +47,13 @@ from .files import (
 )
 from .fork import after_fork_in_child, install, reset_monitor
 from .kinds import AggregateKind, build, describe, fresh_like, register_kind
-from .merge import MultiprocessCollector, collect_merged, family_source, merged_http_families
+from .merge import (
+    MultiprocessCollector,
+    clear_caches,
+    collect_merged,
+    family_source,
+    merged_http_families,
+)
 from .read import CACHE, read_directory
 from .writer import WRITER, flush, worker_exit
 
@@ -66,6 +72,7 @@ __all__ = [
     "UnreadCheck",
     "after_fork_in_child",
     "build",
+    "clear_caches",
     "collect_merged",
     "compact",
     "decode",

@@ -10,30 +10,48 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..._internal import registry as monitor_registry
 from ...aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .codec import thaw
-from .files import FINGERPRINT, profile_path
+from .files import FINGERPRINT, profile_path, read_bytes
 
 
 class Profiles:
-    """Reference profiles by fingerprint: local monitors first, then the sidecar files."""
+    """Reference profiles by fingerprint: local monitors first, then the sidecar files.
+
+    A profile read from a sidecar is kept (process-wide, at most :data:`KEPT_PROFILES`)
+    once its content is checked against its fingerprint: profiles are constants, and
+    parsing one (and hashing it to check it) costs more than the rest of a scrape.
+    """
+
+    _known: ClassVar[dict[str, Any]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def forget(cls) -> None:
+        with cls._lock:
+            cls._known.clear()
 
     def get(self, fingerprint: str) -> Any:
-        if fingerprint in self._cache:
-            return self._cache[fingerprint]
-        profile = self._local(fingerprint) or self._sidecar(fingerprint)
+        with self._lock:
+            profile = self._known.get(fingerprint)
+        if profile is None:
+            profile = self._local(fingerprint) or self._sidecar(fingerprint)
         if profile is None:
             raise LookupError(f"reference profile {fingerprint} is not available here")
-        self._cache[fingerprint] = profile
+        with self._lock:
+            if fingerprint not in self._known:
+                while len(self._known) >= KEPT_PROFILES:
+                    del self._known[next(iter(self._known))]
+                self._known[fingerprint] = profile
         return profile
 
     @staticmethod
@@ -49,11 +67,16 @@ class Profiles:
             return None
         from ...profile import ReferenceProfile
 
-        try:
-            with open(profile_path(self.path, fingerprint), encoding="utf-8") as f:
-                return ReferenceProfile.loads(f.read())
-        except FileNotFoundError:
+        data = read_bytes(profile_path(self.path, fingerprint))
+        if data is None:
             return None
+        profile = ReferenceProfile.loads(data.decode("utf-8"))
+        if profile.fingerprint != fingerprint:
+            raise ValueError(f"the sidecar of profile {fingerprint} holds another profile")
+        return profile
+
+
+KEPT_PROFILES = 64
 
 
 @dataclass(frozen=True)

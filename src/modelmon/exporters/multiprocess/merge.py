@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from .codec import ProcessState
 from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped
 from .flushes import request_flushes
 from .kinds import Profiles
-from .read import read_directory
+from .read import CACHE, read_directory
 from .sums import live_sums, merge_aggregates, merge_http
 from .writer import WRITER, health_of, monitor_key
 
@@ -53,6 +54,62 @@ def _merge_live(items: list[tuple[ProcessState, dict[str, Any]]], namespace: str
     return families
 
 
+class _MergedCache:
+    """The merged aggregates of each monitor, kept while no worker's entry changes.
+
+    Parsed entries are shared while their file's bytes are unchanged (see
+    :mod:`.read`), so the same entry objects in the same order mean the same sum:
+    the merged aggregates are rendered again (for the new time) without rebuilding.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[Key, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+
+    def aggregates(
+        self,
+        key: Key,
+        entries: list[dict[str, Any]],
+        profiles: Profiles,
+        on_error: Callable[[Exception], None],
+    ) -> dict[str, Any]:
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is not None and _same(hit[0], entries):
+            return hit[1]
+        failed: list[Exception] = []
+
+        def note(exc: Exception) -> None:
+            failed.append(exc)
+            on_error(exc)
+
+        merged = merge_aggregates(entries, profiles, note)
+        with self._lock:
+            if failed:  # retried next time (a sidecar may appear)
+                self._data.pop(key, None)
+            else:
+                self._data[key] = (entries, merged)
+        return merged
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+_MERGED = _MergedCache()
+
+
+def clear_caches() -> None:
+    """Forget every parsed state, profile and merged aggregate kept between scrapes."""
+    CACHE.forget(())
+    Profiles.forget()
+    _MERGED.clear()
+
+
 def merged_monitor_families(
     key: Key,
     items: list[tuple[ProcessState, dict[str, Any]]],
@@ -63,7 +120,7 @@ def merged_monitor_families(
     """Families of one monitor, merged over every process that wrote it."""
     namespace, model, version = key
     ctx = RenderContext(namespace, {names.MODEL: model, names.VERSION: version}, now)
-    merged = merge_aggregates([entry for _, entry in items], profiles, on_error)
+    merged = _MERGED.aggregates(key, [entry for _, entry in items], profiles, on_error)
     families: list[Family] = []
     for agg in merged.values():
         try:

@@ -137,9 +137,19 @@ def _drift_new(profile: Any, config: Mapping[str, Any]) -> Any:
 
 def _drift_build(config: Mapping[str, Any], profiles: Profiles) -> Any:
     fingerprint = config["fingerprint"]
-    # A warm-up profile travels inside the state itself (load_state adopts it).
-    needs_profile = fingerprint is not None and not config["from_warmup"]
-    return _drift_new(profiles.get(fingerprint) if needs_profile else None, config)
+    if fingerprint is None:
+        return _drift_new(None, config)
+    if not config["from_warmup"]:
+        return _drift_new(profiles.get(fingerprint), config)
+    # A warm-up profile is in its sidecar file (states of older versions carry it
+    # themselves: then load_state adopts it).
+    try:
+        profile = profiles.get(fingerprint)
+    except LookupError:
+        return _drift_new(None, config)
+    agg = _drift_new(profile, config)
+    agg._built_from_warmup = True
+    return agg
 
 
 def _drift_fresh(agg: Any) -> Any:

@@ -54,6 +54,18 @@ def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
     return out
 
 
+def _without_profile(entry: dict[str, Any]) -> dict[str, Any]:
+    """A drift entry without its warm-up profile: that goes to the profile's sidecar file.
+
+    A profile is a constant (with the reference quantiles): written once per directory,
+    not into every state file at every write. Readers find it by its fingerprint.
+    """
+    state = entry.get("state")
+    if entry.get("kind") == "drift" and isinstance(state, dict) and state.get("profile"):
+        entry = {**entry, "state": {**state, "profile": None}}
+    return entry
+
+
 def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
     """The file entry of one monitor: its aggregates' states and its live values."""
     aggregates: dict[str, Any] = {}
@@ -65,7 +77,7 @@ def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
                 monitor.health.error("multiprocess_state", exc)
                 continue
             if entry is not None:
-                aggregates[name] = entry
+                aggregates[name] = _without_profile(entry)
     live = _live_entry(monitor.live_families(monitor.render_context(now)))
     return {
         "namespace": monitor.namespace,
@@ -223,7 +235,7 @@ class _Writer:
         for monitor in monitors:
             drift = monitor.aggregates.get("drift")
             profile = getattr(drift, "profile", None)
-            if profile is None or getattr(drift, "_built_from_warmup", False):
+            if profile is None:
                 continue
             fingerprint = profile.fingerprint
             if (path, fingerprint) in self.profiles_written or not FINGERPRINT.match(fingerprint):

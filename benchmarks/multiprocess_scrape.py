@@ -12,7 +12,7 @@ scrape, median [range] over the rounds:
   arrays) and every cache emptied before each scrape (parsed states, reference
   profiles, merged aggregates): what every scrape cost before;
 - ``binary, every file decoded``: the current format, every cache emptied before each
-  scrape (what a scrape costs when every worker changed);
+  scrape (the binary codec's share of the gain);
 - ``binary, 4 of 4 changed``: every worker's file rewritten before each scrape (a busy
   server: every worker served requests since the last scrape);
 - ``binary, 1 of 4 changed``: one worker's file rewritten before each scrape;

@@ -30,8 +30,8 @@ LOCK_NAME = "modelmon_archive.lock"
 ARCHIVE_FORMAT = "modelmon-multiprocess-archive"
 ARCHIVE_VERSION = 2  # one summed state (version 1 kept a list of dead processes)
 PID_FILE = re.compile(r"^modelmon_([1-9][0-9]{0,9})\.state$")
-# A dead worker's counters, one file each (``mark_process_dead`` costs one file, not the
-# whole archive): ``modelmon_dead_<pid>_<token>.state``.
+# A dead worker's counters until the archive folds them (see archive.py):
+# ``modelmon_dead_<pid>_<token>.state``.
 DEAD_FILE = re.compile(r"^modelmon_dead_([1-9][0-9]{0,9})_([A-Za-z0-9_-]{1,64})\.state$")
 FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

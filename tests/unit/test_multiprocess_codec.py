@@ -105,3 +105,28 @@ def test_is_empty_tells_a_state_that_recorded_nothing() -> None:
     doc["monitors"][0]["live"] = []  # type: ignore[index]
     doc["http"] = [{"counts": np.array([0, 3])}]
     assert not codec.is_empty(doc)
+
+
+@pytest.mark.parametrize(
+    ("values", "stored_bytes"),
+    [
+        (np.arange(1000, dtype=np.int64) % 200, 1),  # small counts: one byte each
+        (np.arange(1000, dtype=np.int64) - 500, 2),  # signed, beyond one byte
+        (np.arange(1000, dtype=np.int64) * 10_000_000, 8),  # needs all 64 bits
+        (np.arange(1000, dtype=np.uint32) * 70, 4),  # already as narrow as it gets
+    ],
+)
+def test_integer_arrays_are_stored_narrow_and_read_back_exactly(
+    values: np.ndarray, stored_bytes: int
+) -> None:
+    data = codec.encode({"counts": values})
+    back = codec.decode(data)["counts"]
+    assert back.dtype == values.dtype and np.array_equal(back, values)
+    assert values.size * stored_bytes <= len(data) < values.size * stored_bytes + 200
+
+
+@pytest.mark.parametrize("stored", ["<i8", "<f4", "|O"])
+def test_a_stored_type_wider_than_or_unlike_the_array_is_refused(stored: str) -> None:
+    data = _with_header({"a": {"__nb__": ["<i4", [2], 0, stored]}}, b"\0" * 16)
+    with pytest.raises(ValueError):
+        codec.decode(data)

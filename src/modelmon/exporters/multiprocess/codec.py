@@ -2,10 +2,11 @@
 
 A state is plain data (dicts, lists, scalars, numeric numpy arrays). :func:`encode`
 writes ``MAGIC``, the header length, a JSON header in which each array is a reference
-``{"__nb__": [dtype, shape, offset]}`` and then the arrays' raw bytes: decoding a
-236 KB state costs a JSON parse of the small header and one copy per array (no
-base64). :func:`decode` also reads the older all-JSON files (arrays as base64). This
-module also validates a decoded process state (pids, tokens, non-negative counts).
+``{"__nb__": [dtype, shape, offset]}`` and then the arrays' raw bytes (integer arrays
+in the narrowest integer type that holds their values, e.g. small counts as uint8):
+decoding costs a JSON parse of the small header and one copy per array (no base64).
+:func:`decode` also reads the older all-JSON files (arrays as base64). This module
+also validates a decoded process state (pids, tokens, non-negative counts).
 """
 
 from __future__ import annotations
@@ -38,13 +39,36 @@ class _Tail:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def add(self, arr: np.ndarray) -> int:
+    def add(self, arr: np.ndarray) -> list[Any]:
+        """Append ``arr``; its reference ``[dtype, shape, offset(, stored dtype)]``."""
         offset = self.size
-        raw = np.ascontiguousarray(arr).tobytes(order="C")
+        stored = _narrowest(arr)
+        raw = np.ascontiguousarray(arr, dtype=stored).tobytes(order="C")
         pad = -len(raw) % _ALIGN
         self.parts.append(raw + b"\0" * pad)
         self.size += len(raw) + pad
-        return offset
+        ref: list[Any] = [arr.dtype.str, list(arr.shape), offset]
+        if stored != arr.dtype:
+            ref.append(stored.str)
+        return ref
+
+
+_NARROW = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4"))
+
+
+def _narrowest(arr: np.ndarray) -> np.dtype[Any]:
+    """The smallest integer dtype holding every value of an integer ``arr`` (counts are
+    mostly small: int64 sketch counts shrink 4-8x), else ``arr``'s own dtype."""
+    if arr.dtype.kind not in "iu" or arr.size < 64:
+        return arr.dtype
+    lo, hi = int(arr.min()), int(arr.max())
+    for dtype in _NARROW:
+        if dtype.itemsize >= arr.dtype.itemsize:
+            break
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return dtype
+    return arr.dtype
 
 
 def _plain(obj: Any, tail: _Tail | None) -> Any:
@@ -52,7 +76,7 @@ def _plain(obj: Any, tail: _Tail | None) -> Any:
         if obj.dtype.kind not in _NUMERIC_KINDS:
             return [_plain(x, tail) for x in obj.tolist()]
         if tail is not None:
-            return {_NB: [obj.dtype.str, list(obj.shape), tail.add(obj)]}
+            return {_NB: tail.add(obj)}
         data = base64.b64encode(obj.tobytes(order="C")).decode("ascii")
         return {_ND: [obj.dtype.str, list(obj.shape), data]}
     if isinstance(obj, Mapping):
@@ -67,7 +91,7 @@ def _plain(obj: Any, tail: _Tail | None) -> Any:
 
 
 def _spec(spec: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
-    dtype_str, shape, _ = spec
+    dtype_str, shape = spec[0], spec[1]
     dtype = np.dtype(str(dtype_str))
     if dtype.kind not in _NUMERIC_KINDS:
         raise ValueError(f"refusing array dtype {dtype_str!r} in a state file")
@@ -86,12 +110,20 @@ def _inline_array(spec: Any) -> np.ndarray:
 
 
 def _tail_array(spec: Any, tail: memoryview) -> np.ndarray:
-    dtype, shape, nbytes = _spec(spec)
+    if len(spec) not in (3, 4):
+        raise ValueError("malformed array reference in a state file")
+    dtype, shape, _ = _spec(spec)
+    stored = dtype
+    if len(spec) == 4:  # integers kept in a narrower integer type
+        stored = np.dtype(str(spec[3]))
+        if stored.kind not in "iu" or dtype.kind not in "iu" or stored.itemsize > dtype.itemsize:
+            raise ValueError("malformed array reference in a state file")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * stored.itemsize
     offset = int(spec[2])
     if offset < 0 or offset % _ALIGN or offset + nbytes > len(tail):
         raise ValueError("array outside the state file's data")
-    raw = tail[offset : offset + nbytes]
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+    raw = np.frombuffer(tail[offset : offset + nbytes], dtype=stored).reshape(shape)
+    return raw.astype(dtype, copy=True)
 
 
 def encode(obj: Any) -> bytes:

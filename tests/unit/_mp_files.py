@@ -27,7 +27,7 @@ def write_process(
     reference: ReferenceProfile | None = None,
 ) -> dict[str, Any]:
     """A real monitor's state after ``len(latencies)`` calls, as the file of process ``pid``."""
-    mon = modelmon.Monitor("m", "1", registry=False, reference=reference)
+    mon = modelmon.Monitor("m", "1", registry=CollectorRegistry(), reference=reference)
     try:
         for i, latency in enumerate(latencies):
             mon.observe({"a": float(latency) * 10, "b": float(i % 3)}, [0.5], latency_s=latency)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon.exporters import multiprocess as mpx
@@ -101,11 +102,12 @@ def test_a_new_process_is_placed_after_everything_folded(
     assert read_archive(str(tmp_path)).through[0] == future
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.setenv("MODELMON_MULTIPROC_DIR", str(tmp_path))
-    mon = modelmon.Monitor("m", "1", registry=False)
+    mon = modelmon.Monitor("m", "1", registry=CollectorRegistry())
     try:
         mpx.flush()
         own = codec.decode((tmp_path / f"modelmon_{os.getpid()}.state").read_bytes())
-        assert own["started"] is None  # nothing recorded yet: no place needed
+        # Nothing recorded yet (unless other tests' monitors linger): no place needed.
+        assert (own["started"] is None) == codec.is_empty(own)
         mon.observe({"a": 1.0}, [0.5], latency_s=0.01)
         mpx.flush()
         own = codec.decode((tmp_path / f"modelmon_{os.getpid()}.state").read_bytes())

@@ -21,7 +21,9 @@ scrape, median [range] over the rounds:
 The reference profile of each worker's monitor is kept between scrapes in every side
 but the first two.
 
-Also: the size of one worker's state file in both forms, and the time to decode it.
+Also: the size of one worker's state file in both forms, the time to decode it, and the
+CPU of ``mark_process_dead`` (gunicorn's ``child_exit``) for the first and the last tenth
+of 100 dead workers, each folded into the archive at once: constant, not growing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -195,8 +198,41 @@ def main(argv: list[str] | None = None) -> int:
                     Stat.of(decode[key]).scaled(1e3),
                 )
             )
+        dead_workers(binary, docs[changing], 10 if args.quick else 100, report)
     report.write(args.json)
     return 0
+
+
+def dead_workers(path: str, doc: dict[str, Any], n: int, report: Report) -> None:
+    """CPU of ``mark_process_dead`` for the 1st..nth dead worker (each folded at once)."""
+    from modelmon.exporters.multiprocess import clear_caches, codec, mark_process_dead
+
+    for name in os.listdir(path):  # only the archive and the dead workers from here on
+        if name.startswith("modelmon_") and name.endswith(".state"):
+            os.unlink(os.path.join(path, name))
+    clear_caches()
+    costs = []
+    for i in range(n):
+        pid = 4_100_000 + i
+        doc = {**doc, "pid": pid, "token": f"{pid:032x}", "started": 10**18 + i}
+        Path(path, f"modelmon_{pid}.state").write_bytes(codec.encode(doc))
+        t0 = time.process_time()
+        mark_process_dead(pid, path=path)
+        costs.append(time.process_time() - t0)
+    files = sorted(os.listdir(path))
+    tenth = max(n // 10, 1)
+    for label, part in (("first", costs[:tenth]), ("last", costs[-tenth:])):
+        report.add(
+            Figure(
+                f"mp.mark_dead.{label}.ms",
+                f"mark_process_dead, the {label} {tenth} of {n} dead workers (each folded)",
+                "ms CPU",
+                Stat.of(part).scaled(1e3),
+            )
+        )
+    size = os.path.getsize(os.path.join(path, "modelmon_archive.state")) / 1024
+    report.add(Figure("mp.archive_kib", f"archive after {n} dead workers", "KiB", Stat.of([size])))
+    report.note(f"directory after {n} dead workers: {', '.join(files)}")
 
 
 def _hidden() -> str:

@@ -65,6 +65,8 @@ def install() -> None:
     if _State.installed:
         return
     from ..._internal.folder import START_HOOKS
+
+    # A private hook list of the monitor until the core's event API replaces it.
     from ...monitor import _AFTER_FOLD_HOOKS
     from ..prometheus import ModelmonCollector
 

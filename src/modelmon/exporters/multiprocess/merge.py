@@ -14,6 +14,9 @@ from ...aggregates.http import HttpMetrics
 from ...batch import RenderContext
 from ...errors import ConfigurationError
 from ...points import Family, ScalarPoint
+
+# _ATTR is private to the Prometheus exporter: the mark of a registry that already holds
+# modelmon's collector (a MultiprocessCollector there would duplicate every series).
 from ..prometheus import _ATTR, live_families
 from .codec import ProcessState
 from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped

@@ -38,8 +38,8 @@ class _State:
 def after_fork_in_child() -> None:
     """The one after-fork hook of multi-process mode: the child starts from empty state.
 
-    Registered with ``os.register_at_fork`` when this module is imported (the lead may
-    wire it to the core's after-fork owner instead: it is the only call needed).
+    Subscribed to the core's one after-fork owner (``AFTER_FORK`` of
+    :mod:`modelmon._internal.registry`) when this module is imported.
     """
     WRITER.after_fork()
     LISTENER.after_fork()
@@ -64,20 +64,15 @@ def install() -> None:
     """
     if _State.installed:
         return
-    from ..._internal.folder import START_HOOKS
+    from ..prometheus import FAMILY_SOURCE
 
-    # A private hook list of the monitor until the core's event API replaces it.
-    from ...monitor import _AFTER_FOLD_HOOKS
-    from ..prometheus import ModelmonCollector
-
-    _AFTER_FOLD_HOOKS.append(on_fold)
-    START_HOOKS.append(LISTENER.ensure)
-    ModelmonCollector.family_source = staticmethod(family_source)
+    monitor_registry.on(monitor_registry.AFTER_FOLD, on_fold)
+    monitor_registry.on(monitor_registry.FOLDER_STARTED, LISTENER.ensure)
+    monitor_registry.provide(FAMILY_SOURCE, family_source)
     atexit.register(flush_at_exit)
     _State.installed = True
 
 
 # At import, not in install(): a process forked from one that merely imported this
 # module (a gunicorn master reading its config) must still write under its own pid.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=after_fork_in_child)
+monitor_registry.on(monitor_registry.AFTER_FORK, after_fork_in_child)

@@ -13,6 +13,7 @@ from ... import names
 from ...aggregates.http import HttpMetrics
 from ...batch import RenderContext
 from ...errors import ConfigurationError
+from ...monitor import DEFAULT_REGISTRY
 from ...points import Family, ScalarPoint
 
 # _ATTR is private to the Prometheus exporter: the mark of a registry that already holds
@@ -160,7 +161,7 @@ def collect_merged(
     now = time.time() if now is None else now
     states = read_directory(path, own=flush_all(path, monitors))
     if include_remote is None:
-        include_remote = any(m.registry is None for m in monitors)
+        include_remote = any(m.registry is DEFAULT_REGISTRY for m in monitors)
     by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
     for state in states:
         for key, entry in state.monitors.items():

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..._internal import registry as monitor_registry
 from ..._internal.health import Health
 from ...aggregates.http import live_http_metrics
+from ...monitor import DEFAULT_REGISTRY
 from ...points import Family, ScalarPoint
 from .archive import absorb_foreign, next_start_key
 from .codec import encode, is_empty
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
 
 
 def _registry_kind(monitor: Monitor) -> str:
-    if monitor.registry is None:
+    if monitor.registry is DEFAULT_REGISTRY:
         return "default"
-    return "none" if monitor.registry is False else "custom"
+    return "none" if monitor.registry is None else "custom"
 
 
 def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
@@ -69,7 +70,7 @@ def _without_profile(entry: dict[str, Any]) -> dict[str, Any]:
 def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
     """The file entry of one monitor: its aggregates' states and its live values."""
     aggregates: dict[str, Any] = {}
-    with monitor._reading():
+    with monitor.folding.reading():
         for name, agg in monitor.aggregates.items():
             try:
                 entry = describe(agg)
@@ -155,7 +156,7 @@ class _Writer:
         """Whether the file lacks something this process has done (for flush requests)."""
         if self.dirty or self.last_bytes is None or self._http_changed():
             return True
-        return any(m._buffer for m in monitor_registry.monitors())
+        return any(m.buffer.items for m in monitor_registry.monitors())
 
     def write(self, fold: bool) -> str | None:
         """Write this process's file now (folding first when ``fold``); returns its path.
@@ -251,7 +252,7 @@ def one_per_key(monitors: list[Monitor]) -> list[Monitor]:
 
     As in one registry, where a new monitor for a model version replaces the old one.
     """
-    ranked = sorted(monitors, key=lambda m: (m.registry is not False, m.loaded_at))
+    ranked = sorted(monitors, key=lambda m: (m.registry is not None, m.loaded_at))
     return list({monitor_key(m): m for m in ranked}.values())
 
 

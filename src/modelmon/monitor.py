@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 import numpy as np
 
-from . import names
+from . import fold_parts, names
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health, logger
@@ -550,13 +550,30 @@ class Monitor:
         items = buffer[:n]
         del buffer[:n]
         self._folded += n // RECORD_WIDTH
-        batch = self._make_batch(items, now)
-        for name, aggregate in self.aggregates.items():
-            try:
-                aggregate.fold(batch)
-            except Exception as exc:
-                self.health.error(f"fold_{name}", exc)
+        output_of = self._output_of if self.prediction_fn is not None else None
+        for k, part in enumerate(fold_parts.plan(items, output_of, self._input_of)):
+            if k:
+                self._let_readers_in()  # between parts: a waiting scrape goes first
+            batch = self._make_batch(part.items, now, part)
+            for name, aggregate in self.aggregates.items():
+                try:
+                    aggregate.fold(batch)
+                except Exception as exc:
+                    self.health.error(f"fold_{name}", exc)
         self._after_fold()
+
+    def _let_readers_in(self) -> None:
+        """Hand the fold lock to the readers waiting for it, then take it back."""
+        if not self._readers:
+            return
+        lock: Any = self._fold_lock
+        state = lock._release_save()  # fully, even when held recursively (batch jobs)
+        try:
+            with self._handoff:
+                while self._readers:
+                    self._handoff.wait()
+        finally:
+            lock._acquire_restore(state)
 
     def _after_fold(self) -> None:
         """Extension point (the multi-process exporter writes the state file here)."""
@@ -566,12 +583,15 @@ class Monitor:
             except Exception as exc:
                 self.health.error("after_fold", exc)
 
-    def _make_batch(self, items: list[Any], now: float) -> Batch:
+    def _make_batch(
+        self, items: list[Any], now: float, part: fold_parts.Part | None = None
+    ) -> Batch:
         w = RECORD_WIDTH
         inps, calls, results = items[0::w], items[1::w], items[2::w]
         errors, seqs = items[4::w], tuple(items[5::w])
         n = len(inps)
         latencies = np.array(items[3::w], dtype=np.float64)
+        given = part.outputs if part is not None else None
         failed = any(errors)
         if failed:
             ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
@@ -579,9 +599,10 @@ class Monitor:
             inps = [inps[i] for i in pick]
             calls = [calls[i] for i in pick]
             results = [results[i] for i in pick]
+            given = [given[i] for i in pick] if given is not None else None
         else:
             ok_index = np.arange(n)
-        outputs = self._outputs_of(calls, results)
+        outputs = given if given is not None else self._outputs_of(calls, results)
         ok_rows = self._rows_of(outputs)
         rows = np.zeros(n, dtype=np.int64)
         rows[ok_index] = ok_rows
@@ -599,6 +620,8 @@ class Monitor:
             row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
             seqs=seqs,
             id_prefix=self._id_prefix,
+            call_rows=part.call_rows if part is not None else None,
+            row_offset=part.row_offset if part is not None else 0,
         )
 
     def _outputs_of(self, calls: list[Any], results: list[Any]) -> list[Any]:

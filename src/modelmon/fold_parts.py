@@ -1,0 +1,163 @@
+"""Folding in parts: a fold's records cut into parts of at most ``MAX_PART_ROWS`` rows.
+
+A fold turns its records into arrays (rows x features) and folds them into the
+aggregates. Done in one pass, a 10-million-row call would build arrays of that size and
+hold the fold lock (and, inside long C calls, the interpreter) for seconds. So the fold
+plans parts first:
+
+* consecutive calls are grouped while their rows add up to at most ``MAX_PART_ROWS``;
+* a call with more rows than that is cut into row slices of its input and output
+  (numpy arrays, pandas frames, lists of rows), each folded as a part of that one call
+  (:attr:`~modelmon.batch.Batch.call_rows`, :attr:`~modelmon.batch.Batch.row_offset`):
+  the call counts once (request, latency, batch size), its rows in every part.
+
+Between parts the monitor lets a waiting scrape in, so the fold's memory is bounded by
+the part size and nobody waits for more than one part. Counts are exactly those of one
+pass (tests/unit/test_fold_parts.py). A call whose input and output cannot be sliced
+alike (an unknown type, or row counts that differ) is folded whole, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .context import OBSERVED, RECORD_WIDTH
+from .extract import SCALAR_OUTPUT_TYPES, output_rows
+
+MAX_PART_ROWS = 4096  # rows folded at once (and calls, for single-row traffic)
+_ONE_ROW = SCALAR_OUTPUT_TYPES | {type(None), str, bool}
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Records to fold together (flat, ``RECORD_WIDTH`` items each).
+
+    ``outputs`` holds each record's output when the planner already computed it (a
+    ``prediction=`` callable runs once per call), else None. ``call_rows`` and
+    ``row_offset`` mark one slice of a split call.
+    """
+
+    items: list[Any]
+    outputs: list[Any] | None = None
+    call_rows: int | None = None
+    row_offset: int = 0
+
+
+def plan(
+    items: list[Any],
+    output_of: Callable[[Any, Any], Any] | None,
+    input_of: Callable[[Any, Any], Any],
+    max_rows: int | None = None,
+) -> Iterator[Part]:
+    """The parts to fold ``items`` in, lazily (slices are cut when their turn comes).
+
+    ``output_of(call, result)`` maps a record to its output (None: the result is the
+    output); ``input_of(inp, call)`` maps it to its input.
+    """
+    limit = MAX_PART_ROWS if max_rows is None else max(int(max_rows), 1)
+    w = RECORD_WIDTH
+    n = len(items) // w
+    results = items[2::w]
+    if output_of is None and set(map(type, results)) <= _ONE_ROW:
+        # The common case: single-row calls, at most ``limit`` calls a part.
+        for a in range(0, n, limit):
+            yield Part(items[a * w : (a + limit) * w] if n > limit else items)
+        return
+    errors = items[4::w]
+    if output_of is None:
+        outputs = results
+    else:
+        calls = items[1::w]
+        outputs = [
+            output_of(c, r) if e is None else None
+            for c, r, e in zip(calls, results, errors, strict=True)
+        ]
+    rows = [_rows(y) if e is None else 0 for y, e in zip(outputs, errors, strict=True)]
+    given = outputs if output_of is not None else None
+    start = acc = 0
+    for i, r in enumerate(rows):
+        if r > limit:
+            if i > start:
+                yield _group(items, given, start, i)
+            yield from _split(items[i * w : (i + 1) * w], outputs[i], r, input_of, limit)
+            start, acc = i + 1, 0
+            continue
+        if acc + max(r, 1) > limit and i > start:
+            yield _group(items, given, start, i)
+            start, acc = i, 0
+        acc += max(r, 1)
+    if start < n:
+        yield _group(items, given, start, n)
+
+
+def _rows(y: Any) -> int:
+    try:
+        return output_rows(y) if y is not None else 0
+    except Exception:  # an odd output: the fold counts it as before
+        return 1
+
+
+def _group(items: list[Any], outputs: list[Any] | None, a: int, b: int) -> Part:
+    w = RECORD_WIDTH
+    if a == 0 and b * w == len(items):
+        return Part(items, outputs)
+    return Part(items[a * w : b * w], outputs[a:b] if outputs is not None else None)
+
+
+def _split(
+    record: list[Any],
+    output: Any,
+    total: int,
+    input_of: Callable[[Any, Any], Any],
+    limit: int,
+) -> Iterator[Part]:
+    inp, call, _result, latency, error, seq, monitor = record
+    try:
+        x = input_of(inp, call)
+        sliceable = _input_rows(x) == total and _can_slice(output)
+    except Exception:  # the fold runs the input callable again and counts its error
+        sliceable = False
+    if not sliceable:
+        yield Part(record, [output])
+        return
+    for a in range(0, total, limit):
+        b = min(a + limit, total)
+        part = [_slice(x, a, b), OBSERVED, _slice(output, a, b), latency, error, seq, monitor]
+        yield Part(part, None, call_rows=total, row_offset=a)
+
+
+def _is_pandas(x: object, name: str) -> bool:
+    cls = type(x)
+    return cls.__module__.startswith("pandas") and cls.__name__ == name
+
+
+def _input_rows(x: Any) -> int | None:
+    """Rows of an input that can be sliced by row (None: cannot, or one row)."""
+    if x is None:
+        return None
+    if isinstance(x, np.ndarray):
+        return int(x.shape[0]) if x.ndim >= 2 else None
+    if _is_pandas(x, "DataFrame"):
+        return len(x)
+    if isinstance(x, (list, tuple)) and x:
+        first = x[0]
+        rowlike = isinstance(first, (Mapping, list, tuple, np.ndarray))
+        if rowlike or hasattr(first, "model_dump"):
+            return len(x)
+    return None
+
+
+def _can_slice(y: Any) -> bool:
+    if isinstance(y, np.ndarray):
+        return y.ndim >= 1
+    return isinstance(y, (list, tuple)) or _is_pandas(y, "DataFrame") or _is_pandas(y, "Series")
+
+
+def _slice(x: Any, a: int, b: int) -> Any:
+    if _is_pandas(x, "DataFrame") or _is_pandas(x, "Series"):
+        return x.iloc[a:b]
+    return x[a:b]

@@ -189,6 +189,10 @@ class FeatureSchema:
     def fixed(self) -> bool:
         return self.names is not None
 
+    def fix_names(self, names: Sequence[str]) -> None:
+        """Fix the names learned from traffic (see :mod:`modelmon.schema_learning`)."""
+        self._set_names(tuple(names))
+
     def learn(self, chunk: Chunk) -> None:
         """Fix names (and, without a reference, categorical features) from a first chunk."""
         if chunk.kind == "empty":

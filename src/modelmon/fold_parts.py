@@ -19,7 +19,8 @@ alike (an unknown type, or row counts that differ) is folded whole, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,73 @@ class Part:
 
     ``outputs`` holds each record's output when the planner already computed it (a
     ``prediction=`` callable runs once per call), else None. ``call_rows`` and
-    ``row_offset`` mark one slice of a split call.
+    ``row_offset`` mark one slice of a split call, cut from ``source`` (the call's
+    record, input and output) only when its turn comes.
     """
 
     items: list[Any]
     outputs: list[Any] | None = None
     call_rows: int | None = None
     row_offset: int = 0
+    source: tuple[list[Any], Any, Any] | None = None
+    slice_rows: int = 0
+
+    def records(self) -> list[Any]:
+        """The part's records (a split call's slice is cut here)."""
+        if self.source is None:
+            return self.items
+        record, x, y = self.source
+        a, b = self.row_offset, self.row_offset + self.slice_rows
+        return [_slice(x, a, b), OBSERVED, _slice(y, a, b), *record[3:]]
+
+
+class PartQueue:
+    """The parts planned and not folded yet, shared by every thread that folds.
+
+    The thread that starts folding (the owner) folds part after part and, between
+    parts, lets waiting readers in. A reader folds every queued part except the later
+    slices of a split call, which the owner folds when it resumes: so a scrape or an
+    explicit ``fold()`` sees every call that returned before it (a call larger than a
+    part possibly with only some of its rows) and waits for at most one part.
+    """
+
+    def __init__(self) -> None:
+        self.todo: deque[tuple[Part, float]] = deque()
+        self.owner_busy = False
+
+    def add(self, parts: Iterable[Part], now: float) -> None:
+        self.todo.extend((p, now) for p in parts)
+
+    def clear(self) -> None:
+        self.todo.clear()
+        self.owner_busy = False
+
+    def run(self, fold: Callable[[Part, float], None], hand_off: Callable[[], None]) -> int:
+        """Fold the queued parts (the caller holds the fold lock); returns how many."""
+        if self.owner_busy:  # a reader let in between the owner's parts
+            return self._run_reader(fold)
+        self.owner_busy = True
+        done = 0
+        try:
+            while self.todo:
+                if done:
+                    hand_off()
+                    if not self.todo:
+                        break
+                part, now = self.todo.popleft()
+                fold(part, now)
+                done += 1
+        finally:
+            self.owner_busy = False
+        return done
+
+    def _run_reader(self, fold: Callable[[Part, float], None]) -> int:
+        later = deque(item for item in self.todo if item[0].row_offset > 0)
+        ready = [item for item in self.todo if item[0].row_offset == 0]
+        self.todo = later
+        for part, now in ready:
+            fold(part, now)
+        return len(ready)
 
 
 def plan(
@@ -115,7 +176,7 @@ def _split(
     input_of: Callable[[Any, Any], Any],
     limit: int,
 ) -> Iterator[Part]:
-    inp, call, _result, latency, error, seq, monitor = record
+    inp, call = record[0], record[1]
     try:
         x = input_of(inp, call)
         sliceable = _input_rows(x) == total and _can_slice(output)
@@ -125,9 +186,8 @@ def _split(
         yield Part(record, [output])
         return
     for a in range(0, total, limit):
-        b = min(a + limit, total)
-        part = [_slice(x, a, b), OBSERVED, _slice(output, a, b), latency, error, seq, monitor]
-        yield Part(part, None, call_rows=total, row_offset=a)
+        rows = min(a + limit, total) - a
+        yield Part([], None, total, a, source=(record, x, output), slice_rows=rows)
 
 
 def _is_pandas(x: object, name: str) -> bool:

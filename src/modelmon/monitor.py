@@ -60,6 +60,7 @@ from .extract import (
 from .id_scheme import IdScheme
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
+from .schema_learning import SchemaLearner, learned_chunks
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -234,6 +235,7 @@ class Monitor:
                 n for n, f in self.profile.features.items() if f.kind == "categorical"
             ]
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
+        self._learner = SchemaLearner(self.schema) if schema_names is None else None
 
         self.traffic = TrafficAggregate(
             duration_buckets=_check_buckets("duration_buckets", duration_buckets)
@@ -276,6 +278,7 @@ class Monitor:
         # hard limit step aside while one waits, so /metrics answers under load.
         self._readers = 0
         self._handoff = threading.Condition(threading.Lock())
+        self._parts = fold_parts.PartQueue()  # folds run in parts of bounded rows
         # Set while a wrapped call of this monitor runs in this thread / async context:
         # nested calls (predict calling predict_proba) count once, as the outer call.
         self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
@@ -543,7 +546,7 @@ class Monitor:
         self._wake_sent = False  # calls past the soft limit from now on wake the folder again
         buffer = self._buffer
         n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
-        if n == 0:
+        if n == 0 and not self._parts.todo:
             return
         # Calls finishing meanwhile extend past n; folds take the lock, so only this
         # thread removes items.
@@ -551,16 +554,17 @@ class Monitor:
         del buffer[:n]
         self._folded += n // RECORD_WIDTH
         output_of = self._output_of if self.prediction_fn is not None else None
-        for k, part in enumerate(fold_parts.plan(items, output_of, self._input_of)):
-            if k:
-                self._let_readers_in()  # between parts: a waiting scrape goes first
-            batch = self._make_batch(part.items, now, part)
-            for name, aggregate in self.aggregates.items():
-                try:
-                    aggregate.fold(batch)
-                except Exception as exc:
-                    self.health.error(f"fold_{name}", exc)
-        self._after_fold()
+        self._parts.add(fold_parts.plan(items, output_of, self._input_of), now)
+        if self._parts.run(self._fold_part, self._let_readers_in):
+            self._after_fold()
+
+    def _fold_part(self, part: fold_parts.Part, now: float) -> None:
+        batch = self._make_batch(part.records(), now, part)
+        for name, aggregate in self.aggregates.items():
+            try:
+                aggregate.fold(batch)
+            except Exception as exc:
+                self.health.error(f"fold_{name}", exc)
 
     def _let_readers_in(self) -> None:
         """Hand the fold lock to the readers waiting for it, then take it back."""
@@ -675,6 +679,7 @@ class Monitor:
             chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
             chunks = self._chunks(inps, calls)
+        chunks = learned_chunks(self._learner, chunks, self.health)
         if not chunks:
             return None
         try:
@@ -860,6 +865,7 @@ class Monitor:
         self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
         self._readers = 0
         self._handoff = threading.Condition(threading.Lock())
+        self._parts.clear()
         self._buffer.clear()
         self._wake_sent = False
         self._reads = 0

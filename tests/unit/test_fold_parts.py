@@ -238,3 +238,38 @@ def test_fold_memory_is_bounded_by_the_part_not_the_batch(
     # 2,000 rows build them 2,000 rows at a time.
     assert peaks[10**9] > batch.nbytes
     assert peaks[2_000] < batch.nbytes / 8
+
+
+class _Reader(_Probe):
+    """At the first part, an explicit ``fold()`` from another thread, then a read."""
+
+    def fold(self, batch: Batch) -> None:
+        self.parts += 1
+        if self.parts == 1:
+            self.thread = threading.Thread(target=self._read)
+            self.thread.start()
+            with self.mon._handoff:  # the reader is now waiting for the fold lock
+                while not self.mon._readers and not self.scraped.is_set():
+                    self.mon._handoff.wait(0.01)
+
+    def _read(self) -> None:
+        self.mon.fold()
+        self.scrape_saw = self.mon.traffic.requests
+        self.scraped.set()
+
+
+def test_a_reader_let_in_between_parts_sees_every_call_already_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", 1000)
+    mon = Monitor("parts-ryw", "1", registry=False, buffer_size=100_000, strict=True)
+    reader = _Reader(mon)
+    mon.aggregates["probe"] = reader
+    for i in range(10_000):
+        mon.observe({"a": float(i)}, 1.0)
+    mon.fold(NOW)
+    reader.thread.join(60)
+    assert reader.scraped.is_set()
+    assert reader.scrape_saw == 10_000  # it folded the owner's remaining parts itself
+    assert mon.traffic.requests == 10_000
+    mon.close()

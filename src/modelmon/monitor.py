@@ -679,11 +679,11 @@ class Monitor:
             chunks = [Chunk("dicts", inputs, plain_dicts=True)]
         else:
             chunks = self._chunks(inps, calls)
-        chunks = learned_chunks(self._learner, chunks, self.health)
-        if not chunks:
+        ready = learned_chunks(self._learner, chunks, self.health)
+        if not ready:
             return None
         try:
-            frame = features_frame(chunks, self.schema)
+            frame = features_frame(ready, self.schema)
         except Exception as exc:
             self.health.error("extract_features", exc)
             return None

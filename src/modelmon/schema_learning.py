@@ -39,6 +39,7 @@ CONFIRM_REQUESTS = 2  # requests a key must appear in to become a feature
 MAX_NAME_CHARS = 64  # longer keys never become features
 PENDING_ROWS = 1024  # rows kept while the names are being learned
 _KEYS_READ = 1024  # keys read per request (a request with a million keys costs this)
+MAX_KEYS = 4096  # keys counted at once while learning
 
 
 def learned_chunks(
@@ -114,10 +115,10 @@ class SchemaLearner:
                     keys.add(name)
                     self.order.setdefault(name, None)
             self.seen.update(keys)
-        if len(self.order) > 4 * _KEYS_READ:  # junk keys: keep the counting bounded
-            for name in [n for n in self.order if self.seen[n] < 2][: len(self.order) // 2]:
-                del self.order[name]
-                del self.seen[name]
+            if len(self.order) > MAX_KEYS:  # junk keys: forget those seen once
+                for name in [n for n in self.order if self.seen[n] < 2]:
+                    del self.order[name]
+                    del self.seen[name]
 
     def _keep(self, chunk: Chunk) -> None:
         room = PENDING_ROWS - self.pending_rows

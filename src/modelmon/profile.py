@@ -575,6 +575,10 @@ def _columns(X: Any, feature_names: Sequence[str] | None) -> dict[str, np.ndarra
         cols = {k: _object_column([row.get(k) for row in X]) for k in keys}
         return _rename(cols, feature_names)
     a = np.asarray(X)
+    if a.dtype.kind in "US" and not isinstance(X, np.ndarray):
+        # Rows mixing numbers and strings: numpy made every value a string; keep each
+        # value's own type, so numeric columns stay numeric.
+        a = np.asarray(X, dtype=object)
     if a.ndim == 1:
         a = a.reshape(-1, 1)
     if a.ndim != 2 or a.shape[0] == 0:

@@ -63,10 +63,11 @@ class PartQueue:
     """The parts planned and not folded yet, shared by every thread that folds.
 
     The thread that starts folding (the owner) folds part after part and, between
-    parts, lets waiting readers in. A reader folds every queued part except the later
-    slices of a split call, which the owner folds when it resumes: so a scrape or an
-    explicit ``fold()`` sees every call that returned before it (a call larger than a
-    part possibly with only some of its rows) and waits for at most one part.
+    parts, lets waiting readers in. An explicit ``fold()`` let in folds every queued
+    part (it sees every call made before it). A scrape folds every queued part except
+    the later slices of a split call, left to the owner or the background folder: it
+    sees every call made before it (a call larger than a part possibly with only some
+    of its rows) and waits for at most one part.
     """
 
     def __init__(self) -> None:
@@ -80,10 +81,26 @@ class PartQueue:
         self.todo.clear()
         self.owner_busy = False
 
-    def run(self, fold: Callable[[Part, float], None], hand_off: Callable[[], None]) -> int:
-        """Fold the queued parts (the caller holds the fold lock); returns how many."""
-        if self.owner_busy:  # a reader let in between the owner's parts
+    def run(
+        self,
+        fold: Callable[[Part, float], None],
+        hand_off: Callable[[], None],
+        whole: bool = True,
+    ) -> int:
+        """Fold the queued parts (the caller holds the fold lock); returns how many.
+
+        ``whole=False`` (a scrape) leaves the later slices of split calls queued, for
+        the background folder: a scrape folds at most one part of a huge call.
+        """
+        if not whole:
             return self._run_reader(fold)
+        if self.owner_busy:  # an explicit fold let in between the owner's parts
+            done = 0
+            while self.todo:
+                part, now = self.todo.popleft()
+                fold(part, now)
+                done += 1
+            return done
         self.owner_busy = True
         done = 0
         try:

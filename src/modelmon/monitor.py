@@ -509,7 +509,7 @@ class Monitor:
 
     def _background_fold(self) -> None:
         try:
-            if self._buffer:
+            if self._buffer or self._parts.todo:
                 self.fold()
         except Exception as exc:  # the folder thread must survive anything
             self.health.error("fold", exc)
@@ -542,7 +542,14 @@ class Monitor:
         finally:
             self._fold_lock.release()
 
-    def _fold_locked(self, now: float) -> None:
+    def _fold_for_scrape(self) -> None:
+        """Fold for a scrape: the later slices of a huge call go to the background folder."""
+        with self._reading():
+            self._fold_locked(time.time(), whole=False)
+        if self._parts.todo:
+            FOLDER.wake(self)
+
+    def _fold_locked(self, now: float, whole: bool = True) -> None:
         self._wake_sent = False  # calls past the soft limit from now on wake the folder again
         buffer = self._buffer
         n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
@@ -555,7 +562,7 @@ class Monitor:
         self._folded += n // RECORD_WIDTH
         output_of = self._output_of if self.prediction_fn is not None else None
         self._parts.add(fold_parts.plan(items, output_of, self._input_of), now)
-        if self._parts.run(self._fold_part, self._let_readers_in):
+        if self._parts.run(self._fold_part, self._let_readers_in, whole):
             self._after_fold()
 
     def _fold_part(self, part: fold_parts.Part, now: float) -> None:
@@ -787,7 +794,7 @@ class Monitor:
     def collect(self, now: float | None = None) -> list[Family]:
         """Fold, then render every aggregate as exporter-neutral families."""
         try:
-            self.fold()
+            self._fold_for_scrape()
         except Exception as exc:
             self.health.error("fold", exc)
         ctx = self.render_context(now)

@@ -129,13 +129,14 @@ def test_a_huge_batch_folds_in_bounded_memory_and_lets_a_scrape_in() -> None:
     mon.fold()
     probe = _ScrapeBetweenParts(mon)
     mon.aggregates["probe"] = probe
-    predict(batch)
-    tracemalloc.start()
-    try:
-        mon.fold()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    with mon._fold_lock:  # the background folder waits: this thread folds it
+        predict(batch)
+        tracemalloc.start()
+        try:
+            mon.fold()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
     assert peak < batch.nbytes / 8, peak
     assert probe.parts >= 100  # parts of at most 4,096 rows (modelmon.fold_parts)
     assert probe.scrape_done_before_the_end

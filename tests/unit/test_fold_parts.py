@@ -6,7 +6,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -220,13 +220,22 @@ class _Probe:
         pass
 
 
+P = TypeVar("P", bound=_Probe)
+
+
+def _probed(monkeypatch: pytest.MonkeyPatch, name: str, kind: type[P]) -> tuple[Monitor, P]:
+    """A monitor folding in parts of 1,000 rows, with ``kind`` folded after traffic."""
+    monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", 1000)
+    mon = Monitor(name, "1", registry=False, buffer_size=100_000, strict=True)
+    probe = kind(mon)
+    mon.aggregates["probe"] = probe  # after traffic: its counts are in when it runs
+    return mon, probe
+
+
 def test_a_scrape_and_other_callers_get_through_while_a_huge_batch_folds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", 1000)
-    mon = Monitor("parts-live", "1", registry=False, buffer_size=10_000, strict=True)
-    probe = _Probe(mon)
-    mon.aggregates["probe"] = probe  # folded after traffic: counts are in when it runs
+    mon, probe = _probed(monkeypatch, "parts-live", _Probe)
     rows = 20_000
     with mon._fold_lock:  # the background folder waits: this thread folds, in parts
         mon.observe(np.ones((rows, 4)), np.zeros(rows), latency_s=0.1)
@@ -288,10 +297,7 @@ class _Reader(_Probe):
 def test_a_reader_let_in_between_parts_sees_every_call_already_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", 1000)
-    mon = Monitor("parts-ryw", "1", registry=False, buffer_size=100_000, strict=True)
-    reader = _Reader(mon)
-    mon.aggregates["probe"] = reader
+    mon, reader = _probed(monkeypatch, "parts-ryw", _Reader)
     with mon._fold_lock:  # the background folder waits: this thread folds, in parts
         for i in range(10_000):
             mon.observe({"a": float(i)}, 1.0)

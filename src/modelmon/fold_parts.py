@@ -94,13 +94,7 @@ class PartQueue:
         """
         if not whole:
             return self._run_reader(fold)
-        if self.owner_busy:  # an explicit fold let in between the owner's parts
-            done = 0
-            while self.todo:
-                part, now = self.todo.popleft()
-                fold(part, now)
-                done += 1
-            return done
+        nested = self.owner_busy  # an explicit fold let in between the owner's parts
         self.owner_busy = True
         done = 0
         try:
@@ -113,7 +107,8 @@ class PartQueue:
                 fold(part, now)
                 done += 1
         finally:
-            self.owner_busy = False
+            if not nested:
+                self.owner_busy = False
         return done
 
     def _run_reader(self, fold: Callable[[Part, float], None]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import tracemalloc
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +85,7 @@ class _ScrapeBetweenParts:
         self.parts = 0
         self.scraped = threading.Event()
         self.scrape_done_before_the_end = False
+        self.fold_seen_at = 10**9  # parts folded when the scrape's fold returned
 
     def fold(self, batch: Batch) -> None:
         self.parts += 1
@@ -93,11 +95,17 @@ class _ScrapeBetweenParts:
                 while not self.mon._readers:
                     self.mon._handoff.wait(0.01)
         elif getattr(batch, "call_rows", None) == batch.row_offset + batch.rows[0]:
-            # Waits for the scrape: before, it needed the lock this fold holds (a hang
-            # cut by the timeout, then a failure); now it got in between two parts.
-            self.scrape_done_before_the_end = self.scraped.wait(120)
+            # Waits for the scrape (its render reads in-flight calls under the fold lock:
+            # the lock is handed over as between parts). Before, the scrape needed the
+            # lock for its fold, held by this one-pass fold: a failure after the timeout.
+            deadline = time.monotonic() + 120
+            while not self.scraped.wait(0.01) and time.monotonic() < deadline:
+                getattr(self.mon, "_let_readers_in", lambda: None)()
+            self.scrape_done_before_the_end = self.scraped.is_set()
 
     def _scrape(self) -> None:
+        getattr(self.mon, "_fold_for_scrape", self.mon.fold)()  # what collect() folds with
+        self.fold_seen_at = self.parts
         self.mon.collect()
         self.scraped.set()
 
@@ -140,6 +148,7 @@ def test_a_huge_batch_folds_in_bounded_memory_and_lets_a_scrape_in() -> None:
     assert peak < batch.nbytes / 8, peak
     assert probe.parts >= 100  # parts of at most 4,096 rows (modelmon.fold_parts)
     assert probe.scrape_done_before_the_end
+    assert probe.fold_seen_at < probe.parts  # the scrape got in between two parts
     assert (mon.traffic.requests, mon.traffic.predictions) == (2, rows + 10)
     assert mon.inputs.observations.tolist() == [rows + 10] * width
     mon.close()

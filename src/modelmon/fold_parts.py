@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .context import OBSERVED, RECORD_WIDTH
+from .buffer import OBSERVED, RECORD_WIDTH
 from .extract import SCALAR_OUTPUT_TYPES, output_rows
 
 MAX_PART_ROWS = 4096  # rows folded at once (and calls, for single-row traffic)

@@ -68,7 +68,7 @@ def test_a_hostile_stream_of_junk_keys_keeps_learning_bounded() -> None:
     for i in range(3000):
         mon.observe({f"junk{i}_{j}": 1.0 for j in range(5)}, 0.5)
     mon.fold()
-    learner = mon._learner
+    learner = mon.learner
     assert learner is not None and not mon.schema.fixed
     assert learner.pending_rows <= schema_learning.PENDING_ROWS
     assert len(learner.order) <= schema_learning.MAX_KEYS + 5
@@ -91,20 +91,22 @@ class _ScrapeBetweenParts:
         self.parts += 1
         if self.parts == 1:
             threading.Thread(target=self._scrape, daemon=True).start()
-            with self.mon._handoff:
-                while not self.mon._readers:
-                    self.mon._handoff.wait(0.01)
+            with self.mon.folding.handoff:
+                while not self.mon.folding.readers:
+                    self.mon.folding.handoff.wait(0.01)
         elif getattr(batch, "call_rows", None) == batch.row_offset + batch.rows[0]:
             # Waits for the scrape (its render reads in-flight calls under the fold lock:
             # the lock is handed over as between parts). Before, the scrape needed the
             # lock for its fold, held by this one-pass fold: a failure after the timeout.
             deadline = time.monotonic() + 120
             while not self.scraped.wait(0.01) and time.monotonic() < deadline:
-                getattr(self.mon, "_let_readers_in", lambda: None)()
+                self.mon.folding.let_readers_in()
             self.scrape_done_before_the_end = self.scraped.is_set()
 
     def _scrape(self) -> None:
-        getattr(self.mon, "_fold_for_scrape", self.mon.fold)()  # what collect() folds with
+        from modelmon.fold import fold_for_scrape  # (absent before the fix)
+
+        fold_for_scrape(self.mon)  # what collect() folds with
         self.fold_seen_at = self.parts
         self.mon.collect()
         self.scraped.set()
@@ -137,7 +139,7 @@ def test_a_huge_batch_folds_in_bounded_memory_and_lets_a_scrape_in() -> None:
     mon.fold()
     probe = _ScrapeBetweenParts(mon)
     mon.aggregates["probe"] = probe
-    with mon._fold_lock:  # the background folder waits: this thread folds it
+    with mon.folding.lock:  # the background folder waits: this thread folds it
         predict(batch)
         tracemalloc.start()
         try:

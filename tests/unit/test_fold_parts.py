@@ -13,6 +13,7 @@ import pytest
 
 from modelmon import Monitor, ReferenceProfile, fold_parts
 from modelmon.batch import Batch
+from modelmon.fold import fold_for_scrape
 
 NOW = time.time()
 
@@ -107,7 +108,7 @@ def _fold_with(monkeypatch: pytest.MonkeyPatch, part_rows: int) -> Monitor:
         buffer_size=100_000,
         strict=True,
     )
-    with mon._fold_lock:  # the background folder waits: one fold, at NOW, in parts
+    with mon.folding.lock:  # the background folder waits: one fold, at NOW, in parts
         _traffic(mon, seed=2)
         mon.fold(NOW)
     return mon
@@ -192,19 +193,19 @@ class _Probe:
             threading.Thread(target=self._call).start()
             # Callers never need the fold lock: the calls finish while we hold it.
             assert self.called.wait(60), "a call waited for the fold"
-            with self.mon._handoff:  # the scrape is now waiting for the fold lock
-                while not self.mon._readers and not self.scraped.is_set():
-                    self.mon._handoff.wait(0.01)
+            with self.mon.folding.handoff:  # the scrape is now waiting for the fold lock
+                while not self.mon.folding.readers and not self.scraped.is_set():
+                    self.mon.folding.handoff.wait(0.01)
         elif batch.row_offset + int(batch.rows.sum()) == batch.call_rows:  # the last part
             # The scrape's render reads in-flight calls under the fold lock too: hand the
             # lock over as between parts until it is done (or give up after a minute).
             deadline = time.monotonic() + 60
             while not self.scraped.wait(0.01) and time.monotonic() < deadline:
-                self.mon._let_readers_in()
+                self.mon.folding.let_readers_in()
             self.done_before_last_part = self.scraped.is_set()
 
     def _scrape(self) -> None:
-        self.mon._fold_for_scrape()  # what collect() folds with
+        fold_for_scrape(self.mon)  # what collect() folds with
         self.fold_seen_at = self.parts
         self.mon.collect()
         self.scrape_saw = self.mon.traffic.predictions
@@ -245,7 +246,7 @@ def test_a_scrape_and_other_callers_get_through_while_a_huge_batch_folds(
 ) -> None:
     mon, probe = _probed(monkeypatch, "parts-live", _Probe)
     rows = 20_000
-    with mon._fold_lock:  # the background folder waits: this thread folds, in parts
+    with mon.folding.lock:  # the background folder waits: this thread folds, in parts
         mon.observe(np.ones((rows, 4)), np.zeros(rows), latency_s=0.1)
         mon.fold(NOW)
     assert probe.parts >= 20
@@ -293,9 +294,9 @@ class _Reader(_Probe):
         if self.parts == 1:
             self.thread = threading.Thread(target=self._read)
             self.thread.start()
-            with self.mon._handoff:  # the reader is now waiting for the fold lock
-                while not self.mon._readers and not self.scraped.is_set():
-                    self.mon._handoff.wait(0.01)
+            with self.mon.folding.handoff:  # the reader is now waiting for the fold lock
+                while not self.mon.folding.readers and not self.scraped.is_set():
+                    self.mon.folding.handoff.wait(0.01)
 
     def _read(self) -> None:
         self.mon.fold()
@@ -307,7 +308,7 @@ def test_a_reader_let_in_between_parts_sees_every_call_already_made(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mon, reader = _probed(monkeypatch, "parts-ryw", _Reader)
-    with mon._fold_lock:  # the background folder waits: this thread folds, in parts
+    with mon.folding.lock:  # the background folder waits: this thread folds, in parts
         for i in range(10_000):
             mon.observe({"a": float(i)}, 1.0)
         mon.fold(NOW)
@@ -333,5 +334,5 @@ def test_a_scrape_folds_one_part_of_a_huge_call_and_the_folder_the_rest(
         time.sleep(0.01)
     assert mon.traffic.predictions == 20_001
     mon.fold()
-    assert mon.traffic.predictions == 20_001 and not mon._parts.todo
+    assert mon.traffic.predictions == 20_001 and not mon.folding.parts.todo
     mon.close()

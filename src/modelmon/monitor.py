@@ -35,6 +35,7 @@ from ._internal import registry as _registry
 from ._internal.folder import FOLDER
 from ._internal.health import Health, logger
 from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
+from ._version import __version__ as _SDK_VERSION
 from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
@@ -74,7 +75,6 @@ DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
 _FAST_SCALARS = frozenset({float, int, bool, str})
 MINT_TIMES_KEPT = 4096  # calls whose id time is remembered (ids read twice stay equal)
-_SDK_VERSION = "0.1.0"
 
 
 def _check_label_value(name: str, value: object) -> str:

@@ -104,3 +104,14 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch) -> None:  # type: ignore[
         )
         is None
     )
+
+
+def test_readme_links_resolve() -> None:
+    """MkDocs checks the manual's links; the README's relative links are checked here."""
+    import re
+
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
+    relative = [link for link in links if "://" not in link]
+    assert relative, "the README links no page: the pattern broke"
+    missing = [link for link in relative if not (ROOT / link).exists()]
+    assert not missing, missing

@@ -123,6 +123,7 @@ def test_demo_runs_from_the_wheel_and_prints_its_summary(venv: Venv) -> None:
     proc = venv.run(venv.bin("modelmon"), "demo", "--duration", "20", "--no-tty",
                     "--port", str(free_port()), timeout=180)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # the error burst is on screen
     out = proc.stdout
     requests = re.search(r"summary: requests=(\d+)", out)
     assert requests is not None, out[-3000:]

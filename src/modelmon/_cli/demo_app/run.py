@@ -80,7 +80,10 @@ class Server:
     def __init__(self, app: Any, port: int) -> None:
         import uvicorn
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        # "critical": the injected errors are the demo's point and show on its screen;
+        # uvicorn's traceback per failed request (and its bind error, which the demo
+        # reports in one line) would only scroll the live view away.
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
         self.port = port
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-uvicorn", daemon=True)

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundation: pure maths, value types, names",
         (
+            "_version",
             "errors",
             "names",
             "points",
@@ -86,7 +87,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitoring",
             "_cli",
             "cli",
-            "demo",
             "grafana",
             "otel",
             "multiprocess",

@@ -61,11 +61,6 @@ def go_float(value: float) -> str:
     return s
 
 
-def le_text(bound: float) -> str:
-    """A bucket bound as modelmon's ``le`` label value ("+Inf", "0.5", "2592000.0")."""
-    return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
 def escape_value(value: str) -> str:
     """A label value as prometheus-client escapes it (backslash, newline, quote)."""
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
@@ -231,7 +226,7 @@ class TextRenderer:
         if prefixes is None:
             base = [(k, v) for k, v in labels.items() if k != "le"]
             prefixes = [
-                f"{name}_bucket{label_text([*base, ('le', le_text(b))])} "
+                f"{name}_bucket{label_text([*base, ('le', go_float(b))])} "
                 for b in (*bounds, float("inf"))
             ]
             self._buckets.put(key, prefixes)

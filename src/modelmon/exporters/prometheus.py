@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar as PromExemplar
+from prometheus_client.utils import floatToGoString
 
 from .. import names
 from .._internal import registry as monitor_registry
@@ -29,7 +30,7 @@ from .._internal.health import logger
 from .._internal.identity import REGISTRY_TARGET
 from ..monitor import DEFAULT_REGISTRY
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
-from .exposition import PreRendered, TextRenderer, fast_mode, le_text
+from .exposition import PreRendered, TextRenderer, fast_mode
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
@@ -213,6 +214,15 @@ def _add_points(metric: Metric, family: Family) -> None:
             metric.add_sample(name + "_sum", labels, float(point.sum))
 
 
+def le_value(bound: float) -> str:
+    """A bucket bound as prometheus-client writes ``le`` (``0.5``, ``2.592e+06``, ``+Inf``).
+
+    >>> le_value(0.25), le_value(2592000.0), le_value(float("inf"))
+    ('0.25', '2.592e+06', '+Inf')
+    """
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # untyped upstream
+
+
 def _add_histogram(
     metric: Metric, name: str, labels: dict[str, str], point: HistogramPoint
 ) -> None:
@@ -227,7 +237,7 @@ def _add_histogram(
             exemplar = PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
         metric.add_sample(
             name + "_bucket",
-            {**labels, "le": le_text(bound)},
+            {**labels, "le": le_value(bound)},
             float(cumulative),
             None,
             exemplar,

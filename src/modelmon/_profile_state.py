@@ -15,12 +15,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ._profile_centred import edge_positions, reference_sketch
 from ._profile_columns import SCALE, exact_sum, ratio
 from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
-from .profile import MAX_SKETCH_BUCKETS, REFERENCE_SKETCH_ACCURACY, _check, sketch_center
+from .profile import MAX_SKETCH_BUCKETS, _check, sketch_center
 from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]
@@ -53,9 +54,11 @@ class NumericStats:
         self.max = max(self.max, float(valid.max()))
         self.sketch.add(valid)
 
-    def quantile_summary(self) -> FloatArray:
-        """The profile's quantiles: the sketch's, within [min, max]; min and max exact."""
-        q = self.sketch.quantiles(np.asarray(REFERENCE_QUANTILE_PROBS))
+    def quantile_summary(self, sketch: LogSketch | None = None, center: float = 0.0) -> FloatArray:
+        """Quantiles from ``sketch`` of ``x - center`` (default: pass 1's, of ``x``),
+        within [min, max]; min and max exact."""
+        of = self.sketch if sketch is None else sketch
+        q = of.quantiles(np.asarray(REFERENCE_QUANTILE_PROBS)) + center
         out = np.asarray(np.clip(q, self.min, self.max), dtype=np.float64)
         out[0], out[-1] = self.min, self.max
         return out
@@ -303,10 +306,11 @@ class NumericPlan:
     edge is a data value in (or just below) the decile's bucket, and
     ``searchsorted(edges, x, side="left")`` puts every row in the bin it was counted in.
 
-    ``center``: where the reference sketch is centred, from the profile's own quantile
-    summary exactly as :attr:`~modelmon.profile.FeatureProfile.sketch_center` reads
-    it back, so live sketches share the centre. ``sketch``: pass 2 sketches
-    ``x - center`` (a non-zero centre); with centre 0, pass 1's sketch is the reference.
+    ``center``: where the reference sketch is centred, by the rule of
+    :func:`~modelmon.profile.sketch_center` on pass 1's quantile summary. A non-zero
+    centre (``centred``) makes pass 2 sketch ``x - center`` and choose the bins from
+    that sketch (:class:`~modelmon._profile_centred.CentredBins`); with centre 0, pass
+    1's sketch is the reference and ``bounds`` fix the bins.
     """
 
     bounds: FloatArray
@@ -314,29 +318,21 @@ class NumericPlan:
     center: float = 0.0
 
     @property
-    def sketch(self) -> bool:
+    def centred(self) -> bool:
         return self.center != 0.0
-
-
-def reference_sketch(accuracy: float = REFERENCE_SKETCH_ACCURACY) -> LogSketch:
-    """An empty sketch of the profile's reference distribution (``sketch_values``)."""
-    return LogSketch(accuracy, max_buckets=MAX_SKETCH_BUCKETS)
 
 
 def sketch_of_values(sketch: LogSketch) -> LogSketch:
     """``sketch`` collapsed to the reference sketch's bucket limit (the same buckets)."""
-    out = reference_sketch(sketch.relative_accuracy)
+    out = reference_sketch()
     out.merge(LogSketch.from_state({**sketch.state(), "max_buckets": MAX_SKETCH_BUCKETS}))
     return out
 
 
 def make_plan(stats: NumericStats, bins: int) -> NumericPlan:
     """Edge buckets at the sketch's ranks ``floor(q * (n - 1))``, as ``from_data``'s."""
-    probs = np.arange(1, bins) / bins
     ordinals, counts, _ = stats.sketch.buckets()
-    cum = np.cumsum(counts)
-    pos = np.searchsorted(cum, np.floor(probs * (int(cum[-1]) - 1)), side="right")
-    edge_ordinals = np.unique(ordinals[np.minimum(pos, ordinals.size - 1)])
+    edge_ordinals = ordinals[edge_positions(counts, bins)]
     bounds = _upper_bounds(stats.sketch, edge_ordinals)
     q = np.interp((0.01, 0.5, 0.99), REFERENCE_QUANTILE_PROBS, stats.quantile_summary())
     center = sketch_center(float(q[0]), float(q[1]), float(q[2]))

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._profile_centred import CentredBins
 from ._profile_columns import SCALE, Column, batch_columns, exact_sum, ratio, table_columns
 from ._profile_state import (
     ColumnState,
@@ -59,7 +60,6 @@ from ._profile_state import (
     ProfileSpec,
     Role,
     make_plan,
-    reference_sketch,
     sketch_of_values,
 )
 from .batch import FloatArray, IntArray
@@ -72,7 +72,6 @@ from .profile import (
     _num_str,
     categorical_from_counts,
 )
-from .sketches.ddsketch import LogSketch
 
 __all__ = [
     "Column",
@@ -118,7 +117,7 @@ class ProfileBuilder:
         self._bins: dict[str, IntArray] = {}
         self._squares: dict[str, int] = {}
         self._edge_max: dict[str, FloatArray] = {}
-        self._sketches: dict[str, LogSketch] = {}  # x - center, for non-zero centres
+        self._centred: dict[str, CentredBins] = {}  # columns binned around their median
         self.threads = int(threads)
         self._pool: Any = None
 
@@ -216,6 +215,11 @@ class ProfileBuilder:
         valid = values[np.isfinite(values)]
         if valid.size == 0:
             return
+        d = valid - plan.mean
+        self._squares[name] += exact_sum(d * d)
+        if plan.centred:
+            self._centred[name].add(valid)
+            return
         k = plan.bounds.size
         idx = _bin_index(plan.bounds, valid)
         self._bins[name] += np.bincount(idx, minlength=k + 1)
@@ -223,10 +227,6 @@ class ProfileBuilder:
             tops = np.full(k + 1, -math.inf)
             np.maximum.at(tops, idx, valid)
             np.maximum(self._edge_max[name], tops[:k], out=self._edge_max[name])
-        d = valid - plan.mean
-        self._squares[name] += exact_sum(d * d)
-        if plan.sketch:
-            self._sketches[name].add(valid - plan.center)
 
     # --- merging ------------------------------------------------------------------------
     def merge(self, other: ProfileBuilder) -> ProfileBuilder:
@@ -252,8 +252,8 @@ class ProfileBuilder:
                 self._bins[name] += other._bins[name]
                 self._squares[name] += other._squares[name]
                 np.maximum(self._edge_max[name], other._edge_max[name], out=self._edge_max[name])
-            for name, sketch in self._sketches.items():
-                sketch.merge(other._sketches[name])
+            for name, centred in self._centred.items():
+                centred.merge(other._centred[name])
         return self
 
     # --- between the passes -------------------------------------------------------------
@@ -272,8 +272,8 @@ class ProfileBuilder:
                 out._bins[name] = np.zeros(plan.bounds.size + 1, dtype=np.int64)
                 out._edge_max[name] = np.full(plan.bounds.size, -math.inf)
                 out._squares[name] = 0
-                if plan.sketch:
-                    out._sketches[name] = reference_sketch()
+                if plan.centred:
+                    out._centred[name] = CentredBins(plan.center)
         return out
 
     def plan_digest(self) -> str:
@@ -312,14 +312,19 @@ class ProfileBuilder:
         missing_share = stats.missing / total if total else 0.0
         if stats.count == 0:
             return FeatureProfile(key, "numeric", (1.0,), 0, missing_share, (), quantiles=())
-        tops = self._edge_max[name]
-        keep = tops > -math.inf  # an empty bin (rounding at a bucket boundary) merges up
-        k = tops.size
-        counts = np.concatenate([self._bins[name][:k][keep], self._bins[name][k:]])
         n = stats.count
         denominator = n << SCALE
         plan = self._plans[name]
-        sketch = self._sketches[name] if plan.sketch else sketch_of_values(stats.sketch)
+        if plan.centred:
+            sketch = self._centred[name].sketch
+            edges, counts = self._centred[name].bins(self.spec.bins)
+        else:
+            sketch = sketch_of_values(stats.sketch)
+            tops = self._edge_max[name]
+            keep = tops > -math.inf  # an empty bin (rounding at a bucket boundary) merges up
+            k = tops.size
+            edges = tops[keep]
+            counts = np.concatenate([self._bins[name][:k][keep], self._bins[name][k:]])
         _, sketch_counts, sketch_values = sketch.buckets()
         return FeatureProfile(
             key,
@@ -327,12 +332,12 @@ class ProfileBuilder:
             shares=tuple(float(c) for c in counts / n),
             count=n,
             missing_share=float(missing_share),
-            edges=tuple(float(e) for e in tops[keep]),
+            edges=tuple(float(e) for e in edges),
             mean=plan.mean,
             std=math.sqrt(ratio(self._squares[name], denominator)),
             min=stats.min,
             max=stats.max,
-            quantiles=tuple(float(q) for q in stats.quantile_summary()),
+            quantiles=tuple(float(q) for q in stats.quantile_summary(sketch, plan.center)),
             sketch_values=tuple(float(v) for v in sketch_values + plan.center),
             sketch_counts=tuple(int(c) for c in sketch_counts),
         )
@@ -356,7 +361,7 @@ class ProfileBuilder:
             "squares": [[n, str(s)] for n, s in self._squares.items()],
             "edge_max": [[n, e] for n, e in self._edge_max.items()],
             "plans": [[n, p.bounds, repr(p.mean), repr(p.center)] for n, p in self._plans.items()],
-            "sketches": [[n, s.state()] for n, s in self._sketches.items()],
+            "centred": [[n, c.state()] for n, c in self._centred.items()],
         }
 
     @classmethod
@@ -373,7 +378,7 @@ class ProfileBuilder:
                 str(n): NumericPlan(np.asarray(b, dtype=np.float64).copy(), float(m), float(c))
                 for n, b, m, c in state["plans"]
             }
-            out._sketches = {str(n): LogSketch.from_state(s) for n, s in state["sketches"]}
+            out._centred = {str(n): CentredBins.from_state(c) for n, c in state["centred"]}
             out._bins = {str(n): np.asarray(b, dtype=np.int64).copy() for n, b in state["bins"]}
             out._squares = {str(n): int(s) for n, s in state["squares"]}
             out._edge_max = {

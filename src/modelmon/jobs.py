@@ -133,8 +133,8 @@ def observe_batch(
     except Exception as exc:  # a failing model call is a counted error, like a served one
         error = exc
     latency = time.perf_counter() - started
-    # The lock keeps the background folder from folding this record at wall-clock time.
-    with monitor._fold_lock:
+    # Held so the background folder cannot fold this record at wall-clock time.
+    with monitor.holding_folds():
         monitor.observe(inputs, outputs, latency_s=latency if predict else 0.0, error=error)
         monitor.fold(spec.now)
 

@@ -517,6 +517,12 @@ class Monitor:
         with self._reading():
             self._fold_locked(time.time() if now is None else now)
 
+    def holding_folds(self) -> contextlib.AbstractContextManager[None]:
+        """No other thread folds (the background folder included) inside the ``with``:
+        calls observed there are folded by this thread's own :meth:`fold`, e.g. at a
+        batch job's fixed time (see :mod:`modelmon.jobs`)."""
+        return self._reading()
+
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
         """The fold lock for a reader, ahead of callers folding past the hard limit.

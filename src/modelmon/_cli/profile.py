@@ -445,21 +445,26 @@ def _on_spark(
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise MissingExtraError("pyspark", "spark") from exc
+    existing = SparkSession.getActiveSession()  # e.g. inside pyspark: used, not stopped
     session = SparkSession.builder.master(args.spark_master).appName("modelmon-profile")
-    spark = session.getOrCreate()
-    reader = spark.read
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = reader.parquet(str(path))
-    else:
-        df = reader.csv(str(path), header=True, inferSchema=True)
-    if args.sample is not None:
-        total = df.count()
-        df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
-    df = df.cache()
+    spark = existing if existing is not None else session.getOrCreate()
     try:
-        return mm_spark.profile(df, **options), int(df.count())
+        reader = spark.read
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = reader.parquet(str(path))
+        else:
+            df = reader.csv(str(path), header=True, inferSchema=True)
+        if args.sample is not None:
+            total = df.count()
+            df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
+        df = df.cache()
+        try:
+            return mm_spark.profile(df, **options), int(df.count())
+        finally:
+            df.unpersist()
     finally:
-        df.unpersist()
+        if existing is None:  # stop what this command started
+            spark.stop()
 
 
 def _on_dask(

@@ -302,8 +302,8 @@ def write_csv(path: Path, megabytes: float) -> int:
     return rows
 
 
-def child(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process.
+def child(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process.
 
     The peak comes from GNU time (``/usr/bin/time -f %M``): the measured process is then
     forked from that small process. Forked from this one, its peak would include this
@@ -312,14 +312,17 @@ def child(argv: list[str]) -> tuple[float, float]:
     timer = shutil.which("time") or "/usr/bin/time"
     t0 = time.perf_counter()
     done = subprocess.run(
-        [timer, "-f", "MAXRSS_KB %M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [timer, "-f", "MAXRSS_KB %M CPU_S %U %S", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     wall = time.perf_counter() - t0
     err = done.stderr.decode(errors="replace")
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed: {err}")
-    peak_kb = float(err.strip().rsplit("MAXRSS_KB ", 1)[1].split()[0])
-    return wall, peak_kb / 1024.0
+    fields = err.strip().rsplit("MAXRSS_KB ", 1)[1].split()
+    peak_kb, user, system = float(fields[0]), float(fields[2]), float(fields[3])
+    return wall, peak_kb / 1024.0, user + system
 
 
 def cli(report: Report, rounds: int, megabytes: float, workdir: Path) -> None:
@@ -332,18 +335,21 @@ def cli(report: Report, rounds: int, megabytes: float, workdir: Path) -> None:
         "pandas": [sys.executable, "-c", f"import pandas as pd; pd.read_csv({str(path)!r})"],
     }
     peaks: dict[str, list[float]] = {name: [] for name in argvs}
+    cpus: dict[str, list[float]] = {name: [] for name in argvs}
 
     def side(name: str) -> Callable[[], float]:
         def run() -> float:
-            wall, peak = child(argvs[name])
+            wall, peak, cpu = child(argvs[name])
             peaks[name].append(peak)
+            cpus[name].append(cpu)
             return wall
 
         return run
 
     times = interleave({name: side(name) for name in argvs}, rounds)
-    for name in argvs:  # the warm-up round's peak is dropped with its time
+    for name in argvs:  # the warm-up round's peak and CPU are dropped with its time
         peaks[name] = peaks[name][-rounds:]
+        cpus[name] = cpus[name][-rounds:]
     what = f"a {size:.0f} MB CSV ({rows:,} rows x 20)"
     report.add(
         Figure("cli_s", f"modelmon profile on {what}: wall", "s", Stat.of(times["modelmon"]))
@@ -382,6 +388,15 @@ def cli(report: Report, rounds: int, megabytes: float, workdir: Path) -> None:
             ratios(peaks["modelmon"], peaks["pandas"]),
             goal="<= 1.0",
             issue=19,
+            peer="pandas",
+        )
+    )
+    report.add(
+        Figure(
+            "cli_cpu_ratio",
+            "modelmon profile / pandas.read_csv: CPU time (user + system, all threads)",
+            "x",
+            ratios(cpus["modelmon"], cpus["pandas"]),
             peer="pandas",
         )
     )

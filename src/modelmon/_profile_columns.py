@@ -200,7 +200,7 @@ def _add_mantissas(v: FloatArray, counts: IntArray, his: FloatArray, los: FloatA
     if v.size == 0:
         return
     bits = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
-    slot = (bits >> np.uint64(52)).astype(np.intp)
+    slot = (bits >> np.uint64(52)).view(np.int64)  # < 4096: the same integers, no copy
     frac = bits & np.uint64(_MANTISSA)
     counts += np.bincount(slot, minlength=_SLOTS)
     his += np.bincount(slot, weights=(frac >> np.uint64(26)).astype(np.float64), minlength=_SLOTS)

@@ -16,6 +16,8 @@ import numpy.typing as npt
 
 from .batch import FloatArray, IntArray
 from .errors import ConfigurationError
+
+# Private on purpose: the builder reads loose values exactly as ``profile`` does.
 from .profile import _object_column
 
 # 1 <= e <= 2046, so sum(x) * 2**SCALE is an integer.

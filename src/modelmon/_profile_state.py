@@ -21,6 +21,9 @@ from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
+
+# Private on purpose: the same checks as ``profile``, and the sketch's key layout, so the
+# builder's bins line up with its buckets.
 from .profile import MAX_SKETCH_BUCKETS, _check, sketch_center
 from .sketches.ddsketch import _ORD, LogSketch
 

@@ -64,6 +64,8 @@ from ._profile_state import (
 )
 from .batch import FloatArray, IntArray
 from .errors import ConfigurationError
+
+# Private names shared on purpose: this module is the streaming half of ``profile``.
 from .profile import (
     CONFIDENCE,
     PREDICTION,

@@ -1,7 +1,7 @@
 """Profiling at scale: rows/s on one machine, Spark local[2] and Dask (2 workers); the CLI
 on an ~80 MB CSV against pandas ``read_csv`` alone.
 
-    .venv/bin/python benchmarks/profile_scale.py [--rows 1000000] [--engine-rows 10000000]
+    benchmarks/.venv-peers/bin/python benchmarks/profile_scale.py [--engine-rows 10000000]
 
 Data: ``--rows`` x 20 columns (16 float columns of different scales, 4 string columns of
 10-25 categories); each round draws new values (its own seed) so no side reuses a warm
@@ -416,9 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     rounds = 1 if quick else args.rounds
     rows = 20_000 if quick else args.rows
-    command = " ".join(
-        ["python benchmarks/profile_scale.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--json" in given:  # where the results went is not part of the command
+        k = given.index("--json")
+        del given[k : k + 2]
+    command = " ".join(["python benchmarks/profile_scale.py", *given])
     report = Report(
         "profile_scale.py", "Profiling at scale: builder, engines, CLI", command, rounds
     )

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundation: pure maths, value types, names",
         (
+            "_version",
             "errors",
             "names",
             "points",
@@ -47,6 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "concept_drift",
             "profile",
             "profile_builder",
+            "schema_learning",
             "_signatures",
             "_internal.ids",
             "_internal.health",
@@ -59,6 +61,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "buffer",
             "context",
             "fold",
+            "fold_parts",
             "_hotpath",
             "_tracing",
             "_setup",
@@ -84,7 +87,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "monitoring",
             "_cli",
             "cli",
-            "demo",
             "grafana",
             "otel",
             "multiprocess",

@@ -99,7 +99,7 @@ class MonitoringConfig:
     heartbeat_lookback: str = "1h"  # how long a silent model is remembered
     staleness_days: float = 30
     sdk_window: str = "15m"
-    runbook_base_url: str = "https://github.com/modelmon/modelmon/blob/main/README.md"
+    runbook_base_url: str = "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md"
     matchers: tuple[tuple[str, str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -199,7 +199,7 @@ class MonitoringConfig:
         return ", ".join((*names.BASE_LABELS, *self.group_labels, *labels))
 
     def runbook_url(self, alert: str) -> str:
-        """The README section of ``alert`` (anchor = the alert name in lower case)."""
+        """The runbook section of ``alert`` on docs/alerts.md (anchor = the name in lower case)."""
         return f"{self.runbook_base_url}#{alert.lower()}"
 
     @property

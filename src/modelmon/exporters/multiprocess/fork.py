@@ -15,7 +15,7 @@ from ..._internal import registry as monitor_registry
 from ...aggregates.http import live_http_metrics
 from .flushes import LISTENER
 from .kinds import fresh_like
-from .merge import family_source
+from .merge import caches_after_fork, family_source
 from .writer import WRITER, flush_at_exit, on_fold
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ def after_fork_in_child() -> None:
     """
     WRITER.after_fork()
     LISTENER.after_fork()
+    caches_after_fork()
     for metrics in live_http_metrics():
         with contextlib.suppress(Exception):
             metrics.reset()

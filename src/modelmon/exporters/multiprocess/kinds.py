@@ -36,6 +36,10 @@ class Profiles:
         self.path = path
 
     @classmethod
+    def after_fork(cls) -> None:
+        cls._lock = threading.Lock()  # a parent thread may have held it at the fork
+
+    @classmethod
     def forget(cls) -> None:
         with cls._lock:
             cls._known.clear()

@@ -99,12 +99,22 @@ class _MergedCache:
         with self._lock:
             self._data.clear()
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
+
 
 def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 _MERGED = _MergedCache()
+
+
+def caches_after_fork() -> None:
+    """New locks for the caches kept between scrapes (in a forked child)."""
+    CACHE.after_fork()
+    Profiles.after_fork()
+    _MERGED.after_fork()
 
 
 def clear_caches() -> None:

@@ -85,6 +85,9 @@ class _Cache:
             self.decoded += 1
         return value
 
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # a parent thread may have held it at the fork
+
     def last(self, key: str) -> Any:
         with self._lock:
             hit = self._data.get(key)

@@ -1,37 +1,34 @@
 """Profiling at scale: rows/s on one machine, Spark local[2] and Dask (2 workers); the CLI
 on an ~80 MB CSV against pandas ``read_csv`` alone.
 
-    .venv/bin/python benchmarks/profile_scale.py --rows 1000000 --rounds 5
+    benchmarks/.venv-peers/bin/python benchmarks/profile_scale.py [--engine-rows 10000000]
 
 Data: ``--rows`` x 20 columns (16 float columns of different scales, 4 string columns of
-10-25 categories), seed 0; each round draws new values (seed = round) so no side reuses a
-warm cache of the same input.
+10-25 categories); each round draws new values (its own seed) so no side reuses a warm
+cache of the same input.
 
-* **in-process** (``ProfileBuilder`` both passes over Arrow batches, beside
+* **in-process** (``ProfileBuilder``, both passes over Arrow batches, beside
   ``ReferenceProfile.from_data`` and, when importable, ``whylogs.log`` on the same
-  pandas frame): process CPU time per side, sides interleaved with rotating order,
-  median [range] of rows/s over the rounds, and the ratio to each peer per round;
+  pandas frame): process CPU time per side, interleaved, rows/s and the ratio per round;
+* **streamed** (``--streamed-rows``): that many rows x 20 through the builder in
+  generated 1 M-row chunks, process CPU time of the builder only;
 * **engines** (``modelmon.spark.profile`` on local[2], ``modelmon.dask.profile`` on a
-  LocalCluster of 2 worker processes, both reading the same Parquet file): wall time
-  (the work runs in other processes, so this process's CPU time says nothing), rotating
-  order, median [range] rows/s;
-* **streamed** (``--streamed-rows 10000000``): that many rows x 20 through the builder
-  on one machine in generated 1 M-row chunks, process CPU time of the builder only;
+  LocalCluster of 2 worker processes, the builder in this process): the partitions
+  (500,000 rows each) are generated where they are read, in each pass, never cached; wall
+  time (the work runs in other processes), one round unless ``--engine-rounds``, no
+  warm-up; a job that only generates and counts the rows is timed beside each, so the
+  profiling's own cost shows; all three must give the same fingerprint;
 * **CLI** (``modelmon profile data.csv`` in a subprocess against a subprocess running
-  ``pandas.read_csv`` alone on the same ~80 MB file): wall time and peak RSS of each
-  child (``os.wait4``), rotating order, median [range] and the ratios.
+  ``pandas.read_csv`` alone on the same file): wall time and peak RSS of each child
+  (GNU ``time``), interleaved, and the ratios per round.
 
-Options: ``--skip-engines``, ``--skip-cli``, ``--csv-mb`` (default 80).
-whylogs is compared when the interpreter has it (e.g. a separate venv with
-``pip install whylogs`` and modelmon installed).
+whylogs is compared when the interpreter has it (``make bench`` runs the peers' venv).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +39,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import Figure, Report, Stat, header, interleave, parser, ratios, version
 
 from modelmon import ReferenceProfile
 from modelmon.profile_builder import ProfileBuilder, build_profile
@@ -63,33 +63,18 @@ def make_table(rows: int, seed: int) -> pa.Table:
     return pa.table(cols)
 
 
-def summary(values: list[float], fmt: str = "{:,.0f}") -> str:
-    mid, lo, hi = (fmt.format(v) for v in (statistics.median(values), min(values), max(values)))
-    return f"{mid} [{lo} .. {hi}]"
-
-
-def rotate(sides: list[tuple[str, Callable[[], float]]], rounds: int) -> dict[str, list[float]]:
-    """Run every side once per round, the starting side rotating; collect their results."""
-    out: dict[str, list[float]] = {name: [] for name, _ in sides}
-    for r in range(rounds):
-        for k in range(len(sides)):
-            name, fn = sides[(r + k) % len(sides)]
-            out[name].append(fn())
-    return out
-
-
 # --- in-process -----------------------------------------------------------------------------
 
 
-def in_process(rows: int, rounds: int) -> None:
-    tables = [make_table(rows, seed) for seed in range(rounds)]
+def in_process(report: Report, rows: int, rounds: int) -> None:
+    tables = [make_table(rows, seed) for seed in range(rounds + 1)]
     frames = [t.to_pandas() for t in tables]
     round_of: dict[str, int] = {}
 
     def data_round(name: str) -> int:
         r = round_of.get(name, 0)
         round_of[name] = r + 1
-        return r % rounds
+        return r % len(tables)
 
     def builder() -> float:
         t = tables[data_round("builder")]
@@ -103,7 +88,7 @@ def in_process(rows: int, rounds: int) -> None:
         ReferenceProfile.from_data(df, created_at=0.0)
         return rows / (time.process_time() - t0)
 
-    sides: list[tuple[str, Callable[[], float]]] = [("builder", builder), ("from_data", from_data)]
+    sides: dict[str, Callable[[], float]] = {"builder": builder, "from_data": from_data}
     try:
         import whylogs  # type: ignore[import-not-found]
 
@@ -113,23 +98,50 @@ def in_process(rows: int, rounds: int) -> None:
             whylogs.log(df).view()
             return rows / (time.process_time() - t0)
 
-        sides.append(("whylogs", whylogs_side))
+        sides["whylogs"] = whylogs_side
     except ImportError:
-        print("whylogs not importable here: no whylogs column")
-    result = rotate(sides, rounds)
-    print(f"\nin-process, {rows:,} x 20, process CPU rows/s, median [range] over {rounds} rounds")
-    for name, values in result.items():
-        print(f"  {name:10s} {summary(values)}")
-    for peer in result:
-        if peer != "builder":
-            ratios = [b / p for b, p in zip(result["builder"], result[peer], strict=True)]
-            print(f"  builder / {peer}: {summary(ratios, '{:.2f}')}x")
+        report.note("whylogs is not importable here: no whylogs figure (run make bench)")
+    per = interleave(sides, rounds)
+    label = f"{rows:,} x 20 in this process"
+    report.add(
+        Figure("builder_rows_s", f"ProfileBuilder, {label}: CPU", "rows/s", Stat.of(per["builder"]))
+    )
+    report.add(
+        Figure("from_data_rows_s", f"from_data, {label}: CPU", "rows/s", Stat.of(per["from_data"]))
+    )
+    report.add(
+        Figure(
+            "builder_vs_from_data",
+            "ProfileBuilder / from_data speed (same rows)",
+            "x",
+            ratios(per["builder"], per["from_data"]),
+        )
+    )
+    if "whylogs" in per:
+        report.add(
+            Figure(
+                "whylogs_rows_s",
+                f"whylogs.log, {label}: CPU",
+                "rows/s",
+                Stat.of(per["whylogs"]),
+                peer="whylogs",
+            )
+        )
+        report.add(
+            Figure(
+                "builder_vs_whylogs",
+                "ProfileBuilder / whylogs speed (same rows)",
+                "x",
+                ratios(per["builder"], per["whylogs"]),
+                peer="whylogs",
+            )
+        )
 
 
 # --- one machine, streamed -----------------------------------------------------------------
 
 
-def streamed(rows: int, rounds: int) -> None:
+def streamed(report: Report, rows: int, rounds: int) -> None:
     """``rows`` x 20 through ``ProfileBuilder`` in 1 M-row chunks generated on the fly.
 
     Only ``update``/``second_pass``/``finish`` are timed (process CPU), so generating the
@@ -137,7 +149,7 @@ def streamed(rows: int, rounds: int) -> None:
     """
     chunk = 1_000_000
     results = []
-    for r in range(rounds):
+    for r in range(rounds):  # no warm-up round: each round is long
         builder = ProfileBuilder()
         spent = 0.0
         for stage in (1, 2):
@@ -155,47 +167,101 @@ def streamed(rows: int, rounds: int) -> None:
         builder.finish(created_at=0.0)
         spent += time.process_time() - t0
         results.append(rows / spent)
-    print(f"\nstreamed on one machine, {rows:,} x 20, process CPU rows/s over {rounds} rounds")
-    print(f"  builder {summary(results)}")
+    report.add(
+        Figure(
+            "streamed_rows_s",
+            f"ProfileBuilder streamed, {rows:,} x 20 (1 M-row chunks): CPU",
+            "rows/s",
+            Stat.of(results),
+        )
+    )
 
 
 # --- engines --------------------------------------------------------------------------------
 
+PARTITION_ROWS = 500_000
 
-def engines(rows: int, rounds: int, workdir: Path) -> None:
-    path = workdir / "data.parquet"
-    pq.write_table(make_table(rows, 0), path, row_group_size=BATCH_ROWS)
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+
+def partition_sizes(rows: int) -> list[int]:
+    parts = max(1, -(-rows // PARTITION_ROWS))
+    return [len(p) for p in np.array_split(np.arange(rows), parts)]
+
+
+def partition(sizes: list[int], index: int) -> pa.Table:
+    """Partition ``index``: generated where it is read (seed = its index), never cached."""
+    return make_table(sizes[index], 1000 + index)
+
+
+def spark_frame(spark: Any, sizes: list[int]) -> Any:
+    """A DataFrame whose partitions are generated on the executors by ``mapInArrow``."""
+    fields = [f"x{i} double" for i in range(NUMERIC)] + [f"c{i} string" for i in range(CATEGORICAL)]
+
+    def generate(batches: Any) -> Any:
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                yield from partition(sizes, index).to_batches(max_chunksize=BATCH_ROWS)
+
+    seeds = spark.range(0, len(sizes), numPartitions=len(sizes))
+    return seeds.mapInArrow(generate, ", ".join(fields))
+
+
+def dask_frame(sizes: list[int]) -> Any:
+    """A Dask DataFrame whose partitions are generated on the workers (``from_map``)."""
     import dask.dataframe as dd
+
+    meta = make_table(0, 0).to_pandas()
+    return dd.from_map(lambda i: partition(sizes, i).to_pandas(), range(len(sizes)), meta=meta)
+
+
+def engines(report: Report, rows: int, rounds: int) -> None:
+    """Spark local[2], Dask (2 worker processes) and one process, on generated partitions.
+
+    Every pass regenerates its partitions where they are read (nothing is cached, so
+    memory stays at a few partitions whatever ``rows``); the generation alone is timed
+    too (a job that only counts the generated rows), so the profiling's own share shows.
+    """
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     from distributed import Client, LocalCluster
     from pyspark.sql import SparkSession
 
     from modelmon import dask as mm_dask
     from modelmon import spark as mm_spark
 
+    sizes = partition_sizes(rows)
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.ui.enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "2g")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(BATCH_ROWS))
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    sdf = spark.read.parquet(str(path)).repartition(4).cache()
-    sdf.count()
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
     )
     client = Client(cluster)
-    ddf = dd.read_parquet(str(path)).repartition(npartitions=4).persist()
-    table = pq.read_table(path)
+    sdf, ddf = spark_frame(spark, sizes), dask_frame(sizes)
     prints: dict[str, str] = {}
 
-    def timed(name: str, fn: Callable[[], ReferenceProfile]) -> Callable[[], float]:
+    def local_profile() -> ReferenceProfile:
+        def batches() -> Any:
+            for i in range(len(sizes)):
+                yield from partition(sizes, i).to_batches(max_chunksize=BATCH_ROWS)
+
+        return build_profile(batches, created_at=0.0)
+
+    def local_count() -> int:
+        return sum(partition(sizes, i).num_rows for i in range(len(sizes)))
+
+    def timed(name: str, fn: Callable[[], Any]) -> Callable[[], float]:
         def run() -> float:
             t0 = time.perf_counter()
-            prints[name] = fn().fingerprint
+            out = fn()
+            if isinstance(out, ReferenceProfile):
+                prints[name] = out.fingerprint
+            else:
+                assert int(out) == rows, (name, out)
             return rows / (time.perf_counter() - t0)
 
         return run
@@ -203,28 +269,26 @@ def engines(rows: int, rounds: int, workdir: Path) -> None:
     sides = [
         ("spark", timed("spark", lambda: mm_spark.profile(sdf, created_at=0.0))),
         ("dask", timed("dask", lambda: mm_dask.profile(ddf, created_at=0.0))),
-        (
-            "local",
-            timed(
-                "local",
-                lambda: build_profile(
-                    lambda: table.to_batches(max_chunksize=BATCH_ROWS), created_at=0.0
-                ),
-            ),
-        ),
+        ("local", timed("local", local_profile)),
+        ("spark generate only", timed("spark-gen", lambda: sdf.count())),
+        ("dask generate only", timed("dask-gen", lambda: len(ddf))),
+        ("local generate only", timed("local-gen", local_count)),
     ]
     try:
-        result = rotate(sides, rounds)
+        per = interleave(dict(sides), rounds, warmup=0)
     finally:
         client.close()
         cluster.close()
         spark.stop()
-    print(
-        f"\nengines, {rows:,} x 20 from Parquet, wall-clock rows/s, median [range], {rounds} rounds"
-    )
-    for name, values in result.items():
-        print(f"  {name:6s} {summary(values)}")
-    print(f"  same fingerprint on all three: {len(set(prints.values())) == 1} {prints}")
+    where = f"{rows:,} x 20 in {len(sizes)} generated partitions"
+    for name, values in per.items():
+        key = name.replace(" ", "_") + "_rows_s"
+        label = f"{name}, {where}: wall" + ("" if "only" in name else " (two passes)")
+        report.add(Figure(key, label, "rows/s", Stat.of(values)))
+    same = len(set(prints.values())) == 1
+    report.note(f"same fingerprint on Spark, Dask and one process: {same} ({prints})")
+    if not same:
+        raise SystemExit("the engines' profiles differ")
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -238,8 +302,8 @@ def write_csv(path: Path, megabytes: float) -> int:
     return rows
 
 
-def child(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process.
+def child(argv: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of one child process.
 
     The peak comes from GNU time (``/usr/bin/time -f %M``): the measured process is then
     forked from that small process. Forked from this one, its peak would include this
@@ -248,64 +312,142 @@ def child(argv: list[str]) -> tuple[float, float]:
     timer = shutil.which("time") or "/usr/bin/time"
     t0 = time.perf_counter()
     done = subprocess.run(
-        [timer, "-f", "MAXRSS_KB %M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [timer, "-f", "MAXRSS_KB %M CPU_S %U %S", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     wall = time.perf_counter() - t0
     err = done.stderr.decode(errors="replace")
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed: {err}")
-    peak_kb = float(err.strip().rsplit("MAXRSS_KB ", 1)[1].split()[0])
-    return wall, peak_kb / 1024.0
+    fields = err.strip().rsplit("MAXRSS_KB ", 1)[1].split()
+    peak_kb, user, system = float(fields[0]), float(fields[2]), float(fields[3])
+    return wall, peak_kb / 1024.0, user + system
 
 
-def cli(rounds: int, megabytes: float, workdir: Path) -> None:
+def cli(report: Report, rounds: int, megabytes: float, workdir: Path) -> None:
     path = workdir / "train.csv"
     rows = write_csv(path, megabytes)
     size = path.stat().st_size / 1e6
     out = workdir / "ref.json"
-    modelmon = [sys.executable, "-m", "modelmon", "profile", str(path), "-o", str(out)]
-    pandas = [sys.executable, "-c", f"import pandas as pd; pd.read_csv({str(path)!r})"]
-    times: dict[str, list[float]] = {"modelmon": [], "pandas": []}
-    rss: dict[str, list[float]] = {"modelmon": [], "pandas": []}
-    sides = [("modelmon", modelmon), ("pandas", pandas)]
-    for r in range(rounds):
-        for k in range(2):
-            name, argv = sides[(r + k) % 2]
-            wall, peak = child(argv)
-            times[name].append(wall)
-            rss[name].append(peak)
-    print(f"\nCLI on a {size:.0f} MB CSV ({rows:,} rows x 20), median [range] over {rounds} rounds")
-    for name in sides:
-        n = name[0]
-        print(f"  {n:9s} wall {summary(times[n], '{:.2f}')} s   peak RSS {summary(rss[n])} MB")
-    t_ratio = [a / b for a, b in zip(times["modelmon"], times["pandas"], strict=True)]
-    m_ratio = [a / b for a, b in zip(rss["modelmon"], rss["pandas"], strict=True)]
-    print(f"  modelmon / pandas: time {summary(t_ratio, '{:.2f}')}x (goal <= 1.5x), "
-          f"memory {summary(m_ratio, '{:.2f}')}x (goal < 1x)")  # fmt: skip
+    argvs = {
+        "modelmon": [sys.executable, "-m", "modelmon", "profile", str(path), "-o", str(out)],
+        "pandas": [sys.executable, "-c", f"import pandas as pd; pd.read_csv({str(path)!r})"],
+    }
+    peaks: dict[str, list[float]] = {name: [] for name in argvs}
+    cpus: dict[str, list[float]] = {name: [] for name in argvs}
 
+    def side(name: str) -> Callable[[], float]:
+        def run() -> float:
+            wall, peak, cpu = child(argvs[name])
+            peaks[name].append(peak)
+            cpus[name].append(cpu)
+            return wall
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--csv-mb", type=float, default=80.0)
-    parser.add_argument("--skip-in-process", action="store_true")
-    parser.add_argument("--skip-engines", action="store_true")
-    parser.add_argument("--skip-cli", action="store_true")
-    parser.add_argument(
-        "--streamed-rows", type=int, default=0, help="also stream this many rows (e.g. 10000000)"
+        return run
+
+    times = interleave({name: side(name) for name in argvs}, rounds)
+    for name in argvs:  # the warm-up round's peak and CPU are dropped with its time
+        peaks[name] = peaks[name][-rounds:]
+        cpus[name] = cpus[name][-rounds:]
+    what = f"a {size:.0f} MB CSV ({rows:,} rows x 20)"
+    report.add(
+        Figure("cli_s", f"modelmon profile on {what}: wall", "s", Stat.of(times["modelmon"]))
     )
-    args = parser.parse_args()
+    report.add(
+        Figure(
+            "pandas_s",
+            f"pandas.read_csv alone on {what}: wall",
+            "s",
+            Stat.of(times["pandas"]),
+            peer="pandas",
+        )
+    )
+    report.add(Figure("cli_mb", "modelmon profile: peak RSS", "MB", Stat.of(peaks["modelmon"])))
+    report.add(
+        Figure(
+            "pandas_mb", "pandas.read_csv: peak RSS", "MB", Stat.of(peaks["pandas"]), peer="pandas"
+        )
+    )
+    report.add(
+        Figure(
+            "cli_time_ratio",
+            "modelmon profile / pandas.read_csv: wall time",
+            "x",
+            ratios(times["modelmon"], times["pandas"]),
+            goal="<= 1.5",
+            issue=19,
+            peer="pandas",
+        )
+    )
+    report.add(
+        Figure(
+            "cli_memory_ratio",
+            "modelmon profile / pandas.read_csv: peak RSS",
+            "x",
+            ratios(peaks["modelmon"], peaks["pandas"]),
+            goal="<= 1.0",
+            issue=19,
+            peer="pandas",
+        )
+    )
+    report.add(
+        Figure(
+            "cli_cpu_ratio",
+            "modelmon profile / pandas.read_csv: CPU time (user + system, all threads)",
+            "x",
+            ratios(cpus["modelmon"], cpus["pandas"]),
+            peer="pandas",
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--csv-mb", type=float, default=80.0)
+    p.add_argument("--engine-rows", type=int, default=1_000_000)
+    p.add_argument("--engine-rounds", type=int, default=1)
+    p.add_argument("--streamed-rows", type=int, default=0, help="e.g. 10000000 (default: none)")
+    p.add_argument("--skip-in-process", action="store_true")
+    p.add_argument("--skip-engines", action="store_true")
+    p.add_argument("--skip-cli", action="store_true")
+    args = p.parse_args(argv)
+    quick = args.quick
+    rounds = 1 if quick else args.rounds
+    rows = 20_000 if quick else args.rows
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--json" in given:  # where the results went is not part of the command
+        k = given.index("--json")
+        del given[k : k + 2]
+    command = " ".join(["python benchmarks/profile_scale.py", *given])
+    report = Report(
+        "profile_scale.py", "Profiling at scale: builder, engines, CLI", command, rounds
+    )
+    report.peers = {
+        k: v or "missing"
+        for k, v in {
+            "whylogs": version("whylogs"),
+            "pandas": version("pandas"),
+            "pyspark": version("pyspark"),
+            "dask": version("dask"),
+        }.items()
+    }
+    header(report)
     with tempfile.TemporaryDirectory(prefix="modelmon-bench-") as tmp:
         if not args.skip_in_process:
-            in_process(args.rows, args.rounds)
-        if args.streamed_rows:
-            streamed(args.streamed_rows, args.rounds)
-        if not args.skip_engines:
-            engines(args.rows, args.rounds, Path(tmp))
+            in_process(report, rows, rounds)
+        if args.streamed_rows and not quick:
+            streamed(report, args.streamed_rows, rounds)
+        if args.skip_engines or quick:
+            report.note("engines not measured in this run (--quick or --skip-engines)")
+        else:
+            engines(report, args.engine_rows, args.engine_rounds)
         if not args.skip_cli:
-            cli(args.rounds, args.csv_mb, Path(tmp))
+            cli(report, rounds, 2.0 if quick else args.csv_mb, Path(tmp))
+    report.write(args.json)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

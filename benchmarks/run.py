@@ -33,6 +33,7 @@ SCRIPTS = (
     "http_overhead",
     "drift_speed",
     "bulk_sketch",
+    "profile_scale",
 )
 
 

@@ -295,3 +295,44 @@ def test_cli_engine_spark_equals_local(spark: Any, tmp_path: Any) -> None:  # no
     a, b = ReferenceProfile.load(local), ReferenceProfile.load(remote)
     assert a.features == b.features and a.outputs == b.outputs
     assert b.features["size"].kind == "categorical" and b.features["visits"].kind == "numeric"
+    assert spark.range(3).count() == 3  # the caller's session was used, not stopped
+
+
+def test_cli_engine_spark_stops_the_session_it_started(tmp_path: Any) -> None:
+    """Run alone (no session of the caller's), ``--engine spark`` stops its own session."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import require_binary
+    from tests.integration._engines import _require_module
+
+    _require_module("pyspark", "spark")
+    require_binary("java")
+    src, out = tmp_path / "train.csv", tmp_path / "spark.json"
+    FRAME.drop(columns=["id"]).to_csv(src, index=False)
+    code = (
+        "import sys\n"
+        "from modelmon.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "from pyspark.sql import SparkSession\n"
+        "assert SparkSession.getActiveSession() is None, 'the session is still active'\n"
+        "sys.exit(rc)\n"
+    )
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": "--conf spark.ui.enabled=false "
+        "--conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 "
+        "pyspark-shell",
+    }
+    argv = ["profile", str(src), "--engine", "spark", "--spark-master", "local[1]"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--no-progress", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert ReferenceProfile.load(out).features["size"].kind == "categorical"

@@ -48,6 +48,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "concept_drift",
             "profile",
             "profile_builder",
+            "_profile_columns",
+            "_profile_state",
+            "_profile_centred",
             "schema_learning",
             "_signatures",
             "_internal.ids",
@@ -111,7 +114,6 @@ PENDING_SPLITS: dict[str, str] = {
     "exporters/otel.py": "OTLP translation, the push reader and the observable bridge",
     "extract.py": "input and output extraction with their fast paths",
     "profile.py": "the profile format, its loading and its per-feature maths",
-    "profile_builder.py": "the streaming builder, its merge and its bin planning",
 }
 
 

@@ -99,20 +99,24 @@ def test_exclude_and_target_keep_id_and_label_out(
     assert capsys.readouterr().err == ""  # not a terminal: no progress bar
 
 
-def test_streamed_csv_equals_the_builder_on_the_whole_frame(tmp_path: Path) -> None:
+@pytest.mark.parametrize("memory", ["256", "0"])  # read once into memory / streamed twice
+def test_csv_equals_the_builder_on_the_whole_frame(tmp_path: Path, memory: str) -> None:
     import pandas as pd
 
     from modelmon.profile_builder import build_profile
 
     src, out = _csv(tmp_path), tmp_path / "ref.json"
-    cli_profile.BLOCK_BYTES, old = 1 << 14, cli_profile.BLOCK_BYTES  # many small blocks
+    blocks = (cli_profile.BLOCK_BYTES, cli_profile.READ_BLOCK_BYTES)
+    cli_profile.BLOCK_BYTES = cli_profile.READ_BLOCK_BYTES = 1 << 14  # many small blocks
     try:
-        assert _run(["profile", str(src), "--prediction-column", "target", "-o", str(out)]) == 0
+        argv = ["profile", str(src), "--prediction-column", "target", "--exclude", "proba"]
+        assert _run([*argv, "--memory-mb", memory, "-o", str(out)]) == 0
     finally:
-        cli_profile.BLOCK_BYTES = old
-    streamed = ReferenceProfile.load(out)
-    whole = build_profile(lambda: [pd.read_csv(src)], prediction="target")
-    assert streamed.features == whole.features and streamed.outputs == whole.outputs
+        cli_profile.BLOCK_BYTES, cli_profile.READ_BLOCK_BYTES = blocks
+    read = ReferenceProfile.load(out)
+    whole = build_profile(lambda: [pd.read_csv(src)], prediction="target", exclude=["proba"])
+    assert read.features == whole.features and read.outputs == whole.outputs
+    assert "proba" not in read.features and "size" in read.features
 
 
 def test_sample_is_uniform_sized_and_seeded(tmp_path: Path) -> None:
@@ -142,7 +146,16 @@ def test_dask_engine_equals_local(tmp_path: Path) -> None:
     assert pa.features == pb.features and pa.outputs == pb.outputs
 
 
-def test_progress_bar_shows_on_a_terminal_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "labels", "absent"),
+    [
+        ([], ("reading", "profiling"), "pass 1/2"),  # fits in memory: read once
+        (["--memory-mb", "0"], ("pass 1/2", "pass 2/2"), "reading"),  # streamed twice
+    ],
+)
+def test_progress_bar_shows_on_a_terminal_only(
+    tmp_path: Path, extra: list[str], labels: tuple[str, ...], absent: str
+) -> None:
     import fcntl
     import os
     import pty
@@ -153,7 +166,7 @@ def test_progress_bar_shows_on_a_terminal_only(tmp_path: Path) -> None:
 
     pytest.importorskip("tqdm")
     src, out = _csv(tmp_path), tmp_path / "ref.json"
-    argv = [sys.executable, "-m", "modelmon", "profile", str(src), "-o", str(out)]
+    argv = [sys.executable, "-m", "modelmon", "profile", str(src), *extra, "-o", str(out)]
     leader, follower = pty.openpty()
     # A real terminal has a size; a fresh pty is 0 x 0, where tqdm draws a 0-column bar.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
@@ -171,6 +184,6 @@ def test_progress_bar_shows_on_a_terminal_only(tmp_path: Path) -> None:
         os.close(leader)
     assert done.returncode == 0
     shown = b"".join(chunks).decode(errors="replace")
-    assert "pass 1/2" in shown and "pass 2/2" not in shown  # pass 2 reads the kept batches
+    assert all(label in shown for label in labels) and absent not in shown, shown
     piped = subprocess.run(argv, capture_output=True, timeout=300)
     assert piped.returncode == 0 and piped.stderr == b""

@@ -22,7 +22,8 @@ from ..errors import ConfigurationError, MissingExtraError
 from ..profile import ReferenceProfile
 from ._help import examples
 
-BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block
+BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block when streaming
+READ_BLOCK_BYTES = 1 << 20  # per block of a whole-file read: blocks parse in parallel
 CACHE_MB = 256  # decoded batches kept from pass 1 for pass 2 (else the file is read again)
 PARQUET_BATCH_ROWS = 1 << 17
 
@@ -175,8 +176,53 @@ def _local(
         batches: Callable[[], Any] = lambda: table.to_batches(max_chunksize=PARQUET_BATCH_ROWS)  # noqa: E731
         threads = min(os.cpu_count() or 1, 8)
         return build_profile(batches, threads=threads, **options), table.num_rows
-    passes = iter(("pass 1/2", "pass 2/2"))
     budget = max(args.memory_mb, 0) << 20
+    if source.decoded_bytes() <= budget:
+        return _in_memory(source, show, options)
+    return _streamed(source, show, budget, options)
+
+
+def _in_memory(
+    source: ArrowSource, show: bool, options: dict[str, Any]
+) -> tuple[ReferenceProfile, int]:
+    """Data that fits the budget: one multithreaded read with the types inferred once.
+
+    Each column is converted once; both passes run over the same in-memory columns, one
+    update per pass, on one thread per column up to the cores.
+    """
+    from ..profile_builder import ProfileSpec, build_profile, table_columns
+
+    bar = _progress(source, "reading", show)
+    try:
+        table = source.read_all(lambda names: list(ProfileSpec(**options).roles(names)))
+        bar(source.total)
+    finally:
+        bar(None)
+    rows = table.num_rows
+    columns = table_columns(table)
+    del table
+    threads = min(os.cpu_count() or 1, 8)
+    bar = _progress(source, "profiling", show, total=2 * rows, unit="rows")
+    done = [0]
+
+    def count(n: int) -> None:
+        done[0] += n
+        bar(done[0])
+
+    try:
+        profile = build_profile(lambda: [columns], progress=count, threads=threads, **options)
+    finally:
+        bar(None)
+    return profile, rows
+
+
+def _streamed(
+    source: ArrowSource, show: bool, budget: int, options: dict[str, Any]
+) -> tuple[ReferenceProfile, int]:
+    """Data larger than the budget: batches streamed, kept for pass 2 while they fit."""
+    from ..profile_builder import build_profile
+
+    passes = iter(("pass 1/2", "pass 2/2"))
     cache: list[Any] | None = []
     done: list[bool] = []
 
@@ -225,6 +271,55 @@ class ArrowSource:
         self._file: Any = None
         self._rows = 0
 
+    def decoded_bytes(self) -> int:
+        """About the bytes the decoded data takes (the CSV's size; Parquet's metadata)."""
+        if not self.parquet:
+            return self.size
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(self.path).metadata
+        return sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+
+    def read_all(self, select: Callable[[list[str]], list[str]] | None = None) -> Any:
+        """The whole file as one Arrow table (Arrow's multithreaded readers).
+
+        ``select(column_names)`` names the columns to read (default: all).
+        """
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(self.path).names
+            return pq.read_table(self.path, columns=None if select is None else select(names))
+        from pyarrow import csv
+
+        options = _csv_options()
+        typed = self._typed(options, select)
+        read = csv.ReadOptions(block_size=READ_BLOCK_BYTES)
+        try:
+            return csv.read_csv(self.path, read_options=read, convert_options=typed)
+        except Exception as exc:  # a later row breaks the first block's types: infer all
+            if not type(exc).__module__.startswith("pyarrow"):
+                raise
+            options.include_columns = typed.include_columns
+            return csv.read_csv(self.path, read_options=read, convert_options=options)
+
+    def _typed(self, options: Any, select: Callable[[list[str]], list[str]] | None) -> Any:
+        """Column types inferred once, from the first block; strings dictionary-encoded."""
+        import pyarrow as pa
+        from pyarrow import csv
+
+        first = csv.ReadOptions(block_size=READ_BLOCK_BYTES)
+        with csv.open_csv(self.path, read_options=first, convert_options=options) as reader:
+            schema = reader.schema
+        types = {
+            f.name: pa.dictionary(pa.int32(), pa.string()) if pa.types.is_string(f.type) else f.type
+            for f in schema
+        }
+        keep = list(types) if select is None else select(list(types))
+        return csv.ConvertOptions(
+            strings_can_be_null=True, column_types=types, include_columns=keep
+        )
+
     @property
     def unit(self) -> str:
         return "rows" if self.parquet else "B"
@@ -256,11 +351,7 @@ class ArrowSource:
 
         with self.path.open("rb") as fh:
             self._file = fh
-            reader = csv.open_csv(
-                fh,
-                read_options=csv.ReadOptions(block_size=BLOCK_BYTES),
-                convert_options=csv.ConvertOptions(strings_can_be_null=True),
-            )
+            reader = csv.open_csv(fh, read_options=_read_options(), convert_options=_csv_options())
             try:
                 yield from reader
             finally:
@@ -291,17 +382,39 @@ class ArrowSource:
         return kept.combine_chunks()
 
 
-def _progress(source: ArrowSource, label: str, show: bool) -> Callable[[int | None], None]:
-    """``update(position)``; ``update(None)`` closes. A no-op off a terminal or without tqdm."""
+def _read_options() -> Any:
+    from pyarrow import csv
+
+    return csv.ReadOptions(block_size=BLOCK_BYTES)
+
+
+def _csv_options() -> Any:
+    from pyarrow import csv
+
+    return csv.ConvertOptions(strings_can_be_null=True)
+
+
+def _progress(
+    source: ArrowSource,
+    label: str,
+    show: bool,
+    *,
+    total: int | None = None,
+    unit: str | None = None,
+) -> Callable[[int | None], None]:
+    """``update(position)``; ``update(None)`` closes. A no-op off a terminal or without tqdm.
+
+    ``total`` and ``unit`` default to the source's (bytes of a CSV, rows of Parquet).
+    """
     bar: Any = None
     if show and sys.stderr.isatty():
         try:
             from tqdm import tqdm
 
             bar = tqdm(
-                total=source.total,
+                total=source.total if total is None else total,
                 desc=label,
-                unit=source.unit,
+                unit=source.unit if unit is None else unit,
                 unit_scale=True,
                 file=sys.stderr,
                 leave=False,
@@ -332,21 +445,26 @@ def _on_spark(
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise MissingExtraError("pyspark", "spark") from exc
+    existing = SparkSession.getActiveSession()  # e.g. inside pyspark: used, not stopped
     session = SparkSession.builder.master(args.spark_master).appName("modelmon-profile")
-    spark = session.getOrCreate()
-    reader = spark.read
-    if path.suffix.lower() in (".parquet", ".pq"):
-        df = reader.parquet(str(path))
-    else:
-        df = reader.csv(str(path), header=True, inferSchema=True)
-    if args.sample is not None:
-        total = df.count()
-        df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
-    df = df.cache()
+    spark = existing if existing is not None else session.getOrCreate()
     try:
-        return mm_spark.profile(df, **options), int(df.count())
+        reader = spark.read
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = reader.parquet(str(path))
+        else:
+            df = reader.csv(str(path), header=True, inferSchema=True)
+        if args.sample is not None:
+            total = df.count()
+            df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
+        df = df.cache()
+        try:
+            return mm_spark.profile(df, **options), int(df.count())
+        finally:
+            df.unpersist()
     finally:
-        df.unpersist()
+        if existing is None:  # stop what this command started
+            spark.stop()
 
 
 def _on_dask(

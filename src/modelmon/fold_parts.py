@@ -62,12 +62,12 @@ class Part:
 class PartQueue:
     """The parts planned and not folded yet, shared by every thread that folds.
 
-    The thread that starts folding (the owner) folds part after part and, between
-    parts, lets waiting readers in. An explicit ``fold()`` let in folds every queued
-    part (it sees every call made before it). A scrape folds every queued part except
-    the later slices of a split call, left to the owner or the background folder: it
-    sees every call made before it (a call larger than a part possibly with only some
-    of its rows) and waits for at most one part.
+    A fold folds part after part and, between parts, lets waiting readers in; an
+    explicit ``fold()`` let in that way folds every queued part too (it sees every call
+    made before it). A scrape folds every queued part except the later slices of a
+    split call, left to the fold in progress or the background folder: it sees every
+    call made before it (a call larger than a part possibly with only some of its rows)
+    and waits for at most one part.
     """
 
     def __init__(self) -> None:
@@ -76,10 +76,6 @@ class PartQueue:
 
     def add(self, parts: Iterable[Part], now: float) -> None:
         self.todo.extend((p, now) for p in parts)
-
-    def clear(self) -> None:
-        self.todo.clear()
-        self.owner_busy = False
 
     def run(
         self,

@@ -39,6 +39,7 @@ from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
+from .aggregates.segments import SegmentAggregate, build_segments
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .concept_drift import Detector
@@ -60,6 +61,7 @@ from .extract import (
 from .id_scheme import IdScheme
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
+from .segments import DEFAULT_MAX_SERIES, DEFAULT_TOP_K, SegmentArg
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -129,6 +131,14 @@ class Monitor:
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
             :mod:`modelmon.aggregates.distributions`).
+        segment: a feature name, or a callable receiving the row as a ``{feature:
+            value}`` dict and returning a string: traffic, confidence, drift and labels
+            are also exported per segment (see docs/segments.md).
+        segments: the segment values exported (others are ``__other__``, missing ones
+            ``__missing__``); default: the reference's ``segment_top_k`` most frequent
+            categories of the ``segment`` feature.
+        max_series: the most series the segments may export together (whole segments
+            beyond it are left out and their rows counted as dropped, ``series_budget``).
     """
 
     def __init__(
@@ -171,6 +181,10 @@ class Monitor:
         log_every_s: float | None = None,
         mlflow_run_id: str | None = None,
         distributions: bool | Sequence[str] = False,
+        segment: SegmentArg = None,
+        segments: Sequence[Any] | None = None,
+        segment_top_k: int = DEFAULT_TOP_K,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.reference_source = _resolve_mlflow(reference)
@@ -233,6 +247,10 @@ class Monitor:
             schema_categorical = categorical or [
                 n for n, f in self.profile.features.items() if f.kind == "categorical"
             ]
+        if isinstance(segment, str) and (
+            self.profile is None or segment not in self.profile.features
+        ):
+            schema_categorical = [*schema_categorical, segment]  # its values are labels
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
 
         self.traffic = TrafficAggregate(
@@ -258,6 +276,26 @@ class Monitor:
             concept_detector=concept_detector,
             outcome_range=outcome_range,
         )
+
+        self.segments: SegmentAggregate | None = None
+        if segment is not None:
+            self.segments = build_segments(
+                segment,
+                segments,
+                segment_top_k,
+                max_series,
+                profile=self.profile,
+                health=self.health,
+                ids=self.ids,
+                drift_options={
+                    "window_seconds": self.window_seconds,
+                    "min_samples": min_samples,
+                    "quantiles": tuple(drift_quantiles),
+                    "max_features": max_features,
+                },
+                decisions=decisions,
+            )
+            self.aggregates["segments"] = self.segments
 
         if distributions is not False:
             self.aggregates["distributions"] = DistributionAggregate(
@@ -424,7 +462,7 @@ class Monitor:
             n = output_rows(output) if output is not None else 0
             if n != 1:
                 return self.ids.mint_call(seq, n, self._minted_at(seq))
-            return self._mint_rows(seq, output)[0]
+            return self._mint_rows(seq, output, record)[0]
         except Exception as exc:
             self.health.error("prediction_id", exc)
             return self.ids.mint_call(seq, 0, self._minted_at(seq))
@@ -439,7 +477,7 @@ class Monitor:
             n = output_rows(output) if output is not None else 0
             if n == 0:
                 return []
-            ids = self._mint_rows(seq, output)
+            ids = self._mint_rows(seq, output, record)
             if len(ids) == n:
                 return ids
         except Exception as exc:
@@ -448,16 +486,29 @@ class Monitor:
         now = self._minted_at(seq)
         return [self.ids.mint_call(seq, 0, now) for _ in range(n)]
 
-    def _mint_rows(self, seq: int, output: Any) -> list[str]:
+    def _mint_rows(self, seq: int, output: Any, record: Record) -> list[str]:
         task = self.task or self.outcomes.task
         kind = type(output)
+        codes = self._segment_codes(record) if self.segments is not None else None
         if kind in _FAST_SCALARS:  # one scalar: no numpy round trip
             now = self._minted_at(seq)
+            seg = codes[0] if codes else 0
             if (kind is float and task != "classification") or task == "regression":
-                return [self.ids.mint_value(seq, float(output), now)]
-            return [self.ids.mint_label(seq, 0, class_label(output), None, now)]
+                return [self.ids.mint_value(seq, float(output), now, seg)]
+            return [self.ids.mint_label(seq, 0, class_label(output), None, now, seg)]
         frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
-        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq))
+        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq), codes)
+
+    def _segment_codes(self, record: Record) -> list[int] | None:
+        """The segment code of each row of a call, for its ids (the fold recomputes them)."""
+        assert self.segments is not None
+        try:
+            frame = features_frame([input_chunk(self._input_of(record[0], record[1]))], self.schema)
+            codes = self.segments.plan.segmenter.codes(frame, frame.n_rows)
+            return [int(c) for c in codes.tolist()]
+        except Exception as exc:
+            self.health.error("segment", exc)
+            return None
 
     def _minted_at(self, seq: int) -> float:
         """The prediction time put in call ``seq``'s ids: fixed when first read, so the
@@ -744,6 +795,8 @@ class Monitor:
                 time.time(),
                 strict=self.health.strict if strict is None else strict,
             )
+            if self.segments is not None:
+                self.segments.score(prediction_ids, actuals, statuses, time.time())
             self._after_fold()
             return statuses
         except OutcomeError:
@@ -846,12 +899,16 @@ class Monitor:
         old_outcomes = self.outcomes
         for name, aggregate in list(self.aggregates.items()):
             try:
-                replacement = fresh(aggregate)
+                replacement = (
+                    self.segments.fresh()
+                    if aggregate is self.segments and self.segments is not None
+                    else fresh(aggregate)
+                )
             except Exception as exc:
                 self.health.error("multiprocess_fork", exc)
                 continue
             self.aggregates[name] = replacement
-            for attr in ("traffic", "inputs", "drift", "outcomes"):
+            for attr in ("traffic", "inputs", "drift", "outcomes", "segments"):
                 if getattr(self, attr, None) is aggregate:
                     setattr(self, attr, replacement)
         if self.outcomes is not old_outcomes and getattr(self.outcomes, "ids", None) is None:

@@ -1,0 +1,271 @@
+"""Segments: resolution, the series budget, per-segment counts, drift and labels."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+import modelmon
+from modelmon import ConfigurationError, ReferenceProfile
+from modelmon.segments import (
+    FIRST_VALUE_CODE,
+    MISSING_CODE,
+    OTHER_CODE,
+    Segmenter,
+    segment_values,
+)
+from tests.conftest import scrape, value
+
+KEY = "k" * 32
+COUNTRIES = ["fr", "de", "it", "es", "pt", "nl", "be", "at", "pl", "se", "dk", "fi", "ie"]
+
+
+def _reference(rng: np.random.Generator, n: int = 4000) -> tuple[ReferenceProfile, list[dict]]:
+    weights = np.arange(len(COUNTRIES), 0, -1, dtype=float)
+    rows = [
+        {"country": str(c), "x": float(x)}
+        for c, x in zip(
+            rng.choice(COUNTRIES, size=n, p=weights / weights.sum()),
+            rng.normal(size=n),
+            strict=True,
+        )
+    ]
+    return ReferenceProfile.from_data(rows, categorical=["country"]), rows
+
+
+def _segment_lines(registry: CollectorRegistry) -> list[str]:
+    text = generate_latest(registry).decode()
+    return [ln for ln in text.splitlines() if not ln.startswith("#") and 'segment="' in ln]
+
+
+def test_codes_of_a_feature_and_of_a_callable() -> None:
+    seg = Segmenter("country", ["fr", "de"])
+    rows = [{"country": "de"}, {"country": "xx"}, {"country": None}, {}, {"country": "fr"}]
+    got = [seg.label(c) for c in seg.codes_of_rows(rows)]
+    assert got == ["de", "__other__", "__missing__", "__missing__", "fr"]
+    binned = Segmenter(lambda r: "big" if r["x"] > 1 else "small", ["big", "small"])
+    codes = binned.codes_of_rows([{"x": 2.0}, {"x": 0.0}, {"y": 1.0}])
+    assert [binned.label(c) for c in codes] == ["big", "small", "__missing__"]
+    assert isinstance(binned.take_error(), KeyError)  # counted by the fold, never raised
+    assert binned.label(60000) == "__other__"  # a code of another configuration
+
+
+def test_top_k_values_are_the_reference_most_frequent() -> None:
+    profile, rows = _reference(np.random.default_rng(1))
+    expected = [
+        c
+        for c, _ in sorted(
+            Counter(r["country"] for r in rows).items(), key=lambda kv: (-kv[1], kv[0])
+        )
+    ]
+    assert segment_values("country", None, profile, 10) == expected[:10]
+    assert segment_values("country", None, profile, 3) == expected[:3]
+    assert segment_values("country", ["b", "a"], profile) == ["b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"segment": "x"}, "numeric in the reference"),
+        ({"segment": lambda r: "a"}, "callable needs segments"),
+        ({"segment": "nope"}, "reference profile with that feature"),
+        ({"segment": "country", "max_series": 0}, "max_series"),
+        ({"segment": "country", "segments": "fr"}, "list of values"),
+        ({"segment": "country", "segments": ["__other__"]}, "must not contain"),
+        ({"segment": 3, "segments": ["a"]}, "feature name or a callable"),
+    ],
+)
+def test_configuration_errors_raise_early(options: dict, message: str) -> None:
+    profile, _ = _reference(np.random.default_rng(2), 500)
+    with pytest.raises(ConfigurationError, match=message):
+        modelmon.Monitor("m", "1", reference=profile, registry=False, **options)
+
+
+@pytest.mark.parametrize("budget", [400, 150])
+def test_ten_thousand_random_segment_values_stay_within_the_budget(budget: int) -> None:
+    rng = np.random.default_rng(3)
+    profile, _ = _reference(rng, 2000)
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "m", "1", reference=profile, registry=registry, segment="country", max_series=budget
+    )
+
+    @mon
+    def predict(row: dict) -> float:
+        return 1.0 if row["x"] > 0 else 0.0
+
+    allowed = segment_values("country", None, profile, 10)
+    # Known values, random junk (up to 10,000 distinct strings) and missing values.
+    draws = rng.random(10_000)
+    values = [
+        str(rng.choice(COUNTRIES)) if d < 0.5 else None if d < 0.55 else f"junk-{rng.integers(1e9)}"
+        for d in draws
+    ]
+    for v in values:
+        predict({"country": v, "x": float(rng.normal())})
+    lines = _segment_lines(registry)
+    assert 0 < len(lines) <= budget
+    expected = Counter(
+        "__missing__" if v is None else v if v in allowed else "__other__" for v in values
+    )
+    # Segments are exported whole, in a fixed order: the allowed values, other, missing.
+    order = [*allowed, "__other__", "__missing__"]
+    seen = {ln.split('segment="')[1].split('"')[0] for ln in lines}
+    assert seen == set(order[: len(seen)])
+    samples = scrape(registry)
+    labels = {"model": "m", "version": "1"}
+    for segment in seen:
+        got = value(samples, "modelmon_segment_predictions_total", segment=segment, **labels)
+        assert got == expected[segment]
+    dropped = sum(n for s, n in expected.items() if s not in seen)
+    got_dropped = value(
+        samples, "modelmon_dropped_observations_total", reason="series_budget", **labels
+    )
+    if budget == 400:  # room for every segment: unknown values are in __other__
+        assert seen == set(order) and got_dropped is None
+        assert expected["__other__"] > 4000
+    else:
+        assert len(seen) < len(allowed) and dropped > 0 and got_dropped == dropped
+    assert value(samples, "modelmon_predictions_total", **labels) == 10_000
+
+
+def test_unknown_values_land_in_other_when_the_budget_allows() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("m", "1", registry=registry, segment="tier", segments=["gold", "free"])
+
+    @mon
+    def predict(row: dict) -> int:
+        return 1
+
+    rng = np.random.default_rng(4)
+    tiers = [str(rng.choice(["gold", "free", "silver", "vip", None])) for _ in range(1000)]
+    for t in tiers:
+        predict({"tier": None if t == "None" else t, "x": 1.0})
+    samples = scrape(registry)
+    want = Counter(
+        "__missing__" if t == "None" else t if t in ("gold", "free") else "__other__" for t in tiers
+    )
+    for segment, n in want.items():
+        for metric in ("modelmon_segment_predictions_total", "modelmon_segment_requests_total"):
+            assert value(samples, metric, model="m", version="1", segment=segment) == n
+
+
+def test_labels_are_scored_per_segment_on_another_replica() -> None:
+    """The id carries the segment: a second process with the same key scores it."""
+    rng = np.random.default_rng(5)
+    options = {"segment": "tier", "segments": ["a", "b", "c"], "id_key": KEY}
+    serving = modelmon.Monitor("m", "1", registry=CollectorRegistry(), **options)
+    other_registry = CollectorRegistry()
+    scoring = modelmon.Monitor("m", "1", registry=other_registry, **options)
+
+    @serving
+    def predict(row: dict) -> int:
+        return int(row["x"] > 0)
+
+    rows = [
+        {"tier": str(rng.choice(["a", "b", "c"])), "x": float(rng.normal())} for _ in range(600)
+    ]
+    ids, predicted = [], []
+    for row in rows:
+        predicted.append(predict(row))
+        ids.append(modelmon.last_prediction_id())
+    # Segment "c" is badly served: its truth is the opposite of the prediction.
+    actuals = [
+        1 - p if r["tier"] == "c" else (p if rng.random() < 0.9 else 1 - p)
+        for r, p in zip(rows, predicted, strict=True)
+    ]
+    assert set(scoring.record_outcomes(ids, actuals)) == {"matched"}
+    samples = scrape(other_registry)
+    tiers = np.array([r["tier"] for r in rows])
+    hits = np.array(predicted) == np.array(actuals)
+    for tier in ("a", "b", "c"):
+        mask = tiers == tier
+        for result, n in (("correct", hits[mask].sum()), ("wrong", (~hits[mask]).sum())):
+            got = value(
+                samples,
+                "modelmon_segment_outcomes_total",
+                model="m",
+                version="1",
+                segment=tier,
+                result=result,
+            )
+            assert got == n  # both results exported once labelled: 0, not absent
+    assert hits[tiers == "c"].sum() == 0
+
+
+def test_batch_rows_and_regression_errors_per_segment() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "r", "1", registry=registry, task="regression", segment="tier", segments=["a", "b"]
+    )
+
+    @mon
+    def predict(rows: list[dict]) -> list[float]:
+        return [2.0 * r["x"] for r in rows]
+
+    rng = np.random.default_rng(6)
+    batch = [{"tier": str(rng.choice(["a", "b"])), "x": float(rng.normal())} for _ in range(50)]
+    predict(batch)
+    ids = modelmon.last_prediction_ids()
+    truth = [r["x"] for r in batch]
+    assert set(mon.record_outcomes(ids, truth)) == {"matched"}
+    samples = scrape(registry)
+    tiers = np.array([r["tier"] for r in batch])
+    err = np.array([2.0 * r["x"] - r["x"] for r in batch])
+    for tier in ("a", "b"):
+        m = tiers == tier
+        name = "modelmon_segment_regression_squared_error"
+        labels = {"model": "r", "version": "1", "segment": tier}
+        assert value(samples, name + "_count", **labels) == m.sum()
+        assert value(samples, name + "_sum", **labels) == pytest.approx(float((err[m] ** 2).sum()))
+        assert value(samples, "modelmon_segment_predictions_total", **labels) == m.sum()
+    # One call, counted in the segment of its first row.
+    first = {"model": "r", "version": "1", "segment": batch[0]["tier"]}
+    assert value(samples, "modelmon_segment_requests_total", **first) == 1
+
+
+def test_drift_in_one_segment_only() -> None:
+    rng = np.random.default_rng(7)
+    profile, _ = _reference(rng, 4000)
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "m", "1", reference=profile, registry=registry, segment="country", segments=["fr", "de"]
+    )
+
+    @mon
+    def predict(row: dict) -> float:
+        return row["x"]
+
+    for _ in range(3000):
+        country = str(rng.choice(["fr", "de"]))
+        shift = 1.5 if country == "de" else 0.0
+        predict({"country": country, "x": float(rng.normal() + shift)})
+    samples = scrape(registry)
+    detected = {
+        s: value(
+            samples,
+            "modelmon_segment_feature_drift_detected",
+            model="m",
+            version="1",
+            segment=s,
+            feature="x",
+        )
+        for s in ("fr", "de")
+    }
+    assert detected == {"fr": 0.0, "de": 1.0}
+    # The segment feature is constant within a segment: its drift is not exported.
+    assert not [k for k in samples if ("feature", "country") in k[1] and "segment" in str(k[1])]
+
+
+def test_segment_code_values() -> None:
+    seg = Segmenter("f", ["x"])
+    assert (seg.code(None), seg.code("y"), seg.code("x")) == (
+        MISSING_CODE,
+        OTHER_CODE,
+        FIRST_VALUE_CODE,
+    )
+    assert seg.code(float("nan")) == MISSING_CODE
+    assert Segmenter("f", [1, 2]).code(2.0) == FIRST_VALUE_CODE + 1  # 2.0 reads as "2"

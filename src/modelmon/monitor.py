@@ -899,11 +899,7 @@ class Monitor:
         old_outcomes = self.outcomes
         for name, aggregate in list(self.aggregates.items()):
             try:
-                replacement = (
-                    self.segments.fresh()
-                    if aggregate is self.segments and self.segments is not None
-                    else fresh(aggregate)
-                )
+                replacement = fresh(aggregate)
             except Exception as exc:
                 self.health.error("multiprocess_fork", exc)
                 continue

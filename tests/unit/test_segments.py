@@ -269,3 +269,57 @@ def test_segment_code_values() -> None:
     )
     assert seg.code(float("nan")) == MISSING_CODE
     assert Segmenter("f", [1, 2]).code(2.0) == FIRST_VALUE_CODE + 1  # 2.0 reads as "2"
+
+
+def _segment_child(mon: modelmon.Monitor, rows: list[dict], actual: list[int]) -> None:
+    from modelmon.exporters import multiprocess as mpx
+
+    ids = [mon.observe(r, int(r["x"] > 0)) for r in rows]
+    mon.record_outcomes(ids, actual)
+    mpx.flush()
+
+
+def test_segments_merge_across_workers_like_one_process(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing as mp
+    import os
+
+    from modelmon.exporters import multiprocess as mpx
+
+    mpx.install()
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("MODELMON_MULTIPROC_DIR", str(tmp_path))
+    rng = np.random.default_rng(8)
+    profile, _ = _reference(rng, 3000)
+    live = [
+        {"country": str(rng.choice(COUNTRIES[:4])), "x": float(rng.normal(0.5))} for _ in range(900)
+    ]
+    actual = rng.integers(0, 2, size=900).tolist()
+    options = {"reference": profile, "task": "classification", "segment": "country"}
+    reg = CollectorRegistry()
+    mon = modelmon.Monitor("m", "1", registry=reg, **options)
+    fork = mp.get_context("fork")
+    procs = [
+        fork.Process(target=_segment_child, args=(mon, live[i : i + 300], actual[i : i + 300]))
+        for i in (0, 300, 600)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    merged = scrape(reg)
+    mon.close()
+    os.environ.pop("MODELMON_MULTIPROC_DIR")
+    ref_reg = CollectorRegistry()
+    single = modelmon.Monitor("m", "1", registry=ref_reg, **options)
+    _segment_child(single, live, actual)
+    expected = scrape(ref_reg)
+    segment_keys = [k for k in expected if k[0].startswith("modelmon_segment_")]
+    # 4 segments x (requests, predictions, 2 outcome results, 4 drift scores + decision of x)
+    assert len(segment_keys) == 4 * (4 + 5)
+    for key in segment_keys:
+        assert merged.get(key) == pytest.approx(expected[key], rel=1e-9, abs=1e-12), key
+    errors = {k: v for k, v in merged.items() if k[0] == "modelmon_internal_errors_total"}
+    assert not any(errors.values()), errors

@@ -41,6 +41,7 @@ _DRIFT_EXPORTS: dict[str, names.MetricSpec] = {
     names.PREDICTION_QUANTILE.name: names.SEGMENT_PREDICTION_QUANTILE,
 }
 _CORRECT, _WRONG = "correct", "wrong"
+_REBUILT = "__segment__"  # the feature name of a rebuilt aggregate whose segment was a callable
 
 
 class SegmentAggregate:
@@ -285,6 +286,45 @@ class SegmentAggregate:
         for code, drift_state in state["drift"].items():
             drift = self.drift[int(code)] = self._new_drift()
             drift.load_state(drift_state)
+
+    def config(self) -> dict[str, Any]:
+        """What rebuilds this aggregate elsewhere (multi-process merging; no callable)."""
+        plan, base = self.plan, self._base_decisions
+        return {
+            "values": list(plan.segmenter.values),
+            "feature": plan.segmenter.feature,
+            "admitted": sorted(plan.admitted),
+            "series_per_segment": plan.series_per_segment,
+            "max_series": plan.max_series,
+            "fingerprint": None if self.profile is None else self.profile.fingerprint,
+            "drift_options": dict(
+                self._drift_options, quantiles=list(self._drift_options.get("quantiles", ()))
+            ),
+            "decisions": [base.alpha, base.psi_floor, base.missing_floor],
+        }
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], profile: ReferenceProfile | None
+    ) -> SegmentAggregate:
+        """An empty aggregate that merges and renders like the one ``config`` describes."""
+        segmenter = Segmenter(config["feature"] or _REBUILT, config["values"])
+        plan = SegmentPlan(
+            segmenter,
+            frozenset(int(c) for c in config["admitted"]),
+            int(config["series_per_segment"]),
+            int(config["max_series"]),
+        )
+        options = dict(config["drift_options"])
+        if "quantiles" in options:
+            options["quantiles"] = tuple(options["quantiles"])
+        return cls(
+            plan,
+            Health(),
+            profile=profile,
+            drift_options=options,
+            decisions=DecisionConfig(*config["decisions"]),
+        )
 
     def fresh(self) -> SegmentAggregate:
         """An empty aggregate of the same configuration (a forked worker's)."""

@@ -247,10 +247,11 @@ class Monitor:
             schema_categorical = categorical or [
                 n for n, f in self.profile.features.items() if f.kind == "categorical"
             ]
-        if isinstance(segment, str) and (
-            self.profile is None or segment not in self.profile.features
-        ):
-            schema_categorical = [*schema_categorical, segment]  # its values are labels
+        if isinstance(segment, str):
+            profiled = self.profile is not None and segment in self.profile.features
+            schema_categorical = _segment_schema(
+                segment, schema_names, schema_categorical, profiled
+            )
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
 
         self.traffic = TrafficAggregate(
@@ -949,6 +950,24 @@ class Monitor:
         return (
             f"Monitor(model={self.model!r}, version={self.version!r}, namespace={self.namespace!r})"
         )
+
+
+def _segment_schema(
+    segment: str, names_: Sequence[str] | None, categorical: Iterable[str], profiled: bool
+) -> Iterable[str]:
+    """The categorical features, with a ``segment=`` feature read as labels (checked).
+
+    A profiled feature keeps its kind; without an explicit list, kinds are guessed from
+    the first input (a string column is categorical), so the list is left alone.
+    """
+    if names_ is not None and segment not in names_:
+        raise ConfigurationError(
+            f"segment={segment!r} is not among the monitored features {list(names_)[:10]}"
+        )
+    kinds = list(categorical)
+    if kinds and not profiled and segment not in kinds:
+        kinds.append(segment)
+    return kinds
 
 
 def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -71,7 +71,8 @@ def test_top_k_values_are_the_reference_most_frequent() -> None:
     [
         ({"segment": "x"}, "numeric in the reference"),
         ({"segment": lambda r: "a"}, "callable needs segments"),
-        ({"segment": "nope"}, "reference profile with that feature"),
+        ({"segment": "nope"}, "not among the monitored features"),
+        ({"segment": "tier", "reference": None}, "reference profile with that feature"),
         ({"segment": "country", "max_series": 0}, "max_series"),
         ({"segment": "country", "segments": "fr"}, "list of values"),
         ({"segment": "country", "segments": ["__other__"]}, "must not contain"),
@@ -80,8 +81,48 @@ def test_top_k_values_are_the_reference_most_frequent() -> None:
 )
 def test_configuration_errors_raise_early(options: dict, message: str) -> None:
     profile, _ = _reference(np.random.default_rng(2), 500)
+    options = {"reference": profile, **options}
     with pytest.raises(ConfigurationError, match=message):
-        modelmon.Monitor("m", "1", reference=profile, registry=False, **options)
+        modelmon.Monitor("m", "1", registry=False, **options)
+
+
+def test_without_a_reference_kinds_are_still_guessed_from_the_first_input() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("m", "1", registry=registry, segment="tier", segments=["a", "b"])
+
+    @mon
+    def predict(row: dict) -> int:
+        return 1
+
+    for tier, color in (("a", "red"), ("b", "blue"), ("z", "red")):
+        predict({"tier": tier, "color": color, "x": 1.0})
+    mon.fold()
+    assert mon.schema.categorical == {"tier", "color"}
+    samples = scrape(registry)
+    for segment in ("a", "b", "__other__"):
+        got = value(
+            samples, "modelmon_segment_predictions_total", model="m", version="1", segment=segment
+        )
+        assert got == 1
+
+
+def test_integer_segment_values() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor("m", "1", registry=registry, segment="tier", segments=[1, 2])
+
+    @mon
+    def predict(row: dict) -> int:
+        return 1
+
+    for tier in (1, 2, 2, 7, None):
+        predict({"tier": tier, "x": 1.0})
+    samples = scrape(registry)
+    want = {"1": 1, "2": 2, "__other__": 1, "__missing__": 1}
+    for segment, n in want.items():
+        got = value(
+            samples, "modelmon_segment_predictions_total", model="m", version="1", segment=segment
+        )
+        assert got == n
 
 
 @pytest.mark.parametrize("budget", [400, 150])

@@ -503,10 +503,14 @@ class Monitor:
     def _segment_codes(self, record: Record) -> list[int] | None:
         """The segment code of each row of a call, for its ids (the fold recomputes them)."""
         assert self.segments is not None
+        segmenter = self.segments.plan.segmenter
         try:
-            frame = features_frame([input_chunk(self._input_of(record[0], record[1]))], self.schema)
-            codes = self.segments.plan.segmenter.codes(frame, frame.n_rows)
-            return [int(c) for c in codes.tolist()]
+            inp = self._input_of(record[0], record[1])
+            fast = segmenter.codes_of_input(inp)
+            if fast is not None:
+                return fast
+            frame = features_frame([input_chunk(inp)], self.schema)
+            return [int(c) for c in segmenter.codes(frame, frame.n_rows).tolist()]
         except Exception as exc:
             self.health.error("segment", exc)
             return None

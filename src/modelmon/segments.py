@@ -140,6 +140,15 @@ class Segmenter:
             self.last_error = exc
             return MISSING_CODE
 
+    def codes_of_input(self, inp: Any) -> list[int] | None:
+        """Codes of a call's input when it is a dict or a list of dicts (the id's fast
+        path: no frame is built), else None."""
+        if type(inp) is dict:
+            return [self._row_code(inp)]
+        if type(inp) is list and inp and all(type(r) is dict for r in inp):
+            return [self._row_code(r) for r in inp]
+        return None
+
     def codes(self, frame: FeatureFrame | None, n_rows: int) -> IntArray:
         """The code of each row of a fold's feature frame (``__missing__`` without one)."""
         if frame is None or frame.n_rows != n_rows:

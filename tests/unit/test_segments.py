@@ -364,3 +364,34 @@ def test_segments_merge_across_workers_like_one_process(
         assert merged.get(key) == pytest.approx(expected[key], rel=1e-9, abs=1e-12), key
     errors = {k: v for k, v in merged.items() if k[0] == "modelmon_internal_errors_total"}
     assert not any(errors.values()), errors
+
+
+def test_ids_of_numpy_batches_carry_the_segment_of_each_row() -> None:
+    """Inputs that are not dicts: the id's segment comes from the extracted features."""
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "g",
+        "1",
+        registry=registry,
+        feature_names=["g", "x"],
+        segment="g",
+        segments=[0, 1],
+        task="regression",
+    )
+
+    @mon
+    def predict(x: np.ndarray) -> np.ndarray:
+        return x[:, 1] * 2.0
+
+    rng = np.random.default_rng(9)
+    batch = np.column_stack([rng.integers(0, 3, size=40), rng.normal(size=40)]).astype(float)
+    predict(batch)
+    ids = modelmon.last_prediction_ids()
+    assert set(mon.record_outcomes(ids, batch[:, 1].tolist())) == {"matched"}
+    samples = scrape(registry)
+    labels = {"model": "g", "version": "1"}
+    for code, segment in ((0, "0"), (1, "1"), (2, "__other__")):
+        n = int((batch[:, 0] == code).sum())
+        name = "modelmon_segment_regression_squared_error_count"
+        assert value(samples, name, segment=segment, **labels) == n
+        assert value(samples, "modelmon_segment_predictions_total", segment=segment, **labels) == n

@@ -6,7 +6,7 @@ One monitor, 20 numeric features and a categorical ``c0`` of 10 equally frequent
 with a reference profile; ``segment="c0"`` with the reference's top K values, K = 0 (no
 segment), 1, 5, 10. Each configuration is fed the same shuffled pool of distinct dict
 rows (every value of ``c0``), folded, then scraped with ``generate_latest``; between
-scrapes 500 more calls arrive and are folded before the timer starts. Configurations are
+scrapes 50 more calls arrive and are folded before the timer starts. Configurations are
 interleaved with rotating order; process CPU time. The cost per segment series is the
 slope of scrape CPU over the series count from K = 0 to K = 10; the memory per segment
 is the traced allocation growth of a monitor from K = 0 to K = 10, divided by 10.
@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Figure, Report, Stat, header, interleave, parser
+from scrape import scrape_side  # the same timed scrape: feed 50 calls, fold, scrape
 
 FEATURES = 20
 VALUES = 10
@@ -73,19 +74,6 @@ class Setup:
 def series(text: bytes, segment_only: bool = False) -> int:
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith(b"#")]
     return sum(1 for ln in lines if not segment_only or b'segment="' in ln)
-
-
-def scrape_side(setup: Setup, scrapes: int) -> Callable[[], float]:
-    def run() -> float:
-        total = 0.0
-        for _ in range(scrapes):
-            setup.feed(500)
-            t0 = time.process_time()
-            setup.scrape()
-            total += time.process_time() - t0
-        return total / scrapes
-
-    return run
 
 
 def fold_side(setup: Setup, calls: int) -> Callable[[], float]:

@@ -399,7 +399,7 @@ class OtelExport:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
-            extra, sources = self._collect_extra()
+            extra, sources = self._collect(self._extra_sources())
             families.extend(extra)
             # HTTP metrics only: a failure is counted where they keep their health.
             counted: Sequence[Any] = included or sources
@@ -452,29 +452,19 @@ class OtelExport:
             raise value
         return value
 
-    def _collect(self, monitors: Sequence[Monitor]) -> tuple[list[Family], list[Monitor]]:
+    @staticmethod
+    def _collect(sources: Iterable[Any]) -> tuple[list[Family], list[Any]]:
+        """Families of every source that collects; a failing one is counted and left out."""
         families: list[Family] = []
-        included: list[Monitor] = []
-        for monitor in monitors:
-            try:
-                families.extend(monitor.collect())
-            except Exception as exc:
-                _count_error(monitor, STAGE, exc)
-                continue
-            included.append(monitor)
-        return families, included
-
-    def _collect_extra(self) -> tuple[list[Family], list[Any]]:
-        families: list[Family] = []
-        sources: list[Any] = []
-        for source in self._extra_sources():
+        included: list[Any] = []
+        for source in sources:
             try:
                 families.extend(source.collect())
             except Exception as exc:
                 _count_error(source, STAGE, exc)
                 continue
-            sources.append(source)
-        return families, sources
+            included.append(source)
+        return families, included
 
     def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
         for monitor in monitors:

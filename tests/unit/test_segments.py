@@ -395,3 +395,22 @@ def test_ids_of_numpy_batches_carry_the_segment_of_each_row() -> None:
         name = "modelmon_segment_regression_squared_error_count"
         assert value(samples, name, segment=segment, **labels) == n
         assert value(samples, "modelmon_segment_predictions_total", segment=segment, **labels) == n
+
+
+def test_outputs_not_aligned_with_inputs_count_as_missing_without_raising() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "s", "1", registry=registry, strict=True, segment="tier", segments=["a", "b"]
+    )
+
+    @mon
+    def predict(rows: list[dict]) -> list[int]:
+        return [1, 0]  # one row short
+
+    predict([{"tier": "a", "x": 1.0}, {"tier": "b", "x": 2.0}, {"tier": "a", "x": 3.0}])
+    samples = scrape(registry)
+    labels = {"model": "s", "version": "1"}
+    assert (
+        value(samples, "modelmon_segment_predictions_total", segment="__missing__", **labels) == 2
+    )
+    assert value(samples, "modelmon_segment_predictions_total", segment="a", **labels) is None

@@ -89,6 +89,8 @@ class SegmentAggregate:
             n_rows = features.n_rows
         if n_rows == 0:
             return
+        if features is not None and features.n_rows != n_rows:
+            features = None  # not row-aligned with the outputs: every row is __missing__
         codes = self.plan.segmenter.codes(features, n_rows)
         exc = self.plan.segmenter.take_error()
         if exc is not None:
@@ -179,14 +181,6 @@ class SegmentAggregate:
     # --- reading ---------------------------------------------------------------------
     def segment_label(self, code: int) -> str:
         return self.plan.segmenter.label(code)
-
-    def accuracy(self) -> dict[str, float]:
-        """All-time accuracy of the labelled predictions of each segment (for views)."""
-        out = {}
-        for code in np.flatnonzero(self.correct + self.wrong).tolist():
-            n = int(self.correct[code] + self.wrong[code])
-            out[self.segment_label(code)] = float(self.correct[code]) / n
-        return out
 
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         ns = ctx.namespace

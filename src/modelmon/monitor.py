@@ -61,7 +61,7 @@ from .extract import (
 from .id_scheme import IdScheme
 from .points import Family, ScalarPoint
 from .profile import ReferenceProfile
-from .segments import DEFAULT_MAX_SERIES, DEFAULT_TOP_K, SegmentArg
+from .segments import DEFAULT_MAX_SERIES, DEFAULT_TOP_K, SegmentArg, segment_schema
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -249,9 +249,7 @@ class Monitor:
             ]
         if isinstance(segment, str):
             profiled = self.profile is not None and segment in self.profile.features
-            schema_categorical = _segment_schema(
-                segment, schema_names, schema_categorical, profiled
-            )
+            schema_categorical = segment_schema(segment, schema_names, schema_categorical, profiled)
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
 
         self.traffic = TrafficAggregate(
@@ -503,14 +501,8 @@ class Monitor:
     def _segment_codes(self, record: Record) -> list[int] | None:
         """The segment code of each row of a call, for its ids (the fold recomputes them)."""
         assert self.segments is not None
-        segmenter = self.segments.plan.segmenter
         try:
-            inp = self._input_of(record[0], record[1])
-            fast = segmenter.codes_of_input(inp)
-            if fast is not None:
-                return fast
-            frame = features_frame([input_chunk(inp)], self.schema)
-            return [int(c) for c in segmenter.codes(frame, frame.n_rows).tolist()]
+            return self.segments.id_codes(self._input_of(record[0], record[1]), self.schema)
         except Exception as exc:
             self.health.error("segment", exc)
             return None
@@ -954,24 +946,6 @@ class Monitor:
         return (
             f"Monitor(model={self.model!r}, version={self.version!r}, namespace={self.namespace!r})"
         )
-
-
-def _segment_schema(
-    segment: str, names_: Sequence[str] | None, categorical: Iterable[str], profiled: bool
-) -> Iterable[str]:
-    """The categorical features, with a ``segment=`` feature read as labels (checked).
-
-    A profiled feature keeps its kind; without an explicit list, kinds are guessed from
-    the first input (a string column is categorical), so the list is left alone.
-    """
-    if names_ is not None and segment not in names_:
-        raise ConfigurationError(
-            f"segment={segment!r} is not among the monitored features {list(names_)[:10]}"
-        )
-    kinds = list(categorical)
-    if kinds and not profiled and segment not in kinds:
-        kinds.append(segment)
-    return kinds
 
 
 def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

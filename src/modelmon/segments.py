@@ -34,7 +34,7 @@ and in ``modelmon_dropped_observations_total{reason="series_budget"}``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,3 +260,21 @@ def series_per_segment(n_features: int, n_outputs: int, n_quantiles: int) -> int
     traffic = 2  # requests, predictions
     labels = 4  # correct/wrong, or squared/absolute _sum and _count
     return traffic + histogram + labels + (n_features + n_outputs) * drift + n_outputs * n_quantiles
+
+
+def segment_schema(
+    segment: str, names_: Sequence[str] | None, categorical: Iterable[str], profiled: bool
+) -> Iterable[str]:
+    """The categorical features, with a ``segment=`` feature read as labels (checked).
+
+    A profiled feature keeps its kind; without an explicit list, kinds are guessed from
+    the first input (a string column is categorical), so the list is left alone.
+    """
+    if names_ is not None and segment not in names_:
+        raise ConfigurationError(
+            f"segment={segment!r} is not among the monitored features {list(names_)[:10]}"
+        )
+    kinds = list(categorical)
+    if kinds and not profiled and segment not in kinds:
+        kinds.append(segment)
+    return kinds

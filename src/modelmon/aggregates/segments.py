@@ -24,6 +24,7 @@ from .._internal.health import Health
 from .._internal.ids import MARK
 from ..batch import Batch, FeatureFrame, IntArray, OutputFrame, RenderContext
 from ..drift_decision import DecisionConfig
+from ..extract import FeatureSchema, features_frame, input_chunk
 from ..id_scheme import IdScheme
 from ..points import Family, Point, ScalarPoint, SummaryPoint
 from ..profile import ReferenceProfile
@@ -143,6 +144,15 @@ class SegmentAggregate:
 
     def _new_drift(self) -> DriftAggregate:
         return DriftAggregate(self.profile, decisions=self._decisions, **self._drift_options)
+
+    def id_codes(self, inp: Any, schema: FeatureSchema) -> list[int]:
+        """The segment code of each row of one call's input, for its prediction ids."""
+        segmenter = self.plan.segmenter
+        fast = segmenter.codes_of_input(inp)
+        if fast is not None:
+            return fast
+        frame = features_frame([input_chunk(inp)], schema)
+        return [int(c) for c in segmenter.codes(frame, frame.n_rows).tolist()]
 
     # --- labels ----------------------------------------------------------------------
     def score(

@@ -414,3 +414,35 @@ def test_outputs_not_aligned_with_inputs_count_as_missing_without_raising() -> N
         value(samples, "modelmon_segment_predictions_total", segment="__missing__", **labels) == 2
     )
     assert value(samples, "modelmon_segment_predictions_total", segment="a", **labels) is None
+
+
+def test_a_callable_segment_gives_the_same_segment_to_traffic_and_to_labels() -> None:
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "c",
+        "1",
+        registry=registry,
+        segment=lambda r: "big" if r["x"] > 1 else "small",
+        segments=["big", "small"],
+        task="classification",
+    )
+
+    @mon
+    def predict(row: dict) -> int:
+        return 1
+
+    rng = np.random.default_rng(10)
+    xs = rng.normal(1.0, 1.0, size=300)
+    ids = []
+    for x in xs:
+        predict({"x": int(x) if x > 2 else float(x)})  # ints too: the callable sees numbers
+        ids.append(modelmon.last_prediction_id())
+    assert set(mon.record_outcomes(ids, [1] * len(ids))) == {"matched"}
+    samples = scrape(registry)
+    labels = {"model": "c", "version": "1"}
+    for segment, n in (("big", int((xs > 1).sum())), ("small", int((xs <= 1).sum()))):
+        assert value(samples, "modelmon_segment_predictions_total", segment=segment, **labels) == n
+        got = value(
+            samples, "modelmon_segment_outcomes_total", segment=segment, result="correct", **labels
+        )
+        assert got == n

@@ -141,8 +141,10 @@ class Segmenter:
             return MISSING_CODE
 
     def codes_of_input(self, inp: Any) -> list[int] | None:
-        """Codes of a call's input when it is a dict or a list of dicts (the id's fast
-        path: no frame is built), else None."""
+        """Codes of a call's input when it is a dict, a pydantic model or a list of dicts
+        (the id's fast path: no frame is built), else None."""
+        if type(inp) is not dict and callable(getattr(inp, "model_dump", None)):
+            inp = inp.model_dump()  # a pydantic model, as the fold reads it
         if type(inp) is dict:
             return [self._row_code(inp)]
         if type(inp) is list and inp and all(type(r) is dict for r in inp):

@@ -446,3 +446,23 @@ def test_a_callable_segment_gives_the_same_segment_to_traffic_and_to_labels() ->
             samples, "modelmon_segment_outcomes_total", segment=segment, result="correct", **labels
         )
         assert got == n
+
+
+def test_pydantic_inputs_carry_their_segment_in_the_id() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Row(pydantic.BaseModel):
+        tier: str
+        x: float
+
+    mon = modelmon.Monitor("p", "1", registry=False, segment="tier", segments=["a", "b"])
+
+    @mon
+    def predict(row: Row) -> int:
+        return 1
+
+    for tier in ("a", "b", "q"):
+        predict(Row(tier=tier, x=1.0))
+        decoded = mon.ids.codec.verify(modelmon.last_prediction_id())
+        assert mon.segments is not None
+        assert mon.segments.segment_label(decoded.segment) == (tier if tier != "q" else "__other__")

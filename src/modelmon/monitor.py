@@ -137,6 +137,7 @@ class Monitor:
         segments: the segment values exported (others are ``__other__``, missing ones
             ``__missing__``); default: the reference's ``segment_top_k`` most frequent
             categories of the ``segment`` feature.
+        segment_top_k: how many of the reference's categories are segments (10).
         max_series: the most series the segments may export together (whole segments
             beyond it are left out and their rows counted as dropped, ``series_budget``).
     """

@@ -13,6 +13,8 @@ the ``model`` and ``version`` labels (:data:`BASE_LABELS`).
 'modelmon.feature.drift'
 """
 
+# Long module: the metric catalogue, one entry per metric, is meant to be read in one place.
+
 from __future__ import annotations
 
 from dataclasses import dataclass

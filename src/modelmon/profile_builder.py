@@ -55,6 +55,9 @@ from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
+
+# Private names shared on purpose: this module is the streaming half of ``profile``
+# (split off for length) and uses its checks.
 from .profile import (
     CONFIDENCE,
     PREDICTION,
@@ -65,6 +68,8 @@ from .profile import (
     _object_column,
     categorical_from_counts,
 )
+
+# Private on purpose: the sketch's key layout, so the builder's bins line up with it.
 from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]

@@ -265,18 +265,24 @@ def series_per_segment(n_features: int, n_outputs: int, n_quantiles: int) -> int
 
 
 def segment_schema(
-    segment: str, names_: Sequence[str] | None, categorical: Iterable[str], profiled: bool
+    segment: SegmentArg,
+    names_: Sequence[str] | None,
+    categorical: Iterable[str],
+    profile: ReferenceProfile | None,
 ) -> Iterable[str]:
     """The categorical features, with a ``segment=`` feature read as labels (checked).
 
     A profiled feature keeps its kind; without an explicit list, kinds are guessed from
     the first input (a string column is categorical), so the list is left alone.
     """
+    if not isinstance(segment, str):
+        return categorical
     if names_ is not None and segment not in names_:
         raise ConfigurationError(
             f"segment={segment!r} is not among the monitored features {list(names_)[:10]}"
         )
     kinds = list(categorical)
+    profiled = profile is not None and segment in profile.features
     if kinds and not profiled and segment not in kinds:
         kinds.append(segment)
     return kinds

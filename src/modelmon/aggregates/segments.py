@@ -378,27 +378,34 @@ def build_segments(
     values: Sequence[Any] | None,
     top_k: int,
     max_series: int,
-    *,
-    profile: ReferenceProfile | None,
+    drift: DriftAggregate | None,
     health: Health,
     ids: IdScheme,
-    drift_options: Mapping[str, Any],
-    decisions: DecisionConfig,
 ) -> SegmentAggregate:
-    """The segment aggregate of a monitor's ``segment=`` options (errors raise here)."""
+    """The segment aggregate of a monitor's ``segment=`` options (errors raise here).
+
+    Each segment's drift is configured like the model's ``drift`` (none without a
+    profile at start-up, e.g. ``reference="warmup"``).
+    """
+    profile = drift.profile if drift is not None else None
+    options: dict[str, Any] = {}
+    decisions = None
+    if drift is not None:
+        options = {
+            "window_seconds": drift.window_seconds,
+            "slots": drift.n_slots,
+            "min_samples": drift.min_samples,
+            "quantiles": drift.quantiles,
+            "max_features": drift.max_features,
+        }
+        decisions = drift.decision_config
     segmenter = Segmenter(segment, segment_values(segment, values, profile, top_k))
-    n_features = min(len(profile.features), drift_options["max_features"]) if profile else 0
+    n_features = min(len(profile.features), drift.max_features) if profile and drift else 0
     if profile is not None and segmenter.feature in profile.features:
         n_features -= 1  # constant within a segment: not exported (see _drift_families)
     n_outputs = len(profile.outputs) if profile else 0
-    plan = SegmentPlan.of(
-        segmenter, max_series, n_features, n_outputs, len(drift_options["quantiles"])
-    )
+    n_quantiles = len(drift.quantiles) if drift is not None else 0
+    plan = SegmentPlan.of(segmenter, max_series, n_features, n_outputs, n_quantiles)
     return SegmentAggregate(
-        plan,
-        health,
-        ids=ids,
-        profile=profile,
-        drift_options=drift_options,
-        decisions=decisions,
+        plan, health, ids=ids, profile=profile, drift_options=options, decisions=decisions
     )

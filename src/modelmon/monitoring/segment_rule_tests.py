@@ -11,6 +11,8 @@ from typing import Any
 
 from modelmon import names
 from modelmon.monitoring.config import MonitoringConfig, duration_seconds
+
+# The rule-test builder's private helpers: this file is its segment part, split off for size.
 from modelmon.monitoring.rule_tests import _Builder, _close_to, _fmt, _Suite, constant, ramp
 from modelmon.monitoring.segments import ACCURACY_GAP, rule_names
 

@@ -28,6 +28,7 @@ PAGE = ROOT / "docs" / "benchmarks.md"
 SCRIPTS = (
     "overhead",
     "scrape",
+    "multiprocess_scrape",
     "otel_overhead",
     "http_overhead",
     "drift_speed",

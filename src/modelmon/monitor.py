@@ -60,6 +60,7 @@ from .errors import ConfigurationError
 from .extract import DEFAULT_MAX_FEATURES, FeatureSchema, output_rows, outputs_frame
 from .id_scheme import IdScheme
 from .points import Family
+from .schema_learning import SchemaLearner
 from .segments import DEFAULT_MAX_SERIES, DEFAULT_TOP_K, SegmentArg, segment_schema
 
 if TYPE_CHECKING:
@@ -131,10 +132,8 @@ class Monitor:
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
             :mod:`modelmon.aggregates.distributions`).
-        segment, segments, segment_top_k, max_series: export traffic, confidence, drift
-            and labels per segment, a feature's value or a callable's of the row, among
-            ``segments`` (else the reference's top ``segment_top_k`` categories), within
-            ``max_series`` series (see docs/segments.md).
+        segment, segments, segment_top_k, max_series: traffic, drift and labels per
+            segment, within a series budget (see docs/segments.md).
     """
 
     def __init__(
@@ -240,6 +239,7 @@ class Monitor:
             ]
         schema_categorical = segment_schema(segment, schema_names, schema_categorical, self.profile)
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
+        self.learner = SchemaLearner(self.schema) if schema_names is None else None
 
         self.traffic = TrafficAggregate(
             duration_buckets=_setup.check_buckets("duration_buckets", duration_buckets)
@@ -523,7 +523,7 @@ class Monitor:
     def collect(self, now: float | None = None) -> list[Family]:
         """Fold, then render every aggregate as exporter-neutral families."""
         try:
-            self.fold()
+            fold.fold_for_scrape(self)
         except Exception as exc:
             self.health.error("fold", exc)
         ctx = self.render_context(now)

@@ -240,7 +240,13 @@ def test_labels_are_scored_per_segment_on_another_replica() -> None:
 def test_batch_rows_and_regression_errors_per_segment() -> None:
     registry = CollectorRegistry()
     mon = modelmon.Monitor(
-        "r", "1", registry=registry, task="regression", segment="tier", segments=["a", "b"]
+        "r",
+        "1",
+        registry=registry,
+        task="regression",
+        segment="tier",
+        segments=["a", "b"],
+        feature_names=["tier", "x"],
     )
 
     @mon

@@ -91,7 +91,9 @@ class SegmentAggregate:
         if n_rows == 0:
             return
         if features is not None and features.n_rows != n_rows:
-            features = None  # not row-aligned with the outputs: every row is __missing__
+            # Not row-aligned with the outputs (rows kept while the feature names were
+            # learned, or a model returning fewer rows): every row is __missing__.
+            features = None
         codes = self.plan.segmenter.codes(features, n_rows)
         exc = self.plan.segmenter.take_error()
         if exc is not None:

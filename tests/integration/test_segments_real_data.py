@@ -168,13 +168,13 @@ def test_one_broken_segment_is_seen_and_named(tmp_path: Path) -> None:
             }
             with prometheus(tmp_path / "prom", prom_config, rules) as prom:
                 seen = f'modelmon_predictions_total{{model="{MODEL}"}}'
-                wait_until(lambda: prom.query(seen), 20, "a first scrape")
+                wait_until(lambda: prom.query(seen), 60, "a first scrape")
                 for part in np.array_split(np.arange(LIVE_ROWS), ROUNDS):
                     _serve(mon, d, range(int(part[0]), int(part[-1]) + 1))
                     fed = float(part[-1] + 1)
                     wait_until(
                         lambda fed=fed: prom.values(seen, "model").get(MODEL) == fed,
-                        20,
+                        60,
                         f"Prometheus to scrape {fed} predictions",
                     )
                 wait_until(
@@ -182,7 +182,7 @@ def test_one_broken_segment_is_seen_and_named(tmp_path: Path) -> None:
                         _firing(prom, "ModelmonSegmentAccuracyLow")
                         and _firing(prom, "ModelmonSegmentFeatureDrift")
                     ),
-                    30,
+                    90,
                     "the segment alerts to fire",
                     details=lambda: str(prom.alerts()),
                 )

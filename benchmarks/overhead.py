@@ -117,6 +117,27 @@ def cases(quick: bool) -> list[Case]:
     c = [
         Case("dict", "dict row, 20 numeric", goal="<= 1.0"),
         Case("dict_ref", "dict row, 20 numeric + reference", reference=True, goal="<= 1.25"),
+        # Segments (issue 16): the same input with and without segment= on its categorical.
+        Case("dict_c1", "dict row, 20 numeric + 1 categorical", categorical=1),
+        Case(
+            "dict_c1_seg",
+            "dict row, 20 numeric + 1 categorical, segment= on it (5 values)",
+            categorical=1,
+            options={"segment": "c0", "segments": [f"v{i}" for i in range(5)]},
+        ),
+        Case(
+            "dict_c1_ref",
+            "dict row, 20 numeric + 1 categorical + reference",
+            categorical=1,
+            reference=True,
+        ),
+        Case(
+            "dict_c1_ref_seg",
+            "dict row, 20 numeric + 1 categorical + reference, segment= (top 10)",
+            categorical=1,
+            reference=True,
+            options={"segment": "c0"},
+        ),
         Case("numpy", "numpy 1-D row, 20 floats", form="numpy", goal="<= 1.0"),
         Case(
             "numpy_ref",

@@ -34,6 +34,7 @@ SCRIPTS = (
     "drift_speed",
     "bulk_sketch",
     "profile_scale",
+    "segments",
 )
 
 

@@ -256,6 +256,43 @@ local rendered = {
         ]
       },
       {
+        "name": "modelmon.segments",
+        "rules": [
+          {
+            "expr": "sum by (model, version, segment) (rate(modelmon_segment_requests_total[5m]))",
+            "record": "modelmon:segment_request_rate:5m"
+          },
+          {
+            "expr": "sum by (model, version, segment) (rate(modelmon_segment_predictions_total[5m]))",
+            "record": "modelmon:segment_prediction_rate:5m"
+          },
+          {
+            "expr": "sum by (model, version, segment) (increase(modelmon_segment_outcomes_total[1h]))",
+            "record": "modelmon:segment_labelled_outcomes:1h"
+          },
+          {
+            "expr": "sum by (model, version, segment) (increase(modelmon_segment_outcomes_total{result=\"correct\"}[1h]))\n/\n(modelmon:segment_labelled_outcomes:1h > 0)",
+            "record": "modelmon:segment_accuracy:1h"
+          },
+          {
+            "expr": "modelmon:accuracy:1h\n- on (model, version) group_right\nmodelmon:segment_accuracy:1h",
+            "record": "modelmon:segment_accuracy_gap:1h"
+          },
+          {
+            "expr": "modelmon:segment_accuracy_gap:1h * sqrt(modelmon:segment_labelled_outcomes:1h)\n/ on (model, version) group_left\nsqrt(modelmon:accuracy:1h * (1 - modelmon:accuracy:1h))",
+            "record": "modelmon:segment_accuracy_gap_z:1h"
+          },
+          {
+            "expr": "sqrt(\n  sum by (model, version, segment) (increase(modelmon_segment_regression_squared_error_sum[1h]))\n  /\n  (sum by (model, version, segment) (increase(modelmon_segment_regression_squared_error_count[1h])) > 0)\n)",
+            "record": "modelmon:segment_rmse:1h"
+          },
+          {
+            "expr": "max by (model, version, segment, feature) (modelmon_segment_feature_drift_detected)",
+            "record": "modelmon:segment_feature_drift_detected:max"
+          }
+        ]
+      },
+      {
         "name": "modelmon.staleness",
         "rules": [
           {
@@ -473,6 +510,38 @@ local rendered = {
             "expr": "sum by (model, version, detector) (increase(modelmon_concept_drift_detected_total[1h])) > 0\nor\nmax by (model, version, detector) (modelmon_concept_drift) > 0",
             "labels": {
               "severity": "warning"
+            }
+          }
+        ]
+      },
+      {
+        "name": "modelmon.alerts.segments",
+        "rules": [
+          {
+            "alert": "ModelmonSegmentFeatureDrift",
+            "annotations": {
+              "description": "Within segment {{ $labels.segment }}, the distribution of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile for 30m (two-sample test at family-wise level 0.05 over features and segments, PSI >= 0.1). Compare the segment's drift scores with the model's: a drift in one segment only points at that slice's data source.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonsegmentfeaturedrift",
+              "summary": "Feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted in segment {{ $labels.segment }}"
+            },
+            "expr": "modelmon:segment_feature_drift_detected:max == 1",
+            "for": "30m",
+            "keep_firing_for": "1h",
+            "labels": {
+              "severity": "warning"
+            }
+          },
+          {
+            "alert": "ModelmonSegmentAccuracyLow",
+            "annotations": {
+              "description": "Over the labelled outcomes of the last 1h (at least 50 in the segment), the accuracy in segment {{ $labels.segment }} is more than 5 points below the model's, beyond chance (one-sided z > 3.09). Check the segment's drift panels and its share of traffic.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonsegmentaccuracylow",
+              "summary": "Accuracy of {{ $labels.model }} {{ $labels.version }} is low in segment {{ $labels.segment }}"
+            },
+            "expr": "modelmon:segment_accuracy_gap_z:1h > 3.09\nand\nmodelmon:segment_accuracy_gap:1h > 0.05\nand\nmodelmon:segment_labelled_outcomes:1h >= 50",
+            "for": "30m",
+            "labels": {
+              "severity": "critical"
             }
           }
         ]
@@ -2594,6 +2663,370 @@ local rendered = {
         },
         "id": 35,
         "panels": [],
+        "title": "Segments",
+        "type": "row"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Lowest segment accuracy first; z of the gap to the model's accuracy (alert above 3.09); features drifted within the segment.",
+        "fieldConfig": {
+          "defaults": {
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 12,
+          "x": 0,
+          "y": 87
+        },
+        "id": 36,
+        "options": {},
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "sort(bottomk(10, modelmon:segment_accuracy:1h{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"}))",
+            "format": "table",
+            "instant": true,
+            "legendFormat": "__auto",
+            "range": false,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "sort_desc(topk(10, modelmon:segment_accuracy_gap_z:1h{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"}))",
+            "format": "table",
+            "instant": true,
+            "legendFormat": "__auto",
+            "range": false,
+            "refId": "B"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "sum by (model, version, segment) (modelmon:segment_feature_drift_detected:max{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"})",
+            "format": "table",
+            "instant": true,
+            "legendFormat": "__auto",
+            "range": false,
+            "refId": "C"
+          }
+        ],
+        "title": "Worst segments (accuracy, 1h)",
+        "transformations": [
+          {
+            "id": "merge",
+            "options": {}
+          },
+          {
+            "id": "organize",
+            "options": {
+              "excludeByName": {
+                "Time": true
+              },
+              "renameByName": {
+                "Value #A": "accuracy",
+                "Value #B": "gap z",
+                "Value #C": "drifted features"
+              }
+            }
+          }
+        ],
+        "type": "table"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "ops"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 12,
+          "x": 12,
+          "y": 87
+        },
+        "id": 37,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:segment_prediction_rate:5m{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{segment}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "Predictions per second by segment",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 0,
+          "y": 95
+        },
+        "id": 38,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:segment_accuracy:1h{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{segment}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "Accuracy by segment (1h, fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never",
+              "thresholdsStyle": {
+                "mode": "dashed"
+              }
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                },
+                {
+                  "color": "orange",
+                  "value": 0.1
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 8,
+          "y": 95
+        },
+        "id": 39,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "max by (model, version, segment) (modelmon_segment_feature_drift{model=~\"$model\",version=~\"$version\",segment=~\"$segment\",feature=~\"$feature\",method=\"psi\"})",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{segment}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "Feature drift (PSI) by segment, selected feature",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 16,
+          "y": 95
+        },
+        "id": 40,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:segment_rmse:1h{model=~\"$model\",version=~\"$version\",segment=~\"$segment\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{segment}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "RMSE by segment (1h, fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "collapsed": false,
+        "gridPos": {
+          "h": 1,
+          "w": 24,
+          "x": 0,
+          "y": 103
+        },
+        "id": 41,
+        "panels": [],
         "title": "Staleness",
         "type": "row"
       },
@@ -2626,9 +3059,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 87
+          "y": 104
         },
-        "id": 36,
+        "id": 42,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2682,9 +3115,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 87
+          "y": 104
         },
-        "id": 37,
+        "id": 43,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2738,9 +3171,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 87
+          "y": 104
         },
-        "id": 38,
+        "id": 44,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2775,9 +3208,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 95
+          "y": 112
         },
-        "id": 39,
+        "id": 45,
         "panels": [],
         "title": "SDK health",
         "type": "row"
@@ -2812,9 +3245,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 96
+          "y": 113
         },
-        "id": 40,
+        "id": 46,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2875,9 +3308,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 96
+          "y": 113
         },
-        "id": 41,
+        "id": 47,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2938,9 +3371,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 96
+          "y": 113
         },
-        "id": 42,
+        "id": 48,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3079,6 +3512,29 @@ local rendered = {
           "options": [],
           "query": {
             "query": "label_values(modelmon_feature_reference_ratio{model=~\"$model\",version=~\"$version\"}, feature)",
+            "refId": "PrometheusVariableQueryEditor-VariableQuery"
+          },
+          "refresh": 2,
+          "regex": "",
+          "sort": 1,
+          "type": "query"
+        },
+        {
+          "allValue": ".*",
+          "current": {},
+          "datasource": {
+            "type": "prometheus",
+            "uid": "${datasource}"
+          },
+          "definition": "label_values(modelmon_segment_predictions_total{model=~\"$model\",version=~\"$version\"}, segment)",
+          "hide": 0,
+          "includeAll": true,
+          "label": "segment",
+          "multi": true,
+          "name": "segment",
+          "options": [],
+          "query": {
+            "query": "label_values(modelmon_segment_predictions_total{model=~\"$model\",version=~\"$version\"}, segment)",
             "refId": "PrometheusVariableQueryEditor-VariableQuery"
           },
           "refresh": 2,

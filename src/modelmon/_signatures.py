@@ -16,7 +16,7 @@ Only for type checkers and readers: nothing here runs on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypedDict, TypeVar, overload
 
 if TYPE_CHECKING:
@@ -103,6 +103,10 @@ class MonitorExtraOptions(TypedDict, total=False):
     log_every_s: float | None
     mlflow_run_id: str | None
     distributions: bool | Sequence[str]
+    segment: str | Callable[[Mapping[str, Any]], Any] | None
+    segments: Sequence[Any] | None
+    segment_top_k: int
+    max_series: int
 
 
 class MonitorOptions(MonitorExtraOptions, total=False):

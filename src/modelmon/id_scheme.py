@@ -59,6 +59,7 @@ class Resolved:
     prediction: Prediction | None = None
     predicted_at: float = 0.0
     key: str | None = None
+    segment: int = 0  # the segment code the id carries (0: none)
 
 
 class IdScheme:
@@ -126,10 +127,21 @@ class IdScheme:
         """The id of a batch call (``n_rows`` != 1): refused as a label, names the rows."""
         return self.codec.mint(PredictionKey(self.prefix, seq, 0), now, n_rows=n_rows)
 
-    def mint_rows(self, seq: int, frame: OutputFrame, task: str | None, now: float) -> list[str]:
-        """The ids of the rows of one call's output frame, in row order."""
+    def mint_rows(
+        self,
+        seq: int,
+        frame: OutputFrame,
+        task: str | None,
+        now: float,
+        segments: Sequence[int] | None = None,
+    ) -> list[str]:
+        """The ids of the rows of one call's output frame, in row order.
+
+        ``segments`` gives each row's segment code (see :mod:`modelmon.segments`).
+        """
         prefix, codec = self.prefix, self.codec
         n = frame.n_rows
+        segs = segments if segments is not None and len(segments) == n else [0] * n
         if task is None:
             task = "classification" if frame.labels is not None else "regression"
         values = frame.values
@@ -137,7 +149,7 @@ class IdScheme:
             if values is None:
                 return [self.mint_call(seq, 0, now) for _ in range(n)]
             return [
-                codec.mint(PredictionKey(prefix, seq, i), now, value=v)
+                codec.mint(PredictionKey(prefix, seq, i), now, value=v, segment=segs[i])
                 for i, v in enumerate(values.tolist())
             ]
         if frame.labels is not None:
@@ -152,15 +164,24 @@ class IdScheme:
         if frame.probabilities is not None and frame.probabilities.shape[1] == 2:
             proba = frame.probabilities[:, 1].tolist()
         return [
-            self.mint_label(seq, i, label, proba[i] if proba is not None else None, now)
+            self.mint_label(seq, i, label, proba[i] if proba is not None else None, now, segs[i])
             for i, label in enumerate(labels)
         ]
 
-    def mint_value(self, seq: int, value: float, now: float) -> str:
+    def mint_value(self, seq: int, value: float, now: float, segment: int = 0) -> str:
         """The id of a one-row regression call (the fast path for scalar outputs)."""
-        return self.codec.mint(PredictionKey(self.prefix, seq, 0), now, value=value)
+        key = PredictionKey(self.prefix, seq, 0)
+        return self.codec.mint(key, now, value=value, segment=segment)
 
-    def mint_label(self, seq: int, row: int, label: object, proba: float | None, now: float) -> str:
+    def mint_label(
+        self,
+        seq: int,
+        row: int,
+        label: object,
+        proba: float | None,
+        now: float,
+        segment: int = 0,
+    ) -> str:
         """The id of one classified row (``proba``: the positive-class probability)."""
         key = PredictionKey(self.prefix, seq, row)
         if isinstance(label, str):
@@ -168,7 +189,7 @@ class IdScheme:
         code, local = self._code(label)
         if code is None:
             return self.codec.mint(key, now, n_rows=0)
-        return self.codec.mint(key, now, code=code, proba=proba, local=local)
+        return self.codec.mint(key, now, code=code, proba=proba, local=local, segment=segment)
 
     def _code(self, label: object) -> tuple[int | None, bool]:
         if not isinstance(label, str):
@@ -197,7 +218,7 @@ class IdScheme:
         prediction = self._prediction(decoded)
         if prediction is None:
             return Resolved("unknown", key=key)
-        return Resolved("matched", prediction, decoded.predicted_at, key)
+        return Resolved("matched", prediction, decoded.predicted_at, key, decoded.segment)
 
     def _prediction(self, d: DecodedId) -> Prediction | None:
         if d.kind == _ids.KIND_VALUE:

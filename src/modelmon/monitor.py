@@ -39,6 +39,7 @@ from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
+from .aggregates.segments import SegmentAggregate, build_segments
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, RenderContext
 from .buffer import (
@@ -60,6 +61,7 @@ from .extract import DEFAULT_MAX_FEATURES, FeatureSchema, output_rows, outputs_f
 from .id_scheme import IdScheme
 from .points import Family
 from .schema_learning import SchemaLearner
+from .segments import DEFAULT_MAX_SERIES, DEFAULT_TOP_K, SegmentArg, segment_schema
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -130,6 +132,8 @@ class Monitor:
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
             :mod:`modelmon.aggregates.distributions`).
+        segment, segments, segment_top_k, max_series: traffic, drift and labels per
+            segment, within a series budget (see docs/segments.md).
     """
 
     def __init__(
@@ -172,6 +176,10 @@ class Monitor:
         log_every_s: float | None = None,
         mlflow_run_id: str | None = None,
         distributions: bool | Sequence[str] = False,
+        segment: SegmentArg = None,
+        segments: Sequence[Any] | None = None,
+        segment_top_k: int = DEFAULT_TOP_K,
+        max_series: int = DEFAULT_MAX_SERIES,
     ) -> None:
         self.model = _setup.check_label_value("model", model)
         self.reference_source = _setup.resolve_mlflow(reference)
@@ -229,6 +237,7 @@ class Monitor:
             schema_categorical = categorical or [
                 n for n, f in self.profile.features.items() if f.kind == "categorical"
             ]
+        schema_categorical = segment_schema(segment, schema_names, schema_categorical, self.profile)
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
         self.learner = SchemaLearner(self.schema) if schema_names is None else None
 
@@ -255,6 +264,13 @@ class Monitor:
             concept_detector=concept_detector,
             outcome_range=outcome_range,
         )
+
+        self.segments: SegmentAggregate | None = None
+        if segment is not None:
+            self.segments = build_segments(
+                segment, segments, segment_top_k, max_series, self.drift, self.health, self.ids
+            )
+            self.aggregates["segments"] = self.segments
 
         if distributions is not False:
             self.aggregates["distributions"] = DistributionAggregate(
@@ -389,7 +405,7 @@ class Monitor:
             n = output_rows(output) if output is not None else 0
             if n != 1:
                 return self.ids.mint_call(seq, n, self._minted_at(seq))
-            return self._mint_rows(seq, output)[0]
+            return self._mint_rows(seq, output, record)[0]
         except Exception as exc:
             self.health.error("prediction_id", exc)
             return self.ids.mint_call(seq, 0, self._minted_at(seq))
@@ -404,7 +420,7 @@ class Monitor:
             n = output_rows(output) if output is not None else 0
             if n == 0:
                 return []
-            ids = self._mint_rows(seq, output)
+            ids = self._mint_rows(seq, output, record)
             if len(ids) == n:
                 return ids
         except Exception as exc:
@@ -413,16 +429,28 @@ class Monitor:
         now = self._minted_at(seq)
         return [self.ids.mint_call(seq, 0, now) for _ in range(n)]
 
-    def _mint_rows(self, seq: int, output: Any) -> list[str]:
+    def _mint_rows(self, seq: int, output: Any, record: Record | RawRecord) -> list[str]:
         task = self.task or self.outcomes.task
         kind = type(output)
+        codes = self._segment_codes(record) if self.segments is not None else None
         if kind in _FAST_SCALARS:  # one scalar: no numpy round trip
             now = self._minted_at(seq)
+            seg = codes[0] if codes else 0
             if (kind is float and task != "classification") or task == "regression":
-                return [self.ids.mint_value(seq, float(output), now)]
-            return [self.ids.mint_label(seq, 0, class_label(output), None, now)]
+                return [self.ids.mint_value(seq, float(output), now, seg)]
+            return [self.ids.mint_label(seq, 0, class_label(output), None, now, seg)]
         frame = outputs_frame([output], task=self.task, classes=self.classes, confidence=None)
-        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq))
+        return self.ids.mint_rows(seq, frame, task, self._minted_at(seq), codes)
+
+    def _segment_codes(self, record: Record | RawRecord) -> list[int] | None:
+        """The segment code of each row of a call, for its ids (the fold recomputes them)."""
+        assert self.segments is not None
+        try:
+            inp = fold._input_of(self, record[0], record[CALL])  # private: read as the fold does
+            return self.segments.id_codes(inp, self.schema)
+        except Exception as exc:
+            self.health.error("segment", exc)
+            return None
 
     def _minted_at(self, seq: int) -> float:
         """The prediction time put in call ``seq``'s ids: fixed when first read, so the
@@ -478,6 +506,8 @@ class Monitor:
                 time.time(),
                 strict=self.health.strict if strict is None else strict,
             )
+            if self.segments is not None:
+                self.segments.score(prediction_ids, actuals, statuses, time.time())
             fold.after_fold(self)
             return statuses
         except OutcomeError:
@@ -527,7 +557,7 @@ class Monitor:
                 self.health.error("multiprocess_fork", exc)
                 continue
             self.aggregates[name] = replacement
-            for attr in ("traffic", "inputs", "drift", "outcomes"):
+            for attr in ("traffic", "inputs", "drift", "outcomes", "segments"):
                 if getattr(self, attr, None) is aggregate:
                     setattr(self, attr, replacement)
         if self.outcomes is not old_outcomes and getattr(self.outcomes, "ids", None) is None:

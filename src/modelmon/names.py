@@ -13,6 +13,8 @@ the ``model`` and ``version`` labels (:data:`BASE_LABELS`).
 'modelmon.feature.drift'
 """
 
+# Long module: the metric catalogue, one entry per metric, is meant to be read in one place.
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,10 +46,13 @@ DETECTOR = "detector"
 HTTP_METHOD = "method"
 ROUTE = "route"
 STATUS = "status"
+SEGMENT = "segment"
+RESULT = "result"
 
 # Bounded label values.
 OTHER = "other"  # error types beyond the cap
 POOLED = "__other__"  # categories / classes beyond the cap, unknown categories
+SEGMENT_MISSING = "__missing__"  # the segment of a row whose segment value is missing
 UNMATCHED_ROUTE = "<unmatched>"
 MAX_ERROR_TYPES = 20
 
@@ -477,6 +482,95 @@ HEARTBEAT = _m(
     "s",
 )
 
+# --- Segments (``segment=``): per slice of traffic, values from config or reference -----
+SEGMENT_REQUESTS = _m(
+    "segment_requests",
+    "counter",
+    (SEGMENT,),
+    "Calls per segment (a call counts in the segment of its first row).",
+    "modelmon.segment.requests",
+    "{request}",
+)
+SEGMENT_PREDICTIONS = _m(
+    "segment_predictions",
+    "counter",
+    (SEGMENT,),
+    "Rows predicted per segment.",
+    "modelmon.segment.predictions",
+    "{prediction}",
+)
+SEGMENT_CONFIDENCE = _m(
+    "segment_prediction_confidence",
+    "histogram",
+    (SEGMENT,),
+    "Confidence of each prediction (max class probability) per segment, in [0, 1].",
+    "modelmon.segment.prediction.confidence",
+    "1",
+)
+SEGMENT_FEATURE_DRIFT = _m(
+    "segment_feature_drift",
+    "gauge",
+    (SEGMENT, FEATURE, METHOD),
+    "Drift of the feature within the segment over the sliding window against the reference.",
+    "modelmon.segment.feature.drift",
+    "{score}",
+)
+SEGMENT_FEATURE_DRIFT_DETECTED = _m(
+    "segment_feature_drift_detected",
+    "gauge",
+    (SEGMENT, FEATURE),
+    "1 when the segment's window differs from the reference (two-sample test at alpha / "
+    "(features x segments), and PSI >= the effect floor), else 0.",
+    "modelmon.segment.feature.drift.detected",
+    "{state}",
+)
+SEGMENT_PREDICTION_DRIFT = _m(
+    "segment_prediction_drift",
+    "gauge",
+    (SEGMENT, OUTPUT, METHOD),
+    "Drift of the prediction output within the segment over the sliding window.",
+    "modelmon.segment.prediction.drift",
+    "{score}",
+)
+SEGMENT_PREDICTION_DRIFT_DETECTED = _m(
+    "segment_prediction_drift_detected",
+    "gauge",
+    (SEGMENT, OUTPUT),
+    "1 when the segment's output distribution differs from the reference, else 0.",
+    "modelmon.segment.prediction.drift.detected",
+    "{state}",
+)
+SEGMENT_PREDICTION_QUANTILE = _m(
+    "segment_prediction_quantile",
+    "gauge",
+    (SEGMENT, OUTPUT, QUANTILE),
+    "Live quantiles of the prediction output within the segment over the sliding window.",
+    "modelmon.segment.prediction.quantile",
+)
+SEGMENT_OUTCOMES = _m(
+    "segment_outcomes",
+    "counter",
+    (SEGMENT, RESULT),
+    "Labelled classification predictions per segment, result 'correct' or 'wrong' "
+    "(the segment travels in the prediction id).",
+    "modelmon.segment.outcomes",
+    "{outcome}",
+)
+SEGMENT_SQUARED_ERROR = _m(
+    "segment_regression_squared_error",
+    "summary",
+    (SEGMENT,),
+    "Squared error of labelled regression predictions per segment.",
+    "modelmon.segment.regression.squared_error",
+)
+SEGMENT_ABSOLUTE_ERROR = _m(
+    "segment_regression_absolute_error",
+    "summary",
+    (SEGMENT,),
+    "Absolute error of labelled regression predictions per segment.",
+    "modelmon.segment.regression.absolute_error",
+)
+
 # Metrics without a unit: their values are in the units of the user's data (a feature,
 # the prediction, the regression target), which modelmon does not know, or mix several
 # (``performance`` holds accuracy and RMSE side by side, told apart by ``metric``).
@@ -489,6 +583,9 @@ DATA_UNIT_METRICS: frozenset[str] = frozenset(
         "regression_squared_error",
         "regression_absolute_error",
         "performance",
+        "segment_prediction_quantile",
+        "segment_regression_squared_error",
+        "segment_regression_absolute_error",
     }
 )
 

@@ -70,9 +70,19 @@ GRAFANA_VARIABLES = {
     "$version": ".+",
     "$instance": ".+",
     "$feature": DRIFTED[0],
+    "$segment": ".+",
 }
 # Panels whose queries cannot return data for the example app, with the reason.
-NO_DATA_EXPECTED: dict[str, str] = {}
+_NO_SEGMENT = (
+    "the example app configures no segment= (tests/integration/test_segments_real_data.py)"
+)
+NO_DATA_EXPECTED: dict[str, str] = {
+    "Worst segments (accuracy, 1h)": _NO_SEGMENT,
+    "Predictions per second by segment": _NO_SEGMENT,
+    "Accuracy by segment (1h, fleet)": _NO_SEGMENT,
+    "Feature drift (PSI) by segment, selected feature": _NO_SEGMENT,
+    "RMSE by segment (1h, fleet)": _NO_SEGMENT,
+}
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ def test_test_files_exist() -> None:
         "confidence.yml",
         "drift.yml",
         "performance.yml",
+        "segments.yml",
         "slo.yml",
         "staleness.yml",
     ]

@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_profile_columns",
             "_profile_state",
             "_profile_centred",
+            "segments",
             "schema_learning",
             "_signatures",
             "_internal.ids",

@@ -105,7 +105,7 @@ def test_every_panel_and_target_uses_the_datasource_variable(config: MonitoringC
 
 def test_model_version_instance_variables_come_from_label_values() -> None:
     variables = {v["name"]: v for v in _variables(DEFAULT)}
-    for name in ("model", "version", "instance", "feature"):
+    for name in ("model", "version", "instance", "feature", "segment"):
         query = variables[name]["query"]["query"]
         assert re.fullmatch(
             rf"label_values\(modelmon_\w+\{{.*\}}, {name}\)|label_values\(modelmon_\w+, {name}\)",
@@ -131,6 +131,7 @@ def test_dashboard_identity_ids_and_layout() -> None:
         "Data drift",
         "Prediction drift",
         "Performance",
+        "Segments",
         "Staleness",
         "SDK health",
     ]
@@ -208,6 +209,8 @@ def test_alert_list_matches_the_issue() -> None:
         "ModelmonAccuracyBelowTarget",
         "ModelmonRMSEAboveTarget",
         "ModelmonConceptDrift",
+        "ModelmonSegmentFeatureDrift",
+        "ModelmonSegmentAccuracyLow",
         "ModelmonNoPredictions",
         "ModelmonHeartbeatLost",
         "ModelmonTargetDown",

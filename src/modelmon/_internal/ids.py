@@ -12,7 +12,7 @@ offset bytes   field
 11     4       the minting monitor's random prefix (per process)
 15     4       call sequence number (mod 2**32)
 19     4       row index in the call
-23     2       segment index (0: none; reserved for a later release)
+23     2       segment code (0: none; see :mod:`modelmon.segments`)
 25     0-10    payload: class code (2), + positive-class probability (8, float64),
                or predicted value (8, float64), or the call's row count (4)
 end    12      HMAC-SHA256 tag of everything before it, truncated to 96 bits

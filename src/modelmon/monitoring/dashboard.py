@@ -414,6 +414,8 @@ def _sdk(cfg: MonitoringConfig) -> list[Panel]:
 
 def rows(config: MonitoringConfig) -> list[tuple[str, list[Panel]]]:
     """The dashboard's rows and their panels, in display order."""
+    from .segments import segment_panels  # it builds on this module
+
     return [
         ("Traffic and latency", _traffic(config)),
         ("Errors", _errors(config)),
@@ -421,6 +423,7 @@ def rows(config: MonitoringConfig) -> list[tuple[str, list[Panel]]]:
         ("Data drift", _data_drift(config)),
         ("Prediction drift", _prediction_drift(config)),
         ("Performance", _performance(config)),
+        ("Segments", segment_panels(config)),
         ("Staleness", _staleness(config)),
         ("SDK health", _sdk(config)),
     ]
@@ -562,6 +565,13 @@ def _templating(cfg: MonitoringConfig) -> list[dict[str, Any]]:
             "feature",
             f"label_values({cfg.series(ref, model='$model', version='$version')}, feature)",
             multi=False,
+        ),
+        _variable(
+            cfg,
+            "segment",
+            "label_values("
+            f"{cfg.series(names.SEGMENT_PREDICTIONS, model='$model', version='$version')}, "
+            "segment)",
         ),
     ]
 

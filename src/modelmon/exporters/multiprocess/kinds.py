@@ -238,6 +238,23 @@ def _register_optional_kinds() -> None:
                 "outcomes", OutcomeAggregate, _outcome_config, _outcome_build, _outcome_fresh
             )
         )
+    with contextlib.suppress(ImportError):
+        from ...aggregates.segments import SegmentAggregate
+
+        def _segments_build(config: Mapping[str, Any], profiles: Profiles) -> Any:
+            fingerprint = config["fingerprint"]
+            profile = profiles.get(fingerprint) if fingerprint is not None else None
+            return SegmentAggregate.from_config(config, profile)
+
+        register_kind(
+            AggregateKind(
+                "segments",
+                SegmentAggregate,
+                SegmentAggregate.config,
+                _segments_build,
+                SegmentAggregate.fresh,
+            )
+        )
 
 
 _register_optional_kinds()

@@ -129,7 +129,8 @@ def buffer_full(monitor: Monitor) -> None:
     """
     buffer = monitor.buffer
     try:
-        if not buffer.past_hard_limit():
+        # Called by every call past the soft limit until the fold: kept to attribute reads.
+        if len(buffer.items) < buffer.hard_items:
             if not buffer.wake_sent:
                 buffer.wake_sent = True
                 FOLDER.wake(monitor)

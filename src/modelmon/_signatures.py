@@ -103,6 +103,7 @@ class MonitorExtraOptions(TypedDict, total=False):
     log_every_s: float | None
     mlflow_run_id: str | None
     distributions: bool | Sequence[str]
+    outliers: bool
 
 
 class MonitorOptions(MonitorExtraOptions, total=False):

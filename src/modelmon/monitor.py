@@ -39,6 +39,7 @@ from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
+from .aggregates.outliers import OutlierAggregate
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
 from .concept_drift import Detector
@@ -129,6 +130,9 @@ class Monitor:
             exponential histograms of those numeric features (all when ``True``) and of
             the prediction value, exported over OTLP only (see
             :mod:`modelmon.aggregates.distributions`).
+        outliers: with a reference profile (not ``"warmup"``), count out-of-range
+            values, outliers per feature and output, and joint outlier rows (see
+            ``docs/outliers.md``).
     """
 
     def __init__(
@@ -171,6 +175,7 @@ class Monitor:
         log_every_s: float | None = None,
         mlflow_run_id: str | None = None,
         distributions: bool | Sequence[str] = False,
+        outliers: bool = True,
     ) -> None:
         self.model = _check_label_value("model", model)
         self.reference_source = _resolve_mlflow(reference)
@@ -259,6 +264,8 @@ class Monitor:
             outcome_range=outcome_range,
         )
 
+        if outliers and self.profile is not None:
+            self.aggregates["outliers"] = OutlierAggregate.of(self.profile, max_features)
         if distributions is not False:
             self.aggregates["distributions"] = DistributionAggregate(
                 None if distributions is True else list(distributions), max_features=max_features

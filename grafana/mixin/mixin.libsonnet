@@ -227,6 +227,111 @@ local rendered = {
         ]
       },
       {
+        "name": "modelmon.outliers",
+        "rules": [
+          {
+            "expr": "sum by (model, version, feature) (increase(modelmon_feature_outliers_total[30m]))",
+            "record": "modelmon:feature_outliers:30m"
+          },
+          {
+            "expr": "sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m]))\n- (sum by (model, version, feature) (increase(modelmon_feature_missing_total[30m])) or 0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])))\n- (sum by (model, version, feature) (increase(modelmon_feature_invalid_total[30m])) or 0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])))",
+            "record": "modelmon:feature_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, feature) (modelmon_feature_reference_outlier_ratio)",
+            "record": "modelmon:feature_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "modelmon:feature_outlier_checked:30m * (modelmon:feature_reference_outlier_ratio:max + 1 / modelmon:feature_reference_rows:max)",
+            "record": "modelmon:feature_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:feature_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:feature_outliers:30m >= 10)) - (modelmon:feature_outliers_expected:30m / (modelmon:feature_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:feature_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:feature_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:feature_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:feature_outlier_tail:max - (2.515517 + 0.802853 * modelmon:feature_outlier_tail:max + 0.010328 * modelmon:feature_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:feature_outlier_tail:max + 0.189269 * modelmon:feature_outlier_tail:max ^ 2 + 0.001308 * modelmon:feature_outlier_tail:max ^ 3)",
+            "record": "modelmon:feature_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:feature_outlier_z:30m > ignoring (feature) group_left () modelmon:feature_outlier_z_critical:max\n  and\n  modelmon:feature_outliers:30m / (modelmon:feature_outlier_checked:30m > 0) - modelmon:feature_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:feature_outlier_z:30m * 0",
+            "record": "modelmon:feature_outliers_detected:30m"
+          },
+          {
+            "expr": "sum by (model, version, output) (increase(modelmon_prediction_outliers_total[30m]))",
+            "record": "modelmon:prediction_outliers:30m"
+          },
+          {
+            "expr": "0 * modelmon:prediction_outliers:30m + ignoring (output) group_left () sum by (model, version) (increase(modelmon_predictions_total[30m]))",
+            "record": "modelmon:prediction_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, output) (modelmon_prediction_reference_outlier_ratio)",
+            "record": "modelmon:prediction_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "modelmon:prediction_outlier_checked:30m * (modelmon:prediction_reference_outlier_ratio:max + 1 / modelmon:prediction_reference_rows:max)",
+            "record": "modelmon:prediction_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:prediction_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:prediction_outliers:30m >= 10)) - (modelmon:prediction_outliers_expected:30m / (modelmon:prediction_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:prediction_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:prediction_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:prediction_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:prediction_outlier_tail:max - (2.515517 + 0.802853 * modelmon:prediction_outlier_tail:max + 0.010328 * modelmon:prediction_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:prediction_outlier_tail:max + 0.189269 * modelmon:prediction_outlier_tail:max ^ 2 + 0.001308 * modelmon:prediction_outlier_tail:max ^ 3)",
+            "record": "modelmon:prediction_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:prediction_outlier_z:30m > ignoring (output) group_left () modelmon:prediction_outlier_z_critical:max\n  and\n  modelmon:prediction_outliers:30m / (modelmon:prediction_outlier_checked:30m > 0) - modelmon:prediction_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:prediction_outlier_z:30m * 0",
+            "record": "modelmon:prediction_outliers_detected:30m"
+          },
+          {
+            "expr": "sum by (model, version, method) (increase(modelmon_outlier_rows_total[30m]))",
+            "record": "modelmon:row_outliers:30m"
+          },
+          {
+            "expr": "sum by (model, version, method) (increase(modelmon_outlier_rows_checked_total[30m]))",
+            "record": "modelmon:row_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, method) (modelmon_outlier_rows_reference_ratio)",
+            "record": "modelmon:row_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "max by (model, version, method) (modelmon_outlier_rows_reference_rows)",
+            "record": "modelmon:row_outlier_reference_rows:max"
+          },
+          {
+            "expr": "modelmon:row_outlier_checked:30m * (modelmon:row_reference_outlier_ratio:max + 1 / modelmon:row_outlier_reference_rows:max)",
+            "record": "modelmon:row_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:row_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:row_outliers:30m >= 10)) - (modelmon:row_outliers_expected:30m / (modelmon:row_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:row_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:row_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:row_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:row_outlier_tail:max - (2.515517 + 0.802853 * modelmon:row_outlier_tail:max + 0.010328 * modelmon:row_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:row_outlier_tail:max + 0.189269 * modelmon:row_outlier_tail:max ^ 2 + 0.001308 * modelmon:row_outlier_tail:max ^ 3)",
+            "record": "modelmon:row_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:row_outlier_z:30m > ignoring (method) group_left () modelmon:row_outlier_z_critical:max\n  and\n  modelmon:row_outliers:30m / (modelmon:row_outlier_checked:30m > 0) - modelmon:row_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:row_outlier_z:30m * 0",
+            "record": "modelmon:row_outliers_detected:30m"
+          }
+        ]
+      },
+      {
         "name": "modelmon.performance",
         "rules": [
           {
@@ -428,6 +533,39 @@ local rendered = {
             },
             "expr": "modelmon:confidence_p50:1h\n<\nhistogram_quantile(0.5, sum by (model, version, le) (rate(modelmon_prediction_confidence_bucket[1h] offset 1w))) - 0.1",
             "for": "30m",
+            "labels": {
+              "severity": "warning"
+            }
+          }
+        ]
+      },
+      {
+        "name": "modelmon.alerts.outliers",
+        "rules": [
+          {
+            "alert": "ModelmonFeatureOutliers",
+            "annotations": {
+              "description": "Values of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} fall beyond the reference fences more often than the reference does (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Compare the outlier and out-of-range panels and check the upstream source of the feature.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeatureoutliers",
+              "summary": "Outliers in feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} above the reference rate"
+            },
+            "expr": "modelmon:feature_outliers_detected:30m == 1",
+            "for": "15m",
+            "keep_firing_for": "1h",
+            "labels": {
+              "severity": "warning"
+            }
+          },
+          {
+            "alert": "ModelmonOutlierRows",
+            "annotations": {
+              "description": "Rows of {{ $labels.model }} {{ $labels.version }} are joint outliers ({{ $labels.method }} distance to the reference) more often than the reference's rows (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Look for a changed relation between features: a join, a unit or a feature pipeline that changed.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonoutlierrows",
+              "summary": "Rows of {{ $labels.model }} {{ $labels.version }} jointly unlike the reference ({{ $labels.method }})"
+            },
+            "expr": "modelmon:row_outliers_detected:30m == 1",
+            "for": "15m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "warning"
             }

@@ -167,6 +167,42 @@ def chi2_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+# --- the alert's decision -------------------------------------------------------------
+
+
+def rate_z(count: float, checked: float, ratio: float, reference_rows: float) -> float:
+    """Normal score of ``count`` outliers in ``checked`` values against the reference rate.
+
+    One-sided Poisson test of ``count`` with mean ``checked * (ratio + 1 / N)`` (the
+    reference rate plus one reference value's worth, so a reference without outliers
+    still expects some and the reference's own sampling error is allowed for):
+    ``P(K >= k) = P(chi2(2k) <= 2 lambda)``, which Wilson-Hilferty turns into
+    ``z = 3 sqrt(k) (1 - 1 / (9k) - (lambda / k)^(1/3))`` (PromQL evaluates the same).
+    Flag when ``z > z(alpha / m)``.
+    """
+    if count <= 0:
+        return -math.inf
+    expected = checked * (ratio + 1.0 / reference_rows)
+    cube_root = math.pow(expected / count, 1 / 3)
+    return 3 * math.sqrt(count) * (1 - 1 / (9 * count) - cube_root)
+
+
+def rate_flagged(
+    count: float,
+    checked: float,
+    ratio: float,
+    reference_rows: float,
+    z_critical: float,
+    min_count: int,
+    floor: float,
+) -> bool:
+    """The outlier alerts' decision (see :func:`rate_z`), with its minimum count and floor."""
+    if count < min_count or checked <= 0:
+        return False
+    z = rate_z(count, checked, ratio, reference_rows)
+    return z > z_critical and count / checked - ratio >= floor
+
+
 # --- Mahalanobis --------------------------------------------------------------------------
 
 

@@ -52,6 +52,7 @@ def test_test_files_exist() -> None:
         "availability.yml",
         "confidence.yml",
         "drift.yml",
+        "outliers.yml",
         "performance.yml",
         "slo.yml",
         "staleness.yml",

@@ -205,6 +205,8 @@ def test_alert_list_matches_the_issue() -> None:
         "ModelmonFeatureMissingValues",
         "ModelmonFeatureMissingShift",
         "ModelmonConfidenceCollapse",
+        "ModelmonFeatureOutliers",
+        "ModelmonOutlierRows",
         "ModelmonAccuracyBelowTarget",
         "ModelmonRMSEAboveTarget",
         "ModelmonConceptDrift",

@@ -2314,6 +2314,386 @@ local rendered = {
         },
         "id": 28,
         "panels": [],
+        "title": "Outliers",
+        "type": "row"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 0,
+          "y": 70
+        },
+        "id": 29,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:feature_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Outlier share per feature (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Values below the reference minimum (low) or above its maximum (high).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 8,
+          "y": 70
+        },
+        "id": 30,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "sum by (model, version, feature, side) (increase(modelmon_feature_out_of_range_total{model=~\"$model\",version=~\"$version\",instance=~\"$instance\"}[$__rate_interval]))",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{side}} {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "Out-of-range values per feature",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 16,
+          "y": 70
+        },
+        "id": 31,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:row_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Joint outlier rows (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 0,
+          "y": 78
+        },
+        "id": 32,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:prediction_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:prediction_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{output}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:prediction_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{output}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Prediction outlier share per output (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 8,
+          "y": 78
+        },
+        "id": 33,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_outliers_detected:30m{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_outliers_detected:30m{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "rows {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Outlier decisions (1 = above the reference rate)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "collapsed": false,
+        "gridPos": {
+          "h": 1,
+          "w": 24,
+          "x": 0,
+          "y": 86
+        },
+        "id": 34,
+        "panels": [],
         "title": "Performance",
         "type": "row"
       },
@@ -2354,9 +2734,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 70
+          "y": 87
         },
-        "id": 29,
+        "id": 35,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2417,9 +2797,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 70
+          "y": 87
         },
-        "id": 30,
+        "id": 36,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2480,9 +2860,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 70
+          "y": 87
         },
-        "id": 31,
+        "id": 37,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2551,9 +2931,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 78
+          "y": 95
         },
-        "id": 32,
+        "id": 38,
         "options": {},
         "targets": [
           {
@@ -2613,9 +2993,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 78
+          "y": 95
         },
-        "id": 33,
+        "id": 39,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2689,9 +3069,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 78
+          "y": 95
         },
-        "id": 34,
+        "id": 40,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2728,9 +3108,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 86
+          "y": 103
         },
-        "id": 35,
+        "id": 41,
         "panels": [],
         "title": "Staleness",
         "type": "row"
@@ -2764,9 +3144,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 87
+          "y": 104
         },
-        "id": 36,
+        "id": 42,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2820,9 +3200,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 87
+          "y": 104
         },
-        "id": 37,
+        "id": 43,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2876,9 +3256,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 87
+          "y": 104
         },
-        "id": 38,
+        "id": 44,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -2913,9 +3293,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 95
+          "y": 112
         },
-        "id": 39,
+        "id": 45,
         "panels": [],
         "title": "SDK health",
         "type": "row"
@@ -2950,9 +3330,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 96
+          "y": 113
         },
-        "id": 40,
+        "id": 46,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3013,9 +3393,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 96
+          "y": 113
         },
-        "id": 41,
+        "id": 47,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3076,9 +3456,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 96
+          "y": 113
         },
-        "id": 42,
+        "id": 48,
         "options": {
           "legend": {
             "displayMode": "list",

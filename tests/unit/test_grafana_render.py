@@ -130,6 +130,7 @@ def test_dashboard_identity_ids_and_layout() -> None:
         "Confidence",
         "Data drift",
         "Prediction drift",
+        "Outliers",
         "Performance",
         "Staleness",
         "SDK health",

@@ -412,12 +412,15 @@ def _sdk(cfg: MonitoringConfig) -> list[Panel]:
 
 def rows(config: MonitoringConfig) -> list[tuple[str, list[Panel]]]:
     """The dashboard's rows and their panels, in display order."""
+    from modelmon.monitoring.outlier_panels import outlier_panels  # built on this module
+
     return [
         ("Traffic and latency", _traffic(config)),
         ("Errors", _errors(config)),
         ("Confidence", _confidence(config)),
         ("Data drift", _data_drift(config)),
         ("Prediction drift", _prediction_drift(config)),
+        ("Outliers", outlier_panels(config)),
         ("Performance", _performance(config)),
         ("Staleness", _staleness(config)),
         ("SDK health", _sdk(config)),

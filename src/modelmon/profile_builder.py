@@ -54,7 +54,11 @@ import numpy.typing as npt
 from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
+from .exact_sums import SCALE as _SCALE
+from .exact_sums import exact_sum
 from .extract import bounded_category
+from .outlier_moments import OutlierCounts
+from .outliers import MAX_JOINT_FEATURES, OutlierReference
 from .profile import (
     CONFIDENCE,
     PREDICTION,
@@ -69,11 +73,6 @@ from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]
 Role = Literal["feature", "prediction", "confidence"]
-# Exact sums: a finite double is m * 2**(e - 1075) with integers 0 <= m < 2**53 and
-# 1 <= e <= 2046, so sum(x) * 2**_SCALE is an integer.
-_SCALE = 1074
-_SUM_CHUNK = 1 << 14  # values per vectorised exact-sum step (stays in cache)
-_SUM_BLOCK = 1 << 25  # float sums of halves < 2**27 stay exact up to 2**26 values
 STATE_FORMAT = "modelmon-profile-builder"
 
 
@@ -167,54 +166,6 @@ def _list_column(values: list[Any]) -> Column:
     if present and all(isinstance(v, (bool, np.bool_)) for v in present):
         return Column(obj, "b")
     return Column(obj, "O")
-
-
-# --- exact sums -----------------------------------------------------------------------------
-
-
-def exact_sum(values: FloatArray) -> int:
-    """``sum(values) * 2**1074`` exactly, as an integer (``values`` finite).
-
-    Each double is read from its bits as ``m * 2**(e - 1075)``; ``m`` is split into two
-    halves below ``2**27`` whose float sums per exponent stay exact, so the result does
-    not depend on the order of the values.
-
-    >>> v = np.array([1e16, 1.0, -1e16, 0.5])
-    >>> exact_sum(v) / 2**1074, float(v.sum())
-    (1.5, 0.5)
-    """
-    total = 0
-    for block in range(0, values.size, _SUM_BLOCK):
-        his = np.zeros(2047)
-        los = np.zeros(2047)
-        end = min(block + _SUM_BLOCK, values.size)
-        for start in range(block, end, _SUM_CHUNK):  # small chunks stay in cache
-            _add_mantissas(values[start : min(start + _SUM_CHUNK, end)], his, los)
-        for k in np.flatnonzero((his != 0) | (los != 0)).tolist():
-            total += ((int(his[k]) << 26) + int(los[k])) << (k - 1)
-    return total
-
-
-_MANTISSA = (1 << 52) - 1
-_HALF = (1 << 26) - 1
-
-
-def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
-    """Add the signed mantissa halves of ``v`` per exponent (float sums stay exact)."""
-    if v.size == 0:
-        return
-    bits = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
-    biased = (bits >> 52) & 0x7FF
-    m = bits & _MANTISSA
-    m |= (biased > 0).astype(np.int64) << 52  # the implicit leading bit of normal numbers
-    e = np.maximum(biased, 1)  # subnormals share the exponent of the smallest normal
-    negative = bits < 0
-    hi = (m >> 26).astype(np.float64)
-    lo = (m & _HALF).astype(np.float64)
-    np.negative(hi, out=hi, where=negative)
-    np.negative(lo, out=lo, where=negative)
-    his += np.bincount(e, weights=hi, minlength=2047)
-    los += np.bincount(e, weights=lo, minlength=2047)
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -526,6 +477,7 @@ class ProfileBuilder:
         self._bins: dict[str, IntArray] = {}
         self._squares: dict[str, int] = {}
         self._edge_max: dict[str, FloatArray] = {}
+        self._outliers: OutlierCounts | None = None
         self.threads = int(threads)
         self._pool: Any = None
 
@@ -545,6 +497,9 @@ class ProfileBuilder:
                 )
             plans = self._plans
             self._each(lambda name: self._count_column(name, plans[name], cols[name]), plans)
+            if self._outliers is not None and self._outliers.joint:
+                joint = self._outliers.joint
+                self._outliers.add_rows({n: self._numeric_values(n, cols[n]) for n in joint})
         self.rows += n
 
     def _each(self, work: Callable[[str], None], names_: Iterable[str]) -> None:
@@ -632,6 +587,12 @@ class ProfileBuilder:
             np.maximum(self._edge_max[name], tops[:k], out=self._edge_max[name])
         d = valid - plan.mean
         self._squares[name] += exact_sum(d * d)
+        if self._outliers is not None:
+            self._outliers.count(name, valid)
+
+    def _numeric_values(self, name: str, col: Column) -> FloatArray:
+        kind, values = self._kind_and_values(name, self.columns[name].role, col)
+        return values if kind == "numeric" else np.full(col.size, math.nan)
 
     # --- merging ------------------------------------------------------------------------
     def merge(self, other: ProfileBuilder) -> ProfileBuilder:
@@ -657,6 +618,8 @@ class ProfileBuilder:
                 self._bins[name] += other._bins[name]
                 self._squares[name] += other._squares[name]
                 np.maximum(self._edge_max[name], other._edge_max[name], out=self._edge_max[name])
+            if self._outliers is not None and other._outliers is not None:
+                self._outliers.merge(other._outliers)
         return self
 
     # --- between the passes -------------------------------------------------------------
@@ -675,6 +638,7 @@ class ProfileBuilder:
                 out._bins[name] = np.zeros(plan.bounds.size + 1, dtype=np.int64)
                 out._edge_max[name] = np.full(plan.bounds.size, -math.inf)
                 out._squares[name] = 0
+        out._outliers = _outlier_plan(out.columns, out._plans)
         return out
 
     def plan_digest(self) -> str:
@@ -698,7 +662,8 @@ class ProfileBuilder:
             target[key] = self._column_profile(key, name, col)
         ordered = {k: outputs[k] for k in (PREDICTION, CONFIDENCE) if k in outputs}
         when = time.time() if created_at is None else float(created_at)
-        return ReferenceProfile(features, ordered, when)
+        joint = self._outliers.joint_reference() if self._outliers is not None else None
+        return ReferenceProfile(features, ordered, when, outliers=OutlierReference(joint))
 
     def _column_profile(self, key: str, name: str, col: _ColumnState) -> FeatureProfile:
         if col.kind == "categorical" and col.categories is not None:
@@ -719,8 +684,8 @@ class ProfileBuilder:
         counts = np.concatenate([self._bins[name][:k][keep], self._bins[name][k:]])
         n = stats.count
         denominator = n << _SCALE
-        quantiles = _clip(stats.sketch.quantiles(np.asarray(REFERENCE_QUANTILE_PROBS)), stats)
-        quantiles[0], quantiles[-1] = stats.min, stats.max
+        quantiles = _quantile_summary(stats)
+        fence = self._outliers.fence(name, n) if self._outliers is not None else None
         return FeatureProfile(
             key,
             "numeric",
@@ -733,6 +698,7 @@ class ProfileBuilder:
             min=stats.min,
             max=stats.max,
             quantiles=tuple(float(q) for q in quantiles),
+            fence=fence,
         )
 
     def close(self) -> None:
@@ -754,6 +720,7 @@ class ProfileBuilder:
             "squares": [[n, str(s)] for n, s in self._squares.items()],
             "edge_max": [[n, e] for n, e in self._edge_max.items()],
             "plans": [[n, p.bounds, repr(p.mean)] for n, p in self._plans.items()],
+            "outliers": None if self._outliers is None else self._outliers.state(),
         }
 
     @classmethod
@@ -772,6 +739,8 @@ class ProfileBuilder:
             }
             out._bins = {str(n): np.asarray(b, dtype=np.int64).copy() for n, b in state["bins"]}
             out._squares = {str(n): int(s) for n, s in state["squares"]}
+            saved = state.get("outliers")  # absent in states written before outliers
+            out._outliers = None if saved is None else OutlierCounts.from_state(saved)
             out._edge_max = {
                 str(n): np.asarray(e, dtype=np.float64).copy() for n, e in state["edge_max"]
             }
@@ -798,6 +767,24 @@ def _upper_bounds(sketch: LogSketch, ordinals: IntArray) -> FloatArray:
         neg = -np.power(sketch.gamma, (key - 1).astype(np.float64))
     out = np.where(o > 0, pos, np.where(o < 0, neg, 0.0))
     return np.asarray(np.unique(out), dtype=np.float64)
+
+
+def _quantile_summary(stats: _NumericStats) -> FloatArray:
+    """The profile's quantile summary of a numeric column (ends: the exact min and max)."""
+    quantiles = _clip(stats.sketch.quantiles(np.asarray(REFERENCE_QUANTILE_PROBS)), stats)
+    quantiles[0], quantiles[-1] = stats.min, stats.max
+    return quantiles
+
+
+def _outlier_plan(columns: Mapping[str, _ColumnState], plans: Mapping[str, _NumericPlan]) -> Any:
+    """Fences from the pass-1 quantiles; the first numeric features with a spread, centred
+    on their pass-1 means, for the Mahalanobis moments (see :mod:`modelmon.outlier_moments`).
+    """
+    stats = {n: c.numeric for n, c in columns.items() if n in plans and c.numeric is not None}
+    quantiles = {n: tuple(_quantile_summary(s).tolist()) for n, s in stats.items()}
+    spread = [n for n, s in stats.items() if columns[n].role == "feature" and s.max > s.min]
+    joint = spread[:MAX_JOINT_FEATURES]
+    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint])
 
 
 def _clip(values: FloatArray, stats: _NumericStats) -> FloatArray:

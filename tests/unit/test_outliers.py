@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from typing import Any
@@ -13,7 +14,7 @@ import modelmon
 from modelmon.aggregates.outliers import OutlierAggregate
 from modelmon.batch import RenderContext
 from modelmon.exporters.multiprocess import build, describe, fresh_like
-from modelmon.outliers import ROW_ALPHA, chi2_quantile, chi2_sf
+from modelmon.outliers import ROW_ALPHA, chi2_quantile, chi2_sf, fences_of
 from modelmon.profile import ProfileFormatError, ReferenceProfile
 
 CTX = RenderContext("modelmon", {"model": "m", "version": "1"}, 0.0)
@@ -232,3 +233,37 @@ def test_outliers_off_and_warmup_have_no_aggregate() -> None:
     assert "outliers" not in off.aggregates and "outliers" not in warm.aggregates
     off.close()
     warm.close()
+
+
+def _builder_profile(data: dict[str, np.ndarray], sizes: list[int]) -> ReferenceProfile:
+    from modelmon.profile_builder import build_profile
+
+    n = len(next(iter(data.values())))
+    cuts = np.cumsum([0, *sizes])
+    assert cuts[-1] == n
+    batches = [{k: v[a:b] for k, v in data.items()} for a, b in itertools.pairwise(cuts)]
+    return build_profile(lambda: batches, created_at=0.0)
+
+
+def test_the_builder_gives_the_same_outlier_fields_however_the_rows_are_split() -> None:
+    rng = np.random.default_rng(25)
+    n = 12_000
+    x = rng.multivariate_normal([100.0, -5.0, 0.0], [[4, 1.5, 0], [1.5, 1, 0.2], [0, 0.2, 9]], n)
+    data = {"a": x[:, 0], "b": x[:, 1].copy(), "c": x[:, 2], "k": rng.choice(["u", "v"], n)}
+    data["b"][::50] = np.nan  # rows with a missing joint feature are left out
+    one = _builder_profile(data, [n])
+    many = _builder_profile(data, [1000, 5000, 17, 5983])
+    assert one.dumps() == many.dumps()
+    joint = one.outliers.joint if one.outliers else None
+    assert joint is not None and joint.features == ("a", "b", "c") and joint.ratio is None
+    complete = x[np.isfinite(data["b"])]
+    assert joint.count == complete.shape[0]
+    np.testing.assert_allclose(joint.mean, complete.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(joint.covariance, np.cov(complete.T, ddof=0), rtol=1e-9)
+    for name in ("a", "b", "c"):
+        member = one.features[name]
+        fence = member.fence
+        assert fence is not None and fence.ratio is not None
+        assert (fence.low, fence.high) == fences_of(member.quantiles)
+        v = data[name][np.isfinite(data[name])]
+        assert fence.ratio == np.sum((v < fence.low) | (v > fence.high)) / v.size

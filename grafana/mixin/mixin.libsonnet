@@ -247,6 +247,14 @@ local rendered = {
           },
           {
             "expr": "3 * sqrt((modelmon:feature_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:feature_outliers:30m >= 10)) - (modelmon:feature_outliers_expected:30m / (modelmon:feature_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:feature_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:feature_outliers:30m >= 10) / (modelmon:feature_outlier_checked:30m > 0) - modelmon:feature_reference_outlier_ratio:max - 0.5 / modelmon:feature_outlier_checked:30m)\n/\nsqrt((((modelmon:feature_outliers:30m >= 10) + modelmon:feature_reference_outlier_ratio:max * modelmon:feature_reference_rows:max) / (modelmon:feature_outlier_checked:30m + modelmon:feature_reference_rows:max)) * (1 - (((modelmon:feature_outliers:30m >= 10) + modelmon:feature_reference_outlier_ratio:max * modelmon:feature_reference_rows:max) / (modelmon:feature_outlier_checked:30m + modelmon:feature_reference_rows:max))) * (1 / modelmon:feature_outlier_checked:30m + 1 / modelmon:feature_reference_rows:max))",
+            "record": "modelmon:feature_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:feature_outlier_z_poisson:30m <= modelmon:feature_outlier_z_proportions:30m) or modelmon:feature_outlier_z_proportions:30m",
             "record": "modelmon:feature_outlier_z:30m"
           },
           {
@@ -279,6 +287,14 @@ local rendered = {
           },
           {
             "expr": "3 * sqrt((modelmon:prediction_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:prediction_outliers:30m >= 10)) - (modelmon:prediction_outliers_expected:30m / (modelmon:prediction_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:prediction_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:prediction_outliers:30m >= 10) / (modelmon:prediction_outlier_checked:30m > 0) - modelmon:prediction_reference_outlier_ratio:max - 0.5 / modelmon:prediction_outlier_checked:30m)\n/\nsqrt((((modelmon:prediction_outliers:30m >= 10) + modelmon:prediction_reference_outlier_ratio:max * modelmon:prediction_reference_rows:max) / (modelmon:prediction_outlier_checked:30m + modelmon:prediction_reference_rows:max)) * (1 - (((modelmon:prediction_outliers:30m >= 10) + modelmon:prediction_reference_outlier_ratio:max * modelmon:prediction_reference_rows:max) / (modelmon:prediction_outlier_checked:30m + modelmon:prediction_reference_rows:max))) * (1 / modelmon:prediction_outlier_checked:30m + 1 / modelmon:prediction_reference_rows:max))",
+            "record": "modelmon:prediction_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:prediction_outlier_z_poisson:30m <= modelmon:prediction_outlier_z_proportions:30m) or modelmon:prediction_outlier_z_proportions:30m",
             "record": "modelmon:prediction_outlier_z:30m"
           },
           {
@@ -315,6 +331,14 @@ local rendered = {
           },
           {
             "expr": "3 * sqrt((modelmon:row_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:row_outliers:30m >= 10)) - (modelmon:row_outliers_expected:30m / (modelmon:row_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:row_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:row_outliers:30m >= 10) / (modelmon:row_outlier_checked:30m > 0) - modelmon:row_reference_outlier_ratio:max - 0.5 / modelmon:row_outlier_checked:30m)\n/\nsqrt((((modelmon:row_outliers:30m >= 10) + modelmon:row_reference_outlier_ratio:max * modelmon:row_outlier_reference_rows:max) / (modelmon:row_outlier_checked:30m + modelmon:row_outlier_reference_rows:max)) * (1 - (((modelmon:row_outliers:30m >= 10) + modelmon:row_reference_outlier_ratio:max * modelmon:row_outlier_reference_rows:max) / (modelmon:row_outlier_checked:30m + modelmon:row_outlier_reference_rows:max))) * (1 / modelmon:row_outlier_checked:30m + 1 / modelmon:row_outlier_reference_rows:max))",
+            "record": "modelmon:row_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:row_outlier_z_poisson:30m <= modelmon:row_outlier_z_proportions:30m) or modelmon:row_outlier_z_proportions:30m",
             "record": "modelmon:row_outlier_z:30m"
           },
           {

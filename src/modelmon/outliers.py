@@ -173,18 +173,29 @@ def chi2_quantile(p: float, df: int) -> float:
 def rate_z(count: float, checked: float, ratio: float, reference_rows: float) -> float:
     """Normal score of ``count`` outliers in ``checked`` values against the reference rate.
 
-    One-sided Poisson test of ``count`` with mean ``checked * (ratio + 1 / N)`` (the
-    reference rate plus one reference value's worth, so a reference without outliers
-    still expects some and the reference's own sampling error is allowed for):
-    ``P(K >= k) = P(chi2(2k) <= 2 lambda)``, which Wilson-Hilferty turns into
-    ``z = 3 sqrt(k) (1 - 1 / (9k) - (lambda / k)^(1/3))`` (PromQL evaluates the same).
-    Flag when ``z > z(alpha / m)``.
+    The smaller of two one-sided scores, so each one's weakness is covered by the other:
+
+    * **Poisson** (exact in the tail for few outliers): ``count`` against the mean
+      ``lambda = checked * (ratio + 1 / N)`` (the reference rate plus one reference value's
+      worth, so a reference without outliers still expects some):
+      ``P(K >= k) = P(chi2(2k) <= 2 lambda)``, which Wilson-Hilferty turns into
+      ``z = 3 sqrt(k) (1 - 1 / (9k) - (lambda / k)^(1/3))``;
+    * **two proportions** (the reference ratio is itself an estimate from ``N`` values):
+      ``z = (k / n - r - 0.5 / n) / sqrt(p (1 - p) (1 / n + 1 / N))`` with the pooled
+      share ``p = (k + r N) / (n + N)``.
+
+    PromQL evaluates the same expressions. Flag when ``z > z(alpha / m)``.
     """
-    if count <= 0:
+    if count <= 0 or checked <= 0:
         return -math.inf
     expected = checked * (ratio + 1.0 / reference_rows)
     cube_root = math.pow(expected / count, 1 / 3)
-    return 3 * math.sqrt(count) * (1 - 1 / (9 * count) - cube_root)
+    poisson = 3 * math.sqrt(count) * (1 - 1 / (9 * count) - cube_root)
+    pooled = (count + ratio * reference_rows) / (checked + reference_rows)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / checked + 1 / reference_rows))
+    excess = count / checked - ratio - 0.5 / checked
+    proportions = excess / spread if spread > 0 else math.inf
+    return min(poisson, proportions)
 
 
 def rate_flagged(

@@ -267,3 +267,23 @@ def test_the_builder_gives_the_same_outlier_fields_however_the_rows_are_split() 
         assert (fence.low, fence.high) == fences_of(member.quantiles)
         v = data[name][np.isfinite(data[name])]
         assert fence.ratio == np.sum((v < fence.low) | (v > fence.high)) / v.size
+
+
+def test_the_alert_decision_holds_its_false_alarm_rate_and_sees_a_real_excess() -> None:
+    from modelmon.drift_decision import z_upper
+    from modelmon.outliers import rate_flagged
+
+    rng = np.random.default_rng(26)
+    alpha, big_n, p = 0.01, 20_000, 0.027  # a heavy-tailed joint test: a large ratio
+    z_crit = z_upper(alpha)
+    alarms = hits = trials = 0
+    for _ in range(200):
+        ratio = rng.binomial(big_n, p) / big_n  # the reference's own estimate
+        for k in rng.binomial(100_000, p, size=20).tolist():
+            alarms += rate_flagged(k, 100_000, ratio, big_n, z_crit, 10, 0.001)
+            trials += 1
+        hits += rate_flagged(
+            rng.binomial(100_000, p + 0.01), 100_000, ratio, big_n, z_crit, 10, 0.001
+        )
+    assert alarms / trials <= 2 * alpha
+    assert hits / 200 >= 0.9

@@ -1,10 +1,9 @@
 """Recording and alert rules of the outlier counters (see ``docs/outliers.md``).
 
 The decision of :func:`modelmon.outliers.rate_flagged`, fleet-wide: per feature (or
-output, or method) the window's outlier count ``k`` out of ``n`` checked values, its
-expected count ``lambda = n * (ratio + 1 / N)`` under the reference (``ratio`` the
-reference outlier ratio, ``N`` the reference rows), the Wilson-Hilferty score of the
-one-sided Poisson tail ``z = 3 sqrt(k) (1 - 1/(9k) - (lambda/k)^(1/3))``, flagged when
+output, or method) the window's outlier count ``k`` out of ``n`` checked values against
+the reference outlier ratio (``N`` reference rows): the smaller of a one-sided Poisson
+score and a two-proportion score (:func:`modelmon.outliers.rate_z`), flagged when
 ``k >= outlier_min_count``, ``z > z(outlier_alpha / m)`` (Bonferroni over the ``m``
 members of the model) and ``k / n - ratio >= outlier_rate_floor``.
 
@@ -60,6 +59,8 @@ def outlier_rule_names(cfg: MonitoringConfig, fam: _OutlierFamily) -> dict[str, 
         "ratio": cfg.rule(f"{fam.what}_reference_outlier_ratio", "max"),
         "reference_rows": _reference_rows_rule(cfg, fam),
         "expected": cfg.rule(f"{fam.what}_outliers_expected", w),
+        "z_poisson": cfg.rule(f"{fam.what}_outlier_z_poisson", w),
+        "z_proportions": cfg.rule(f"{fam.what}_outlier_z_proportions", w),
         "z": cfg.rule(f"{fam.what}_outlier_z", w),
         "tail": cfg.rule(f"{fam.what}_outlier_tail", "max"),
         "z_critical": cfg.rule(f"{fam.what}_outlier_z_critical", "max"),
@@ -97,7 +98,16 @@ def _family_rules(cfg: MonitoringConfig, fam: _OutlierFamily) -> list[Recording]
     k = fam.key
     count, checked, ratio = n["count"], n["checked"], n["ratio"]
     kk = f"({count} >= {cfg.outlier_min_count})"
-    z = f"3 * sqrt({kk}) * (1 - 1 / (9 * {kk}) - ({n['expected']} / {kk}) ^ (1 / 3))"
+    z_poisson = f"3 * sqrt({kk}) * (1 - 1 / (9 * {kk}) - ({n['expected']} / {kk}) ^ (1 / 3))"
+    rows = n["reference_rows"]
+    pooled = f"(({kk} + {ratio} * {rows}) / ({checked} + {rows}))"
+    z_proportions = _lines(
+        f"({kk} / ({checked} > 0) - {ratio} - 0.5 / {checked})",
+        "/",
+        f"sqrt({pooled} * (1 - {pooled}) * (1 / {checked} + 1 / {rows}))",
+    )
+    zp, zt = n["z_poisson"], n["z_proportions"]
+    z = f"({zp} <= {zt}) or {zt}"  # the smaller score
     members = f"count by ({cfg.by()}) ({ratio})"
     tail = f"sqrt(2 * ln({members}) + {num(-2 * math.log(cfg.outlier_alpha))})"
     flagged = _lines(
@@ -118,6 +128,8 @@ def _family_rules(cfg: MonitoringConfig, fam: _OutlierFamily) -> list[Recording]
     return [
         *rules,
         Recording(n["expected"], f"{checked} * ({ratio} + 1 / {n['reference_rows']})"),
+        Recording(zp, z_poisson),
+        Recording(zt, z_proportions),
         Recording(n["z"], z),
         Recording(n["tail"], tail),
         Recording(n["z_critical"], z_upper_promql(n["tail"])),

@@ -2,7 +2,8 @@
 
     python benchmarks/overhead.py [--rounds 5] [--quick] [--only CASE ...] [--json out.json]
 
-For each case (input shape, reference or not, sync or async, one or ten models) the
+For each case (input shape, reference or not, sync or async, one or ten models; with a
+reference the outlier counters are on unless the case says ``outliers=False``) the
 same trivial predict function is called on a pool of distinct inputs, shuffled anew
 every round (as a server sees them), by five sides in one process:
 
@@ -115,6 +116,12 @@ def cases(quick: bool) -> list[Case]:
     c = [
         Case("dict", "dict row, 20 numeric", goal="<= 1.0"),
         Case("dict_ref", "dict row, 20 numeric + reference", reference=True, goal="<= 1.25"),
+        Case(
+            "dict_ref_no_outliers",
+            "dict row, 20 numeric + reference, outliers=False",
+            reference=True,
+            options={"outliers": False},
+        ),
         Case("numpy", "numpy 1-D row, 20 floats", form="numpy", goal="<= 1.0"),
         Case(
             "numpy_ref",

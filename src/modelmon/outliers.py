@@ -68,6 +68,7 @@ MAX_JOINT_FEATURES = 50
 EIGEN_FLOOR = 1e-6
 MAHALANOBIS = "mahalanobis"
 MAX_JOINT_AT_LOAD = 1000
+_BLOCK_ROWS = 1024
 
 
 class OutlierFormatError(ReferenceError_):
@@ -252,8 +253,13 @@ class JointReference:
     def distances(self, rows: FloatArray) -> FloatArray:
         """Squared Mahalanobis distance of each row (columns in :attr:`features` order)."""
         mean, w = self._whitening
-        z = (rows - mean) @ w.T
-        return np.asarray(np.einsum("ij,ij->i", z, z), dtype=np.float64)
+        out = np.empty(rows.shape[0])
+        # Blocks small enough for a single-threaded matrix product: a threaded BLAS spins
+        # its threads on larger ones and triples the CPU time of the fold.
+        for start in range(0, rows.shape[0], _BLOCK_ROWS):
+            z = (rows[start : start + _BLOCK_ROWS] - mean) @ w.T
+            out[start : start + _BLOCK_ROWS] = np.einsum("ij,ij->i", z, z)
+        return out
 
     def outliers(self, rows: FloatArray) -> BoolArray:
         return np.asarray(self.distances(rows) > self.cutoff)

@@ -46,6 +46,7 @@ from .drift import _numeric_output
 _SIDES = ("low", "high")
 FeatureSpec = tuple[str, float, float, float, float, float | None]
 OutputSpec = tuple[str, float, float, float | None]
+Cols = list[int] | slice  # columns of the frame: a slice views, a list copies
 
 
 class OutlierAggregate:
@@ -82,7 +83,7 @@ class OutlierAggregate:
         self.output_outliers: IntArray = np.zeros(len(outputs), dtype=np.int64)
         self.rows = 0
         self.rows_checked = 0
-        self._cols: tuple[tuple[str, ...], list[int], list[int], list[int] | None] | None = None
+        self._cols: tuple[tuple[str, ...], list[int], Cols, Cols | None] | None = None
 
     @classmethod
     def of(cls, profile: Any, max_features: int | None = None) -> OutlierAggregate:
@@ -112,7 +113,7 @@ class OutlierAggregate:
         if out is not None and out.n_rows and self.output_spec:
             self._fold_outputs(out)
 
-    def _columns(self, frame: FeatureFrame) -> tuple[list[int], list[int], list[int] | None]:
+    def _columns(self, frame: FeatureFrame) -> tuple[list[int], Cols, Cols | None]:
         """Per frame layout (cached): our features present, their columns, joint columns."""
         if self._cols is None or self._cols[0] != frame.names:
             index = {n: j for j, n in enumerate(frame.names)}
@@ -121,7 +122,8 @@ class OutlierAggregate:
             joint = None
             if self.joint is not None and all(n in index for n in self.joint.features):
                 joint = [index[n] for n in self.joint.features]
-            self._cols = (frame.names, mine, cols, joint)
+            joint_cols = None if joint is None else _as_slice(joint)
+            self._cols = (frame.names, mine, _as_slice(cols), joint_cols)
         return self._cols[1], self._cols[2], self._cols[3]
 
     def _fold_features(self, frame: FeatureFrame) -> None:
@@ -247,3 +249,10 @@ class OutlierAggregate:
         self.output_outliers = np.asarray(state["output_outliers"], dtype=np.int64).copy()
         self.rows = int(state["rows"])
         self.rows_checked = int(state["rows_checked"])
+
+
+def _as_slice(cols: list[int]) -> Cols:
+    """Consecutive columns as a slice: the frame's columns are then viewed, not copied."""
+    if cols and cols == list(range(cols[0], cols[0] + len(cols))):
+        return slice(cols[0], cols[0] + len(cols))
+    return cols

@@ -39,12 +39,17 @@ def _feature_series(
         b.metric(names.FEATURE_OUTLIERS, ramp((outliers, n)), feature="f1")
 
 
+def _timing(suite: _Suite) -> tuple[str, int, int]:
+    """Evaluation time (window filled, ``for`` passed), its steps + 1, window steps."""
+    cfg = suite.cfg
+    at_seconds = duration_seconds(cfg.outlier_for) + duration_seconds(cfg.outlier_window) + 600
+    return _fmt(at_seconds), suite.steps(at_seconds) + 1, suite.steps(cfg.outlier_window)
+
+
 def _feature_outliers(suite: _Suite) -> None:
     cfg = suite.cfg
     alert = "ModelmonFeatureOutliers"
-    at_seconds = duration_seconds(cfg.outlier_for) + duration_seconds(cfg.outlier_window) + 600
-    at, n = _fmt(at_seconds), suite.steps(at_seconds) + 1
-    window = suite.steps(cfg.outlier_window)
+    at, n, window = _timing(suite)
     min_rate = cfg.outlier_min_count / window  # per step: the minimum count over the window
     floor = cfg.outlier_rate_floor
     cases = [
@@ -102,9 +107,7 @@ def _keeps_firing(suite: _Suite, alert: str, n: int, window: int) -> None:
 def _outlier_rows(suite: _Suite) -> None:
     cfg = suite.cfg
     alert = "ModelmonOutlierRows"
-    at_seconds = duration_seconds(cfg.outlier_for) + duration_seconds(cfg.outlier_window) + 600
-    at, n = _fmt(at_seconds), suite.steps(at_seconds) + 1
-    window = suite.steps(cfg.outlier_window)
+    at, n, window = _timing(suite)
     who = suite.who(method=MAHALANOBIS)
     rules = outlier_rule_names(cfg, ROW_OUTLIERS)
     for name, checked, rows, fires in (

@@ -47,6 +47,7 @@ _SIDES = ("low", "high")
 FeatureSpec = tuple[str, float, float, float, float, float | None]
 OutputSpec = tuple[str, float, float, float | None]
 Cols = list[int] | slice  # columns of the frame: a slice views, a list copies
+_BLOCK_ROWS = 4096
 
 
 class OutlierAggregate:
@@ -127,9 +128,14 @@ class OutlierAggregate:
         return self._cols[1], self._cols[2], self._cols[3]
 
     def _fold_features(self, frame: FeatureFrame) -> None:
+        # Blocks of rows that stay in cache (a large batch's column sums are twice slower).
+        for start in range(0, frame.n_rows, _BLOCK_ROWS):
+            self._fold_block(frame, slice(start, start + _BLOCK_ROWS))
+
+    def _fold_block(self, frame: FeatureFrame, block: slice) -> None:
         mine, cols, joint_cols = self._columns(frame)
         if mine:
-            x = frame.numeric[:, cols]  # NaN (missing, invalid) compares False everywhere
+            x = frame.numeric[block, cols]  # NaN (missing, invalid) compares False everywhere
             b = self._bounds[mine]
             low = x < b[:, 0]
             high = x > b[:, 1]
@@ -138,7 +144,7 @@ class OutlierAggregate:
             outside = (x < b[:, 2]) | (x > b[:, 3])
             self.feature_outliers[mine] += np.count_nonzero(outside, axis=0)
         if joint_cols is not None and self.joint is not None:
-            rows = frame.numeric[:, joint_cols]
+            rows = frame.numeric[block, joint_cols]
             rows = rows[np.isfinite(rows).all(axis=1)]
             if rows.shape[0]:
                 self.rows_checked += int(rows.shape[0])

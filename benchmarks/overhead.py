@@ -140,6 +140,15 @@ def cases(quick: bool) -> list[Case]:
             calls=10_000,
             goal="<= 2.0",
         ),
+        Case(
+            "batch_ref_no_outliers",
+            "64-row numpy batch + reference, outliers=False",
+            form="batch",
+            batch=64,
+            reference=True,
+            calls=10_000,
+            options={"outliers": False},
+        ),
         Case("async", "async predict, dict row", is_async=True, goal="<= 1.0"),
         Case(
             "async_ref",

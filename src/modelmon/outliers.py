@@ -43,7 +43,7 @@ linear relation of the reference then has a large distance, as it should.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -304,6 +304,18 @@ def joint_from_data(
         ),
         complete,
     )
+
+
+def joint_of_columns(
+    stds: Mapping[str, float | None], column: Callable[[str], npt.ArrayLike]
+) -> JointReference | None:
+    """The Mahalanobis reference of the first numeric features with a spread (``stds`` in
+    profile order; ``column(name)`` gives a column's values, NaN where missing)."""
+    chosen = joint_features(list(stds), stds)
+    if not chosen:
+        return None
+    matrix = np.column_stack([np.asarray(column(n), dtype=np.float64) for n in chosen])
+    return joint_from_data(chosen, matrix)
 
 
 def _with_ratio(joint: JointReference, complete: FloatArray) -> JointReference | None:

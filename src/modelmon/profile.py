@@ -35,7 +35,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -50,14 +50,12 @@ from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError, ReferenceError_
 from .extract import bounded_category
 from .outliers import (
-    MAX_JOINT_FEATURES,
     Fence,
     OutlierFormatError,
     OutlierReference,
     fence_from_data,
     fences_of,
-    joint_features,
-    joint_from_data,
+    joint_of_columns,
     read_fence,
     read_outliers,
 )
@@ -265,6 +263,10 @@ def _none_mask(values: ObjArray) -> npt.NDArray[np.bool_]:
     return np.asarray(values == None, dtype=bool)  # noqa: E711 - elementwise comparison
 
 
+def _numeric_stds(features: Mapping[str, FeatureProfile]) -> dict[str, float | None]:
+    return {n: f.std for n, f in features.items() if f.kind == "numeric"}
+
+
 def _opt_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
@@ -314,7 +316,7 @@ class ReferenceProfile:
             for name, values in columns.items()
         }
         outputs = _profile_outputs(predictions, confidence, bins, max_categories, task, classes)
-        joint = _joint_of(features, lambda n: columns[n])
+        joint = joint_of_columns(_numeric_stds(features), lambda n: columns[n])
         when = time.time() if created_at is None else float(created_at)
         return cls(features, outputs, when, outliers=OutlierReference(joint))
 
@@ -341,7 +343,7 @@ class ReferenceProfile:
         if outputs is not None and outputs.n_rows:
             outs = _frame_outputs(outputs, bins, max_categories)
         index = {n: j for j, n in enumerate(frame.names)}
-        joint = _joint_of(features, lambda n: frame.numeric[:, index[n]])
+        joint = joint_of_columns(_numeric_stds(features), lambda n: frame.numeric[:, index[n]])
         when = time.time() if created_at is None else float(created_at)
         return cls(features, outs, when, outliers=OutlierReference(joint))
 
@@ -708,18 +710,6 @@ def _numeric(
         sketch_counts=sketch_counts,
         fence=fence_from_data(valid, quantiles),
     )
-
-
-def _joint_of(
-    features: Mapping[str, FeatureProfile], column: Callable[[str], npt.ArrayLike]
-) -> Any:
-    """The Mahalanobis reference of the first numeric features (see modelmon.outliers)."""
-    numeric = [n for n, f in features.items() if f.kind == "numeric"]
-    chosen = joint_features(numeric, {n: features[n].std for n in numeric}, MAX_JOINT_FEATURES)
-    if not chosen:
-        return None
-    matrix = np.column_stack([np.asarray(column(n), dtype=np.float64) for n in chosen])
-    return joint_from_data(chosen, matrix)
 
 
 def sketch_center(p01: float, median: float, p99: float) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _extensions
 from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .context import last_prediction_id, last_prediction_ids, prediction_scope
 from .decorator import instrument, monitored, uninstrument
@@ -22,6 +23,7 @@ from .exporters.prometheus import make_asgi_app, make_wsgi_app, start_http_serve
 from .monitor import Monitor
 from .profile import ReferenceProfile
 
+_extensions.install()  # Monitor.report(), MLflow: provided, loaded when first used
 _prometheus.install()
 _multiprocess.install()  # dormant until MODELMON_MULTIPROC_DIR / PROMETHEUS_MULTIPROC_DIR is set
 

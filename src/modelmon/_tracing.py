@@ -1,7 +1,6 @@
-"""Opt-in tracing wrappers: the hot path of :mod:`modelmon.decorator`, plus OTel spans.
+"""Opt-in tracing: the OTel span side of the traced wrappers in :mod:`modelmon._hotpath`.
 
-Same contract as ``decorator._sync_wrapper`` / ``_async_wrapper`` (a wrapt wrapper
-factory taking the monitor), chosen only when a monitor is configured with
+The traced wrappers are chosen only when a monitor is configured with
 ``trace="attributes"`` or ``trace="span"``, so untraced monitors pay nothing:
 
 * ``"attributes"``: ``modelmon.model``, ``modelmon.version``, ``modelmon.prediction_id``
@@ -18,10 +17,8 @@ exemplar's ids), so a slow bucket links to its trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
-from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
 from .extract import output_rows
 
@@ -40,8 +37,6 @@ VERSION_ATTR = "modelmon.version"
 PREDICTION_ID_ATTR = "modelmon.prediction_id"
 BATCH_SIZE_ATTR = "modelmon.batch_size"
 STAGE = "trace"
-
-Wrapper = Callable[..., Any]
 
 
 class TracedSeq(int):
@@ -103,9 +98,11 @@ class _CurrentSpan:
         return None
 
 
-def _span_factory(
-    monitor: Monitor, mode: TraceMode, provider: TracerProvider | None
+def span_factory(
+    monitor: Monitor, mode: TraceMode, provider: TracerProvider | None = None
 ) -> Callable[[], AbstractContextManager[Span]]:
+    """What a traced call opens: the current span, or a new ``modelmon.predict`` span."""
+    check_mode(mode)
     # Imported here, at decoration time: the core (aggregates import this module for
     # exemplar_labels) never loads OpenTelemetry unless tracing is asked for.
     from opentelemetry import trace
@@ -119,12 +116,13 @@ def _span_factory(
     return lambda: tracer.start_as_current_span(SPAN_NAME, attributes=base)
 
 
-def _traced_seq(seq: int, span: Span) -> int:
+def traced_seq(seq: int, span: Span) -> int:
+    """``seq`` carrying ``span``'s ids (when the span is valid)."""
     ctx = span.get_span_context()
     return TracedSeq.of(seq, ctx.trace_id, ctx.span_id) if ctx.is_valid else seq
 
 
-def _annotate(span: Span, monitor: Monitor, seq: int, result: Any, ok: bool) -> None:
+def annotate(span: Span, monitor: Monitor, seq: int, result: Any, ok: bool) -> None:
     """Set the call's attributes on ``span``; count (never raise) a failure."""
     try:
         if not span.is_recording():
@@ -139,104 +137,3 @@ def _annotate(span: Span, monitor: Monitor, seq: int, result: Any, ok: bool) -> 
         )
     except Exception as exc:
         monitor.health.error(STAGE, exc)
-
-
-def sync_wrapper(
-    monitor: Monitor, mode: TraceMode = "attributes", tracer_provider: TracerProvider | None = None
-) -> Wrapper:
-    """The traced wrapt wrapper of a plain function."""
-    buffer = monitor._buffer
-    extend = buffer.extend
-    soft_limit = monitor._soft_items
-    started = monitor._started_n
-    full = monitor._buffer_full
-    open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
-    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
-    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
-            return wrapped(*args, **kwargs)
-        with open_span() as span:
-            seq = _traced_seq(started(), span)
-            token = enter(True) if guarded[0] else None
-            t0 = perf_counter()
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                if token is not None:
-                    leave(token)
-                extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
-                _annotate(span, monitor, seq, None, False)
-                raise
-            if token is not None:
-                leave(token)
-            record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-            extend(record)
-            set_last(record)
-            scope = get_scope()
-            if scope is not None:
-                scope.append(record)
-            _annotate(span, monitor, seq, result, True)
-        if len(buffer) >= soft_limit:
-            full()
-        return result
-
-    return wrapper
-
-
-def async_wrapper(
-    monitor: Monitor, mode: TraceMode = "attributes", tracer_provider: TracerProvider | None = None
-) -> Wrapper:
-    """The traced wrapt wrapper of an ``async def`` function (times the awaited execution)."""
-    buffer = monitor._buffer
-    extend = buffer.extend
-    soft_limit = monitor._soft_items
-    started = monitor._started_n
-    full = monitor._buffer_full
-    open_span = _span_factory(monitor, check_mode(mode), tracer_provider)
-    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
-    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
-
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        if guarded[0] and in_call():  # nested in a call of the same monitor: outer counts
-            return await wrapped(*args, **kwargs)
-        with open_span() as span:
-            seq = _traced_seq(started(), span)
-            token = enter(True) if guarded[0] else None
-            t0 = perf_counter()
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                if token is not None:
-                    leave(token)
-                extend((args, kwargs, None, perf_counter() - t0, type(exc).__name__, seq, monitor))
-                _annotate(span, monitor, seq, None, False)
-                raise
-            if token is not None:
-                leave(token)
-            record: Record = (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-            extend(record)
-            set_last(record)
-            scope = get_scope()
-            if scope is not None:
-                scope.append(record)
-            _annotate(span, monitor, seq, result, True)
-        if len(buffer) >= soft_limit:
-            full()
-        return result
-
-    return wrapper
-
-
-def wrapper_factory(
-    mode: TraceMode, is_coroutine: bool, tracer_provider: TracerProvider | None = None
-) -> Callable[[Monitor], Wrapper]:
-    """The factory ``decorator.wrap`` uses for a traced monitor."""
-    check_mode(mode)
-    make = async_wrapper if is_coroutine else sync_wrapper
-    return lambda monitor: make(monitor, mode, tracer_provider)

@@ -17,21 +17,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
 
-# A record is what the hot path buffers for one call: (inp, call, result, latency, error,
-# seq, monitor). It is built as a tuple and *extended* into the monitor's buffer (flat,
-# RECORD_WIDTH items a call), so the tuple itself lives only as this context's last
-# prediction: buffered calls keep no GC-tracked object of their own alive, which would
-# make the garbage collector run more often and promote them into full collections.
-# ``inp``/``call`` take one of three forms:
-#   * ``call is None``: a wrapped call; ``inp`` is its input (the first argument).
-#   * ``call`` is a dict: a wrapped call kept whole; ``inp`` is its positional arguments
-#     and ``call`` its keyword arguments (``features=`` callables, methods, failed calls).
-#   * ``call is OBSERVED``: ``Monitor.observe``; ``inp`` and ``result`` are as given.
-Record = tuple[Any, Any, Any, float, "str | None", "int | str", Any]
-RECORD_WIDTH = 7
-OBSERVED: Any = type("Observed", (), {"__repr__": lambda self: "OBSERVED"})()
+from .buffer import MONITOR, RawRecord
+
+# The hot path's raw records (see ``buffer.Record``); kept under this name for the
+# integrations that type the records of a prediction scope.
+Record = RawRecord
 
 _last: ContextVar[Record | None] = ContextVar("modelmon_last_prediction", default=None)
 _scope: ContextVar[list[Record] | None] = ContextVar("modelmon_prediction_scope", default=None)
@@ -42,12 +33,12 @@ get_scope = _scope.get
 
 def record_id(record: Record) -> str:
     """The id of a recorded call (for a batch call, an id that names its rows)."""
-    return str(record[6].call_id(record))
+    return str(record[MONITOR].call_id(record))
 
 
 def record_row_ids(record: Record) -> list[str]:
     """The ids of a recorded call's rows, in row order."""
-    return list(record[6].row_ids(record))
+    return list(record[MONITOR].row_ids(record))
 
 
 def last_prediction_id() -> str | None:

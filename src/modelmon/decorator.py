@@ -1,9 +1,6 @@
-"""``@monitored`` and the hot path.
+"""``@monitored``, ``instrument`` and ``uninstrument``: the ways to wrap a predict function.
 
-The wrapper is chosen once, at decoration time (sync or coroutine). Per call it takes
-two timestamps, bumps the in-flight counters, extends the monitor's buffer with the
-call's record (see ``context.Record``) and remembers the record as the context's last
-prediction. Nothing else: extraction, aggregation and formatting happen in the fold.
+The wrappers themselves (what runs inside each call) live in :mod:`modelmon._hotpath`.
 
 >>> import modelmon
 >>> @modelmon.monitored(model="credit", version="1.3.0", registry=False)
@@ -17,20 +14,13 @@ prediction. Nothing else: extraction, aggregation and formatting happen in the f
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable, Mapping, Sequence
-from time import perf_counter
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import numpy as np
-import wrapt
-
-from ._internal.failures import error_name, record_failure
+from ._hotpath import wrap
 from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
-from .context import Record, get_scope, set_last
 from .errors import ConfigurationError
-from .monitor import ConfidenceArg, Monitor, Task, live_monitor
+from .monitor import DEFAULT_REGISTRY, ConfidenceArg, Monitor, Task, live_monitor
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -52,276 +42,6 @@ __all__ = [
 
 PREDICT_METHODS: tuple[str, ...] = ("predict", "predict_proba")
 
-# A numpy array input is a buffer the caller may reuse for its next call, and the fold
-# reads inputs later: the hot path copies it at call time (one type check otherwise).
-_NDARRAY: Any = np.ndarray
-
-
-def _is_coroutine_function(fn: Any) -> bool:
-    target = getattr(fn, "__func__", fn)  # classmethod / staticmethod objects
-    return inspect.iscoroutinefunction(target)
-
-
-def _sync_wrapper(monitor: Monitor) -> Callable[..., Any]:
-    buffer = monitor._buffer
-    extend = buffer.extend
-    soft_limit = monitor._soft_items
-    started = monitor._started_n
-    full = monitor._buffer_full
-    ndarray = _NDARRAY
-    direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
-    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
-    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
-
-    def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        token = None
-        if guarded[0]:
-            if in_call():  # nested in a call of the same monitor: the outer call counts
-                return wrapped(*args, **kwargs)
-            token = enter(True)
-        t0 = perf_counter()
-        seq = started()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if token is not None:
-                leave(token)
-            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
-            raise
-        if token is not None:
-            leave(token)
-        record: Record = (
-            (
-                args[0] if type(args[0]) is not ndarray else args[0].copy(),
-                None,
-                result,
-                perf_counter() - t0,
-                None,
-                seq,
-                monitor,
-            )
-            if direct and args
-            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        )
-        extend(record)
-        set_last(record)
-        scope = get_scope()
-        if scope is not None:
-            scope.append(record)
-        if len(buffer) >= soft_limit:
-            full()
-        return result
-
-    return wrapper
-
-
-def _async_wrapper(monitor: Monitor) -> Callable[..., Any]:
-    buffer = monitor._buffer
-    extend = buffer.extend
-    soft_limit = monitor._soft_items
-    started = monitor._started_n
-    full = monitor._buffer_full
-    ndarray = _NDARRAY
-    direct = monitor.features_fn is None  # buffer the input itself (see context.Record)
-    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
-    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
-
-    async def wrapper(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        # Runs when the coroutine is awaited: the timer covers the awaited execution.
-        token = None
-        if guarded[0]:
-            if in_call():  # nested in a call of the same monitor: the outer call counts
-                return await wrapped(*args, **kwargs)
-            token = enter(True)
-        t0 = perf_counter()
-        seq = started()
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            if token is not None:
-                leave(token)
-            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
-            raise
-        if token is not None:
-            leave(token)
-        record: Record = (
-            (
-                args[0] if type(args[0]) is not ndarray else args[0].copy(),
-                None,
-                result,
-                perf_counter() - t0,
-                None,
-                seq,
-                monitor,
-            )
-            if direct and args
-            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        )
-        extend(record)
-        set_last(record)
-        scope = get_scope()
-        if scope is not None:
-            scope.append(record)
-        if len(buffer) >= soft_limit:
-            full()
-        return result
-
-    return wrapper
-
-
-class _BoundMonitoredFunction(wrapt.BoundFunctionWrapper):  # type: ignore[type-arg]
-    @property
-    def monitor(self) -> Monitor:
-        return self._self_parent._self_monitor  # type: ignore[no-any-return]
-
-
-class MonitoredFunction(wrapt.FunctionWrapper):  # type: ignore[type-arg]
-    """A wrapt proxy of the user's function that also carries its :class:`Monitor`."""
-
-    _self_monitor: Monitor
-
-    __bound_function_wrapper__ = _BoundMonitoredFunction
-
-    @property
-    def monitor(self) -> Monitor:
-        return self._self_monitor
-
-
-def wrap(monitor: Monitor, fn: Callable[P, R]) -> Monitored[P, R]:
-    """Wrap ``fn`` for ``monitor``; signature, docstring and ``__wrapped__`` are kept."""
-    target = getattr(fn, "__func__", fn)
-    if not callable(target):
-        raise ConfigurationError(f"can only monitor callables, got {type(fn).__name__}")
-    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
-        raise ConfigurationError(
-            f"{getattr(target, '__qualname__', target)!r} is a generator: monitor the function "
-            "that produces the whole prediction instead"
-        )
-    is_coro = _is_coroutine_function(fn)
-    monitor._wrapped_functions += 1
-    if monitor._wrapped_functions >= 2:
-        # Only a monitor wrapping several functions can see one call nested in another
-        # (predict calling predict_proba, an endpoint calling another): from now on every
-        # wrapper of it checks; a single-function monitor pays nothing for the guard.
-        monitor._guarded[0] = True
-    make: Callable[[Monitor], Callable[..., Any]]
-    if monitor.trace is None:
-        make = _async_wrapper if is_coro else _sync_wrapper
-    else:
-        from ._tracing import wrapper_factory
-
-        make = wrapper_factory(monitor.trace, is_coro)
-    if _is_plain_function(fn):
-        if monitor.trace is None and not is_coro and monitor.features_fn is None:
-            return cast("Monitored[P, R]", _plain_sync(monitor, fn))
-        return cast("Monitored[P, R]", _plain(fn, make(monitor), is_coro, monitor))
-    wrapper = make(monitor)
-    wrapped = MonitoredFunction(fn, wrapper)
-    wrapped._self_monitor = monitor
-    return cast("Monitored[P, R]", wrapped)
-
-
-def _is_plain_function(fn: Any) -> bool:
-    """A module-level or nested function, not one written in a class body.
-
-    Functions in a class body become methods later (``self`` would be taken for the
-    input), so they, classmethods, staticmethods, bound methods and other callables go
-    through wrapt's descriptor-aware proxy. ``A.predict`` is a class body function,
-    ``f.<locals>.predict`` and ``predict`` are not.
-    """
-    if not inspect.isfunction(fn):
-        return False
-    parts = fn.__qualname__.split(".")
-    return len(parts) == 1 or parts[-2] == "<locals>"
-
-
-def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The hot path of a plain sync function, inlined (the most common case).
-
-    The same steps as :func:`_sync_wrapper`, without its extra call frame (about
-    0.08 µs a call); keep the two in step.
-    """
-    buffer = monitor._buffer
-    extend = buffer.extend
-    soft_limit = monitor._soft_items
-    started = monitor._started_n
-    full = monitor._buffer_full
-    ndarray = _NDARRAY
-    in_call, enter, leave = monitor._active.get, monitor._active.set, monitor._active.reset
-    guarded = monitor._guarded  # [True] once the monitor wraps two or more functions
-
-    @functools.wraps(fn)
-    def monitored_function(*args: Any, **kwargs: Any) -> Any:
-        token = None
-        if guarded[0]:
-            if in_call():  # nested in a call of the same monitor: the outer call counts
-                return fn(*args, **kwargs)
-            token = enter(True)
-        t0 = perf_counter()
-        seq = started()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            if token is not None:
-                leave(token)
-            record_failure((args, kwargs, None, perf_counter() - t0, error_name(exc), seq, monitor))
-            raise
-        if token is not None:
-            leave(token)
-        record: Record = (
-            (
-                args[0] if type(args[0]) is not ndarray else args[0].copy(),
-                None,
-                result,
-                perf_counter() - t0,
-                None,
-                seq,
-                monitor,
-            )
-            if args
-            else (args, kwargs, result, perf_counter() - t0, None, seq, monitor)
-        )
-        extend(record)
-        set_last(record)
-        scope = get_scope()
-        if scope is not None:
-            scope.append(record)
-        if len(buffer) >= soft_limit:
-            full()
-        return result
-
-    out: Any = monitored_function
-    out.monitor = monitor
-    return cast(Callable[..., Any], out)
-
-
-def _plain(
-    fn: Callable[..., Any], wrapper: Callable[..., Any], is_coro: bool, monitor: Monitor
-) -> Callable[..., Any]:
-    """A plain function calling ``wrapper``: for plain functions, the proxy's dispatch
-    (about 0.6 µs a call, a third of the hot path) buys nothing. ``functools.wraps``
-    keeps the name, docstring, annotations, ``__wrapped__`` and so ``inspect.signature``;
-    a coroutine function stays one.
-    """
-    if is_coro:
-
-        async def monitored_coroutine(*args: Any, **kwargs: Any) -> Any:
-            return await wrapper(fn, None, args, kwargs)
-
-        out: Any = functools.wraps(fn)(monitored_coroutine)
-    else:
-
-        def monitored_function(*args: Any, **kwargs: Any) -> Any:
-            return wrapper(fn, None, args, kwargs)
-
-        out = functools.wraps(fn)(monitored_function)
-    out.monitor = monitor
-    return cast(Callable[..., Any], out)
-
 
 def monitored(
     model: str,
@@ -332,7 +52,7 @@ def monitored(
     prediction: Callable[[Any], Any] | None = None,
     confidence: ConfidenceArg = "auto",
     task: Task | None = None,
-    registry: Any = None,
+    registry: Any = DEFAULT_REGISTRY,
     namespace: str = "modelmon",
     **options: Unpack[MonitorExtraOptions],
 ) -> MonitorDecorator:
@@ -370,9 +90,11 @@ def monitored(
 
 def _shared_monitor(model: str, version: str, config: Mapping[str, Any]) -> Monitor:
     """The live monitor of this model version when made with the same arguments, else a new one."""
-    existing = live_monitor(config.get("registry"), config["namespace"], model, version)
+    existing = live_monitor(
+        config.get("registry", DEFAULT_REGISTRY), config["namespace"], model, version
+    )
     if existing is not None:
-        if _same_config(getattr(existing, "_decorator_config", None), config):
+        if _same_config(existing.shared_config, config):
             return existing
         raise ConfigurationError(
             f"model={model!r} version={version!r} is already monitored in this registry with "
@@ -381,7 +103,7 @@ def _shared_monitor(model: str, version: str, config: Mapping[str, Any]) -> Moni
             "first_function.monitor.wrap(second_function)"
         )
     monitor = Monitor(model, version, **config)
-    monitor._decorator_config = config  # type: ignore[attr-defined]
+    monitor.shared_config = config
     return monitor
 
 

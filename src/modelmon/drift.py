@@ -13,7 +13,7 @@ categories, ``n`` = current count):
   ``floor`` (so an empty reference category gives a large, finite score).
 * **KS** = ``sup_x |F_ref(x) - F_cur(x)|``, with ``F_ref`` from the reference quantile
   summary and ``F_cur`` from the live :class:`~modelmon.sketches.ddsketch.LogSketch`,
-  both evaluated on the sketch's bucket grid (see :func:`ks_statistic`).
+  both evaluated on the sketch's bucket grid (see :func:`ks_columns`).
 * **Wasserstein normed** = ``W1(ref, cur) / max(std_ref, 0.001)`` (Evidently's
   "Wasserstein distance (normed)"), ``W1 = integral_0^1 |Q_ref(u) - Q_cur(u)| du``.
 
@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .sketches.columns import LogSketchColumns
-from .sketches.ddsketch import FloatArray, IntArray, LogSketch
+from .sketches.ddsketch import FloatArray, IntArray
 
 PSI_FLOOR = 1e-4
 STD_FLOOR = 1e-3
@@ -105,77 +105,6 @@ def _probs(probs: npt.ArrayLike | None, n: int) -> FloatArray:
     if p.shape != (n,):
         raise ValueError(f"{n} reference quantiles do not match {p.shape[0]} probabilities")
     return p
-
-
-def ks_statistic(
-    ref_quantiles: npt.ArrayLike,
-    sketch: LogSketch,
-    *,
-    probs: npt.ArrayLike | None = None,
-    shift: float = 0.0,
-) -> float:
-    """Kolmogorov-Smirnov D between a reference quantile summary and a live sketch.
-
-    ``ref_quantiles[k]`` is the reference quantile at ``probs[k]`` (default
-    :data:`REFERENCE_QUANTILE_PROBS`, which must start at 0 and end at 1); the sketch
-    holds ``x - shift``. Both CDFs are taken on the sketch's bucket grid: the live CDF is
-    exact there, the reference CDF between two summary points ``k, k+1`` is estimated
-    as ``(p_k + p_{k+1}) / 2`` (error at most half a step). NaN for an empty sketch.
-    """
-    ords, counts, _ = sketch.buckets()
-    n = int(counts.sum())
-    if n == 0:
-        return math.nan
-    r = np.asarray(ref_quantiles, dtype=np.float64) - shift
-    p = _probs(probs, r.shape[0])
-    ref_ords = sketch.ordinals(r)
-    cum = np.cumsum(counts) / n
-    mid = np.concatenate(([0.0], (p[:-1] + p[1:]) / 2.0, [1.0]))
-    # Both CDFs are step functions on the ordinal line: the supremum is reached at a
-    # jump of one of them, so evaluating at both sets of jumps is enough.
-    d_cur = np.abs(mid[np.searchsorted(ref_ords, ords, side="right")] - cum)
-    at = np.searchsorted(ords, ref_ords, side="right")
-    f_cur = np.concatenate(([0.0], cum))[at]
-    d_ref = np.abs(mid[np.searchsorted(ref_ords, ref_ords, side="right")] - f_cur)
-    return float(max(d_cur.max(), d_ref.max()))
-
-
-def wasserstein_normed(
-    ref_quantiles: npt.ArrayLike,
-    ref_std: float,
-    sketch: LogSketch,
-    *,
-    probs: npt.ArrayLike | None = None,
-    shift: float = 0.0,
-    bounds: tuple[float, float] | None = None,
-) -> float:
-    """Wasserstein-1 distance divided by ``max(ref_std, 0.001)``.
-
-    ``W1 = integral_0^1 |Q_ref(u) - Q_cur(u)| du`` with ``Q_ref`` the piecewise-linear
-    interpolation of the reference quantile summary and ``Q_cur`` the sketch's step
-    quantile function (bucket representatives, clipped to ``bounds`` = the live min and
-    max when given), integrated exactly. NaN for an empty sketch.
-    """
-    _, counts, values = sketch.buckets()
-    n = int(counts.sum())
-    if n == 0:
-        return math.nan
-    r = np.asarray(ref_quantiles, dtype=np.float64) - shift
-    p = _probs(probs, r.shape[0])
-    v = values if bounds is None else np.clip(values, bounds[0] - shift, bounds[1] - shift)
-    cum = np.cumsum(counts) / n
-    u = np.sort(np.concatenate((p, cum)))
-    q_ref = np.interp(u, p, r)
-    mid = (u[:-1] + u[1:]) / 2.0
-    q_cur = v[np.minimum(np.searchsorted(cum, mid, side="left"), len(v) - 1)]
-    a = q_ref[:-1] - q_cur
-    b = q_ref[1:] - q_cur
-    aa, ab = np.abs(a), np.abs(b)
-    same_sign = a * b >= 0
-    den = np.where(same_sign, 1.0, 2.0 * (aa + ab))
-    area = np.where(same_sign, (aa + ab) / 2.0, (a * a + b * b) / den)
-    w = float(np.sum(area * np.diff(u)))
-    return w / max(float(ref_std), STD_FLOOR)
 
 
 def wasserstein_between(
@@ -258,7 +187,7 @@ class QuantileReference:
     quantiles: FloatArray  # (d, len(probs)), shifted
     std: FloatArray  # (d,)
     probs: FloatArray
-    mid: FloatArray  # reference CDF between two summary points (see ks_statistic)
+    mid: FloatArray  # reference CDF between two summary points, (p_k + p_{k+1}) / 2
     slopes: FloatArray  # (d, len(probs) - 1) of the piecewise-linear quantile function
 
     @classmethod
@@ -286,7 +215,7 @@ def _cum(counts: IntArray) -> tuple[FloatArray, FloatArray]:
 
 
 def ks_columns(ref: QuantileReference, sketch: LogSketchColumns, rows: IntArray) -> FloatArray:
-    """:func:`ks_statistic` of each column in ``rows`` of ``sketch`` against ``ref``.
+    """KS of each column in ``rows`` of ``sketch`` against ``ref`` (one-column oracle: tests).
 
     The same statistic (same grid, same reference CDF), for all rows in a few numpy
     calls: the live CDF on each row's bucket grid is a cumulative sum (empty cells do
@@ -320,7 +249,7 @@ def wasserstein_columns(
     rows: IntArray,
     bounds: tuple[FloatArray, FloatArray],
 ) -> FloatArray:
-    """:func:`wasserstein_normed` of each column in ``rows`` (``bounds``: shifted min, max).
+    """Wasserstein normed of each column in ``rows`` (``bounds``: shifted min, max).
 
     The same integral, for all rows at once. Each row is first compacted to its
     non-empty buckets; the breakpoints ``u`` (reference probabilities and live

@@ -6,32 +6,7 @@ was renamed; this module re-exports its public names (see CHANGELOG).
 
 from __future__ import annotations
 
-from modelmon.monitoring import (
-    MonitoringConfig,
-    alert_names,
-    dashboard_queries,
-    export,
-    render_alert_rules,
-    render_alertmanager_config,
-    render_dashboard,
-    render_files,
-    render_grafana_provisioning,
-    render_prometheus_config,
-    render_recording_rules,
-    render_rule_tests,
-)
+from modelmon import monitoring as _monitoring
+from modelmon.monitoring import *  # noqa: F403  (the façade is the package's public names)
 
-__all__ = [
-    "MonitoringConfig",
-    "alert_names",
-    "dashboard_queries",
-    "export",
-    "render_alert_rules",
-    "render_alertmanager_config",
-    "render_dashboard",
-    "render_files",
-    "render_grafana_provisioning",
-    "render_prometheus_config",
-    "render_recording_rules",
-    "render_rule_tests",
-]
+__all__ = list(_monitoring.__all__)

@@ -86,7 +86,7 @@ class JobSpec:
         ref = self.reference
         return None if ref is None else tuple(ref.features)
 
-    def new_monitor(self, *, registry: Any = False) -> Monitor:
+    def new_monitor(self, *, registry: Any = None) -> Monitor:
         """A monitor of this job's configuration (not exported unless ``registry``)."""
         return Monitor(
             self.model,
@@ -134,7 +134,7 @@ def observe_batch(
         error = exc
     latency = time.perf_counter() - started
     # The lock keeps the background folder from folding this record at wall-clock time.
-    with monitor._fold_lock:
+    with monitor.folding.lock:
         monitor.observe(inputs, outputs, latency_s=latency if predict else 0.0, error=error)
         monitor.fold(spec.now)
 
@@ -209,7 +209,7 @@ class BatchJob:
         pushgateway: str | None = None,
         job: str = DEFAULT_JOB,
         grouping_key: Mapping[str, str] | None = None,
-        registry: Any = False,
+        registry: Any = None,
         push_timeout: float = 30.0,
     ) -> None:
         self.spec = spec

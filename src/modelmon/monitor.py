@@ -1,4 +1,8 @@
-"""The per-model state: configuration, the hot-path buffer, and the fold.
+"""The per-model state: configuration, the call buffer, the aggregates, the ids.
+
+The hot path (:mod:`modelmon._hotpath`) fills the buffer (:mod:`modelmon.buffer`); the
+fold (:mod:`modelmon.fold`) turns it into batches for the aggregates; exporters render
+:meth:`Monitor.collect` and subscribe to the events of :mod:`modelmon._internal.registry`.
 
 >>> import modelmon
 >>> mon = modelmon.Monitor("iris", "1.0", registry=False)
@@ -15,52 +19,47 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import itertools
-import operator
-import os
-import re
-import threading
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import numpy as np
 
-from . import names
+from . import _setup, fold, live, names
+from ._hotpath import wrap
+from ._internal import identity
 from ._internal import registry as _registry
 from ._internal.folder import FOLDER
-from ._internal.health import Health, logger
+from ._internal.health import Health
+from ._internal.identity import live_monitor
 from ._internal.ids import PROCESS_KEY, resolve_key, row_ids
+from ._tracing import check_mode
 from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
 from .aggregates.outliers import OutlierAggregate
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
-from .batch import Aggregate, Batch, FeatureFrame, OutputFrame, RenderContext
+from .batch import Aggregate, RenderContext
+from .buffer import (
+    CALL,
+    DEFAULT_BUFFER_SIZE,
+    OBSERVED,
+    RESULT,
+    SEQ,
+    CallBuffer,
+    NestingGuard,
+    RawRecord,
+    Record,
+)
 from .concept_drift import Detector
-from .context import OBSERVED, RECORD_WIDTH, Record, get_scope, set_last
+from .context import get_scope, set_last
 from .drift_decision import DecisionConfig
 from .errors import ConfigurationError
-from .extract import (
-    DEFAULT_MAX_FEATURES,
-    SCALAR_OUTPUT_TYPES,
-    Chunk,
-    FeatureSchema,
-    UnsupportedInput,
-    features_frame,
-    input_chunk,
-    output_rows,
-    outputs_frame,
-    stacked_arrays,
-)
+from .extract import DEFAULT_MAX_FEATURES, FeatureSchema, output_rows, outputs_frame
 from .id_scheme import IdScheme
-from .points import Family, ScalarPoint
-from .profile import ReferenceProfile
+from .points import Family
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -70,27 +69,26 @@ R = TypeVar("R")
 Task = Literal["classification", "regression"]
 ConfidenceArg = Literal["auto"] | Callable[[Any], Any] | None
 
-_NAMESPACE_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-DEFAULT_BUFFER_SIZE = 1024
-HARD_LIMIT_FACTOR = 16
 _FAST_SCALARS = frozenset({float, int, bool, str})
 MINT_TIMES_KEPT = 4096  # calls whose id time is remembered (ids read twice stay equal)
-_SDK_VERSION = "0.1.0"
+# ``registry.provided`` names of the upper layers' views (see ``modelmon._extensions``).
+MLFLOW_START_PERIODIC = "mlflow.start_periodic"
+MLFLOW_LOG_SNAPSHOT = "mlflow.log_snapshot"
+HTML_REPORT = "report.html"
+__all__ = ["DEFAULT_REGISTRY", "Monitor", "live_monitor"]
 
 
-def _check_label_value(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
-    return value
+class _DefaultRegistry:
+    """The default of ``registry=``: the global prometheus-client ``REGISTRY``.
+
+    The core never imports prometheus-client; the Prometheus exporter resolves it.
+    """
+
+    def __repr__(self) -> str:
+        return "DEFAULT_REGISTRY"
 
 
-def _check_buckets(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
-    values = tuple(float(b) for b in buckets)
-    if not values or any(b <= 0 or not np.isfinite(b) for b in values):
-        raise ConfigurationError(f"{name} must be positive finite numbers, got {buckets!r}")
-    if list(values) != sorted(set(values)):
-        raise ConfigurationError(f"{name} must be strictly increasing, got {buckets!r}")
-    return values
+DEFAULT_REGISTRY: Any = _DefaultRegistry()
 
 
 class Monitor:
@@ -113,8 +111,10 @@ class Monitor:
         confidence: ``"auto"`` (max class probability of probability outputs), a
             callable mapping the return value to per-row confidence, or None.
         task: ``"classification"`` or ``"regression"`` (inferred when None).
-        registry: the prometheus-client ``CollectorRegistry`` to expose in (default:
-            the global one), or ``False`` for none.
+        registry: the prometheus-client ``CollectorRegistry`` to expose in; the default,
+            :data:`DEFAULT_REGISTRY`, is the global ``prometheus_client.REGISTRY``;
+            ``None`` registers nowhere (as in prometheus-client; push exporters such as
+            OTLP still export it). ``False`` is a deprecated alias of ``None``.
         namespace: metric name prefix.
         strict: re-raise internal errors (for tests) instead of counting them.
         drift_alpha: family-wise false-alarm rate per window of the drift decisions
@@ -146,7 +146,7 @@ class Monitor:
         prediction: Callable[[Any], Any] | None = None,
         confidence: ConfidenceArg = "auto",
         task: Task | None = None,
-        registry: Any = None,
+        registry: Any = DEFAULT_REGISTRY,
         namespace: str = names.DEFAULT_NAMESPACE,
         strict: bool = False,
         categorical: Iterable[str] | None = None,
@@ -177,17 +177,13 @@ class Monitor:
         distributions: bool | Sequence[str] = False,
         outliers: bool = True,
     ) -> None:
-        self.model = _check_label_value("model", model)
-        self.reference_source = _resolve_mlflow(reference)
+        self.model = _setup.check_label_value("model", model)
+        self.reference_source = _setup.resolve_mlflow(reference)
         if self.reference_source is not None:
             reference = self.reference_source.profile
             version = version or self.reference_source.model_version
-        self.version = _check_label_value("version", version)
-        if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
-            raise ConfigurationError(
-                f"namespace must match {_NAMESPACE_RE.pattern}, got {namespace!r}"
-            )
-        self.namespace = namespace
+        self.version = _setup.check_label_value("version", version)
+        self.namespace = _setup.check_namespace(namespace)
         for arg_name, fn in (("features", features), ("prediction", prediction)):
             if fn is not None and not callable(fn):
                 raise ConfigurationError(f"{arg_name}= must be a callable or None, got {fn!r}")
@@ -199,15 +195,11 @@ class Monitor:
             raise ConfigurationError(
                 f"task must be 'classification', 'regression' or None, got {task!r}"
             )
-        if not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ConfigurationError(f"buffer_size must be a positive int, got {buffer_size!r}")
-        if not isinstance(max_features, int) or max_features < 1:
-            raise ConfigurationError(f"max_features must be a positive int, got {max_features!r}")
+        _setup.check_positive_int("buffer_size", buffer_size)
+        _setup.check_positive_int("max_features", max_features)
         if window_seconds <= 0:
             raise ConfigurationError(f"window_seconds must be positive, got {window_seconds!r}")
         if trace is not None:
-            from ._tracing import check_mode
-
             check_mode(trace)
         self.trace = trace
         self.features_fn = features
@@ -215,19 +207,22 @@ class Monitor:
         self.confidence = confidence
         self.task: Task | None = task
         self.classes = tuple(str(c) for c in classes) if classes is not None else None
-        self.registry = registry
+        self.registry = None if registry is False else registry
+        # The arguments of the ``@monitored`` / ``instrument`` call that made this
+        # monitor: a later call with the same ones shares it.
+        self.shared_config: Mapping[str, Any] | None = None
         self.health = Health(strict=strict)
         self.loaded_at = time.time()
         self.trained_at = trained_at
         self.window_seconds = float(window_seconds)
 
-        self.reference = _load_reference(reference)
+        self.reference = _setup.load_reference(reference)
         key = resolve_key(id_key)
         self.id_key_configured = key is not None
         self.ids = IdScheme(
             key if key is not None else PROCESS_KEY,
             (namespace, self.model, self.version),
-            self.classes or _reference_classes(self.reference),
+            self.classes or _setup.reference_classes(self.reference),
             max_classes=max_classes,
         )
         self.profile = self.reference if not isinstance(self.reference, str) else None
@@ -241,7 +236,7 @@ class Monitor:
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
 
         self.traffic = TrafficAggregate(
-            duration_buckets=_check_buckets("duration_buckets", duration_buckets)
+            duration_buckets=_setup.check_buckets("duration_buckets", duration_buckets)
         )
         self.inputs = InputHealthAggregate()
         if self.schema.names is not None:  # known up front: export 0 from start-up
@@ -271,36 +266,19 @@ class Monitor:
                 None if distributions is True else list(distributions), max_features=max_features
             )
 
-        # The records' fields, flat: a record is extended into the buffer, not appended,
-        # so no per-call tuple stays alive until the fold (see ``context.Record``). A list:
-        # extending it with a tuple and deleting a prefix are each one C call under the
-        # GIL, and a prefix is taken in two memcpys where a deque pops item by item.
-        self._buffer: list[Any] = []
-        self._soft_items = buffer_size * RECORD_WIDTH
-        self._hard_items = buffer_size * HARD_LIMIT_FACTOR * RECORD_WIDTH
-        self._fold_lock = threading.RLock()
+        self.buffer = CallBuffer(buffer_size)
         # Readers (scrapes, in-flight reads, explicit folds) go first: callers past the
         # hard limit step aside while one waits, so /metrics answers under load.
-        self._readers = 0
-        self._handoff = threading.Condition(threading.Lock())
+        self.folding = fold.FoldLock()
         # Set while a wrapped call of this monitor runs in this thread / async context:
         # nested calls (predict calling predict_proba) count once, as the outer call.
-        self._active: ContextVar[bool] = ContextVar(f"modelmon_active_{id(self):x}", default=False)
-        self._guarded = [False]
-        self._wrapped_functions = 0
+        self.nesting = NestingGuard(f"modelmon_active_{id(self):x}")
         self._mint_times: OrderedDict[int, float] = OrderedDict()
-        self._wake_sent = False
-        self._truncation_logged = False
-        self._started = itertools.count(1)
-        self._started_n = self._started.__next__
-        self._reads = 0
-        self._folded = 0
         self._mlflow_logger: Any = None
         if log_every_s is not None:  # before claiming: a failure here leaves no trace
-            from .integrations.mlflow import start_periodic
-
+            start_periodic = _registry.provided(MLFLOW_START_PERIODIC)
             self._mlflow_logger = start_periodic(self, log_every_s, mlflow_run_id)
-        self._identity = _claim_identity(self)
+        self._identity = identity.claim(self)
         FOLDER.ensure_started()
         _registry.register(self)
 
@@ -347,13 +325,9 @@ class Monitor:
     @property
     def in_flight(self) -> int:
         """Calls currently executing (started minus finished, never negative)."""
-        # Every started call ends as one record (buffered or folded). itertools.count is
-        # atomic under the GIL; reading it takes a number, so reads are subtracted.
-        with self._reading():
-            finished = self._folded + len(self._buffer) // RECORD_WIDTH
-            started = self._started_n() - 1 - self._reads
-            self._reads += 1
-        return max(started - finished, 0)
+        # Every started call ends as one record (buffered or folded).
+        with self.folding.reading():
+            return self.buffer.in_flight()
 
     # --- wrapping -----------------------------------------------------------------------
     def wrap(self, fn: Callable[P, R]) -> Monitored[P, R]:
@@ -361,8 +335,6 @@ class Monitor:
 
         Typed like ``fn`` plus ``.monitor`` (see :class:`~modelmon.Monitored`).
         """
-        from .decorator import wrap
-
         return wrap(self, fn)
 
     __call__ = wrap
@@ -385,13 +357,13 @@ class Monitor:
         ``prediction_id`` is kept as the call's id (rows ``id.0``, ``id.1``...).
         """
         err = error if error is None or isinstance(error, str) else type(error).__name__
-        seq: int | str = self._started_n()
+        seq: int | str = self.buffer.next_seq()
         if prediction_id is not None:
             seq = str(prediction_id)
         if type(inputs) is np.ndarray:  # a buffer the caller may reuse: read it now
             inputs = inputs.copy()
-        record: Record = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
-        self._append(record)
+        record: RawRecord = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)
+        fold.append(self, record)
         if err is None:
             set_last(record)
             scope = get_scope()
@@ -408,26 +380,17 @@ class Monitor:
         """
         return seq if isinstance(seq, str) else self.ids.ref(seq)
 
-    @property
-    def _id_prefix(self) -> str:
-        return f"{self.ids.prefix:08x}"
-
-    def _reseed_ids(self) -> None:
-        # A random prefix per monitor and process: ids never collide across monitors,
-        # replicas, or the workers a pre-forking server makes.
-        self.ids.reseed()
-
-    def call_id(self, record: Record) -> str:
+    def call_id(self, record: RawRecord | Record) -> str:
         """The id of one call: its row's id for a single row, else the batch call's id.
 
         A batch call's id is refused as a label (``batch_id``): label the rows with
         :meth:`row_ids`. Never raises (an unusable output gives an id that scores nothing).
         """
-        seq = record[5]
+        seq = record[SEQ]
         if isinstance(seq, str):
             return seq
         try:
-            output = self._output_of(record[1], record[2])
+            output = fold.output_of(self, record[CALL], record[RESULT])
             n = output_rows(output) if output is not None else 0
             if n != 1:
                 return self.ids.mint_call(seq, n, self._minted_at(seq))
@@ -436,13 +399,13 @@ class Monitor:
             self.health.error("prediction_id", exc)
             return self.ids.mint_call(seq, 0, self._minted_at(seq))
 
-    def row_ids(self, record: Record) -> list[str]:
+    def row_ids(self, record: RawRecord | Record) -> list[str]:
         """The ids of a call's rows, in row order (the ids to post labels with)."""
-        seq = record[5]
+        seq = record[SEQ]
         if isinstance(seq, str):
-            return row_ids(seq, output_rows(record[2]))
+            return row_ids(seq, output_rows(record[RESULT]))
         try:
-            output = self._output_of(record[1], record[2])
+            output = fold.output_of(self, record[CALL], record[RESULT])
             n = output_rows(output) if output is not None else 0
             if n == 0:
                 return []
@@ -478,245 +441,14 @@ class Monitor:
                     times.popitem(last=False)  # O(1), unlike next(iter(dict))
         return at
 
-    def _append(self, record: Record) -> None:
-        self._buffer.extend(record)
-        if len(self._buffer) >= self._soft_items:
-            self._buffer_full()
-
-    def _pending_records(self) -> list[Record]:
-        """The records buffered and not folded yet, oldest first (a copy, for tests)."""
-        items = list(self._buffer)
-        w = RECORD_WIDTH
-        return [tuple(items[i : i + w]) for i in range(0, len(items), w)]
-
-    def _buffer_full(self) -> None:
-        """Past the soft limit: wake the background folder, once per fold; return at once.
-
-        The fold stays off the request path. Only past the hard limit (the folder has
-        not caught up) does the caller fold itself, waiting for the lock: the oldest
-        pending work is folded synchronously, never dropped.
-        """
-        try:
-            if len(self._buffer) < self._hard_items:
-                if not self._wake_sent:
-                    self._wake_sent = True
-                    FOLDER.wake(self)
-                return
-            if self._readers:  # a scrape is waiting for the lock: let it in first
-                with self._handoff:
-                    while self._readers:
-                        self._handoff.wait()
-            with self._fold_lock:
-                self._fold_locked(time.time())
-        except Exception as exc:
-            self.health.error("fold", exc)
-
-    def _background_fold(self) -> None:
-        try:
-            if self._buffer:
-                self.fold()
-        except Exception as exc:  # the folder thread must survive anything
-            self.health.error("fold", exc)
-
-    # --- the fold -----------------------------------------------------------------------
+    # --- the fold (see modelmon.fold) ----------------------------------------------------
     def fold(self, now: float | None = None) -> None:
         """Fold every pending call into the aggregates (one vectorised pass)."""
-        with self._reading():
-            self._fold_locked(time.time() if now is None else now)
+        fold.fold(self, now)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        """The fold lock for a reader, ahead of callers folding past the hard limit.
-
-        A reader waits for at most the fold in progress: while it waits, callers past
-        the hard limit wait for it (their records are already buffered, so memory
-        stays bounded by the number of serving threads); callers below it never fold.
-        """
-        with self._handoff:
-            self._readers += 1
-        try:
-            self._fold_lock.acquire()
-        finally:
-            with self._handoff:
-                self._readers -= 1
-                if not self._readers:
-                    self._handoff.notify_all()
-        try:
-            yield
-        finally:
-            self._fold_lock.release()
-
-    def _fold_locked(self, now: float) -> None:
-        self._wake_sent = False  # calls past the soft limit from now on wake the folder again
-        buffer = self._buffer
-        n = len(buffer)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
-        if n == 0:
-            return
-        # Calls finishing meanwhile extend past n; folds take the lock, so only this
-        # thread removes items.
-        items = buffer[:n]
-        del buffer[:n]
-        self._folded += n // RECORD_WIDTH
-        batch = self._make_batch(items, now)
-        for name, aggregate in self.aggregates.items():
-            try:
-                aggregate.fold(batch)
-            except Exception as exc:
-                self.health.error(f"fold_{name}", exc)
-        self._after_fold()
-
-    def _after_fold(self) -> None:
-        """Extension point (the multi-process exporter writes the state file here)."""
-        for hook in _AFTER_FOLD_HOOKS:
-            try:
-                hook(self)
-            except Exception as exc:
-                self.health.error("after_fold", exc)
-
-    def _make_batch(self, items: list[Any], now: float) -> Batch:
-        w = RECORD_WIDTH
-        inps, calls, results = items[0::w], items[1::w], items[2::w]
-        errors, seqs = items[4::w], tuple(items[5::w])
-        n = len(inps)
-        latencies = np.array(items[3::w], dtype=np.float64)
-        failed = any(errors)
-        if failed:
-            ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
-            pick = ok_index.tolist()
-            inps = [inps[i] for i in pick]
-            calls = [calls[i] for i in pick]
-            results = [results[i] for i in pick]
-        else:
-            ok_index = np.arange(n)
-        outputs = self._outputs_of(calls, results)
-        ok_rows = self._rows_of(outputs)
-        rows = np.zeros(n, dtype=np.int64)
-        rows[ok_index] = ok_rows
-        feature_frame = self._features_of(inps, calls)
-        output_frame = self._outputs_frame(outputs, int(ok_rows.sum()))
-        return Batch(
-            now=now,
-            latencies=latencies,
-            rows=rows,
-            errors=tuple(errors),
-            ended_at=np.full(n, now),
-            call_ids=CallIds(self, seqs),
-            features=feature_frame,
-            outputs=output_frame,
-            row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
-            seqs=seqs,
-            id_prefix=self._id_prefix,
-        )
-
-    def _outputs_of(self, calls: list[Any], results: list[Any]) -> list[Any]:
-        if self.prediction_fn is None:
-            return results
-        return [self._output_of(c, r) for c, r in zip(calls, results, strict=True)]
-
-    def _output_of(self, call: Any, result: Any) -> Any:
-        if self.prediction_fn is not None and call is not OBSERVED:
-            try:
-                return self.prediction_fn(result)
-            except Exception as exc:
-                self.health.error("extract_prediction", exc)
-                return None
-        return result
-
-    def _rows_of(self, outputs: list[Any]) -> np.ndarray:
-        counts = np.ones(len(outputs), dtype=np.int64)
-        if set(map(type, outputs)) <= SCALAR_OUTPUT_TYPES:
-            return counts
-        for i, y in enumerate(outputs):
-            try:
-                counts[i] = output_rows(y) if y is not None else 0
-            except Exception as exc:
-                self.health.error("extract_rows", exc)
-        return counts
-
-    def _input_of(self, inp: Any, call: Any) -> Any:
-        """The input of one record (see ``context.Record`` for its three forms)."""
-        if call is None or call is OBSERVED:
-            return inp
-        if self.features_fn is not None:
-            return self.features_fn(*inp, **call)
-        return _first_input(inp, call)
-
-    def _inputs(self, inps: list[Any], calls: list[Any]) -> list[Any] | None:
-        """Every record's input, or None when a ``features=`` callable must run per call."""
-        if calls.count(None) == len(calls):  # the common case: the hot path's direct form
-            return inps
-        if self.features_fn is not None:
-            return None
-        return list(map(self._input_of, inps, calls))
-
-    def _features_of(self, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
-        inputs = self._inputs(inps, calls)
-        types = set(map(type, inputs)) if inputs else set()
-        stacked = stacked_arrays(inputs) if inputs and types == {np.ndarray} else None
-        if stacked is not None:
-            chunks = [stacked]
-        elif inputs is not None and types == {dict}:
-            chunks = [Chunk("dicts", inputs, plain_dicts=True)]
-        else:
-            chunks = self._chunks(inps, calls)
-        if not chunks:
-            return None
-        try:
-            frame = features_frame(chunks, self.schema)
-        except Exception as exc:
-            self.health.error("extract_features", exc)
-            return None
-        if frame.not_exported and not self._truncation_logged:
-            self._log_truncation()
-        return frame
-
-    def _log_truncation(self) -> None:
-        """Say once that inputs are wider than ``max_features`` (counted in every fold)."""
-        self._truncation_logged = True
-        schema = self.schema
-        width = len(schema.all_names or ())
-        logger.warning(
-            "modelmon: model %r version %r: inputs carry more values than the %d exported "
-            "features (max_features=%d%s); the rest are counted in "
-            "%s_features_not_exported_total, not exported per feature. Raise max_features "
-            "to export them. (Logged once.)",
-            self.model,
-            self.version,
-            len(schema.names or ()),
-            schema.max_features,
-            f", {width} named" if width else "",
-            self.namespace,
-        )
-
-    def _chunks(self, inps: list[Any], calls: list[Any]) -> list[Chunk]:
-        chunks = []
-        for inp, call in zip(inps, calls, strict=True):
-            try:
-                chunks.append(input_chunk(self._input_of(inp, call)))
-            except UnsupportedInput as exc:
-                self.health.drop("unsupported_input")
-                self.health.note("input", "modelmon: input not recorded: %s", exc)
-            except Exception as exc:
-                self.health.error("extract_features", exc)
-        return chunks
-
-    def _outputs_frame(self, outputs: list[Any], n_rows: int) -> OutputFrame | None:
-        has_none = any(map(_IS_NONE, outputs))  # identity: outputs may be numpy arrays
-        present = [y for y in outputs if y is not None] if has_none else outputs
-        if not present:
-            return None
-        try:
-            frame = outputs_frame(
-                present, task=self.task, classes=self.classes, confidence=self.confidence
-            )
-        except UnsupportedInput as exc:
-            self.health.drop("unsupported_output")
-            self.health.note("output", "modelmon: output not recorded: %s", exc)
-            return None
-        except Exception as exc:
-            self.health.error("extract_outputs", exc)
-            return None
-        return frame if frame.n_rows == n_rows else None
+    def background_fold(self) -> None:
+        """The background folder's fold of this monitor (never raises)."""
+        fold.background_fold(self)
 
     # --- ground truth -------------------------------------------------------------------
     def record_outcome(self, prediction_id: str, actual: Any) -> str:
@@ -751,7 +483,7 @@ class Monitor:
                 time.time(),
                 strict=self.health.strict if strict is None else strict,
             )
-            self._after_fold()
+            fold.after_fold(self)
             return statuses
         except OutcomeError:
             raise  # strict mode only: the bad outcomes are already counted
@@ -781,58 +513,7 @@ class Monitor:
 
     def live_families(self, ctx: RenderContext) -> list[Family]:
         """Per-process values that are not folded: in-flight, metadata, health."""
-        ns, labels = ctx.namespace, ctx.labels
-        info_labels = {
-            **labels,
-            "task": self._task_label(),
-            "sdk_version": _SDK_VERSION,
-            "reference": self._reference_label(),
-        }
-        out = [
-            Family(names.IN_FLIGHT, ns, (ScalarPoint(labels, self.in_flight),)),
-            Family(names.MODEL_INFO, ns, (ScalarPoint(info_labels, 1.0),)),
-            Family(names.MODEL_LOADED, ns, (ScalarPoint(labels, self.loaded_at),)),
-            # Refreshed at every collection: absence alerts watch it, scraped or pushed.
-            Family(names.HEARTBEAT, ns, (ScalarPoint(labels, ctx.now),)),
-            Family(
-                names.INTERNAL_ERRORS,
-                ns,
-                tuple(
-                    ScalarPoint({**labels, names.STAGE: k}, v)
-                    for k, v in sorted(self.health.internal_errors.items())
-                ),
-            ),
-            Family(
-                names.DROPPED,
-                ns,
-                tuple(
-                    ScalarPoint({**labels, names.REASON: k}, v)
-                    for k, v in sorted(self.health.dropped.items())
-                ),
-            ),
-        ]
-        trained = self.trained_at
-        profile = self.drift.profile if self.drift is not None else self.profile
-        created = profile.created_at if profile is not None else None
-        if trained is None:
-            trained = created
-        if trained is not None:
-            out.append(Family(names.MODEL_TRAINED, ns, (ScalarPoint(labels, float(trained)),)))
-        if created is not None:
-            out.append(Family(names.REFERENCE_CREATED, ns, (ScalarPoint(labels, float(created)),)))
-        return out
-
-    def _task_label(self) -> str:
-        if self.task is not None:
-            return self.task
-        return self.outcomes.task or "unknown"
-
-    def _reference_label(self) -> str:
-        if self.reference is None:
-            return "none"
-        if self.reference == "warmup":
-            return "warmup"
-        return "profile"
+        return live.families(self, ctx)
 
     def restart_in_child(self, fresh: Callable[[Any], Any]) -> None:
         """After ``fork``: count only what this process does from now on.
@@ -841,15 +522,8 @@ class Monitor:
         pending in the parent's buffer and the parent's folded counts stay the parent's
         (it reports them itself), so a pre-forking server never counts them twice.
         """
-        self._fold_lock = threading.RLock()  # a parent thread may have held it at the fork
-        self._readers = 0
-        self._handoff = threading.Condition(threading.Lock())
-        self._buffer.clear()
-        self._wake_sent = False
-        self._reads = 0
-        started = self._started_n()
-        self._reads = 1
-        self._folded = started - 1  # the parent's in-flight calls do not exist here
+        self.folding.restart()  # a parent thread may have held the locks at the fork
+        self.buffer.restart()  # the parent's pending and in-flight calls are not ours
         old_outcomes = self.outcomes
         for name, aggregate in list(self.aggregates.items()):
             try:
@@ -874,15 +548,12 @@ class Monitor:
         To ``run_id`` or the active run; returns the logged ``{key: value}``. Needs the
         ``mlflow`` extra. Unlike the periodic logging of ``log_every_s``, errors raise.
         """
-        from .integrations.mlflow import log_snapshot
-
-        return log_snapshot(self, run_id, step)
+        log_snapshot = _registry.provided(MLFLOW_LOG_SNAPSHOT)
+        return log_snapshot(self, run_id, step)  # type: ignore[no-any-return]
 
     def report(self) -> str:
         """The self-contained HTML drift report of this monitor (see ``docs/report.md``)."""
-        from .report import monitor_report
-
-        return monitor_report(self)
+        return _registry.provided(HTML_REPORT)(self)  # type: ignore[no-any-return]
 
     def _repr_html_(self) -> str:
         return self.report()
@@ -893,143 +564,11 @@ class Monitor:
             self._mlflow_logger.stop()
             self._mlflow_logger = None
         self.fold()
-        for hook in _CLOSE_HOOKS:
-            hook(self)
-        _registry.unregister(self)
-        _release_identity(self)
+        _registry.unregister(self)  # emits MONITOR_CLOSED: exporters detach it
+        identity.release(self, self._identity)
         self.outcomes.store.close()
 
     def __repr__(self) -> str:
         return (
             f"Monitor(model={self.model!r}, version={self.version!r}, namespace={self.namespace!r})"
         )
-
-
-def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """A call's input: its first positional argument, else its first keyword argument."""
-    if args:
-        return args[0]
-    return next(iter(kwargs.values()), None)
-
-
-_IS_NONE = functools.partial(operator.is_, None)
-
-
-class CallIds(Sequence[str]):
-    """The prediction ids of a batch's calls, formatted only when read."""
-
-    __slots__ = ("_monitor", "_seqs")
-
-    def __init__(self, monitor: Monitor, seqs: tuple[int | str, ...]) -> None:
-        self._monitor = monitor
-        self._seqs = seqs
-
-    def __len__(self) -> int:
-        return len(self._seqs)
-
-    def seq(self, i: int) -> int | str:
-        """The raw sequence number of call ``i`` (a ``TracedSeq`` when it was traced)."""
-        return self._seqs[i]
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> list[str]: ...
-
-    def __getitem__(self, i: int | slice) -> str | list[str]:
-        if isinstance(i, slice):
-            return [self._monitor.format_id(s) for s in self._seqs[i]]
-        return self._monitor.format_id(self._seqs[i])
-
-
-# --- one monitor per model version and registry -------------------------------------------
-_Identity = tuple[int, str, str, str]
-_live: weakref.WeakValueDictionary[_Identity, Monitor] = weakref.WeakValueDictionary()
-_live_lock = threading.Lock()
-
-
-def _identity_key(registry: Any, namespace: str, model: str, version: str) -> _Identity | None:
-    if registry is False:
-        return None  # exported nowhere: nothing can be lost
-    return (id(registry), namespace, model, version)
-
-
-def live_monitor(registry: Any, namespace: str, model: str, version: str) -> Monitor | None:
-    """The open monitor of this model version in ``registry`` (None: the global one)."""
-    key = _identity_key(registry, namespace, model, version)
-    if key is None:
-        return None
-    with _live_lock:
-        return _live.get(key)
-
-
-def _claim_identity(monitor: Monitor) -> Any:
-    key = _identity_key(monitor.registry, monitor.namespace, monitor.model, monitor.version)
-    if key is None:
-        return None
-    with _live_lock:
-        existing = _live.get(key)
-        if existing is not None and existing is not monitor:
-            raise ConfigurationError(
-                f"model={monitor.model!r} version={monitor.version!r} is already monitored in "
-                "this registry; a second Monitor would hide the first one's calls. Wrap the "
-                "other function with the same monitor (existing_monitor.wrap(fn), or "
-                "@modelmon.monitored with the same arguments, which shares it), or call "
-                "existing_monitor.close() first to replace it"
-            )
-        _live[key] = monitor
-    return key
-
-
-def _release_identity(monitor: Monitor) -> None:
-    key = getattr(monitor, "_identity", None)
-    if key is None:
-        return
-    with _live_lock:
-        if _live.get(key) is monitor:
-            del _live[key]
-
-
-_AFTER_FOLD_HOOKS: list[Callable[[Monitor], None]] = []
-_CLOSE_HOOKS: list[Callable[[Monitor], None]] = []
-
-
-def _resolve_mlflow(reference: Any) -> Any:
-    """A ``ResolvedReference`` for ``runs:/`` and ``models:/`` URIs, else None."""
-    if isinstance(reference, str) and reference.startswith(("runs:/", "models:/")):
-        from .integrations.mlflow import resolve_reference
-
-        return resolve_reference(reference)
-    return None
-
-
-def _reference_classes(reference: Any) -> tuple[str, ...] | None:
-    """The classes a reference profile saw predicted (its categorical ``prediction``)."""
-    outputs = getattr(reference, "outputs", None) or {}
-    prediction = outputs.get("prediction")
-    if prediction is None or prediction.kind != "categorical":
-        return None
-    classes = tuple(c for c in prediction.categories if c != names.POOLED)
-    return classes or None
-
-
-def _load_reference(reference: Any) -> Any:
-    """The profile object, ``"warmup"``, or None; paths are loaded now (errors raise here)."""
-    if reference is None or reference == "warmup":
-        return reference
-    if isinstance(reference, (str, os.PathLike)):
-        try:
-            return ReferenceProfile.load(os.fspath(reference))
-        except ConfigurationError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise ConfigurationError(
-                f"cannot read reference profile {os.fspath(reference)!r}: {exc}"
-            ) from exc
-    if isinstance(reference, ReferenceProfile):
-        return reference
-    raise ConfigurationError(
-        "reference must be a ReferenceProfile, a path to one, 'warmup' or None, "
-        f"got {type(reference).__name__}"
-    )

@@ -13,6 +13,9 @@ the ``model`` and ``version`` labels (:data:`BASE_LABELS`).
 'modelmon.feature.drift'
 """
 
+# Long module: the catalogue itself, one entry per metric; split, the contract would be
+# read from several places.
+
 from __future__ import annotations
 
 from dataclasses import dataclass

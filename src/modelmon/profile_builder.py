@@ -59,6 +59,9 @@ from .exact_sums import exact_sum
 from .extract import bounded_category
 from .outlier_moments import OutlierCounts
 from .outliers import MAX_JOINT_FEATURES, OutlierReference
+
+# Private names shared on purpose: this module is the streaming half of ``profile``
+# (split off for length) and uses its checks.
 from .profile import (
     CONFIDENCE,
     PREDICTION,
@@ -69,6 +72,8 @@ from .profile import (
     _object_column,
     categorical_from_counts,
 )
+
+# Private on purpose: the sketch's key layout, so the builder's bins line up with it.
 from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]

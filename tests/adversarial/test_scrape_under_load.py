@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import modelmon
-from modelmon import monitor as monitor_module
+from modelmon._internal import registry
 from modelmon.profile import ReferenceProfile
 
 THREADS = 8
@@ -44,7 +44,7 @@ def test_scrape_waits_for_at_most_one_fold_per_serving_thread() -> None:
             predict(rows[i % len(rows)])
             i += 1
 
-    monitor_module._AFTER_FOLD_HOOKS.append(count)
+    registry.on(registry.AFTER_FOLD, count)
     threads = [threading.Thread(target=hammer, args=(k,)) for k in range(THREADS)]
     try:
         for t in threads:
@@ -59,7 +59,7 @@ def test_scrape_waits_for_at_most_one_fold_per_serving_thread() -> None:
         stop.set()
         for t in threads:
             t.join(60)
-        monitor_module._AFTER_FOLD_HOOKS.remove(count)
+        registry.off(registry.AFTER_FOLD, count)
         mon.close()
     # The fold in progress, plus at most one by each thread already blocked on the lock.
     assert folds_while_waiting[0] <= THREADS

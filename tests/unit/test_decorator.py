@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon import ConfigurationError, Monitor
-from modelmon.context import RECORD_WIDTH
+from modelmon.buffer import RECORD_WIDTH
 
 from ..conftest import scrape, value
 
@@ -242,7 +242,7 @@ def test_memory_stays_bounded_under_many_calls() -> None:
     # the hard limit (16x) it waits for the lock: the buffer never grows beyond that.
     for i in range(200_000):
         predict({"a": float(i), "b": 1.0})
-        assert len(mon._buffer) <= 512 * 16 * RECORD_WIDTH
+        assert len(mon.buffer.items) <= 512 * 16 * RECORD_WIDTH
     mon.fold()
     assert mon.traffic.requests == 200_000
 
@@ -396,7 +396,7 @@ def test_every_record_form_is_read_in_one_fold(registry: CollectorRegistry) -> N
     with pytest.raises(KeyError):
         predict({"b": 1.0})  # failed: counted as an error, no features
     mon.observe({"a": 7.0, "b": 8.0}, [0.25])  # observe: prediction= is not applied
-    assert len(mon._pending_records()) == 6
+    assert len(mon.buffer.pending()) == 6
     samples = scrape(registry)
     assert value(samples, "modelmon_requests_total", **LABELS) == 6
     assert value(samples, "modelmon_request_errors_total", error_type="KeyError", **LABELS) == 1
@@ -417,7 +417,7 @@ def test_buffered_calls_keep_no_tuple_of_their_own(registry: CollectorRegistry) 
 
     for i in range(100):
         predict({"a": float(i)})
-    buffered = list(predict.monitor._buffer)
+    buffered = list(predict.monitor.buffer.items)
     assert len(buffered) == 100 * RECORD_WIDTH
     assert buffered[1::RECORD_WIDTH] == [None] * 100  # the direct form: the input itself
     assert {type(x) for x in buffered} <= {dict, float, int, type(None), modelmon.Monitor}

@@ -8,13 +8,13 @@ import time
 import numpy as np
 
 from modelmon import Monitor
-from modelmon.context import RECORD_WIDTH
-from modelmon.monitor import _AFTER_FOLD_HOOKS
+from modelmon._internal import registry
+from modelmon.buffer import RECORD_WIDTH
 
 
 def _wait_until_folded(mon: Monitor, calls: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while mon._folded < calls and time.monotonic() < deadline:
+    while mon.buffer.folded < calls and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -30,18 +30,18 @@ def test_callers_below_the_hard_limit_never_fold() -> None:
     def predict(row: dict[str, float]) -> float:
         return row["a"]
 
-    _AFTER_FOLD_HOOKS.append(hook)
+    registry.on(registry.AFTER_FOLD, hook)
     try:
         for i in range(64):
             predict({"a": float(i), "b": 1.0})
             time.sleep(0.0005)  # a server's pace: the folder keeps up, no hard limit reached
-            assert len(mon._buffer) < mon._hard_items
+            assert len(mon.buffer.items) < mon.buffer.hard_items
         _wait_until_folded(mon, 64)
-        assert mon._folded == 64
+        assert mon.buffer.folded == 64
         assert folders, "the soft limit was passed 4 times: the folder must have folded"
         assert set(folders) == {"modelmon-fold"}  # never the calling (main) thread
     finally:
-        _AFTER_FOLD_HOOKS.remove(hook)
+        registry.off(registry.AFTER_FOLD, hook)
     assert mon.traffic.requests == 64
     mon.close()
 
@@ -58,7 +58,7 @@ def test_hard_limit_folds_in_the_caller_and_drops_nothing() -> None:
     hold, release = threading.Event(), threading.Event()
 
     def holder() -> None:
-        with mon._fold_lock:
+        with mon.folding.lock:
             hold.set()
             release.wait(30)
 
@@ -67,12 +67,12 @@ def test_hard_limit_folds_in_the_caller_and_drops_nothing() -> None:
     hold.wait(30)
     for i in range(31):  # one short of the hard limit: none of these may block
         predict(np.array([float(i), 1.0]))
-    assert len(mon._buffer) == 31 * RECORD_WIDTH
+    assert len(mon.buffer.items) == 31 * RECORD_WIDTH
     release.set()
     t.join()
     for i in range(31, 100):
         predict(np.array([float(i), 1.0]))
-        assert len(mon._buffer) <= mon._hard_items
+        assert len(mon.buffer.items) <= mon.buffer.hard_items
     mon.fold()
     assert mon.traffic.requests == 100
     mon.close()

@@ -46,7 +46,7 @@ def _scrape_recipe(with_modelmon: bool) -> CollectorRegistry:
 
 
 def _worker(n: int) -> None:
-    mon = modelmon.Monitor("recipe", "1", registry=None)
+    mon = modelmon.Monitor("recipe", "1")  # the default: the global registry
     for i in range(n):
         mon.observe({"x": float(i)}, 0.5)
     _prometheus_client_counter(n)
@@ -69,7 +69,7 @@ def test_the_recipe_sees_modelmon_only_with_the_line(promdir: Path) -> None:
 
 
 def test_the_scraping_worker_sees_its_own_latest_calls(promdir: Path) -> None:
-    mon = modelmon.Monitor("recipe", "1", registry=None)
+    mon = modelmon.Monitor("recipe", "1")  # the default: the global registry
     for i in range(5):
         mon.observe({"x": float(i)}, 0.5)  # buffered, not folded nor written yet
     registry = _scrape_recipe(with_modelmon=True)

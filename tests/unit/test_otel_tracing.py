@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import modelmon
-from modelmon import _tracing
+from modelmon import _hotpath, _tracing
 from modelmon.errors import ConfigurationError
-from modelmon.monitor import CallIds
+from modelmon.fold import CallIds
 
 
 @pytest.fixture
@@ -33,8 +33,8 @@ def provider(spans: InMemorySpanExporter) -> TracerProvider:
 
 def traced(mon: modelmon.Monitor, fn: Any, mode: str, provider: TracerProvider) -> Any:
     is_coro = asyncio.iscoroutinefunction(fn)
-    make = _tracing.wrapper_factory(mode, is_coro, provider)  # type: ignore[arg-type]
-    return wrapt.FunctionWrapper(fn, make(mon))
+    wrapper = _hotpath.traced_wrapper(mon, mode, is_coro, provider)  # type: ignore[arg-type]
+    return wrapt.FunctionWrapper(fn, wrapper)
 
 
 def predict(rows: list[list[float]]) -> list[float]:
@@ -52,10 +52,10 @@ def test_span_mode_opens_a_predict_span_with_attributes(
     assert dict(span.attributes or {}) == {
         "modelmon.model": "traced",
         "modelmon.version": "2",
-        "modelmon.prediction_id": mon.format_id(mon._pending_records()[-1][5]),
+        "modelmon.prediction_id": mon.format_id(mon.buffer.pending()[-1][5]),
         "modelmon.batch_size": 3,
     }
-    record = mon._pending_records()[-1]
+    record = mon.buffer.pending()[-1]
     seq = record[5]
     assert isinstance(seq, _tracing.TracedSeq)
     assert seq.trace_id == format(span.context.trace_id, "032x")
@@ -101,8 +101,8 @@ def test_attributes_mode_annotates_the_current_span(
     assert span.attributes["modelmon.batch_size"] == 2
     # The span carries the call's short reference, not a labelable id (traces leave the
     # service); it names the same call as the exemplars.
-    assert span.attributes["modelmon.prediction_id"] == mon.format_id(mon._pending_records()[-1][5])
-    assert mon._pending_records()[-1][5].trace_id == format(span.context.trace_id, "032x")
+    assert span.attributes["modelmon.prediction_id"] == mon.format_id(mon.buffer.pending()[-1][5])
+    assert mon.buffer.pending()[-1][5].trace_id == format(span.context.trace_id, "032x")
     mon.close()
 
 
@@ -110,7 +110,7 @@ def test_attributes_mode_without_a_span_records_a_plain_call(provider: TracerPro
     mon = modelmon.Monitor("nospan", "1", registry=False, strict=True)
     fn = traced(mon, predict, "attributes", provider)
     assert fn([[1.0]]) == [0.5]
-    seq = mon._pending_records()[-1][5]
+    seq = mon.buffer.pending()[-1][5]
     assert type(seq) is int
     mon.close()
 
@@ -134,7 +134,7 @@ def test_async_span_mode(provider: TracerProvider, spans: InMemorySpanExporter) 
 
 def test_bad_mode_raises() -> None:
     with pytest.raises(ConfigurationError, match="trace must be one of"):
-        _tracing.wrapper_factory("spans", False)  # type: ignore[arg-type]
+        _hotpath.traced_wrapper(modelmon.Monitor("bad", "1", registry=None), "spans")  # type: ignore[arg-type]
 
 
 class _Ids(Sequence[str]):
@@ -173,7 +173,7 @@ def test_latency_exemplar_links_to_the_trace(provider: TracerProvider) -> None:
     mon = modelmon.Monitor("exemplar", "1", registry=registry, strict=True)
     fn = traced(mon, predict, "span", provider)
     fn([[1.0]])
-    seq = mon._pending_records()[-1][5]
+    seq = mon.buffer.pending()[-1][5]
     text = generate_latest(registry).decode()
     assert f'trace_id="{seq.trace_id}"' in text, text
     assert f'span_id="{seq.span_id}"' in text

@@ -4,12 +4,103 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from modelmon.errors import ConfigurationError
 from modelmon.monitoring.config import MonitoringConfig
 
 from ._help import examples
+
+#: ``(flag, MonitoringConfig field, type, metavar, help)`` of every ``export`` option.
+OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str | None, str], ...] = (
+    ("--namespace", "namespace", str, None, "metric name prefix the services export"),
+    (
+        "--selector",
+        "selector",
+        str,
+        None,
+        'extra label matchers on every query, e.g. \'job="api",env="prod"\' (default: none)',
+    ),
+    (
+        "--slo-availability",
+        "availability_slo",
+        float,
+        "RATIO",
+        "availability SLO: the share of calls that must not raise",
+    ),
+    (
+        "--slo-latency",
+        "latency_slo_seconds",
+        float,
+        "SECONDS",
+        "latency SLO threshold; must be a latency histogram bucket boundary",
+    ),
+    (
+        "--slo-latency-target",
+        "latency_slo_target",
+        float,
+        "RATIO",
+        "share of calls that must be faster than --slo-latency",
+    ),
+    (
+        "--psi-warning",
+        "psi_warning",
+        float,
+        "PSI",
+        "fleet PSI of a feature or output above which a warning fires",
+    ),
+    (
+        "--psi-critical",
+        "psi_critical",
+        float,
+        "PSI",
+        "fleet PSI above which the drift alert is critical",
+    ),
+    (
+        "--drift-for",
+        "drift_for",
+        str,
+        "DURATION",
+        "how long drift must last before its alert fires (Prometheus duration)",
+    ),
+    (
+        "--drift-window",
+        "drift_window",
+        str,
+        "DURATION",
+        "window over which the fleet PSI is computed (Prometheus duration)",
+    ),
+    (
+        "--accuracy-target",
+        "accuracy_target",
+        float,
+        "RATIO",
+        "accuracy below which ModelmonAccuracyBelowTarget fires",
+    ),
+    (
+        "--rmse-target",
+        "rmse_target",
+        float,
+        "VALUE",
+        "RMSE above which ModelmonRMSEAboveTarget fires (default: none, i.e. alert on "
+        f"{MonitoringConfig().rmse_degradation_factor}x the RMSE of the last week)",
+    ),
+    (
+        "--staleness-days",
+        "staleness_days",
+        float,
+        "DAYS",
+        "model age at which ModelmonModelStale fires",
+    ),
+    (
+        "--runbook-base-url",
+        "runbook_base_url",
+        str,
+        "URL",
+        "page the alerts' runbook_url links point to (#<alertname> is appended)",
+    ),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -41,89 +132,10 @@ def register(subparsers: Any) -> None:
     export.add_argument(
         "directory", metavar="DIR", help="output directory (created; files are overwritten)"
     )
-    export.add_argument(
-        "--namespace", default=d.namespace, help="metric name prefix the services export"
-    )
-    export.add_argument(
-        "--selector",
-        default=d.selector,
-        help='extra label matchers on every query, e.g. \'job="api",env="prod"\' (default: none)',
-    )
-    export.add_argument(
-        "--slo-availability",
-        type=float,
-        default=d.availability_slo,
-        metavar="RATIO",
-        help="availability SLO: the share of calls that must not raise",
-    )
-    export.add_argument(
-        "--slo-latency",
-        type=float,
-        default=d.latency_slo_seconds,
-        metavar="SECONDS",
-        help="latency SLO threshold; must be a latency histogram bucket boundary",
-    )
-    export.add_argument(
-        "--slo-latency-target",
-        type=float,
-        default=d.latency_slo_target,
-        metavar="RATIO",
-        help="share of calls that must be faster than --slo-latency",
-    )
-    export.add_argument(
-        "--psi-warning",
-        type=float,
-        default=d.psi_warning,
-        metavar="PSI",
-        help="fleet PSI of a feature or output above which a warning fires",
-    )
-    export.add_argument(
-        "--psi-critical",
-        type=float,
-        default=d.psi_critical,
-        metavar="PSI",
-        help="fleet PSI above which the drift alert is critical",
-    )
-    export.add_argument(
-        "--drift-for",
-        default=d.drift_for,
-        metavar="DURATION",
-        help="how long drift must last before its alert fires (Prometheus duration)",
-    )
-    export.add_argument(
-        "--drift-window",
-        default=d.drift_window,
-        metavar="DURATION",
-        help="window over which the fleet PSI is computed (Prometheus duration)",
-    )
-    export.add_argument(
-        "--accuracy-target",
-        type=float,
-        default=d.accuracy_target,
-        metavar="RATIO",
-        help="accuracy below which ModelmonAccuracyBelowTarget fires",
-    )
-    export.add_argument(
-        "--rmse-target",
-        type=float,
-        default=d.rmse_target,
-        metavar="VALUE",
-        help="RMSE above which ModelmonRMSEAboveTarget fires (default: none, i.e. alert "
-        f"on {d.rmse_degradation_factor}x the RMSE of the last week)",
-    )
-    export.add_argument(
-        "--staleness-days",
-        type=float,
-        default=d.staleness_days,
-        metavar="DAYS",
-        help="model age at which ModelmonModelStale fires",
-    )
-    export.add_argument(
-        "--runbook-base-url",
-        default=d.runbook_base_url,
-        metavar="URL",
-        help="page the alerts' runbook_url links point to (#<alertname> is appended)",
-    )
+    for flag, field, kind, metavar, text in OPTIONS:
+        export.add_argument(
+            flag, dest=field, type=kind, default=getattr(d, field), metavar=metavar, help=text
+        )
     export.add_argument("--no-tests", action="store_true", help="do not write promtool rule tests")
     export.set_defaults(func=run)
 
@@ -133,21 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from modelmon.monitoring import export
 
     try:
-        config = MonitoringConfig(
-            namespace=args.namespace,
-            selector=args.selector,
-            availability_slo=args.slo_availability,
-            latency_slo_seconds=args.slo_latency,
-            latency_slo_target=args.slo_latency_target,
-            psi_warning=args.psi_warning,
-            psi_critical=args.psi_critical,
-            drift_for=args.drift_for,
-            drift_window=args.drift_window,
-            accuracy_target=args.accuracy_target,
-            rmse_target=args.rmse_target,
-            staleness_days=args.staleness_days,
-            runbook_base_url=args.runbook_base_url,
-        )
+        config = MonitoringConfig(**{field: getattr(args, field) for _, field, *_ in OPTIONS})
         written = export(config, args.directory, include_tests=not args.no_tests)
     except ConfigurationError as exc:
         print(f"modelmon grafana export: {exc}", file=sys.stderr)

@@ -23,6 +23,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
+from .. import fold
+from ..buffer import ERROR, MONITOR
+
 # Error markers (a leading NUL: no exception class name starts with one).
 CANCELLED = "\x00cancelled"
 CLIENT_ERROR = "\x00client_error"
@@ -52,7 +55,7 @@ def record_failure(record: tuple[Any, ...]) -> None:
     if held is not None:
         held.append(record)
     else:
-        record[6]._append(record)
+        fold.append(record[MONITOR], record)
 
 
 @contextlib.contextmanager
@@ -72,8 +75,8 @@ def settle(held: list[Any], status: int) -> None:
     while held:
         record = held.pop(0)
         try:
-            if client and record[4] != CANCELLED:
+            if client and record[ERROR] != CANCELLED:
                 record = (*record[:4], CLIENT_ERROR, *record[5:])
-            record[6]._append(record)
+            fold.append(record[MONITOR], record)
         except Exception:  # a monitor closed meanwhile: nothing to count it in
             continue

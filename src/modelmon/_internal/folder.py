@@ -1,8 +1,9 @@
 """One background thread per process that folds monitors' buffers off the serving path.
 
 The hot path wakes it when a buffer passes its soft limit; it also folds every
-``interval`` seconds so windows and pushed exports stay fresh. After ``fork`` the
-child starts its own thread lazily (threads do not survive fork).
+``interval`` seconds so windows and pushed exports stay fresh. After ``fork`` (the
+``registry.AFTER_FORK`` event) the child reseeds its monitors' ids and starts its own
+thread (threads do not survive fork).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import registry
@@ -19,17 +19,15 @@ if TYPE_CHECKING:
     from ..monitor import Monitor
 
 INTERVAL_S = 1.0
-# Called (in the calling thread) whenever the thread is ensured, and on every tick: the
-# multi-process exporter starts its flush listener here. Each must be cheap and idempotent.
-START_HOOKS: list[Callable[[], None]] = []
+
+
+def _ignore(exc: Exception) -> None:
+    return None  # a FOLDER_STARTED subscriber must never stop the folder or a monitor
 
 
 def _run_start_hooks() -> None:
-    for hook in START_HOOKS:
-        try:
-            hook()
-        except Exception:  # a hook must never stop the folder or a monitor's creation
-            continue
+    # Whenever the thread is ensured (in the calling thread), and on every tick.
+    registry.emit(registry.FOLDER_STARTED, on_error=_ignore)
 
 
 class Folder:
@@ -46,12 +44,15 @@ class Folder:
         self._ensure_started()
         self._wake.set()
 
-    def _after_fork(self) -> None:
+    def after_fork(self) -> None:
+        """In a forked child: new lock, new id prefixes, and a thread of its own."""
         self._thread = None
         self._lock = threading.Lock()
         monitors = registry.monitors()
         for monitor in monitors:
-            monitor._reseed_ids()
+            # A random prefix per monitor and process: ids never collide across the
+            # workers a pre-forking server makes.
+            monitor.ids.reseed()
         if monitors:
             self.ensure_started()
 
@@ -83,9 +84,8 @@ def _fold_all() -> None:
     # A function of its own: the loop variable must not keep the last monitor alive
     # while the thread sleeps (a replaced monitor is freed when nobody references it).
     for monitor in registry.monitors():
-        monitor._background_fold()
+        monitor.background_fold()
 
 
 FOLDER = Folder()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=FOLDER._after_fork)
+registry.on(registry.AFTER_FORK, FOLDER.after_fork)

@@ -1,11 +1,32 @@
-"""Live monitors of this process, and the hooks exporters attach to them.
+"""Live monitors of this process, and the event API every plug point goes through.
 
-The core never imports an exporter: exporters register a hook here (called for every
-monitor, past and future) and enumerate monitors when they collect.
+The core never imports an exporter or an integration: those subscribe here with
+:func:`on` and the core :func:`emit`\\ s. The events, in the order a monitor sees them:
+
+* :data:`MONITOR_ADDED` ``(monitor)``: a monitor was created; subscribing also calls
+  the callback on every live monitor (exporters attach them to their registries).
+* :data:`FOLDER_STARTED` ``()``: the background folder was ensured or ticked (each
+  callback must be cheap and idempotent; the multi-process flush listener starts here).
+* :data:`AFTER_FOLD` ``(monitor)``: a fold of ``monitor`` finished (the multi-process
+  exporter writes its state file).
+* :data:`MONITOR_CLOSED` ``(monitor)``: ``monitor.close()``.
+* :data:`AFTER_FORK` ``()``: in a forked child, before anything else runs there. This
+  module owns the process's only ``os.register_at_fork`` hook: callbacks run in the
+  order they subscribed (the folder first, then exporters), each failure suppressed.
+
+Single-valued plug points (a function the upper layers supply, e.g. the HTML report
+behind ``Monitor.report()``) go through :func:`provide` / :func:`provided`.
+
+>>> seen = []
+>>> on("doc_event", seen.append)
+>>> emit("doc_event", 1)
+>>> off("doc_event", seen.append); emit("doc_event", 2); seen
+[1]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -15,30 +36,86 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
+MONITOR_ADDED = "monitor_added"
+MONITOR_CLOSED = "monitor_closed"
+AFTER_FOLD = "after_fold"
+FOLDER_STARTED = "folder_started"
+AFTER_FORK = "after_fork"
+
 _lock = threading.Lock()
 _monitors: weakref.WeakSet[Monitor] = weakref.WeakSet()
-_hooks: list[Callable[[Monitor], None]] = []
+_callbacks: dict[str, list[Callable[..., Any]]] = {}
+_provided: dict[str, Any] = {}
 
 
-def _reinit_lock_after_fork() -> None:
-    global _lock
-    _lock = threading.Lock()  # a parent thread may have held it at the fork
+def on(event: str, callback: Callable[..., Any]) -> None:
+    """Call ``callback`` on every ``event`` from now on (once, however often subscribed).
+
+    For :data:`MONITOR_ADDED` it is also called now on every live monitor.
+    """
+    with _lock:
+        callbacks = _callbacks.setdefault(event, [])
+        if callback in callbacks:
+            return
+        # Copy on write: emit iterates a snapshot without taking the lock.
+        _callbacks[event] = [*callbacks, callback]
+        existing = list(_monitors) if event == MONITOR_ADDED else []
+    for monitor in existing:
+        callback(monitor)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_lock_after_fork)
+def off(event: str, callback: Callable[..., Any]) -> None:
+    """Stop calling ``callback`` on ``event`` (no error if it was not subscribed)."""
+    with _lock:
+        callbacks = _callbacks.get(event, [])
+        _callbacks[event] = [c for c in callbacks if c != callback]
+
+
+def emit(event: str, *args: Any, on_error: Callable[[Exception], object] | None = None) -> None:
+    """Call the subscribers of ``event`` in subscription order.
+
+    With ``on_error`` a failing subscriber is reported to it and the next one runs;
+    without, the failure propagates (configuration-time events).
+    """
+    for callback in _callbacks.get(event, ()):
+        if on_error is None:
+            callback(*args)
+            continue
+        try:
+            callback(*args)
+        except Exception as exc:
+            on_error(exc)
+
+
+def provide(name: str, value: Any) -> None:
+    """Supply the single-valued plug point ``name`` (the last call wins)."""
+    _provided[name] = value
+
+
+_MISSING: Any = object()
+
+
+def provided(name: str, default: Any = _MISSING) -> Any:
+    """The value supplied for ``name``, else ``default``, else a ``LookupError``."""
+    value = _provided.get(name, default)
+    if value is _MISSING:
+        raise LookupError(f"modelmon: nothing provides {name!r} in this process")
+    return value
+
+
+# --- monitors ----------------------------------------------------------------------------
 
 
 def register(monitor: Monitor) -> None:
-    """Record a new monitor and run every exporter hook on it."""
+    """Record a new monitor and emit :data:`MONITOR_ADDED` for it."""
     with _lock:
         _monitors.add(monitor)
-        hooks = list(_hooks)
-    for hook in hooks:
-        hook(monitor)
+    emit(MONITOR_ADDED, monitor)
 
 
 def unregister(monitor: Monitor) -> None:
+    """Emit :data:`MONITOR_CLOSED` for ``monitor`` and forget it."""
+    emit(MONITOR_CLOSED, monitor)
     with _lock:
         _monitors.discard(monitor)
 
@@ -47,15 +124,6 @@ def monitors() -> list[Monitor]:
     """The live monitors of this process."""
     with _lock:
         return list(_monitors)
-
-
-def add_hook(hook: Callable[[Monitor], None]) -> None:
-    """Run ``hook`` on every existing and future monitor."""
-    with _lock:
-        _hooks.append(hook)
-        existing = list(_monitors)
-    for monitor in existing:
-        hook(monitor)
 
 
 # --- other family sources -------------------------------------------------------------
@@ -74,3 +142,18 @@ def sources() -> list[Any]:
     """The live family sources of this process (see :func:`add_source`)."""
     with _lock:
         return list(_sources)
+
+
+# --- fork: the one owner ----------------------------------------------------------------
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+    for callback in _callbacks.get(AFTER_FORK, ()):
+        with contextlib.suppress(Exception):  # one failing subscriber must not stop the rest
+            callback()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -41,6 +41,9 @@ from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
 from ..outliers import FENCE_RULE, MAHALANOBIS, JointReference, read_outliers
 from ..points import Family, ScalarPoint
+
+# Private on purpose: the drift aggregate's mapping of output names to the batch's
+# columns, so both aggregates read the same values.
 from .drift import _numeric_output
 
 _SIDES = ("low", "high")

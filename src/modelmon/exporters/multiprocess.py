@@ -53,6 +53,7 @@ from .._internal.health import Health
 from ..aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from ..batch import RenderContext
 from ..errors import ConfigurationError
+from ..monitor import DEFAULT_REGISTRY
 from ..points import Family, ScalarPoint
 from .prometheus import _ATTR, live_families
 
@@ -420,9 +421,9 @@ def fresh_like(agg: Any) -> Any:
 
 
 def _registry_kind(monitor: Monitor) -> str:
-    if monitor.registry is None:
+    if monitor.registry is DEFAULT_REGISTRY:
         return "default"
-    return "none" if monitor.registry is False else "custom"
+    return "none" if monitor.registry is None else "custom"
 
 
 def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
@@ -438,7 +439,7 @@ def _live_entry(families: Iterable[Family]) -> list[list[Any]]:
 def snapshot(monitor: Monitor, now: float) -> dict[str, Any]:
     """The file entry of one monitor: its aggregates' states and its live values."""
     aggregates: dict[str, Any] = {}
-    with monitor._reading():
+    with monitor.folding.reading():
         for name, agg in monitor.aggregates.items():
             try:
                 entry = describe(agg)
@@ -553,7 +554,7 @@ class _Writer:
         """Whether the file lacks something this process has done (for flush requests)."""
         if self.dirty or self.last_bytes is None or self._http_changed():
             return True
-        return any(m._buffer for m in monitor_registry.monitors())
+        return any(m.buffer.items for m in monitor_registry.monitors())
 
     def write(self, fold: bool) -> str | None:
         """Write this process's file now (folding first when ``fold``); returns its path.
@@ -632,7 +633,7 @@ def _one_per_key(monitors: list[Monitor]) -> list[Monitor]:
 
     As in one registry, where a new monitor for a model version replaces the old one.
     """
-    ranked = sorted(monitors, key=lambda m: (m.registry is not False, m.loaded_at))
+    ranked = sorted(monitors, key=lambda m: (m.registry is not None, m.loaded_at))
     return list({_key(m): m for m in ranked}.values())
 
 
@@ -1222,7 +1223,7 @@ def collect_merged(
     now = time.time() if now is None else now
     states = read_directory(path, own=_flush_all(path, monitors))
     if include_remote is None:
-        include_remote = any(m.registry is None for m in monitors)
+        include_remote = any(m.registry is DEFAULT_REGISTRY for m in monitors)
     by_key: dict[Key, list[tuple[ProcessState, dict[str, Any]]]] = {}
     for state in states:
         for key, entry in state.monitors.items():
@@ -1597,18 +1598,15 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from .._internal.folder import START_HOOKS
-    from ..monitor import _AFTER_FOLD_HOOKS
-    from .prometheus import ModelmonCollector
+    from .prometheus import FAMILY_SOURCE
 
-    _AFTER_FOLD_HOOKS.append(_on_fold)
-    START_HOOKS.append(LISTENER.ensure)
-    ModelmonCollector.family_source = staticmethod(family_source)
+    monitor_registry.on(monitor_registry.AFTER_FOLD, _on_fold)
+    monitor_registry.on(monitor_registry.FOLDER_STARTED, LISTENER.ensure)
+    monitor_registry.provide(FAMILY_SOURCE, family_source)
     atexit.register(_flush_at_exit)
     _installed = True
 
 
 # At import, not in install(): a process forked from one that merely imported this
 # module (a gunicorn master reading its config) must still write under its own pid.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+monitor_registry.on(monitor_registry.AFTER_FORK, _after_fork_in_child)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import numbers
-import os
 import threading
 import time
 import uuid
@@ -119,7 +118,7 @@ def _new_instance_id() -> None:
 
 # A forked worker is a new OTel instance: its cumulative series must not be merged with
 # the parent's (nor with its siblings') by a collector.
-os.register_at_fork(after_in_child=_new_instance_id)
+monitor_registry.on(monitor_registry.AFTER_FORK, _new_instance_id)
 
 
 def instance_id() -> str:
@@ -364,7 +363,7 @@ class OtelExport:
         self._init_threading()
         atexit.register(self.shutdown)
         method = weakref.WeakMethod(self._after_fork_in_child)
-        os.register_at_fork(after_in_child=lambda: _call_weak(method))
+        monitor_registry.on(monitor_registry.AFTER_FORK, lambda: _call_weak(method))
 
     def _init_threading(self) -> None:
         self._export_lock = threading.Lock()
@@ -399,7 +398,7 @@ class OtelExport:
         with self._export_lock:
             monitors = self._source()
             families, included = self._collect(monitors)
-            extra, sources = self._collect_extra()
+            extra, sources = self._collect(self._extra_sources())
             families.extend(extra)
             # HTTP metrics only: a failure is counted where they keep their health.
             counted: Sequence[Any] = included or sources
@@ -452,29 +451,19 @@ class OtelExport:
             raise value
         return value
 
-    def _collect(self, monitors: Sequence[Monitor]) -> tuple[list[Family], list[Monitor]]:
+    @staticmethod
+    def _collect(sources: Iterable[Any]) -> tuple[list[Family], list[Any]]:
+        """Families of every source that collects; a failing one is counted and left out."""
         families: list[Family] = []
-        included: list[Monitor] = []
-        for monitor in monitors:
-            try:
-                families.extend(monitor.collect())
-            except Exception as exc:
-                _count_error(monitor, STAGE, exc)
-                continue
-            included.append(monitor)
-        return families, included
-
-    def _collect_extra(self) -> tuple[list[Family], list[Any]]:
-        families: list[Family] = []
-        sources: list[Any] = []
-        for source in self._extra_sources():
+        included: list[Any] = []
+        for source in sources:
             try:
                 families.extend(source.collect())
             except Exception as exc:
                 _count_error(source, STAGE, exc)
                 continue
-            sources.append(source)
-        return families, sources
+            included.append(source)
+        return families, included
 
     def _failed(self, monitors: Sequence[Monitor], exc: BaseException) -> None:
         for monitor in monitors:
@@ -617,7 +606,9 @@ class ObservableBridge:
         self.closed = False
         self.ensure_namespace(names.DEFAULT_NAMESPACE)
         ref = weakref.ref(self)
-        monitor_registry.add_hook(lambda monitor: _ensure_weak(ref, monitor.namespace))
+        monitor_registry.on(
+            monitor_registry.MONITOR_ADDED, lambda monitor: _ensure_weak(ref, monitor.namespace)
+        )
 
     def ensure_namespace(self, namespace: str) -> None:
         """Create the instruments of ``namespace`` (once)."""

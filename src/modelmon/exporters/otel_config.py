@@ -157,19 +157,22 @@ def make_exporter(settings: OtelSettings) -> MetricExporter:
 
 def otlp_http_exporter() -> MetricExporter:
     """The OTLP/HTTP (protobuf) metric exporter, configured from ``OTEL_EXPORTER_OTLP_*``."""
-    try:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    except ImportError as exc:
-        raise MissingExtraError(OTLP_HTTP_PACKAGE, OTLP_HTTP_EXTRA) from exc
-    exporter: MetricExporter = OTLPMetricExporter()
-    return exporter
+    return _otlp_exporter("http", OTLP_HTTP_PACKAGE, OTLP_HTTP_EXTRA)
 
 
 def otlp_grpc_exporter() -> MetricExporter:
     """The OTLP/gRPC metric exporter, configured from ``OTEL_EXPORTER_OTLP_*``."""
+    return _otlp_exporter("grpc", OTLP_GRPC_PACKAGE, OTLP_GRPC_EXTRA)
+
+
+def _otlp_exporter(transport: str, package: str, extra: str) -> MetricExporter:
+    import importlib
+
     try:
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        module = importlib.import_module(
+            f"opentelemetry.exporter.otlp.proto.{transport}.metric_exporter"
+        )
     except ImportError as exc:
-        raise MissingExtraError(OTLP_GRPC_PACKAGE, OTLP_GRPC_EXTRA) from exc
-    exporter: MetricExporter = OTLPMetricExporter()
+        raise MissingExtraError(package, extra) from exc
+    exporter: MetricExporter = module.OTLPMetricExporter()
     return exporter

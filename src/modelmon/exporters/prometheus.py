@@ -29,13 +29,17 @@ from prometheus_client.samples import Exemplar as PromExemplar
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
+from .._internal.identity import REGISTRY_TARGET
+from ..monitor import DEFAULT_REGISTRY
 from ..points import Family, HistogramPoint, ScalarPoint, SummaryPoint
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-# Multi-process mode replaces how a collector gathers families (see exporters.multiprocess).
+# How a collector gathers its monitors' families: ``registry.provided(FAMILY_SOURCE)``,
+# :func:`live_families` unless multi-process mode provides its merge.
 FamilySource = Callable[[list["Monitor"]], list[Family]]
+FAMILY_SOURCE = "prometheus.family_source"
 
 
 def live_families(monitors: list[Monitor]) -> list[Family]:
@@ -56,8 +60,6 @@ class ModelmonCollector:
     cycle: records name their monitor) is freed at once rather than by the garbage
     collector. ``{namespace}_monitors`` counts the monitors exported.
     """
-
-    family_source: FamilySource = staticmethod(live_families)
 
     def __init__(self) -> None:
         self._monitors: weakref.WeakValueDictionary[tuple[str, str, str], Monitor] = (
@@ -103,7 +105,8 @@ class ModelmonCollector:
 
     def collect(self) -> Iterator[Metric]:
         monitors = self.monitors
-        yield from to_prometheus(type(self).family_source(monitors))
+        source: FamilySource = monitor_registry.provided(FAMILY_SOURCE, live_families)
+        yield from to_prometheus(source(monitors))
         yield from to_prometheus(self._count_families(monitors))
 
     def _count_families(self, monitors: list[Monitor]) -> list[Family]:
@@ -147,29 +150,32 @@ def collector_for(registry: CollectorRegistry) -> ModelmonCollector:
         return collector
 
 
+def target_registry(registry: Any) -> CollectorRegistry | None:
+    """The registry a ``registry=`` argument names: ``DEFAULT_REGISTRY`` is the global
+    ``REGISTRY``, ``None`` (or the deprecated ``False``) none."""
+    if registry is None or registry is False:
+        return None
+    return REGISTRY if registry is DEFAULT_REGISTRY else registry
+
+
 def _attach(monitor: Monitor) -> None:
-    registry = monitor.registry
-    if registry is False:
-        return
-    collector_for(REGISTRY if registry is None else registry).attach(monitor)
+    target = target_registry(monitor.registry)
+    if target is not None:
+        collector_for(target).attach(monitor)
 
 
 def _detach(monitor: Monitor) -> None:
-    registry = monitor.registry
-    if registry is False:
-        return
-    collector = getattr(REGISTRY if registry is None else registry, _ATTR, None)
+    target = target_registry(monitor.registry)
+    collector = getattr(target, _ATTR, None) if target is not None else None
     if collector is not None:
         collector.detach(monitor)
 
 
 def install() -> None:
     """Attach every monitor (existing and future) to its registry's collector."""
-    from ..monitor import _CLOSE_HOOKS
-
-    monitor_registry.add_hook(_attach)
-    if _detach not in _CLOSE_HOOKS:
-        _CLOSE_HOOKS.append(_detach)
+    monitor_registry.provide(REGISTRY_TARGET, target_registry)
+    monitor_registry.on(monitor_registry.MONITOR_ADDED, _attach)
+    monitor_registry.on(monitor_registry.MONITOR_CLOSED, _detach)
 
 
 # --- translation ----------------------------------------------------------------------

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from .. import names
@@ -33,7 +33,7 @@ from .._internal import registry as monitor_registry
 from .._internal.health import Health
 from ..aggregates.traffic import Histogram
 from ..errors import ConfigurationError
-from ..exporters.prometheus import to_prometheus
+from ..exporters.prometheus import target_registry, to_prometheus
 from ..points import Family, HistogramPoint, ScalarPoint
 
 STANDARD_METHODS = frozenset(
@@ -344,9 +344,8 @@ def _families(metrics: list[HttpMetrics]) -> list[Family]:
 class HttpCollector:
     """Renders the HTTP metrics of one registry (every namespace used with it).
 
-    ``family_source`` is a plug point, like
-    :attr:`modelmon.exporters.prometheus.ModelmonCollector.family_source`; by default
-    it merges every worker's state files in multi-process mode.
+    ``family_source`` merges every worker's state files in multi-process mode (the
+    monitors' collector gets the same from ``registry.provided(FAMILY_SOURCE)``).
     """
 
     family_source: ClassVar[Callable[[list[HttpMetrics]], list[Family]]] = staticmethod(_families)
@@ -401,16 +400,16 @@ def http_collector_for(registry: CollectorRegistry) -> HttpCollector:
 
 
 def http_metrics_for(
-    registry: CollectorRegistry | bool | None,
+    registry: Any,
     namespace: str = names.DEFAULT_NAMESPACE,
     buckets: Sequence[float] = names.DURATION_BUCKETS,
 ) -> HttpMetrics:
-    """The HTTP metrics exposed in ``registry`` (None: the global one; False: none)."""
-    if registry is False:
+    """The HTTP metrics exposed in ``registry``; ``None`` (or the deprecated ``False``):
+    registered nowhere (as in prometheus-client), read them yourself."""
+    target = target_registry(registry)
+    if target is None:
         return HttpMetrics(namespace, buckets)
-    if registry is None or registry is True:
-        registry = REGISTRY
-    return http_collector_for(registry).metrics_for(namespace, buckets)
+    return http_collector_for(target).metrics_for(namespace, buckets)
 
 
 # --- the feedback route (ground truth), shared by the FastAPI and Flask integrations ---

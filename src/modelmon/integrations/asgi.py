@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from time import perf_counter
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from .. import names
 from .._internal.failures import deferred_failures, settle
 from ..context import Record, prediction_scope, record_id
@@ -37,8 +39,8 @@ class MetricsMiddleware:
 
     Args:
         app: the ASGI app to wrap (a Starlette or FastAPI app, or any ASGI app).
-        registry: prometheus-client registry to expose in (None: the global one;
-            False: none, read :attr:`metrics` yourself).
+        registry: prometheus-client registry to expose in (default: the global
+            ``REGISTRY``; None: none, read :attr:`metrics` yourself).
         namespace: metric name prefix.
         excluded_routes: paths or route templates not counted (default: ``metrics_path``).
         metrics_path: the exposition's path, excluded by default.
@@ -52,14 +54,14 @@ class MetricsMiddleware:
 
     >>> from fastapi import FastAPI
     >>> app = FastAPI()
-    >>> app.add_middleware(MetricsMiddleware, registry=False)
+    >>> app.add_middleware(MetricsMiddleware, registry=None)
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        registry: Any = None,
+        registry: Any = REGISTRY,
         namespace: str = names.DEFAULT_NAMESPACE,
         excluded_routes: Iterable[str] | None = None,
         metrics_path: str = "/metrics",

@@ -40,7 +40,7 @@ Guard = Callable[[Request], bool]
 def instrument(
     app: FastAPI,
     metrics_path: str | None = "/metrics",
-    registry: CollectorRegistry | None = None,
+    registry: CollectorRegistry | None = REGISTRY,
     *,
     metrics_port: int | None = None,
     metrics_addr: str = "127.0.0.1",
@@ -55,7 +55,9 @@ def instrument(
         metrics_path: path of the exposition route (OpenMetrics negotiated from
             ``Accept``); None to add no route (an existing endpoint of the app shows
             modelmon's metrics anyway).
-        registry: prometheus-client registry (default: the global one).
+        registry: prometheus-client registry the HTTP metrics are registered in and
+            the exposition serves (default: the global ``REGISTRY``). None: the HTTP
+            metrics are registered nowhere; the exposition then serves the global one.
         metrics_port: serve the exposition on this port of ``metrics_addr`` (its own
             server thread, in ``app.state.modelmon_metrics_server``) instead of on the
             app's public port.

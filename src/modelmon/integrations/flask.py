@@ -135,7 +135,7 @@ class FlaskInstrumentation:
 def instrument(
     app: Flask,
     metrics_path: str | None = "/metrics",
-    registry: CollectorRegistry | None = None,
+    registry: CollectorRegistry | None = REGISTRY,
     *,
     metrics_port: int | None = None,
     metrics_addr: str = "127.0.0.1",
@@ -147,7 +147,9 @@ def instrument(
         app: the Flask app.
         metrics_path: where the exposition is served (OpenMetrics negotiated from
             ``Accept``); None to serve none.
-        registry: prometheus-client registry (default: the global one).
+        registry: prometheus-client registry the HTTP metrics are registered in and
+            the exposition serves (default: the global ``REGISTRY``). None: the HTTP
+            metrics are registered nowhere; the exposition then serves the global one.
         metrics_port: serve the exposition on this port of ``metrics_addr`` (its own
             server thread) instead of on the app's public port.
         metrics_addr: the interface for ``metrics_port`` (loopback by default).

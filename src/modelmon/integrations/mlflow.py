@@ -48,6 +48,16 @@ def _mlflow() -> Any:
     return mlflow
 
 
+def _run_id(mlflow: Any, run_id: str | None, caller: str) -> str:
+    """``run_id``, else the active run's id; ConfigurationError naming ``caller`` without one."""
+    if run_id is not None:
+        return run_id
+    active = mlflow.active_run()
+    if active is None:
+        raise ConfigurationError(f"{caller} needs an active MLflow run or run_id=")
+    return str(active.info.run_id)
+
+
 def _client(tracking_uri: str | None) -> Any:
     mlflow = _mlflow()
     return mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -74,11 +84,7 @@ def log_reference(
             uri = modelmon.mlflow.log_reference(profile)  # "runs:/<id>/modelmon/reference.json"
     """
     mlflow = _mlflow()
-    if run_id is None:
-        active = mlflow.active_run()
-        if active is None:
-            raise ConfigurationError("log_reference needs an active MLflow run or run_id=")
-        run_id = active.info.run_id
+    run_id = _run_id(mlflow, run_id, "log_reference")
     client = _client(tracking_uri)
     path = f"{artifact_path.strip('/')}/{PROFILE_FILE}"
     logged = client.get_run(run_id).data.params.get("modelmon.fingerprint")
@@ -262,11 +268,7 @@ def log_snapshot(
     from ..report.snapshot import monitor_snapshot
 
     mlflow = _mlflow()
-    if run_id is None:
-        active = mlflow.active_run()
-        if active is None:
-            raise ConfigurationError("log_to_mlflow needs an active MLflow run or run_id=")
-        run_id = active.info.run_id
+    run_id = _run_id(mlflow, run_id, "log_to_mlflow")
     snap = monitor_snapshot(monitor)
     values = snapshot_metrics(snap)
     Metric = mlflow.entities.Metric

@@ -28,6 +28,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from .. import names
 from .._internal.failures import deferred_failures, settle
 from ..context import Record, prediction_scope, record_id
@@ -53,7 +55,8 @@ class MetricsMiddleware:
 
     Args:
         app: the WSGI app to wrap.
-        registry: prometheus-client registry (None: the global one; False: none).
+        registry: prometheus-client registry (default: the global ``REGISTRY``; None:
+            none). ``serve_metrics`` serves it (the global one when None).
         namespace: metric name prefix.
         excluded_routes: paths or route templates not counted (default: ``metrics_path``).
         metrics_path: the exposition's path, excluded by default.
@@ -71,7 +74,7 @@ class MetricsMiddleware:
         self,
         app: WSGIApp,
         *,
-        registry: Any = None,
+        registry: Any = REGISTRY,
         namespace: str = names.DEFAULT_NAMESPACE,
         excluded_routes: Iterable[str] | None = None,
         metrics_path: str = "/metrics",
@@ -89,8 +92,6 @@ class MetricsMiddleware:
         self.metrics_path = metrics_path
         self._metrics_app: WSGIApp | None = None
         if serve_metrics:
-            from prometheus_client import REGISTRY
-
             from ..exporters.gate import GatedRegistry
             from ..exporters.prometheus import make_wsgi_app
 

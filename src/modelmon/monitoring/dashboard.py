@@ -11,6 +11,8 @@ imports through the UI, the API and file provisioning alike. ``model``, ``versio
 'Requests per second'
 """
 
+# Long module: one Grafana dashboard, panel by panel, in the order it is shown.
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

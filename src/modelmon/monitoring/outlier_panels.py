@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from modelmon import names
 from modelmon.monitoring.config import MonitoringConfig
+
+# Private on purpose: this row is the dashboard module's, kept apart for length.
 from modelmon.monitoring.dashboard import _MV, Panel, Target, _fleet, _increase
 from modelmon.monitoring.outlier_rules import (
     FEATURE_OUTLIERS,
     PREDICTION_OUTLIERS,
     ROW_OUTLIERS,
-    _OutlierFamily,
+    OutlierFamily,
     outlier_rule_names,
 )
 
 
-def _rate_vs_reference(
-    cfg: MonitoringConfig, fam: _OutlierFamily, title: str, legend: str
-) -> Panel:
+def _rate_vs_reference(cfg: MonitoringConfig, fam: OutlierFamily, title: str, legend: str) -> Panel:
     n = outlier_rule_names(cfg, fam)
     live = f"{_fleet(cfg, n['count'])}\n/\n({_fleet(cfg, n['checked'])} > 0)"
     return Panel(

@@ -11,6 +11,8 @@ from typing import Any
 from modelmon import names
 from modelmon.monitoring.config import MonitoringConfig, duration_seconds
 from modelmon.monitoring.outlier_rules import FEATURE_OUTLIERS, ROW_OUTLIERS, outlier_rule_names
+
+# Private on purpose: these cases are the rule-tests module's, kept apart for length.
 from modelmon.monitoring.rule_tests import (
     REFERENCE_ROWS,
     _Builder,

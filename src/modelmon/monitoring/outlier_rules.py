@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from modelmon import names
 from modelmon.monitoring.config import MonitoringConfig, num
+
+# Private on purpose: these rules are the rules module's, kept apart for length.
 from modelmon.monitoring.rules import (
     _WHO,
     FEATURES,
@@ -31,26 +33,26 @@ from modelmon.monitoring.rules import (
 
 
 @dataclass(frozen=True)
-class _OutlierFamily:
+class OutlierFamily:
     what: str  # rule name stem: feature, prediction, row
     key: str  # the member label: feature, output, method
     counter: names.MetricSpec
     ratio: names.MetricSpec
 
 
-FEATURE_OUTLIERS = _OutlierFamily(
+FEATURE_OUTLIERS = OutlierFamily(
     "feature", names.FEATURE, names.FEATURE_OUTLIERS, names.FEATURE_REFERENCE_OUTLIER_RATIO
 )
-PREDICTION_OUTLIERS = _OutlierFamily(
+PREDICTION_OUTLIERS = OutlierFamily(
     "prediction", names.OUTPUT, names.PREDICTION_OUTLIERS, names.PREDICTION_REFERENCE_OUTLIER_RATIO
 )
-ROW_OUTLIERS = _OutlierFamily(
+ROW_OUTLIERS = OutlierFamily(
     "row", names.METHOD, names.OUTLIER_ROWS, names.OUTLIER_ROWS_REFERENCE_RATIO
 )
 FAMILIES = (FEATURE_OUTLIERS, PREDICTION_OUTLIERS, ROW_OUTLIERS)
 
 
-def outlier_rule_names(cfg: MonitoringConfig, fam: _OutlierFamily) -> dict[str, str]:
+def outlier_rule_names(cfg: MonitoringConfig, fam: OutlierFamily) -> dict[str, str]:
     """The recording rule names of one outlier family."""
     w = cfg.outlier_window
     return {
@@ -68,7 +70,7 @@ def outlier_rule_names(cfg: MonitoringConfig, fam: _OutlierFamily) -> dict[str, 
     }
 
 
-def _checked(cfg: MonitoringConfig, fam: _OutlierFamily, count: str) -> str:
+def _checked(cfg: MonitoringConfig, fam: OutlierFamily, count: str) -> str:
     """Values tested in the window: valid feature values, predictions, or checked rows."""
     w, k = cfg.outlier_window, fam.key
     if fam is ROW_OUTLIERS:
@@ -84,7 +86,7 @@ def _checked(cfg: MonitoringConfig, fam: _OutlierFamily, count: str) -> str:
     return _lines(seen, f"- {bad[0]}", f"- {bad[1]}")
 
 
-def _reference_rows_rule(cfg: MonitoringConfig, fam: _OutlierFamily) -> str:
+def _reference_rows_rule(cfg: MonitoringConfig, fam: OutlierFamily) -> str:
     """Reference rows: the drift group records them for features and outputs."""
     if fam is ROW_OUTLIERS:
         return cfg.rule("row_outlier_reference_rows", "max")
@@ -93,7 +95,7 @@ def _reference_rows_rule(cfg: MonitoringConfig, fam: _OutlierFamily) -> str:
     ]
 
 
-def _family_rules(cfg: MonitoringConfig, fam: _OutlierFamily) -> list[Recording]:
+def _family_rules(cfg: MonitoringConfig, fam: OutlierFamily) -> list[Recording]:
     n = outlier_rule_names(cfg, fam)
     k = fam.key
     count, checked, ratio = n["count"], n["checked"], n["ratio"]

@@ -7,6 +7,9 @@ ships tests that match its own rules. Drift and accuracy rules also get exact-va
 checks against numpy computations of PSI, JS distance and accuracy.
 """
 
+# Long module: the promtool unit tests of every alert, written as data (series in,
+# alerts out) next to each other so a rule and its test are reviewed together.
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,10 @@ config's ``group_labels``). Names follow ``<namespace>:<what>:<window>``.
 True
 """
 
+# Long module: one renderer of the Prometheus rule groups, one function per alert
+# family, all read from the same catalogue; split by family it would scatter the
+# shared thresholds and selectors.
+
 from __future__ import annotations
 
 import math

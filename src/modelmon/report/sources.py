@@ -19,7 +19,7 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -92,17 +92,18 @@ def _snapshot(
     return snapshot_from_samples(m, v, samples, profile)
 
 
-def from_table(
-    path: str,
-    profile: ReferenceProfile,
-    *,
-    predict: Callable[[Any], Any] | None = None,
-    prediction_column: str | None = None,
-    label_column: str | None = None,
-    model: str | None = None,
-    version: str | None = None,
-    task: str | None = None,
-) -> Snapshot:
+class TableOptions(TypedDict, total=False):
+    """How :func:`from_table` reads a table (every key optional)."""
+
+    predict: Callable[[Any], Any] | None
+    prediction_column: str | None
+    label_column: str | None
+    model: str | None
+    version: str | None
+    task: str | None
+
+
+def from_table(path: str, profile: ReferenceProfile, **options: Unpack[TableOptions]) -> Snapshot:
     """Feed the rows of a CSV/Parquet file through a fresh monitor and snapshot it.
 
     Features are the profile's columns. Predictions come from ``prediction_column``,
@@ -112,20 +113,21 @@ def from_table(
     """
     from ..monitor import Monitor
 
+    predict, task = options.get("predict"), options.get("task")
     columns = read_table(Path(path))
     missing = [n for n in profile.features if n not in columns]
     if missing:
         raise ConfigurationError(f"{path}: columns of the reference missing: {missing}")
     feature_names = list(profile.features)
     n = len(columns[feature_names[0]]) if feature_names else 0
-    predictions = _column(columns, prediction_column, path)
+    predictions = _column(columns, options.get("prediction_column"), path)
     if predictions is not None:
         predictions = _labels_if_classification(predictions, task)
-    labels = _column(columns, label_column, path)
+    labels = _column(columns, options.get("label_column"), path)
     numeric = all(columns[f].dtype.kind == "f" for f in feature_names)
     mon = Monitor(
-        model or Path(path).stem,
-        version or "current",
+        options.get("model") or Path(path).stem,
+        options.get("version") or "current",
         reference=profile,
         registry=False,
         task=task,  # type: ignore[arg-type]
@@ -185,15 +187,11 @@ def from_source(
     source: str,
     profile: ReferenceProfile,
     *,
-    predict: Callable[[Any], Any] | None = None,
-    prediction_column: str | None = None,
-    label_column: str | None = None,
-    model: str | None = None,
-    version: str | None = None,
     namespace: str = names.DEFAULT_NAMESPACE,
-    task: str | None = None,
+    **options: Unpack[TableOptions],
 ) -> Snapshot:
     """Dispatch on the kind of ``source`` (URL, directory, or CSV/Parquet file)."""
+    model, version = options.get("model"), options.get("version")
     if source.startswith(("http://", "https://")):
         return from_url(source, profile, model, version, namespace)
     if os.path.isdir(source):
@@ -201,16 +199,7 @@ def from_source(
     if Path(source).suffix.lower() in (".csv", ".parquet", ".pq"):
         if not os.path.isfile(source):
             raise ConfigurationError(f"{source!r} does not exist")
-        return from_table(
-            source,
-            profile,
-            predict=predict,
-            prediction_column=prediction_column,
-            label_column=label_column,
-            model=model,
-            version=version,
-            task=task,
-        )
+        return from_table(source, profile, **options)
     raise ConfigurationError(
         f"--current {source!r}: expected a /metrics URL, a multi-process state directory, "
         "or a .csv/.parquet file"

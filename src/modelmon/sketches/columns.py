@@ -344,6 +344,8 @@ class LogSketchColumns:
         sketch = LogSketch(self.relative_accuracy, self.max_buckets)
         neg = row[:s][::-1].copy()
         pos = row[s + 1 :].copy()
+        # Private on purpose: the columns are LogSketch's columnar twin (same bucket
+        # layout) and fill its dense store directly, no public API for raw buckets.
         sketch._add_dense(int(self.lo[j]), neg, int(row[s]), pos)
         return sketch
 

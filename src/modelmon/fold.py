@@ -1,0 +1,347 @@
+"""The fold: a monitor's buffered calls turned into one :class:`~modelmon.batch.Batch`.
+
+The hot path only buffers records (see :mod:`modelmon.buffer`). A fold takes every
+pending record under the monitor's fold lock, extracts inputs and outputs in one
+vectorised pass, hands the batch to every aggregate, then emits
+``registry.AFTER_FOLD`` (the multi-process exporter writes its state file there).
+
+Folds run in the background folder (woken past the buffer's soft limit, and every
+second), in readers (scrapes, explicit :meth:`Monitor.fold`), and in callers only past
+the hard limit. The functions here take the monitor: its configuration
+(``features_fn``, ``prediction_fn``, ``schema``, ``task``...) is read at fold time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
+
+import numpy as np
+
+from ._internal import registry
+from ._internal.folder import FOLDER
+from ._internal.health import logger
+from .batch import Batch, FeatureFrame, OutputFrame
+from .buffer import OBSERVED, RECORD_WIDTH, RawRecord
+from .extract import (
+    SCALAR_OUTPUT_TYPES,
+    Chunk,
+    UnsupportedInput,
+    features_frame,
+    input_chunk,
+    output_rows,
+    outputs_frame,
+    stacked_arrays,
+)
+
+if TYPE_CHECKING:
+    from .monitor import Monitor
+
+_IS_NONE = functools.partial(operator.is_, None)
+
+
+class FoldLock:
+    """The fold lock of one monitor, with readers served ahead of callers.
+
+    A reader (scrape, in-flight read, explicit fold) waits for at most the fold in
+    progress: while it waits, callers past the hard limit wait for it (their records
+    are already buffered, so memory stays bounded by the number of serving threads);
+    callers below the hard limit never fold.
+    """
+
+    def __init__(self) -> None:
+        self.truncation_logged = False  # wider inputs than max_features: logged once
+        self.restart()
+
+    def restart(self) -> None:
+        """New locks (after ``fork``: a parent thread may have held them)."""
+        self.lock = threading.RLock()
+        self.readers = 0
+        self.handoff = threading.Condition(threading.Lock())
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the fold lock as a reader (ahead of callers folding past the hard limit)."""
+        with self.handoff:
+            self.readers += 1
+        try:
+            self.lock.acquire()
+        finally:
+            with self.handoff:
+                self.readers -= 1
+                if not self.readers:
+                    self.handoff.notify_all()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def wait_for_readers(self) -> None:
+        """Let a waiting reader take the lock first (a caller about to fold inline)."""
+        if self.readers:
+            with self.handoff:
+                while self.readers:
+                    self.handoff.wait()
+
+
+def fold(monitor: Monitor, now: float | None = None) -> None:
+    """Fold every pending call of ``monitor`` into its aggregates, as a reader."""
+    with monitor.folding.reading():
+        fold_locked(monitor, time.time() if now is None else now)
+
+
+def buffer_full(monitor: Monitor) -> None:
+    """Past the soft limit: wake the background folder, once per fold; return at once.
+
+    The fold stays off the request path. Only past the hard limit (the folder has not
+    caught up) does the caller fold itself, waiting for the lock: the oldest pending
+    work is folded synchronously, never dropped. Never raises.
+    """
+    buffer = monitor.buffer
+    try:
+        if not buffer.past_hard_limit():
+            if not buffer.wake_sent:
+                buffer.wake_sent = True
+                FOLDER.wake(monitor)
+            return
+        monitor.folding.wait_for_readers()
+        with monitor.folding.lock:
+            fold_locked(monitor, time.time())
+    except Exception as exc:
+        monitor.health.error("fold", exc)
+
+
+def append(monitor: Monitor, record: RawRecord) -> None:
+    """Buffer one record outside the hot path (observed and failed calls)."""
+    buffer = monitor.buffer
+    buffer.extend(record)
+    if len(buffer.items) >= buffer.soft_items:
+        buffer_full(monitor)
+
+
+def background_fold(monitor: Monitor) -> None:
+    """The folder thread's fold of one monitor: never raises."""
+    try:
+        if monitor.buffer.items:
+            fold(monitor)
+    except Exception as exc:  # the folder thread must survive anything
+        monitor.health.error("fold", exc)
+
+
+def fold_locked(monitor: Monitor, now: float) -> None:
+    """Fold what is pending (the caller holds the fold lock)."""
+    items = monitor.buffer.take()
+    if not items:
+        return
+    batch = make_batch(monitor, items, now)
+    for name, aggregate in monitor.aggregates.items():
+        try:
+            aggregate.fold(batch)
+        except Exception as exc:
+            monitor.health.error(f"fold_{name}", exc)
+    after_fold(monitor)
+
+
+def after_fold(monitor: Monitor) -> None:
+    """Emit ``AFTER_FOLD``; a subscriber's failure is counted, never raised."""
+    registry.emit(
+        registry.AFTER_FOLD, monitor, on_error=lambda exc: monitor.health.error("after_fold", exc)
+    )
+
+
+# --- one batch from the buffered items -------------------------------------------------
+
+
+def make_batch(monitor: Monitor, items: list[Any], now: float) -> Batch:
+    w = RECORD_WIDTH
+    inps, calls, results = items[0::w], items[1::w], items[2::w]
+    errors, seqs = items[4::w], tuple(items[5::w])
+    n = len(inps)
+    latencies = np.array(items[3::w], dtype=np.float64)
+    if any(errors):
+        ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
+        pick = ok_index.tolist()
+        inps = [inps[i] for i in pick]
+        calls = [calls[i] for i in pick]
+        results = [results[i] for i in pick]
+    else:
+        ok_index = np.arange(n)
+    outputs = _outputs_of(monitor, calls, results)
+    ok_rows = _rows_of(monitor, outputs)
+    rows = np.zeros(n, dtype=np.int64)
+    rows[ok_index] = ok_rows
+    feature_frame = _features_of(monitor, inps, calls)
+    output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()))
+    return Batch(
+        now=now,
+        latencies=latencies,
+        rows=rows,
+        errors=tuple(errors),
+        ended_at=np.full(n, now),
+        call_ids=CallIds(monitor, seqs),
+        features=feature_frame,
+        outputs=output_frame,
+        row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
+        seqs=seqs,
+        id_prefix=f"{monitor.ids.prefix:08x}",
+    )
+
+
+def output_of(monitor: Monitor, call: Any, result: Any) -> Any:
+    """The predictions of one record: ``prediction=`` applied to wrapped calls' results."""
+    if monitor.prediction_fn is not None and call is not OBSERVED:
+        try:
+            return monitor.prediction_fn(result)
+        except Exception as exc:
+            monitor.health.error("extract_prediction", exc)
+            return None
+    return result
+
+
+def _outputs_of(monitor: Monitor, calls: list[Any], results: list[Any]) -> list[Any]:
+    if monitor.prediction_fn is None:
+        return results
+    return [output_of(monitor, c, r) for c, r in zip(calls, results, strict=True)]
+
+
+def _rows_of(monitor: Monitor, outputs: list[Any]) -> np.ndarray:
+    counts = np.ones(len(outputs), dtype=np.int64)
+    if set(map(type, outputs)) <= SCALAR_OUTPUT_TYPES:
+        return counts
+    for i, y in enumerate(outputs):
+        try:
+            counts[i] = output_rows(y) if y is not None else 0
+        except Exception as exc:
+            monitor.health.error("extract_rows", exc)
+    return counts
+
+
+def _first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A call's input: its first positional argument, else its first keyword argument."""
+    if args:
+        return args[0]
+    return next(iter(kwargs.values()), None)
+
+
+def _input_of(monitor: Monitor, inp: Any, call: Any) -> Any:
+    """The input of one record (see ``buffer.Record`` for its three forms)."""
+    if call is None or call is OBSERVED:
+        return inp
+    if monitor.features_fn is not None:
+        return monitor.features_fn(*inp, **call)
+    return _first_input(inp, call)
+
+
+def _inputs(monitor: Monitor, inps: list[Any], calls: list[Any]) -> list[Any] | None:
+    """Every record's input, or None when a ``features=`` callable must run per call."""
+    if calls.count(None) == len(calls):  # the common case: the hot path's direct form
+        return inps
+    if monitor.features_fn is not None:
+        return None
+    return [_input_of(monitor, inp, call) for inp, call in zip(inps, calls, strict=True)]
+
+
+def _features_of(monitor: Monitor, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
+    inputs = _inputs(monitor, inps, calls)
+    types = set(map(type, inputs)) if inputs else set()
+    stacked = stacked_arrays(inputs) if inputs and types == {np.ndarray} else None
+    if stacked is not None:
+        chunks = [stacked]
+    elif inputs is not None and types == {dict}:
+        chunks = [Chunk("dicts", inputs, plain_dicts=True)]
+    else:
+        chunks = _chunks(monitor, inps, calls)
+    if not chunks:
+        return None
+    try:
+        frame = features_frame(chunks, monitor.schema)
+    except Exception as exc:
+        monitor.health.error("extract_features", exc)
+        return None
+    if frame.not_exported and not monitor.folding.truncation_logged:
+        _log_truncation(monitor)
+    return frame
+
+
+def _log_truncation(monitor: Monitor) -> None:
+    """Say once that inputs are wider than ``max_features`` (counted in every fold)."""
+    monitor.folding.truncation_logged = True
+    schema = monitor.schema
+    width = len(schema.all_names or ())
+    logger.warning(
+        "modelmon: model %r version %r: inputs carry more values than the %d exported "
+        "features (max_features=%d%s); the rest are counted in "
+        "%s_features_not_exported_total, not exported per feature. Raise max_features "
+        "to export them. (Logged once.)",
+        monitor.model,
+        monitor.version,
+        len(schema.names or ()),
+        schema.max_features,
+        f", {width} named" if width else "",
+        monitor.namespace,
+    )
+
+
+def _chunks(monitor: Monitor, inps: list[Any], calls: list[Any]) -> list[Chunk]:
+    chunks = []
+    for inp, call in zip(inps, calls, strict=True):
+        try:
+            chunks.append(input_chunk(_input_of(monitor, inp, call)))
+        except UnsupportedInput as exc:
+            monitor.health.drop("unsupported_input")
+            monitor.health.note("input", "modelmon: input not recorded: %s", exc)
+        except Exception as exc:
+            monitor.health.error("extract_features", exc)
+    return chunks
+
+
+def _outputs_frame(monitor: Monitor, outputs: list[Any], n_rows: int) -> OutputFrame | None:
+    has_none = any(map(_IS_NONE, outputs))  # identity: outputs may be numpy arrays
+    present = [y for y in outputs if y is not None] if has_none else outputs
+    if not present:
+        return None
+    try:
+        frame = outputs_frame(
+            present, task=monitor.task, classes=monitor.classes, confidence=monitor.confidence
+        )
+    except UnsupportedInput as exc:
+        monitor.health.drop("unsupported_output")
+        monitor.health.note("output", "modelmon: output not recorded: %s", exc)
+        return None
+    except Exception as exc:
+        monitor.health.error("extract_outputs", exc)
+        return None
+    return frame if frame.n_rows == n_rows else None
+
+
+class CallIds(Sequence[str]):
+    """The prediction ids of a batch's calls, formatted only when read."""
+
+    __slots__ = ("_monitor", "_seqs")
+
+    def __init__(self, monitor: Monitor, seqs: tuple[int | str, ...]) -> None:
+        self._monitor = monitor
+        self._seqs = seqs
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def seq(self, i: int) -> int | str:
+        """The raw sequence number of call ``i`` (a ``TracedSeq`` when it was traced)."""
+        return self._seqs[i]
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._monitor.format_id(s) for s in self._seqs[i]]
+        return self._monitor.format_id(self._seqs[i])

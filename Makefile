@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
+# Coverage of the test run in this process (the floor is fail_under in pyproject.toml;
+# servers the integration tests start in subprocesses are not measured).
+COVERAGE ?= --cov=modelmon --cov-report=term:skip-covered
 
 .PHONY: venv dev demo test lint typecheck docs unit integration bench bench-quick grafana clean
 
@@ -44,10 +47,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## make test: lint, type check, docs, the whole test suite (with the docstring examples), bench-quick
+## make test: lint, type check, docs, the whole test suite with coverage (and the docstring examples), bench-quick
 test: lint typecheck docs
 	$(BIN)/python -m pytest --doctest-modules src/modelmon $(PYTEST_ARGS)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(COVERAGE) $(PYTEST_ARGS)
 	$(BIN)/python benchmarks/run.py --quick
 
 grafana: $(STAMP)

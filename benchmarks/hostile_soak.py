@@ -12,6 +12,11 @@ one categorical feature, the feedback route and ``/metrics``. For ``--seconds`` 
   and a 300-label POST of junk labels (unknown ids, unknown classes) twice a second
   each, a 20,000-row batch every 2 s, and a flood of scrapes from 4 threads.
 
+``--bare`` also runs the same app without modelmon under both traffics (feedback parsed
+and dropped, an empty ``/metrics``): what the hostile traffic costs the app itself.
+``--metrics-port`` serves ``/metrics`` on a separate loopback port
+(``instrument(metrics_port=...)``, its own server thread) instead of the app's port.
+
 It prints, per run: the server's peak RSS (VmHWM), the p99 latency of honest predictions
 (client side), the longest timed scrape, and the accuracy /metrics reports against the
 accuracy of the honest (prediction, label) pairs computed by scikit-learn; then the
@@ -59,15 +64,19 @@ def build_app() -> Any:
         feature_names=[*names, "site"],
         categorical=["site"],
     )
-    mon = modelmon.Monitor("soak", "1", reference=reference, task="classification")
 
-    @mon
     def predict(rows: list[dict[str, Any]]) -> np.ndarray:
         matrix = np.array([[float(r.get(n, 0.0)) for n in names] for r in rows])
         return model.predict(matrix)
 
-    app = instrument(FastAPI())
-    app.include_router(feedback_router(mon))
+    metrics_port = int(os.environ.get("MODELMON_SOAK_METRICS_PORT") or 0) or None
+    if os.environ.get("MODELMON_SOAK_BARE") == "1":  # the same app without modelmon
+        app = _bare_app(FastAPI(), metrics_port)
+    else:
+        mon = modelmon.Monitor("soak", "1", reference=reference, task="classification")
+        predict = mon(predict)
+        app = instrument(FastAPI(), metrics_port=metrics_port)
+        app.include_router(feedback_router(mon))
 
     @app.post("/predict")
     def predict_route(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,6 +85,27 @@ def build_app() -> Any:
         except (TypeError, ValueError) as exc:
             raise HTTPException(400, "bad rows") from exc
         return {"y": out.tolist(), "id": modelmon.last_prediction_id()}
+
+    return app
+
+
+def _bare_app(app: Any, metrics_port: int | None) -> Any:
+    """The peer: same routes, no monitoring (feedback parsed and dropped, empty /metrics)."""
+    from fastapi import Response
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import start_http_server as serve
+
+    empty = CollectorRegistry()
+    if metrics_port is not None:
+        serve(metrics_port, "127.0.0.1", empty)
+
+    @app.post("/feedback")
+    def feedback(body: dict[str, Any] | list[dict[str, Any]]) -> dict[str, str]:
+        return {"status": "dropped"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(empty), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
@@ -118,12 +148,17 @@ def _accuracy_from_metrics(text: str) -> float | None:
     return right / total if total else None
 
 
-def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
+def run(
+    seconds: float, hostile: bool, port: int, bare: bool = False, metrics_port: int | None = None
+) -> dict[str, float]:
     import requests
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import accuracy_score
 
     env = {**os.environ, "MODELMON_SOAK_APP": "1", "PYTHONPATH": str(ROOT)}
+    env["MODELMON_SOAK_BARE"] = "1" if bare else "0"
+    env["MODELMON_SOAK_METRICS_PORT"] = str(metrics_port or "")
+    metrics = f"http://127.0.0.1:{metrics_port or port}/metrics"
     env.pop("MODELMON_MULTIPROC_DIR", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
@@ -159,7 +194,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
                 r = s.post(f"{base}/predict", json=[rows[i]], timeout=60)
                 dt = time.perf_counter() - t0
                 body = r.json()
-                s.post(f"{base}/feedback", json={"prediction_id": body["id"],
+                s.post(f"{base}/feedback", json={"prediction_id": body["id"] or "none",
                        "actual": int(target[i])}, timeout=60)  # fmt: skip
                 with lock:
                     latencies.append(dt)
@@ -169,7 +204,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
             s = requests.Session()
             while not stop.wait(0.5):
                 t0 = time.perf_counter()
-                s.get(f"{base}/metrics", timeout=60)
+                s.get(metrics, timeout=60)
                 scrapes.append(time.perf_counter() - t0)
 
         def long_categories() -> None:
@@ -196,7 +231,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
         def scrape_flood() -> None:
             s = requests.Session()
             while not stop.is_set():
-                s.get(f"{base}/metrics", timeout=60)
+                s.get(metrics, timeout=60)
 
         workers = [threading.Thread(target=honest, args=(k,)) for k in range(4)]
         workers.append(threading.Thread(target=scraper))
@@ -209,7 +244,7 @@ def run(seconds: float, hostile: bool, port: int) -> dict[str, float]:
         stop.set()
         for w in workers:
             w.join(180)
-        text = requests.get(f"{base}/metrics", timeout=60).text
+        text = requests.get(metrics, timeout=60).text
         reported = _accuracy_from_metrics(text)
         truth = accuracy_score([a for _, a in pairs], [p for p, _ in pairs]) if pairs else 0.0
         return {
@@ -232,14 +267,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="also run the same app without modelmon under both traffics (the app's own share)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        action="store_true",
+        help="serve /metrics on a separate loopback port (instrument(metrics_port=...))",
+    )
     args = parser.parse_args()
     from tests.conftest import free_port
 
-    results: dict[str, list[dict[str, float]]] = {"honest": [], "hostile": []}
+    sides = ["honest", "hostile"] + (["bare-honest", "bare-hostile"] if args.bare else [])
+    results: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     for r in range(args.rounds):  # sides alternate, order rotating per round
-        order = ["honest", "hostile"] if r % 2 == 0 else ["hostile", "honest"]
+        order = sides[r % len(sides) :] + sides[: r % len(sides)]
         for side in order:
-            results[side].append(run(args.seconds, side == "hostile", free_port()))
+            hostile, bare = side.endswith("hostile"), side.startswith("bare")
+            mport = free_port() if args.metrics_port else None
+            results[side].append(run(args.seconds, hostile, free_port(), bare, mport))
     for side, runs in results.items():
         for i, res in enumerate(runs):
             print(f"{side:8s} round {i}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()))
@@ -255,6 +303,13 @@ def main() -> None:
     for side in ("honest", "hostile"):
         reported, truth = med(side, "accuracy_metrics"), med(side, "accuracy_sklearn")
         print(f"accuracy {side} run: /metrics {reported:.4f} vs scikit-learn {truth:.4f}")
+    if args.bare:  # what the hostile traffic costs the app itself, without modelmon
+        rss = med("bare-hostile", "peak_rss_mb") / med("bare-honest", "peak_rss_mb")
+        p99 = med("bare-hostile", "p99_ms") / med("bare-honest", "p99_ms")
+        print(f"without modelmon: peak RSS ratio hostile/honest {rss:.2f}, p99 ratio {p99:.2f}")
+        for key in ("peak_rss_mb", "p99_ms"):
+            with_mm = med("hostile", key) / med("bare-hostile", key)
+            print(f"hostile traffic, {key} with / without modelmon: {with_mm:.2f}")
 
 
 if __name__ == "__main__":

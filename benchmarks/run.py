@@ -25,7 +25,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
-SCRIPTS = ("overhead", "scrape", "otel_overhead", "http_overhead", "drift_speed", "bulk_sketch")
+SCRIPTS = (
+    "overhead",
+    "scrape",
+    "multiprocess_scrape",
+    "otel_overhead",
+    "http_overhead",
+    "drift_speed",
+    "bulk_sketch",
+)
 
 
 def run_all(out: Path, quick: bool, only: list[str] | None) -> int:

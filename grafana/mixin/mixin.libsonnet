@@ -412,7 +412,7 @@ local rendered = {
             "alert": "ModelmonErrorBudgetBurn",
             "annotations": {
               "description": "{{ $labels.model }} {{ $labels.version }} fails fast enough to exhaust its 99.9% availability error budget (multi-window burn rate). Check the errors-by-type panel and recent deploys.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonerrorbudgetburn",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonerrorbudgetburn",
               "summary": "{{ $labels.model }} {{ $labels.version }} is burning its error budget fast"
             },
             "expr": "(\n  modelmon:error_ratio:1h > (14.4 * (1 - 0.999))\n  and\n  modelmon:error_ratio:5m > (14.4 * (1 - 0.999))\n)\nor\n(\n  modelmon:error_ratio:6h > (6 * (1 - 0.999))\n  and\n  modelmon:error_ratio:30m > (6 * (1 - 0.999))\n)",
@@ -425,7 +425,7 @@ local rendered = {
             "alert": "ModelmonErrorBudgetBurn",
             "annotations": {
               "description": "{{ $labels.model }} {{ $labels.version }} fails fast enough to exhaust its 99.9% availability error budget (multi-window burn rate). Check the errors-by-type panel and recent deploys.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonerrorbudgetburn",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonerrorbudgetburn",
               "summary": "{{ $labels.model }} {{ $labels.version }} is slowly burning its error budget"
             },
             "expr": "(\n  modelmon:error_ratio:3d > (1 * (1 - 0.999))\n  and\n  modelmon:error_ratio:6h > (1 * (1 - 0.999))\n)",
@@ -438,7 +438,7 @@ local rendered = {
             "alert": "ModelmonLatencyBudgetBurn",
             "annotations": {
               "description": "{{ $labels.model }} {{ $labels.version }} answers slower than 0.5s too often for its 99% latency objective (multi-window burn rate). Check latency percentiles, batch size and saturation.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonlatencybudgetburn",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonlatencybudgetburn",
               "summary": "{{ $labels.model }} {{ $labels.version }} is burning its latency budget fast"
             },
             "expr": "(\n  modelmon:request_slow_ratio:1h > (14.4 * (1 - 0.99))\n  and\n  modelmon:request_slow_ratio:5m > (14.4 * (1 - 0.99))\n)\nor\n(\n  modelmon:request_slow_ratio:6h > (6 * (1 - 0.99))\n  and\n  modelmon:request_slow_ratio:30m > (6 * (1 - 0.99))\n)",
@@ -451,7 +451,7 @@ local rendered = {
             "alert": "ModelmonLatencyBudgetBurn",
             "annotations": {
               "description": "{{ $labels.model }} {{ $labels.version }} answers slower than 0.5s too often for its 99% latency objective (multi-window burn rate). Check latency percentiles, batch size and saturation.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonlatencybudgetburn",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonlatencybudgetburn",
               "summary": "{{ $labels.model }} {{ $labels.version }} is slowly burning its latency budget"
             },
             "expr": "(\n  modelmon:request_slow_ratio:3d > (1 * (1 - 0.99))\n  and\n  modelmon:request_slow_ratio:6h > (1 * (1 - 0.99))\n)",
@@ -469,7 +469,7 @@ local rendered = {
             "alert": "ModelmonFeatureDrift",
             "annotations": {
               "description": "The fleet-wide distribution of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile, with PSI above 0.25, for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturedrift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeaturedrift",
               "summary": "feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted (major: PSI > 0.25)"
             },
             "expr": "modelmon:feature_drift_detected:30m == 1\nand\nmodelmon:feature_psi:30m > 0.25",
@@ -483,7 +483,7 @@ local rendered = {
             "alert": "ModelmonFeatureDrift",
             "annotations": {
               "description": "The fleet-wide distribution of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturedrift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeaturedrift",
               "summary": "feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} drifted"
             },
             "expr": "modelmon:feature_drift_detected:30m == 1",
@@ -497,7 +497,7 @@ local rendered = {
             "alert": "ModelmonPredictionDrift",
             "annotations": {
               "description": "The fleet-wide distribution of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile, with PSI above 0.25, for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonpredictiondrift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonpredictiondrift",
               "summary": "prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} drifted (major: PSI > 0.25)"
             },
             "expr": "modelmon:prediction_drift_detected:30m == 1\nand\nmodelmon:prediction_psi:30m > 0.25",
@@ -511,7 +511,7 @@ local rendered = {
             "alert": "ModelmonPredictionDrift",
             "annotations": {
               "description": "The fleet-wide distribution of prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} differs from the reference profile for 30m (window 30m; a two-sample chi-square test at family-wise level 0.05 (Bonferroni over the model's members) with PSI >= 0.1). Compare reference and live shares per bin on the dashboard and check the upstream data source.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonpredictiondrift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonpredictiondrift",
               "summary": "prediction output {{ $labels.output }} of {{ $labels.model }} {{ $labels.version }} drifted"
             },
             "expr": "modelmon:prediction_drift_detected:30m == 1",
@@ -525,7 +525,7 @@ local rendered = {
             "alert": "ModelmonFeatureMissingValues",
             "annotations": {
               "description": "The share of missing values of feature {{ $labels.feature }} over 30m is more than 10 percentage points above its 1d average. Check the upstream feature pipeline.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturemissingvalues",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeaturemissingvalues",
               "summary": "Missing values of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} jumped"
             },
             "expr": "modelmon:feature_missing_ratio:30m > modelmon:feature_missing_ratio:1d + 0.1",
@@ -538,7 +538,7 @@ local rendered = {
             "alert": "ModelmonFeatureMissingShift",
             "annotations": {
               "description": "The share of missing values of feature {{ $labels.feature }} over 30m differs from the reference profile's (two-proportion test at family-wise level 0.05, change >= 5 percentage points). Check the upstream feature pipeline and joins.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeaturemissingshift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeaturemissingshift",
               "summary": "Missing share of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} differs from the reference"
             },
             "expr": "modelmon:feature_missing_drift_detected:30m == 1",
@@ -552,7 +552,7 @@ local rendered = {
             "alert": "ModelmonConfidenceCollapse",
             "annotations": {
               "description": "The median prediction confidence over 1h is more than 0.1 below the same window 1w ago. Look at the confidence heatmap and at input drift.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonconfidencecollapse",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonconfidencecollapse",
               "summary": "Median confidence of {{ $labels.model }} {{ $labels.version }} collapsed"
             },
             "expr": "modelmon:confidence_p50:1h\n<\nhistogram_quantile(0.5, sum by (model, version, le) (rate(modelmon_prediction_confidence_bucket[1h] offset 1w))) - 0.1",
@@ -570,7 +570,7 @@ local rendered = {
             "alert": "ModelmonFeatureOutliers",
             "annotations": {
               "description": "Values of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} fall beyond the reference fences more often than the reference does (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Compare the outlier and out-of-range panels and check the upstream source of the feature.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonfeatureoutliers",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeatureoutliers",
               "summary": "Outliers in feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} above the reference rate"
             },
             "expr": "modelmon:feature_outliers_detected:30m == 1",
@@ -584,7 +584,7 @@ local rendered = {
             "alert": "ModelmonOutlierRows",
             "annotations": {
               "description": "Rows of {{ $labels.model }} {{ $labels.version }} are joint outliers ({{ $labels.method }} distance to the reference) more often than the reference's rows (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Look for a changed relation between features: a join, a unit or a feature pipeline that changed.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonoutlierrows",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonoutlierrows",
               "summary": "Rows of {{ $labels.model }} {{ $labels.version }} jointly unlike the reference ({{ $labels.method }})"
             },
             "expr": "modelmon:row_outliers_detected:30m == 1",
@@ -603,7 +603,7 @@ local rendered = {
             "alert": "ModelmonAccuracyBelowTarget",
             "annotations": {
               "description": "Fleet accuracy over the labelled outcomes of the last 1h (at least 50) is below 0.8. Check the confusion matrix, drift panels and the label feed.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonaccuracybelowtarget",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonaccuracybelowtarget",
               "summary": "Accuracy of {{ $labels.model }} {{ $labels.version }} is below 0.8"
             },
             "expr": "modelmon:accuracy:1h < 0.8\nand\nmodelmon:labelled_outcomes:1h >= 50",
@@ -616,7 +616,7 @@ local rendered = {
             "alert": "ModelmonRMSEAboveTarget",
             "annotations": {
               "description": "Fleet RMSE over the labelled outcomes of the last 1h (at least 50) is more than 1.5x its 1w average. Check drift panels and the label feed.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonrmseabovetarget",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonrmseabovetarget",
               "summary": "RMSE of {{ $labels.model }} {{ $labels.version }} is more than 1.5x its 1w average"
             },
             "expr": "modelmon:rmse:1h > 1.5 * modelmon:rmse:1w\nand\nmodelmon:labelled_regression_outcomes:1h >= 50",
@@ -629,7 +629,7 @@ local rendered = {
             "alert": "ModelmonConceptDrift",
             "annotations": {
               "description": "The {{ $labels.detector }} detector on the error stream of {{ $labels.model }} {{ $labels.version }} signalled a change in the last 1h: the relation between inputs and labels moved. Consider retraining on recent labelled data.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonconceptdrift",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonconceptdrift",
               "summary": "Concept drift detected for {{ $labels.model }} {{ $labels.version }} ({{ $labels.detector }})"
             },
             "expr": "sum by (model, version, detector) (increase(modelmon_concept_drift_detected_total[1h])) > 0\nor\nmax by (model, version, detector) (modelmon_concept_drift) > 0",
@@ -646,7 +646,7 @@ local rendered = {
             "alert": "ModelmonNoPredictions",
             "annotations": {
               "description": "Sources serving {{ $labels.model }} {{ $labels.version }} are alive but none predicted for 30m. Check the upstream callers, routing and the serving logs.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonnopredictions",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonnopredictions",
               "summary": "{{ $labels.model }} {{ $labels.version }} made no prediction for 30m"
             },
             "expr": "time() - max by (model, version) (\n  modelmon_last_prediction_timestamp_seconds > 0\n  and on (instance, job, model, version)\n  time() - modelmon_heartbeat_timestamp_seconds < 300\n) > 1800",
@@ -659,7 +659,7 @@ local rendered = {
             "alert": "ModelmonHeartbeatLost",
             "annotations": {
               "description": "No process serving model {{ $labels.model }} (job {{ $labels.job }}) sent a heartbeat in the last 5m, scraped or pushed over OTLP, though one did in the last 1h. Check the processes, their /metrics endpoint or OTLP exporter, and the Collector.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonheartbeatlost",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonheartbeatlost",
               "summary": "No source of model {{ $labels.model }} is alive"
             },
             "expr": "group by (job, model) (\n  max_over_time(modelmon_heartbeat_timestamp_seconds[1h])\n)\nunless on (job, model)\ntime() - modelmon_heartbeat_timestamp_seconds < 300",
@@ -672,7 +672,7 @@ local rendered = {
             "alert": "ModelmonTargetDown",
             "annotations": {
               "description": "Prometheus cannot scrape {{ $labels.instance }} (job {{ $labels.job }}), which served {{ $labels.model }} {{ $labels.version }} in the last day. Check the process, its /metrics endpoint and the network path.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmontargetdown",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmontargetdown",
               "summary": "Target {{ $labels.instance }} serving {{ $labels.model }} {{ $labels.version }} is down"
             },
             "expr": "group by (instance, job, model, version) (max_over_time(modelmon_model_info[1d]))\nand on (instance, job)\nup == 0",
@@ -685,7 +685,7 @@ local rendered = {
             "alert": "ModelmonMetricsAbsent",
             "annotations": {
               "description": "No modelmon_model_info series exists: no monitored model is scraped. Check the scrape configuration and that the service exposes /metrics.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonmetricsabsent",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonmetricsabsent",
               "summary": "No modelmon metrics are scraped"
             },
             "expr": "absent(modelmon_model_info)",
@@ -698,7 +698,7 @@ local rendered = {
             "alert": "ModelmonModelStale",
             "annotations": {
               "description": "{{ $labels.model }} {{ $labels.version }} was trained more than 30 days ago. Plan a retraining or confirm the model is still fit for current data.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmonmodelstale",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonmodelstale",
               "summary": "{{ $labels.model }} {{ $labels.version }} is older than 30 days"
             },
             "expr": "modelmon:model_age_seconds:max > 2592000",
@@ -716,7 +716,7 @@ local rendered = {
             "alert": "ModelmonInternalErrors",
             "annotations": {
               "description": "The SDK counted internal errors at stage {{ $labels.stage }} in the last 15m. Predictions are unaffected but monitoring data is incomplete: read the service log line 'modelmon internal error'.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmoninternalerrors",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmoninternalerrors",
               "summary": "modelmon fails internally for {{ $labels.model }} {{ $labels.version }} (stage {{ $labels.stage }})"
             },
             "expr": "sum by (model, version, stage) (increase(modelmon_internal_errors_total[15m])) > 0",
@@ -728,7 +728,7 @@ local rendered = {
             "alert": "ModelmonDroppedObservations",
             "annotations": {
               "description": "The SDK dropped observations (reason {{ $labels.reason }}) in the last 15m: monitoring data is incomplete. Check buffer size and CPU saturation.",
-              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/README.md#modelmondroppedobservations",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmondroppedobservations",
               "summary": "modelmon drops observations for {{ $labels.model }} {{ $labels.version }} ({{ $labels.reason }})"
             },
             "expr": "sum by (model, version, reason) (increase(modelmon_dropped_observations_total[15m])) > 0",
@@ -3641,7 +3641,7 @@ local rendered = {
     "version": 1,
     "weekStart": ""
   },
-  runbookBaseUrl: "https://github.com/modelmon/modelmon/blob/main/README.md",
+  runbookBaseUrl: "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md",
 };
 {
   _config+:: {

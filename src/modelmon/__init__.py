@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _extensions
 from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
+from ._version import __version__
 from .context import last_prediction_id, last_prediction_ids, prediction_scope
 from .decorator import instrument, monitored, uninstrument
 from .errors import ConfigurationError, MissingExtraError
@@ -39,8 +40,6 @@ def __getattr__(name: str) -> Any:
         return export_otel
     raise AttributeError(f"module 'modelmon' has no attribute {name!r}")
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",

@@ -72,6 +72,11 @@ class Batch:
     exception class name or ``None``), ``ended_at`` (unix time), ``call_ids``.
     Per row of successful calls: ``features`` and ``outputs`` (row-aligned with each
     other when both are present), and ``row_call`` (index of the call of each row).
+
+    A call with more rows than a fold part is folded in several batches of that one
+    call (see :mod:`modelmon.fold_parts`): ``call_rows`` is then the whole call's row
+    count and ``row_offset`` the index, within the call, of this batch's first row. The
+    call itself (request, latency, batch size) counts with its first part only.
     """
 
     now: float
@@ -85,10 +90,17 @@ class Batch:
     row_call: IntArray | None = None
     seqs: Sequence[int | str] | None = None  # the monitor's id sequence numbers per call
     id_prefix: str = ""  # call_ids[c] == id_prefix + hex(seqs[c]) for int seqs
+    call_rows: int | None = None  # set on the parts of one call split over batches
+    row_offset: int = 0  # index within that call of this part's first row
 
     @property
     def n_calls(self) -> int:
         return int(self.latencies.shape[0])
+
+    @property
+    def continued(self) -> bool:
+        """A later part of a split call: its rows count, its call counted already."""
+        return self.row_offset > 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,10 @@ class FeatureSchema:
     def fixed(self) -> bool:
         return self.names is not None
 
+    def fix_names(self, names: Sequence[str]) -> None:
+        """Fix the names learned from traffic (see :mod:`modelmon.schema_learning`)."""
+        self._set_names(tuple(names))
+
     def learn(self, chunk: Chunk) -> None:
         """Fix names (and, without a reference, categorical features) from a first chunk."""
         if chunk.kind == "empty":
@@ -258,11 +262,24 @@ class FeatureSchema:
         return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
 
 
+_ABSENT = object()
+
+
 def _dict_row(d: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
-    """One dict row, tolerating missing keys (None) and non-dict items (all missing)."""
+    """One dict row, tolerating missing keys (None) and non-dict items (all missing).
+
+    Keys that are not ``str`` (``{0: 1.5}``) are read by their ``str`` form, the form
+    the feature names take.
+    """
     if not isinstance(d, Mapping):
         return (None,) * len(names)
-    return tuple(d.get(k) for k in names)
+    row = tuple(d.get(k, _ABSENT) for k in names)
+    if not any(v is _ABSENT for v in row):
+        return row
+    if any(type(k) is not str for k in d):
+        by_name = {str(k): v for k, v in d.items()}
+        return tuple(by_name.get(k) for k in names)
+    return tuple(None if v is _ABSENT else v for v in row)
 
 
 def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame:

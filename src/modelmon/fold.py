@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
+from . import fold_parts
 from ._internal import registry
 from ._internal.folder import FOLDER
 from ._internal.health import logger
@@ -38,6 +39,8 @@ from .extract import (
     outputs_frame,
     stacked_arrays,
 )
+from .fold_parts import PartQueue
+from .schema_learning import learned_chunks
 
 if TYPE_CHECKING:
     from .monitor import Monitor
@@ -63,6 +66,20 @@ class FoldLock:
         self.lock = threading.RLock()
         self.readers = 0
         self.handoff = threading.Condition(threading.Lock())
+        self.parts = PartQueue()  # folds run in parts of bounded rows (fold_parts)
+
+    def let_readers_in(self) -> None:
+        """Between fold parts: hand the lock to the readers waiting for it, take it back."""
+        if not self.readers:
+            return
+        lock: Any = self.lock
+        state = lock._release_save()  # fully, even when held recursively (batch jobs)
+        try:
+            with self.handoff:
+                while self.readers:
+                    self.handoff.wait()
+        finally:
+            lock._acquire_restore(state)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -93,6 +110,14 @@ def fold(monitor: Monitor, now: float | None = None) -> None:
     """Fold every pending call of ``monitor`` into its aggregates, as a reader."""
     with monitor.folding.reading():
         fold_locked(monitor, time.time() if now is None else now)
+
+
+def fold_for_scrape(monitor: Monitor) -> None:
+    """Fold for a scrape: the later slices of a huge call go to the background folder."""
+    with monitor.folding.reading():
+        fold_locked(monitor, time.time(), whole=False)
+    if monitor.folding.parts.todo:
+        FOLDER.wake(monitor)
 
 
 def buffer_full(monitor: Monitor) -> None:
@@ -127,24 +152,35 @@ def append(monitor: Monitor, record: RawRecord) -> None:
 def background_fold(monitor: Monitor) -> None:
     """The folder thread's fold of one monitor: never raises."""
     try:
-        if monitor.buffer.items:
+        if monitor.buffer.items or monitor.folding.parts.todo:
             fold(monitor)
     except Exception as exc:  # the folder thread must survive anything
         monitor.health.error("fold", exc)
 
 
-def fold_locked(monitor: Monitor, now: float) -> None:
-    """Fold what is pending (the caller holds the fold lock)."""
+def fold_locked(monitor: Monitor, now: float, whole: bool = True) -> None:
+    """Fold what is pending, in parts (the caller holds the fold lock).
+
+    ``whole=False`` (a scrape) leaves the later slices of a huge call queued.
+    """
     items = monitor.buffer.take()
-    if not items:
+    parts = monitor.folding.parts
+    if not items and not parts.todo:
         return
-    batch = make_batch(monitor, items, now)
+    output_of_ = functools.partial(output_of, monitor) if monitor.prediction_fn else None
+    parts.add(fold_parts.plan(items, output_of_, functools.partial(_input_of, monitor)), now)
+    fold_part = functools.partial(_fold_part, monitor)
+    if parts.run(fold_part, monitor.folding.let_readers_in, whole):
+        after_fold(monitor)
+
+
+def _fold_part(monitor: Monitor, part: fold_parts.Part, now: float) -> None:
+    batch = make_batch(monitor, part.records(), now, part)
     for name, aggregate in monitor.aggregates.items():
         try:
             aggregate.fold(batch)
         except Exception as exc:
             monitor.health.error(f"fold_{name}", exc)
-    after_fold(monitor)
 
 
 def after_fold(monitor: Monitor) -> None:
@@ -157,21 +193,25 @@ def after_fold(monitor: Monitor) -> None:
 # --- one batch from the buffered items -------------------------------------------------
 
 
-def make_batch(monitor: Monitor, items: list[Any], now: float) -> Batch:
+def make_batch(
+    monitor: Monitor, items: list[Any], now: float, part: fold_parts.Part | None = None
+) -> Batch:
     w = RECORD_WIDTH
     inps, calls, results = items[0::w], items[1::w], items[2::w]
     errors, seqs = items[4::w], tuple(items[5::w])
     n = len(inps)
     latencies = np.array(items[3::w], dtype=np.float64)
+    given = part.outputs if part is not None else None  # ``prediction=`` already applied
     if any(errors):
         ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
         pick = ok_index.tolist()
         inps = [inps[i] for i in pick]
         calls = [calls[i] for i in pick]
         results = [results[i] for i in pick]
+        given = [given[i] for i in pick] if given is not None else None
     else:
         ok_index = np.arange(n)
-    outputs = _outputs_of(monitor, calls, results)
+    outputs = given if given is not None else _outputs_of(monitor, calls, results)
     ok_rows = _rows_of(monitor, outputs)
     rows = np.zeros(n, dtype=np.int64)
     rows[ok_index] = ok_rows
@@ -189,6 +229,8 @@ def make_batch(monitor: Monitor, items: list[Any], now: float) -> Batch:
         row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
         seqs=seqs,
         id_prefix=f"{monitor.ids.prefix:08x}",
+        call_rows=part.call_rows if part is not None else None,
+        row_offset=part.row_offset if part is not None else 0,
     )
 
 
@@ -256,10 +298,11 @@ def _features_of(monitor: Monitor, inps: list[Any], calls: list[Any]) -> Feature
         chunks = [Chunk("dicts", inputs, plain_dicts=True)]
     else:
         chunks = _chunks(monitor, inps, calls)
-    if not chunks:
+    ready = learned_chunks(monitor.learner, chunks, monitor.health)
+    if not ready:
         return None
     try:
-        frame = features_frame(chunks, monitor.schema)
+        frame = features_frame(ready, monitor.schema)
     except Exception as exc:
         monitor.health.error("extract_features", exc)
         return None

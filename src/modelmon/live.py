@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from . import names
+from ._version import __version__
 from .batch import RenderContext
 from .names import MetricSpec
 from .points import Family, ScalarPoint
@@ -17,7 +18,7 @@ from .points import Family, ScalarPoint
 if TYPE_CHECKING:
     from .monitor import Monitor
 
-SDK_VERSION = "0.1.0"
+SDK_VERSION = __version__
 
 
 def families(monitor: Monitor, ctx: RenderContext) -> list[Family]:

@@ -60,6 +60,7 @@ from .errors import ConfigurationError
 from .extract import DEFAULT_MAX_FEATURES, FeatureSchema, output_rows, outputs_frame
 from .id_scheme import IdScheme
 from .points import Family
+from .schema_learning import SchemaLearner
 
 if TYPE_CHECKING:
     from ._signatures import Monitored
@@ -234,6 +235,7 @@ class Monitor:
                 n for n, f in self.profile.features.items() if f.kind == "categorical"
             ]
         self.schema = FeatureSchema(schema_names, schema_categorical, max_features)
+        self.learner = SchemaLearner(self.schema) if schema_names is None else None
 
         self.traffic = TrafficAggregate(
             duration_buckets=_setup.check_buckets("duration_buckets", duration_buckets)
@@ -498,7 +500,7 @@ class Monitor:
     def collect(self, now: float | None = None) -> list[Family]:
         """Fold, then render every aggregate as exporter-neutral families."""
         try:
-            self.fold()
+            fold.fold_for_scrape(self)
         except Exception as exc:
             self.health.error("fold", exc)
         ctx = self.render_context(now)

@@ -38,7 +38,10 @@ from .exporters.multiprocess import (
     worker_exit,
 )
 
-install()  # importing this module (e.g. from gunicorn.conf.py) turns the support on
+# Importing this module (e.g. from gunicorn.conf.py) turns the support on: install() only
+# plugs hooks into the core; it creates no directory, registers no collector, starts no
+# thread (tests/unit/test_multiprocess_facade.py).
+install()
 
 __all__ = [
     "ENV_VARS",

@@ -1,6 +1,6 @@
 """The metric catalogue: every metric name, type and label key, defined once.
 
-Exporters, the Grafana dashboard, the rules and the README catalogue are generated
+Exporters, the Grafana dashboard, the rules and the docs/metrics.md catalogue are generated
 from (or checked against) this module, so a name changes in one place only.
 
 Prometheus names are ``{namespace}_{name}``; counters get ``_total`` appended by the

@@ -161,7 +161,7 @@ def register(meter_provider: MeterProvider | None = None) -> ObservableBridge:
 
 
 def mapping_table() -> str:
-    """The name mapping as a Markdown table (the README's, generated from the catalogue)."""
+    """The name mapping as a Markdown table (the one on docs/opentelemetry.md)."""
     return _otel.mapping_table()
 
 

@@ -608,12 +608,16 @@ def _columns(X: Any, feature_names: Sequence[str] | None) -> dict[str, np.ndarra
         cols = {str(c): _pandas_column(X[c]) for c in X.columns}
         return _rename(cols, feature_names)
     if isinstance(X, Sequence) and X and isinstance(X[0], Mapping):
-        keys: dict[str, None] = {}
+        keys: dict[str, Any] = {}  # name -> the key as found (``0`` for ``{0: 1.5}``)
         for row in X:
-            keys.update(dict.fromkeys(str(k) for k in row))
-        cols = {k: _object_column([row.get(k) for row in X]) for k in keys}
+            keys.update((str(k), k) for k in row if str(k) not in keys)
+        cols = {n: _object_column([row.get(k) for row in X]) for n, k in keys.items()}
         return _rename(cols, feature_names)
     a = np.asarray(X)
+    if a.dtype.kind in "US" and not isinstance(X, np.ndarray):
+        # Rows mixing numbers and strings: numpy made every value a string; keep each
+        # value's own type, so numeric columns stay numeric.
+        a = np.asarray(X, dtype=object)
     if a.ndim == 1:
         a = a.reshape(-1, 1)
     if a.ndim != 2 or a.shape[0] == 0:

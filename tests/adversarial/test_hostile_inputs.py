@@ -108,3 +108,21 @@ def test_a_pathological_value_costs_that_value_not_the_fold() -> None:
     assert mon.inputs.observations.tolist() == [10, 10, 10]
     assert mon.inputs.invalid.tolist() == [0, 1, 0]
     assert mon.inputs.missing.tolist() == [0, 0, 1]
+
+
+def test_integer_dict_keys_are_read_not_counted_missing() -> None:
+    # JSON objects decoded by some clients, or dicts built by code, can have int keys:
+    # they were 100% missing (names are str, lookups used the str).
+    rows = [{0: float(i), 1: 2.0 * i, "b": 3.0} for i in range(200)]
+    ref = modelmon.ReferenceProfile.from_data(rows)
+    assert ref.features["0"].kind == "numeric"
+    assert ref.features["0"].missing_share == 0.0
+    mon = modelmon.Monitor("intkeys", "1", registry=False, reference=ref)
+    for row in rows[:50]:
+        mon.observe(row, 0.5)
+    mon.fold()
+    assert mon.schema.names == ("0", "1", "b")
+    assert mon.inputs.missing.tolist() == [0, 0, 0]
+    assert mon.inputs.observations.tolist() == [50, 50, 50]
+    assert mon.drift is not None and int(mon.drift.cum_features.sum()) == 150
+    mon.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -18,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import modelmon
+from modelmon._internal import registry as monitor_registry
 from modelmon.exporters import multiprocess as mpx
 
 FORK = mp.get_context("fork")
@@ -35,7 +35,7 @@ def _calls(mon: modelmon.Monitor, n: int) -> None:
 
 def _monitor() -> modelmon.Monitor:
     """The monitor of model m in this process (a forked child inherits the parent's)."""
-    found = [m for m in mpx.monitor_registry.monitors() if m.model == "m"]
+    found = [m for m in monitor_registry.monitors() if m.model == "m"]
     # The newest: the one this test made (earlier tests' monitors may still be alive).
     return max(found, key=lambda m: m.loaded_at) if found else modelmon.Monitor("m", "1")
 
@@ -63,17 +63,17 @@ def test_hostile_entries_are_skipped_without_hanging_or_shrinking(mpdir: Path) -
     real = next(
         p for p in mpdir.glob("modelmon_*.state") if p.name != f"modelmon_{os.getpid()}.state"
     )
-    doc = json.loads(real.read_bytes())
+    doc = mpx.decode(real.read_bytes())
     os.mkfifo(mpdir / "modelmon_4000001.state")  # a FIFO: opening it blocks a naive reader
     (mpdir / "modelmon_4000002.state").symlink_to("/dev/zero")  # reads forever
     (mpdir / "modelmon_4000003.state").mkdir()
     (mpdir / "modelmon_4000004.state").write_text("[" * 100_000 + "]" * 100_000)  # deep JSON
     (mpdir / "modelmon_99999999999.state").write_bytes(real.read_bytes())  # pid out of range
-    negative = json.loads(json.dumps(doc))
+    negative = mpx.decode(mpx.encode(doc))
     negative["pid"] = 4000005
     negative["token"] = "f" * 32
     negative["monitors"][0]["aggregates"]["traffic"]["state"]["requests"] = -1_000_000
-    (mpdir / "modelmon_4000005.state").write_text(json.dumps(negative))
+    (mpdir / "modelmon_4000005.state").write_bytes(mpx.encode(negative))
     with open(mpdir / "modelmon_4000006.state", "wb") as f:  # over the size cap (sparse)
         f.truncate(mpx.MAX_STATE_BYTES + 1)
     for _ in range(3):
@@ -150,7 +150,7 @@ def _full_disk(path: str, pipe: Any) -> None:
         seen.append(_requests(reg))
     writes = [r for r in records if "multiprocess_write" in r.getMessage()]
     errors = sum(  # counted by the process's first monitor
-        m.health.internal_errors["multiprocess_write"] for m in mpx.monitor_registry.monitors()
+        m.health.internal_errors["multiprocess_write"] for m in monitor_registry.monitors()
     )
     pipe.send((seen, len(writes), errors, sorted(os.listdir(path))))
 
@@ -176,12 +176,12 @@ def test_mark_process_dead_costs_one_file_whatever_the_number_of_dead_workers(
     template = next(
         p for p in mpdir.glob("modelmon_*.state") if p.name != f"modelmon_{os.getpid()}.state"
     )
-    doc = json.loads(template.read_bytes())
+    doc = mpx.decode(template.read_bytes())
     template.unlink()
-    one_file = len(json.dumps(doc))
+    one_file = len(mpx.encode(doc))
     for i in range(100):  # 100 workers that died (pids beyond any live process)
         doc["pid"], doc["token"] = 4_100_000 + i, f"{i:032x}"
-        (mpdir / f"modelmon_{doc['pid']}.state").write_text(json.dumps(doc))
+        (mpdir / f"modelmon_{doc['pid']}.state").write_bytes(mpx.encode(doc))
         assert mpx.mark_process_dead(doc["pid"]) is True
         # What absorbing reads and writes stays one process's size: no growing archive.
         kept = [*mpdir.glob("modelmon_dead_*.state"), *mpdir.glob("modelmon_archive.state")]

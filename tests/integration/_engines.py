@@ -61,7 +61,9 @@ def dask_client() -> Iterator[Any]:
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # A free port: with None, distributed still binds 8787 and warns when another
+        # cluster on the machine holds it.
+        dashboard_address="127.0.0.1:0",
     )
     client = Client(cluster)
     try:

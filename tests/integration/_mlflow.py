@@ -54,7 +54,6 @@ def start_server(root: Path) -> MlflowServer:
     """Start ``mlflow server``; return once ``/health`` answers."""
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed with the process
     env = {
         **os.environ,
         # The job runner (huey) is an optional extra and spawns more processes.
@@ -66,9 +65,10 @@ def start_server(root: Path) -> MlflowServer:
         "--default-artifact-root", str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
+    with (root / "server.log").open("wb") as log:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(

@@ -162,7 +162,11 @@ def test_gunicorn_uvicorn_workers_survive_sigkill(tmp_path: Path) -> None:
     # Never more than was served; the victim's calls of its last ~1.1 s (folded or
     # written after the last write) die with it: at most a quarter of the 1,000 here.
     assert 2000 + 0.75 * ok <= final <= 3000
-    assert list(tmp_path.glob("modelmon_dead_*.state"))  # child_exit archived the victim
+    # child_exit archived the victim (a dead-worker file, or folded into the archive)
+    assert (
+        list(tmp_path.glob("modelmon_dead_*.state"))
+        or (tmp_path / "modelmon_archive.state").exists()
+    )
 
 
 def test_uvicorn_workers(tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ def test_max_requests_recycling_loses_no_call(tmp_path: Path) -> None:
     assert ok == 5999
     assert totals == [5999] * 4
     assert not list(tmp_path.glob("*.tmp"))
+    # 40 recycled workers, folded into one archive: the directory does not grow with them.
+    dead = sorted(p.name for p in tmp_path.glob("modelmon_dead_*.state"))
+    assert (tmp_path / "modelmon_archive.state").exists()
+    assert len(dead) <= 8, sorted(p.name for p in tmp_path.iterdir())
 
 
 def test_sigkilled_worker_never_makes_a_counter_go_back(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 import modelmon
 import modelmon.otel
@@ -153,7 +154,7 @@ def assert_equal_to_prometheus(
             if kind == "histogram":
                 assert not dp.HasField("min") and not dp.HasField("max")
                 if spec.kind == "histogram":
-                    les = [repr(float(b)) for b in dp.explicit_bounds] + ["+Inf"]
+                    les = [floatToGoString(b) for b in dp.explicit_bounds] + ["+Inf"]
                     for le, cum in zip(les, np.cumsum(dp.bucket_counts), strict=True):
                         assert prom(registry, base + "_bucket", {**labels, "le": le}) == cum
                 assert prom(registry, base + "_count", labels) == dp.count
@@ -375,7 +376,7 @@ def test_http_middleware_metrics_arrive_equal_to_prometheus(receiver: Receiver) 
     (dp,) = duration_dps
     labels = attrs(dp.attributes)
     base = "modelmon_http_request_duration_seconds"
-    les = [repr(float(b)) for b in dp.explicit_bounds] + ["+Inf"]
+    les = [floatToGoString(b) for b in dp.explicit_bounds] + ["+Inf"]
     for le, cum in zip(les, np.cumsum(dp.bucket_counts), strict=True):
         assert prom(registry, base + "_bucket", {**labels, "le": le}) == cum
     assert prom(registry, base + "_count", labels) == dp.count == 20

@@ -1,4 +1,9 @@
-"""The README's metric catalogue is the one generated from modelmon.names."""
+"""The manual's generated parts match the code; the README stays a short front door.
+
+The metric catalogue (docs/metrics.md) is generated from modelmon.names, the OTel name
+mapping (docs/opentelemetry.md) from modelmon.otel, every alert has a runbook section on
+docs/alerts.md (where its runbook_url points), and the README's quickstart runs.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +12,62 @@ from pathlib import Path
 from modelmon import names
 from modelmon._internal.docs import catalogue_markdown
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+METRICS = ROOT / "docs" / "metrics.md"
+OTEL = ROOT / "docs" / "opentelemetry.md"
+ALERTS = ROOT / "docs" / "alerts.md"
+README_MAX_LINES = 200
 
 
-def test_readme_catalogue_is_generated_from_names() -> None:
-    assert catalogue_markdown() in README.read_text(), (
-        "README catalogue is stale: paste `python -m modelmon._internal.docs` into README.md"
+def test_catalogue_is_generated_from_names() -> None:
+    assert catalogue_markdown() in METRICS.read_text(), (
+        "docs/metrics.md is stale: paste `python -m modelmon._internal.docs` into it"
     )
 
 
-def test_every_metric_is_in_the_readme() -> None:
-    text = README.read_text()
+def test_every_metric_is_in_the_catalogue_page() -> None:
+    text = METRICS.read_text()
     for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE, *names.PROCESS_CATALOGUE):
         assert spec.prometheus_name() in text
 
 
-def test_readme_otel_mapping_is_generated() -> None:
+def test_otel_mapping_is_generated() -> None:
     import modelmon.otel
 
-    assert modelmon.otel.mapping_table().strip() in README.read_text()
+    assert modelmon.otel.mapping_table().strip() in OTEL.read_text()
 
 
 def test_every_alert_has_a_runbook_section() -> None:
     from modelmon.monitoring import MonitoringConfig, alert_names
 
-    text = README.read_text()
+    text = ALERTS.read_text()
     for alert in alert_names(MonitoringConfig()):
         assert f"#### {alert}\n" in text, alert
+
+
+def test_runbook_urls_point_at_the_alerts_page_anchors() -> None:
+    """The default runbook_url of every alert is docs/alerts.md#<its section's anchor>."""
+    import re
+
+    from modelmon.monitoring import MonitoringConfig, alert_names
+
+    config = MonitoringConfig()
+    # MkDocs' (and GitHub's) anchor of "#### ModelmonX" is the heading in lower case.
+    anchors = {h.lower() for h in re.findall(r"^#### (\S+)$", ALERTS.read_text(), re.M)}
+    for alert in alert_names(config):
+        page, _, anchor = config.runbook_url(alert).partition("#")
+        assert page.endswith("/docs/alerts.md"), page
+        assert anchor in anchors, alert
+
+
+def test_readme_is_a_short_front_door() -> None:
+    lines = README.read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, (
+        f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move sections to docs/"
+    )
+    for page in ("docs/metrics.md", "docs/alerts.md", "docs/index.md"):
+        assert f"]({page})" in README.read_text(), page
 
 
 def test_readme_quickstart_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -70,3 +104,14 @@ def test_readme_quickstart_runs(tmp_path, monkeypatch) -> None:  # type: ignore[
         )
         is None
     )
+
+
+def test_readme_links_resolve() -> None:
+    """MkDocs checks the manual's links; the README's relative links are checked here."""
+    import re
+
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
+    relative = [link for link in links if "://" not in link]
+    assert relative, "the README links no page: the pattern broke"
+    missing = [link for link in relative if not (ROOT / link).exists()]
+    assert not missing, missing

@@ -40,7 +40,9 @@ share_lists = st.lists(shares, min_size=2, max_size=12).filter(lambda v: sum(v) 
 @given(share_lists, st.data())
 def test_js_equals_scipy(p: list[float], data: st.DataObject) -> None:
     q = data.draw(st.lists(shares, min_size=len(p), max_size=len(p)).filter(lambda v: sum(v) > 0))
-    assert js_distance(p, q) == pytest.approx(float(jensenshannon(p, q)), abs=1e-7)
+    with np.errstate(invalid="ignore"):  # scipy takes sqrt of a rounding-negative ~-1e-17
+        want = float(jensenshannon(p, q))
+    assert js_distance(p, q) == pytest.approx(0.0 if math.isnan(want) else want, abs=1e-7)
 
 
 def test_js_is_bounded_for_subnormals() -> None:

@@ -73,6 +73,7 @@ def test_http_server_serves_both_formats() -> None:
             assert b"# EOF" in body and b"prediction_id" in body
     finally:
         server.shutdown()
+        server.server_close()  # shutdown() stops serving; this closes the listening socket
         thread.join()
 
 

@@ -87,7 +87,7 @@ def test_the_line_refuses_the_registry_that_already_exposes_modelmon(promdir: Pa
 def test_a_warning_when_the_recipe_never_reads_modelmon(
     promdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    check = mpx._UnreadCheck()
+    check = mpx.UnreadCheck()
     grace = mpx.UNREAD_WARNING_S
     caplog.set_level(logging.WARNING, logger="modelmon")
     assert not check.check(str(promdir), 1000.0)  # starts the clock
@@ -108,13 +108,13 @@ def test_no_warning_once_modelmon_was_scraped_or_with_modelmons_own_variable(
 ) -> None:
     _prometheus_client_counter(1)
     grace = mpx.UNREAD_WARNING_S
-    scraped = mpx._UnreadCheck()
+    scraped = mpx.UnreadCheck()
     list(modelmon.multiprocess.MultiprocessCollector().collect())  # a scrape reads modelmon
     assert not scraped.check(str(promdir), 0.0)
     assert not scraped.check(str(promdir), grace + 1)
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.setenv("MODELMON_MULTIPROC_DIR", str(promdir))
     (promdir / mpx.SCRAPED_NAME).unlink()
-    own = mpx._UnreadCheck()
+    own = mpx.UnreadCheck()
     assert not own.check(str(promdir), 0.0)
     assert not own.check(str(promdir), grace + 1)

@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 import modelmon
 from modelmon import names
@@ -256,7 +257,7 @@ def assert_same_as_prometheus(metrics: dict[str, Metric], registry: CollectorReg
             if isinstance(metric.data, Histogram):
                 if spec.kind == "histogram":
                     cumulative = np.cumsum(dp.bucket_counts)
-                    les = [repr(float(b)) for b in dp.explicit_bounds] + ["+Inf"]
+                    les = [floatToGoString(b) for b in dp.explicit_bounds] + ["+Inf"]
                     for le, expected in zip(les, cumulative, strict=True):
                         got = prometheus_value(registry, base + "_bucket", {**labels, "le": le})
                         assert got == expected

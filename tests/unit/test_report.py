@@ -150,9 +150,11 @@ def test_cli_scores_a_csv_through_a_predict_function(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
     (tmp_path / "score.py").write_text(
         "import pickle, pathlib\n"
+        "import pandas as pd\n"
         "MODEL = pickle.loads((pathlib.Path(__file__).parent / 'model.pkl').read_bytes())\n"
         "def predict(rows):\n"
-        "    return MODEL.predict_proba(rows)\n"
+        "    # the model was fitted on a DataFrame: give it its column names back\n"
+        "    return MODEL.predict_proba(pd.DataFrame(rows, columns=MODEL.feature_names_in_))\n"
     )
     live.to_csv(tmp_path / "live.csv", index=False)
     profile.save(tmp_path / "reference.json")

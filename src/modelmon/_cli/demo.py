@@ -1,4 +1,4 @@
-"""``modelmon demo``: see :mod:`modelmon.demo`."""
+"""The ``modelmon demo`` subcommand's arguments; what it runs is :mod:`modelmon._cli.demo_app`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "demo",
         help="serve the FastAPI example, drive traffic, inject drift, errors and an accuracy drop",
         description=(
-            "Serve examples/fastapi_app.py under uvicorn on 127.0.0.1, drive traffic from the "
-            "held-out split, and after a third of --duration inject data drift, an error burst "
-            "and wrong labels; shows the live metrics and the alert rules that would fire."
+            "Serve the FastAPI example shipped in the package under uvicorn on 127.0.0.1, "
+            "drive traffic from the held-out split, and after a third of --duration inject "
+            "data drift, an error burst and wrong labels; shows the live metrics and the "
+            "alert rules that would fire."
         ),
         epilog=examples(
             "modelmon demo",
@@ -46,6 +47,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..demo import main_from_args
+    from .demo_app.run import main_from_args
 
     return main_from_args(args)

@@ -1,4 +1,4 @@
-"""Generates the README's metric catalogue from :mod:`modelmon.names` (checked by a test)."""
+"""Generates docs/metrics.md's metric catalogue from :mod:`modelmon.names` (checked by a test)."""
 
 from __future__ import annotations
 

@@ -253,12 +253,14 @@ def random_prefix() -> int:
     return int.from_bytes(os.urandom(4), "big")
 
 
-def row_ids(call_id: str, n_rows: int) -> list[str]:
+def row_ids(call_id: str, n_rows: int, first: int = 0, total: int | None = None) -> list[str]:
     """Row ids of a call made under a caller-supplied id: the id itself, or ``id.i``.
 
-    >>> row_ids("order-7", 1), row_ids("order-7", 2)
-    (['order-7'], ['order-7.0', 'order-7.1'])
+    ``first`` and ``total`` give a part of a call of ``total`` rows, from row ``first``.
+
+    >>> row_ids("order-7", 1), row_ids("order-7", 2), row_ids("order-7", 1, 2, 3)
+    (['order-7'], ['order-7.0', 'order-7.1'], ['order-7.2'])
     """
-    if n_rows == 1:
+    if (n_rows if total is None else total) == 1:
         return [call_id]
-    return [f"{call_id}.{i}" for i in range(n_rows)]
+    return [f"{call_id}.{i}" for i in range(first, first + n_rows)]

@@ -15,6 +15,7 @@ labelled) or ``unknown`` (never issued, or forgotten long ago): see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
@@ -230,6 +231,10 @@ class SqliteStore:
     """
 
     sweep_interval_s = 60.0
+    # A fold's write waits at most this long for a lock another process holds; the rows
+    # then wait in memory (at most ``capacity``) and go in with the next write or lookup.
+    write_wait_s = 0.05
+    lookup_wait_s = 10.0
 
     def __init__(
         self,
@@ -247,6 +252,8 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._last_sweep = -math.inf
+        self._backlog: list[tuple[str, float, str]] = []
+        self.write_retries = 0  # writes put off because the file was locked
         with self._lock:
             self._size = self._count(_PENDING)
 
@@ -285,16 +292,38 @@ class SqliteStore:
             for key, pred, at in zip(ids, predictions, predicted_at, strict=True)
         ]
         with self._lock:
-            conn = self._connection()
+            self._backlog.extend(rows)
+            if self._flush(self.write_wait_s):
+                with contextlib.suppress(sqlite3.OperationalError):  # locked: next time
+                    self._maybe_sweep(now)
+
+    def _flush(self, wait_s: float) -> bool:
+        """Write the waiting rows; False (rows kept, bounded) while the file is locked."""
+        if not self._backlog:
+            return True
+        conn = self._connection()
+        conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+        try:
             with conn:
                 conn.executemany(
                     "INSERT OR REPLACE INTO predictions (id, predicted_at, state, record) "
                     f"VALUES (?, ?, {_PENDING}, ?)",
-                    rows,
+                    self._backlog,
                 )
-                self._size += len(rows)
+                self._size += len(self._backlog)
                 self._evict_overflow(conn)
-            self._maybe_sweep(now)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                self._backlog = []
+                raise
+            self.write_retries += 1
+            overflow = len(self._backlog) - self.capacity
+            if overflow > 0:  # the oldest go, as a full store would evict them
+                del self._backlog[:overflow]
+                self.evicted += overflow
+            return False
+        self._backlog = []
+        return True
 
     def _evict_overflow(self, conn: sqlite3.Connection) -> None:
         # _size is an upper bound (replaced ids, other processes); recount only when
@@ -316,7 +345,9 @@ class SqliteStore:
     def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
         cutoff = now - self.ttl_seconds
         with self._lock:
+            self._flush(self.lookup_wait_s)  # a lookup (never under the fold lock) may wait
             conn = self._connection()
+            conn.execute(f"PRAGMA busy_timeout = {int(self.lookup_wait_s * 1000)}")
             found = self._select(conn, ids)
             out: list[Lookup] = []
             labelled: list[tuple[str]] = []

@@ -366,7 +366,8 @@ class OutcomeAggregate:
                 seq = seqs[c]
                 if isinstance(seq, str):
                     continue
-                extras[PredictionKey(prefix, int(seq), r - int(offsets[c])).text()] = (
+                row = r - int(offsets[c]) + batch.row_offset  # within the (split) call
+                extras[PredictionKey(prefix, int(seq), row).text()] = (
                     tuple(proba),
                     classes,
                 )
@@ -733,7 +734,12 @@ def _row_keys(batch: Batch, n_rows: int) -> tuple[list[str], FloatArray] | None:
     """Row ids and prediction times of the batch's output rows (None if misaligned)."""
     ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=batch.n_calls)
     calls = np.flatnonzero(ok & (batch.rows > 0))
-    ids = [key for c in calls.tolist() for key in row_ids(batch.call_ids[c], int(batch.rows[c]))]
+    first, total = batch.row_offset, batch.call_rows
+    ids = [
+        key
+        for c in calls.tolist()
+        for key in row_ids(batch.call_ids[c], int(batch.rows[c]), first, total)
+    ]
     if len(ids) != n_rows:
         return None
     row_call = batch.row_call

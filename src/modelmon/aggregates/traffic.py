@@ -81,6 +81,13 @@ class Histogram:
         self.sum = float(state["sum"])
 
 
+def _call_rows(batch: Batch) -> IntArray:
+    """Rows per call: the whole call's for the first part of a split call."""
+    if batch.call_rows is None:
+        return batch.rows
+    return np.full(batch.n_calls, batch.call_rows, dtype=np.int64)
+
+
 def cap_label(counter: Counter[str], value: str, limit: int, other: str) -> str:
     """``value`` if it is known or there is room for it, else ``other``."""
     if value in counter or len(counter) < limit:
@@ -112,8 +119,11 @@ class TrafficAggregate:
         n = batch.n_calls
         if n == 0:
             return
-        self.requests += n
         self.predictions += int(batch.rows.sum())
+        if batch.continued:  # a later part of a split call: its rows only
+            self._add_confidence(batch)
+            return
+        self.requests += n
         self.duration.add(batch.latencies, batch.call_ids, batch.now)
         if any(batch.errors):  # rare: count by type, and only successful calls have rows
             for err in batch.errors:
@@ -125,12 +135,15 @@ class TrafficAggregate:
                     key = cap_label(self.errors, err, self.max_error_types, names.OTHER)
                     self.errors[key] += 1
             ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=n)
-            self.batch_size.add(batch.rows[ok].astype(np.float64))
+            self.batch_size.add(_call_rows(batch)[ok].astype(np.float64))
             if ok.any():
                 self.last_prediction = max(self.last_prediction, float(batch.ended_at[ok].max()))
         else:
-            self.batch_size.add(batch.rows.astype(np.float64))
+            self.batch_size.add(_call_rows(batch).astype(np.float64))
             self.last_prediction = max(self.last_prediction, float(batch.ended_at.max()))
+        self._add_confidence(batch)
+
+    def _add_confidence(self, batch: Batch) -> None:
         if batch.outputs is not None and batch.outputs.confidence is not None:
             self.confidence.add(np.clip(batch.outputs.confidence, 0.0, 1.0))
 

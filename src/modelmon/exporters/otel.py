@@ -70,6 +70,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
+from .._version import __version__ as _SDK_VERSION
 from ..errors import ConfigurationError
 from ..names import MetricSpec
 from ..points import (
@@ -89,7 +90,6 @@ STAGE = "otel_export"
 OBSERVE_STAGE = "otel_observe"
 SERVICE_INSTANCE_ID = "service.instance.id"
 SCOPE_NAME = "modelmon"
-_SDK_VERSION = "0.1.0"
 SCOPE = InstrumentationScope(SCOPE_NAME, _SDK_VERSION)
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 
@@ -743,7 +743,7 @@ def otel_type(spec: MetricSpec) -> str:
 
 
 def mapping_table() -> str:
-    """The README's Markdown table: Prometheus name, OTel name, OTel type, unit."""
+    """docs/opentelemetry.md's Markdown table: Prometheus name, OTel name, OTel type, unit."""
     lines = ["| Prometheus | OpenTelemetry | OTel type | Unit |", "|---|---|---|---|"]
     for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
         prom = f"`{spec.prometheus_name()}`"

@@ -25,6 +25,7 @@ from prometheus_client import make_wsgi_app as _make_wsgi_app
 from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar as PromExemplar
+from prometheus_client.utils import floatToGoString
 
 from .. import names
 from .._internal import registry as monitor_registry
@@ -210,9 +211,13 @@ def _add_points(metric: Metric, family: Family) -> None:
             metric.add_sample(name + "_sum", labels, float(point.sum))
 
 
-def _go_float(value: float) -> str:
-    """A bucket bound as the ``le`` label value ("+Inf", "0.5", "1.0")."""
-    return "+Inf" if value == float("inf") else repr(float(value))
+def le_value(bound: float) -> str:
+    """A bucket bound as prometheus-client writes ``le`` (``0.5``, ``2.592e+06``, ``+Inf``).
+
+    >>> le_value(0.25), le_value(2592000.0), le_value(float("inf"))
+    ('0.25', '2.592e+06', '+Inf')
+    """
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def _add_histogram(
@@ -229,7 +234,7 @@ def _add_histogram(
             exemplar = PromExemplar(dict(ex.labels), ex.value, ex.timestamp)
         metric.add_sample(
             name + "_bucket",
-            {**labels, "le": _go_float(bound)},
+            {**labels, "le": le_value(bound)},
             float(cumulative),
             None,
             exemplar,

@@ -7,6 +7,7 @@ install when their framework is missing.
 
 from __future__ import annotations
 
-from ._http import HttpCollector, HttpMetrics, http_metrics_for, live_http_metrics
+from ..aggregates.http import HttpMetrics, live_http_metrics
+from ._http import HttpCollector, http_metrics_for
 
 __all__ = ["HttpCollector", "HttpMetrics", "http_metrics_for", "live_http_metrics"]

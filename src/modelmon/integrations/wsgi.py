@@ -32,8 +32,9 @@ from prometheus_client import REGISTRY
 
 from .. import names
 from .._internal.failures import deferred_failures, settle
+from ..aggregates.http import HttpMetrics, normalise_method
 from ..context import Record, prediction_scope, record_id
-from ._http import HttpMetrics, http_metrics_for, normalise_method, prediction_id_headers
+from ._http import http_metrics_for, prediction_id_headers
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]

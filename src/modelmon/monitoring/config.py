@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from modelmon import names
 from modelmon.errors import ConfigurationError
+from modelmon.exporters.prometheus import le_value
 
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -50,11 +51,6 @@ def parse_selector(selector: str) -> tuple[tuple[str, str, str], ...]:
                 raise ConfigurationError(f"matchers must be separated by commas: {selector!r}")
             pos += 1
     return tuple(matchers)
-
-
-def go_float(value: float) -> str:
-    """A bucket bound as the exporter writes the ``le`` label (``0.5`` -> ``"0.5"``)."""
-    return repr(float(value))
 
 
 def num(value: float) -> str:
@@ -112,7 +108,7 @@ class MonitoringConfig:
     heartbeat_lookback: str = "1h"  # how long a silent model is remembered
     staleness_days: float = 30
     sdk_window: str = "15m"
-    runbook_base_url: str = "https://github.com/modelmon/modelmon/blob/main/README.md"
+    runbook_base_url: str = "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md"
     matchers: tuple[tuple[str, str, str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -217,15 +213,15 @@ class MonitoringConfig:
         return ", ".join((*names.BASE_LABELS, *self.group_labels, *labels))
 
     def runbook_url(self, alert: str) -> str:
-        """The README section of ``alert`` (anchor = the alert name in lower case)."""
+        """The runbook section of ``alert`` on docs/alerts.md (anchor = the name in lower case)."""
         return f"{self.runbook_base_url}#{alert.lower()}"
 
     @property
     def le_latency_slo(self) -> str:
         """The ``le`` label value of the latency SLO bucket."""
-        return go_float(self.latency_slo_seconds)
+        return le_value(self.latency_slo_seconds)
 
     @property
     def le_low_confidence(self) -> str:
         """The ``le`` label value of the low-confidence bucket."""
-        return go_float(self.low_confidence_threshold)
+        return le_value(self.low_confidence_threshold)

@@ -23,7 +23,8 @@ from numpy.typing import ArrayLike
 
 from modelmon import names
 from modelmon.errors import ConfigurationError
-from modelmon.monitoring.config import MonitoringConfig, duration_seconds, go_float, num
+from modelmon.exporters.prometheus import le_value
+from modelmon.monitoring.config import MonitoringConfig, duration_seconds, num
 from modelmon.monitoring.rules import (
     FEATURES,
     PSI_FLOOR,
@@ -262,7 +263,7 @@ def _error_budget(suite: _Suite) -> None:
 def _latency_series(b: _Builder, slo: float, per_step: float, slow: float, n: int) -> None:
     for bound in (*names.DURATION_BUCKETS, math.inf):
         inc = per_step * (1 - slow) if bound <= slo else per_step
-        le = "+Inf" if bound == math.inf else go_float(bound)
+        le = le_value(bound)
         b.metric(names.REQUEST_DURATION, ramp((inc, n)), "_bucket", le=le)
     b.metric(names.REQUEST_DURATION, ramp((per_step, n)), "_count")
     b.metric(names.REQUEST_DURATION, ramp((per_step * 0.01, n)), "_sum")
@@ -497,7 +498,7 @@ def _confidence_file(cfg: MonitoringConfig) -> dict[str, Any]:
     for name, usual, collapsed, per_step, fires in cases:
         b = suite.builder()
         for bound in (*names.CONFIDENCE_BUCKETS, math.inf):
-            le = "+Inf" if bound == math.inf else go_float(bound)
+            le = le_value(bound)
             before = per_step if bound >= usual else 0.0
             after = per_step if bound >= collapsed else 0.0
             b.metric(names.CONFIDENCE, ramp((before, week), (after, tail)), "_bucket", le=le)

@@ -845,5 +845,5 @@ def render_alert_rules(config: MonitoringConfig) -> dict[str, Any]:
 
 
 def alert_names(config: MonitoringConfig) -> list[str]:
-    """Distinct alert names in rule order (each has a README anchor of its lower-cased name)."""
+    """Distinct alert names in rule order (each has a docs/alerts.md anchor: its name, lowered)."""
     return list(dict.fromkeys(a.alert for _, alerts in alert_groups(config) for a in alerts))

@@ -6,6 +6,10 @@ different processes (and replicas) line up and merge slot by slot. The window at
 ``slots`` slot lengths of history (the current slot is partly filled). Older slots are
 dropped whenever the window is touched.
 
+A wall clock that steps back never brings old slots back: by less than the window, the
+window stands still (new data goes to the newest slot) until the clock catches up; by
+more, the slots ahead of the clock are dropped and the window restarts on the new clock.
+
 >>> from modelmon.sketches.moments import Moments
 >>> import numpy as np
 >>> w = SlidingWindow(Moments, Moments.from_state, window_seconds=60.0, slots=6)
@@ -74,6 +78,15 @@ class SlidingWindow(Generic[T]):
 
     def _expire(self, now: float) -> int:
         current = self.index(now)
+        ahead = [k for k in self.slots if k > current]
+        if ahead:  # the wall clock stepped back
+            newest = max(ahead)
+            if newest - current < self.n_slots:
+                current = newest  # by less than the window: it stands still till then
+            else:  # by more: those slots would come back into the window as if fresh
+                for k in ahead:
+                    del self.slots[k]
+                    self._versions.pop(k, None)
         oldest = current - self.n_slots + 1
         for k in [k for k in self.slots if k < oldest]:
             del self.slots[k]
@@ -91,7 +104,7 @@ class SlidingWindow(Generic[T]):
 
     def touch(self, now: float) -> None:
         """Record that the slot of ``now`` changed (after writing to :meth:`current`)."""
-        self._bump(self.index(now))
+        self._bump(self._expire(now))
 
     def merged(self, now: float) -> T | None:
         """A fresh merge of the slots inside the window at ``now``; ``None`` when empty."""

@@ -2,7 +2,8 @@
 
     python benchmarks/overhead.py [--rounds 5] [--quick] [--only CASE ...] [--json out.json]
 
-For each case (input shape, reference or not, sync or async, one or ten models) the
+For each case (input shape, reference or not, sync or async, one or ten models; with a
+reference the outlier counters are on unless the case says ``outliers=False``) the
 same trivial predict function is called on a pool of distinct inputs, shuffled anew
 every round (as a server sees them), by five sides in one process:
 
@@ -138,6 +139,12 @@ def cases(quick: bool) -> list[Case]:
             reference=True,
             options={"segment": "c0"},
         ),
+        Case(
+            "dict_ref_no_outliers",
+            "dict row, 20 numeric + reference, outliers=False",
+            reference=True,
+            options={"outliers": False},
+        ),
         Case("numpy", "numpy 1-D row, 20 floats", form="numpy", goal="<= 1.0"),
         Case(
             "numpy_ref",
@@ -155,6 +162,15 @@ def cases(quick: bool) -> list[Case]:
             reference=True,
             calls=10_000,
             goal="<= 2.0",
+        ),
+        Case(
+            "batch_ref_no_outliers",
+            "64-row numpy batch + reference, outliers=False",
+            form="batch",
+            batch=64,
+            reference=True,
+            calls=10_000,
+            options={"outliers": False},
         ),
         Case("async", "async predict, dict row", is_async=True, goal="<= 1.0"),
         Case(

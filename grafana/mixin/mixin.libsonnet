@@ -227,6 +227,135 @@ local rendered = {
         ]
       },
       {
+        "name": "modelmon.outliers",
+        "rules": [
+          {
+            "expr": "sum by (model, version, feature) (increase(modelmon_feature_outliers_total[30m]))",
+            "record": "modelmon:feature_outliers:30m"
+          },
+          {
+            "expr": "sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m]))\n- (sum by (model, version, feature) (increase(modelmon_feature_missing_total[30m])) or 0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])))\n- (sum by (model, version, feature) (increase(modelmon_feature_invalid_total[30m])) or 0 * sum by (model, version, feature) (increase(modelmon_feature_observations_total[30m])))",
+            "record": "modelmon:feature_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, feature) (modelmon_feature_reference_outlier_ratio)",
+            "record": "modelmon:feature_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "modelmon:feature_outlier_checked:30m * (modelmon:feature_reference_outlier_ratio:max + 1 / modelmon:feature_reference_rows:max)",
+            "record": "modelmon:feature_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:feature_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:feature_outliers:30m >= 10)) - (modelmon:feature_outliers_expected:30m / (modelmon:feature_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:feature_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:feature_outliers:30m >= 10) / (modelmon:feature_outlier_checked:30m > 0) - modelmon:feature_reference_outlier_ratio:max - 0.5 / modelmon:feature_outlier_checked:30m)\n/\nsqrt((((modelmon:feature_outliers:30m >= 10) + modelmon:feature_reference_outlier_ratio:max * modelmon:feature_reference_rows:max) / (modelmon:feature_outlier_checked:30m + modelmon:feature_reference_rows:max)) * (1 - (((modelmon:feature_outliers:30m >= 10) + modelmon:feature_reference_outlier_ratio:max * modelmon:feature_reference_rows:max) / (modelmon:feature_outlier_checked:30m + modelmon:feature_reference_rows:max))) * (1 / modelmon:feature_outlier_checked:30m + 1 / modelmon:feature_reference_rows:max))",
+            "record": "modelmon:feature_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:feature_outlier_z_poisson:30m <= modelmon:feature_outlier_z_proportions:30m) or modelmon:feature_outlier_z_proportions:30m",
+            "record": "modelmon:feature_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:feature_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:feature_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:feature_outlier_tail:max - (2.515517 + 0.802853 * modelmon:feature_outlier_tail:max + 0.010328 * modelmon:feature_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:feature_outlier_tail:max + 0.189269 * modelmon:feature_outlier_tail:max ^ 2 + 0.001308 * modelmon:feature_outlier_tail:max ^ 3)",
+            "record": "modelmon:feature_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:feature_outlier_z:30m > ignoring (feature) group_left () modelmon:feature_outlier_z_critical:max\n  and\n  modelmon:feature_outliers:30m / (modelmon:feature_outlier_checked:30m > 0) - modelmon:feature_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:feature_outlier_z:30m * 0",
+            "record": "modelmon:feature_outliers_detected:30m"
+          },
+          {
+            "expr": "sum by (model, version, output) (increase(modelmon_prediction_outliers_total[30m]))",
+            "record": "modelmon:prediction_outliers:30m"
+          },
+          {
+            "expr": "0 * modelmon:prediction_outliers:30m + ignoring (output) group_left () sum by (model, version) (increase(modelmon_predictions_total[30m]))",
+            "record": "modelmon:prediction_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, output) (modelmon_prediction_reference_outlier_ratio)",
+            "record": "modelmon:prediction_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "modelmon:prediction_outlier_checked:30m * (modelmon:prediction_reference_outlier_ratio:max + 1 / modelmon:prediction_reference_rows:max)",
+            "record": "modelmon:prediction_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:prediction_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:prediction_outliers:30m >= 10)) - (modelmon:prediction_outliers_expected:30m / (modelmon:prediction_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:prediction_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:prediction_outliers:30m >= 10) / (modelmon:prediction_outlier_checked:30m > 0) - modelmon:prediction_reference_outlier_ratio:max - 0.5 / modelmon:prediction_outlier_checked:30m)\n/\nsqrt((((modelmon:prediction_outliers:30m >= 10) + modelmon:prediction_reference_outlier_ratio:max * modelmon:prediction_reference_rows:max) / (modelmon:prediction_outlier_checked:30m + modelmon:prediction_reference_rows:max)) * (1 - (((modelmon:prediction_outliers:30m >= 10) + modelmon:prediction_reference_outlier_ratio:max * modelmon:prediction_reference_rows:max) / (modelmon:prediction_outlier_checked:30m + modelmon:prediction_reference_rows:max))) * (1 / modelmon:prediction_outlier_checked:30m + 1 / modelmon:prediction_reference_rows:max))",
+            "record": "modelmon:prediction_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:prediction_outlier_z_poisson:30m <= modelmon:prediction_outlier_z_proportions:30m) or modelmon:prediction_outlier_z_proportions:30m",
+            "record": "modelmon:prediction_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:prediction_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:prediction_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:prediction_outlier_tail:max - (2.515517 + 0.802853 * modelmon:prediction_outlier_tail:max + 0.010328 * modelmon:prediction_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:prediction_outlier_tail:max + 0.189269 * modelmon:prediction_outlier_tail:max ^ 2 + 0.001308 * modelmon:prediction_outlier_tail:max ^ 3)",
+            "record": "modelmon:prediction_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:prediction_outlier_z:30m > ignoring (output) group_left () modelmon:prediction_outlier_z_critical:max\n  and\n  modelmon:prediction_outliers:30m / (modelmon:prediction_outlier_checked:30m > 0) - modelmon:prediction_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:prediction_outlier_z:30m * 0",
+            "record": "modelmon:prediction_outliers_detected:30m"
+          },
+          {
+            "expr": "sum by (model, version, method) (increase(modelmon_outlier_rows_total[30m]))",
+            "record": "modelmon:row_outliers:30m"
+          },
+          {
+            "expr": "sum by (model, version, method) (increase(modelmon_outlier_rows_checked_total[30m]))",
+            "record": "modelmon:row_outlier_checked:30m"
+          },
+          {
+            "expr": "max by (model, version, method) (modelmon_outlier_rows_reference_ratio)",
+            "record": "modelmon:row_reference_outlier_ratio:max"
+          },
+          {
+            "expr": "max by (model, version, method) (modelmon_outlier_rows_reference_rows)",
+            "record": "modelmon:row_outlier_reference_rows:max"
+          },
+          {
+            "expr": "modelmon:row_outlier_checked:30m * (modelmon:row_reference_outlier_ratio:max + 1 / modelmon:row_outlier_reference_rows:max)",
+            "record": "modelmon:row_outliers_expected:30m"
+          },
+          {
+            "expr": "3 * sqrt((modelmon:row_outliers:30m >= 10)) * (1 - 1 / (9 * (modelmon:row_outliers:30m >= 10)) - (modelmon:row_outliers_expected:30m / (modelmon:row_outliers:30m >= 10)) ^ (1 / 3))",
+            "record": "modelmon:row_outlier_z_poisson:30m"
+          },
+          {
+            "expr": "((modelmon:row_outliers:30m >= 10) / (modelmon:row_outlier_checked:30m > 0) - modelmon:row_reference_outlier_ratio:max - 0.5 / modelmon:row_outlier_checked:30m)\n/\nsqrt((((modelmon:row_outliers:30m >= 10) + modelmon:row_reference_outlier_ratio:max * modelmon:row_outlier_reference_rows:max) / (modelmon:row_outlier_checked:30m + modelmon:row_outlier_reference_rows:max)) * (1 - (((modelmon:row_outliers:30m >= 10) + modelmon:row_reference_outlier_ratio:max * modelmon:row_outlier_reference_rows:max) / (modelmon:row_outlier_checked:30m + modelmon:row_outlier_reference_rows:max))) * (1 / modelmon:row_outlier_checked:30m + 1 / modelmon:row_outlier_reference_rows:max))",
+            "record": "modelmon:row_outlier_z_proportions:30m"
+          },
+          {
+            "expr": "(modelmon:row_outlier_z_poisson:30m <= modelmon:row_outlier_z_proportions:30m) or modelmon:row_outlier_z_proportions:30m",
+            "record": "modelmon:row_outlier_z:30m"
+          },
+          {
+            "expr": "sqrt(2 * ln(count by (model, version) (modelmon:row_reference_outlier_ratio:max)) + 9.210340371976182)",
+            "record": "modelmon:row_outlier_tail:max"
+          },
+          {
+            "expr": "modelmon:row_outlier_tail:max - (2.515517 + 0.802853 * modelmon:row_outlier_tail:max + 0.010328 * modelmon:row_outlier_tail:max ^ 2) / (1 + 1.432788 * modelmon:row_outlier_tail:max + 0.189269 * modelmon:row_outlier_tail:max ^ 2 + 0.001308 * modelmon:row_outlier_tail:max ^ 3)",
+            "record": "modelmon:row_outlier_z_critical:max"
+          },
+          {
+            "expr": "(\n  modelmon:row_outlier_z:30m > ignoring (method) group_left () modelmon:row_outlier_z_critical:max\n  and\n  modelmon:row_outliers:30m / (modelmon:row_outlier_checked:30m > 0) - modelmon:row_reference_outlier_ratio:max >= 0.001\n) * 0 + 1\nor\nmodelmon:row_outlier_z:30m * 0",
+            "record": "modelmon:row_outliers_detected:30m"
+          }
+        ]
+      },
+      {
         "name": "modelmon.performance",
         "rules": [
           {
@@ -465,6 +594,39 @@ local rendered = {
             },
             "expr": "modelmon:confidence_p50:1h\n<\nhistogram_quantile(0.5, sum by (model, version, le) (rate(modelmon_prediction_confidence_bucket[1h] offset 1w))) - 0.1",
             "for": "30m",
+            "labels": {
+              "severity": "warning"
+            }
+          }
+        ]
+      },
+      {
+        "name": "modelmon.alerts.outliers",
+        "rules": [
+          {
+            "alert": "ModelmonFeatureOutliers",
+            "annotations": {
+              "description": "Values of feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} fall beyond the reference fences more often than the reference does (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Compare the outlier and out-of-range panels and check the upstream source of the feature.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonfeatureoutliers",
+              "summary": "Outliers in feature {{ $labels.feature }} of {{ $labels.model }} {{ $labels.version }} above the reference rate"
+            },
+            "expr": "modelmon:feature_outliers_detected:30m == 1",
+            "for": "15m",
+            "keep_firing_for": "1h",
+            "labels": {
+              "severity": "warning"
+            }
+          },
+          {
+            "alert": "ModelmonOutlierRows",
+            "annotations": {
+              "description": "Rows of {{ $labels.model }} {{ $labels.version }} are joint outliers ({{ $labels.method }} distance to the reference) more often than the reference's rows (window 30m; one-sided Poisson test at family-wise level 0.01 against the reference rate, at least 10 outliers and 0.1 percentage points above the reference rate). Look for a changed relation between features: a join, a unit or a feature pipeline that changed.",
+              "runbook_url": "https://github.com/modelmon/modelmon/blob/main/docs/alerts.md#modelmonoutlierrows",
+              "summary": "Rows of {{ $labels.model }} {{ $labels.version }} jointly unlike the reference ({{ $labels.method }})"
+            },
+            "expr": "modelmon:row_outliers_detected:30m == 1",
+            "for": "15m",
+            "keep_firing_for": "1h",
             "labels": {
               "severity": "warning"
             }
@@ -2245,6 +2407,386 @@ local rendered = {
         },
         "id": 28,
         "panels": [],
+        "title": "Outliers",
+        "type": "row"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 0,
+          "y": 70
+        },
+        "id": 29,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:feature_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Outlier share per feature (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Values below the reference minimum (low) or above its maximum (high).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 8,
+          "y": 70
+        },
+        "id": 30,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "sum by (model, version, feature, side) (increase(modelmon_feature_out_of_range_total{model=~\"$model\",version=~\"$version\",instance=~\"$instance\"}[$__rate_interval]))",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{side}} {{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          }
+        ],
+        "title": "Out-of-range values per feature",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 16,
+          "y": 70
+        },
+        "id": 31,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:row_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Joint outlier rows (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "Share of values beyond the reference fences over 30m, beside the share of the reference beyond them (the expected rate).",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "percentunit"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 0,
+          "y": 78
+        },
+        "id": 32,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:prediction_outliers:30m{model=~\"$model\",version=~\"$version\"}\n/\n(modelmon:prediction_outlier_checked:30m{model=~\"$model\",version=~\"$version\"} > 0)",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "live {{output}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:prediction_reference_outlier_ratio:max{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "reference {{output}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Prediction outlier share per output (fleet)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "datasource": {
+          "type": "prometheus",
+          "uid": "${datasource}"
+        },
+        "description": "",
+        "fieldConfig": {
+          "defaults": {
+            "custom": {
+              "drawStyle": "line",
+              "fillOpacity": 10,
+              "showPoints": "never"
+            },
+            "thresholds": {
+              "mode": "absolute",
+              "steps": [
+                {
+                  "color": "green",
+                  "value": null
+                }
+              ]
+            },
+            "unit": "short"
+          },
+          "overrides": []
+        },
+        "gridPos": {
+          "h": 8,
+          "w": 8,
+          "x": 8,
+          "y": 78
+        },
+        "id": 33,
+        "options": {
+          "legend": {
+            "displayMode": "list",
+            "placement": "bottom",
+            "showLegend": true
+          },
+          "tooltip": {
+            "mode": "multi",
+            "sort": "desc"
+          }
+        },
+        "targets": [
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:feature_outliers_detected:30m{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "{{feature}} {{model}} {{version}}",
+            "range": true,
+            "refId": "A"
+          },
+          {
+            "datasource": {
+              "type": "prometheus",
+              "uid": "${datasource}"
+            },
+            "editorMode": "code",
+            "expr": "modelmon:row_outliers_detected:30m{model=~\"$model\",version=~\"$version\"}",
+            "format": "time_series",
+            "instant": false,
+            "legendFormat": "rows {{method}} {{model}} {{version}}",
+            "range": true,
+            "refId": "B"
+          }
+        ],
+        "title": "Outlier decisions (1 = above the reference rate)",
+        "transformations": [],
+        "type": "timeseries"
+      },
+      {
+        "collapsed": false,
+        "gridPos": {
+          "h": 1,
+          "w": 24,
+          "x": 0,
+          "y": 86
+        },
+        "id": 34,
+        "panels": [],
         "title": "Performance",
         "type": "row"
       },
@@ -2285,9 +2827,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 70
+          "y": 87
         },
-        "id": 29,
+        "id": 35,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2348,9 +2890,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 70
+          "y": 87
         },
-        "id": 30,
+        "id": 36,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2411,9 +2953,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 70
+          "y": 87
         },
-        "id": 31,
+        "id": 37,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2482,9 +3024,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 78
+          "y": 95
         },
-        "id": 32,
+        "id": 38,
         "options": {},
         "targets": [
           {
@@ -2544,9 +3086,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 78
+          "y": 95
         },
-        "id": 33,
+        "id": 39,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2620,9 +3162,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 78
+          "y": 95
         },
-        "id": 34,
+        "id": 40,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -2659,9 +3201,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 86
+          "y": 103
         },
-        "id": 35,
+        "id": 41,
         "panels": [],
         "title": "Segments",
         "type": "row"

@@ -14,17 +14,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .batch import FloatArray, IntArray
+from .batch import FloatArray
 from .errors import ConfigurationError
+from .exact_sums import SCALE, exact_sum
 
 # Private on purpose: the builder reads loose values exactly as ``profile`` does.
 from .profile import _object_column
 
-# 1 <= e <= 2046, so sum(x) * 2**SCALE is an integer.
-SCALE = 1074
-_SUM_CHUNK = 1 << 14  # values per vectorised exact-sum step (stays in cache)
-_SUM_BLOCK = 1 << 25  # float sums of halves < 2**27 stay exact up to 2**26 values
-
+__all__ = ["SCALE", "Column", "batch_columns", "exact_sum", "ratio", "table_columns"]
 
 # --- columns of a batch ------------------------------------------------------------------
 
@@ -158,55 +155,6 @@ def _list_column(values: list[Any]) -> Column:
     if present and all(isinstance(v, (bool, np.bool_)) for v in present):
         return Column(obj, "b")
     return Column(obj, "O")
-
-
-# --- exact sums -----------------------------------------------------------------------------
-
-
-def exact_sum(values: FloatArray) -> int:
-    """``sum(values) * 2**1074`` exactly, as an integer (``values`` finite).
-
-    Each double is read from its bits as ``+-(2**52 [normal] + f) * 2**(e - 1075)``:
-    per sign and exponent, the values are counted and the two halves of ``f`` (each
-    below ``2**26``) are summed as floats, which stay exact; so the result does not
-    depend on the order of the values.
-
-    >>> v = np.array([1e16, 1.0, -1e16, 0.5])
-    >>> exact_sum(v) / 2**1074, float(v.sum())
-    (1.5, 0.5)
-    """
-    total = 0
-    for block in range(0, values.size, _SUM_BLOCK):
-        counts = np.zeros(_SLOTS, dtype=np.int64)
-        his = np.zeros(_SLOTS)
-        los = np.zeros(_SLOTS)
-        end = min(block + _SUM_BLOCK, values.size)
-        for start in range(block, end, _SUM_CHUNK):  # small chunks stay in cache
-            _add_mantissas(values[start : min(start + _SUM_CHUNK, end)], counts, his, los)
-        for slot in np.flatnonzero(counts).tolist():
-            exponent, sign = slot & 0x7FF, -1 if slot >> 11 else 1
-            m = (int(his[slot]) << 26) + int(los[slot])
-            if exponent:  # normal numbers: the implicit leading bit of each value
-                m += int(counts[slot]) << 52
-            total += sign * (m << (max(exponent, 1) - 1))  # subnormals: as exponent 1
-    return total
-
-
-_SLOTS = 1 << 12  # sign bit and 11 exponent bits: the top 12 bits of a double
-_MANTISSA = (1 << 52) - 1
-_HALF = (1 << 26) - 1
-
-
-def _add_mantissas(v: FloatArray, counts: IntArray, his: FloatArray, los: FloatArray) -> None:
-    """Count ``v`` per sign and exponent and add the halves of their fractions there."""
-    if v.size == 0:
-        return
-    bits = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
-    slot = (bits >> np.uint64(52)).view(np.int64)  # < 4096: the same integers, no copy
-    frac = bits & np.uint64(_MANTISSA)
-    counts += np.bincount(slot, minlength=_SLOTS)
-    his += np.bincount(slot, weights=(frac >> np.uint64(26)).astype(np.float64), minlength=_SLOTS)
-    los += np.bincount(slot, weights=(frac & np.uint64(_HALF)).astype(np.float64), minlength=_SLOTS)
 
 
 def ratio(numerator: int, denominator: int) -> float:

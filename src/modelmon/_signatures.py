@@ -107,6 +107,7 @@ class MonitorExtraOptions(TypedDict, total=False):
     segments: Sequence[Any] | None
     segment_top_k: int
     max_series: int
+    outliers: bool
 
 
 class MonitorOptions(MonitorExtraOptions, total=False):

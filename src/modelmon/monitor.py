@@ -39,6 +39,7 @@ from .aggregates.distributions import DistributionAggregate
 from .aggregates.drift import DriftAggregate
 from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
+from .aggregates.outliers import OutlierAggregate
 from .aggregates.segments import SegmentAggregate, build_segments
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, RenderContext
@@ -81,10 +82,7 @@ __all__ = ["DEFAULT_REGISTRY", "Monitor", "live_monitor"]
 
 
 class _DefaultRegistry:
-    """The default of ``registry=``: the global prometheus-client ``REGISTRY``.
-
-    The core never imports prometheus-client; the Prometheus exporter resolves it.
-    """
+    """``registry=``'s default: prometheus-client's ``REGISTRY``, which the exporter resolves."""
 
     def __repr__(self) -> str:
         return "DEFAULT_REGISTRY"
@@ -133,7 +131,9 @@ class Monitor:
             the prediction value, exported over OTLP only (see
             :mod:`modelmon.aggregates.distributions`).
         segment, segments, segment_top_k, max_series: traffic, drift and labels per
-            segment, within a series budget (see docs/segments.md).
+            segment, within a series budget (docs/segments.md).
+        outliers: with a reference profile, count out-of-range values, outliers per
+            feature and output, and joint outlier rows (docs/outliers.md).
     """
 
     def __init__(
@@ -180,6 +180,7 @@ class Monitor:
         segments: Sequence[Any] | None = None,
         segment_top_k: int = DEFAULT_TOP_K,
         max_series: int = DEFAULT_MAX_SERIES,
+        outliers: bool = True,
     ) -> None:
         self.model = _setup.check_label_value("model", model)
         self.reference_source = _setup.resolve_mlflow(reference)
@@ -264,14 +265,13 @@ class Monitor:
             concept_detector=concept_detector,
             outcome_range=outcome_range,
         )
-
         self.segments: SegmentAggregate | None = None
         if segment is not None:
-            self.segments = build_segments(
-                segment, segments, segment_top_k, max_series, self.drift, self.health, self.ids
-            )
+            seg = (segment, segments, segment_top_k, max_series)
+            self.segments = build_segments(*seg, self.drift, self.health, self.ids)
             self.aggregates["segments"] = self.segments
-
+        if outliers and self.profile is not None:
+            self.aggregates["outliers"] = OutlierAggregate.of(self.profile, max_features)
         if distributions is not False:
             self.aggregates["distributions"] = DistributionAggregate(
                 None if distributions is True else list(distributions), max_features=max_features
@@ -368,9 +368,8 @@ class Monitor:
         ``prediction_id`` is kept as the call's id (rows ``id.0``, ``id.1``...).
         """
         err = error if error is None or isinstance(error, str) else type(error).__name__
-        seq: int | str = self.buffer.next_seq()
-        if prediction_id is not None:
-            seq = str(prediction_id)
+        seq: int | str = self.buffer.next_seq()  # every call takes one, even with an id
+        seq = seq if prediction_id is None else str(prediction_id)
         if type(inputs) is np.ndarray:  # a buffer the caller may reuse: read it now
             inputs = inputs.copy()
         record: RawRecord = (inputs, OBSERVED, outputs, float(latency_s), err, seq, self)

@@ -48,6 +48,7 @@ ROUTE = "route"
 STATUS = "status"
 SEGMENT = "segment"
 RESULT = "result"
+SIDE = "side"  # out of range: "low" (below the reference minimum) or "high"
 
 # Bounded label values.
 OTHER = "other"  # error types beyond the cap
@@ -375,6 +376,82 @@ PREDICTION_DISTRIBUTION = _m(
     (OUTPUT,),
     "Opt-in, OTLP only: all prediction values as an exponential histogram.",
     "modelmon.prediction.distribution",
+)
+
+# --- Outliers (reference profiles; see modelmon.outliers) -----------------------------
+FEATURE_OUT_OF_RANGE = _m(
+    "feature_out_of_range",
+    "counter",
+    (FEATURE, SIDE),
+    "Values below the reference minimum (side='low') or above its maximum (side='high').",
+    "modelmon.feature.out_of_range",
+    "{value}",
+)
+FEATURE_OUTLIERS = _m(
+    "feature_outliers",
+    "counter",
+    (FEATURE,),
+    "Values beyond the reference fences: q0.001 - IQR/2 and q0.999 + IQR/2.",
+    "modelmon.feature.outliers",
+    "{value}",
+)
+FEATURE_REFERENCE_OUTLIER_RATIO = _m(
+    "feature_reference_outlier_ratio",
+    "gauge",
+    (FEATURE,),
+    "Share of the reference values beyond the fences: the expected outlier rate.",
+    "modelmon.feature.reference_outlier_ratio",
+    "1",
+)
+PREDICTION_OUTLIERS = _m(
+    "prediction_outliers",
+    "counter",
+    (OUTPUT,),
+    "Numeric output values beyond the reference fences.",
+    "modelmon.prediction.outliers",
+    "{prediction}",
+)
+PREDICTION_REFERENCE_OUTLIER_RATIO = _m(
+    "prediction_reference_outlier_ratio",
+    "gauge",
+    (OUTPUT,),
+    "Share of the reference output values beyond the fences: the expected outlier rate.",
+    "modelmon.prediction.reference_outlier_ratio",
+    "1",
+)
+OUTLIER_ROWS = _m(
+    "outlier_rows",
+    "counter",
+    (METHOD,),
+    "Rows jointly unlike the reference (mahalanobis: squared distance above the "
+    "chi-square 0.999 quantile).",
+    "modelmon.outlier_rows",
+    "{row}",
+)
+OUTLIER_ROWS_CHECKED = _m(
+    "outlier_rows_checked",
+    "counter",
+    (METHOD,),
+    "Rows tested for joint outliers (rows with a missing or invalid value in a tested "
+    "feature are not).",
+    "modelmon.outlier_rows.checked",
+    "{row}",
+)
+OUTLIER_ROWS_REFERENCE_RATIO = _m(
+    "outlier_rows_reference_ratio",
+    "gauge",
+    (METHOD,),
+    "Share of the reference rows that are joint outliers: the expected rate.",
+    "modelmon.outlier_rows.reference_ratio",
+    "1",
+)
+OUTLIER_ROWS_REFERENCE_ROWS = _m(
+    "outlier_rows_reference_rows",
+    "gauge",
+    (METHOD,),
+    "Complete reference rows the joint outlier test was fitted on.",
+    "modelmon.outlier_rows.reference_rows",
+    "{row}",
 )
 
 # --- Ground truth, performance, concept drift, staleness ----------------------------

@@ -49,6 +49,16 @@ from .batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError, ReferenceError_
 from .extract import bounded_category
+from .outliers import (
+    Fence,
+    OutlierFormatError,
+    OutlierReference,
+    fence_from_data,
+    fences_of,
+    joint_of_columns,
+    read_fence,
+    read_outliers,
+)
 from .sketches.ddsketch import LogSketch
 
 FORMAT_VERSION = 2
@@ -94,6 +104,14 @@ class FeatureProfile:
     full_counts: tuple[int, ...] = ()
     sketch_values: tuple[float, ...] = ()
     sketch_counts: tuple[int, ...] = ()
+    fence: Fence | None = None  # outlier fences (see modelmon.outliers); None: not stored
+
+    @property
+    def outlier_fence(self) -> Fence | None:
+        """The stored fence, else one from the quantiles (reference ratio unknown)."""
+        if self.fence is not None or self.kind != "numeric" or not self.quantiles:
+            return self.fence
+        return Fence(*fences_of(self.quantiles))
 
     @property
     def reference_rows(self) -> int:
@@ -222,6 +240,8 @@ class FeatureProfile:
                 out.update(
                     sketch_values=list(self.sketch_values), sketch_counts=list(self.sketch_counts)
                 )
+            if self.fence is not None:
+                out["fence"] = self.fence.to_json()
         else:
             out["categories"] = list(self.categories)
             if self.full_categories:
@@ -243,6 +263,10 @@ def _none_mask(values: ObjArray) -> npt.NDArray[np.bool_]:
     return np.asarray(values == None, dtype=bool)  # noqa: E711 - elementwise comparison
 
 
+def _numeric_stds(features: Mapping[str, FeatureProfile]) -> dict[str, float | None]:
+    return {n: f.std for n, f in features.items() if f.kind == "numeric"}
+
+
 def _opt_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
@@ -255,6 +279,7 @@ class ReferenceProfile:
     outputs: dict[str, FeatureProfile] = field(default_factory=dict)
     created_at: float = 0.0
     format_version: int = FORMAT_VERSION
+    outliers: OutlierReference | None = None
 
     # --- building ------------------------------------------------------------------
     @classmethod
@@ -291,7 +316,9 @@ class ReferenceProfile:
             for name, values in columns.items()
         }
         outputs = _profile_outputs(predictions, confidence, bins, max_categories, task, classes)
-        return cls(features, outputs, time.time() if created_at is None else float(created_at))
+        joint = joint_of_columns(_numeric_stds(features), lambda n: columns[n])
+        when = time.time() if created_at is None else float(created_at)
+        return cls(features, outputs, when, outliers=OutlierReference(joint))
 
     @classmethod
     def from_frame(
@@ -315,11 +342,14 @@ class ReferenceProfile:
         outs: dict[str, FeatureProfile] = {}
         if outputs is not None and outputs.n_rows:
             outs = _frame_outputs(outputs, bins, max_categories)
-        return cls(features, outs, time.time() if created_at is None else float(created_at))
+        index = {n: j for j, n in enumerate(frame.names)}
+        joint = joint_of_columns(_numeric_stds(features), lambda n: frame.numeric[:, index[n]])
+        when = time.time() if created_at is None else float(created_at)
+        return cls(features, outs, when, outliers=OutlierReference(joint))
 
     # --- persistence ---------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "format_version": self.format_version,
             "created_at": self.created_at,
             "features": {k: v.to_json() for k, v in self.features.items()},
@@ -327,6 +357,9 @@ class ReferenceProfile:
             "outputs": {k: v.to_json() for k, v in self.outputs.items()},
             "output_order": list(self.outputs),
         }
+        if self.outliers is not None:
+            out["outliers"] = self.outliers.to_json()
+        return out
 
     def dumps(self) -> str:
         """Deterministic JSON text: sorted keys, ``repr`` floats, indent 2, final newline."""
@@ -366,9 +399,14 @@ class ReferenceProfile:
             features = _read_members(d, "features", "feature_order")
             outputs = _read_members(d, "outputs", "output_order")
             created = _finite(d.get("created_at"), "created_at")
-            return cls(features, outputs, created, FORMAT_VERSION)
+            numeric = {n for n, f in features.items() if f.kind == "numeric"}
+            section = d.get("outliers")  # absent in profiles made before outliers existed
+            outliers = None if section is None else read_outliers(section, numeric)
+            return cls(features, outputs, created, FORMAT_VERSION, outliers)
         except ProfileFormatError:
             raise
+        except OutlierFormatError as exc:
+            raise ProfileFormatError(str(exc)) from exc
         except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise ProfileFormatError(f"invalid reference profile: {exc!r}") from exc
 
@@ -541,10 +579,11 @@ def _read_member(name: str, d: Mapping[str, Any]) -> FeatureProfile:
         sketch_counts = tuple(_count(c, "sketch_counts", member) for c in raw)
         if sum(sketch_counts) != count:
             raise _fail(member, "sketch_counts", f"must sum to count ({count})")
+    fence = read_fence(d["fence"], member) if "fence" in d else None
     return FeatureProfile(
         name, "numeric", shares, count, missing_share, edges,
         mean=mean, std=std, min=lo, max=hi, quantiles=quantiles,
-        sketch_values=sketch_values, sketch_counts=sketch_counts,
+        sketch_values=sketch_values, sketch_counts=sketch_counts, fence=fence,
     )  # fmt: skip
 
 
@@ -658,6 +697,7 @@ def _numeric(
     edges = np.unique(np.quantile(valid, probs, method="lower"))
     counts = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=edges.size + 1)
     sketch_values, sketch_counts = reference_sketch(valid)
+    quantiles = tuple(float(q) for q in np.quantile(valid, REFERENCE_QUANTILE_PROBS))
     return FeatureProfile(
         name,
         "numeric",
@@ -669,9 +709,10 @@ def _numeric(
         std=float(valid.std()),
         min=float(valid.min()),
         max=float(valid.max()),
-        quantiles=tuple(float(q) for q in np.quantile(valid, REFERENCE_QUANTILE_PROBS)),
+        quantiles=quantiles,
         sketch_values=sketch_values,
         sketch_counts=sketch_counts,
+        fence=fence_from_data(valid, quantiles),
     )
 
 

@@ -64,6 +64,8 @@ from ._profile_state import (
 )
 from .batch import FloatArray, IntArray
 from .errors import ConfigurationError
+from .outlier_moments import OutlierCounts
+from .outliers import MAX_JOINT_FEATURES, OutlierReference
 
 # Private names shared on purpose: this module is the streaming half of ``profile``.
 from .profile import (
@@ -120,6 +122,7 @@ class ProfileBuilder:
         self._squares: dict[str, int] = {}
         self._edge_max: dict[str, FloatArray] = {}
         self._centred: dict[str, CentredBins] = {}  # columns binned around their median
+        self._outliers: OutlierCounts | None = None
         self.threads = int(threads)
         self._pool: Any = None
 
@@ -139,6 +142,9 @@ class ProfileBuilder:
                 )
             plans = self._plans
             self._each(lambda name: self._count_column(name, plans[name], cols[name]), plans)
+            if self._outliers is not None and self._outliers.joint:
+                joint = self._outliers.joint
+                self._outliers.add_rows({n: self._numeric_values(n, cols[n]) for n in joint})
         self.rows += n
 
     def _each(self, work: Callable[[str], None], names_: Iterable[str]) -> None:
@@ -219,6 +225,8 @@ class ProfileBuilder:
             return
         d = valid - plan.mean
         self._squares[name] += exact_sum(d * d)
+        if self._outliers is not None:
+            self._outliers.count(name, valid)
         if plan.centred:
             self._centred[name].add(valid)
             return
@@ -229,6 +237,10 @@ class ProfileBuilder:
             tops = np.full(k + 1, -math.inf)
             np.maximum.at(tops, idx, valid)
             np.maximum(self._edge_max[name], tops[:k], out=self._edge_max[name])
+
+    def _numeric_values(self, name: str, col: Column) -> FloatArray:
+        kind, values = self._kind_and_values(name, self.columns[name].role, col)
+        return values if kind == "numeric" else np.full(col.size, math.nan)
 
     # --- merging ------------------------------------------------------------------------
     def merge(self, other: ProfileBuilder) -> ProfileBuilder:
@@ -256,6 +268,8 @@ class ProfileBuilder:
                 np.maximum(self._edge_max[name], other._edge_max[name], out=self._edge_max[name])
             for name, centred in self._centred.items():
                 centred.merge(other._centred[name])
+            if self._outliers is not None and other._outliers is not None:
+                self._outliers.merge(other._outliers)
         return self
 
     # --- between the passes -------------------------------------------------------------
@@ -276,6 +290,7 @@ class ProfileBuilder:
                 out._squares[name] = 0
                 if plan.centred:
                     out._centred[name] = CentredBins(plan.center)
+        out._outliers = _outlier_plan(out.columns, out._plans)
         return out
 
     def plan_digest(self) -> str:
@@ -299,7 +314,8 @@ class ProfileBuilder:
             target[key] = self._column_profile(key, name, col)
         ordered = {k: outputs[k] for k in (PREDICTION, CONFIDENCE) if k in outputs}
         when = time.time() if created_at is None else float(created_at)
-        return ReferenceProfile(features, ordered, when)
+        joint = self._outliers.joint_reference() if self._outliers is not None else None
+        return ReferenceProfile(features, ordered, when, outliers=OutlierReference(joint))
 
     def _column_profile(self, key: str, name: str, col: ColumnState) -> FeatureProfile:
         if col.kind == "categorical" and col.categories is not None:
@@ -342,6 +358,7 @@ class ProfileBuilder:
             quantiles=tuple(float(q) for q in stats.quantile_summary(sketch, plan.center)),
             sketch_values=tuple(float(v) for v in sketch_values + plan.center),
             sketch_counts=tuple(int(c) for c in sketch_counts),
+            fence=self._outliers.fence(name, n) if self._outliers is not None else None,
         )
 
     def close(self) -> None:
@@ -364,6 +381,7 @@ class ProfileBuilder:
             "edge_max": [[n, e] for n, e in self._edge_max.items()],
             "plans": [[n, p.bounds, repr(p.mean), repr(p.center)] for n, p in self._plans.items()],
             "centred": [[n, c.state()] for n, c in self._centred.items()],
+            "outliers": None if self._outliers is None else self._outliers.state(),
         }
 
     @classmethod
@@ -383,10 +401,23 @@ class ProfileBuilder:
             out._centred = {str(n): CentredBins.from_state(c) for n, c in state["centred"]}
             out._bins = {str(n): np.asarray(b, dtype=np.int64).copy() for n, b in state["bins"]}
             out._squares = {str(n): int(s) for n, s in state["squares"]}
+            saved = state.get("outliers")  # absent in states written before outliers
+            out._outliers = None if saved is None else OutlierCounts.from_state(saved)
             out._edge_max = {
                 str(n): np.asarray(e, dtype=np.float64).copy() for n, e in state["edge_max"]
             }
         return out
+
+
+def _outlier_plan(columns: Mapping[str, ColumnState], plans: Mapping[str, NumericPlan]) -> Any:
+    """Fences from the pass-1 quantiles; the first numeric features with a spread, centred
+    on their pass-1 means, for the Mahalanobis moments (see :mod:`modelmon.outlier_moments`).
+    """
+    stats = {n: c.numeric for n, c in columns.items() if n in plans and c.numeric is not None}
+    quantiles = {n: tuple(s.quantile_summary().tolist()) for n, s in stats.items()}
+    spread = [n for n, s in stats.items() if columns[n].role == "feature" and s.max > s.min]
+    joint = spread[:MAX_JOINT_FEATURES]
+    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint])
 
 
 def _as_float(name: str, v: npt.NDArray[Any]) -> FloatArray:

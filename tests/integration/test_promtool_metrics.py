@@ -45,7 +45,9 @@ def test_promtool_check_metrics_is_clean() -> None:
     for a, b in rng.normal(0.5, 1.0, size=(300, 2)):
         drifting.observe({"a": float(a), "b": float(b)}, 1.0)
     text = generate_latest(registry)
-    for family in ("feature_drift{", "feature_quantile{", "feature_bin_edges_info{"):
+    families = ("feature_drift{", "feature_quantile{", "feature_bin_edges_info{")
+    outliers = ("feature_outliers_total{", "outlier_rows_total{", "feature_out_of_range_total{")
+    for family in families + outliers:
         assert b"modelmon_" + family.encode() in text, family
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False

@@ -52,6 +52,7 @@ def test_test_files_exist() -> None:
         "availability.yml",
         "confidence.yml",
         "drift.yml",
+        "outliers.yml",
         "performance.yml",
         "segments.yml",
         "slo.yml",
@@ -172,7 +173,7 @@ def test_every_dashboard_query_parses(config: MonitoringConfig, tmp_path: Path) 
 def test_no_flapping_case_needs_keep_firing_for(tmp_path: Path) -> None:
     """The 'does not flap' drift tests fail when the alerts lose their hysteresis."""
     promtool = require_binary("promtool")
-    export(MonitoringConfig(drift_keep_firing_for="0s"), tmp_path)
+    export(MonitoringConfig(drift_keep_firing_for="0s", outlier_keep_firing_for="0s"), tmp_path)
     prom = tmp_path / "prometheus"
     assert "keep_firing_for" not in (prom / "alert_rules.yml").read_text()
     result = _run(promtool, "test", "rules", "tests/drift.yml", cwd=prom)
@@ -180,3 +181,8 @@ def test_no_flapping_case_needs_keep_firing_for(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "ModelmonFeatureDrift: fires and does not flap" in out
     assert "ModelmonFeatureMissingShift" not in out  # the other drift cases still pass
+    result = _run(promtool, "test", "rules", "tests/outliers.yml", cwd=prom)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "ModelmonFeatureOutliers: fires and stays firing" in out
+    assert "ModelmonOutlierRows" not in out  # the other outlier cases still pass

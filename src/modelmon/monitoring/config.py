@@ -84,6 +84,15 @@ class MonitoringConfig:
     missing_drift_floor: float = 0.05  # smallest absolute missing-share change flagged
     drift_keep_firing_for: str = "1h"  # hysteresis of the drift alerts
     missing_jump: float = 0.1
+    # Outlier alerts (docs/outliers.md): a one-sided Poisson test of the window's outlier
+    # count against the reference rate, Bonferroni over the features, with a minimum
+    # count and an effect floor on the rate; hysteresis as the drift alerts'.
+    outlier_window: str = "30m"
+    outlier_for: str = "15m"
+    outlier_keep_firing_for: str = "1h"
+    outlier_alpha: float = 0.01
+    outlier_min_count: int = 10
+    outlier_rate_floor: float = 0.001
     confidence_drop: float = 0.1
     confidence_window: str = "1h"
     low_confidence_threshold: float = 0.5
@@ -114,6 +123,11 @@ class MonitoringConfig:
         if self.drift_keep_firing_for != "0s":
             duration_seconds(self.drift_keep_firing_for)
         self._check_open("drift_alpha", self.drift_alpha, 0, 0.5)
+        for name in ("outlier_window", "outlier_for", "outlier_keep_firing_for"):
+            duration_seconds(getattr(self, name))
+        self._check_open("outlier_alpha", self.outlier_alpha, 0, 0.5)
+        if self.outlier_min_count < 1 or not 0 <= self.outlier_rate_floor < 1:
+            raise ConfigurationError("need outlier_min_count >= 1 and 0 <= outlier_rate_floor < 1")
         if not 0 <= self.missing_drift_floor < 1:
             raise ConfigurationError("missing_drift_floor must be in [0, 1)")
         if not self.drift_psi_floor >= 0:

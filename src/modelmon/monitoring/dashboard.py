@@ -414,6 +414,8 @@ def _sdk(cfg: MonitoringConfig) -> list[Panel]:
 
 def rows(config: MonitoringConfig) -> list[tuple[str, list[Panel]]]:
     """The dashboard's rows and their panels, in display order."""
+    from modelmon.monitoring.outlier_panels import outlier_panels  # built on this module
+
     from .segments import segment_panels  # it builds on this module
 
     return [
@@ -422,6 +424,7 @@ def rows(config: MonitoringConfig) -> list[tuple[str, list[Panel]]]:
         ("Confidence", _confidence(config)),
         ("Data drift", _data_drift(config)),
         ("Prediction drift", _prediction_drift(config)),
+        ("Outliers", outlier_panels(config)),
         ("Performance", _performance(config)),
         ("Segments", segment_panels(config)),
         ("Staleness", _staleness(config)),

@@ -763,12 +763,15 @@ def render_rule_tests(config: MonitoringConfig) -> dict[str, dict[str, Any]]:
     Raises :class:`~modelmon.errors.ConfigurationError` when the selector has matchers
     other than ``=`` (the tests need concrete label values).
     """
+    from modelmon.monitoring.outlier_rule_tests import outliers_file  # built on this module
+
     from .segment_rule_tests import segments_file  # it builds on this module
 
     return {
         "availability.yml": _availability_file(config),
         "confidence.yml": _confidence_file(config),
         "drift.yml": _drift_file(config),
+        "outliers.yml": outliers_file(config),
         "performance.yml": _performance_file(config),
         "segments.yml": segments_file(config),
         "slo.yml": _slo_file(config),

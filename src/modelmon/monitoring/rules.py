@@ -405,12 +405,15 @@ def _age(cfg: MonitoringConfig, spec: names.MetricSpec, agg: str) -> str:
 
 def recording_groups(cfg: MonitoringConfig) -> list[tuple[str, list[Recording]]]:
     """All recording rules, in evaluation order (later rules read earlier ones)."""
+    from modelmon.monitoring.outlier_rules import outlier_recording_rules  # built on this module
+
     from .segments import segment_recordings  # it builds on this module
 
     ns = cfg.namespace
     return [
         (f"{ns}.traffic", _traffic_rules(cfg)),
         (f"{ns}.drift", _bin_rules(cfg, FEATURES) + _bin_rules(cfg, PREDICTIONS) + _missing(cfg)),
+        (f"{ns}.outliers", outlier_recording_rules(cfg)),
         (f"{ns}.performance", _performance_rules(cfg)),
         (f"{ns}.segments", segment_recordings(cfg)),
         (f"{ns}.staleness", _staleness_rules(cfg)),
@@ -487,12 +490,15 @@ _WHO = "{{ $labels.model }} {{ $labels.version }}"
 
 def alert_groups(cfg: MonitoringConfig) -> list[tuple[str, list[Alert]]]:
     """All alerting rules, grouped by concern."""
+    from modelmon.monitoring.outlier_rules import outlier_alerts  # built on this module
+
     from .segments import segment_alerts  # it builds on this module
 
     ns = cfg.namespace
     return [
         (f"{ns}.alerts.slo", _slo_alerts(cfg)),
         (f"{ns}.alerts.drift", _drift_alerts(cfg)),
+        (f"{ns}.alerts.outliers", outlier_alerts(cfg)),
         (f"{ns}.alerts.performance", _performance_alerts(cfg)),
         (f"{ns}.alerts.segments", segment_alerts(cfg)),
         (f"{ns}.alerts.availability", _availability_alerts(cfg)),

@@ -231,6 +231,15 @@ def _register_optional_kinds() -> None:
             AggregateKind("drift", DriftAggregate, _drift_config, _drift_build, _drift_fresh)
         )
     with contextlib.suppress(ImportError):
+        from ...aggregates.outliers import OutlierAggregate
+
+        register_kind(  # the state carries the profile's fences: built empty, then loaded
+            AggregateKind(
+                "outliers", OutlierAggregate, lambda a: {}, lambda c, p: OutlierAggregate(),
+                lambda a: a.fresh(),
+            )
+        )  # fmt: skip
+    with contextlib.suppress(ImportError):
         from ...aggregates.outcomes import OutcomeAggregate
 
         register_kind(

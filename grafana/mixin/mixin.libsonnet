@@ -3233,9 +3233,9 @@ local rendered = {
           "h": 8,
           "w": 12,
           "x": 0,
-          "y": 87
+          "y": 104
         },
-        "id": 36,
+        "id": 42,
         "options": {},
         "targets": [
           {
@@ -3330,9 +3330,9 @@ local rendered = {
           "h": 8,
           "w": 12,
           "x": 12,
-          "y": 87
+          "y": 104
         },
-        "id": 37,
+        "id": 43,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3393,9 +3393,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 95
+          "y": 112
         },
-        "id": 38,
+        "id": 44,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3463,9 +3463,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 95
+          "y": 112
         },
-        "id": 39,
+        "id": 45,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3526,9 +3526,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 95
+          "y": 112
         },
-        "id": 40,
+        "id": 46,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3565,9 +3565,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 103
+          "y": 120
         },
-        "id": 41,
+        "id": 47,
         "panels": [],
         "title": "Staleness",
         "type": "row"
@@ -3601,9 +3601,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 104
+          "y": 121
         },
-        "id": 42,
+        "id": 48,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -3657,9 +3657,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 104
+          "y": 121
         },
-        "id": 43,
+        "id": 49,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -3713,9 +3713,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 104
+          "y": 121
         },
-        "id": 44,
+        "id": 50,
         "options": {
           "colorMode": "value",
           "graphMode": "none",
@@ -3750,9 +3750,9 @@ local rendered = {
           "h": 1,
           "w": 24,
           "x": 0,
-          "y": 112
+          "y": 129
         },
-        "id": 45,
+        "id": 51,
         "panels": [],
         "title": "SDK health",
         "type": "row"
@@ -3787,9 +3787,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 0,
-          "y": 113
+          "y": 130
         },
-        "id": 46,
+        "id": 52,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3850,9 +3850,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 8,
-          "y": 113
+          "y": 130
         },
-        "id": 47,
+        "id": 53,
         "options": {
           "legend": {
             "displayMode": "list",
@@ -3913,9 +3913,9 @@ local rendered = {
           "h": 8,
           "w": 8,
           "x": 16,
-          "y": 113
+          "y": 130
         },
-        "id": 48,
+        "id": 54,
         "options": {
           "legend": {
             "displayMode": "list",

@@ -111,9 +111,9 @@ def export_otel(
     ``shutdown()``). With ``OTEL_SDK_DISABLED=true`` or ``OTEL_METRICS_EXPORTER=none``
     the returned :class:`DisabledExport` does nothing.
 
+    >>> import io
     >>> from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-    >>> import os
-    >>> handle = export_otel(ConsoleMetricExporter(out=open(os.devnull, "w")), interval_s=30)
+    >>> handle = export_otel(ConsoleMetricExporter(out=io.StringIO()), interval_s=30)
     >>> handle.shutdown()
     """
     settings = otel_config.settings_from_env(

@@ -322,8 +322,9 @@ class OtelExport:
     ``interval_s``; :meth:`shutdown` (also run at interpreter exit) stops it after a
     last export. A forked child restarts the thread with a new ``service.instance.id``.
 
+    >>> import io
     >>> from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-    >>> handle = OtelExport(ConsoleMetricExporter(out=open(os.devnull, "w")), interval_s=60)
+    >>> handle = OtelExport(ConsoleMetricExporter(out=io.StringIO()), interval_s=60)
     >>> handle.force_flush()
     True
     >>> handle.shutdown()

@@ -249,6 +249,19 @@ class SegmentAggregate:
         for spec in _DRIFT_EXPORTS.values():
             yield Family(spec, ctx.namespace, tuple(points[spec.name]))
 
+    # --- the per-segment drift statistics cache (see aggregates.stats_cache) ----------
+    def statistics_pending(self, refresh_s: float) -> None:
+        for drift in list(self.drift.values()):
+            drift.statistics_pending(refresh_s)
+
+    def require_fresh_statistics(self) -> None:
+        for drift in list(self.drift.values()):
+            drift.require_fresh_statistics()
+
+    def refresh_statistics(self, now: float) -> None:
+        for drift in list(self.drift.values()):
+            drift.refresh_statistics(now)
+
     # --- merging and state -----------------------------------------------------------
     _ARRAYS = (
         "requests",

@@ -111,3 +111,19 @@ def test_the_folder_refresh_computes_what_a_scrape_would() -> None:
         assert set(agg.drift_scores(t)["features"]) == set(NAMES)
     finally:
         mon.close()
+
+
+def test_the_folder_refresh_never_slides_a_window_folded_at_another_time() -> None:
+    """A batch job folds at its own ``now``: a refresh at the wall clock would expire it."""
+    past = 1_700_000_000.0
+    mon = modelmon.Monitor("stats_cache_past", "1", reference=_profile(), min_samples=50)
+    try:
+        rng = np.random.default_rng(6)
+        for row in rng.normal(1.0, 1.0, size=(300, 3)):
+            mon.observe(dict(zip(NAMES, map(float, row), strict=True)), 0.5)
+        mon.fold(past)
+        folder._refresh(mon)
+        assert mon.drift is not None
+        assert set(mon.drift.drift_scores(past)["features"]) == set(NAMES)
+    finally:
+        mon.close()

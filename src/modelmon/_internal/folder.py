@@ -137,7 +137,7 @@ def _refresh(monitor: Monitor) -> None:
             for aggregate in list(monitor.aggregates.values()):
                 refresh = getattr(aggregate, "refresh_statistics", None)
                 if refresh is not None:
-                    refresh(time.time())
+                    refresh()
     except Exception as exc:  # the folder thread must survive anything (strict too)
         with contextlib.suppress(Exception):
             monitor.health.error("refresh", exc)

@@ -288,6 +288,7 @@ class DriftAggregate:
         self._label_cache: dict[tuple[Any, ...], tuple[_Group, _GroupLabels]] = {}
         self.generation = 0  # bumped whenever the window's data changes (see stats_cache)
         self.rows_folded = 0  # rows that reached the window, ever
+        self.folded_at: float | None = None  # the ``now`` of the last fold
         self._stats: StatsCache[_Views | None] = StatsCache()
         if self.window_seconds <= 0 or self.n_slots < 1:
             raise ConfigurationError(
@@ -340,6 +341,7 @@ class DriftAggregate:
             slot.outputs.counts += counts
         self.window.touch(batch.now)
         self.generation += 1
+        self.folded_at = batch.now
         self.rows_folded += max(
             features.n_rows if features is not None else 0,
             outputs.n_rows if outputs is not None else 0,
@@ -490,9 +492,14 @@ class DriftAggregate:
         """An explicit fold: the next read shows every row folded so far."""
         self._stats.require_fresh(self.generation)
 
-    def refresh_statistics(self, now: float) -> None:
-        """Compute the statistics now if the data changed since (the folder's refresh)."""
-        if self.profile is not None:
+    def refresh_statistics(self) -> None:
+        """Compute the statistics now if the data changed since (the folder's refresh).
+
+        At the time of the last fold, not the wall clock: a refresh never slides the
+        window (a batch job folds at its own ``now``; reading at another time would drop
+        its slots)."""
+        now = self.folded_at
+        if self.profile is not None and now is not None:
             self._stats.refresh(
                 self.generation, self.window.index(now), self.rows_folded,
                 lambda: self._compute_views(now),

@@ -258,9 +258,9 @@ class SegmentAggregate:
         for drift in list(self.drift.values()):
             drift.require_fresh_statistics()
 
-    def refresh_statistics(self, now: float) -> None:
+    def refresh_statistics(self) -> None:
         for drift in list(self.drift.values()):
-            drift.refresh_statistics(now)
+            drift.refresh_statistics()
 
     # --- merging and state -----------------------------------------------------------
     _ARRAYS = (

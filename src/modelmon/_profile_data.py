@@ -31,9 +31,7 @@ from .batch import FloatArray, IntArray, ObjArray, OutputFrame
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
-from .outliers import (
-    fence_from_data,
-)
+from .outliers import fence_from_data
 from .sketches.ddsketch import LogSketch
 
 # --- columns ---------------------------------------------------------------------------

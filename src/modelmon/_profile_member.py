@@ -21,11 +21,7 @@ from . import names
 from .batch import FloatArray, IntArray, ObjArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ReferenceError_
-from .outliers import (
-    Fence,
-    fences_of,
-    read_fence,
-)
+from .outliers import Fence, fences_of, read_fence
 
 FORMAT_VERSION = 2
 #: Profile format versions this modelmon reads.

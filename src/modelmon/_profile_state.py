@@ -26,6 +26,7 @@ from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
 from .profile import MAX_SKETCH_BUCKETS, sketch_center
+
 # private: the sketch's key layout, so the builder's bins line up with its buckets
 from .sketches.ddsketch import _ORD, LogSketch
 

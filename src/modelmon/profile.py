@@ -75,12 +75,7 @@ from ._profile_member import (
 )
 from .batch import FeatureFrame, OutputFrame
 from .errors import ConfigurationError
-from .outliers import (
-    OutlierFormatError,
-    OutlierReference,
-    joint_of_columns,
-    read_outliers,
-)
+from .outliers import OutlierFormatError, OutlierReference, joint_of_columns, read_outliers
 
 __all__ = [
     "CONFIDENCE",

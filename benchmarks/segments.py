@@ -65,10 +65,17 @@ class Setup:
             self.monitor.observe(self.rows[i], 0.5, latency_s=0.001)
         self.monitor.fold()
 
-    def scrape(self) -> bytes:
+    def scrape(self, path: str = "text") -> bytes:
+        """One scrape the way modelmon's endpoints render it (``generic``: generate_latest)."""
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry)
+        from modelmon.exporters.exposition import generate_openmetrics, generate_text
+
+        if path == "generic":
+            return generate_latest(self.registry)
+        if path == "openmetrics":
+            return generate_openmetrics(self.registry)
+        return generate_text(self.registry)
 
 
 def series(text: bytes, segment_only: bool = False) -> int:

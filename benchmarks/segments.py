@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Figure, Report, Stat, header, interleave, parser
-from scrape import scrape_side  # the same timed scrape: feed 50 calls, fold, scrape
+from scrape import render, scrape_side  # the same timed scrape: feed 50 calls, fold, scrape
 
 FEATURES = 20
 VALUES = 10
@@ -66,16 +66,7 @@ class Setup:
         self.monitor.fold()
 
     def scrape(self, path: str = "text") -> bytes:
-        """One scrape the way modelmon's endpoints render it (``generic``: generate_latest)."""
-        from prometheus_client import generate_latest
-
-        from modelmon.exporters.exposition import generate_openmetrics, generate_text
-
-        if path == "generic":
-            return generate_latest(self.registry)
-        if path == "openmetrics":
-            return generate_openmetrics(self.registry)
-        return generate_text(self.registry)
+        return render(self.registry, path)
 
 
 def series(text: bytes, segment_only: bool = False) -> int:

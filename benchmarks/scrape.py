@@ -32,8 +32,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -93,19 +97,24 @@ class Setup:
             self.refresh_s.append(time.process_time() - t0)
 
     def scrape(self, path: str = "text") -> bytes:
-        from prometheus_client import generate_latest
-
-        from modelmon.exporters.exposition import generate_openmetrics, generate_text
-
-        if path == "generic":
-            return generate_latest(self.registry)
-        if path == "openmetrics":
-            return generate_openmetrics(self.registry)
-        return generate_text(self.registry)
+        return render(self.registry, path)
 
     def close(self) -> None:
         for monitor in self.monitors:
             monitor.close()
+
+
+def render(registry: CollectorRegistry, path: str = "text") -> bytes:
+    """One scrape the way modelmon's endpoints render it (``generic``: generate_latest)."""
+    from prometheus_client import generate_latest
+
+    from modelmon.exporters.exposition import generate_openmetrics, generate_text
+
+    if path == "generic":
+        return generate_latest(registry)
+    if path == "openmetrics":
+        return generate_openmetrics(registry)
+    return generate_text(registry)
 
 
 def series(text: bytes) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Figure, Report, Stat, header, interleave, parser
-from scrape import scrape_side  # the same timed scrape: feed 50 calls, fold, scrape
+from scrape import render, scrape_side  # the same timed scrape: feed 50 calls, fold, scrape
 
 FEATURES = 20
 VALUES = 10
@@ -65,10 +65,8 @@ class Setup:
             self.monitor.observe(self.rows[i], 0.5, latency_s=0.001)
         self.monitor.fold()
 
-    def scrape(self) -> bytes:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry)
+    def scrape(self, path: str = "text") -> bytes:
+        return render(self.registry, path)
 
 
 def series(text: bytes, segment_only: bool = False) -> int:

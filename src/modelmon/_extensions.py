@@ -3,8 +3,9 @@
 The core never imports an integration or a view: ``Monitor.report()``,
 ``Monitor.log_to_mlflow()``, ``log_every_s=`` and ``reference="runs:/..."`` call what
 is provided here through :func:`modelmon._internal.registry.provided`. The package's
-``__init__`` imports this module, so every process that imports modelmon has them; the
-modules behind them load only when first used.
+``__init__`` installs this module before the first plug point is read
+(:func:`modelmon._internal.registry.install_on_first_use`), so every process that imports
+modelmon has them; the modules behind them load only when first used.
 """
 
 from __future__ import annotations

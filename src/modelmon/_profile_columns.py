@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# Private on purpose: the builder reads loose values exactly as ``profile`` does.
+from ._profile_data import _object_column
 from .batch import FloatArray
 from .errors import ConfigurationError
 from .exact_sums import SCALE, exact_sum
-
-# Private on purpose: the builder reads loose values exactly as ``profile`` does.
-from .profile import _object_column
 
 __all__ = ["SCALE", "Column", "batch_columns", "exact_sum", "ratio", "table_columns"]
 

@@ -17,14 +17,17 @@ import numpy.typing as npt
 
 from ._profile_centred import edge_positions, reference_sketch
 from ._profile_columns import SCALE, exact_sum, ratio
+
+# Private on purpose: the same checks as ``profile``, and the sketch's key layout, so the
+# builder's bins line up with its buckets.
+from ._profile_data import _check
 from .batch import FloatArray, IntArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ConfigurationError
 from .extract import bounded_category
+from .profile import MAX_SKETCH_BUCKETS, sketch_center
 
-# Private on purpose: the same checks as ``profile``, and the sketch's key layout, so the
-# builder's bins line up with its buckets.
-from .profile import MAX_SKETCH_BUCKETS, _check, sketch_center
+# private: the sketch's key layout, so the builder's bins line up with its buckets
 from .sketches.ddsketch import _ORD, LogSketch
 
 Kind = Literal["numeric", "categorical"]

@@ -52,6 +52,9 @@ import numpy.typing as npt
 
 from ._profile_centred import CentredBins
 from ._profile_columns import SCALE, Column, batch_columns, exact_sum, ratio, table_columns
+
+# Private names shared on purpose: this module is the streaming half of ``profile``.
+from ._profile_data import _num_str
 from ._profile_state import (
     ColumnState,
     Kind,
@@ -66,14 +69,11 @@ from .batch import FloatArray, IntArray
 from .errors import ConfigurationError
 from .outlier_moments import OutlierCounts
 from .outliers import MAX_JOINT_FEATURES, OutlierReference
-
-# Private names shared on purpose: this module is the streaming half of ``profile``.
 from .profile import (
     CONFIDENCE,
     PREDICTION,
     FeatureProfile,
     ReferenceProfile,
-    _num_str,
     categorical_from_counts,
 )
 

@@ -41,13 +41,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "names",
             "points",
             "batch",
+            "_extract_types",
             "extract",
+            "extract_outputs",
             "sketches",
             "drift",
             "drift_decision",
             "concept_drift",
             "profile",
             "profile_builder",
+            "_profile_member",
+            "_profile_data",
             "_profile_columns",
             "_profile_state",
             "_profile_centred",
@@ -113,11 +117,11 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 # Modules over MAX_LINES whose split is in progress elsewhere (path: who and why).
 PENDING_SPLITS: dict[str, str] = {
     # Not split yet, nobody on it: the next step of issue 14 (each does more than one job).
-    "aggregates/drift.py": "windows, decisions and rendering of input drift in one class",
-    "aggregates/outcomes.py": "matching, metrics and concept drift of ground truth",
-    "exporters/otel.py": "OTLP translation, the push reader and the observable bridge",
-    "extract.py": "input and output extraction with their fast paths",
-    "profile.py": "the profile format, its loading and its per-feature maths",
+    "aggregates/outcomes.py": (
+        "metrics and fold helpers moved out (outcome_metrics, outcome_rows); the class "
+        "itself (matching, scoring, rendering, state) is ~530 lines: its rendering and "
+        "state are the next cut"
+    ),
 }
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelmon.errors import ConfigurationError
-from modelmon.monitoring.config import MonitoringConfig
 
 from ._help import examples
+
+if TYPE_CHECKING:
+    from modelmon.monitoring.config import MonitoringConfig
 
 #: ``(flag, MonitoringConfig field, type, metavar, help)`` of every ``export`` option.
 OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str | None, str], ...] = (
@@ -84,7 +86,7 @@ OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str | None, str], ...] = (
         float,
         "VALUE",
         "RMSE above which ModelmonRMSEAboveTarget fires (default: none, i.e. alert on "
-        f"{MonitoringConfig().rmse_degradation_factor}x the RMSE of the last week)",
+        "{rmse_degradation_factor}x the RMSE of the last week)",
     ),
     (
         "--staleness-days",
@@ -114,7 +116,11 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(
         dest="grafana_command", required=True, metavar="COMMAND", help="what to do"
     )
-    d = MonitoringConfig()
+    # Here, not at import: the renderers load only when this parser is built (``modelmon
+    # profile`` builds its own parser only, see ``modelmon.cli.main``).
+    from modelmon.monitoring.config import MonitoringConfig
+
+    d: MonitoringConfig = MonitoringConfig()
     export = commands.add_parser(
         "export",
         help="write every monitoring file for a configuration into DIR",
@@ -134,7 +140,12 @@ def register(subparsers: Any) -> None:
     )
     for flag, field, kind, metavar, text in OPTIONS:
         export.add_argument(
-            flag, dest=field, type=kind, default=getattr(d, field), metavar=metavar, help=text
+            flag,
+            dest=field,
+            type=kind,
+            default=getattr(d, field),
+            metavar=metavar,
+            help=text.format(rmse_degradation_factor=d.rmse_degradation_factor),
         )
     export.add_argument("--no-tests", action="store_true", help="do not write promtool rule tests")
     export.set_defaults(func=run)
@@ -142,7 +153,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config from ``args`` and export; 2 on a configuration error."""
-    from modelmon.monitoring import export
+    from modelmon.monitoring import MonitoringConfig, export
 
     try:
         config = MonitoringConfig(**{field: getattr(args, field) for _, field, *_ in OPTIONS})

@@ -16,11 +16,13 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, MissingExtraError
-from ..profile import ReferenceProfile
 from ._help import examples
+
+if TYPE_CHECKING:
+    from ..profile import ReferenceProfile
 
 BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block when streaming
 READ_BLOCK_BYTES = 1 << 20  # per block of a whole-file read: blocks parse in parallel

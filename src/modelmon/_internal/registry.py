@@ -17,6 +17,11 @@ The core never imports an exporter or an integration: those subscribe here with
 Single-valued plug points (a function the upper layers supply, e.g. the HTML report
 behind ``Monitor.report()``) go through :func:`provide` / :func:`provided`.
 
+``import modelmon`` stays light (the ``modelmon profile`` CLI, ``modelmon --help``):
+the package hands its installers (exporters, extensions) to :func:`install_on_first_use`
+and they run once, before the first :func:`provided` lookup or :func:`emit` (other than
+:data:`AFTER_FORK`), i.e. before the core reads any plug point or a monitor exists.
+
 >>> seen = []
 >>> on("doc_event", seen.append)
 >>> emit("doc_event", 1)
@@ -48,6 +53,37 @@ _callbacks: dict[str, list[Callable[..., Any]]] = {}
 _provided: dict[str, Any] = {}
 
 
+class _Pending:
+    """Installers not run yet (see :func:`install_on_first_use`)."""
+
+    installers: list[Callable[[], None]] = []
+    done = True  # nothing pending
+    running = False
+    lock = threading.RLock()
+
+
+def install_on_first_use(installer: Callable[[], None]) -> None:
+    """Run ``installer`` once, before the core first reads a plug point or emits an event."""
+    with _Pending.lock:
+        _Pending.installers.append(installer)
+        _Pending.done = False
+
+
+def _install_pending() -> None:
+    if _Pending.done:
+        return
+    with _Pending.lock:
+        if _Pending.done or _Pending.running:  # running: an installer's own lookups
+            return
+        _Pending.running = True
+        try:
+            while _Pending.installers:
+                _Pending.installers.pop(0)()
+        finally:
+            _Pending.running = False
+            _Pending.done = True  # one attempt, as an import-time install would be
+
+
 def on(event: str, callback: Callable[..., Any]) -> None:
     """Call ``callback`` on every ``event`` from now on (once, however often subscribed).
 
@@ -77,6 +113,7 @@ def emit(event: str, *args: Any, on_error: Callable[[Exception], object] | None 
     With ``on_error`` a failing subscriber is reported to it and the next one runs;
     without, the failure propagates (configuration-time events).
     """
+    _install_pending()
     for callback in _callbacks.get(event, ()):
         if on_error is None:
             callback(*args)
@@ -97,6 +134,7 @@ _MISSING: Any = object()
 
 def provided(name: str, default: Any = _MISSING) -> Any:
     """The value supplied for ``name``, else ``default``, else a ``LookupError``."""
+    _install_pending()
     value = _provided.get(name, default)
     if value is _MISSING:
         raise LookupError(f"modelmon: nothing provides {name!r} in this process")
@@ -150,6 +188,7 @@ def sources() -> list[Any]:
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # a parent thread may have held it at the fork
+    _Pending.lock = threading.RLock()
     for callback in _callbacks.get(AFTER_FORK, ()):
         with contextlib.suppress(Exception):  # one failing subscriber must not stop the rest
             callback()

@@ -35,36 +35,57 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import names
-from .._internal.ids import MARK, PredictionKey, row_ids
-from ..batch import Batch, FloatArray, OutputFrame, RenderContext
+from .._internal.ids import MARK, PredictionKey
+from ..batch import Batch, OutputFrame, RenderContext
 from ..concept_drift import DEFAULT_RESET_AFTER, Detector, make_detector
 from ..errors import ConfigurationError
 from ..id_scheme import COUNTED_AS, MAX_LABEL_CHARS, IdScheme
 from ..points import Family, Point, ScalarPoint, SummaryPoint
-from .outcome_store import (
-    MemoryStore,
-    PendingStore,
-    Prediction,
-    class_label,
-    target_value,
+
+# private: the window slot, split by job into .outcome_metrics (one owner)
+from .outcome_metrics import _Slot, classification_metrics, probability_losses
+
+# private: the fold helpers and the joined pair, split by job into .outcome_rows
+from .outcome_rows import (
+    TASKS,
+    Task,
+    _as_task,
+    _infer_task,
+    _Pair,
+    _predictions,
+    _row_calls,
+    _row_keys,
+    _with_proba,
 )
+from .outcome_store import MemoryStore, PendingStore, Prediction, class_label, target_value
 from .traffic import Histogram
+
+__all__ = [
+    "DEFAULT_TARGET_RANGE",
+    "EXTRAS_FLOOR",
+    "LOG_INTERVAL_S",
+    "MAX_CALLER_ID_CHARS",
+    "REASONS",
+    "TASKS",
+    "OutcomeAggregate",
+    "OutcomeError",
+    "Prediction",
+    "Task",
+    "classification_metrics",
+    "probability_losses",
+]
 
 logger = logging.getLogger("modelmon")
 
 
-Task = Literal["classification", "regression"]
 REASONS: tuple[str, ...] = ("expired", "unknown", "duplicate", "invalid", "invalid_id")
-TASKS: tuple[str, ...] = ("classification", "regression")
 LOG_INTERVAL_S = 60.0
-_EPS = float(np.finfo(np.float64).eps)  # scikit-learn's probability clip for log loss
 # Regression labels beyond this are refused: a 1e200 label would make the squared-error
 # sum +Inf for good. Override with ``outcome_range=``.
 DEFAULT_TARGET_RANGE = (-1e100, 1e100)
@@ -76,125 +97,7 @@ class OutcomeError(ValueError):
     """Raised by ``record(..., strict=True)`` when some outcomes could not be joined."""
 
 
-# --- the windowed statistics ------------------------------------------------------------
-class _Slot:
-    """Sums of the outcomes labelled during one slot of the sliding window."""
-
-    __slots__ = ("abs", "brier", "confusion", "err", "log_loss", "n", "proba_n", "sq")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.confusion: Counter[tuple[str, str]] = Counter()
-        self.proba_n = 0
-        self.log_loss = 0.0
-        self.brier = 0.0
-        self.sq = 0.0
-        self.abs = 0.0
-        self.err = 0.0
-
-    def add(self, other: _Slot, relabel: Callable[[str], str]) -> None:
-        self.n += other.n
-        for (a, p), c in other.confusion.items():
-            self.confusion[(relabel(a), relabel(p))] += c
-        self.proba_n += other.proba_n
-        self.log_loss += other.log_loss
-        self.brier += other.brier
-        self.sq += other.sq
-        self.abs += other.abs
-        self.err += other.err
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "confusion": [[a, p, c] for (a, p), c in self.confusion.items()],
-            "proba_n": self.proba_n,
-            "log_loss": self.log_loss,
-            "brier": self.brier,
-            "sq": self.sq,
-            "abs": self.abs,
-            "err": self.err,
-        }
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> _Slot:
-        slot = cls()
-        slot.n = int(state["n"])
-        slot.confusion = Counter({(str(a), str(p)): int(c) for a, p, c in state["confusion"]})
-        slot.proba_n = int(state["proba_n"])
-        for key in ("log_loss", "brier", "sq", "abs", "err"):
-            setattr(slot, key, float(state[key]))
-        return slot
-
-
-def classification_metrics(
-    confusion: Mapping[tuple[str, str], int], positive: str | None
-) -> dict[str, float]:
-    """Accuracy and macro precision/recall/F1 (scikit-learn's ``zero_division=0``).
-
-    The classes are those present as actual or predicted label, as scikit-learn infers
-    them from the same pairs; ``positive`` adds that class's precision, recall and F1.
-
-    >>> classification_metrics({("a", "a"): 3, ("a", "b"): 1}, None)["accuracy"]
-    0.75
-    """
-    labels = sorted({a for a, _ in confusion} | {p for _, p in confusion})
-    index = {c: i for i, c in enumerate(labels)}
-    m = np.zeros((len(labels), len(labels)), dtype=np.float64)
-    for (a, p), c in confusion.items():
-        m[index[a], index[p]] += c
-    tp = np.diag(m)
-    precision = _ratio(tp, m.sum(axis=0))
-    recall = _ratio(tp, m.sum(axis=1))
-    f1 = _ratio(2 * tp, m.sum(axis=0) + m.sum(axis=1))
-    out = {
-        "accuracy": float(tp.sum() / m.sum()),
-        "precision": float(precision.mean()),
-        "recall": float(recall.mean()),
-        "f1": float(f1.mean()),
-    }
-    if positive is not None:
-        i = index.get(positive)
-        out["precision_positive"] = 0.0 if i is None else float(precision[i])
-        out["recall_positive"] = 0.0 if i is None else float(recall[i])
-        out["f1_positive"] = 0.0 if i is None else float(f1[i])
-    return out
-
-
-def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
-    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-
-def probability_losses(pred: Prediction, actual: str) -> tuple[float, float] | None:
-    """(log loss, Brier score) of one prediction's probabilities, as scikit-learn sums them.
-
-    Log loss clips probabilities to ``[eps, 1 - eps]``; an actual class the model has
-    no column for gets probability 0 (the clipped maximum loss). The Brier score is the
-    sum of squared differences to the one-hot actual, halved for two classes (so it is
-    the usual binary Brier score).
-    """
-    proba, classes = pred.proba, pred.classes
-    if proba is None or classes is None or len(proba) != len(classes):
-        return None
-    # A plain loop: a handful of classes per row, where numpy's call overhead dominates.
-    p_actual, brier = 0.0, 0.0
-    for c, p in zip(classes, proba, strict=True):
-        if c == actual:
-            p_actual = p
-            brier += (1.0 - p) * (1.0 - p)
-        else:
-            brier += p * p
-    log_loss = -math.log(min(max(p_actual, _EPS), 1.0 - _EPS))
-    return log_loss, brier * 0.5 if len(proba) <= 2 else brier
-
-
 # --- the aggregate -----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Pair:
-    """One joined outcome."""
-
-    actual: Any
-    prediction: Prediction
-    predicted_at: float
 
 
 class OutcomeAggregate:
@@ -727,78 +630,3 @@ class OutcomeAggregate:
                 self.detector = copy.deepcopy(self._detector_template)
             self._merged_detections = int(state["detections"])
             self._merged_in_drift = bool(state["in_drift"])
-
-
-# --- fold helpers -------------------------------------------------------------------------
-def _row_keys(batch: Batch, n_rows: int) -> tuple[list[str], FloatArray] | None:
-    """Row ids and prediction times of the batch's output rows (None if misaligned)."""
-    ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=batch.n_calls)
-    calls = np.flatnonzero(ok & (batch.rows > 0))
-    first, total = batch.row_offset, batch.call_rows
-    ids = [
-        key
-        for c in calls.tolist()
-        for key in row_ids(batch.call_ids[c], int(batch.rows[c]), first, total)
-    ]
-    if len(ids) != n_rows:
-        return None
-    row_call = batch.row_call
-    if row_call is None or row_call.shape[0] != n_rows:
-        row_call = np.repeat(calls, batch.rows[calls])
-    return ids, batch.ended_at[row_call].astype(np.float64)
-
-
-def _row_calls(batch: Batch, n_rows: int) -> np.ndarray:
-    """The call index of every output row."""
-    row_call = batch.row_call
-    if row_call is not None and row_call.shape[0] == n_rows:
-        return row_call
-    ok = np.fromiter((e is None for e in batch.errors), dtype=bool, count=batch.n_calls)
-    calls = np.flatnonzero(ok & (batch.rows > 0))
-    return np.repeat(calls, batch.rows[calls])
-
-
-def _with_proba(pair: _Pair, extra: tuple[tuple[float, ...], tuple[str, ...] | None]) -> _Pair:
-    proba, classes = extra
-    pred = pair.prediction
-    full = Prediction(pred.label, pred.value, proba, classes or tuple(map(str, range(len(proba)))))
-    return _Pair(pair.actual, full, pair.predicted_at)
-
-
-def _as_task(value: object) -> Task | None:
-    if value == "classification":
-        return "classification"
-    if value == "regression":
-        return "regression"
-    return None
-
-
-def _infer_task(frame: OutputFrame) -> Task | None:
-    if frame.labels is not None or frame.probabilities is not None:
-        return "classification"
-    if frame.values is not None:
-        return "regression"
-    return None
-
-
-def _predictions(
-    frame: OutputFrame, task: Task | None, pick: np.ndarray
-) -> list[Prediction] | None:
-    """The predictions of the rows ``pick`` of ``frame`` (None when unusable for the task)."""
-    if task == "regression":
-        if frame.values is None:
-            return None
-        return [Prediction(value=v) for v in frame.values[pick].tolist()]
-    if task != "classification":
-        return None
-    raw = frame.labels if frame.labels is not None else frame.values
-    if raw is None:
-        return None
-    labels = [class_label(x) for x in raw[pick].tolist()]
-    if frame.probabilities is None or frame.classes is None:
-        return [Prediction(label=label) for label in labels]
-    classes = tuple(frame.classes)
-    return [
-        Prediction(label=label, proba=tuple(row), classes=classes)
-        for label, row in zip(labels, frame.probabilities[pick].tolist(), strict=True)
-    ]

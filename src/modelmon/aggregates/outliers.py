@@ -44,7 +44,7 @@ from ..points import Family, ScalarPoint
 
 # Private on purpose: the drift aggregate's mapping of output names to the batch's
 # columns, so both aggregates read the same values.
-from .drift import _numeric_output
+from .drift_layout import _numeric_output
 
 _SIDES = ("low", "high")
 FeatureSpec = tuple[str, float, float, float, float, float | None]

@@ -36,75 +36,85 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import numbers
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk import resources as sdk_resources
-from opentelemetry.sdk.metrics import Exemplar as OtelExemplar
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Buckets,
-    ExponentialHistogram,
-    ExponentialHistogramDataPoint,
-    Gauge,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
     MetricExporter,
     MetricExportResult,
     MetricsData,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from .. import names
 from .._internal import registry as monitor_registry
 from .._internal.health import logger
-from .._version import __version__ as _SDK_VERSION
 from ..errors import ConfigurationError
-from ..names import MetricSpec
 from ..points import (
-    Exemplar,
-    ExponentialHistogramPoint,
     Family,
-    HistogramPoint,
-    Point,
-    ScalarPoint,
-    SummaryPoint,
+)
+from .otel_observe import (
+    ObservableBridge,
+    Snapshot,
+    bridge_for,
+    mapping_table,
+    name_mapping,
+    otel_type,
+)
+
+# private: the error count is shared by the push (here) and the observe part
+from .otel_translate import (
+    ADDITIVE_GAUGES,
+    CUMULATIVE,
+    OBSERVE_STAGE,
+    SCOPE,
+    SCOPE_NAME,
+    SERVICE_INSTANCE_ID,
+    SPAN_ID_LABEL,
+    STAGE,
+    TRACE_ID_LABEL,
+    FamilySource,
+    MonitorSource,
+    _count_error,
+    families_to_metrics_data,
+    otel_name,
+    to_otel_metrics,
 )
 
 if TYPE_CHECKING:
     from ..monitor import Monitor
 
-STAGE = "otel_export"
-OBSERVE_STAGE = "otel_observe"
-SERVICE_INSTANCE_ID = "service.instance.id"
-SCOPE_NAME = "modelmon"
-SCOPE = InstrumentationScope(SCOPE_NAME, _SDK_VERSION)
-CUMULATIVE = AggregationTemporality.CUMULATIVE
-
-# Gauges whose values add up across processes: exported as non-monotonic sums
-# (OTel's UpDownCounter), so a collector may sum them over replicas and workers.
-ADDITIVE_GAUGES: frozenset[str] = frozenset({names.IN_FLIGHT.name})
-
-# Exemplar labels that OTel carries as the exemplar's own trace and span ids.
-TRACE_ID_LABEL = "trace_id"
-SPAN_ID_LABEL = "span_id"
-
-MonitorSource = Callable[[], list["Monitor"]]
-# Other objects rendering families (the HTTP middleware's metrics): ``collect()`` and
-# ``health`` like a monitor, no model labels, no load time.
-FamilySource = Callable[[], list[Any]]
+__all__ = [
+    "ADDITIVE_GAUGES",
+    "CUMULATIVE",
+    "OBSERVE_STAGE",
+    "SCOPE",
+    "SCOPE_NAME",
+    "SERVICE_INSTANCE_ID",
+    "SPAN_ID_LABEL",
+    "STAGE",
+    "TRACE_ID_LABEL",
+    "DisabledExport",
+    "FamilySource",
+    "MonitorSource",
+    "ObservableBridge",
+    "OtelExport",
+    "OtelExportFailed",
+    "Snapshot",
+    "bridge_for",
+    "families_to_metrics_data",
+    "instance_id",
+    "make_resource",
+    "mapping_table",
+    "name_mapping",
+    "otel_name",
+    "otel_type",
+    "to_otel_metrics",
+]
 
 # --- resource ---------------------------------------------------------------------------
 
@@ -158,161 +168,11 @@ def _user_instance_id(resource: Resource | None) -> bool:
     return SERVICE_INSTANCE_ID in sdk_resources.OTELResourceDetector().detect().attributes
 
 
-# --- translation ------------------------------------------------------------------------
-
-
-def otel_name(spec: MetricSpec, namespace: str = names.DEFAULT_NAMESPACE) -> str:
-    """The OTel name of ``spec`` for ``namespace`` (``modelmon.`` replaced by ``ns.``)."""
-    prefix = names.DEFAULT_NAMESPACE + "."
-    if namespace == names.DEFAULT_NAMESPACE or not spec.otel_name.startswith(prefix):
-        return spec.otel_name
-    return namespace + "." + spec.otel_name[len(prefix) :]
-
-
-def families_to_metrics_data(
-    families: Iterable[Family], resource: Resource, start_time_ns: int, now_ns: int
-) -> MetricsData:
-    """Translate families into one OTel ``MetricsData`` (cumulative, one scope)."""
-    metrics = to_otel_metrics(families, start_time_ns, now_ns)
-    scope = ScopeMetrics(scope=SCOPE, metrics=metrics, schema_url="")
-    return MetricsData([ResourceMetrics(resource=resource, scope_metrics=[scope], schema_url="")])
-
-
-def to_otel_metrics(families: Iterable[Family], start_time_ns: int, now_ns: int) -> list[Metric]:
-    """One OTel metric per name (monitors merged); metrics without points are left out."""
-    merged: dict[str, tuple[MetricSpec, list[Any]]] = {}
-    for family in families:
-        if not family.points:
-            continue
-        name = otel_name(family.spec, family.namespace)
-        entry = merged.setdefault(name, (family.spec, []))
-        entry[1].extend(_data_point(p, start_time_ns, now_ns) for p in family.points)
-    return [
-        Metric(name=name, description=spec.help, unit=spec.unit, data=_metric_data(spec, points))
-        for name, (spec, points) in merged.items()
-    ]
-
-
-def _metric_data(
-    spec: MetricSpec, points: list[Any]
-) -> Sum | Gauge | Histogram | ExponentialHistogram:
-    expected: type = NumberDataPoint
-    if spec.kind in ("histogram", "summary"):
-        expected = HistogramDataPoint
-    elif spec.kind == "exponential_histogram":
-        expected = ExponentialHistogramDataPoint
-    if not all(isinstance(p, expected) for p in points):
-        raise TypeError(f"{spec.name}: {spec.kind} points must all be {expected.__name__}")
-    if spec.kind == "counter":
-        return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=True)
-    if spec.name in ADDITIVE_GAUGES:
-        return Sum(data_points=points, aggregation_temporality=CUMULATIVE, is_monotonic=False)
-    if spec.kind == "gauge":
-        return Gauge(data_points=points)
-    if spec.kind == "exponential_histogram":
-        return ExponentialHistogram(data_points=points, aggregation_temporality=CUMULATIVE)
-    return Histogram(data_points=points, aggregation_temporality=CUMULATIVE)
-
-
-def _data_point(
-    point: Point, start_ns: int, now_ns: int
-) -> NumberDataPoint | HistogramDataPoint | ExponentialHistogramDataPoint:
-    if isinstance(point, ScalarPoint):
-        return NumberDataPoint(dict(point.labels), start_ns, now_ns, _number(point.value))
-    if isinstance(point, HistogramPoint):
-        return _histogram_point(point, start_ns, now_ns)
-    if isinstance(point, ExponentialHistogramPoint):
-        return _exponential_point(point, start_ns, now_ns)
-    return _summary_point(point, start_ns, now_ns)
-
-
-def _number(value: object) -> int | float:
-    """Integral values stay ints (OTLP ``as_int``); everything else is a double."""
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    return float(cast(float, value))
-
-
-# min/max are unknown: None leaves the optional OTLP fields unset (see module docstring).
-_UNKNOWN = cast(float, None)
-
-
-def _histogram_point(point: HistogramPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
-    return HistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=int(point.count),
-        sum=float(point.sum),
-        bucket_counts=[int(c) for c in point.counts],
-        explicit_bounds=[float(b) for b in point.bounds],
-        min=_UNKNOWN,
-        max=_UNKNOWN,
-        exemplars=[_exemplar(ex) for ex in point.exemplars if ex is not None],
-    )
-
-
-def _summary_point(point: SummaryPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
-    count = int(point.count)
-    return HistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=count,
-        sum=float(point.sum),
-        bucket_counts=[count],
-        explicit_bounds=[],
-        min=_UNKNOWN,
-        max=_UNKNOWN,
-    )
-
-
-def _exponential_point(
-    point: ExponentialHistogramPoint, start_ns: int, now_ns: int
-) -> ExponentialHistogramDataPoint:
-    """Bucket for bucket: the sketch's buckets are the exponential histogram's."""
-    return ExponentialHistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=int(point.count),
-        sum=float(point.sum),
-        scale=int(point.scale),
-        zero_count=int(point.zero_count),
-        positive=Buckets(int(point.positive_offset), [int(c) for c in point.positive_counts]),
-        negative=Buckets(int(point.negative_offset), [int(c) for c in point.negative_counts]),
-        flags=0,
-        min=_UNKNOWN,
-        max=_UNKNOWN,
-    )
-
-
-def _exemplar(exemplar: Exemplar) -> OtelExemplar:
-    """Trace and span ids (hex labels) become the exemplar's own ids; the rest attributes."""
-    labels = dict(exemplar.labels)
-    trace_hex, span_hex = labels.pop(TRACE_ID_LABEL, None), labels.pop(SPAN_ID_LABEL, None)
-    both = trace_hex is not None and span_hex is not None
-    return OtelExemplar(
-        filtered_attributes=labels,
-        value=float(exemplar.value),
-        time_unix_nano=int(exemplar.timestamp * 1e9),
-        span_id=int(span_hex, 16) if both and span_hex else None,
-        trace_id=int(trace_hex, 16) if both and trace_hex else None,
-    )
-
-
 # --- push -------------------------------------------------------------------------------
 
 
 class OtelExportFailed(RuntimeError):
     """The exporter answered ``MetricExportResult.FAILURE``."""
-
-
-def _count_error(monitor: Monitor, stage: str, exc: BaseException) -> None:
-    """Count (and rate-limit the log of) an export failure; never raise, even when strict."""
-    # Strict monitors re-raise: the export thread must survive anyway.
-    with contextlib.suppress(Exception):
-        monitor.health.error(stage, exc)
 
 
 class OtelExport:
@@ -577,181 +437,3 @@ def _call_weak(method: weakref.WeakMethod[Callable[[], None]]) -> None:
     bound = method()
     if bound is not None:
         bound()
-
-
-# --- observe ----------------------------------------------------------------------------
-
-Snapshot = dict[tuple[str, str], list[Point]]
-
-
-class ObservableBridge:
-    """Observable instruments on one ``MeterProvider``, backed by the monitors' families.
-
-    One instrument per catalogue metric and namespace: counters become observable
-    counters, ``requests_in_flight`` an observable up-down counter, other gauges
-    observable gauges. The OTel API has no observable histogram, so histograms and
-    summaries become two observable counters, ``<name>.count`` and ``<name>.sum``.
-
-    The SDK calls the callbacks in instrument creation order on every collection; the
-    first instrument's callback collects all monitors once (folding them), the others
-    read that snapshot.
-    """
-
-    def __init__(self, meter: Meter, source: MonitorSource = monitor_registry.monitors) -> None:
-        self._meter = meter
-        self._source = source
-        self._lock = threading.Lock()
-        self._namespaces: set[str] = set()
-        self._snapshot: Snapshot = {}
-        self._leader_made = False
-        self.closed = False
-        self.ensure_namespace(names.DEFAULT_NAMESPACE)
-        ref = weakref.ref(self)
-        monitor_registry.on(
-            monitor_registry.MONITOR_ADDED, lambda monitor: _ensure_weak(ref, monitor.namespace)
-        )
-
-    def ensure_namespace(self, namespace: str) -> None:
-        """Create the instruments of ``namespace`` (once)."""
-        with self._lock:
-            if namespace in self._namespaces:
-                return
-            self._namespaces.add(namespace)
-        for spec in names.CATALOGUE:
-            self._create(namespace, spec)
-
-    def close(self) -> None:
-        """Stop observing: the instruments stay (the API cannot remove them), reporting nothing."""
-        self.closed = True
-        self._snapshot = {}
-
-    # --- instruments ----------------------------------------------------------------
-    def _create(self, namespace: str, spec: MetricSpec) -> None:
-        name = otel_name(spec, namespace)
-        key = (namespace, spec.name)
-        meter = self._meter
-        if spec.kind == "exponential_histogram":
-            return  # the OTel API has no observable histogram: use export_otel
-        if spec.kind in ("histogram", "summary"):
-            meter.create_observable_counter(
-                name + ".count",
-                callbacks=[self._callback(key, _count_of)],
-                unit="",
-                description=f"Count of {spec.help}",
-            )
-            meter.create_observable_counter(
-                name + ".sum",
-                callbacks=[self._callback(key, _sum_of)],
-                unit=spec.unit,
-                description=f"Sum of {spec.help}",
-            )
-            return
-        if spec.kind == "counter":
-            create: Callable[..., Any] = meter.create_observable_counter
-        elif spec.name in ADDITIVE_GAUGES:
-            create = meter.create_observable_up_down_counter
-        else:
-            create = meter.create_observable_gauge
-        create(
-            name, callbacks=[self._callback(key, _value_of)], unit=spec.unit, description=spec.help
-        )
-
-    def _callback(
-        self, key: tuple[str, str], value_of: Callable[[Point], float | None]
-    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        leader = not self._leader_made
-        self._leader_made = True
-
-        def callback(options: CallbackOptions) -> Iterator[Observation]:
-            if self.closed:
-                return
-            if leader:
-                self._refresh()
-            for point in self._snapshot.get(key, ()):
-                value = value_of(point)
-                if value is not None:
-                    yield Observation(value, dict(point.labels))
-
-        return callback
-
-    def _refresh(self) -> None:
-        snapshot: Snapshot = {}
-        for monitor in self._source():
-            try:
-                families = monitor.collect()
-            except Exception as exc:
-                _count_error(monitor, OBSERVE_STAGE, exc)
-                continue
-            for family in families:
-                snapshot.setdefault((family.namespace, family.spec.name), []).extend(family.points)
-        self._snapshot = snapshot
-
-
-def _ensure_weak(ref: weakref.ref[ObservableBridge], namespace: str) -> None:
-    bridge = ref()
-    if bridge is not None and not bridge.closed:
-        bridge.ensure_namespace(namespace)
-
-
-def _value_of(point: Point) -> float | None:
-    return _number(point.value) if isinstance(point, ScalarPoint) else None
-
-
-def _count_of(point: Point) -> float | None:
-    return None if isinstance(point, ScalarPoint) else int(point.count)
-
-
-def _sum_of(point: Point) -> float | None:
-    return None if isinstance(point, ScalarPoint) else float(point.sum)
-
-
-_bridges: weakref.WeakKeyDictionary[Any, ObservableBridge] = weakref.WeakKeyDictionary()
-_bridges_lock = threading.Lock()
-
-
-def bridge_for(meter_provider: MeterProvider, version: str = _SDK_VERSION) -> ObservableBridge:
-    """The bridge of ``meter_provider`` (made on first use, so instruments are not doubled)."""
-    with _bridges_lock:
-        bridge = _bridges.get(meter_provider)
-        if bridge is None:
-            bridge = ObservableBridge(meter_provider.get_meter(SCOPE_NAME, version))
-            _bridges[meter_provider] = bridge
-        # A provider keeps the first instrument of a name: reopen rather than recreate.
-        bridge.closed = False
-        return bridge
-
-
-def name_mapping() -> Mapping[str, str]:
-    """Prometheus name -> OTel name for every catalogue metric (default namespace)."""
-    return {
-        spec.prometheus_name(): spec.otel_name for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE)
-    }
-
-
-def otel_type(spec: MetricSpec) -> str:
-    """How :func:`families_to_metrics_data` exports ``spec``, in words."""
-    if spec.kind == "counter":
-        return "Sum (monotonic)"
-    if spec.name in ADDITIVE_GAUGES:
-        return "Sum (non-monotonic)"
-    if spec.kind == "gauge":
-        return "Gauge"
-    if spec.kind == "histogram":
-        return "Histogram"
-    if spec.kind == "exponential_histogram":
-        return "ExponentialHistogram (export_otel only)"
-    return "Histogram without bounds (count, sum)"
-
-
-def mapping_table() -> str:
-    """docs/opentelemetry.md's Markdown table: Prometheus name, OTel name, OTel type, unit."""
-    lines = ["| Prometheus | OpenTelemetry | OTel type | Unit |", "|---|---|---|---|"]
-    for spec in (*names.CATALOGUE, *names.HTTP_CATALOGUE):
-        prom = f"`{spec.prometheus_name()}`"
-        if spec.kind == "histogram":
-            prom += " (`_bucket`, `_count`, `_sum`)"
-        elif spec.kind == "summary":
-            prom += " (`_count`, `_sum`)"
-        unit = f"`{spec.unit}`" if spec.unit else ""
-        lines.append(f"| {prom} | `{spec.otel_name}` | {otel_type(spec)} | {unit} |")
-    return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from prometheus_client import CollectorRegistry
 
 import modelmon
 from modelmon import fold
@@ -14,6 +15,7 @@ from modelmon.aggregates.drift import DriftAggregate, _batch
 from modelmon.aggregates.stats_cache import StatsCache
 from modelmon.batch import FeatureFrame
 from modelmon.profile import ReferenceProfile
+from tests.conftest import scrape, value
 
 NAMES = ["a", "b", "c"]
 
@@ -127,3 +129,68 @@ def test_the_folder_refresh_never_slides_a_window_folded_at_another_time() -> No
         assert set(mon.drift.drift_scores(past)["features"]) == set(NAMES)
     finally:
         mon.close()
+
+
+def _scraped_psi(registry: CollectorRegistry, model: str) -> dict[str, float]:
+    samples = scrape(registry)
+    out = {}
+    for name in NAMES:
+        got = value(
+            samples, "modelmon_feature_drift", model=model, version="1", feature=name, method="psi"
+        )
+        assert got is not None
+        out[name] = got
+    return out
+
+
+def test_a_scrape_right_after_an_explicit_fold_or_outcomes_shows_every_row() -> None:
+    """Stale statistics of a background refresh (99.8% of the rows) are never what a scrape
+    shows after ``monitor.fold()`` or ``record_outcomes``: whatever the folder's timing."""
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "stats_cache_sync", "1", reference=_profile(), min_samples=50, registry=registry
+    )
+    try:
+
+        @mon
+        def predict(row: dict[str, float]) -> int:
+            return int(row["a"] > 0)
+
+        rng = np.random.default_rng(7)
+
+        def feed(n: int, shift: float) -> list[str]:
+            ids = []
+            for row in rng.normal(shift, 1.0, size=(n, 3)):
+                predict(dict(zip(NAMES, map(float, row), strict=True)))
+                ids.append(modelmon.last_prediction_id())
+            return ids
+
+        feed(3000, 0.0)
+        fold.fold(mon, fresh=False)  # as the background folder folds, then refreshes
+        folder._refresh(mon)
+        agg = mon.drift
+        assert agg is not None
+        before = _scraped_psi(registry, "stats_cache_sync")
+
+        # A few far-shifted rows (0.17%: within the stale share), then an explicit fold.
+        feed(5, 6.0)
+        fold.fold(mon, fresh=False)
+        agg.statistics_pending(1e9)  # a background refresh is due: stale may be served...
+        mon.fold()  # ...but not after an explicit fold
+        after = _scraped_psi(registry, "stats_cache_sync")
+        assert after == _psi_fresh(agg)
+        assert after != before  # the 5 rows moved every score: the check can fail
+
+        ids = feed(5, 6.0)
+        fold.fold(mon, fresh=False)
+        agg.statistics_pending(1e9)
+        assert set(mon.record_outcomes(ids, [1] * len(ids))) == {"matched"}
+        latest = _scraped_psi(registry, "stats_cache_sync")
+        assert latest == _psi_fresh(agg)
+        assert latest != after
+    finally:
+        mon.close()
+
+
+def _psi_fresh(agg: DriftAggregate) -> dict[str, float]:
+    return {name: s["psi"] for name, s in _scores_fresh(agg, time.time()).items()}

@@ -4,11 +4,13 @@ stale or wrong sample: every render equals prometheus-client's, value for value.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelmon import names
 from modelmon.aggregates.series_memo import SeriesMemo
@@ -94,3 +96,63 @@ def test_settle_swaps_in_the_last_tuple_only_when_equal() -> None:
     assert memo.settle("d", relabelled) is relabelled  # other mappings: not swapped
     shorter = moved[:2]
     assert memo.settle("d", shorter) is shorter
+
+
+def test_segment_drift_follows_new_data_in_one_segment_and_keeps_the_other() -> None:
+    import modelmon
+    from modelmon import ReferenceProfile
+    from modelmon.exporters.exposition import generate_text
+    from tests.conftest import scrape, value
+
+    rng = np.random.default_rng(3)
+    rows = [{"country": str(c), "x": float(x)} for c, x in zip(
+        rng.choice(["fr", "de"], size=3000), rng.normal(size=3000), strict=True
+    )]  # fmt: skip
+    profile = ReferenceProfile.from_data(rows, categorical=["country"])
+    registry = CollectorRegistry()
+    mon = modelmon.Monitor(
+        "seg", "1", reference=profile, registry=registry, segment="country",
+        segments=["fr", "de"], min_samples=50,
+    )  # fmt: skip
+    try:
+
+        @mon
+        def predict(row: dict[str, object]) -> float:
+            return float(row["x"])  # type: ignore[arg-type]
+
+        def feed(country: str, n: int, shift: float) -> None:
+            for x in rng.normal(shift, 1.0, size=n):
+                predict({"country": country, "x": float(x)})
+
+        def fast_scrape() -> dict:  # type: ignore[type-arg]
+            out = {}
+            for family in text_string_to_metric_families(generate_text(registry).decode()):
+                for sample in family.samples:
+                    out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+            return out
+
+        def psi(samples: dict, segment: str) -> float | None:  # type: ignore[type-arg]
+            return value(
+                samples, "modelmon_segment_feature_drift", model="seg", version="1",
+                segment=segment, feature="x", method="psi",
+            )  # fmt: skip
+
+        feed("fr", 400, 0.0)
+        feed("de", 400, 0.0)
+        mon.fold()
+        first = fast_scrape()  # a first render: the kept texts
+        feed("de", 400, 2.0)
+        mon.fold()
+        second, generic = fast_scrape(), scrape(registry)
+        assert psi(second, "fr") == psi(first, "fr")
+        assert psi(second, "de") != psi(first, "de")
+        assert mon.segments is not None
+        expected = {
+            mon.segments.segment_label(code): agg.drift_scores(time.time())["features"]["x"]
+            for code, agg in mon.segments.drift.items()
+        }
+        for samples in (second, generic):
+            assert psi(samples, "de") == expected["de"]["psi"]
+            assert psi(samples, "fr") == expected["fr"]["psi"]
+    finally:
+        mon.close()

@@ -7,6 +7,9 @@ does not depend on the order or the partitioning of the values.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -100,3 +103,94 @@ def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
     e = (e + 2047 * np.arange(v.shape[1])).reshape(-1)
     his += np.bincount(e, weights=hi.reshape(-1), minlength=his.size)
     los += np.bincount(e, weights=lo.reshape(-1), minlength=los.size)
+
+
+# --- exact cross-products on a fixed-point grid (the Mahalanobis moments) ------------------
+
+#: Bits of the fixed-point grid below each column's bound: a value is rounded to a
+#: multiple of ``2**(E - GRID_BITS)`` where ``2**E`` bounds ``|x - centre|`` (about one
+#: unit in the last place of the column's largest deviation).
+GRID_BITS = 52
+_SLICE = 18  # a grid integer is three slices: 0 <= low, mid < 2**18, |high| <= 2**16
+_GRAM_ROWS = 1 << 16  # slice products < 2**36: a block's sums stay below 2**52 (exact)
+_FLUSH_BLOCKS = 1 << 10  # int64 sums of blocks below 2**52 each stay below 2**62
+
+
+def grid_exponent(low: float, high: float, centre: float) -> int:
+    """The ``E`` with ``|x - centre| < 2**E`` for every ``low <= x <= high`` (finite).
+
+    The bound is the rounded difference at each end (rounding is monotonic, so every
+    value in between rounds inside it); when that overflows, twice the largest magnitude;
+    with no spread, the magnitude (so scaling the values cannot overflow).
+
+    >>> grid_exponent(-3.0, 5.0, 1.0), grid_exponent(6.0, 6.0, 6.0)
+    (3, 3)
+    """
+    far = max(abs(high - centre), abs(low - centre))
+    if far > 0 and math.isfinite(far):
+        return math.frexp(far)[1]
+    top = max(abs(low), abs(high), abs(centre))
+    return math.frexp(top)[1] + (far > 0) if top > 0 else -1074
+
+
+def grid_values(
+    matrix: FloatArray, exponents: Sequence[int], centres: Sequence[float]
+) -> FloatArray:
+    """Each value's grid integer ``rint(x * 2**k - centre * 2**k)``, ``k = GRID_BITS - E``
+    of its column, as exact float64 integers (``|q| <= 2**GRID_BITS``).
+
+    Scaling by a power of two is exact and comes first, so no difference overflows.
+    """
+    k = GRID_BITS - np.asarray(exponents, dtype=np.int64)
+    scaled = np.ldexp(matrix, k)
+    scaled -= np.ldexp(np.asarray(centres, dtype=np.float64), k)
+    return np.rint(scaled, out=scaled)
+
+
+def grid_moments(
+    matrix: FloatArray, exponents: Sequence[int], centres: Sequence[float]
+) -> tuple[list[int], list[int]]:
+    """Exact ``sum(q_i)`` and ``sum(q_i * q_j)`` (``i <= j``, ``np.triu_indices`` order) of
+    the grid integers :func:`grid_values` of ``matrix`` (rows x columns, finite values).
+
+    Every ``q`` is split into three slices of at most 18 bits, and one float64 matrix
+    product per block of rows (``Y.T @ Y`` with ``Y = [1, low, mid, high]``) sums their
+    pairwise products: each is an integer below ``2**36`` and a block's sums stay below
+    ``2**52``, so BLAS computes them exactly in any order; the blocks add as integers.
+    The result is the same for any split of the rows, and costs one small matrix
+    product per row instead of an exact sum per pair of columns.
+
+    >>> m = np.array([[1.0, 2.0], [3.0, -4.0]])
+    >>> s1, s2 = grid_moments(m, [2, 3], [0.0, 0.0])
+    >>> s1 == [4 << 50, -2 << 49], s2 == [10 << 100, -10 << 99, 20 << 98]
+    (True, True)
+    """
+    rows, p = matrix.shape
+    width = 1 + 3 * p
+    total = np.zeros((width, width), dtype=object)
+    sums = np.zeros((width, width), dtype=np.int64)
+    pending = 0
+    for start in range(0, rows, _GRAM_ROWS):
+        q = grid_values(matrix[start : start + _GRAM_ROWS], exponents, centres)
+        y = np.empty((q.shape[0], width))
+        y[:, 0] = 1.0
+        low, mid, high = y[:, 1 : 1 + p], y[:, 1 + p : 1 + 2 * p], y[:, 1 + 2 * p :]
+        np.floor(q * 2.0**-_SLICE, out=mid)  # q >> 18, exactly
+        np.subtract(q, mid * 2.0**_SLICE, out=low)
+        np.floor(mid * 2.0**-_SLICE, out=high)
+        mid -= high * 2.0**_SLICE
+        sums += (y.T @ y).astype(np.int64)
+        pending += 1
+        if pending == _FLUSH_BLOCKS:
+            total += sums.astype(object)
+            sums[:] = 0
+            pending = 0
+    total += sums.astype(object)
+    parts = [1 + a * p + np.arange(p) for a in range(3)]
+    s1 = sum((total[0, parts[a]] * (1 << (_SLICE * a)) for a in range(3)), np.zeros(p, object))
+    s2 = np.zeros((p, p), dtype=object)
+    for a in range(3):
+        for b in range(3):
+            s2 += total[np.ix_(parts[a], parts[b])] * (1 << (_SLICE * (a + b)))
+    iu, ju = np.triu_indices(p)
+    return [int(v) for v in s1], [int(v) for v in s2[iu, ju]]

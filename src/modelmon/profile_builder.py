@@ -417,7 +417,8 @@ def _outlier_plan(columns: Mapping[str, ColumnState], plans: Mapping[str, Numeri
     quantiles = {n: tuple(s.quantile_summary().tolist()) for n, s in stats.items()}
     spread = [n for n, s in stats.items() if columns[n].role == "feature" and s.max > s.min]
     joint = spread[:MAX_JOINT_FEATURES]
-    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint])
+    ranges = [(stats[n].min, stats[n].max) for n in joint]
+    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint], ranges)
 
 
 def _as_float(name: str, v: npt.NDArray[Any]) -> FloatArray:

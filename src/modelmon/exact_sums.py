@@ -139,7 +139,9 @@ def grid_values(
     """Each value's grid integer ``rint(x * 2**k - centre * 2**k)``, ``k = GRID_BITS - E``
     of its column, as exact float64 integers (``|q| <= 2**GRID_BITS``).
 
-    Scaling by a power of two is exact and comes first, so no difference overflows.
+    Scaling by a power of two is exact and comes first, so no difference overflows; the
+    scaled difference is rounded (by at most 1/4 once above ``2**51``) before ``rint``, so
+    ``q`` is within 3/4 of a grid step of the exact ``x - centre``.
     """
     k = GRID_BITS - np.asarray(exponents, dtype=np.int64)
     scaled = np.ldexp(matrix, k)

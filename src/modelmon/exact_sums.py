@@ -150,38 +150,48 @@ def grid_values(
 
 
 def grid_moments(
-    matrix: FloatArray, exponents: Sequence[int], centres: Sequence[float]
+    columns: Sequence[FloatArray], exponents: Sequence[int], centres: Sequence[float]
 ) -> tuple[list[int], list[int]]:
     """Exact ``sum(q_i)`` and ``sum(q_i * q_j)`` (``i <= j``, ``np.triu_indices`` order) of
-    the grid integers :func:`grid_values` of ``matrix`` (rows x columns, finite values).
+    the grid integers (:func:`grid_values`) of ``columns`` (equal lengths, finite values).
 
     Every ``q`` is split into three slices of at most 18 bits, and one float64 matrix
-    product per block of rows (``Y.T @ Y`` with ``Y = [1, low, mid, high]``) sums their
-    pairwise products: each is an integer below ``2**36`` and a block's sums stay below
-    ``2**52``, so BLAS computes them exactly in any order; the blocks add as integers.
-    The result is the same for any split of the rows, and costs one small matrix
-    product per row instead of an exact sum per pair of columns.
+    product per block of rows (``Y @ Y.T`` with the rows of ``Y`` ``[1, low, mid, high]``)
+    sums their pairwise products: each is an integer below ``2**36`` and a block's sums
+    stay below ``2**52``, so BLAS computes them exactly in any order; the blocks add as
+    integers. The result is the same for any split of the rows, and costs one small
+    matrix product per block instead of an exact sum per pair of columns.
 
-    >>> m = np.array([[1.0, 2.0], [3.0, -4.0]])
-    >>> s1, s2 = grid_moments(m, [2, 3], [0.0, 0.0])
+    >>> s1, s2 = grid_moments([np.array([1.0, 3.0]), np.array([2.0, -4.0])], [2, 3], [0, 0])
     >>> s1 == [4 << 50, -2 << 49], s2 == [10 << 100, -10 << 99, 20 << 98]
     (True, True)
     """
-    rows, p = matrix.shape
+    p = len(columns)
+    rows = columns[0].size if p else 0
     width = 1 + 3 * p
+    k = [GRID_BITS - int(e) for e in exponents]
+    shifted = [math.ldexp(float(c), kk) for c, kk in zip(centres, k, strict=True)]
     total = np.zeros((width, width), dtype=object)
     sums = np.zeros((width, width), dtype=np.int64)
+    buffer = np.empty((width, min(rows, _GRAM_ROWS)))
     pending = 0
     for start in range(0, rows, _GRAM_ROWS):
-        q = grid_values(matrix[start : start + _GRAM_ROWS], exponents, centres)
-        y = np.empty((q.shape[0], width))
-        y[:, 0] = 1.0
-        low, mid, high = y[:, 1 : 1 + p], y[:, 1 + p : 1 + 2 * p], y[:, 1 + 2 * p :]
-        np.floor(q * 2.0**-_SLICE, out=mid)  # q >> 18, exactly
-        np.subtract(q, mid * 2.0**_SLICE, out=low)
-        np.floor(mid * 2.0**-_SLICE, out=high)
-        mid -= high * 2.0**_SLICE
-        sums += (y.T @ y).astype(np.int64)
+        n = min(rows - start, _GRAM_ROWS)
+        y = buffer[:, :n]  # one row per slice, contiguous: y @ y.T is one BLAS call
+        y[0] = 1.0
+        for j, column in enumerate(columns):
+            low, mid, high = y[1 + j], y[1 + p + j], y[1 + 2 * p + j]
+            np.ldexp(column[start : start + n], k[j], out=high)  # q first, in high's row
+            high -= shifted[j]
+            np.rint(high, out=high)
+            np.multiply(high, 2.0**-_SLICE, out=mid)  # q >> 18, exactly
+            np.floor(mid, out=mid)
+            np.multiply(mid, -(2.0**_SLICE), out=low)
+            low += high
+            np.multiply(mid, 2.0**-_SLICE, out=high)
+            np.floor(high, out=high)
+            mid -= high * 2.0**_SLICE
+        sums += (y @ y.T).astype(np.int64)
         pending += 1
         if pending == _FLUSH_BLOCKS:
             total += sums.astype(object)
@@ -189,9 +199,10 @@ def grid_moments(
             pending = 0
     total += sums.astype(object)
     parts = [1 + a * p + np.arange(p) for a in range(3)]
-    s1 = sum((total[0, parts[a]] * (1 << (_SLICE * a)) for a in range(3)), np.zeros(p, object))
+    s1 = np.zeros(p, dtype=object)
     s2 = np.zeros((p, p), dtype=object)
     for a in range(3):
+        s1 += total[0, parts[a]] * (1 << (_SLICE * a))
         for b in range(3):
             s2 += total[np.ix_(parts[a], parts[b])] * (1 << (_SLICE * (a + b)))
     iu, ju = np.triu_indices(p)

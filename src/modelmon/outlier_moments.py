@@ -27,7 +27,6 @@ from .exact_sums import GRID_BITS, grid_exponent, grid_moments
 from .outliers import Fence, JointReference, fences_of, joint_from_moments
 
 FloatArray = npt.NDArray[np.float64]
-_BLOCK_ROWS = 1 << 16  # rows stacked at once (bounds the temporary matrix)
 
 
 class OutlierCounts:
@@ -76,13 +75,15 @@ class OutlierCounts:
         if not self.joint:
             return
         cols = [np.asarray(columns[n], dtype=np.float64) for n in self.joint]
-        for start in range(0, cols[0].size, _BLOCK_ROWS):
-            block = np.column_stack([c[start : start + _BLOCK_ROWS] for c in cols])
-            block = block[np.isfinite(block).all(axis=1)]
-            if block.shape[0] == 0:
-                continue
-            self.rows += int(block.shape[0])
-            s1, s2 = grid_moments(block, self.exponents, self.shift.tolist())
+        complete = np.isfinite(cols[0])
+        for c in cols[1:]:
+            complete &= np.isfinite(c)
+        rows = int(np.count_nonzero(complete))
+        if rows < complete.size:
+            cols = [c[complete] for c in cols]
+        if rows:
+            self.rows += rows
+            s1, s2 = grid_moments(cols, self.exponents, self.shift.tolist())
             _add(self.s1, s1)
             _add(self.s2, s2)
 

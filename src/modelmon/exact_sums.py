@@ -112,8 +112,9 @@ def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
 #: unit in the last place of the column's largest deviation).
 GRID_BITS = 52
 _SLICE = 18  # a grid integer is three slices: 0 <= low, mid < 2**18, |high| <= 2**16
-_GRAM_ROWS = 1 << 16  # slice products < 2**36: a block's sums stay below 2**52 (exact)
-_FLUSH_BLOCKS = 1 << 10  # int64 sums of blocks below 2**52 each stay below 2**62
+_GRAM_ROWS = 1 << 13  # slice products < 2**36: a block's sums stay below 2**49 (exact);
+# (blocks up to 2**17 rows would be exact; 8,192 keeps the buffer small: 3 MB at 16 columns)
+_FLUSH_BLOCKS = 1 << 12  # int64 sums of blocks below 2**49 each stay below 2**61
 
 
 def grid_exponent(low: float, high: float, centre: float) -> int:
@@ -158,7 +159,7 @@ def grid_moments(
     Every ``q`` is split into three slices of at most 18 bits, and one float64 matrix
     product per block of rows (``Y @ Y.T`` with the rows of ``Y`` ``[1, low, mid, high]``)
     sums their pairwise products: each is an integer below ``2**36`` and a block's sums
-    stay below ``2**52``, so BLAS computes them exactly in any order; the blocks add as
+    stay below ``2**49``, so BLAS computes them exactly in any order; the blocks add as
     integers. The result is the same for any split of the rows, and costs one small
     matrix product per block instead of an exact sum per pair of columns.
 

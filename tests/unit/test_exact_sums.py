@@ -185,3 +185,16 @@ def test_a_state_from_another_grid_is_refused() -> None:
     del state["grid"]
     with pytest.raises(ConfigurationError, match="another modelmon version"):
         OutlierCounts.from_state(state)
+
+
+def test_threads_and_chunks_give_the_same_profile() -> None:
+    """Pass 2 runs the outlier moments beside the columns' counts on the builder's threads."""
+    rng = np.random.default_rng(10)
+    x = rng.multivariate_normal([0.0, 10.0, -3.0], np.diag([1.0, 4.0, 0.25]), 30_000)
+    x[::37, 1] = np.nan
+    data = {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "k": rng.choice(["u", "v", "w"], 30_000)}
+    one = build_profile(lambda: [data], created_at=0.0, threads=1)
+    chunks = [{k: v[i : i + 4096] for k, v in data.items()} for i in range(0, 30_000, 4096)]
+    threaded = build_profile(lambda: chunks, created_at=0.0, threads=3)
+    assert threaded.dumps() == one.dumps()
+    assert one.outliers is not None and one.outliers.joint is not None

@@ -23,6 +23,7 @@ from ._help import examples
 
 if TYPE_CHECKING:
     from ..profile import ReferenceProfile
+    from ..profile_builder import Column
 
 BLOCK_BYTES = 8 << 20  # CSV bytes per Arrow block when streaming
 READ_BLOCK_BYTES = 1 << 20  # per block of a whole-file read: blocks parse in parallel
@@ -203,7 +204,7 @@ def _in_memory(
     finally:
         bar(None)
     rows = table.num_rows
-    chunks = [table_columns(table.slice(i, CHUNK_ROWS)) for i in range(0, rows, CHUNK_ROWS)]
+    chunks = _chunks(table_columns(table), rows)
     del table
     threads = min(os.cpu_count() or 1, 8)
     bar = _progress(source, "profiling", show, total=2 * rows, unit="rows")
@@ -218,6 +219,21 @@ def _in_memory(
     finally:
         bar(None)
     return profile, rows
+
+
+def _chunks(columns: dict[str, Column], rows: int) -> list[dict[str, Column]]:
+    """Views of ``CHUNK_ROWS`` rows of each converted column (no copies)."""
+    from ..profile_builder import Column
+
+    def part(col: Column, start: int) -> Column:
+        if col.arrow is not None:
+            return Column(None, col.dtype, arrow=col.arrow.slice(start, CHUNK_ROWS))
+        return Column(col.values[start : start + CHUNK_ROWS], col.dtype)
+
+    return [
+        {name: part(col, start) for name, col in columns.items()}
+        for start in range(0, rows, CHUNK_ROWS)
+    ]
 
 
 def _streamed(

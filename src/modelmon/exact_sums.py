@@ -114,6 +114,7 @@ GRID_BITS = 52
 _SLICE = 18  # a grid integer is three slices: 0 <= low, mid < 2**18, |high| <= 2**16
 _GRAM_ROWS = 1 << 13  # slice products < 2**36: a block's sums stay below 2**49 (exact);
 # (blocks up to 2**17 rows would be exact; 8,192 keeps the buffer small: 3 MB at 16 columns)
+_TOP = 2.0 ** (GRID_BITS - 2 * _SLICE)  # the largest |high| of a value within its bound
 _FLUSH_BLOCKS = 1 << 12  # int64 sums of blocks below 2**49 each stay below 2**61
 
 
@@ -154,7 +155,8 @@ def grid_moments(
     columns: Sequence[FloatArray], exponents: Sequence[int], centres: Sequence[float]
 ) -> tuple[list[int], list[int]]:
     """Exact ``sum(q_i)`` and ``sum(q_i * q_j)`` (``i <= j``, ``np.triu_indices`` order) of
-    the grid integers (:func:`grid_values`) of ``columns`` (equal lengths, finite values).
+    the grid integers (:func:`grid_values`) of ``columns`` (equal lengths, finite values
+    within each column's bound: else ``ValueError``, as the sums would not be exact).
 
     Every ``q`` is split into three slices of at most 18 bits, and one float64 matrix
     product per block of rows (``Y @ Y.T`` with the rows of ``Y`` ``[1, low, mid, high]``)
@@ -192,6 +194,9 @@ def grid_moments(
             np.multiply(mid, 2.0**-_SLICE, out=high)
             np.floor(high, out=high)
             mid -= high * 2.0**_SLICE
+        top = y[1 + 2 * p :]
+        if top.size and not np.abs(top).max() <= _TOP:  # also NaN: not a finite value
+            raise ValueError("a value beyond its column's grid bound 2**E (or not finite)")
         sums += (y @ y.T).astype(np.int64)
         pending += 1
         if pending == _FLUSH_BLOCKS:

@@ -82,8 +82,14 @@ class OutlierCounts:
         if rows < complete.size:
             cols = [c[complete] for c in cols]
         if rows:
+            try:
+                s1, s2 = grid_moments(cols, self.exponents, self.shift.tolist())
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"pass 2 sees a value of {list(self.joint)} outside pass 1's range: "
+                    "both passes must read the same rows"
+                ) from exc
             self.rows += rows
-            s1, s2 = grid_moments(cols, self.exponents, self.shift.tolist())
             _add(self.s1, s1)
             _add(self.s2, s2)
 

@@ -198,3 +198,14 @@ def test_threads_and_chunks_give_the_same_profile() -> None:
     threaded = build_profile(lambda: chunks, created_at=0.0, threads=3)
     assert threaded.dumps() == one.dumps()
     assert one.outliers is not None and one.outliers.joint is not None
+
+
+def test_a_value_beyond_pass_1s_range_is_refused_not_summed_inexactly() -> None:
+    counts = OutlierCounts.plan({}, ["a", "b"], [0.0, 0.0], [(-1.0, 1.0), (-1.0, 1.0)])
+    counts.add_rows({"a": np.array([0.5, -0.25]), "b": np.array([1.0, -1.0])})
+    before = counts.state()
+    with pytest.raises(ConfigurationError, match="outside pass 1's range"):
+        counts.add_rows({"a": np.array([0.5, 3.0]), "b": np.array([0.0, 0.0])})
+    assert counts.state() == before  # nothing half-added
+    with pytest.raises(ValueError, match="bound"):
+        grid_moments([np.array([2.0**60])], [3], [0.0])

@@ -299,15 +299,19 @@ def engines_from(report: Report, path: str) -> None:
     copied = [f for f in earlier["figures"] if f["key"].startswith(("spark_", "dask_", "local_"))]
     if not copied:
         raise SystemExit(f"{path} has no engine figures")
-    report.note(
-        f"engine figures copied from the run of {earlier['machine']['at']} "
-        f"(`{earlier['command']}`, load {earlier['machine']['loadavg_1m']}), not re-measured"
-    )
+    provenance = [n for n in earlier["notes"] if n.startswith(("engine figures", "(that run)"))]
+    if not provenance:  # measured by that run itself
+        provenance = [
+            f"engine figures copied from the run of {earlier['machine']['at']} "
+            f"(`{earlier['command']}`, load {earlier['machine']['loadavg_1m']}), not re-measured"
+        ]
+        provenance += [
+            f"(that run) {n}" for n in earlier["notes"] if n.startswith("same fingerprint")
+        ]
+    for note in provenance:  # a copy of a copy names the run that measured them
+        report.note(note)
     for f in copied:
         report.add(Figure(f["key"], f["label"], f["unit"], Stat(**f["stat"]), note=f["note"]))
-    for note in earlier["notes"]:
-        if note.startswith("same fingerprint on Spark"):
-            report.note(f"(that run) {note}")
 
 
 # --- CLI ------------------------------------------------------------------------------------

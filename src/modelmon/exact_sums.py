@@ -67,44 +67,6 @@ def _add_signed(v: FloatArray, counts: IntArray, his: FloatArray, los: FloatArra
     los += np.bincount(slot, weights=(frac & np.uint64(_HALF)).astype(np.float64), minlength=_SLOTS)
 
 
-def exact_column_sums(matrix: FloatArray) -> list[int]:
-    """:func:`exact_sum` of each column of a 2-D array (one vectorised pass)."""
-    rows, width = matrix.shape
-    totals = [0] * width
-    block_rows = max(_SUM_BLOCK // max(width, 1), 1)
-    chunk_rows = max(_SUM_CHUNK // max(width, 1), 1)
-    for block in range(0, rows, block_rows):
-        his = np.zeros(2047 * width)
-        los = np.zeros(2047 * width)
-        end = min(block + block_rows, rows)
-        for start in range(block, end, chunk_rows):  # small chunks stay in cache
-            _add_mantissas(matrix[start : min(start + chunk_rows, end)], his, los)
-        for k in np.flatnonzero((his != 0) | (los != 0)).tolist():
-            col, e = divmod(k, 2047)
-            totals[col] += ((int(his[k]) << 26) + int(los[k])) << (e - 1)
-    return totals
-
-
-def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
-    """Add the signed mantissa halves of ``v`` (rows x columns) per column and exponent
-    (index ``2047 * column + exponent``; float sums stay exact)."""
-    if v.size == 0:
-        return
-    bits = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
-    biased = (bits >> 52) & 0x7FF
-    m = bits & _MANTISSA
-    m |= (biased > 0).astype(np.int64) << 52  # the implicit leading bit of normal numbers
-    e = np.maximum(biased, 1)  # subnormals share the exponent of the smallest normal
-    negative = bits < 0
-    hi = (m >> 26).astype(np.float64)
-    lo = (m & _HALF).astype(np.float64)
-    np.negative(hi, out=hi, where=negative)
-    np.negative(lo, out=lo, where=negative)
-    e = (e + 2047 * np.arange(v.shape[1])).reshape(-1)
-    his += np.bincount(e, weights=hi.reshape(-1), minlength=his.size)
-    los += np.bincount(e, weights=lo.reshape(-1), minlength=los.size)
-
-
 # --- exact cross-products on a fixed-point grid (the Mahalanobis moments) ------------------
 
 #: Bits of the fixed-point grid below each column's bound: a value is rounded to a

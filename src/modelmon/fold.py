@@ -27,8 +27,9 @@ from . import fold_parts
 from ._internal import registry
 from ._internal.folder import FOLDER
 from ._internal.health import logger
+from ._internal.ids import MARK
 from .batch import Batch, FeatureFrame, OutputFrame
-from .buffer import OBSERVED, RECORD_WIDTH, RawRecord
+from .buffer import OBSERVED, RECORD_WIDTH, SEQ, RawRecord
 from .extract import (
     SCALAR_OUTPUT_TYPES,
     Chunk,
@@ -118,6 +119,29 @@ def fold_for_scrape(monitor: Monitor) -> None:
         fold_locked(monitor, time.time(), whole=False)
     if monitor.folding.parts.todo:
         FOLDER.wake(monitor)
+
+
+def fold_for_labels(monitor: Monitor, prediction_ids: Sequence[object]) -> None:
+    """Fold before label lookups, only when the fold can change their answers.
+
+    Generated ids (``~...``) carry their prediction: a fold matters for them only while
+    calls are pending (multiclass probabilities, learned classes). Any other id is a
+    caller-supplied one, found only in the rows the fold keeps, so it needs a fold only
+    while a pending call carries such an id. A POST of unknown ids (junk labels) thus
+    never folds, nor waits behind the fold of a huge batch.
+    """
+    # One C call: calls finishing meanwhile are not this POST's predictions.
+    seqs = monitor.buffer.items[SEQ::RECORD_WIDTH]
+    for part, _ in list(monitor.folding.parts.todo):  # parts queued by an earlier fold
+        seqs.extend((part.source[0] if part.source is not None else part.items)[SEQ::RECORD_WIDTH])
+    if seqs and _may_join_pending(prediction_ids, seqs):
+        fold(monitor)
+
+
+def _may_join_pending(prediction_ids: Sequence[object], seqs: list[Any]) -> bool:
+    if any(isinstance(i, str) and i.startswith(MARK) for i in prediction_ids):
+        return True
+    return str in set(map(type, seqs))  # a pending call under a caller-supplied id
 
 
 def buffer_full(monitor: Monitor) -> None:

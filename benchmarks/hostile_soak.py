@@ -238,11 +238,14 @@ def _hostile_clients(base: str, metrics: str, seconds: float, ready: Any) -> Non
     ]  # fmt: skip
     stop = threading.Event()
 
-    def every(period: float, url: str, bodies: list[bytes]) -> None:
+    statuses: dict[str, set[int]] = {}
+
+    def every(period: float, url: str, bodies: list[bytes], name: str) -> None:
         s = requests.Session()
         i = 0
         while not stop.wait(period):
-            s.post(url, data=bodies[i % len(bodies)], headers=headers, timeout=120)
+            r = s.post(url, data=bodies[i % len(bodies)], headers=headers, timeout=120)
+            statuses.setdefault(name, set()).add(r.status_code)
             i += 1
 
     def scrape_flood() -> None:
@@ -251,9 +254,9 @@ def _hostile_clients(base: str, metrics: str, seconds: float, ready: Any) -> Non
             s.get(metrics, timeout=60)
 
     attacks = [
-        threading.Thread(target=every, args=(0.5, f"{base}/predict", [long_body])),
-        threading.Thread(target=every, args=(0.5, f"{base}/feedback", junk_bodies)),
-        threading.Thread(target=every, args=(2.0, f"{base}/predict", [huge_body])),
+        threading.Thread(target=every, args=(0.5, f"{base}/predict", [long_body], "long")),
+        threading.Thread(target=every, args=(0.5, f"{base}/feedback", junk_bodies, "junk")),
+        threading.Thread(target=every, args=(2.0, f"{base}/predict", [huge_body], "huge")),
         *[threading.Thread(target=scrape_flood) for _ in range(4)],
     ]
     for t in attacks:
@@ -263,6 +266,7 @@ def _hostile_clients(base: str, metrics: str, seconds: float, ready: Any) -> Non
     stop.set()
     for t in attacks:
         t.join(180)
+    print(f"hostile client: HTTP statuses {statuses} (huge: {len(huge_body)} bytes)")
 
 
 def run(
@@ -395,21 +399,31 @@ def main() -> None:
     def med(side: str, key: str) -> float:
         return statistics.median(r[key] for r in results[side])
 
-    rss = med("hostile", "peak_rss_mb") / med("honest", "peak_rss_mb")
-    p99 = med("hostile", "p99_ms") / med("honest", "p99_ms")
-    print(f"peak RSS ratio hostile/honest: {rss:.2f} (goal <= 1.5)")
-    print(f"p99 predict ratio hostile/honest: {p99:.2f} (goal <= 2)")
-    print(f"longest scrape (hostile): {med('hostile', 'longest_scrape_s'):.3f} s (goal < 1 s)")
+    def spread(values: list[float], unit: str = "x") -> str:
+        """Median [min-max] of per-round values."""
+        return f"{statistics.median(values):.2f}{unit} [{min(values):.2f}-{max(values):.2f}]"
+
+    def ratios(top: str, bottom: str, key: str) -> list[float]:  # paired by round
+        return [t[key] / b[key] for t, b in zip(results[top], results[bottom], strict=True)]
+
+    pairs = [("with modelmon", "hostile", "honest")]
+    if args.bare:  # what the hostile traffic costs the app itself, without modelmon
+        pairs.append(("without modelmon", "bare-hostile", "bare-honest"))
+    for label, hostile_side, honest_side in pairs:
+        print(
+            f"{label}: hostile/honest peak RSS "
+            f"{spread(ratios(hostile_side, honest_side, 'peak_rss_mb'))} (goal <= 1.5), p99 "
+            f"{spread(ratios(hostile_side, honest_side, 'p99_ms'))} (goal <= 2), longest "
+            f"scrape {spread([r['longest_scrape_s'] for r in results[hostile_side]], ' s')} "
+            "(goal < 1 s)"
+        )
     for side in ("honest", "hostile"):
         reported, truth = med(side, "accuracy_metrics"), med(side, "accuracy_sklearn")
         print(f"accuracy {side} run: /metrics {reported:.4f} vs scikit-learn {truth:.4f}")
-    if args.bare:  # what the hostile traffic costs the app itself, without modelmon
-        rss = med("bare-hostile", "peak_rss_mb") / med("bare-honest", "peak_rss_mb")
-        p99 = med("bare-hostile", "p99_ms") / med("bare-honest", "p99_ms")
-        print(f"without modelmon: peak RSS ratio hostile/honest {rss:.2f}, p99 ratio {p99:.2f}")
+    if args.bare:
         for key in ("peak_rss_mb", "p99_ms"):
-            with_mm = med("hostile", key) / med("bare-hostile", key)
-            print(f"hostile traffic, {key} with / without modelmon: {with_mm:.2f}")
+            share = spread(ratios("hostile", "bare-hostile", key))
+            print(f"hostile traffic, {key} with / without modelmon: {share}")
 
 
 if __name__ == "__main__":

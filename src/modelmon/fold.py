@@ -121,27 +121,43 @@ def fold_for_scrape(monitor: Monitor) -> None:
         FOLDER.wake(monitor)
 
 
-def fold_for_labels(monitor: Monitor, prediction_ids: Sequence[object]) -> None:
+def fold_for_labels(
+    monitor: Monitor, prediction_ids: Sequence[object], actuals: Sequence[object]
+) -> None:
     """Fold before label lookups, only when the fold can change their answers.
 
-    Generated ids (``~...``) carry their prediction: a fold matters for them only while
-    calls are pending (multiclass probabilities, learned classes). Any other id is a
-    caller-supplied one, found only in the rows the fold keeps, so it needs a fold only
-    while a pending call carries such an id. A POST of unknown ids (junk labels) thus
-    never folds, nor waits behind the fold of a huge batch.
+    A caller-supplied id is found only in the rows the fold keeps: it needs a fold while
+    a pending call carries such an id. A generated id (``~...``) carries its prediction:
+    a fold matters for it only while calls are pending and the class set is not settled
+    (more than two classes, whose probabilities the fold keeps, or an actual class the
+    fold may still learn). So a POST of junk labels never folds nor waits for the fold
+    lock, and a binary model's labels do not fold one request at a time.
     """
     # One C call: calls finishing meanwhile are not this POST's predictions.
     seqs = monitor.buffer.items[SEQ::RECORD_WIDTH]
     for part, _ in list(monitor.folding.parts.todo):  # parts queued by an earlier fold
         seqs.extend((part.source[0] if part.source is not None else part.items)[SEQ::RECORD_WIDTH])
-    if seqs and _may_join_pending(prediction_ids, seqs):
+    if seqs and _may_join_pending(monitor, prediction_ids, actuals, seqs):
         fold(monitor)
 
 
-def _may_join_pending(prediction_ids: Sequence[object], seqs: list[Any]) -> bool:
-    if any(isinstance(i, str) and i.startswith(MARK) for i in prediction_ids):
+def _may_join_pending(
+    monitor: Monitor, ids: Sequence[object], actuals: Sequence[object], seqs: list[Any]
+) -> bool:
+    if str in set(map(type, seqs)):  # a pending call under a caller-supplied id
         return True
-    return str in set(map(type, seqs))  # a pending call under a caller-supplied id
+    generated = [
+        a for i, a in zip(ids, actuals, strict=False) if isinstance(i, str) and i.startswith(MARK)
+    ]
+    return bool(generated) and not _settled(monitor, generated)
+
+
+def _settled(monitor: Monitor, actuals: list[object]) -> bool:
+    """Whether folding pending calls cannot change how these actuals are scored."""
+    task, scheme = monitor.outcomes.task, monitor.outcomes.ids
+    if task == "regression":
+        return True  # the id carries the value; nothing is kept for it
+    return task == "classification" and scheme is not None and scheme.settled(actuals)
 
 
 def buffer_full(monitor: Monitor) -> None:

@@ -498,7 +498,7 @@ class Monitor:
         try:
             # Fold first when it matters: rows under caller-supplied ids and multiclass
             # probabilities are kept by the fold (lookups run outside the fold lock).
-            fold.fold_for_labels(self, prediction_ids)
+            fold.fold_for_labels(self, prediction_ids, actuals)
             statuses = self.outcomes.record_detailed(
                 list(prediction_ids),
                 list(actuals),

@@ -1,13 +1,15 @@
 """Label lookups fold first only when the fold can change their answers (issue 13 soak).
 
 A POST of junk labels (unknown, caller-style ids) must not fold, nor wait for the fold
-lock, while the pending calls carry only generated ids; a label for a pending call made
-under a caller-supplied id must still see that call folded.
+lock, while the pending calls carry only generated ids; nor must a binary model's labels
+(their ids carry the prediction). A label for a pending call made under a
+caller-supplied id, or of a model with more than two classes, still sees it folded.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -75,14 +77,29 @@ def test_a_label_for_a_pending_caller_supplied_id_sees_its_call_folded() -> None
     mon.close()
 
 
-def test_a_label_for_a_pending_generated_id_sees_its_call_folded() -> None:
-    mon = Monitor("generated", "1", registry=False, task="classification", buffer_size=4096)
+def test_a_binary_models_labels_are_scored_without_folding() -> None:
+    mon = Monitor("binary", "1", registry=False, task="classification", buffer_size=4096)
     with _fold_lock_held(mon):
         ids = [mon.observe({"x": float(i)}, "a" if i % 2 else "b") for i in range(4)]
         thread, out = _label_in_thread(mon, ids, ["b", "a", "a", "a"])  # type: ignore[list-item]
+        thread.join(20)  # a hang detector, not a speed check
+        finished = not thread.is_alive()
+        assert mon.buffer.pending_calls() == 4  # the ids carried the predictions
+    assert finished, "labels of a binary model waited for the fold lock"
+    assert out == [["matched"] * 4]
+    mon.fold()
+    assert mon.traffic.requests == 4
+    assert mon.outcomes.performance(time.time())["accuracy"] == 0.75  # b a b a vs b a a a
+    mon.close()
+
+
+def test_labels_of_a_pending_multiclass_call_see_it_folded() -> None:
+    mon = Monitor("multi", "1", registry=False, task="classification", buffer_size=4096)
+    with _fold_lock_held(mon):
+        ids = [mon.observe({"x": float(i)}, "abc"[i % 3]) for i in range(6)]
+        thread, out = _label_in_thread(mon, ids, list("abcabc"))  # type: ignore[arg-type]
     thread.join(30)
     assert not thread.is_alive()
-    assert out == [["matched"] * 4]
-    assert mon.buffer.pending_calls() == 0  # folded first, as before
-    assert mon.traffic.requests == 4
+    assert out == [["matched"] * 6]
+    assert mon.buffer.pending_calls() == 0  # three classes: folded first, as before
     mon.close()

@@ -46,6 +46,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY_BYTES = 1 << 20  # the apps' documented request body limit (413 beyond)
+# ``--no-body-limit``: no limit, and the huge batch is 20,000 rows (the set-up before it).
+UNLIMITED = os.environ.get("MODELMON_SOAK_NO_BODY_LIMIT") == "1"
 
 
 def build_app() -> Any:
@@ -85,7 +87,8 @@ def build_app() -> Any:
         predict = mon(predict)
         app = instrument(FastAPI(), metrics_port=metrics_port)
         app.include_router(feedback_router(mon))
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # both apps: outermost
+    if not UNLIMITED:
+        app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # both apps: outermost
 
     @app.post("/predict")
     def predict_route(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -187,6 +190,8 @@ def _largest_batch(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return len(json.dumps([rows[i % len(rows)] for i in range(n)]))
 
     lo, hi = 1, 20_000  # the largest n in [lo, hi] with size(n) <= MAX_BODY_BYTES
+    if UNLIMITED:
+        lo = hi
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if size(mid) <= MAX_BODY_BYTES else (lo, mid - 1)
@@ -381,7 +386,14 @@ def main() -> None:
         action="store_true",
         help="serve /metrics on a separate loopback port (instrument(metrics_port=...))",
     )
+    parser.add_argument(
+        "--no-body-limit",
+        action="store_true",
+        help="no request body limit, 20,000-row huge batches (the set-up before the limit)",
+    )
     args = parser.parse_args()
+    if args.no_body_limit:  # read by the servers and the hostile clients (spawned)
+        os.environ["MODELMON_SOAK_NO_BODY_LIMIT"] = "1"
     from tests.conftest import free_port
 
     sides = ["honest", "hostile"] + (["bare-honest", "bare-hostile"] if args.bare else [])

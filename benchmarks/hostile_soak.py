@@ -16,7 +16,8 @@ one categorical feature, the feedback route and ``/metrics``. For ``--seconds`` 
 Both apps (with and without modelmon) are built as a service on a public port is: a
 request body over 1 MiB (``MAX_BODY_BYTES``, nginx's default ``client_max_body_size``)
 is answered 413 unread (:class:`BodyLimit`). Without the limit, one worker parsing a
-20,000-row JSON body on its event loop cost the bare app alone 4.5-41x its p99.
+20,000-row JSON body on its event loop cost the bare app alone 4.5-41x its p99
+(``--no-body-limit`` runs that set-up: no limit, 20,000-row batches).
 
 ``--bare`` also runs the same app without modelmon under both traffics (feedback parsed
 and dropped, an empty ``/metrics``): what the hostile traffic costs the app itself.

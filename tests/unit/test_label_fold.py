@@ -49,10 +49,10 @@ def _label_in_thread(mon: Monitor, ids: list[str], actuals: list[float]) -> tupl
 
 def test_junk_labels_never_fold_nor_wait_for_the_fold_lock() -> None:
     mon = Monitor("junk", "1", registry=False, task="regression", buffer_size=4096)
-    for i in range(50):
-        mon.observe({"x": float(i)}, float(i))  # generated ids only
     junk = [f"{i:016x}" for i in range(300)]
-    with _fold_lock_held(mon):
+    with _fold_lock_held(mon):  # first: the background folder cannot fold the calls
+        for i in range(50):
+            mon.observe({"x": float(i)}, float(i))  # generated ids only
         assert mon.buffer.pending_calls() == 50
         thread, out = _label_in_thread(mon, junk, [1.0] * 300)
         thread.join(20)  # a hang detector, not a speed check

@@ -116,10 +116,15 @@ def fold(monitor: Monitor, now: float | None = None, *, fresh: bool = True) -> N
     with monitor.folding.reading():
         fold_locked(monitor, time.time() if now is None else now)
         if fresh:
-            for aggregate in list(monitor.aggregates.values()):
-                require = getattr(aggregate, "require_fresh_statistics", None)
-                if require is not None:
-                    require()
+            require_fresh(monitor)
+
+
+def require_fresh(monitor: Monitor) -> None:
+    """The next read of the drift statistics shows every row folded so far."""
+    for aggregate in list(monitor.aggregates.values()):
+        require = getattr(aggregate, "require_fresh_statistics", None)
+        if require is not None:
+            require()
 
 
 def fold_for_scrape(monitor: Monitor) -> None:
@@ -148,6 +153,8 @@ def fold_for_labels(
         seqs.extend((part.source[0] if part.source is not None else part.items)[SEQ::RECORD_WIDTH])
     if seqs and _may_join_pending(monitor, prediction_ids, actuals, seqs):
         fold(monitor)
+    else:  # as after a fold (read-your-writes), without waiting for the fold lock
+        require_fresh(monitor)
 
 
 def _may_join_pending(

@@ -27,8 +27,9 @@ from . import fold_parts
 from ._internal import registry
 from ._internal.folder import FOLDER
 from ._internal.health import logger
+from ._internal.ids import MARK
 from .batch import Batch, FeatureFrame, OutputFrame
-from .buffer import OBSERVED, RECORD_WIDTH, RawRecord
+from .buffer import OBSERVED, RECORD_WIDTH, SEQ, RawRecord
 from .extract import (
     SCALAR_OUTPUT_TYPES,
     Chunk,
@@ -115,10 +116,15 @@ def fold(monitor: Monitor, now: float | None = None, *, fresh: bool = True) -> N
     with monitor.folding.reading():
         fold_locked(monitor, time.time() if now is None else now)
         if fresh:
-            for aggregate in list(monitor.aggregates.values()):
-                require = getattr(aggregate, "require_fresh_statistics", None)
-                if require is not None:
-                    require()
+            require_fresh(monitor)
+
+
+def require_fresh(monitor: Monitor) -> None:
+    """The next read of the drift statistics shows every row folded so far."""
+    for aggregate in list(monitor.aggregates.values()):
+        require = getattr(aggregate, "require_fresh_statistics", None)
+        if require is not None:
+            require()
 
 
 def fold_for_scrape(monitor: Monitor) -> None:
@@ -127,6 +133,47 @@ def fold_for_scrape(monitor: Monitor) -> None:
         fold_locked(monitor, time.time(), whole=False)
     if monitor.folding.parts.todo:
         FOLDER.wake(monitor)
+
+
+def fold_for_labels(
+    monitor: Monitor, prediction_ids: Sequence[object], actuals: Sequence[object]
+) -> None:
+    """Fold before label lookups, only when the fold can change their answers.
+
+    A caller-supplied id is found only in the rows the fold keeps: it needs a fold while
+    a pending call carries such an id. A generated id (``~...``) carries its prediction:
+    a fold matters for it only while calls are pending and the class set is not settled
+    (more than two classes, whose probabilities the fold keeps, or an actual class the
+    fold may still learn). So a POST of junk labels never folds nor waits for the fold
+    lock, and a binary model's labels do not fold one request at a time.
+    """
+    # One C call: calls finishing meanwhile are not this POST's predictions.
+    seqs = monitor.buffer.items[SEQ::RECORD_WIDTH]
+    for part, _ in list(monitor.folding.parts.todo):  # parts queued by an earlier fold
+        seqs.extend((part.source[0] if part.source is not None else part.items)[SEQ::RECORD_WIDTH])
+    if seqs and _may_join_pending(monitor, prediction_ids, actuals, seqs):
+        fold(monitor)
+    else:  # as after a fold (read-your-writes), without waiting for the fold lock
+        require_fresh(monitor)
+
+
+def _may_join_pending(
+    monitor: Monitor, ids: Sequence[object], actuals: Sequence[object], seqs: list[Any]
+) -> bool:
+    if str in set(map(type, seqs)):  # a pending call under a caller-supplied id
+        return True
+    generated = [
+        a for i, a in zip(ids, actuals, strict=False) if isinstance(i, str) and i.startswith(MARK)
+    ]
+    return bool(generated) and not _settled(monitor, generated)
+
+
+def _settled(monitor: Monitor, actuals: list[object]) -> bool:
+    """Whether folding pending calls cannot change how these actuals are scored."""
+    task, scheme = monitor.outcomes.task, monitor.outcomes.ids
+    if task == "regression":
+        return True  # the id carries the value; nothing is kept for it
+    return task == "classification" and scheme is not None and scheme.settled(actuals)
 
 
 def buffer_full(monitor: Monitor) -> None:

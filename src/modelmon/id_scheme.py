@@ -111,6 +111,20 @@ class IdScheme:
                     index[label] = len(self._learned)
                     self._learned.append(label)
 
+    def settled(self, actuals: Iterable[object]) -> bool:
+        """Whether every actual is a class of a set of at most two (configured or learned).
+
+        Then folding pending predictions cannot change how labels with generated ids are
+        scored: no multiclass probabilities are kept, no class is left to learn.
+        """
+        if len(self.classes if self.classes is not None else self._learned) > 2:
+            return False
+        try:
+            labels = [class_label(a) for a in actuals]
+        except Exception:  # an exotic actual: let the fold and the lookup decide
+            return False
+        return all(x is not None and self.is_class(x) for x in labels)
+
     def is_class(self, label: str) -> bool:
         """Whether an actual label belongs to the class set (configured, else predicted)."""
         if self.classes is not None:

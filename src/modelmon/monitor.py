@@ -496,9 +496,9 @@ class Monitor:
         labels are counted; the feedback routes pass ``False`` and answer per label.
         """
         try:
-            # Fold first: rows under caller-supplied ids and multiclass probabilities
-            # are kept by the fold (the lookups themselves run outside the fold lock).
-            self.fold()
+            # Fold first when it matters: rows under caller-supplied ids and multiclass
+            # probabilities are kept by the fold (lookups run outside the fold lock).
+            fold.fold_for_labels(self, prediction_ids, actuals)
             statuses = self.outcomes.record_detailed(
                 list(prediction_ids),
                 list(actuals),

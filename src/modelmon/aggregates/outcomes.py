@@ -216,7 +216,8 @@ class OutcomeAggregate:
             if frame.classes is not None:
                 self.ids.learn(frame.classes)
             if frame.labels is not None:
-                self.ids.learn(np.unique(frame.labels[frame.labels != None]).tolist())  # noqa: E711
+                # A set, not np.unique: hashing beats sorting an object array (huge batches).
+                self.ids.learn(set(frame.labels.tolist()) - {None})
         # One C-level pass over the calls' types (not a Python loop per call).
         if batch.seqs is None or str in set(map(type, batch.seqs)):
             self._keep_caller_rows(batch, frame)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,50 +23,21 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REQUIRE_INTEGRATION, free_port
+from tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from ._gunicorn import Samples, multiproc_env, serve_app, venv_binary
+from ._gunicorn import scrape as scrape_app
+
 LABELS = {"model": "workers", "version": "1"}
 pytestmark = pytest.mark.integration
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def venv_binary(name: str) -> str:
-    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed in the project venv (pip install -e '.[dev]')"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @contextmanager
 def serve(
     argv: list[str], port: int, tmp: Path, ready_path: str = "/pid", **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    environ = {**os.environ, "MODELMON_MULTIPROC_DIR": str(tmp), "PYTHONPATH": str(ROOT), **env}
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2)
-                break
-            except requests.RequestException:  # not listening, or workers still booting
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.1)
+    with serve_app(argv, port, tmp, multiproc_env(tmp, **env), ready_path=ready_path) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def load(port: int, n: int, threads: int = 8) -> int:
@@ -88,13 +57,7 @@ def load(port: int, n: int, threads: int = 8) -> int:
 
 
 def scrape(port: int) -> Samples:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.labels.get("model") == "workers":
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return scrape_app(port, model="workers")
 
 
 def requests_total(samples: Samples) -> float:

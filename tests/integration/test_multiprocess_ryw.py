@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.integration._gunicorn import venv_binary
 from tests.integration.test_gunicorn_workers import (
     load,
     monotonic_samples,
     requests_total,
     scrape,
     serve,
-    venv_binary,
     worker_pids,
 )
 

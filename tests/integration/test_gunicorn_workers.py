@@ -88,6 +88,31 @@ def worker_pids(master: int) -> list[int]:
     return pids
 
 
+def kill_a_worker_under_load(
+    port: int, master: int, n: int, settle_s: float = 0.0
+) -> tuple[list[Samples], int]:
+    """SIGKILL one worker while ``n`` calls run, scraping all along (and 5 times after
+    ``settle_s``); returns the monotonic samples of every scrape and the calls served."""
+    history = [monotonic_samples(scrape(port))]
+    victim = worker_pids(master)[0]
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(load, port, n)
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        while not pending.done():
+            history.append(monotonic_samples(scrape(port)))
+        ok = pending.result()
+    time.sleep(settle_s)
+    history += [monotonic_samples(scrape(port)) for _ in range(5)]
+    return history, ok
+
+
+def assert_never_decreases(history: list[Samples]) -> None:
+    for before, after in itertools.pairwise(history):
+        for key, value in before.items():
+            assert after.get(key, 0.0) >= value, key
+
+
 def test_gunicorn_sync_workers_with_preload(tmp_path: Path) -> None:
     port = free_port()
     argv = [venv_binary("gunicorn"), "-w", "4", "--preload", "-b", f"127.0.0.1:{port}",
@@ -107,20 +132,8 @@ def test_gunicorn_uvicorn_workers_survive_sigkill(tmp_path: Path) -> None:
     with serve(argv, port, tmp_path) as master:
         assert load(port, 2000) == 2000
         assert_exact_after_fold(port, 2000)
-        history = [monotonic_samples(scrape(port))]
-        victim = worker_pids(master.pid)[0]
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(load, port, 1000)
-            time.sleep(0.3)
-            os.kill(victim, signal.SIGKILL)
-            while not pending.done():
-                history.append(monotonic_samples(scrape(port)))
-            ok = pending.result()
-        time.sleep(1.5)
-        history += [monotonic_samples(scrape(port)) for _ in range(5)]
-    for before, after in itertools.pairwise(history):
-        for key, value in before.items():
-            assert after.get(key, 0.0) >= value, key
+        history, ok = kill_a_worker_under_load(port, master.pid, 1000, settle_s=1.5)
+    assert_never_decreases(history)
     final = requests_total(history[-1])
     # Never more than was served; the victim's calls of its last ~1.1 s (folded or
     # written after the last write) die with it: at most a quarter of the 1,000 here.

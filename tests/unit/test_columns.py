@@ -22,6 +22,7 @@ from modelmon.sketches.columns import LogSketchColumns
 from modelmon.sketches.ddsketch import LogSketch
 
 from ._drift_oracle import ks_statistic, wasserstein_normed
+from ._sketch_values import SKETCH_VALUES
 
 QS = np.linspace(0.0, 1.0, 101)
 
@@ -99,11 +100,7 @@ def test_collapse_keeps_high_quantiles_accurate() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6)),
-        min_size=1,
-        max_size=300,
-    ),
+    SKETCH_VALUES,
     st.floats(min_value=0.0, max_value=1.0),
 )
 def test_property_quantile_within_relative_accuracy(values: list[float], q: float) -> None:

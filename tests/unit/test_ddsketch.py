@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from modelmon.sketches.ddsketch import LogSketch, add_columns
 
+from ._sketch_values import SKETCH_VALUES
+
 QS = np.linspace(0.0, 1.0, 101)
 
 
@@ -102,12 +104,7 @@ def test_add_columns_equals_per_column_add() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(
-        # Within the dynamic range of 2048 buckets (nothing collapses).
-        st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6)),
-        min_size=1,
-        max_size=300,
-    ),
+    SKETCH_VALUES,
     st.floats(min_value=0.0, max_value=1.0),
 )
 def test_property_quantile_within_relative_accuracy(values: list[float], q: float) -> None:

@@ -363,7 +363,7 @@ local rendered = {
             "record": "modelmon:labelled_outcomes:1h"
           },
           {
-            "expr": "(\n  sum by (model, version) (\n    sum by (model, version, actual, predicted) (increase(modelmon_outcomes_total[1h]))\n    and\n    label_replace(group by (model, version, actual) (modelmon_outcomes_total), \"predicted\", \"$1\", \"actual\", \"(.+)\")\n  )\n  or\n  0 * modelmon:labelled_outcomes:1h\n)\n/\n(modelmon:labelled_outcomes:1h > 0)",
+            "expr": "(\n  sum by (model, version) (\n    sum by (model, version, actual, predicted) (increase(modelmon_outcomes_total[1h]))\n    and\n    label_replace(group by (model, version, actual) (sum by (model, version, actual, predicted) (increase(modelmon_outcomes_total[1h]))), \"predicted\", \"$1\", \"actual\", \"(.+)\")\n  )\n  or\n  0 * modelmon:labelled_outcomes:1h\n)\n/\n(modelmon:labelled_outcomes:1h > 0)",
             "record": "modelmon:accuracy:1h"
           },
           {

@@ -159,7 +159,7 @@ def test_one_broken_segment_is_seen_and_named(tmp_path: Path) -> None:
                 CONFIG,
                 targets=[f"127.0.0.1:{port}"],
                 alertmanager="127.0.0.1:1",
-                scrape_interval="250ms",
+                scrape_interval="1s",  # a scrape times out after its interval: room under load
                 evaluation_interval="1s",
             )
             rules = {

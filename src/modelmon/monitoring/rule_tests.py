@@ -518,7 +518,7 @@ def _performance_file(cfg: MonitoringConfig) -> dict[str, Any]:
     return suite.document("5m")
 
 
-def _outcomes(b: _Builder, per_step: float, acc: float, n: int) -> None:
+def _outcomes(b: _Builder, per_step: float, acc: float, n: int, tail: str = "") -> None:
     half = per_step / 2
     for actual, predicted, share in (
         ("a", "a", acc),
@@ -526,7 +526,9 @@ def _outcomes(b: _Builder, per_step: float, acc: float, n: int) -> None:
         ("a", "b", 1 - acc),
         ("b", "a", 1 - acc),
     ):
-        b.metric(names.OUTCOMES, ramp((half * share, n)), actual=actual, predicted=predicted)
+        # "0+rxn" holds n + 1 samples (steps 0..n): a tail takes the place of the last.
+        series = ramp((half * share, n - 1)) + tail if tail else ramp((half * share, n))
+        b.metric(names.OUTCOMES, series, actual=actual, predicted=predicted)
 
 
 def _accuracy(suite: _Suite) -> None:
@@ -536,18 +538,22 @@ def _accuracy(suite: _Suite) -> None:
     n = suite.steps(at)
     per_step = float(max(100, cfg.min_outcomes))
     few = cfg.min_outcomes / 4 * suite.step / duration_seconds(cfg.performance_window)
+    healthy = (1 + cfg.accuracy_target) / 2
+    # A failed scrape marks every series of the target stale: the latest sample is a
+    # staleness marker while the window still holds the counts (" stale" at step n).
     cases = [
-        ("fires when accuracy falls below target", per_step, cfg.accuracy_target / 2, True),
-        ("fires when every prediction is wrong", per_step, 0.0, True),
-        ("healthy", per_step, (1 + cfg.accuracy_target) / 2, False),
-        ("healthy with too few outcomes to judge", few, 0.0, False),
-        ("quiet", 0.0, 0.0, False),
+        ("fires when accuracy falls below target", per_step, cfg.accuracy_target / 2, "", True),
+        ("fires when every prediction is wrong", per_step, 0.0, "", True),
+        ("healthy", per_step, healthy, "", False),
+        ("healthy right after a failed scrape", per_step, healthy, " stale", False),
+        ("healthy with too few outcomes to judge", few, 0.0, "", False),
+        ("quiet", 0.0, 0.0, "", False),
     ]
-    for name, rate, acc, fires in cases:
+    for name, rate, acc, tail, fires in cases:
         b = suite.builder()
-        _outcomes(b, rate, acc, n)
+        _outcomes(b, rate, acc, n, tail)
         exprs = []
-        if rate and name.startswith("fires"):
+        if rate and (name.startswith("fires") or tail):
             exprs.append(
                 _close_to(cfg.rule("accuracy", cfg.performance_window), acc, suite.who(), at)
             )

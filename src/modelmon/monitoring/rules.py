@@ -365,14 +365,14 @@ def accuracy(cfg: MonitoringConfig, window: str) -> str:
 
     PromQL cannot compare two labels of one series, so the diagonal (actual == predicted)
     is selected with ``and`` against a copy of each actual class whose ``predicted`` label
-    is set to the same value by ``label_replace``.
+    is set to the same value by ``label_replace``. The classes come from the same range
+    selection as the counts: an instant selector would return nothing right after a
+    failed scrape (Prometheus marks the target's series stale) while the range still
+    counts outcomes, and the empty diagonal would read as accuracy 0.
     """
     a, p = names.ACTUAL, names.PREDICTED
     cells = sum_rate(cfg, names.OUTCOMES, window, a, p, fn="increase")
-    diagonal = (
-        f'label_replace(group by ({cfg.by(a)}) ({cfg.series(names.OUTCOMES)}), "{p}", "$1", '
-        f'"{a}", "(.+)")'
-    )
+    diagonal = f'label_replace(group by ({cfg.by(a)}) ({cells}), "{p}", "$1", "{a}", "(.+)")'
     labelled = cfg.rule("labelled_outcomes", window)
     return _lines(
         "(",

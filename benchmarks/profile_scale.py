@@ -291,6 +291,25 @@ def engines(report: Report, rows: int, rounds: int) -> None:
         raise SystemExit("the engines' profiles differ")
 
 
+def engines_from(report: Report, path: str) -> None:
+    """Copy the engine figures of an earlier results file, saying so (``--engines-from``)."""
+    import json
+
+    earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    copied = [f for f in earlier["figures"] if f["key"].startswith(("spark_", "dask_", "local_"))]
+    if not copied:
+        raise SystemExit(f"{path} has no engine figures")
+    report.note(
+        f"engine figures copied from the run of {earlier['machine']['at']} "
+        f"(`{earlier['command']}`, load {earlier['machine']['loadavg_1m']}), not re-measured"
+    )
+    for f in copied:
+        report.add(Figure(f["key"], f["label"], f["unit"], Stat(**f["stat"]), note=f["note"]))
+    for note in earlier["notes"]:
+        if note.startswith("same fingerprint on Spark"):
+            report.note(f"(that run) {note}")
+
+
 # --- CLI ------------------------------------------------------------------------------------
 
 
@@ -412,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-in-process", action="store_true")
     p.add_argument("--skip-engines", action="store_true")
     p.add_argument("--skip-cli", action="store_true")
+    p.add_argument(
+        "--engines-from",
+        default=None,
+        metavar="JSON",
+        help="do not measure the engines: copy their figures from an earlier results file (noted)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     rounds = 1 if quick else args.rounds
@@ -439,7 +464,9 @@ def main(argv: list[str] | None = None) -> int:
             in_process(report, rows, rounds)
         if args.streamed_rows and not quick:
             streamed(report, args.streamed_rows, rounds)
-        if args.skip_engines or quick:
+        if args.engines_from and not quick:
+            engines_from(report, args.engines_from)
+        elif args.skip_engines or quick:
             report.note("engines not measured in this run (--quick or --skip-engines)")
         else:
             engines(report, args.engine_rows, args.engine_rounds)

@@ -9,10 +9,14 @@ generate_text``: modelmon's cached renderer, the bytes of ``generate_latest``); 
 registry is also scraped with prometheus-client's ``generate_latest`` (the generic
 path, what a user's own endpoint gets) and as OpenMetrics by modelmon's endpoint (what a
 Prometheus server asks for first) in the same rounds. Between two scrapes 50 more
-calls per model arrive (and are folded before the timer starts), so what is timed is
-the drift view and the render of a state that changed, as between two real scrapes.
-Configurations and the three paths are interleaved with rotating order; process CPU time
-per scrape.
+calls per model arrive and are folded as the background folder folds them, and the
+folder's drift-statistics refresh runs (it runs at most every ``drift_refresh_s`` = 1 s,
+and scrapes come every 15 s or so): what is timed is the render of a state that changed,
+as between two real scrapes. The refresh's CPU time (off the scrape, in the folder
+thread) is reported per model, and so is a scrape right after an explicit
+``monitor.fold()`` (no refresh: it computes the statistics itself, the worst case).
+Configurations and the paths are interleaved with rotating order; process CPU time per
+scrape.
 
 Multi-process: the same configuration in ``MODELMON_MULTIPROC_DIR`` with 4 worker
 processes (each with the same monitors, fed and flushed, alive while measured); the
@@ -72,13 +76,25 @@ class Setup:
         x = rng.normal(0.1, 1.0, size=(512, features))
         self.rows = [dict(zip(self.names, map(float, r), strict=True)) for r in x]
         self.rng = rng
+        self.refresh_s: list[float] = []  # CPU of the folder's refresh, per model
         self.feed(calls)
 
-    def feed(self, calls: int) -> None:
+    def feed(self, calls: int, explicit: bool = False) -> None:
+        """Observe ``calls`` per model and fold them: as the background folder does
+        (then its statistics refresh, timed), or with ``monitor.fold()`` (no refresh)."""
+        from modelmon import fold
+        from modelmon._internal import folder
+
         for monitor in self.monitors:
             for i in self.rng.integers(0, len(self.rows), size=calls).tolist():
                 monitor.observe(self.rows[i], 0.5, latency_s=0.001)
-            monitor.fold()
+            if explicit:
+                monitor.fold()
+                continue
+            fold.fold(monitor, fresh=False)
+            t0 = time.process_time()
+            folder._refresh(monitor)
+            self.refresh_s.append(time.process_time() - t0)
 
     def scrape(self, path: str = "text") -> bytes:
         return render(self.registry, path)
@@ -105,11 +121,13 @@ def series(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
 
-def scrape_side(setup: Setup, scrapes: int, path: str = "text") -> Callable[[], float]:
+def scrape_side(
+    setup: Setup, scrapes: int, path: str = "text", explicit: bool = False
+) -> Callable[[], float]:
     def run() -> float:
         total = 0.0
         for _ in range(scrapes):
-            setup.feed(50)
+            setup.feed(50, explicit)
             t0 = time.process_time()
             setup.scrape(path)
             total += time.process_time() - t0
@@ -171,6 +189,9 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
         sides = {k: scrape_side(s, scrapes) for k, s in setups.items()}
         for path in ("generic", "openmetrics"):
             sides.update({f"{k}.{path}": scrape_side(s, scrapes, path) for k, s in setups.items()})
+        sides.update(
+            {f"{k}.explicit": scrape_side(s, scrapes, explicit=True) for k, s in setups.items()}
+        )
         per = interleave(sides, rounds)
         for (m, f), key in zip(configs, setups, strict=True):
             n = series(setups[key].scrape())
@@ -200,6 +221,22 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
                     f"{label}: scrape (modelmon's /metrics, OpenMetrics as Prometheus asks)",
                     "ms CPU",
                     Stat.of(per[f"{key}.openmetrics"]).scaled(1e3),
+                )
+            )
+            report.add(
+                Figure(
+                    f"single.{key}.explicit_ms",
+                    f"{label}: scrape right after monitor.fold() (computes the statistics)",
+                    "ms CPU",
+                    Stat.of(per[f"{key}.explicit"]).scaled(1e3),
+                )
+            )
+            report.add(
+                Figure(
+                    f"single.{key}.refresh_ms",
+                    f"{label}: the folder's statistics refresh, per model (off the scrape)",
+                    "ms CPU",
+                    Stat.of(setups[key].refresh_s).scaled(1e3),
                 )
             )
             report.add(Figure(f"single.{key}.series", f"{label}: series", "series", Stat(n, n, n)))

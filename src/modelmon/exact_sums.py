@@ -7,6 +7,9 @@ does not depend on the order or the partitioning of the values.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -100,3 +103,113 @@ def _add_mantissas(v: FloatArray, his: FloatArray, los: FloatArray) -> None:
     e = (e + 2047 * np.arange(v.shape[1])).reshape(-1)
     his += np.bincount(e, weights=hi.reshape(-1), minlength=his.size)
     los += np.bincount(e, weights=lo.reshape(-1), minlength=los.size)
+
+
+# --- exact cross-products on a fixed-point grid (the Mahalanobis moments) ------------------
+
+#: Bits of the fixed-point grid below each column's bound: a value is rounded to a
+#: multiple of ``2**(E - GRID_BITS)`` where ``2**E`` bounds ``|x - centre|`` (about one
+#: unit in the last place of the column's largest deviation).
+GRID_BITS = 52
+_SLICE = 18  # a grid integer is three slices: 0 <= low, mid < 2**18, |high| <= 2**16
+_GRAM_ROWS = 1 << 13  # slice products < 2**36: a block's sums stay below 2**49 (exact);
+# (blocks up to 2**17 rows would be exact; 8,192 keeps the buffer small: 3 MB at 16 columns)
+_TOP = 2.0 ** (GRID_BITS - 2 * _SLICE)  # the largest |high| of a value within its bound
+_FLUSH_BLOCKS = 1 << 12  # int64 sums of blocks below 2**49 each stay below 2**61
+
+
+def grid_exponent(low: float, high: float, centre: float) -> int:
+    """The ``E`` with ``|x - centre| < 2**E`` for every ``low <= x <= high`` (finite).
+
+    The bound is the rounded difference at each end (rounding is monotonic, so every
+    value in between rounds inside it); when that overflows, twice the largest magnitude;
+    with no spread, the magnitude (so scaling the values cannot overflow).
+
+    >>> grid_exponent(-3.0, 5.0, 1.0), grid_exponent(6.0, 6.0, 6.0)
+    (3, 3)
+    """
+    far = max(abs(high - centre), abs(low - centre))
+    if far > 0 and math.isfinite(far):
+        return math.frexp(far)[1]
+    top = max(abs(low), abs(high), abs(centre))
+    return math.frexp(top)[1] + (far > 0) if top > 0 else -1074
+
+
+def grid_values(
+    matrix: FloatArray, exponents: Sequence[int], centres: Sequence[float]
+) -> FloatArray:
+    """Each value's grid integer ``rint(x * 2**k - centre * 2**k)``, ``k = GRID_BITS - E``
+    of its column, as exact float64 integers (``|q| <= 2**GRID_BITS``).
+
+    Scaling by a power of two is exact and comes first, so no difference overflows; the
+    scaled difference is rounded (by at most 1/4 once above ``2**51``) before ``rint``, so
+    ``q`` is within 3/4 of a grid step of the exact ``x - centre``.
+    """
+    k = GRID_BITS - np.asarray(exponents, dtype=np.int64)
+    scaled = np.ldexp(matrix, k)
+    scaled -= np.ldexp(np.asarray(centres, dtype=np.float64), k)
+    return np.rint(scaled, out=scaled)
+
+
+def grid_moments(
+    columns: Sequence[FloatArray], exponents: Sequence[int], centres: Sequence[float]
+) -> tuple[list[int], list[int]]:
+    """Exact ``sum(q_i)`` and ``sum(q_i * q_j)`` (``i <= j``, ``np.triu_indices`` order) of
+    the grid integers (:func:`grid_values`) of ``columns`` (equal lengths, finite values
+    within each column's bound: else ``ValueError``, as the sums would not be exact).
+
+    Every ``q`` is split into three slices of at most 18 bits, and one float64 matrix
+    product per block of rows (``Y @ Y.T`` with the rows of ``Y`` ``[1, low, mid, high]``)
+    sums their pairwise products: each is an integer below ``2**36`` and a block's sums
+    stay below ``2**49``, so BLAS computes them exactly in any order; the blocks add as
+    integers. The result is the same for any split of the rows, and costs one small
+    matrix product per block instead of an exact sum per pair of columns.
+
+    >>> s1, s2 = grid_moments([np.array([1.0, 3.0]), np.array([2.0, -4.0])], [2, 3], [0, 0])
+    >>> s1 == [4 << 50, -2 << 49], s2 == [10 << 100, -10 << 99, 20 << 98]
+    (True, True)
+    """
+    p = len(columns)
+    rows = columns[0].size if p else 0
+    width = 1 + 3 * p
+    k = [GRID_BITS - int(e) for e in exponents]
+    shifted = [math.ldexp(float(c), kk) for c, kk in zip(centres, k, strict=True)]
+    total = np.zeros((width, width), dtype=object)
+    sums = np.zeros((width, width), dtype=np.int64)
+    buffer = np.empty((width, min(rows, _GRAM_ROWS)))
+    pending = 0
+    for start in range(0, rows, _GRAM_ROWS):
+        n = min(rows - start, _GRAM_ROWS)
+        y = buffer[:, :n]  # one row per slice, contiguous: y @ y.T is one BLAS call
+        y[0] = 1.0
+        for j, column in enumerate(columns):
+            low, mid, high = y[1 + j], y[1 + p + j], y[1 + 2 * p + j]
+            np.ldexp(column[start : start + n], k[j], out=high)  # q first, in high's row
+            high -= shifted[j]
+            np.rint(high, out=high)
+            np.multiply(high, 2.0**-_SLICE, out=mid)  # q >> 18, exactly
+            np.floor(mid, out=mid)
+            np.multiply(mid, -(2.0**_SLICE), out=low)
+            low += high
+            np.multiply(mid, 2.0**-_SLICE, out=high)
+            np.floor(high, out=high)
+            mid -= high * 2.0**_SLICE
+        top = y[1 + 2 * p :]
+        if top.size and not np.abs(top).max() <= _TOP:  # also NaN: not a finite value
+            raise ValueError("a value beyond its column's grid bound 2**E (or not finite)")
+        sums += (y @ y.T).astype(np.int64)
+        pending += 1
+        if pending == _FLUSH_BLOCKS:
+            total += sums.astype(object)
+            sums[:] = 0
+            pending = 0
+    total += sums.astype(object)
+    parts = [1 + a * p + np.arange(p) for a in range(3)]
+    s1 = np.zeros(p, dtype=object)
+    s2 = np.zeros((p, p), dtype=object)
+    for a in range(3):
+        s1 += total[0, parts[a]] * (1 << (_SLICE * a))
+        for b in range(3):
+            s2 += total[np.ix_(parts[a], parts[b])] * (1 << (_SLICE * (a + b)))
+    iu, ju = np.triu_indices(p)
+    return [int(v) for v in s1], [int(v) for v in s2[iu, ju]]

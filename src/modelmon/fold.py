@@ -106,10 +106,19 @@ class FoldLock:
                     self.handoff.wait()
 
 
-def fold(monitor: Monitor, now: float | None = None) -> None:
-    """Fold every pending call of ``monitor`` into its aggregates, as a reader."""
+def fold(monitor: Monitor, now: float | None = None, *, fresh: bool = True) -> None:
+    """Fold every pending call of ``monitor`` into its aggregates, as a reader.
+
+    ``fresh`` (an explicit fold): the next read of the drift statistics shows every row
+    folded so far, not the background folder's last refresh.
+    """
     with monitor.folding.reading():
         fold_locked(monitor, time.time() if now is None else now)
+        if fresh:
+            for aggregate in list(monitor.aggregates.values()):
+                require = getattr(aggregate, "require_fresh_statistics", None)
+                if require is not None:
+                    require()
 
 
 def fold_for_scrape(monitor: Monitor) -> None:
@@ -154,7 +163,7 @@ def background_fold(monitor: Monitor) -> None:
     """The folder thread's fold of one monitor: never raises."""
     try:
         if monitor.buffer.items or monitor.folding.parts.todo:
-            fold(monitor)
+            fold(monitor, fresh=False)
     except Exception as exc:  # the folder thread must survive anything
         monitor.health.error("fold", exc)
 

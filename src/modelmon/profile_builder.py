@@ -45,6 +45,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -141,23 +142,33 @@ class ProfileBuilder:
                     f"pass 2 sees columns {list(roles)}, pass 1 saw {list(self.columns)}"
                 )
             plans = self._plans
-            self._each(lambda name: self._count_column(name, plans[name], cols[name]), plans)
-            if self._outliers is not None and self._outliers.joint:
-                joint = self._outliers.joint
-                self._outliers.add_rows({n: self._numeric_values(n, cols[n]) for n in joint})
+            jobs: list[Callable[[], None]] = []
+            outliers = self._outliers
+            if outliers is not None and outliers.joint:  # the longest job starts first
+                joint = {n: self._numeric_values(n, cols[n]) for n in outliers.joint}
+                jobs.append(partial(outliers.add_rows, joint))
+            for name in plans:
+                jobs.append(partial(self._count_column, name, plans[name], cols[name]))
+            self._run(jobs)
         self.rows += n
 
     def _each(self, work: Callable[[str], None], names_: Iterable[str]) -> None:
-        """Run ``work`` on every column; on ``threads`` threads (numpy releases the GIL)."""
+        """Run ``work`` on every column (see :meth:`_run`)."""
+        self._run([partial(work, name) for name in names_])
+
+    def _run(self, jobs: Sequence[Callable[[], None]]) -> None:
+        """Run the jobs; on ``threads`` threads (numpy and BLAS release the GIL). Each
+        job's state is its own (a column's, or the outlier moments'): no lock."""
         if self.threads <= 1:
-            for name in names_:
-                work(name)
+            for job in jobs:
+                job()
             return
         from concurrent.futures import ThreadPoolExecutor
 
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="modelmon-profile")
-        list(self._pool.map(work, list(names_)))  # each column's state is its own: no lock
+        for future in [self._pool.submit(job) for job in jobs]:
+            future.result()
 
     def _check_columns(self, roles: Mapping[str, Role]) -> None:
         if not self.columns:
@@ -417,7 +428,8 @@ def _outlier_plan(columns: Mapping[str, ColumnState], plans: Mapping[str, Numeri
     quantiles = {n: tuple(s.quantile_summary().tolist()) for n, s in stats.items()}
     spread = [n for n, s in stats.items() if columns[n].role == "feature" and s.max > s.min]
     joint = spread[:MAX_JOINT_FEATURES]
-    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint])
+    ranges = [(stats[n].min, stats[n].max) for n in joint]
+    return OutlierCounts.plan(quantiles, joint, [plans[n].mean for n in joint], ranges)
 
 
 def _as_float(name: str, v: npt.NDArray[Any]) -> FloatArray:

@@ -4,12 +4,20 @@ The hot path wakes it when a buffer passes its soft limit; it also folds every
 ``interval`` seconds so windows and pushed exports stay fresh. After ``fork`` (the
 ``registry.AFTER_FORK`` event) the child reseeds its monitors' ids and starts its own
 thread (threads do not survive fork).
+
+It also keeps the drift statistics fresh off the scrape path: after a fold (the
+``registry.AFTER_FOLD`` event) a monitor's statistics are marked stale with a refresh
+pending, and the thread recomputes them at most every ``DRIFT_REFRESH_S`` seconds
+(environment ``MODELMON_DRIFT_REFRESH_S``, default 1; 0 turns the background refresh
+off: a scrape then computes whatever changed). See ``modelmon.aggregates.stats_cache``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING
 
@@ -19,6 +27,18 @@ if TYPE_CHECKING:
     from ..monitor import Monitor
 
 INTERVAL_S = 1.0
+
+
+def _refresh_setting() -> float:
+    raw = os.environ.get("MODELMON_DRIFT_REFRESH_S", "")
+    try:
+        value = float(raw) if raw else 1.0
+    except ValueError:
+        return 1.0
+    return value if value >= 0 else 1.0
+
+
+DRIFT_REFRESH_S = _refresh_setting()
 
 
 def _ignore(exc: Exception) -> None:
@@ -38,11 +58,33 @@ class Folder:
         self._pid = 0
         self._lock = threading.Lock()
         self._pending: weakref.WeakSet[Monitor] = weakref.WeakSet()
+        self._stale: weakref.WeakSet[Monitor] = weakref.WeakSet()
+        self._refreshed_at = 0.0  # time.monotonic() of the last statistics refresh
 
     def wake(self, monitor: Monitor) -> None:
         self._pending.add(monitor)
         self._ensure_started()
         self._wake.set()
+
+    def after_fold(self, monitor: Monitor) -> None:
+        """``AFTER_FOLD``: the monitor's statistics are stale; this thread refreshes them."""
+        if DRIFT_REFRESH_S <= 0:
+            return
+        for aggregate in list(monitor.aggregates.values()):
+            pending = getattr(aggregate, "statistics_pending", None)
+            if pending is not None:
+                pending(DRIFT_REFRESH_S + self.interval)
+        self._stale.add(monitor)
+
+    def refresh_due(self) -> None:
+        """Recompute the stale monitors' statistics, at most every ``DRIFT_REFRESH_S``."""
+        now = time.monotonic()
+        if not self._stale or now - self._refreshed_at < DRIFT_REFRESH_S:
+            return
+        self._refreshed_at = now
+        for monitor in list(self._stale):
+            self._stale.discard(monitor)
+            _refresh(monitor)
 
     def after_fork(self) -> None:
         """In a forked child: new lock, new id prefixes, and a thread of its own."""
@@ -78,6 +120,7 @@ class Folder:
             self._wake.clear()
             _run_start_hooks()
             _fold_all()
+            self.refresh_due()
 
 
 def _fold_all() -> None:
@@ -87,5 +130,19 @@ def _fold_all() -> None:
         monitor.background_fold()
 
 
+def _refresh(monitor: Monitor) -> None:
+    """Recompute ``monitor``'s drift statistics under its fold lock; never raises."""
+    try:
+        with monitor.folding.lock:
+            for aggregate in list(monitor.aggregates.values()):
+                refresh = getattr(aggregate, "refresh_statistics", None)
+                if refresh is not None:
+                    refresh()
+    except Exception as exc:  # the folder thread must survive anything (strict too)
+        with contextlib.suppress(Exception):
+            monitor.health.error("refresh", exc)
+
+
 FOLDER = Folder()
 registry.on(registry.AFTER_FORK, FOLDER.after_fork)
+registry.on(registry.AFTER_FOLD, FOLDER.after_fold)

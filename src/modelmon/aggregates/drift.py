@@ -59,6 +59,9 @@ from .drift_layout import (
 
 # private: the window reading (benchmarks import _compute_view from here)
 from .drift_window import Decision, MissingDecision, _compute_view, _WindowView
+from .stats_cache import StatsCache
+
+_Views = tuple[_WindowView, _WindowView]  # features, outputs
 
 __all__ = [
     "CATEGORICAL_METHODS",
@@ -120,8 +123,11 @@ class DriftAggregate:
         self._built_from_warmup = False
         self.profile: ReferenceProfile | None = None
         self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
-        self._views: dict[int, tuple[_GroupSlot, _WindowView]] = {}
         self._label_cache: dict[tuple[Any, ...], tuple[_Group, _GroupLabels]] = {}
+        self.generation = 0  # bumped whenever the window's data changes (see stats_cache)
+        self.rows_folded = 0  # rows that reached the window, ever
+        self.folded_at: float | None = None  # the ``now`` of the last fold
+        self._stats: StatsCache[_Views | None] = StatsCache()
         if self.window_seconds <= 0 or self.n_slots < 1:
             raise ConfigurationError(
                 f"window_seconds must be > 0 and slots >= 1, got {window_seconds!r}, {slots!r}"
@@ -148,8 +154,9 @@ class DriftAggregate:
             self.n_slots,
         )
         self._column_cache = None
-        self._views = {}
         self._label_cache = {}
+        self.generation += 1
+        self._stats.clear()
 
     def _new_slot(self) -> _Slot:
         return _new_slot(_sizes(self.features), _sizes(self.outputs), self.relative_accuracy)
@@ -171,6 +178,12 @@ class DriftAggregate:
             self.cum_outputs += counts
             slot.outputs.counts += counts
         self.window.touch(batch.now)
+        self.generation += 1
+        self.folded_at = batch.now
+        self.rows_folded += max(
+            features.n_rows if features is not None else 0,
+            outputs.n_rows if outputs is not None else 0,
+        )
 
     def _columns(self, frame_names: tuple[str, ...]) -> list[int]:
         """Frame column of each feature member (-1 when the frame lacks it)."""
@@ -276,36 +289,71 @@ class DriftAggregate:
 
     def _group_views(self, now: float) -> list[tuple[str, _Group, _WindowView]]:
         """``("features"|"outputs", group, its window view)`` at ``now``; none without data."""
-        if self.profile is None:
+        views = self._views_at(now)
+        if views is None:
             return []
+        return [("features", self.features, views[0]), ("outputs", self.outputs, views[1])]
+
+    def _views_at(self, now: float) -> _Views | None:
+        """The window views at ``now``: computed once per change (see stats_cache)."""
+        if self.profile is None:
+            return None
+        return self._stats.get(
+            self.generation, self.window.index(now), self.rows_folded,
+            lambda: self._compute_views(now),
+        )  # fmt: skip
+
+    def _compute_views(self, now: float) -> tuple[_Views | None, int]:
+        """The views, and the rows they cover: the fewest values of any member (0 while
+        one is below ``min_samples``: its score must appear at the next read)."""
         merged = self.window.snapshot(now)
         if merged is None:
-            return []
-        return [
-            ("features", self.features, self._window_view(self.features, merged.features)),
-            ("outputs", self.outputs, self._window_view(self.outputs, merged.outputs)),
-        ]
+            return None, 0
+        args = (self.min_samples, self.quantiles, self.decision_config)
+        views = (
+            _compute_view(self.features, merged.features, *args),
+            _compute_view(self.outputs, merged.outputs, *args),
+        )
+        cover = min((v.rows for v in views if v.scores), default=0)
+        return views, cover if cover >= self.min_samples else 0
 
     def _window_view(self, group: _Group, slot: _GroupSlot) -> _WindowView:
-        """Scores and live quantiles of every member, cached per window snapshot."""
-        cached = self._views.get(id(group))
-        if cached is not None and cached[0] is slot:
-            return cached[1]
-        view = _compute_view(group, slot, self.min_samples, self.quantiles, self.decision_config)
-        self._views[id(group)] = (slot, view)
-        return view
+        """Scores and live quantiles of every member of ``group`` over ``slot`` (uncached)."""
+        return _compute_view(group, slot, self.min_samples, self.quantiles, self.decision_config)
+
+    # --- the statistics cache (driven by the background folder) ----------------------
+    def statistics_pending(self, refresh_s: float) -> None:
+        """A background fold changed the data: serve the last statistics till a refresh."""
+        self._stats.mark_pending(refresh_s)
+
+    def require_fresh_statistics(self) -> None:
+        """An explicit fold: the next read shows every row folded so far."""
+        self._stats.require_fresh(self.generation)
+
+    def refresh_statistics(self) -> None:
+        """Compute the statistics now if the data changed since (the folder's refresh).
+
+        At the time of the last fold, not the wall clock: a refresh never slides the
+        window (a batch job folds at its own ``now``; reading at another time would drop
+        its slots)."""
+        now = self.folded_at
+        if self.profile is not None and now is not None:
+            self._stats.refresh(
+                self.generation, self.window.index(now), self.rows_folded,
+                lambda: self._compute_views(now),
+            )  # fmt: skip
 
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         if self.profile is None:
             return
-        merged = self.window.snapshot(ctx.now)
+        views = self._views_at(ctx.now)
         yield from self._group_families(
             ctx, self.features, self.cum_features, names.FEATURE, _FEATURE_SPECS,
-            merged.features if merged is not None else None,
+            views[0] if views is not None else None,
         )  # fmt: skip
         yield from self._group_families(
             ctx, self.outputs, self.cum_outputs, names.OUTPUT, _OUTPUT_SPECS,
-            merged.outputs if merged is not None else None,
+            views[1] if views is not None else None,
         )  # fmt: skip
         if self.export_bin_edges and self.features.members:
             yield Family(names.FEATURE_BIN_EDGES, ctx.namespace, self._edge_points(ctx))
@@ -317,7 +365,7 @@ class DriftAggregate:
         cum: IntArray,
         key: str,
         specs: tuple[names.MetricSpec, ...],
-        slot: _GroupSlot | None,
+        view: _WindowView | None,
     ) -> Iterable[Family]:
         if not group.members:
             return
@@ -328,8 +376,7 @@ class DriftAggregate:
         drift_points: tuple[Point, ...] = ()
         quant_points: tuple[Point, ...] = ()
         decided: tuple[tuple[Point, ...], ...] = ((), (), (), ())
-        if slot is not None:
-            view = self._window_view(group, slot)
+        if view is not None:
             drift_points, quant_points = labels.window_points(view)
             decided = labels.decision_points(view)
         yield Family(drift_s, ctx.namespace, drift_points)
@@ -385,6 +432,8 @@ class DriftAggregate:
         self.cum_features += other.cum_features
         self.cum_outputs += other.cum_outputs
         self.window.merge(other.window)
+        self.generation += 1
+        self._stats.clear()  # never served stale: the merged data is not a background fold
 
     def state(self) -> dict[str, Any]:
         if self.profile is None:
@@ -408,6 +457,8 @@ class DriftAggregate:
         self.cum_features = np.asarray(state["cum_features"], dtype=np.int64).copy()
         self.cum_outputs = np.asarray(state["cum_outputs"], dtype=np.int64).copy()
         self.window.load_state(state["window"])
+        self.generation += 1
+        self._stats.clear()
 
 
 def _slice_features(frame: FeatureFrame | None, a: int, b: int) -> FeatureFrame | None:

@@ -15,10 +15,15 @@ from ..points import Point, ScalarPoint
 # private: the aggregate's layout and window view, split by job from .drift
 from .drift_layout import CATEGORICAL_METHODS, NUMERIC_METHODS, _Group
 from .drift_window import _WindowView
+from .series_memo import SeriesMemo
 
 
 class _GroupLabels:
-    """The label sets of one group's points, built once and shared by every scrape."""
+    """The label sets of one group's points, built once and shared by every scrape.
+
+    Point tuples are handed out again while their values are the same (see
+    :mod:`.series_memo`): the renderer reuses their text.
+    """
 
     def __init__(
         self, base: Mapping[str, str], group: _Group, key: str, qs: tuple[float, ...]
@@ -39,6 +44,8 @@ class _GroupLabels:
             self.method_labels.append({m: {**one, names.METHOD: m} for m in methods})
             self.quantile_labels.append([{**one, names.QUANTILE: _fmt(q)} for q in qs])
         self.ratio_points = tuple(ratio)
+        self._memo = SeriesMemo()
+        self._bins: tuple[bytes, tuple[Point, ...]] | None = None
         self.members = group.members
         self.rows_points: tuple[Point, ...] = tuple(
             ScalarPoint(lb, float(m.reference_rows))
@@ -67,10 +74,17 @@ class _GroupLabels:
                 continue
             m_detected.append(ScalarPoint(self.member_labels[i], 1.0 if md.detected else 0.0))
             m_pvalues.append(ScalarPoint(self.member_labels[i], md.test.pvalue))
-        return tuple(detected), tuple(pvalues), tuple(m_detected), tuple(m_pvalues)
+        found = (tuple(detected), tuple(pvalues), tuple(m_detected), tuple(m_pvalues))
+        return tuple(self._memo.settle(("decided", k), t) for k, t in enumerate(found))
 
     def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
-        return tuple(map(ScalarPoint, self.bin_labels, cum.tolist()))
+        raw = cum.tobytes()
+        last = self._bins
+        if last is not None and last[0] == raw:
+            return last[1]
+        points = tuple(map(ScalarPoint, self.bin_labels, cum.tolist()))
+        self._bins = (raw, points)
+        return points
 
     def window_points(self, view: _WindowView) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
         drift_points: list[Point] = []
@@ -85,7 +99,8 @@ class _GroupLabels:
             live = view.quantiles.get(i)
             if live is not None:
                 quant_points += map(ScalarPoint, self.quantile_labels[i], live.tolist())
-        return tuple(drift_points), tuple(quant_points)
+        memo = self._memo
+        return memo.settle("drift", tuple(drift_points)), memo.settle("q", tuple(quant_points))
 
 
 _FEATURE_SPECS = (

@@ -49,6 +49,7 @@ class _WindowView:
     quantiles: dict[int, FloatArray]  # member index -> live quantiles
     decisions: tuple[Decision | None, ...] = ()
     missing: tuple[MissingDecision | None, ...] = ()
+    rows: int = 0  # the fewest window values of any member
 
 
 def _sketch_wasserstein(
@@ -175,4 +176,5 @@ def _compute_view(
     decisions, missing = _decide(
         group, slot, ready, scores, min_samples, cfg or decision.DecisionConfig()
     )
-    return _WindowView(tuple(scores), quantiles, decisions, missing)
+    fewest = int(n.min()) if n.size else 0
+    return _WindowView(tuple(scores), quantiles, decisions, missing, fewest)

@@ -40,11 +40,12 @@ import numpy as np
 from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
 from ..outliers import FENCE_RULE, MAHALANOBIS, JointReference, read_outliers
-from ..points import Family, ScalarPoint
+from ..points import Family
 
 # Private on purpose: the drift aggregate's mapping of output names to the batch's
 # columns, so both aggregates read the same values.
 from .drift_layout import _numeric_output
+from .series_memo import SeriesMemo
 
 _SIDES = ("low", "high")
 FeatureSpec = tuple[str, float, float, float, float, float | None]
@@ -88,6 +89,7 @@ class OutlierAggregate:
         self.rows = 0
         self.rows_checked = 0
         self._cols: tuple[tuple[str, ...], list[int], Cols, Cols | None] | None = None
+        self._memo = SeriesMemo()  # unchanged counts: the same points (see series_memo)
 
     @classmethod
     def of(cls, profile: Any, max_features: int | None = None) -> OutlierAggregate:
@@ -160,42 +162,47 @@ class OutlierAggregate:
 
     # --- rendering -----------------------------------------------------------------
     def families(self, ctx: RenderContext) -> Iterable[Family]:
-        ns, labels = ctx.namespace, ctx.labels
+        ns, labels, memo = ctx.namespace, ctx.labels, self._memo
         if self.names:
-            yield Family(
-                names.FEATURE_OUT_OF_RANGE,
-                ns,
-                tuple(
-                    ScalarPoint({**labels, names.FEATURE: n, names.SIDE: side}, float(v))
-                    for n, row in zip(self.names, self.out_of_range.tolist(), strict=True)
-                    for side, v in zip(_SIDES, row, strict=True)
-                ),
-            )
-            yield Family(names.FEATURE_OUTLIERS, ns, self._points(labels, names.FEATURE))
+            sided = memo.points(
+                names.FEATURE_OUT_OF_RANGE.name, labels, self._sided_labels,
+                self.out_of_range.reshape(-1).astype(np.float64),
+            )  # fmt: skip
+            yield Family(names.FEATURE_OUT_OF_RANGE, ns, sided)
+            outliers = memo.points(
+                names.FEATURE_OUTLIERS.name, labels, self._feature_labels,
+                self.feature_outliers.astype(np.float64),
+            )  # fmt: skip
+            yield Family(names.FEATURE_OUTLIERS, ns, outliers)
             yield from self._ratios(ctx, names.FEATURE_REFERENCE_OUTLIER_RATIO, names.FEATURE)
         if self.output_spec:
-            outs = tuple(
-                ScalarPoint({**labels, names.OUTPUT: spec[0]}, float(v))
-                for spec, v in zip(self.output_spec, self.output_outliers.tolist(), strict=True)
-            )
+            outs = memo.points(
+                names.PREDICTION_OUTLIERS.name, labels, self._output_labels,
+                self.output_outliers.astype(np.float64),
+            )  # fmt: skip
             yield Family(names.PREDICTION_OUTLIERS, ns, outs)
             yield from self._ratios(ctx, names.PREDICTION_REFERENCE_OUTLIER_RATIO, names.OUTPUT)
         if self.joint is not None:
-            method = {**labels, names.METHOD: MAHALANOBIS}
             joint = self.joint
-            yield Family(names.OUTLIER_ROWS, ns, (ScalarPoint(method, float(self.rows)),))
-            checked = (ScalarPoint(method, float(self.rows_checked)),)
-            yield Family(names.OUTLIER_ROWS_CHECKED, ns, checked)
-            ratio = (ScalarPoint(method, joint.expected_ratio),)
-            yield Family(names.OUTLIER_ROWS_REFERENCE_RATIO, ns, ratio)
-            count = (ScalarPoint(method, float(joint.count)),)
-            yield Family(names.OUTLIER_ROWS_REFERENCE_ROWS, ns, count)
+            values = (float(self.rows), float(self.rows_checked), joint.expected_ratio)
+            specs = (
+                names.OUTLIER_ROWS,
+                names.OUTLIER_ROWS_CHECKED,
+                names.OUTLIER_ROWS_REFERENCE_RATIO,
+                names.OUTLIER_ROWS_REFERENCE_ROWS,
+            )
+            for spec, value in zip(specs, (*values, float(joint.count)), strict=True):
+                one = memo.points(spec.name, labels, _method_labels, np.array([value]))
+                yield Family(spec, ns, one)
 
-    def _points(self, labels: Mapping[str, str], key: str) -> tuple[ScalarPoint, ...]:
-        return tuple(
-            ScalarPoint({**labels, key: n}, float(v))
-            for n, v in zip(self.names, self.feature_outliers.tolist(), strict=True)
-        )
+    def _sided_labels(self, base: Mapping[str, str]) -> list[dict[str, str]]:
+        return [{**base, names.FEATURE: n, names.SIDE: side} for n in self.names for side in _SIDES]
+
+    def _feature_labels(self, base: Mapping[str, str]) -> list[dict[str, str]]:
+        return [{**base, names.FEATURE: n} for n in self.names]
+
+    def _output_labels(self, base: Mapping[str, str]) -> list[dict[str, str]]:
+        return [{**base, names.OUTPUT: spec[0]} for spec in self.output_spec]
 
     def _ratios(self, ctx: RenderContext, spec: names.MetricSpec, key: str) -> Iterable[Family]:
         """The reference ratios that the profile counted (none for older profiles)."""
@@ -204,10 +211,14 @@ class OutlierAggregate:
             if key == names.FEATURE
             else [(o[0], o[3]) for o in self.output_spec]
         )
-        points = tuple(
-            ScalarPoint({**ctx.labels, key: n}, float(r)) for n, r in pairs if r is not None
-        )
-        if points:
+        counted = [(n, float(r)) for n, r in pairs if r is not None]
+        if counted:
+
+            def make(base: Mapping[str, str]) -> list[dict[str, str]]:
+                return [{**base, key: n} for n, _ in counted]
+
+            ratios = np.array([r for _, r in counted])
+            points = self._memo.points(spec.name, ctx.labels, make, ratios)
             yield Family(spec, ctx.namespace, points)
 
     # --- merging and state ---------------------------------------------------------
@@ -265,3 +276,7 @@ def _as_slice(cols: list[int]) -> Cols:
     if cols and cols == list(range(cols[0], cols[0] + len(cols))):
         return slice(cols[0], cols[0] + len(cols))
     return cols
+
+
+def _method_labels(base: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{**base, names.METHOD: MAHALANOBIS}]

@@ -31,6 +31,7 @@ from ..profile import ReferenceProfile
 from ..segments import NONE_CODE, Segmenter, SegmentPlan, segment_values
 from .drift import DriftAggregate
 from .outcome_store import class_label
+from .series_memo import SeriesMemo
 from .traffic import Histogram
 
 #: Families of a segment's drift aggregate that are exported, and their segment names.
@@ -69,6 +70,10 @@ class SegmentAggregate:
         self.predictions: IntArray = np.zeros(n, dtype=np.int64)
         self.confidence: dict[int, Histogram] = {}
         self.drift: dict[int, DriftAggregate] = {}
+        # (code, family) -> (the segment's drift points, them with the segment label):
+        # unchanged drift points keep their labelled copies (see series_memo).
+        self._labelled: dict[tuple[int, str], tuple[tuple[Point, ...], list[Point]]] = {}
+        self._memo = SeriesMemo()
         self.correct: IntArray = np.zeros(n, dtype=np.int64)
         self.wrong: IntArray = np.zeros(n, dtype=np.int64)
         self.sq_sum = np.zeros(n, dtype=np.float64)
@@ -241,13 +246,35 @@ class SegmentAggregate:
                 target = _DRIFT_EXPORTS.get(family.spec.name)
                 if target is None:
                     continue
-                points[target.name].extend(
-                    ScalarPoint({**p.labels, names.SEGMENT: segment}, p.value)
-                    for p in family.points
-                    if isinstance(p, ScalarPoint) and p.labels.get(names.FEATURE) != skip
-                )
+                key = (code, family.spec.name)
+                kept = self._labelled.get(key)
+                if kept is None or kept[0] is not family.points:
+                    kept = (
+                        family.points,
+                        [
+                            ScalarPoint({**p.labels, names.SEGMENT: segment}, p.value)
+                            for p in family.points
+                            if isinstance(p, ScalarPoint) and p.labels.get(names.FEATURE) != skip
+                        ],
+                    )
+                    self._labelled[key] = kept
+                points[target.name].extend(kept[1])
         for spec in _DRIFT_EXPORTS.values():
-            yield Family(spec, ctx.namespace, tuple(points[spec.name]))
+            merged = self._memo.settle(spec.name, tuple(points[spec.name]))
+            yield Family(spec, ctx.namespace, merged)
+
+    # --- the per-segment drift statistics cache (see aggregates.stats_cache) ----------
+    def statistics_pending(self, refresh_s: float) -> None:
+        for drift in list(self.drift.values()):
+            drift.statistics_pending(refresh_s)
+
+    def require_fresh_statistics(self) -> None:
+        for drift in list(self.drift.values()):
+            drift.require_fresh_statistics()
+
+    def refresh_statistics(self) -> None:
+        for drift in list(self.drift.values()):
+            drift.refresh_statistics()
 
     # --- merging and state -----------------------------------------------------------
     _ARRAYS = (

@@ -18,6 +18,7 @@ from .._internal.failures import abort_reason
 from .._tracing import exemplar_labels
 from ..batch import Batch, FloatArray, IntArray, RenderContext
 from ..points import Exemplar, Family, HistogramPoint, ScalarPoint
+from .series_memo import SeriesMemo
 
 
 class Histogram:
@@ -218,6 +219,7 @@ class InputHealthAggregate:
         self.missing: IntArray = np.zeros(0, dtype=np.int64)
         self.invalid: IntArray = np.zeros(0, dtype=np.int64)
         self.not_exported = 0
+        self._memo = SeriesMemo()  # unchanged counts: the same points (see series_memo)
 
     def seed(self, feature_names: tuple[str, ...]) -> None:
         """Export zero-valued series for features known up front (rates need a baseline)."""
@@ -254,15 +256,12 @@ class InputHealthAggregate:
             (names.FEATURE_MISSING, self.missing),
             (names.FEATURE_INVALID, self.invalid),
         ):
-            yield Family(
-                spec,
-                ns,
-                tuple(
-                    ScalarPoint({**labels, names.FEATURE: f}, int(c))
-                    for f, c in zip(self.names, counts, strict=True)
-                ),
-            )
+            points = self._memo.points(spec.name, labels, self._feature_labels, counts)
+            yield Family(spec, ns, points)
         yield Family(names.FEATURES_NOT_EXPORTED, ns, (ScalarPoint(labels, self.not_exported),))
+
+    def _feature_labels(self, base: Mapping[str, str]) -> list[dict[str, str]]:
+        return [{**base, names.FEATURE: f} for f in self.names]
 
     def merge(self, other: InputHealthAggregate) -> None:
         if not other.names:
@@ -285,6 +284,7 @@ class InputHealthAggregate:
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.names = tuple(state["names"])
+        self._memo.clear()
         self.observations = np.asarray(state["observations"], dtype=np.int64).copy()
         self.missing = np.asarray(state["missing"], dtype=np.int64).copy()
         self.invalid = np.asarray(state["invalid"], dtype=np.int64).copy()

@@ -49,6 +49,7 @@ from ..points import Exemplar, Family, HistogramPoint, Point, SummaryPoint
 _FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
 
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+_INF = float("inf")
 
 
 def go_float(value: float) -> str:
@@ -98,12 +99,6 @@ class _TwoGenerations:
         self.old, self.new = self.new, {}
 
 
-def _known(cache: dict[int, tuple[Mapping[str, str], str]], labels: Mapping[str, str]) -> str:
-    """The cached text of ``labels`` ("" when not cached: ``{}`` renders as "" anyway)."""
-    hit = cache.get(id(labels))
-    return hit[1] if hit is not None and hit[0] is labels else ""
-
-
 class TextRenderer:
     """Renders families byte for byte as prometheus-client: text 0.0.4 or OpenMetrics.
 
@@ -123,6 +118,7 @@ class TextRenderer:
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
         self._blocks = _TwoGenerations()  # (name, id(points)) -> (points, text)
         self._buckets = _TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
+        self._prefixes = _TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
         self._headers: dict[tuple[str, str, str], str] = {}
 
     def render(self, families: Iterable[Family]) -> str:
@@ -139,7 +135,7 @@ class TextRenderer:
             for family in group:
                 out.append(self._block(name, family))
                 points += len(family.points)
-        for cache in (self._blocks, self._buckets):
+        for cache in (self._blocks, self._buckets, self._prefixes):
             cache.turn()
         limit = 2 * points + 1024
         if len(self._by_id) > limit:
@@ -190,15 +186,24 @@ class TextRenderer:
     def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
         labels = self.labels
         if kind in ("counter", "gauge"):
+            if not points:
+                return []
             sample = name + "_total" if kind == "counter" else name
-            known = self._by_id
             # The hot loop of a scrape (ScalarPoints only: the families' contract): the
-            # label text and the value's repr inline; anything unusual through the
-            # methods (a label set not seen yet, inf/nan, Go's exponent form).
+            # ``name{labels} `` prefixes of a run of label sets kept from the last render
+            # (equal label sets give the same text), the value's repr inline; anything
+            # unusual through go_float (inf, nan, Go's exponent form from 1e6 on).
+            key = (sample, len(points), id(points[0].labels))
+            seen = [p.labels for p in points]
+            hit = self._prefixes.get(key)
+            if hit is not None and hit[0] == seen:
+                prefixes = hit[1]
+            else:
+                prefixes = [f"{sample}{labels(lb)} " for lb in seen]
+                self._prefixes.put(key, (seen, prefixes))
             return [
-                f"{sample}{_known(known, p.labels) or labels(p.labels)} "
-                f"{r if len(r := repr(float(p.value))) < 9 and r[-1] not in 'fn' else go_float(p.value)}\n"  # type: ignore[union-attr]  # noqa: E501
-                for p in points
+                f"{a}{repr(v) if -_INF < (v := float(p.value)) < 1e6 else go_float(v)}\n"  # type: ignore[union-attr]
+                for a, p in zip(prefixes, points, strict=True)
             ]
         out: list[str] = []
         for p in points:

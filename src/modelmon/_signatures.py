@@ -71,11 +71,18 @@ class MonitorDecorator(Protocol):
 
 
 class MonitorExtraOptions(TypedDict, total=False):
-    """The keyword options of :class:`~modelmon.Monitor` beyond ``monitored``'s own.
+    """The keyword options of :class:`~modelmon.Monitor` but ``reference`` (``monitored``'s own).
 
     See :class:`~modelmon.Monitor` for what each does.
     """
 
+    feature_names: Sequence[str] | None
+    features: Callable[..., Any] | None
+    prediction: Callable[[Any], Any] | None
+    confidence: ConfidenceArg
+    task: Task | None
+    registry: Any
+    namespace: str
     strict: bool
     categorical: Iterable[str] | None
     classes: Sequence[Any] | None
@@ -114,10 +121,3 @@ class MonitorOptions(MonitorExtraOptions, total=False):
     """Every keyword option of :class:`~modelmon.Monitor` (for :func:`~modelmon.instrument`)."""
 
     reference: ReferenceProfile | str | Any
-    feature_names: Sequence[str] | None
-    features: Callable[..., Any] | None
-    prediction: Callable[[Any], Any] | None
-    confidence: ConfidenceArg
-    task: Task | None
-    registry: Any
-    namespace: str

@@ -16,11 +16,13 @@ full collections). The tuple itself lives only as the context's last prediction.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
+T = TypeVar("T")
 DEFAULT_BUFFER_SIZE = 1024
 HARD_LIMIT_FACTOR = 16
 
@@ -174,3 +176,18 @@ class NestingGuard:
         self.functions += 1
         if self.functions >= 2:
             self.on[0] = True
+
+
+@contextlib.contextmanager
+def collecting(var: ContextVar[list[T] | None]) -> Iterator[list[T]]:
+    """Set ``var`` to a fresh list for the block and yield it (reset on exit).
+
+    The list is shared by reference, so threads the block hands work to (with a copied
+    context) append to the same list: the prediction scope and the deferred failures.
+    """
+    items: list[T] = []
+    token = var.set(items)
+    try:
+        yield items
+    finally:
+        var.reset(token)

@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from .buffer import MONITOR, RawRecord
+from .buffer import MONITOR, RawRecord, collecting
 
 # The hot path's raw records (see ``buffer.Record``); kept under this name for the
 # integrations that type the records of a prediction scope.
@@ -70,9 +70,5 @@ def prediction_scope() -> Iterator[list[Record]]:
     by reference, so a sync endpoint run in a thread pool (with a copied context) still
     appends to it.
     """
-    records: list[Record] = []
-    token = _scope.set(records)
-    try:
+    with collecting(_scope) as records:
         yield records
-    finally:
-        _scope.reset(token)

@@ -21,23 +21,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import MissingExtraError
-from .jobs import DEFAULT_JOB, BatchJob, JobSpec, PredictFn, make_job, partition_state
-from .profile import ReferenceProfile
-from .profile_builder import ProfileBuilder, ProfileSpec
+from .jobs import EngineRunner, JobSpec, PredictFn, partition_state
+from .profile_builder import ProfileBuilder
 
 SPLIT_EVERY = 8  # states merged per tree node
-
-
-def _require() -> Any:
-    try:
-        import dask
-    except ImportError as exc:
-        raise MissingExtraError("dask", "dask") from exc
-    return dask
 
 
 def _fold_partition(initial: dict[str, Any], part: Any) -> ProfileBuilder:
@@ -63,49 +54,33 @@ def _tree(delayed: Any, items: list[Any]) -> Any:
     return items[0]
 
 
-def _run_pass(parts: list[Any], builder: ProfileBuilder) -> ProfileBuilder:
-    dask = _require()
-    initial = builder.state()
-    folded = [dask.delayed(_fold_partition)(initial, p) for p in parts]
-    if not folded:
-        return builder
-    (merged,) = dask.compute(_tree(dask.delayed, folded))
-    result: ProfileBuilder = merged
-    return result
+class _Dask(EngineRunner):
+    def require(self) -> Any:
+        try:
+            import dask
+        except ImportError as exc:
+            raise MissingExtraError("dask", "dask") from exc
+        return dask
 
+    def select(self, frame: Any, columns: Sequence[str]) -> Any:
+        return frame[list(columns)].to_delayed()
 
-def profile(
-    ddf: Any,
-    *,
-    features: Sequence[str] | None = None,
-    prediction: str | None = None,
-    confidence: str | None = None,
-    exclude: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    bins: int = 10,
-    max_categories: int = 20,
-    task: str | None = None,
-    created_at: float | None = None,
-) -> ReferenceProfile:
-    """The reference profile of a Dask DataFrame (two passes, tree-merged on the cluster).
+    def profile_pass(self, frame: Any, builder: ProfileBuilder) -> ProfileBuilder:
+        dask = self.require()
+        initial = builder.state()
+        folded = [dask.delayed(_fold_partition)(initial, p) for p in frame]
+        if not folded:
+            return builder
+        (merged,) = dask.compute(_tree(dask.delayed, folded))
+        result: ProfileBuilder = merged
+        return result
 
-    Arguments as :class:`~modelmon.profile_builder.ProfileSpec`.
-    """
-    _require()
-    spec = ProfileSpec(
-        features=None if features is None else tuple(features),
-        prediction=prediction,
-        confidence=confidence,
-        exclude=tuple(exclude),
-        categorical=tuple(categorical),
-        bins=bins,
-        max_categories=max_categories,
-        task=task,  # type: ignore[arg-type]
-    )
-    parts = ddf[list(spec.roles(list(ddf.columns)))].to_delayed()
-    first = _run_pass(parts, ProfileBuilder(spec))
-    second = _run_pass(parts, first.second_pass())
-    return second.finish(created_at)
+    def partition_states(
+        self, frame: Any, spec: JobSpec, predict: PredictFn | None, prediction: str | None
+    ) -> list[dict[str, Any]]:
+        dask = self.require()
+        tasks = [dask.delayed(_monitor_partition)(spec, p, predict, prediction) for p in frame]
+        return list(dask.compute(*tasks))
 
 
 def _monitor_partition(
@@ -115,42 +90,9 @@ def _monitor_partition(
     return partition_state(spec, batches, predict=predict, prediction_column=prediction)
 
 
-def monitor(
-    ddf: Any,
-    *,
-    model: str | None = None,
-    version: str | None = None,
-    reference: ReferenceProfile | None = None,
-    predict: PredictFn | None = None,
-    prediction: str | None = None,
-    features: Sequence[str] | None = None,
-    job: BatchJob | None = None,
-    pushgateway: str | None = None,
-    job_name: str = DEFAULT_JOB,
-    grouping_key: Mapping[str, str] | None = None,
-    now: float | None = None,
-    **options: Any,
-) -> BatchJob:
-    """Monitor a batch-scoring run over ``ddf``; as :func:`modelmon.spark.monitor`.
-
-    ``predict(pandas_frame_of_features)`` runs in the workers, once per partition.
-    """
-    dask = _require()
-    own = job is None
-    if job is None:
-        job = make_job(
-            model, version, reference, features, now, options, pushgateway, job_name, grouping_key
-        )
-        job.start()
-    columns = list(job.spec.feature_columns() or ddf.columns)
-    if prediction is not None and prediction not in columns:
-        columns.append(prediction)
-    spec = job.spec
-    tasks = [
-        dask.delayed(_monitor_partition)(spec, p, predict, prediction)
-        for p in ddf[columns].to_delayed()
-    ]
-    job.merge_states(list(dask.compute(*tasks)))
-    if own:
-        job.finish()
-    return job
+_ENGINE = _Dask()
+#: The reference profile of a Dask DataFrame (two passes, tree-merged on the cluster).
+profile = _ENGINE.profile
+#: A batch-scoring run over a Dask DataFrame as one :class:`~modelmon.jobs.BatchJob`;
+#: ``predict`` runs in the workers, once per partition.
+monitor = _ENGINE.monitor

@@ -14,13 +14,15 @@ The wrappers themselves (what runs inside each call) live in :mod:`modelmon._hot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ._hotpath import wrap
 from ._signatures import MonitorDecorator, Monitored, MonitorExtraOptions, MonitorOptions
 from .errors import ConfigurationError
-from .monitor import DEFAULT_REGISTRY, ConfidenceArg, Monitor, Task, live_monitor
+from .monitor import DEFAULT_REGISTRY, Monitor, live_monitor
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -47,21 +49,14 @@ def monitored(
     model: str,
     version: str,
     reference: Any = None,
-    feature_names: Sequence[str] | None = None,
-    features: Callable[..., Any] | None = None,
-    prediction: Callable[[Any], Any] | None = None,
-    confidence: ConfidenceArg = "auto",
-    task: Task | None = None,
-    registry: Any = DEFAULT_REGISTRY,
-    namespace: str = "modelmon",
     **options: Unpack[MonitorExtraOptions],
 ) -> MonitorDecorator:
     """Decorator factory: monitor every call of the decorated predict function.
 
     The wrapped function is typed :class:`~modelmon.Monitored`: the same parameters
-    and return type, plus ``.monitor`` (its :class:`Monitor`). Further keyword options
-    go to :class:`Monitor` (``strict=True``, ``buffer_size=...``; typed by
-    :class:`~modelmon.MonitorExtraOptions`, so a misspelt one is a type error).
+    and return type, plus ``.monitor`` (its :class:`Monitor`). The keyword options go
+    to :class:`Monitor` (``feature_names=...``, ``strict=True``, ``buffer_size=...``;
+    typed by :class:`~modelmon.MonitorExtraOptions`, so a misspelt one is a type error).
 
     >>> import modelmon
     >>> @modelmon.monitored(model="m", version="1", registry=False)
@@ -74,18 +69,20 @@ def monitored(
     of one model) share one :class:`Monitor`: their calls add up. The same model and
     version with other arguments raise :class:`~modelmon.errors.ConfigurationError`.
     """
-    config = dict(
-        reference=reference,
-        feature_names=feature_names,
-        features=features,
-        prediction=prediction,
-        confidence=confidence,
-        task=task,
-        registry=registry,
-        namespace=namespace,
-        **options,
-    )
+    config = {**_monitored_defaults(), "reference": reference, **options}
     return _shared_monitor(model, version, config).wrap
+
+
+# The options a monitored() call always compares (given or not) when it looks for the
+# live monitor of its model version: the ones that were its explicit parameters.
+_COMPARED = ("feature_names", "features", "prediction", "confidence", "task", "registry")
+
+
+@functools.cache
+def _monitored_defaults() -> dict[str, Any]:
+    """Monitor's defaults of the always-compared options (its signature is the source)."""
+    params = inspect.signature(Monitor.__init__).parameters
+    return {"namespace": "modelmon", **{name: params[name].default for name in _COMPARED}}
 
 
 def _shared_monitor(model: str, version: str, config: Mapping[str, Any]) -> Monitor:

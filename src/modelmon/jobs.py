@@ -44,6 +44,7 @@ from typing import Any
 from .errors import ConfigurationError
 from .monitor import Monitor
 from .profile import ReferenceProfile
+from .profile_builder import ProfileBuilder, ProfileSpec
 
 STATE_FORMAT = "modelmon-job-state"
 DEFAULT_JOB = "modelmon_batch"
@@ -317,3 +318,117 @@ def make_job(
         dict(options),
     )
     return BatchJob(spec, pushgateway=pushgateway, job=job_name, grouping_key=grouping_key)
+
+
+class EngineRunner:
+    """The engine-neutral halves of ``profile()`` and ``monitor()`` of a cluster engine.
+
+    :mod:`modelmon.spark` and :mod:`modelmon.dask` subclass it with four hooks (which
+    package to require, the frame's columns, a column selection, and how partitions run)
+    and export an instance's bound :meth:`profile` and :meth:`monitor`.
+    """
+
+    def require(self) -> Any:
+        """Import the engine (raise :class:`~modelmon.errors.MissingExtraError` if absent)."""
+        raise NotImplementedError
+
+    def columns(self, frame: Any) -> list[str]:
+        return [str(c) for c in frame.columns]
+
+    def select(self, frame: Any, columns: Sequence[str]) -> Any:
+        raise NotImplementedError
+
+    def profile_pass(self, frame: Any, builder: ProfileBuilder) -> ProfileBuilder:
+        """Fold every partition of ``frame`` into a copy of ``builder``; merge them all."""
+        raise NotImplementedError
+
+    def partition_states(
+        self, frame: Any, spec: JobSpec, predict: PredictFn | None, prediction: str | None
+    ) -> list[dict[str, Any]]:
+        """The :func:`partition_state` of every partition of ``frame``."""
+        raise NotImplementedError
+
+    def profile(
+        self,
+        frame: Any,
+        *,
+        features: Sequence[str] | None = None,
+        prediction: str | None = None,
+        confidence: str | None = None,
+        exclude: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        bins: int = 10,
+        max_categories: int = 20,
+        task: str | None = None,
+        created_at: float | None = None,
+    ) -> ReferenceProfile:
+        """The reference profile of a DataFrame (two passes over its partitions).
+
+        Arguments as :class:`~modelmon.profile_builder.ProfileSpec`; ``created_at`` fixes
+        the profile's timestamp (default: now).
+        """
+        self.require()
+        spec = ProfileSpec(
+            features=None if features is None else tuple(features),
+            prediction=prediction,
+            confidence=confidence,
+            exclude=tuple(exclude),
+            categorical=tuple(categorical),
+            bins=bins,
+            max_categories=max_categories,
+            task=task,  # type: ignore[arg-type]
+        )
+        selected = self.select(frame, list(spec.roles(self.columns(frame))))
+        first = self.profile_pass(selected, ProfileBuilder(spec))
+        second = self.profile_pass(selected, first.second_pass())
+        return second.finish(created_at)
+
+    def monitor(
+        self,
+        frame: Any,
+        *,
+        model: str | None = None,
+        version: str | None = None,
+        reference: ReferenceProfile | None = None,
+        predict: PredictFn | None = None,
+        prediction: str | None = None,
+        features: Sequence[str] | None = None,
+        job: BatchJob | None = None,
+        pushgateway: str | None = None,
+        job_name: str = DEFAULT_JOB,
+        grouping_key: Mapping[str, str] | None = None,
+        now: float | None = None,
+        **options: Any,
+    ) -> BatchJob:
+        """Monitor a batch-scoring run over ``frame``; return the merged :class:`BatchJob`.
+
+        ``predict(pandas_frame_of_features)`` returns the predictions of one batch (it
+        runs in the workers); or ``prediction`` names a column already holding them.
+        Without ``job``, a job is made from ``model``, ``version``, ``reference`` and
+        ``options`` (further :class:`~modelmon.Monitor` keyword arguments), started (a push
+        of zeros) and finished (a push of the totals) here. With ``job``, the states are
+        merged into it and the caller calls :meth:`BatchJob.finish`.
+        """
+        self.require()
+        own = job is None
+        if job is None:
+            job = make_job(
+                model,
+                version,
+                reference,
+                features,
+                now,
+                options,
+                pushgateway,
+                job_name,
+                grouping_key,
+            )
+            job.start()
+        columns = list(job.spec.feature_columns() or self.columns(frame))
+        if prediction is not None and prediction not in columns:
+            columns.append(prediction)
+        selected = self.select(frame, columns)
+        job.merge_states(self.partition_states(selected, job.spec, predict, prediction))
+        if own:
+            job.finish()
+        return job

@@ -22,24 +22,15 @@ Example (``spark`` a ``SparkSession``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from .errors import MissingExtraError
-from .jobs import DEFAULT_JOB, BatchJob, JobSpec, PredictFn, decode_state, encode_state, make_job
-from .profile import ReferenceProfile
-from .profile_builder import ProfileBuilder, ProfileSpec, merge_all
+from .jobs import EngineRunner, JobSpec, PredictFn, decode_state, encode_state
+from .profile_builder import ProfileBuilder, merge_all
 
 STATE_SCHEMA = "state binary"
 COALESCE_ROWS = 1 << 17  # rows per builder update on an executor
-
-
-def _require() -> None:
-    try:
-        import pyarrow  # noqa: F401
-        import pyspark  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError("pyspark", "spark") from exc
 
 
 def _state_batch(data: bytes) -> Any:
@@ -81,45 +72,29 @@ def _coalesced(batches: Iterable[Any], rows: int = COALESCE_ROWS) -> Iterator[An
         yield pa.Table.from_batches(pending)
 
 
-def _run_pass(frame: Any, builder: ProfileBuilder) -> ProfileBuilder:
-    rows = frame.mapInArrow(_builder_task(encode_state(builder.state())), STATE_SCHEMA).collect()
-    parts = [ProfileBuilder.from_state(decode_state(bytes(r["state"]))) for r in rows]
-    return merge_all(parts or [builder])
+class _Spark(EngineRunner):
+    def require(self) -> Any:
+        try:
+            import pyarrow  # noqa: F401
+            import pyspark  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtraError("pyspark", "spark") from exc
 
+    def select(self, frame: Any, columns: Sequence[str]) -> Any:
+        return frame.select(*columns)
 
-def profile(
-    df: Any,
-    *,
-    features: Sequence[str] | None = None,
-    prediction: str | None = None,
-    confidence: str | None = None,
-    exclude: Sequence[str] = (),
-    categorical: Sequence[str] = (),
-    bins: int = 10,
-    max_categories: int = 20,
-    task: str | None = None,
-    created_at: float | None = None,
-) -> ReferenceProfile:
-    """The reference profile of a Spark DataFrame (two passes, merged on the driver).
+    def profile_pass(self, frame: Any, builder: ProfileBuilder) -> ProfileBuilder:
+        task = _builder_task(encode_state(builder.state()))
+        rows = frame.mapInArrow(task, STATE_SCHEMA).collect()
+        parts = [ProfileBuilder.from_state(decode_state(bytes(r["state"]))) for r in rows]
+        return merge_all(parts or [builder])
 
-    Arguments as :class:`~modelmon.profile_builder.ProfileSpec`; ``created_at`` fixes
-    the profile's timestamp (default: now).
-    """
-    _require()
-    spec = ProfileSpec(
-        features=None if features is None else tuple(features),
-        prediction=prediction,
-        confidence=confidence,
-        exclude=tuple(exclude),
-        categorical=tuple(categorical),
-        bins=bins,
-        max_categories=max_categories,
-        task=task,  # type: ignore[arg-type]
-    )
-    frame = df.select(*spec.roles(list(df.columns)))
-    first = _run_pass(frame, ProfileBuilder(spec))
-    second = _run_pass(frame, first.second_pass())
-    return second.finish(created_at)
+    def partition_states(
+        self, frame: Any, spec: JobSpec, predict: PredictFn | None, prediction: str | None
+    ) -> list[dict[str, Any]]:
+        task = _monitor_task(spec, predict, prediction)
+        rows = frame.mapInArrow(task, STATE_SCHEMA).collect()
+        return [decode_state(bytes(r["state"])) for r in rows]
 
 
 def _monitor_task(spec: JobSpec, predict: PredictFn | None, prediction: str | None) -> Any:
@@ -137,44 +112,9 @@ def _monitor_task(spec: JobSpec, predict: PredictFn | None, prediction: str | No
     return run
 
 
-def monitor(
-    df: Any,
-    *,
-    model: str | None = None,
-    version: str | None = None,
-    reference: ReferenceProfile | None = None,
-    predict: PredictFn | None = None,
-    prediction: str | None = None,
-    features: Sequence[str] | None = None,
-    job: BatchJob | None = None,
-    pushgateway: str | None = None,
-    job_name: str = DEFAULT_JOB,
-    grouping_key: Mapping[str, str] | None = None,
-    now: float | None = None,
-    **options: Any,
-) -> BatchJob:
-    """Monitor a batch-scoring run over ``df``; return the merged :class:`BatchJob`.
-
-    ``predict(pandas_frame_of_features)`` returns the predictions of one Arrow batch
-    (it runs on the executors); or ``prediction`` names a column already holding them.
-    Without ``job``, a job is made from ``model``, ``version``, ``reference`` and
-    ``options`` (further :class:`~modelmon.Monitor` keyword arguments), started (a push
-    of zeros) and finished (a push of the totals) here. With ``job``, the states are
-    merged into it and the caller calls :meth:`BatchJob.finish`.
-    """
-    _require()
-    own = job is None
-    if job is None:
-        job = make_job(
-            model, version, reference, features, now, options, pushgateway, job_name, grouping_key
-        )
-        job.start()
-    columns = list(job.spec.feature_columns() or df.columns)
-    if prediction is not None and prediction not in columns:
-        columns.append(prediction)
-    task = _monitor_task(job.spec, predict, prediction)
-    rows = df.select(*columns).mapInArrow(task, STATE_SCHEMA).collect()
-    job.merge_states([decode_state(bytes(r["state"])) for r in rows])
-    if own:
-        job.finish()
-    return job
+_ENGINE = _Spark()
+#: The reference profile of a Spark DataFrame (two Spark jobs, merged on the driver).
+profile = _ENGINE.profile
+#: A batch-scoring run over a Spark DataFrame as one :class:`~modelmon.jobs.BatchJob`;
+#: ``predict`` runs on the executors, once per Arrow batch.
+monitor = _ENGINE.monitor

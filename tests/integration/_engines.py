@@ -7,6 +7,7 @@ A missing engine or Java skips, or fails under ``MODELMON_REQUIRE_INTEGRATION=1`
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -71,3 +72,29 @@ def dask_client() -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+ENGINES = ("spark", "dask")
+
+
+def partitioned(request: pytest.FixtureRequest, engine: str, frame: Any, k: int) -> Any:
+    """``frame`` (pandas) as a DataFrame of ``engine`` in exactly ``k`` partitions.
+
+    The engine's session fixture comes from ``request`` (import ``spark`` and
+    ``dask_client`` into the test module).
+    """
+    if engine == "spark":
+        part = request.getfixturevalue("spark").createDataFrame(frame).repartition(k)
+        assert part.rdd.getNumPartitions() == k
+        return part
+    request.getfixturevalue("dask_client")
+    import dask.dataframe as dd
+
+    part = dd.from_pandas(frame, npartitions=k, sort=False)
+    assert part.npartitions == k
+    return part
+
+
+def engine_module(engine: str) -> Any:
+    """``modelmon.spark`` or ``modelmon.dask``."""
+    return importlib.import_module(f"modelmon.{engine}")

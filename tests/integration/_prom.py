@@ -208,24 +208,31 @@ def prometheus(
     workdir.mkdir(parents=True, exist_ok=True)
     rule_paths = [str(write_yaml(workdir / name, doc)) for name, doc in rules.items()]
     config_path = write_yaml(workdir / "prometheus.yml", {**config, "rule_files": rule_paths})
-    port = free_port()
-    argv = [
-        exe,
-        f"--config.file={config_path}",
+    flags = [
         f"--storage.tsdb.path={workdir / 'prometheus-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
         "--storage.tsdb.retention.time=1h",
-        "--log.level=warn",
     ]
-    with spawn("prometheus", argv, workdir) as process:
-        server = Prometheus(f"http://127.0.0.1:{port}", process)
+    argv = [exe, f"--config.file={config_path}", *flags]
+    with _serve("Prometheus", argv, workdir, startup_timeout) as (url, process):
+        yield Prometheus(url, process)
+
+
+@contextlib.contextmanager
+def _serve(
+    name: str, argv: list[str], workdir: Path, startup_timeout: float
+) -> Iterator[tuple[str, Process]]:
+    """Run a Prometheus-family server (``argv`` plus a free loopback port) until it is ready."""
+    port = free_port()
+    argv = [*argv, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    url = f"http://127.0.0.1:{port}"
+    with spawn(name.lower(), argv, workdir) as process:
         wait_until(
-            lambda: _ready(server.url, process),
+            lambda: _ready(url, process),
             startup_timeout,
-            "Prometheus to be ready",
+            f"{name} to be ready",
             details=process.logs,
         )
-        yield server
+        yield url, process
 
 
 def _ready(url: str, process: Process) -> bool:
@@ -258,24 +265,10 @@ def alertmanager(
     exe = binary("prometheus-alertmanager", "alertmanager")
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = write_yaml(workdir / "alertmanager.yml", config)
-    port = free_port()
-    argv = [
-        exe,
-        f"--config.file={config_path}",
-        f"--storage.path={workdir / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-        "--log.level=warn",
-    ]
-    with spawn("alertmanager", argv, workdir) as process:
-        server = Alertmanager(f"http://127.0.0.1:{port}", process)
-        wait_until(
-            lambda: _ready(server.url, process),
-            startup_timeout,
-            "Alertmanager to be ready",
-            details=process.logs,
-        )
-        yield server
+    flags = [f"--storage.path={workdir / 'alertmanager-data'}", "--cluster.listen-address="]
+    argv = [exe, f"--config.file={config_path}", *flags]
+    with _serve("Alertmanager", argv, workdir, startup_timeout) as (url, process):
+        yield Alertmanager(url, process)
 
 
 @dataclass

@@ -10,6 +10,9 @@ failure would land on an unrelated test at random. The unit and adversarial test
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 _IGNORE_RESOURCE_WARNINGS = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -20,3 +23,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.path).startswith(here):
             item.add_marker(_IGNORE_RESOURCE_WARNINGS)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real OTLP/HTTP metrics receiver on a free port (``tests/integration/_otlp.py``)."""
+    from ._otlp import running_receiver
+
+    with running_receiver() as rec:
+        yield rec

@@ -21,11 +21,18 @@ from sklearn.linear_model import LogisticRegression
 
 from modelmon import Monitor, ReferenceProfile
 from modelmon.profile_builder import build_profile
-from tests.integration._engines import dask_client, spark  # noqa: F401 - fixtures
+from tests.integration._engines import (  # noqa: F401 - the engines' fixtures
+    ENGINES,
+    dask_client,
+    engine_module,
+    partitioned,
+    spark,
+)
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = (1, 3, 7)
+BATCH_PARTITIONS = {"spark": (1, 3), "dask": (1, 3, 7)}  # Spark starts a JVM job per run
 NOW = 1_700_000_000.0
 PROFILE_ARGS: dict[str, Any] = {"prediction": "label", "exclude": ["id"], "created_at": 0.0}
 
@@ -65,28 +72,14 @@ def local_fingerprint() -> str:
     return build_profile(lambda: [FRAME], **PROFILE_ARGS).fingerprint
 
 
-def test_spark_profile_is_partition_independent_and_equals_local(spark: Any) -> None:  # noqa: F811
-    from modelmon import spark as mm_spark
-
-    sdf = spark.createDataFrame(FRAME)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_profile_is_partition_independent_and_equals_local(
+    request: pytest.FixtureRequest, engine: str
+) -> None:
     prints = {}
     for k in PARTITIONS:
-        part = sdf.repartition(k)
-        assert part.rdd.getNumPartitions() == k
-        prints[k] = mm_spark.profile(part, **PROFILE_ARGS).fingerprint
-    assert set(prints.values()) == {local_fingerprint()}, prints
-
-
-def test_dask_profile_is_partition_independent_and_equals_local(dask_client: Any) -> None:  # noqa: F811
-    import dask.dataframe as dd
-
-    from modelmon import dask as mm_dask
-
-    prints = {}
-    for k in PARTITIONS:
-        ddf = dd.from_pandas(FRAME, npartitions=k, sort=False)
-        assert ddf.npartitions == k
-        prints[k] = mm_dask.profile(ddf, **PROFILE_ARGS).fingerprint
+        part = partitioned(request, engine, FRAME, k)
+        prints[k] = engine_module(engine).profile(part, **PROFILE_ARGS).fingerprint
     assert set(prints.values()) == {local_fingerprint()}, prints
 
 
@@ -126,38 +119,13 @@ def assert_job_equals_one_process(job: Any, one: Monitor, rows: int) -> None:
     assert scores["features"]["mean radius"]["psi"] > 0.25
 
 
-def test_spark_batch_job_equals_one_process(spark: Any) -> None:  # noqa: F811
-    from modelmon import spark as mm_spark
-
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batch_job_equals_one_process(request: pytest.FixtureRequest, engine: str) -> None:
     ref, live = reference(), live_frame()
     one = one_process(ref, live)
-    sdf = spark.createDataFrame(live)
-    for k in (1, 3):
-        job = mm_spark.monitor(
-            sdf.repartition(k),
-            model="batch",
-            version="1",
-            reference=ref,
-            predict=predict,
-            now=NOW,
-            min_samples=10,
-        )
-        assert job.partitions == k
-        assert_job_equals_one_process(job, one, len(live))
-        job.close()
-    one.close()
-
-
-def test_dask_batch_job_equals_one_process(dask_client: Any) -> None:  # noqa: F811
-    import dask.dataframe as dd
-
-    from modelmon import dask as mm_dask
-
-    ref, live = reference(), live_frame()
-    one = one_process(ref, live)
-    for k in (1, 3, 7):
-        job = mm_dask.monitor(
-            dd.from_pandas(live, npartitions=k, sort=False),
+    for k in BATCH_PARTITIONS[engine]:
+        job = engine_module(engine).monitor(
+            partitioned(request, engine, live, k),
             model="batch",
             version="1",
             reference=ref,

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.metrics import (
     accuracy_score,
@@ -37,12 +34,10 @@ from sklearn.metrics import (
 import modelmon
 from modelmon.aggregates.outcomes import classification_metrics
 from tests.conftest import free_port
-from tests.integration.test_gunicorn_workers import venv_binary
+from tests.integration._gunicorn import Samples, multiproc_env, scrape, serve_app, venv_binary
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.integration.apps.fleet_labels_app:app"
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 BOOT_SECONDS = 180  # workers import scikit-learn and fit two models; the CI box is shared
@@ -51,37 +46,9 @@ BOOT_SECONDS = 180  # workers import scikit-learn and fit two models; the CI box
 @contextlib.contextmanager
 def serve(argv: list[str], port: int, tmp: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """Run one replica until the block ends; waits (bounded) until it answers ``/pid``."""
-    environ = {**os.environ, "MODELMON_MULTIPROC_DIR": str(tmp), "PYTHONPATH": str(ROOT), **env}
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + BOOT_SECONDS
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/pid", timeout=5)
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.2)
+    environ = multiproc_env(tmp, **env)
+    with serve_app(argv, port, tmp, environ, boot_seconds=BOOT_SECONDS, stop_seconds=30) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-
-def scrape(port: int) -> Samples:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def summed(

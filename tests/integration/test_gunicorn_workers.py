@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,50 +23,21 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REQUIRE_INTEGRATION, free_port
+from tests.conftest import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from ._gunicorn import Samples, multiproc_env, serve_app, venv_binary
+from ._gunicorn import scrape as scrape_app
+
 LABELS = {"model": "workers", "version": "1"}
 pytestmark = pytest.mark.integration
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def venv_binary(name: str) -> str:
-    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed in the project venv (pip install -e '.[dev]')"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @contextmanager
 def serve(
     argv: list[str], port: int, tmp: Path, ready_path: str = "/pid", **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    environ = {**os.environ, "MODELMON_MULTIPROC_DIR": str(tmp), "PYTHONPATH": str(ROOT), **env}
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(argv, cwd=ROOT, env=environ, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}{ready_path}", timeout=2)
-                break
-            except requests.RequestException:  # not listening, or workers still booting
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.1)
+    with serve_app(argv, port, tmp, multiproc_env(tmp, **env), ready_path=ready_path) as proc:
         yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def load(port: int, n: int, threads: int = 8) -> int:
@@ -88,13 +57,7 @@ def load(port: int, n: int, threads: int = 8) -> int:
 
 
 def scrape(port: int) -> Samples:
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.labels.get("model") == "workers":
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return scrape_app(port, model="workers")
 
 
 def requests_total(samples: Samples) -> float:
@@ -125,6 +88,31 @@ def worker_pids(master: int) -> list[int]:
     return pids
 
 
+def kill_a_worker_under_load(
+    port: int, master: int, n: int, settle_s: float = 0.0
+) -> tuple[list[Samples], int]:
+    """SIGKILL one worker while ``n`` calls run, scraping all along (and 5 times after
+    ``settle_s``); returns the monotonic samples of every scrape and the calls served."""
+    history = [monotonic_samples(scrape(port))]
+    victim = worker_pids(master)[0]
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(load, port, n)
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        while not pending.done():
+            history.append(monotonic_samples(scrape(port)))
+        ok = pending.result()
+    time.sleep(settle_s)
+    history += [monotonic_samples(scrape(port)) for _ in range(5)]
+    return history, ok
+
+
+def assert_never_decreases(history: list[Samples]) -> None:
+    for before, after in itertools.pairwise(history):
+        for key, value in before.items():
+            assert after.get(key, 0.0) >= value, key
+
+
 def test_gunicorn_sync_workers_with_preload(tmp_path: Path) -> None:
     port = free_port()
     argv = [venv_binary("gunicorn"), "-w", "4", "--preload", "-b", f"127.0.0.1:{port}",
@@ -144,20 +132,8 @@ def test_gunicorn_uvicorn_workers_survive_sigkill(tmp_path: Path) -> None:
     with serve(argv, port, tmp_path) as master:
         assert load(port, 2000) == 2000
         assert_exact_after_fold(port, 2000)
-        history = [monotonic_samples(scrape(port))]
-        victim = worker_pids(master.pid)[0]
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(load, port, 1000)
-            time.sleep(0.3)
-            os.kill(victim, signal.SIGKILL)
-            while not pending.done():
-                history.append(monotonic_samples(scrape(port)))
-            ok = pending.result()
-        time.sleep(1.5)
-        history += [monotonic_samples(scrape(port)) for _ in range(5)]
-    for before, after in itertools.pairwise(history):
-        for key, value in before.items():
-            assert after.get(key, 0.0) >= value, key
+        history, ok = kill_a_worker_under_load(port, master.pid, 1000, settle_s=1.5)
+    assert_never_decreases(history)
     final = requests_total(history[-1])
     # Never more than was served; the victim's calls of its last ~1.1 s (folded or
     # written after the last write) die with it: at most a quarter of the 1,000 here.

@@ -10,24 +10,20 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
+from tests.integration._gunicorn import venv_binary
 from tests.integration.test_gunicorn_workers import (
+    assert_never_decreases,
+    kill_a_worker_under_load,
     load,
-    monotonic_samples,
     requests_total,
     scrape,
     serve,
-    venv_binary,
-    worker_pids,
 )
 
 pytestmark = pytest.mark.integration
@@ -75,20 +71,9 @@ def test_sigkilled_worker_never_makes_a_counter_go_back(tmp_path: Path) -> None:
     port = free_port()
     with serve(gunicorn(port, worker="uvicorn.workers.UvicornWorker"), port, tmp_path) as master:
         assert load(port, 1000) == 1000
-        history = [monotonic_samples(scrape(port))]
-        assert requests_total(history[0]) == 1000  # no sleep: read-your-writes
-        victim = worker_pids(master.pid)[0]
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(load, port, 1000)
-            time.sleep(0.3)
-            os.kill(victim, signal.SIGKILL)
-            while not pending.done():
-                history.append(monotonic_samples(scrape(port)))
-            ok = pending.result()
-        history += [monotonic_samples(scrape(port)) for _ in range(5)]
-    for before, after in itertools.pairwise(history):
-        for key, value in before.items():
-            assert after.get(key, 0.0) >= value, key
+        history, ok = kill_a_worker_under_load(port, master.pid, 1000)
+    assert requests_total(history[0]) == 1000  # scraped before the kill, no sleep: read-your-writes
+    assert_never_decreases(history)
     final = requests_total(history[-1])
     # The victim's calls since its last write die with it; all the others count.
     assert 1000 + 0.75 * ok <= final <= 2000

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
@@ -23,8 +22,8 @@ import modelmon
 import modelmon.otel
 from modelmon.exporters.otel import DisabledExport
 
-from ..conftest import REQUIRE_INTEGRATION, free_port
-from .test_otel_otlp import Receiver, attrs, points_of
+from ..conftest import REQUIRE_INTEGRATION
+from ._otlp import Receiver, attrs, points_of
 
 pytestmark = pytest.mark.integration
 
@@ -46,14 +45,6 @@ OTEL_VARS = (
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in OTEL_VARS:
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(free_port())
-    rec.start()
-    yield rec
-    rec.stop()
 
 
 def _export_threads() -> int:

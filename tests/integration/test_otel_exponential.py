@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,7 @@ import modelmon
 import modelmon.otel
 from modelmon.sketches import LogSketch
 
-from ..conftest import free_port
-from .test_otel_otlp import Receiver, attrs
+from ._otlp import Receiver, attrs, metrics_of
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +39,6 @@ def dataset() -> tuple[list[str], np.ndarray]:
     return [*names, "centred_radius"], np.column_stack([x, centred])
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(free_port())
-    rec.start()
-    yield rec
-    rec.stop()
-
-
 Hist = dict[str, Any]
 
 
@@ -57,22 +47,20 @@ def exponential_points(requests: list[Any], metric: str, key: str) -> list[dict[
     out = []
     for request in requests:
         found: dict[str, Hist] = {}
-        for rm in request.resource_metrics:
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name != metric:
-                        continue
-                    assert m.WhichOneof("data") == "exponential_histogram"
-                    assert m.exponential_histogram.aggregation_temporality == 2  # cumulative
-                    for dp in m.exponential_histogram.data_points:
-                        found[attrs(dp.attributes)[key]] = {
-                            "scale": dp.scale,
-                            "zero": dp.zero_count,
-                            "count": dp.count,
-                            "sum": dp.sum,
-                            "pos": _side(dp.positive.offset, dp.positive.bucket_counts),
-                            "neg": _side(dp.negative.offset, dp.negative.bucket_counts),
-                        }
+        for m in metrics_of(request):
+            if m.name != metric:
+                continue
+            assert m.WhichOneof("data") == "exponential_histogram"
+            assert m.exponential_histogram.aggregation_temporality == 2  # cumulative
+            for dp in m.exponential_histogram.data_points:
+                found[attrs(dp.attributes)[key]] = {
+                    "scale": dp.scale,
+                    "zero": dp.zero_count,
+                    "count": dp.count,
+                    "sum": dp.sum,
+                    "pos": _side(dp.positive.offset, dp.positive.bucket_counts),
+                    "neg": _side(dp.negative.offset, dp.negative.bucket_counts),
+                }
         out.append(found)
     return out
 

@@ -7,11 +7,7 @@ What it receives must equal the Prometheus exposition of the same run.
 
 from __future__ import annotations
 
-import gzip
 import threading
-import zlib
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -23,115 +19,9 @@ import modelmon
 import modelmon.otel
 from modelmon import names
 
-from ..conftest import REQUIRE_INTEGRATION, free_port
-
-try:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-except ImportError as exc:  # pragma: no cover - the dev extra installs both
-    if REQUIRE_INTEGRATION:
-        raise
-    pytest.skip(
-        f"OTLP packages missing ({exc}): pip install 'modelmon[otel-exporters]' "
-        "opentelemetry-proto",
-        allow_module_level=True,
-    )
+from ._otlp import Receiver, Request, attrs, exporter_for, metrics_of, number, points_of
 
 pytestmark = pytest.mark.integration
-
-Request = Any  # metrics_service_pb2.ExportMetricsServiceRequest
-
-
-class Receiver:
-    """A minimal OTLP/HTTP metrics endpoint on 127.0.0.1 that keeps decoded requests."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.requests: list[Request] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/metrics"
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                encoding = self.headers.get("Content-Encoding", "")
-                if encoding == "gzip":
-                    body = gzip.decompress(body)
-                elif encoding == "deflate":
-                    body = zlib.decompress(body)
-                request = metrics_service_pb2.ExportMetricsServiceRequest()
-                request.ParseFromString(body)
-                with receiver._lock:
-                    receiver.requests.append(request)
-                reply = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server = self._server
-        threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def last(self) -> Request:
-        with self._lock:
-            assert self.requests, "the receiver got nothing"
-            return self.requests[-1]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver(free_port())
-    rec.start()
-    yield rec
-    rec.stop()
-
-
-def exporter_for(receiver: Receiver, timeout_s: float = 2.0) -> Any:
-    # Below the exporter's first 1 s retry backoff, a refused connection fails at once.
-    return OTLPMetricExporter(endpoint=receiver.endpoint, timeout=timeout_s)
-
-
-def attrs(kvs: Any) -> dict[str, str]:
-    return {kv.key: kv.value.string_value for kv in kvs}
-
-
-def number(dp: Any) -> float:
-    return float(dp.as_int) if dp.WhichOneof("value") == "as_int" else dp.as_double
-
-
-def points_of(request: Request, model: str) -> dict[str, tuple[str, list[Any]]]:
-    """OTel name -> (data kind, data points of ``model``)."""
-    out: dict[str, tuple[str, list[Any]]] = {}
-    for rm in request.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                dps = [
-                    dp
-                    for dp in getattr(metric, kind).data_points
-                    if attrs(dp.attributes).get("model") == model
-                ]
-                if dps:
-                    out[metric.name] = (kind, dps)
-    return out
 
 
 def prom(registry: CollectorRegistry, name: str, labels: dict[str, str]) -> float:
@@ -345,25 +235,9 @@ def test_http_middleware_metrics_arrive_equal_to_prometheus(receiver: Receiver) 
     finally:
         handle.shutdown()
     route = "/otlp-items/{item_id}"
-    got: dict[str, tuple[str, list[Any]]] = {}
-    for rm in request.resource_metrics:
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                kind = metric.WhichOneof("data")
-                dps = [
-                    dp
-                    for dp in getattr(metric, kind).data_points
-                    if attrs(dp.attributes).get("route") == route
-                ]
-                if dps:
-                    got[metric.name] = (kind, dps)
-                    assert (
-                        metric.unit
-                        == {
-                            names.HTTP_REQUESTS.otel_name: "{request}",
-                            names.HTTP_DURATION.otel_name: "s",
-                        }[metric.name]
-                    )
+    got = points_of(request, route, key="route")
+    units = {names.HTTP_REQUESTS.otel_name: "{request}", names.HTTP_DURATION.otel_name: "s"}
+    assert {m.name: m.unit for m in metrics_of(request) if m.name in got} == units
     kind, requests_dps = got[names.HTTP_REQUESTS.otel_name]
     assert kind == "sum"
     by_status = {attrs(dp.attributes)["status"]: dp.as_int for dp in requests_dps}

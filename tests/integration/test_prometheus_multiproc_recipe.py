@@ -10,8 +10,6 @@ every scrape (whichever worker serves it) has modelmon's exact totals of all wor
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +18,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port
 
-from .test_gunicorn_workers import ROOT, venv_binary
+from ._gunicorn import ROOT, scrape, serve_app, venv_binary
 
 pytestmark = pytest.mark.integration
 LABELS = (("model", "recipe"), ("version", "1"))
@@ -39,35 +36,8 @@ def serve(port: int, tmp: Path, **extra_env: str) -> Iterator[Path]:
     argv = [venv_binary("gunicorn"), "-w", "3", "-b", f"127.0.0.1:{port}",
             "-c", "tests/integration/apps/prom_multiproc_conf.py",
             "tests.integration.apps.prom_multiproc_app:wsgi"]  # fmt: skip
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/pid", timeout=2)
-                break
-            except requests.RequestException:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.1)
+    with serve_app(argv, port, tmp, env):
         yield mpdir
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def scrape(port: int, plain: bool = False) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    url = f"http://127.0.0.1:{port}/metrics" + ("?plain" if plain else "")
-    out = {}
-    for family in text_string_to_metric_families(requests.get(url, timeout=10).text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def wait_for(port: int, name: str, labels: tuple[tuple[str, str], ...], expected: float) -> float:

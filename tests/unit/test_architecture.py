@@ -115,14 +115,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
 
 # Modules over MAX_LINES whose split is in progress elsewhere (path: who and why).
-PENDING_SPLITS: dict[str, str] = {
-    # Not split yet, nobody on it: the next step of issue 14 (each does more than one job).
-    "aggregates/outcomes.py": (
-        "metrics and fold helpers moved out (outcome_metrics, outcome_rows); the class "
-        "itself (matching, scoring, rendering, state) is ~530 lines: its rendering and "
-        "state are the next cut"
-    ),
-}
+PENDING_SPLITS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

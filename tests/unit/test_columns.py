@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from modelmon.drift import (
     REFERENCE_QUANTILE_PROBS,
@@ -22,6 +20,7 @@ from modelmon.sketches.columns import LogSketchColumns
 from modelmon.sketches.ddsketch import LogSketch
 
 from ._drift_oracle import ks_statistic, wasserstein_normed
+from ._sketch_values import quantile_property
 
 QS = np.linspace(0.0, 1.0, 101)
 
@@ -97,15 +96,7 @@ def test_collapse_keeps_high_quantiles_accurate() -> None:
     np.testing.assert_allclose(s.quantiles([0.5, 0.9, 1.0])[0], hi, rtol=0.0101)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6)),
-        min_size=1,
-        max_size=300,
-    ),
-    st.floats(min_value=0.0, max_value=1.0),
-)
+@quantile_property
 def test_property_quantile_within_relative_accuracy(values: list[float], q: float) -> None:
     x = np.asarray(values)
     s = LogSketchColumns(2)

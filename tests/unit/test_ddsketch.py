@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from modelmon.sketches.ddsketch import LogSketch, add_columns
+
+from ._sketch_values import quantile_property
 
 QS = np.linspace(0.0, 1.0, 101)
 
@@ -100,16 +100,7 @@ def test_add_columns_equals_per_column_add() -> None:
         assert bulk[j].count == one.count
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        # Within the dynamic range of 2048 buckets (nothing collapses).
-        st.one_of(st.just(0.0), st.floats(1e-6, 1e6), st.floats(-1e6, -1e-6)),
-        min_size=1,
-        max_size=300,
-    ),
-    st.floats(min_value=0.0, max_value=1.0),
-)
+@quantile_property
 def test_property_quantile_within_relative_accuracy(values: list[float], q: float) -> None:
     x = np.asarray(values)
     s = LogSketch(0.01)

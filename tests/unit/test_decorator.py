@@ -442,3 +442,25 @@ def test_confidence_callable_and_disabled(registry: CollectorRegistry) -> None:
     )
     p2([1.0])
     assert reg2.get_sample_value("modelmon_prediction_confidence_count", LABELS) == 0
+
+
+def test_monitored_takes_reference_by_position_and_compares_defaults_as_given() -> None:
+    from modelmon import ReferenceProfile
+
+    reg = CollectorRegistry()
+    ref = ReferenceProfile.from_data(np.arange(40.0).reshape(-1, 2), feature_names=["a", "b"])
+
+    @modelmon.monitored("pos", "1", ref, registry=reg)
+    def first(x: object) -> float:
+        return 1.0
+
+    # The same arguments with Monitor's defaults spelt out: one shared monitor.
+    @modelmon.monitored("pos", "1", ref, registry=reg, confidence="auto", task=None)
+    def second(x: object) -> float:
+        return 2.0
+
+    assert first.monitor is second.monitor
+    assert first.monitor.reference is ref
+    with pytest.raises(ConfigurationError, match="other arguments"):
+        modelmon.monitored("pos", "1", ref, registry=reg, task="regression")
+    first.monitor.close()

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .. import fold
-from ..buffer import ERROR, MONITOR
+from ..buffer import ERROR, MONITOR, collecting
 
 # Error markers (a leading NUL: no exception class name starts with one).
 CANCELLED = "\x00cancelled"
@@ -61,12 +61,8 @@ def record_failure(record: tuple[Any, ...]) -> None:
 @contextlib.contextmanager
 def deferred_failures() -> Iterator[list[Any]]:
     """Hold the failed calls made inside the block (shared with threads it hands work to)."""
-    held: list[Any] = []
-    token = _deferred.set(held)
-    try:
+    with collecting(_deferred) as held:
         yield held
-    finally:
-        _deferred.reset(token)
 
 
 def settle(held: list[Any], status: int) -> None:

@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
@@ -61,20 +61,31 @@ _EXPIRED = Lookup("expired")
 _DUPLICATE = Lookup("duplicate")
 
 
-class PendingStore(Protocol):
+Row = tuple[str, Prediction, float]  # (id, prediction, predicted_at)
+
+
+class PendingStore:
     """Predictions waiting for their label, by row id; bounded in size and age.
 
     ``put`` keeps predictions (evicting the oldest beyond ``capacity`` and expiring
     those older than ``ttl_seconds``); ``take`` removes and returns them, answering
     ``expired``/``duplicate`` for ids it evicted, expired or already handed out
     (remembered for the last ``capacity`` such ids) and ``unknown`` otherwise.
-    ``evicted`` and ``expired`` count the predictions dropped unlabelled.
+    ``evicted`` and ``expired`` count the predictions dropped unlabelled. A store
+    implements ``put_rows``, ``take``, ``expire``, ``__len__`` and ``close``.
     """
 
-    capacity: int
-    ttl_seconds: float
-    evicted: int
-    expired: int
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, ttl_seconds: float = DEFAULT_TTL_SECONDS
+    ) -> None:
+        if int(capacity) < 1:
+            raise ConfigurationError(f"outcome store capacity must be >= 1, got {capacity}")
+        if not ttl_seconds > 0:
+            raise ConfigurationError(f"outcome store TTL must be > 0 seconds, got {ttl_seconds}")
+        self.capacity = int(capacity)
+        self.ttl_seconds = float(ttl_seconds)
+        self.evicted = 0
+        self.expired = 0
 
     def put(
         self,
@@ -82,25 +93,31 @@ class PendingStore(Protocol):
         predictions: Sequence[Prediction],
         predicted_at: Sequence[float],
         now: float,
-    ) -> None: ...
+    ) -> None:
+        """Keep ``predictions[i]`` made at ``predicted_at[i]`` under ``ids[i]``."""
+        rows = [
+            (key, pred, float(at))
+            for key, pred, at in zip(ids, predictions, predicted_at, strict=True)
+        ]
+        self.put_rows(rows, now)
 
-    def take(self, ids: Sequence[str], now: float) -> list[Lookup]: ...
+    def put_rows(self, rows: list[Row], now: float) -> None:
+        raise NotImplementedError
 
-    def expire(self, now: float) -> int: ...
+    def take(self, ids: Sequence[str], now: float) -> list[Lookup]:
+        raise NotImplementedError
 
-    def __len__(self) -> int: ...
+    def expire(self, now: float) -> int:
+        raise NotImplementedError
 
-    def close(self) -> None: ...
+    def __len__(self) -> int:
+        raise NotImplementedError
 
-
-def _check_bounds(capacity: int, ttl_seconds: float) -> None:
-    if int(capacity) < 1:
-        raise ConfigurationError(f"outcome store capacity must be >= 1, got {capacity}")
-    if not ttl_seconds > 0:
-        raise ConfigurationError(f"outcome store TTL must be > 0 seconds, got {ttl_seconds}")
+    def close(self) -> None:
+        raise NotImplementedError
 
 
-class MemoryStore:
+class MemoryStore(PendingStore):
     """The default pending store, in this process: an insertion-ordered dict by id.
 
     It holds only what an id cannot carry: predictions made under a caller-supplied id
@@ -117,11 +134,7 @@ class MemoryStore:
     def __init__(
         self, capacity: int = DEFAULT_CAPACITY, ttl_seconds: float = DEFAULT_TTL_SECONDS
     ) -> None:
-        _check_bounds(capacity, ttl_seconds)
-        self.capacity = int(capacity)
-        self.ttl_seconds = float(ttl_seconds)
-        self.evicted = 0
-        self.expired = 0
+        super().__init__(capacity, ttl_seconds)
         self._pending: OrderedDict[str, tuple[Prediction, float]] = OrderedDict()
         self._gone: OrderedDict[str, Lookup] = OrderedDict()  # tombstones, bounded
         self._lock = threading.Lock()
@@ -129,21 +142,15 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def put(
-        self,
-        ids: Sequence[str],
-        predictions: Sequence[Prediction],
-        predicted_at: Sequence[float],
-        now: float,
-    ) -> None:
+    def put_rows(self, rows: list[Row], now: float) -> None:
         with self._lock:
             pending, gone = self._pending, self._gone
-            for key, pred, at in zip(ids, predictions, predicted_at, strict=True):
+            for key, pred, at in rows:
                 if key in pending:  # a re-issued id: the newest prediction wins
                     pending.move_to_end(key)
                 elif key in gone:
                     del gone[key]
-                pending[key] = (pred, float(at))
+                pending[key] = (pred, at)
             self._expire(now)
             while len(pending) > self.capacity:
                 key, _ = pending.popitem(last=False)
@@ -210,7 +217,7 @@ _SCHEMA = (
 _SQL_CHUNK = 500  # ids per IN (...) query: far below SQLite's parameter limit
 
 
-class SqliteStore:
+class SqliteStore(PendingStore):
     """The pending store persisted in a local SQLite file, so a restart keeps it.
 
     One table (``predictions``: id, insertion sequence, predicted_at, state, the
@@ -242,12 +249,8 @@ class SqliteStore:
         capacity: int = DEFAULT_CAPACITY,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
     ) -> None:
-        _check_bounds(capacity, ttl_seconds)
+        super().__init__(capacity, ttl_seconds)
         self.path = os.fspath(path)
-        self.capacity = int(capacity)
-        self.ttl_seconds = float(ttl_seconds)
-        self.evicted = 0
-        self.expired = 0
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -280,19 +283,10 @@ class SqliteStore:
         with self._lock:
             return self._count(_PENDING)
 
-    def put(
-        self,
-        ids: Sequence[str],
-        predictions: Sequence[Prediction],
-        predicted_at: Sequence[float],
-        now: float,
-    ) -> None:
-        rows = [
-            (key, float(at), _encode(pred))
-            for key, pred, at in zip(ids, predictions, predicted_at, strict=True)
-        ]
+    def put_rows(self, rows: list[Row], now: float) -> None:
+        encoded = [(key, at, _encode(pred)) for key, pred, at in rows]
         with self._lock:
-            self._backlog.extend(rows)
+            self._backlog.extend(encoded)
             if self._flush(self.write_wait_s):
                 with contextlib.suppress(sqlite3.OperationalError):  # locked: next time
                     self._maybe_sweep(now)

@@ -35,7 +35,7 @@ import math
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,10 +46,11 @@ from ..batch import Batch, OutputFrame, RenderContext
 from ..concept_drift import DEFAULT_RESET_AFTER, Detector, make_detector
 from ..errors import ConfigurationError
 from ..id_scheme import COUNTED_AS, MAX_LABEL_CHARS, IdScheme
-from ..points import Family, Point, ScalarPoint, SummaryPoint
+from ..points import Family
 
 # private: the window slot, split by job into .outcome_metrics (one owner)
 from .outcome_metrics import _Slot, classification_metrics, probability_losses
+from .outcome_render import REASONS, outcome_families, performance
 
 # private: the fold helpers and the joined pair, split by job into .outcome_rows
 from .outcome_rows import (
@@ -84,7 +85,6 @@ __all__ = [
 logger = logging.getLogger("modelmon")
 
 
-REASONS: tuple[str, ...] = ("expired", "unknown", "duplicate", "invalid", "invalid_id")
 LOG_INTERVAL_S = 60.0
 # Regression labels beyond this are refused: a 1e200 label would make the squared-error
 # sum +Inf for good. Override with ``outcome_range=``.
@@ -504,72 +504,11 @@ class OutcomeAggregate:
 
     def performance(self, now: float) -> dict[str, float]:
         """The windowed performance gauges by metric name (empty until one outcome)."""
-        w = self.windowed(now)
-        if w.n == 0:
-            return {}
-        if self.task == "regression":
-            return {"rmse": math.sqrt(w.sq / w.n), "mae": w.abs / w.n, "bias": w.err / w.n}
-        out = classification_metrics(w.confusion, self._positive())
-        if w.proba_n:
-            out["log_loss"] = w.log_loss / w.proba_n
-            out["brier"] = w.brier / w.proba_n
-        return out
-
-    def _positive(self) -> str | None:
-        """The positive class, for binary tasks only (given, or "1" when it is a class)."""
-        if len(self.classes) > 2:
-            return None
-        if self.positive_class is not None:
-            return self.positive_class
-        return "1" if "1" in self.classes else None
+        return performance(self, now)
 
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         with self._lock:
-            return list(self._families(ctx))
-
-    def _families(self, ctx: RenderContext) -> Iterator[Family]:
-        ns, labels = ctx.namespace, ctx.labels
-        if self.task == "classification":
-            yield Family(names.OUTCOMES, ns, self._confusion_points(labels))
-        if self.task == "regression":
-            yield from self._regression_families(ns, labels)
-        yield Family(
-            names.OUTCOMES_UNMATCHED,
-            ns,
-            tuple(ScalarPoint({**labels, names.REASON: r}, self.unmatched[r]) for r in REASONS),
-        )
-        perf = self.performance(ctx.now)
-        if perf:
-            yield Family(
-                names.PERFORMANCE,
-                ns,
-                tuple(ScalarPoint({**labels, names.METRIC: k}, v) for k, v in perf.items()),
-            )
-        yield Family(names.OUTCOME_DELAY, ns, (self.delay.point(labels),))
-        if self.detector is not None:
-            detector = {**labels, names.DETECTOR: self.detector.name}
-            yield Family(
-                names.CONCEPT_DRIFT_DETECTED, ns, (ScalarPoint(detector, self.detections),)
-            )
-            yield Family(names.CONCEPT_DRIFT, ns, (ScalarPoint(detector, float(self.in_drift)),))
-
-    def _confusion_points(self, labels: Mapping[str, str]) -> tuple[Point, ...]:
-        return tuple(
-            ScalarPoint({**labels, names.ACTUAL: a, names.PREDICTED: p}, c)
-            for (a, p), c in sorted(self.confusion.items())
-        )
-
-    def _regression_families(self, ns: str, labels: Mapping[str, str]) -> Iterator[Family]:
-        n = self.regression_count
-        yield Family(
-            names.REGRESSION_SQUARED_ERROR, ns, (SummaryPoint(labels, n, self.regression_squared),)
-        )
-        yield Family(
-            names.REGRESSION_ABSOLUTE_ERROR,
-            ns,
-            (SummaryPoint(labels, n, self.regression_absolute),),
-        )
-        yield Family(names.REGRESSION_OUTCOMES, ns, (ScalarPoint(labels, n),))
+            return list(outcome_families(self, ctx))
 
     # --- merging and state --------------------------------------------------------------
     def merge(self, other: OutcomeAggregate) -> None:

@@ -32,10 +32,11 @@ have their own counters. Every label value comes from the profile.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
@@ -164,23 +165,14 @@ class OutlierAggregate:
     def families(self, ctx: RenderContext) -> Iterable[Family]:
         ns, labels, memo = ctx.namespace, ctx.labels, self._memo
         if self.names:
-            sided = memo.points(
-                names.FEATURE_OUT_OF_RANGE.name, labels, self._sided_labels,
-                self.out_of_range.reshape(-1).astype(np.float64),
-            )  # fmt: skip
-            yield Family(names.FEATURE_OUT_OF_RANGE, ns, sided)
-            outliers = memo.points(
-                names.FEATURE_OUTLIERS.name, labels, self._feature_labels,
-                self.feature_outliers.astype(np.float64),
-            )  # fmt: skip
-            yield Family(names.FEATURE_OUTLIERS, ns, outliers)
+            sided = self.out_of_range.reshape(-1)
+            yield self._counts(ctx, names.FEATURE_OUT_OF_RANGE, self._sided_labels, sided)
+            feature_labels = self._feature_labels
+            yield self._counts(ctx, names.FEATURE_OUTLIERS, feature_labels, self.feature_outliers)
             yield from self._ratios(ctx, names.FEATURE_REFERENCE_OUTLIER_RATIO, names.FEATURE)
         if self.output_spec:
-            outs = memo.points(
-                names.PREDICTION_OUTLIERS.name, labels, self._output_labels,
-                self.output_outliers.astype(np.float64),
-            )  # fmt: skip
-            yield Family(names.PREDICTION_OUTLIERS, ns, outs)
+            outs = self.output_outliers
+            yield self._counts(ctx, names.PREDICTION_OUTLIERS, self._output_labels, outs)
             yield from self._ratios(ctx, names.PREDICTION_REFERENCE_OUTLIER_RATIO, names.OUTPUT)
         if self.joint is not None:
             joint = self.joint
@@ -194,6 +186,18 @@ class OutlierAggregate:
             for spec, value in zip(specs, (*values, float(joint.count)), strict=True):
                 one = memo.points(spec.name, labels, _method_labels, np.array([value]))
                 yield Family(spec, ns, one)
+
+    def _counts(
+        self,
+        ctx: RenderContext,
+        spec: names.MetricSpec,
+        label_sets: Callable[[Mapping[str, str]], list[dict[str, str]]],
+        counts: npt.NDArray[Any],
+    ) -> Family:
+        """One counter family, a point per label set (unchanged points reused by the memo)."""
+        values = counts.astype(np.float64)
+        points = self._memo.points(spec.name, ctx.labels, label_sets, values)
+        return Family(spec, ctx.namespace, points)
 
     def _sided_labels(self, base: Mapping[str, str]) -> list[dict[str, str]]:
         return [{**base, names.FEATURE: n, names.SIDE: side} for n in self.names for side in _SIDES]

@@ -147,33 +147,36 @@ def _number(value: object) -> int | float:
 _UNKNOWN = cast(float, None)
 
 
+def _shared_fields(
+    point: HistogramPoint | SummaryPoint | ExponentialHistogramPoint, start_ns: int, now_ns: int
+) -> dict[str, Any]:
+    """The fields every histogram-like OTLP point has (min/max unknown: left unset)."""
+    return {
+        "attributes": dict(point.labels),
+        "start_time_unix_nano": start_ns,
+        "time_unix_nano": now_ns,
+        "count": int(point.count),
+        "sum": float(point.sum),
+        "min": _UNKNOWN,
+        "max": _UNKNOWN,
+    }
+
+
 def _histogram_point(point: HistogramPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
     return HistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=int(point.count),
-        sum=float(point.sum),
+        **_shared_fields(point, start_ns, now_ns),
         bucket_counts=[int(c) for c in point.counts],
         explicit_bounds=[float(b) for b in point.bounds],
-        min=_UNKNOWN,
-        max=_UNKNOWN,
         exemplars=[_exemplar(ex) for ex in point.exemplars if ex is not None],
     )
 
 
 def _summary_point(point: SummaryPoint, start_ns: int, now_ns: int) -> HistogramDataPoint:
-    count = int(point.count)
+    """A count and a sum: one bucket holding every observation, no bounds."""
     return HistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=count,
-        sum=float(point.sum),
-        bucket_counts=[count],
+        **_shared_fields(point, start_ns, now_ns),
+        bucket_counts=[int(point.count)],
         explicit_bounds=[],
-        min=_UNKNOWN,
-        max=_UNKNOWN,
     )
 
 
@@ -182,18 +185,12 @@ def _exponential_point(
 ) -> ExponentialHistogramDataPoint:
     """Bucket for bucket: the sketch's buckets are the exponential histogram's."""
     return ExponentialHistogramDataPoint(
-        attributes=dict(point.labels),
-        start_time_unix_nano=start_ns,
-        time_unix_nano=now_ns,
-        count=int(point.count),
-        sum=float(point.sum),
+        **_shared_fields(point, start_ns, now_ns),
         scale=int(point.scale),
         zero_count=int(point.zero_count),
         positive=Buckets(int(point.positive_offset), [int(c) for c in point.positive_counts]),
         negative=Buckets(int(point.negative_offset), [int(c) for c in point.negative_counts]),
         flags=0,
-        min=_UNKNOWN,
-        max=_UNKNOWN,
     )
 
 

@@ -145,10 +145,7 @@ class LogSketch:
     def __init__(
         self, relative_accuracy: float = 0.01, max_buckets: int = mapping.DEFAULT_MAX_BUCKETS
     ) -> None:
-        if not 0.0 < relative_accuracy < 1.0:
-            raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
-        if max_buckets < 2:
-            raise ValueError(f"max_buckets must be >= 2, got {max_buckets!r}")
+        mapping.check_sketch_args(relative_accuracy, max_buckets)
         self.relative_accuracy = float(relative_accuracy)
         self.max_buckets = int(max_buckets)
         self.scale = mapping.scale_for(self.relative_accuracy)

@@ -96,3 +96,11 @@ def lower_bound(k: npt.ArrayLike, scale: int) -> FloatArray:
 def otel_index(k: int) -> int:
     """The OpenTelemetry exponential-histogram bucket index of sketch key ``k``."""
     return k - 1
+
+
+def check_sketch_args(relative_accuracy: float, max_buckets: int) -> None:
+    """Raise ``ValueError`` unless ``0 < relative_accuracy < 1`` and ``max_buckets >= 2``."""
+    if not 0.0 < relative_accuracy < 1.0:
+        raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
+    if max_buckets < 2:
+        raise ValueError(f"max_buckets must be >= 2, got {max_buckets!r}")

@@ -11,13 +11,13 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from . import names
+from ._cached import cached_property  # no lock: safe across fork (see there)
 from .batch import FloatArray, IntArray, ObjArray
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ReferenceError_

@@ -45,12 +45,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ._cached import cached_property  # no lock: safe across fork (see there)
 from .drift import REFERENCE_QUANTILE_PROBS
 from .errors import ReferenceError_
 

@@ -35,9 +35,10 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from ._cached import cached_property  # no lock: safe across fork (see there)
 
 # private: the profile's parts, split by job into two modules (one owner each)
 from ._profile_data import (

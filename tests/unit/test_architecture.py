@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "foundation: pure maths, value types, names",
         (
             "_version",
+            "_cached",
             "errors",
             "names",
             "points",

@@ -35,7 +35,10 @@ def edge_positions(counts: IntArray, bins: int) -> IntArray:
     probs = np.arange(1, bins) / bins
     cum = np.cumsum(counts)
     pos = np.searchsorted(cum, np.floor(probs * (int(cum[-1]) - 1)), side="right")
-    return np.unique(np.minimum(pos, counts.size - 1))
+    pos = np.minimum(pos, counts.size - 1)  # sorted: drop repeats (np.unique imports numpy.ma)
+    keep = np.ones(pos.size, dtype=bool)
+    keep[1:] = pos[1:] != pos[:-1]
+    return pos[keep]
 
 
 class CentredBins:

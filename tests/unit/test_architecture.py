@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_profile_columns",
             "_profile_state",
             "_profile_centred",
+            "_profile_json",
             "segments",
             "exact_sums",
             "outliers",

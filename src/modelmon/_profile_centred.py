@@ -35,7 +35,16 @@ def edge_positions(counts: IntArray, bins: int) -> IntArray:
     probs = np.arange(1, bins) / bins
     cum = np.cumsum(counts)
     pos = np.searchsorted(cum, np.floor(probs * (int(cum[-1]) - 1)), side="right")
-    return np.unique(np.minimum(pos, counts.size - 1))
+    return np.asarray(sorted_unique(np.minimum(pos, counts.size - 1)), dtype=np.int64)
+
+
+def sorted_unique(values: Any) -> Any:
+    """``np.unique(values)`` of a 1-D array, without importing ``numpy.ma`` (as
+    ``np.unique`` does on its first call: a hundredth of a second of the CLI's start)."""
+    out = np.sort(values)
+    keep = np.ones(out.size, dtype=bool)
+    keep[1:] = out[1:] != out[:-1]
+    return out[keep]
 
 
 class CentredBins:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._profile_centred import edge_positions, reference_sketch
+from ._profile_centred import edge_positions, reference_sketch, sorted_unique
 from ._profile_columns import SCALE, exact_sum, ratio
 
 # Private on purpose: the same checks as ``profile``, and the sketch's key layout, so the
@@ -353,4 +353,4 @@ def _upper_bounds(sketch: LogSketch, ordinals: IntArray) -> FloatArray:
         pos = np.power(sketch.gamma, key.astype(np.float64))
         neg = -np.power(sketch.gamma, (key - 1).astype(np.float64))
     out = np.where(o > 0, pos, np.where(o < 0, neg, 0.0))
-    return np.asarray(np.unique(out), dtype=np.float64)
+    return np.asarray(sorted_unique(out), dtype=np.float64)

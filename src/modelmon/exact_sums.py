@@ -24,14 +24,53 @@ _SUM_BLOCK = 1 << 25  # float sums of halves < 2**27 stay exact up to 2**26 valu
 def exact_sum(values: FloatArray) -> int:
     """``sum(values) * 2**1074`` exactly, as an integer (``values`` finite).
 
+    Per block of at most ``2**16`` values, in error-free pieces: with ``2**e`` above the
+    largest remainder, adding and subtracting ``1.5 * 2**(g + 52)`` rounds every
+    remainder to a multiple of ``2**g`` (``g = e - k``, exactly), the difference is the
+    next remainder (exact), and the rounded values, below ``2**k`` units each, sum below
+    ``2**53`` units in any order; the pieces add as integers until nothing remains. So
+    the result does not depend on the order or the split of the values. Values near the
+    top of the range (or not finite) take :func:`exact_sum_by_exponent`.
+
+    >>> v = np.array([1e16, 1.0, -1e16, 0.5])
+    >>> exact_sum(v) / 2**1074, float(v.sum())
+    (1.5, 0.5)
+    """
+    total = 0
+    for start in range(0, values.size, _PIECE_ROWS):
+        rem = np.array(values[start : start + _PIECE_ROWS], dtype=np.float64)
+        k = 52 - rem.size.bit_length()  # n values below 2**k units: the sum < 2**52 units
+        rounded = np.empty_like(rem)
+        while rem.size:
+            top = max(-float(rem.min()), float(rem.max()))
+            if top == 0.0:
+                break
+            if not top < _PIECE_TOP:  # rem + c could overflow (or NaN/inf): by exponent
+                return exact_sum_by_exponent(values)
+            grid = max(math.frexp(top)[1] - k, -SCALE)  # top < 2**(grid + k)
+            c = math.ldexp(1.5, grid + 52)
+            np.add(rem, c, out=rounded)
+            rounded -= c  # rem rounded to a multiple of 2**grid, exactly
+            rem -= rounded  # the exact remainder, |rem| <= 2**(grid - 1)
+            units = math.ldexp(float(rounded.sum()), -grid)  # an exact integer
+            total += int(units) << (grid + SCALE)
+    return total
+
+
+_PIECE_ROWS = 1 << 16
+_PIECE_TOP = 2.0**960  # grid + 53 <= 1023 for every k >= 35: c and rem + c stay finite
+
+
+def exact_sum_by_exponent(values: FloatArray) -> int:
+    """:func:`exact_sum` per sign and exponent (any magnitude; slower).
+
     Each double is read from its bits as ``+-(2**52 [normal] + f) * 2**(e - 1075)``:
     per sign and exponent, the values are counted and the two halves of ``f`` (each
     below ``2**26``) are summed as floats, which stay exact; so the result does not
     depend on the order of the values.
 
-    >>> v = np.array([1e16, 1.0, -1e16, 0.5])
-    >>> exact_sum(v) / 2**1074, float(v.sum())
-    (1.5, 0.5)
+    >>> exact_sum_by_exponent(np.array([1e16, 1.0, -1e16, 0.5])) / 2**1074
+    1.5
     """
     total = 0
     for block in range(0, values.size, _SUM_BLOCK):

@@ -53,6 +53,9 @@ from ._profile_data import (
     reference_sketch,
 )
 
+# private: the JSON text of dumps() (json.dumps' own bytes, faster)
+from ._profile_json import dumps_indented
+
 # private: the member format and its validation
 from ._profile_member import (
     CONFIDENCE,
@@ -201,7 +204,7 @@ class ReferenceProfile:
 
     def dumps(self) -> str:
         """Deterministic JSON text: sorted keys, ``repr`` floats, indent 2, final newline."""
-        return json.dumps(self.to_json(), sort_keys=True, indent=2, allow_nan=False) + "\n"
+        return dumps_indented(self.to_json()) + "\n"
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`dumps` to ``path`` (same profile, same bytes)."""

@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "_profile_columns",
             "_profile_state",
             "_profile_centred",
+            "_profile_json",
             "segments",
             "exact_sums",
             "outliers",

@@ -23,7 +23,7 @@ from .codec import ProcessState
 from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped
 from .flushes import request_flushes
 from .kinds import Profiles
-from .read import CACHE, read_directory
+from .read import CACHE, forget_unchanged, read_directory
 from .sums import live_sums, merge_aggregates, merge_http
 from .writer import WRITER, health_of, monitor_key
 
@@ -120,6 +120,7 @@ def caches_after_fork() -> None:
 def clear_caches() -> None:
     """Forget every parsed state, profile and merged aggregate kept between scrapes."""
     CACHE.forget(())
+    forget_unchanged()
     Profiles.forget()
     _MERGED.clear()
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmon.exporters.multiprocess import CACHE, read
+from modelmon.exporters.multiprocess import CACHE, codec, read
+from modelmon.exporters.multiprocess.merge import _MERGED
+from modelmon.exporters.multiprocess.read import identical
 from tests.unit._mp_files import FIRST_PID, merged_view, write_process
 
 REQUESTS = ("modelmon_requests_total", (("model", "m"), ("version", "1")))
@@ -72,3 +74,32 @@ def test_an_unreadable_file_is_retried(tmp_path: Path) -> None:
     assert merged_view(tmp_path)[REQUESTS] == 5
     assert merged_view(tmp_path)[REQUESTS] == 5
     assert CACHE.reads - reads == 4, "a failed read keeps no signature"
+
+
+def test_a_rewrite_with_unchanged_aggregates_keeps_the_merged_sum(tmp_path: Path) -> None:
+    # A worker rewrites its file (a new time): the merge is not computed again;
+    # a changed aggregate is merged again.
+    write_process(tmp_path, FIRST_PID, 1, np.full(5, 0.01))
+    target = tmp_path / f"modelmon_{FIRST_PID + 1}.state"
+    doc = write_process(tmp_path, FIRST_PID + 1, 2, np.full(7, 0.02))
+    first = merged_view(tmp_path)
+    built = _MERGED.built
+    doc["written_at"] += 60.0
+    target.write_bytes(codec.encode(doc))
+    decoded = CACHE.decoded
+    assert merged_view(tmp_path) == first
+    assert CACHE.decoded == decoded + 1, "the rewritten file is decoded"
+    assert _MERGED.built == built, "its aggregates are unchanged: the merged sum is kept"
+    doc = write_process(tmp_path, FIRST_PID + 1, 2, np.full(8, 0.02))
+    assert merged_view(tmp_path)[REQUESTS] == 13
+    assert _MERGED.built == built + 1
+
+
+def test_identical_is_bit_exact() -> None:
+    assert identical({"a": [1.0, np.arange(3.0)]}, {"a": [1.0, np.arange(3.0)]})
+    assert not identical({"a": 0.0}, {"a": -0.0})
+    assert not identical(float("nan"), float("nan"))
+    assert not identical(np.arange(3.0), np.arange(3))  # dtype
+    assert not identical(np.zeros((2, 2)), np.zeros(4))  # shape
+    assert not identical({"a": 1, "b": 2}, {"b": 2, "a": 1})  # order
+    assert not identical([1.0], (1.0,))

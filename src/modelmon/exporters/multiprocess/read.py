@@ -17,12 +17,15 @@ the archive's ``through``) is skipped: it was folded between two reads.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 from .codec import ProcessState, decode, parse_entries, parse_state
 from .files import (
@@ -83,6 +86,8 @@ class _Cache:
         if hit is not None and hit[0] == data:
             return hit[1]
         value = parse(decode(data))
+        if hit is not None:
+            share_unchanged(hit[1], value)
         with self._lock:
             self._data[key] = (data, value)
             self.decoded += 1
@@ -104,6 +109,35 @@ class _Cache:
 
 
 CACHE = _Cache()
+
+
+def share_unchanged(old: Any, new: Any) -> None:
+    """Let ``new``'s monitor entries reuse ``old``'s aggregates where they are identical.
+
+    A process rewrites its file for a new heartbeat even when none of its aggregates
+    changed: sharing the objects lets the merge cache (keyed by identity) keep its sum.
+    """
+    if not isinstance(old, ProcessState) or not isinstance(new, ProcessState):
+        return
+    for key, entry in new.monitors.items():
+        before = old.monitors.get(key)
+        if before is not None and identical(before["aggregates"], entry["aggregates"]):
+            entry["aggregates"] = before["aggregates"]
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two decoded states are the same, bit for bit (NaN: never the same)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
+    return bool(a == b)
 
 
 def _read(full: str, parse: Callable[[Any], Any], own: bytes | None = None) -> Any:

@@ -20,7 +20,8 @@ scrape.
 
 Multi-process: the same configuration in ``MODELMON_MULTIPROC_DIR`` with 4 worker
 processes (each with the same monitors, fed and flushed, alive while measured); the
-scraping process merges their 4 state files and its own.
+scraping process merges their 4 state files and its own. Also timed there: scrapes with
+no new call anywhere since the last scrape (only heartbeats change).
 """
 
 from __future__ import annotations
@@ -122,15 +123,17 @@ def series(text: bytes) -> int:
 
 
 def scrape_side(
-    setup: Setup, scrapes: int, path: str = "text", explicit: bool = False
+    setup: Setup, scrapes: int, path: str = "text", explicit: bool = False, calls: int = 50
 ) -> Callable[[], float]:
     def run() -> float:
         total = 0.0
+        if not calls:
+            setup.scrape(path)  # settles what the other sides changed: then nothing changes
         for _ in range(scrapes):
             if explicit:
-                setup.feed(50, explicit=True)
-            else:
-                setup.feed(50)  # the setup's own way (segments.py folds with monitor.fold())
+                setup.feed(calls, explicit=True)
+            elif calls:
+                setup.feed(calls)  # the setup's own way (segments.py folds with monitor.fold())
             t0 = time.process_time()
             setup.scrape(path)
             total += time.process_time() - t0
@@ -278,7 +281,11 @@ def multi(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repor
                     if proc.stdout.readline().strip() != "ready":
                         raise RuntimeError("a worker failed to start")
                 setup = Setup(m, f, calls)
-                per = interleave({"mp": scrape_side(setup, scrapes)}, rounds)
+                sides = {
+                    "mp": scrape_side(setup, scrapes),
+                    "idle": scrape_side(setup, scrapes, calls=0),
+                }
+                per = interleave(sides, rounds)
                 n = series(setup.scrape())
                 files = [x for x in os.listdir(tmp) if x.endswith(".state")]
                 size = sum(os.path.getsize(os.path.join(tmp, x)) for x in files) / len(files)
@@ -296,6 +303,14 @@ def multi(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repor
             report.add(
                 Figure(
                     f"multi.{key}.ms", f"{label}: scrape", "ms CPU", Stat.of(per["mp"]).scaled(1e3)
+                )
+            )
+            report.add(
+                Figure(
+                    f"multi.{key}.idle_ms",
+                    f"{label}: scrape, no new call since the last one",
+                    "ms CPU",
+                    Stat.of(per["idle"]).scaled(1e3),
                 )
             )
             report.add(Figure(f"multi.{key}.series", f"{label}: series", "series", Stat(n, n, n)))

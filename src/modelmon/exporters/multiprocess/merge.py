@@ -23,7 +23,7 @@ from .codec import ProcessState
 from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped
 from .flushes import request_flushes
 from .kinds import Profiles
-from .read import CACHE, read_directory
+from .read import CACHE, forget_unchanged, read_directory
 from .sums import live_sums, merge_aggregates, merge_http
 from .writer import WRITER, health_of, monitor_key
 
@@ -61,14 +61,16 @@ def _merge_live(items: list[tuple[ProcessState, dict[str, Any]]], namespace: str
 class _MergedCache:
     """The merged aggregates of each monitor, kept while no worker's entry changes.
 
-    Parsed entries are shared while their file's bytes are unchanged (see
-    :mod:`.read`), so the same entry objects in the same order mean the same sum:
+    Parsed aggregates are shared while their file's bytes (or the aggregates' decoded
+    state) are unchanged (see :mod:`.read`), so the same objects in the same order mean
+    the same sum:
     the merged aggregates are rendered again (for the new time) without rebuilding.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[Key, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        self.built = 0  # merges computed (not served from the cache): for tests
 
     def aggregates(
         self,
@@ -88,6 +90,7 @@ class _MergedCache:
             on_error(exc)
 
         merged = merge_aggregates(entries, profiles, note)
+        self.built += 1
         with self._lock:
             if failed:  # retried next time (a sidecar may appear)
                 self._data.pop(key, None)
@@ -104,7 +107,10 @@ class _MergedCache:
 
 
 def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
-    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    # The aggregates only: a rewrite with a new heartbeat shares them (see read.py).
+    return len(a) == len(b) and all(
+        x["aggregates"] is y["aggregates"] for x, y in zip(a, b, strict=True)
+    )
 
 
 _MERGED = _MergedCache()
@@ -120,6 +126,7 @@ def caches_after_fork() -> None:
 def clear_caches() -> None:
     """Forget every parsed state, profile and merged aggregate kept between scrapes."""
     CACHE.forget(())
+    forget_unchanged()
     Profiles.forget()
     _MERGED.clear()
 

@@ -17,11 +17,15 @@ the archive's ``through``) is skipped: it was folded between two reads.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import numpy as np
 
 from .codec import ProcessState, decode, parse_entries, parse_state
 from .files import (
@@ -73,6 +77,8 @@ class _Cache:
         self._lock = threading.Lock()
         self._data: dict[str, tuple[bytes, Any]] = {}
         self.decoded = 0  # files decoded (not served from the cache): for tests, benchmarks
+        self.reads = 0  # files read (not skipped as unchanged): for tests, benchmarks
+        self.failed = 0  # reads that fell back to the last good content
 
     def parse(self, key: str, data: bytes, parse: Callable[[Any], Any]) -> Any:
         with self._lock:
@@ -80,6 +86,8 @@ class _Cache:
         if hit is not None and hit[0] == data:
             return hit[1]
         value = parse(decode(data))
+        if hit is not None:
+            share_unchanged(hit[1], value)
         with self._lock:
             self._data[key] = (data, value)
             self.decoded += 1
@@ -103,14 +111,46 @@ class _Cache:
 CACHE = _Cache()
 
 
+def share_unchanged(old: Any, new: Any) -> None:
+    """Let ``new``'s monitor entries reuse ``old``'s aggregates where they are identical.
+
+    A process rewrites its file for a new heartbeat even when none of its aggregates
+    changed: sharing the objects lets the merge cache (keyed by identity) keep its sum.
+    """
+    if not isinstance(old, ProcessState) or not isinstance(new, ProcessState):
+        return
+    for key, entry in new.monitors.items():
+        before = old.monitors.get(key)
+        if before is not None and identical(before["aggregates"], entry["aggregates"]):
+            entry["aggregates"] = before["aggregates"]
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Whether two decoded states are the same, bit for bit (NaN: never the same)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
+    return bool(a == b)
+
+
 def _read(full: str, parse: Callable[[Any], Any], own: bytes | None = None) -> Any:
     """A file's parsed content; its last good content if it is unreadable now."""
     try:
         data = own if own is not None else read_bytes(full)
         if data is None:
             return None
+        if own is None:
+            CACHE.reads += 1
         return CACHE.parse(full, data, parse)
     except Exception as exc:  # hostile or half-written: fall back to what it said before
+        CACHE.failed += 1
         HEALTH.note("mp_read", "modelmon: unreadable state file %s: %r", full, exc)
         return CACHE.last(full)
 
@@ -137,6 +177,16 @@ def _dead_parser(match: re.Match[str]) -> Callable[[Any], ProcessState]:
 
 def read_live(path: str, own: bytes | None = None) -> list[ProcessState]:
     """The states of the directory's process files (``alive`` as of now)."""
+    return with_liveness(_read_live(path, own))
+
+
+def with_liveness(states: list[ProcessState]) -> list[ProcessState]:
+    """``states`` with ``alive`` as of now (this process is alive)."""
+    me = os.getpid()
+    return [dataclasses.replace(s, alive=s.pid == me or pid_alive(s.pid)) for s in states]
+
+
+def _read_live(path: str, own: bytes | None) -> list[ProcessState]:
     try:
         names_ = listing(path)
     except FileNotFoundError:
@@ -153,8 +203,7 @@ def read_live(path: str, own: bytes | None = None) -> list[ProcessState]:
         mine = own if pid == me else None
         state = _read(os.path.join(path, filename), _process_parser(pid), mine)
         if state is not None:
-            alive = pid == me or pid_alive(pid)
-            states.append(dataclasses.replace(state, alive=alive))
+            states.append(state)
     return states
 
 
@@ -214,12 +263,65 @@ def read_directory(path: str, own: bytes | None = None) -> list[ProcessState]:
     once, never lost. ``own`` is this process's latest state (used instead of its file,
     which a full or read-only directory may have kept from being written).
     """
-    live = read_live(path, own)
-    dead = read_dead(path)
-    archive = read_archive(path)
+    sig = signature(path, own)
+    last = _UNCHANGED.get(path)
+    if sig is not None and last is not None and last[0] == sig and last[1] == own:
+        live, dead, archive = last[2]  # no file changed: nothing read, the same states
+    else:
+        failed = CACHE.failed
+        live = _read_live(path, own)
+        dead = read_dead(path)
+        archive = read_archive(path)
+        try:
+            kept = os.listdir(path)
+        except OSError:
+            kept = []
+        CACHE.forget(os.path.join(path, name) for name in kept)
+        if sig is not None and CACHE.failed == failed:  # a failed read is retried next time
+            _UNCHANGED[path] = (sig, own, (live, dead, archive))
+        else:
+            _UNCHANGED.pop(path, None)
+    return merge_order(archive, with_liveness(live), dead)
+
+
+# A file changed in place within the clock's granularity may keep its (inode, size,
+# mtime): a signature is kept only when every file is older than this ("racy git").
+RACY_NS = 1_000_000_000
+Signature = tuple[tuple[str, int, int, int, int, int], ...]
+_UNCHANGED: dict[
+    str, tuple[Signature, bytes | None, tuple[list[ProcessState], list[ProcessState], Archive]]
+] = {}
+
+
+def signature(path: str, own: bytes | None = None) -> Signature | None:
+    """(name, inode, size, mtime, ctime, mode) of every state file; None: not reusable.
+
+    modelmon replaces files by renaming (a new inode each time); a file written in place
+    within :data:`RACY_NS` of now makes the signature unusable. This process's own file
+    is left out when ``own`` stands in for it.
+    """
+    own_name = os.path.basename(pid_path(path, os.getpid())) if own is not None else None
+    entries = []
     try:
-        kept = os.listdir(path)
+        with os.scandir(path) as it:
+            for entry in it:
+                name = entry.name
+                if name == own_name or not (
+                    PID_FILE.match(name) or DEAD_FILE.match(name) or name == ARCHIVE_NAME
+                ):
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                entries.append(
+                    (name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+                )
     except OSError:
-        kept = []
-    CACHE.forget(os.path.join(path, name) for name in kept)
-    return merge_order(archive, live, dead)
+        return None
+    newest = max((max(e[3], e[4]) for e in entries), default=0)
+    if newest > time.time_ns() - RACY_NS:
+        return None
+    return tuple(sorted(entries))
+
+
+def forget_unchanged() -> None:
+    """Drop the kept signatures (the next read reads every file)."""
+    _UNCHANGED.clear()

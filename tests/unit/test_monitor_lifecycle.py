@@ -124,9 +124,10 @@ def test_1000_versions_in_the_documented_pattern_keep_series_and_memory_bounded(
     assert len(live) <= 2  # the current version, and the one the last prediction id names
     assert _versions(registry) <= {"998", "999"}
     assert _monitors_gauge(registry) == len(live)
-    # one monitor's series (plus at most the previous version's), never 1,000 versions'
+    # one monitor's series (plus at most the previous version's: the folder thread may be
+    # folding it at the moment of the scrape), never 100 or 1,000 versions'
+    assert series[99] <= 2 * series[0]
     assert series[999] <= 2 * series[0]
-    assert series[999] == series[99]
     # memory: 900 more versions cost less than 2% of what keeping them would
     growth = memory[999] - memory[99]
     print(f"series {series}, growth v99->v999 {growth} B, one monitor {per_monitor:.0f} B")

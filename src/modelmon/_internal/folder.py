@@ -82,9 +82,14 @@ class Folder:
         if not self._stale or now - self._refreshed_at < DRIFT_REFRESH_S:
             return
         self._refreshed_at = now
-        for monitor in list(self._stale):
-            self._stale.discard(monitor)
-            _refresh(monitor)
+        # Weakly: a replaced version is freed as soon as its app drops it, not after
+        # every other monitor's refresh.
+        for ref in [weakref.ref(monitor) for monitor in self._stale]:
+            monitor = ref()
+            if monitor is not None:
+                self._stale.discard(monitor)
+                _refresh(monitor)
+            del monitor
 
     def after_fork(self) -> None:
         """In a forked child: new lock, new id prefixes, and a thread of its own."""
@@ -124,10 +129,14 @@ class Folder:
 
 
 def _fold_all() -> None:
-    # A function of its own: the loop variable must not keep the last monitor alive
-    # while the thread sleeps (a replaced monitor is freed when nobody references it).
-    for monitor in registry.monitors():
-        monitor.background_fold()
+    # Weak references, and a function of its own: neither the list nor the loop variable
+    # may keep a monitor alive while another is folded or the thread sleeps (a replaced
+    # monitor is freed when its app stops referencing it).
+    for ref in registry.monitor_refs():
+        monitor = ref()
+        if monitor is not None:
+            monitor.background_fold()
+        del monitor
 
 
 def _refresh(monitor: Monitor) -> None:

@@ -164,6 +164,12 @@ def monitors() -> list[Monitor]:
         return list(_monitors)
 
 
+def monitor_refs() -> list[weakref.ref[Monitor]]:
+    """Weak references to the live monitors: for loops that must not keep one alive."""
+    with _lock:
+        return [weakref.ref(monitor) for monitor in _monitors]
+
+
 # --- other family sources -------------------------------------------------------------
 # Objects outside a monitor that render families (the HTTP middleware's metrics): push
 # exporters collect them with the monitors. Anything with ``collect() -> list[Family]``.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import names
 from ...aggregates.http import HttpMetrics
+from ...aggregates.series_memo import stable_labels
 from ...batch import RenderContext
 from ...errors import ConfigurationError
 from ...monitor import DEFAULT_REGISTRY
@@ -140,7 +141,7 @@ def merged_monitor_families(
 ) -> list[Family]:
     """Families of one monitor, merged over every process that wrote it."""
     namespace, model, version = key
-    ctx = RenderContext(namespace, {names.MODEL: model, names.VERSION: version}, now)
+    ctx = RenderContext(namespace, stable_labels({names.MODEL: model, names.VERSION: version}), now)
     merged = _MERGED.aggregates(key, [entry for _, entry in items], profiles, on_error)
     families: list[Family] = []
     for agg in merged.values():

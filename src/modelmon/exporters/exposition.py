@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from functools import partial
 from itertools import accumulate
 from operator import attrgetter
-from operator import concat as _concat
+
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -226,23 +226,25 @@ class TextRenderer:
         raw = list(map(_VALUE, points))
         if set(map(type, raw)) == _INTS and min(raw) > -_BIG and max(raw) < 1_000_000:
             # Counts: repr(float(n)) is str(n) + ".0" (exact below 2**53), at half the cost.
-            return [".0\n".join(map(_concat, prefixes, map(str, raw))), ".0\n"]
+            return [".0\n".join(map(str.__add__, prefixes, map(str, raw))), ".0\n"]
         values = list(map(float, raw))
         total = sum(values)  # nan or +-inf when any value is not finite (or all are huge)
         if -_INF < total < _INF and max(values) < 1e6:
             texts = list(map(repr, values))
         else:
             texts = list(map(go_float, values))
-        return ["\n".join(map(_concat, prefixes, texts)), "\n"]
+        return ["\n".join(map(str.__add__, prefixes, texts)), "\n"]
 
     def _histogram(self, name: str, text: str, p: HistogramPoint) -> str:
         """One histogram's lines, kept by content: most histograms of a model (confidence,
-        outcome delays) are the same between two scrapes."""
+        outcome delays) are the same between two scrapes. (With exemplars, OpenMetrics
+        only: rendered every time.)"""
         exemplars = p.exemplars if self.openmetrics else ()
-        key = (name, text, p.bounds, p.counts, p.sum, exemplars)
-        hit: str | None = self._histograms.get(key)
-        if hit is not None:
-            return hit
+        key = None if exemplars else (name, text, p.bounds, p.counts, p.sum)
+        if key is not None:
+            hit: str | None = self._histograms.get(key)
+            if hit is not None:
+                return hit
         prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
         cumulative = list(accumulate(p.counts))
         if exemplars:
@@ -253,7 +255,8 @@ class TextRenderer:
         lines.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
         lines.append(f"{name}_sum{text} {go_float(p.sum)}\n")
         out = "".join(lines)
-        self._histograms.put(key, out)
+        if key is not None:
+            self._histograms.put(key, out)
         return out
 
     def _bucket_prefixes(

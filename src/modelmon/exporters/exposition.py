@@ -35,7 +35,6 @@ from contextvars import ContextVar
 from functools import partial
 from itertools import accumulate
 from operator import attrgetter
-
 from typing import Any
 
 from prometheus_client import REGISTRY

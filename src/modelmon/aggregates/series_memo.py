@@ -71,7 +71,9 @@ class SeriesMemo:
                 return built
             labels = entry[1]
         else:
-            labels = tuple(make_labels(base))
+            # Canonical mappings: an aggregate rebuilt at every scrape (a multi-process
+            # merge) hands out the same mappings as the last one, and their text is kept.
+            labels = tuple(map(stable_labels, make_labels(base)))
             if len(labels) != values.size:
                 raise ValueError(f"{key!r}: {len(labels)} label sets for {values.size} values")
         points = scalar_points(labels, values.tolist())
@@ -110,6 +112,7 @@ class SeriesMemo:
         return points
 
 
+_MAX_CHILDREN = 16384
 _CANONICAL: dict[tuple[tuple[str, str], ...], Labels] = {}
 
 
@@ -128,7 +131,6 @@ def stable_labels(labels: Labels) -> Labels:
 
 
 _CHILDREN: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Labels, Labels]] = {}
-_MAX_CHILDREN = 8192
 
 
 def child_labels(base: Labels, key: str, value: str) -> Labels:

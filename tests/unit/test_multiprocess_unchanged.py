@@ -137,7 +137,7 @@ def test_a_scrape_builds_only_the_workers_that_changed(tmp_path: Path) -> None:
         replace(changed, 31)
         view = merged_view(mp)
         assert built.built - before == per_entry, "only the changed worker's entry is built"
-        assert any(k[0] == "modelmon_feature_drift" for k in view)  # drift merged too
+        assert any(k[0] == "modelmon_feature_bin_total" for k in view)  # drift merged too
         clear_caches()
         assert merged_view(mp) == view  # bit for bit what a merge from scratch gives
         built = _MERGED._built[("modelmon", "m", "1")]

@@ -71,7 +71,18 @@ def _narrowest(arr: np.ndarray) -> np.dtype[Any]:
     return arr.dtype
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(obj: Any, tail: _Tail | None) -> Any:
+    # The exact built-in types first (most of a state): one type lookup, no isinstance chain.
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    if kind is dict:
+        return {str(k): _plain(v, tail) for k, v in obj.items()}
+    if kind is list:
+        return [_plain(v, tail) for v in obj]
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in _NUMERIC_KINDS:
             return [_plain(x, tail) for x in obj.tolist()]
@@ -302,6 +313,14 @@ def _check_counts(obj: Any, counting: bool = False, depth: int = 0) -> None:
     """Refuse a negative count anywhere in a state (fields named ``*count*``, requests...)."""
     if depth > 64:
         raise ValueError("state nested too deeply")
+    kind = type(obj)
+    if not counting and kind in _SCALARS:
+        return  # most of a state: nothing to check
+    if kind is list and not counting:
+        for v in obj:
+            if type(v) not in _SCALARS:
+                _check_counts(v, False, depth + 1)
+        return
     if isinstance(obj, np.ndarray):
         if counting and obj.dtype.kind in "iuf" and obj.size and not (obj >= 0).all():
             raise ValueError("negative count in a state file")

@@ -67,8 +67,8 @@ class Histogram:
             exemplars = tuple(self.exemplars.get(b) for b in range(len(self.counts)))
         return HistogramPoint(
             labels,
-            tuple(float(b) for b in self.bounds),
-            tuple(int(c) for c in self.counts),
+            tuple(self.bounds.astype(np.float64, copy=False).tolist()),
+            tuple(self.counts.astype(np.int64, copy=False).tolist()),
             float(self.sum),
             exemplars,
         )

@@ -186,6 +186,13 @@ def _inline_hook(d: dict[str, Any]) -> Any:
 
 def thaw(obj: Any) -> Any:
     """A deep copy of a decoded state's containers and arrays (scalars are shared)."""
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    if kind is list:  # mostly numbers (a covariance row, a fence): copied at C speed then
+        if all(type(v) in _SCALARS for v in obj):
+            return obj.copy()
+        return [thaw(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.copy()
     if isinstance(obj, Mapping):

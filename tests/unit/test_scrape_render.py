@@ -93,14 +93,16 @@ def test_histograms_kept_by_content_follow_new_counts() -> None:
     renderer = TextRenderer()
     bounds = (0.1, 1.0, 1e6)
     seen = set()
-    for counts, total in [((1, 2, 3, 0), 4.5), ((1, 2, 3, 0), 4.5), ((1, 2, 4, 1), 2e6)]:
+    cases = [((1, 2, 3, 0), 4.5), ((1, 2, 3, 0), 4.5), ((1, 2, 4, 1), 2e6)]
+    cases += [((0, 0, 0, 0), 0.0), ((0, 0, 0, 0), -0.0)]  # equal floats, different text
+    for counts, total in cases:
         # a fresh point of the same content each time (aggregates build them per scrape)
         point = HistogramPoint(dict(BASE), bounds, counts, total)
         families = [Family(names.REQUEST_DURATION, "modelmon", (point,))]
         text = renderer.render(families)
         assert text == _generic(families)
         seen.add(text)
-    assert len(seen) == 2
+    assert len(seen) == 4
 
 
 def test_derived_label_sets_are_the_same_mappings_every_time() -> None:

@@ -239,7 +239,8 @@ class TextRenderer:
         outcome delays) are the same between two scrapes. (With exemplars, OpenMetrics
         only: rendered every time.)"""
         exemplars = p.exemplars if self.openmetrics else ()
-        key = None if exemplars else (name, text, p.bounds, p.counts, p.sum)
+        total = go_float(p.sum)  # in the key as text: 0.0 and -0.0 are equal floats
+        key = None if exemplars else (name, text, p.bounds, p.counts, total)
         if key is not None:
             hit: str | None = self._histograms.get(key)
             if hit is not None:
@@ -252,7 +253,7 @@ class TextRenderer:
         else:
             lines = list(map("{}{}\n".format, prefixes, map(go_float, cumulative)))
         lines.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
-        lines.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+        lines.append(f"{name}_sum{text} {total}\n")
         out = "".join(lines)
         if key is not None:
             self._histograms.put(key, out)

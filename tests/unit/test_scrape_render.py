@@ -131,3 +131,24 @@ def test_series_memo_columns_reuse_the_tuple_only_when_nothing_changed() -> None
     assert memo.columns("k", labels, [0.1, math.nan, 0.0]) is not changed  # -0.0 != 0.0
     fresh = [dict(lb) for lb in labels]  # equal mappings, not the same ones
     assert memo.columns("k", fresh, [0.1, math.nan, 0.0]) is not changed
+
+
+def test_openmetrics_histograms_follow_their_exemplars() -> None:
+    from modelmon.points import Exemplar
+
+    renderer = TextRenderer(openmetrics=True)
+    bounds = (0.1, 1.0)
+    first = Exemplar({"prediction_id": "a"}, 0.05, 1000.0)
+    texts = []
+    for exemplars in [
+        (first, None, None),
+        (first, None, None),  # the same objects: kept
+        (Exemplar({"prediction_id": "b"}, 0.07, 1001.0), None, None),  # replaced
+        (first, Exemplar({"prediction_id": "c"}, 0.5, 1002.0), None),
+    ]:
+        point = HistogramPoint(dict(BASE), bounds, (1, 1, 0), 0.55, exemplars)
+        families = [Family(names.REQUEST_DURATION, "modelmon", (point,))]
+        text = renderer.render(families)
+        assert text == _generic(families, openmetrics=True)
+        texts.append(text)
+    assert texts[0] == texts[1] and len(set(texts)) == 3

@@ -103,6 +103,11 @@ def test_identical_is_bit_exact() -> None:
     assert not identical(np.zeros((2, 2)), np.zeros(4))  # shape
     assert not identical({"a": 1, "b": 2}, {"b": 2, "a": 1})  # order
     assert not identical([1.0], (1.0,))
+    assert not identical([1, "x"], [1.0, "x"])  # int and float
+    assert not identical([True], [1])
+    assert not identical([0.0, 1], [-0.0, 1])
+    assert identical([1, "x", None, [2.5]], [1, "x", None, [2.5]])
+    assert not identical([[2.5]], [[float("nan")]])
 
 
 @pytest.mark.usefixtures("no_racy_window")

@@ -109,7 +109,7 @@ def _spec(spec: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     dims = tuple(int(s) for s in shape)
     if any(d < 0 for d in dims) or len(dims) > 32:
         raise ValueError("malformed array shape in a state file")
-    return dtype, dims, int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    return dtype, dims, math.prod(dims) * dtype.itemsize  # exact: no int64 wrap-around
 
 
 def _inline_array(spec: Any) -> np.ndarray:
@@ -129,7 +129,7 @@ def _tail_array(spec: Any, tail: memoryview) -> np.ndarray:
         stored = np.dtype(str(spec[3]))
         if stored.kind not in "iu" or dtype.kind not in "iu" or stored.itemsize > dtype.itemsize:
             raise ValueError("malformed array reference in a state file")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * stored.itemsize
+    nbytes = math.prod(shape) * stored.itemsize
     offset = int(spec[2])
     if offset < 0 or offset % _ALIGN or offset + nbytes > len(tail):
         raise ValueError("array outside the state file's data")

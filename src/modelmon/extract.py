@@ -140,13 +140,17 @@ def stacked_arrays(inputs: Sequence[Any]) -> Chunk | None:
     call; anything else (mixed ranks or widths, object arrays) takes the general path.
     """
     ndim = inputs[0].ndim
+    if ndim not in (1, 2):
+        return None
     try:
+        # One C call either way (``np.stack`` costs about 0.3 µs a row in Python-level
+        # checks): 1-D rows are joined end to end, so their lengths must all match.
+        matrix = np.concatenate(inputs)  # raises on mixed ranks or 2-D widths
         if ndim == 1:
-            matrix = np.stack(inputs)
-        elif ndim == 2:
-            matrix = np.concatenate(inputs)
-        else:
-            return None
+            widths = set(map(len, inputs))
+            if len(widths) != 1:
+                return None
+            matrix = matrix.reshape(len(inputs), widths.pop())
     except (ValueError, TypeError):
         return None
     if matrix.ndim != 2 or matrix.dtype.kind not in "fiub" or matrix.shape[0] == 0:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import operator
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -45,9 +44,6 @@ from .schema_learning import learned_chunks
 
 if TYPE_CHECKING:
     from .monitor import Monitor
-
-_IS_NONE = functools.partial(operator.is_, None)
-
 
 class FoldLock:
     """The fold lock of one monitor, with readers served ahead of callers.
@@ -257,7 +253,7 @@ def make_batch(
     inps, calls, results = items[0::w], items[1::w], items[2::w]
     errors, seqs = items[4::w], tuple(items[5::w])
     n = len(inps)
-    latencies = np.array(items[3::w], dtype=np.float64)
+    latencies = np.fromiter(items[3::w], np.float64, count=n)  # one pass (np.array: two)
     given = part.outputs if part is not None else None  # ``prediction=`` already applied
     if any(errors):
         ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
@@ -269,11 +265,15 @@ def make_batch(
     else:
         ok_index = np.arange(n)
     outputs = given if given is not None else _outputs_of(monitor, calls, results)
-    ok_rows = _rows_of(monitor, outputs)
+    output_types = set(map(type, outputs))  # read once: rows, None check, row index
+    single = output_types <= SCALAR_OUTPUT_TYPES  # one row per call, none missing
+    ok_rows = np.ones(len(outputs), dtype=np.int64) if single else _rows_of(monitor, outputs)
     rows = np.zeros(n, dtype=np.int64)
     rows[ok_index] = ok_rows
     feature_frame = _features_of(monitor, inps, calls)
-    output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()))
+    has_none = type(None) in output_types
+    output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()), has_none)
+    row_call = ok_index if single else np.repeat(ok_index, ok_rows)
     return Batch(
         now=now,
         latencies=latencies,
@@ -283,7 +283,7 @@ def make_batch(
         call_ids=CallIds(monitor, seqs),
         features=feature_frame,
         outputs=output_frame,
-        row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
+        row_call=row_call.astype(np.int64, copy=False),
         seqs=seqs,
         id_prefix=f"{monitor.ids.prefix:08x}",
         call_rows=part.call_rows if part is not None else None,
@@ -310,8 +310,6 @@ def _outputs_of(monitor: Monitor, calls: list[Any], results: list[Any]) -> list[
 
 def _rows_of(monitor: Monitor, outputs: list[Any]) -> np.ndarray:
     counts = np.ones(len(outputs), dtype=np.int64)
-    if set(map(type, outputs)) <= SCALAR_OUTPUT_TYPES:
-        return counts
     for i, y in enumerate(outputs):
         try:
             counts[i] = output_rows(y) if y is not None else 0
@@ -400,8 +398,9 @@ def _chunks(monitor: Monitor, inps: list[Any], calls: list[Any]) -> list[Chunk]:
     return chunks
 
 
-def _outputs_frame(monitor: Monitor, outputs: list[Any], n_rows: int) -> OutputFrame | None:
-    has_none = any(map(_IS_NONE, outputs))  # identity: outputs may be numpy arrays
+def _outputs_frame(
+    monitor: Monitor, outputs: list[Any], n_rows: int, has_none: bool
+) -> OutputFrame | None:
     present = [y for y in outputs if y is not None] if has_none else outputs
     if not present:
         return None

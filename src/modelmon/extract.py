@@ -236,10 +236,10 @@ class FeatureSchema:
             self._explicit_categorical = True
 
     def _guess_categorical(self, chunk: Chunk) -> list[str]:
-        rows = self._rows(chunk)
+        rows = self._rows(_head(chunk, 100))  # a first fold may hold thousands of rows
         found = []
         for j, name in enumerate(self.names or ()):
-            for row in rows[:100]:
+            for row in rows:
                 v = row[j] if j < len(row) else None
                 if v is None or (isinstance(v, float) and math.isnan(v)):
                     continue
@@ -280,6 +280,13 @@ class FeatureSchema:
             rows, width = chunk.payload.shape
             return int(max(width - len(self.names or ()), 0) * rows)
         return sum(max(len(r) - len(self.names or ()), 0) for r in chunk.payload)
+
+
+def _head(chunk: Chunk, n: int) -> Chunk:
+    """The first ``n`` rows of a dicts or rows chunk (its other fields kept)."""
+    if chunk.kind in ("dicts", "rows") and len(chunk.payload) > n:
+        return Chunk(chunk.kind, chunk.payload[:n], chunk.columns, chunk.plain_dicts)
+    return chunk
 
 
 _ABSENT = object()

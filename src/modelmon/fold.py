@@ -45,6 +45,7 @@ from .schema_learning import learned_chunks
 if TYPE_CHECKING:
     from .monitor import Monitor
 
+
 class FoldLock:
     """The fold lock of one monitor, with readers served ahead of callers.
 

@@ -149,7 +149,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     the two in step.
     """
     buffer = monitor.buffer
-    items, extend, soft_limit = buffer.items, buffer.extend, buffer.soft_items
+    items, extend, limit = buffer.items, buffer.extend, buffer.limit
     started = buffer.next_seq
     full = functools.partial(fold.buffer_full, monitor)
     ndarray = _NDARRAY
@@ -193,7 +193,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
         scope = get_scope()
         if scope is not None:
             scope.append(record)
-        if len(items) >= soft_limit:
+        if len(items) >= limit[0]:  # the soft limit, or the hard one once woken
             full()
         return result
 
@@ -208,7 +208,7 @@ def _plain_async(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]
     The same steps, awaiting the call; keep the two in step.
     """
     buffer = monitor.buffer
-    items, extend, soft_limit = buffer.items, buffer.extend, buffer.soft_items
+    items, extend, limit = buffer.items, buffer.extend, buffer.limit
     started = buffer.next_seq
     full = functools.partial(fold.buffer_full, monitor)
     ndarray = _NDARRAY
@@ -252,7 +252,7 @@ def _plain_async(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]
         scope = get_scope()
         if scope is not None:
             scope.append(record)
-        if len(items) >= soft_limit:
+        if len(items) >= limit[0]:  # the soft limit, or the hard one once woken
             full()
         return result
 
@@ -274,7 +274,7 @@ Fail = Callable[[Call, tuple[Any, ...], dict[str, Any], BaseException], None]
 def _recorder(monitor: Monitor) -> tuple[Begin, Finish, Fail]:
     """The body every wrapt wrapper shares: start a call, record it returned or raised."""
     buffer = monitor.buffer
-    items, extend, soft_limit = buffer.items, buffer.extend, buffer.soft_items
+    items, extend, limit = buffer.items, buffer.extend, buffer.limit
     started = buffer.next_seq
     full = functools.partial(fold.buffer_full, monitor)
     ndarray = _NDARRAY
@@ -312,7 +312,7 @@ def _recorder(monitor: Monitor) -> tuple[Begin, Finish, Fail]:
         scope = get_scope()
         if scope is not None:
             scope.append(record)
-        if len(items) >= soft_limit:
+        if len(items) >= limit[0]:  # the soft limit, or the hard one once woken
             full()
 
     def fail(call: Call, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:

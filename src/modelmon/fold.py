@@ -182,10 +182,9 @@ def buffer_full(monitor: Monitor) -> None:
     """
     buffer = monitor.buffer
     try:
-        # Called by every call past the soft limit until the fold: kept to attribute reads.
         if len(buffer.items) < buffer.hard_items:
-            if not buffer.wake_sent:
-                buffer.wake_sent = True
+            if not buffer.wake_sent:  # callers check the hard limit only until the fold
+                buffer.woken()
                 FOLDER.wake(monitor)
             return
         monitor.folding.wait_for_readers()
@@ -199,7 +198,7 @@ def append(monitor: Monitor, record: RawRecord) -> None:
     """Buffer one record outside the hot path (observed and failed calls)."""
     buffer = monitor.buffer
     buffer.extend(record)
-    if len(buffer.items) >= buffer.soft_items:
+    if len(buffer.items) >= buffer.limit[0]:
         buffer_full(monitor)
 
 

@@ -27,7 +27,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar, cast
 
 import numpy as np
 import wrapt
@@ -139,7 +139,39 @@ def _plain(
     return cast(Callable[..., Any], out)
 
 
-# --- the inlined body ---------------------------------------------------------------------
+# --- the inlined bodies -------------------------------------------------------------------
+
+
+class _Bound(NamedTuple):
+    """What every body reads per call, bound once (closure cells beat attribute reads)."""
+
+    items: list[Any]  # the buffer's flat records
+    extend: Callable[[RawRecord], None]
+    limit: list[int]  # [the length at which a call calls ``full``]: soft, or hard once woken
+    started: Callable[[], int]  # the next sequence number
+    full: Callable[[], None]
+    ndarray: Any
+    in_call: Callable[[], bool]  # nested in a call of the same monitor
+    enter: Callable[[bool], Any]
+    leave: Callable[[Any], None]
+    guarded: list[bool]  # [True] once the monitor wraps two or more functions
+
+
+def _bind(monitor: Monitor) -> _Bound:
+    buffer, active = monitor.buffer, monitor.nesting.active
+    full = functools.partial(fold.buffer_full, monitor)
+    return _Bound(
+        buffer.items,
+        buffer.extend,
+        buffer.limit,
+        buffer.next_seq,
+        full,
+        _NDARRAY,
+        active.get,
+        active.set,
+        active.reset,
+        monitor.nesting.on,
+    )
 
 
 def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -148,14 +180,7 @@ def _plain_sync(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]:
     The same steps as :func:`_recorder`'s ``begin`` and ``finish``, in one frame; keep
     the two in step.
     """
-    buffer = monitor.buffer
-    items, extend, limit = buffer.items, buffer.extend, buffer.limit
-    started = buffer.next_seq
-    full = functools.partial(fold.buffer_full, monitor)
-    ndarray = _NDARRAY
-    active = monitor.nesting.active
-    in_call, enter, leave = active.get, active.set, active.reset
-    guarded = monitor.nesting.on  # [True] once the monitor wraps two or more functions
+    items, extend, limit, started, full, ndarray, in_call, enter, leave, guarded = _bind(monitor)
 
     @functools.wraps(fn)
     def monitored_function(*args: Any, **kwargs: Any) -> Any:
@@ -207,14 +232,7 @@ def _plain_async(monitor: Monitor, fn: Callable[..., Any]) -> Callable[..., Any]
 
     The same steps, awaiting the call; keep the two in step.
     """
-    buffer = monitor.buffer
-    items, extend, limit = buffer.items, buffer.extend, buffer.limit
-    started = buffer.next_seq
-    full = functools.partial(fold.buffer_full, monitor)
-    ndarray = _NDARRAY
-    active = monitor.nesting.active
-    in_call, enter, leave = active.get, active.set, active.reset
-    guarded = monitor.nesting.on  # [True] once the monitor wraps two or more functions
+    items, extend, limit, started, full, ndarray, in_call, enter, leave, guarded = _bind(monitor)
 
     @functools.wraps(fn)
     async def monitored_coroutine(*args: Any, **kwargs: Any) -> Any:
@@ -273,15 +291,8 @@ Fail = Callable[[Call, tuple[Any, ...], dict[str, Any], BaseException], None]
 
 def _recorder(monitor: Monitor) -> tuple[Begin, Finish, Fail]:
     """The body every wrapt wrapper shares: start a call, record it returned or raised."""
-    buffer = monitor.buffer
-    items, extend, limit = buffer.items, buffer.extend, buffer.limit
-    started = buffer.next_seq
-    full = functools.partial(fold.buffer_full, monitor)
-    ndarray = _NDARRAY
+    items, extend, limit, started, full, ndarray, in_call, enter, leave, guarded = _bind(monitor)
     direct = monitor.features_fn is None  # buffer the input itself (see buffer.Record)
-    active = monitor.nesting.active
-    in_call, enter, leave = active.get, active.set, active.reset
-    guarded = monitor.nesting.on  # [True] once the monitor wraps two or more functions
 
     def begin() -> Call | None:
         if guarded[0]:

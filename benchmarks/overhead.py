@@ -513,6 +513,7 @@ LATENCY_CASES = ("dict", "numpy", "batch", "batch_ref", "num500_ref")
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
     p.add_argument("--only", nargs="*", default=None, help="case keys to run")
+    p.add_argument("--note", action="append", default=[], help="a note for the page (load...)")
     args = p.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     report = Report(
@@ -523,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.peers = {d: version(d) or "missing" for d in ("prometheus-client", "opentelemetry-sdk")}
     header(report)
+    for text in args.note:
+        report.note(text)
     measured: dict[str, dict[str, Stat]] = {}
     for case in cases(args.quick):
         if args.only and case.key not in args.only:

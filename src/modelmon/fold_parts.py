@@ -12,7 +12,7 @@ plans parts first:
   the call counts once (request, latency, batch size), its rows in every part.
 
 A part holds at most ``MAX_PART_ROWS`` rows and ``MAX_PART_VALUES`` values (rows x
-features: about a millisecond of folding). Between parts the fold releases the GIL
+features: a few milliseconds of folding). Between parts the fold releases the GIL
 (callers waiting for it run at once, not at the interpreter's next forced switch) and
 lets a waiting scrape in, so the fold's memory is bounded by the part size and nobody
 waits for more than one part. Counts are exactly those of one
@@ -35,9 +35,11 @@ from .extract import SCALAR_OUTPUT_TYPES, output_rows
 
 MAX_PART_ROWS = 4096  # rows folded at once at most (and calls, for single-row traffic)
 # Values (rows x features) folded at once at most, and the fewest rows a part is cut to:
-# a part of 20-feature rows takes about a millisecond, so the GIL is handed over that
-# often (see PartQueue.run) and wide models get parts as short as narrow ones.
-MAX_PART_VALUES = 1 << 15
+# wide models get parts as short as narrow ones (a few milliseconds: the GIL is handed
+# over between parts, see PartQueue.run). Not smaller: a part has a fixed cost of a few
+# hundred microseconds (numpy calls per aggregate), and 1,638-row parts of 20 features
+# measured up to 25% more CPU per row than 4,096-row ones.
+MAX_PART_VALUES = 1 << 17
 MIN_PART_ROWS = 64
 _ONE_ROW = SCALAR_OUTPUT_TYPES | {type(None), str, bool}
 

@@ -21,14 +21,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..batch import IntArray, ObjArray
 from ..profile import FeatureProfile
 
 MISSING, UNKNOWN = 0, 1
-# Lookup tables larger than this (members x distinct categories) are not built: the
+# Lookup tables larger than this (members x distinct categories; two int32 tables, 2 MiB
+# at most per group, and a segmented monitor has a group per segment) are not built: the
 # fold then counts member by member, as before (memory stays bounded for any profile).
-MAX_TABLE_CELLS = 1 << 20
+MAX_TABLE_CELLS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class CategoryCodes:
     """
 
     table: dict[Any, int]
-    test_of: IntArray
-    bin_of: IntArray
+    test_of: npt.NDArray[np.int32]
+    bin_of: npt.NDArray[np.int32]
     test_total: int
     total_bins: int
 
@@ -64,8 +66,8 @@ class CategoryCodes:
         n_codes = len(table) + 1
         if not categorical or len(categorical) * n_codes > MAX_TABLE_CELLS:
             return None
-        test_of = np.full((len(categorical), n_codes), test_total, dtype=np.int64)
-        bin_of = np.full((len(categorical), n_codes), total_bins, dtype=np.int64)
+        test_of = np.full((len(categorical), n_codes), test_total, dtype=np.int32)
+        bin_of = np.full((len(categorical), n_codes), total_bins, dtype=np.int32)
         codes = np.array([code for value, code in table.items() if value is not None])
         values = [value for value in table if value is not None]
         for j, i in enumerate(categorical):

@@ -221,7 +221,9 @@ def fold_locked(monitor: Monitor, now: float, whole: bool = True) -> None:
     if not items and not parts.todo:
         return
     output_of_ = functools.partial(output_of, monitor) if monitor.prediction_fn else None
-    parts.add(fold_parts.plan(items, output_of_, functools.partial(_input_of, monitor)), now)
+    input_of = functools.partial(_input_of, monitor)
+    rows = fold_parts.part_rows(len(monitor.schema.names or ()))  # parts of a few ms each
+    parts.add(fold_parts.plan(items, output_of_, input_of, rows), now)
     fold_part = functools.partial(_fold_part, monitor)
     if parts.run(fold_part, monitor.folding.let_readers_in, whole):
         after_fold(monitor)

@@ -58,6 +58,7 @@ from .drift_layout import (
 )
 
 # private: the window reading (benchmarks import _compute_view from here)
+from .drift_shared import shared_groups, shared_labels
 from .drift_window import Decision, MissingDecision, _compute_view, _WindowView
 from .stats_cache import StatsCache
 
@@ -123,7 +124,6 @@ class DriftAggregate:
         self._built_from_warmup = False
         self.profile: ReferenceProfile | None = None
         self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
-        self._label_cache: dict[tuple[Any, ...], tuple[_Group, _GroupLabels]] = {}
         self.generation = 0  # bumped whenever the window's data changes (see stats_cache)
         self.rows_folded = 0  # rows that reached the window, ever
         self.folded_at: float | None = None  # the ``now`` of the last fold
@@ -138,9 +138,7 @@ class DriftAggregate:
     # --- setup ---------------------------------------------------------------------
     def _adopt(self, profile: ReferenceProfile) -> None:
         self.profile = profile
-        feats = list(profile.features.values())[: self.max_features]
-        self.features = _Group.of(feats)
-        self.outputs = _Group.of(list(profile.outputs.values()))
+        self.features, self.outputs = shared_groups(profile, self.max_features)
         self.cum_features: IntArray = np.zeros(self.features.total_bins, dtype=np.int64)
         self.cum_outputs: IntArray = np.zeros(self.outputs.total_bins, dtype=np.int64)
         # A factory that does not hold ``self``: no reference cycle, so a dropped monitor's
@@ -154,7 +152,6 @@ class DriftAggregate:
             self.n_slots,
         )
         self._column_cache = None
-        self._label_cache = {}
         self.generation += 1
         self._stats.clear()
 
@@ -409,14 +406,7 @@ class DriftAggregate:
 
     def _labels(self, ctx: RenderContext, group: _Group, key: str) -> _GroupLabels:
         """Label sets of a group's points, built once per ``ctx.labels``."""
-        ident = (id(group), key, tuple(ctx.labels.items()))
-        found = self._label_cache.get(ident)
-        if found is None or found[0] is not group:
-            found = (group, _GroupLabels(ctx.labels, group, key, self.quantiles))
-            if len(self._label_cache) > 16:
-                self._label_cache.clear()
-            self._label_cache[ident] = found
-        return found[1]
+        return shared_labels(ctx.labels, group, key, self.quantiles)
 
     def _edge_points(self, ctx: RenderContext) -> tuple[Point, ...]:
         points: list[Point] = []

@@ -18,7 +18,7 @@ from .._internal.failures import abort_reason
 from .._tracing import exemplar_labels
 from ..batch import Batch, FloatArray, IntArray, RenderContext
 from ..points import Exemplar, Family, HistogramPoint, ScalarPoint
-from .series_memo import SeriesMemo
+from .series_memo import SeriesMemo, child_labels
 
 
 class Histogram:
@@ -67,8 +67,8 @@ class Histogram:
             exemplars = tuple(self.exemplars.get(b) for b in range(len(self.counts)))
         return HistogramPoint(
             labels,
-            tuple(float(b) for b in self.bounds),
-            tuple(int(c) for c in self.counts),
+            tuple(self.bounds.astype(np.float64, copy=False).tolist()),
+            tuple(self.counts.astype(np.int64, copy=False).tolist()),
             float(self.sum),
             exemplars,
         )
@@ -156,7 +156,7 @@ class TrafficAggregate:
             names.REQUEST_ERRORS,
             ns,
             tuple(
-                ScalarPoint({**labels, names.ERROR_TYPE: k}, v)
+                ScalarPoint(child_labels(labels, names.ERROR_TYPE, k), v)
                 for k, v in sorted(self.errors.items())
             ),
         )
@@ -165,7 +165,7 @@ class TrafficAggregate:
                 names.REQUESTS_ABORTED,
                 ns,
                 tuple(
-                    ScalarPoint({**labels, names.REASON: k}, v)
+                    ScalarPoint(child_labels(labels, names.REASON, k), v)
                     for k, v in sorted(self.aborted.items())
                 ),
             )

@@ -198,12 +198,27 @@ class DriftAggregate:
             num_cols = [cols[i] for i in group.numeric]
             matrix = _select(frame.numeric, num_cols)
             self._fold_numeric(group, matrix, slot, counts)
-        for i in group.categorical:
-            values = frame.categorical.get(cols[i]) if cols[i] >= 0 else None
-            if values is not None:
-                _add_categorical(group, i, values, counts, slot)
+        if group.categorical:
+            self._fold_categorical(frame, cols, slot, counts)
         _count_missing(frame, cols, slot)
         return counts
+
+    def _fold_categorical(
+        self, frame: FeatureFrame, cols: list[int], slot: _GroupSlot, counts: IntArray
+    ) -> None:
+        group = self.features
+        columns = {  # categorical member -> its values: str or None (see FeatureFrame)
+            c: frame.categorical[cols[i]]
+            for c, i in enumerate(group.categorical)
+            if cols[i] in frame.categorical
+        }
+        codes = group.category_codes
+        tests = slot.test_counts
+        if codes is not None and tests.size in (0, group.test_total):
+            codes.count(columns, frame.n_rows, counts, tests if tests.size else None)
+            return
+        for c, values in columns.items():  # a table too large to build, or an old state
+            _add_categorical(group, group.categorical[c], values, counts, slot, text=True)
 
     def _fold_outputs(self, out: OutputFrame, slot: _GroupSlot) -> IntArray:
         group = self.outputs

@@ -23,22 +23,27 @@ class Exemplar:
 
 
 @dataclass(frozen=True, slots=True)
-class ScalarPoint:
-    """A counter or gauge value."""
+class LabelledPoint:
+    """What every point has: its labels (beyond the monitor's model and version)."""
 
     labels: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarPoint(LabelledPoint):
+    """A counter or gauge value."""
+
     value: float
 
 
 @dataclass(frozen=True, slots=True)
-class HistogramPoint:
+class HistogramPoint(LabelledPoint):
     """Explicit-bucket histogram; ``counts`` are per bucket (not cumulative).
 
     ``len(counts) == len(bounds) + 1``: the last bucket is ``(bounds[-1], +Inf)``.
     ``exemplars`` is empty or has one optional exemplar per bucket.
     """
 
-    labels: Mapping[str, str]
     bounds: tuple[float, ...]
     counts: tuple[int, ...]
     sum: float
@@ -50,16 +55,15 @@ class HistogramPoint:
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryPoint:
+class SummaryPoint(LabelledPoint):
     """A count and a sum (both monotonic), without quantiles."""
 
-    labels: Mapping[str, str]
     count: float
     sum: float
 
 
 @dataclass(frozen=True, slots=True)
-class ExponentialHistogramPoint:
+class ExponentialHistogramPoint(LabelledPoint):
     """A base-2 exponential histogram (OpenTelemetry's, Prometheus's native histogram).
 
     Bucket ``i`` of a side holds ``base**i < |x| <= base**(i + 1)``, ``base =
@@ -68,7 +72,6 @@ class ExponentialHistogramPoint:
     ``zero_count`` counts exact zeros. Counts and sum are cumulative.
     """
 
-    labels: Mapping[str, str]
     scale: int
     zero_count: int
     positive_offset: int

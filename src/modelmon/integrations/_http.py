@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import Metric
 from .. import names
 from ..aggregates.http import HttpMetrics, check_buckets
 from ..errors import ConfigurationError
-from ..exporters.prometheus import target_registry, to_prometheus
+from ..exporters.prometheus import UndeclaredCollector, target_registry, to_prometheus
 from ..points import Family
 
 PREDICTION_ID_HEADER = "X-Prediction-Id"
@@ -76,7 +76,7 @@ def _families(metrics: list[HttpMetrics]) -> list[Family]:
     return multiprocess.merged_http_families(metrics)
 
 
-class HttpCollector:
+class HttpCollector(UndeclaredCollector):
     """Renders the HTTP metrics of one registry (every namespace used with it).
 
     ``family_source`` merges every worker's state files in multi-process mode (the
@@ -108,10 +108,6 @@ class HttpCollector:
     def metrics(self) -> list[HttpMetrics]:
         with self._lock:
             return list(self._metrics.values())
-
-    def describe(self) -> list[Metric]:
-        # Like ModelmonCollector: declare nothing, so registration does not collect.
-        return []
 
     def collect(self) -> Iterator[Metric]:
         yield from to_prometheus(type(self).family_source(self.metrics))

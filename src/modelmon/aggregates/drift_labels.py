@@ -6,7 +6,8 @@ Split by job from :mod:`modelmon.aggregates.drift`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from .. import names
 from ..batch import IntArray
@@ -16,6 +17,11 @@ from ..points import Point, ScalarPoint
 from .drift_layout import CATEGORICAL_METHODS, NUMERIC_METHODS, _Group
 from .drift_window import _WindowView
 from .series_memo import SeriesMemo
+
+
+class _Decided(Protocol):
+    @property
+    def detected(self) -> bool: ...
 
 
 class _GroupLabels:
@@ -58,24 +64,28 @@ class _GroupLabels:
 
     def decision_points(self, view: _WindowView) -> tuple[tuple[Point, ...], ...]:
         """Detected flags, p-values, missing-share flags and p-values of a window."""
-        detected: list[Point] = []
-        pvalues: list[Point] = []
-        for i, d in enumerate(view.decisions):
-            if d is None:
-                continue
-            detected.append(ScalarPoint(self.member_labels[i], 1.0 if d.detected else 0.0))
-            for method, p in d.pvalues.items():
-                if not math.isnan(p):
-                    pvalues.append(ScalarPoint(self.method_labels[i][method], p))
-        m_detected: list[Point] = []
-        m_pvalues: list[Point] = []
-        for i, md in enumerate(view.missing):
-            if md is None:
-                continue
-            m_detected.append(ScalarPoint(self.member_labels[i], 1.0 if md.detected else 0.0))
-            m_pvalues.append(ScalarPoint(self.member_labels[i], md.test.pvalue))
-        found = (tuple(detected), tuple(pvalues), tuple(m_detected), tuple(m_pvalues))
+        pvalues = tuple(
+            ScalarPoint(self.method_labels[i][method], p)
+            for i, d in enumerate(view.decisions)
+            if d is not None
+            for method, p in d.pvalues.items()
+            if not math.isnan(p)
+        )
+        m_pvalues = tuple(
+            ScalarPoint(self.member_labels[i], md.test.pvalue)
+            for i, md in enumerate(view.missing)
+            if md is not None
+        )
+        found = (self._flags(view.decisions), pvalues, self._flags(view.missing), m_pvalues)
         return tuple(self._memo.settle(("decided", k), t) for k, t in enumerate(found))
+
+    def _flags(self, decided: Sequence[_Decided | None]) -> tuple[Point, ...]:
+        """1.0 (detected) or 0.0 per decided member; none for an undecided one."""
+        return tuple(
+            ScalarPoint(self.member_labels[i], 1.0 if d.detected else 0.0)
+            for i, d in enumerate(decided)
+            if d is not None
+        )
 
     def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
         raw = cum.tobytes()

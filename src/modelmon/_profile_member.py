@@ -133,9 +133,14 @@ class FeatureProfile:
         order = np.argsort(cats, kind="stable")
         return cats[order], order.astype(np.int64)
 
-    def test_index(self, values: npt.ArrayLike) -> IntArray:
-        """Test cell of each categorical value (``__other__`` last; ``None``: -1)."""
-        return self._category_index(np.asarray(values, dtype=object), len(self.test_categories))
+    def test_index(self, values: npt.ArrayLike, *, text: bool = False) -> IntArray:
+        """Test cell of each categorical value (``__other__`` last; ``None``: -1).
+
+        ``text=True``: the caller guarantees every value is a ``str`` or ``None`` (a
+        feature frame's categorical columns), so no pass checks the types.
+        """
+        values = np.asarray(values, dtype=object)
+        return self._category_index(values, len(self.test_categories), text)
 
     def bins_of_test_cells(self, cells: IntArray) -> IntArray:
         """Exported bin of each test cell (the exported categories come first)."""
@@ -163,10 +168,10 @@ class FeatureProfile:
             table.setdefault(c, i)
         return table
 
-    def _category_index(self, values: ObjArray, n_cells: int) -> IntArray:
+    def _category_index(self, values: ObjArray, n_cells: int, trusted: bool = False) -> IntArray:
         other = n_cells - 1
         items = values.reshape(-1).tolist()
-        if set(map(type, items)) <= _TEXT_OR_NONE:  # the fold's case: one dict lookup each
+        if trusted or set(map(type, items)) <= _TEXT_OR_NONE:  # the fold's case: a dict lookup each
             get = self._category_table.get
             found = np.fromiter(map(get, items, itertools.repeat(other)), np.int64, len(items))
             return found.reshape(values.shape)

@@ -64,10 +64,12 @@ MONITOR: Final = 6
 class CallBuffer:
     """Recorded calls not folded yet, flat, with the limits that trigger a fold.
 
-    Past ``soft_items`` the hot path calls :attr:`on_full` (the monitor wakes the
-    background folder once per fold, or folds itself past ``hard_items``). Every call
-    takes a sequence number from :meth:`next_seq` when it starts and ends as exactly
-    one record, so started minus finished is the number of calls in flight.
+    Past ``limit[0]`` the hot path calls :attr:`on_full`. The limit is ``soft_items``
+    until the monitor wakes the background folder, then ``hard_items`` until the fold
+    takes the items (:meth:`take`), so only one call per fold pays for the wake while
+    the folder catches up; past ``hard_items`` callers fold themselves. Every call takes
+    a sequence number from :meth:`next_seq` when it starts and ends as exactly one
+    record, so started minus finished is the number of calls in flight.
 
     Thread-safety: ``list.extend`` of a tuple and ``del items[:n]`` are each one C call
     under the GIL; only the fold (under the monitor's fold lock) removes items.
@@ -78,11 +80,11 @@ class CallBuffer:
         "folded",
         "hard_items",
         "items",
+        "limit",
         "next_seq",
         "on_full",
         "reads",
         "soft_items",
-        "wake_sent",
     )
 
     def __init__(
@@ -98,12 +100,22 @@ class CallBuffer:
         self.next_seq: Callable[[], int] = itertools.count(1).__next__
         self.folded = 0  # calls taken by folds
         self.reads = 0  # sequence numbers taken by in-flight reads (not calls)
-        self.wake_sent = False  # the folder was woken since the last fold
+        # A list: the hot path holds it and sees the limit move (see the class docstring).
+        self.limit = [self.soft_items]
+
+    @property
+    def wake_sent(self) -> bool:
+        """The folder was woken since the last fold (callers check the hard limit only)."""
+        return self.limit[0] != self.soft_items
+
+    def woken(self) -> None:
+        """The folder is woken: until the next :meth:`take`, only the hard limit calls."""
+        self.limit[0] = self.hard_items
 
     def append(self, record: RawRecord) -> None:
         """Buffer one record (the hot path inlines this: ``extend`` then the limit check)."""
         self.extend(record)
-        if len(self.items) >= self.soft_items:
+        if len(self.items) >= self.limit[0]:
             self.on_full()
 
     def past_hard_limit(self) -> bool:
@@ -111,7 +123,7 @@ class CallBuffer:
 
     def take(self) -> list[Any]:
         """Remove and return every buffered item, oldest first (under the fold lock)."""
-        self.wake_sent = False  # calls past the soft limit from now on wake the folder again
+        self.limit[0] = self.soft_items  # calls past it from now on wake the folder again
         items = self.items
         n = len(items)  # a multiple of RECORD_WIDTH: list.extend of a tuple is atomic
         if n == 0:
@@ -145,7 +157,7 @@ class CallBuffer:
     def restart(self) -> None:
         """After ``fork``: the parent's pending and in-flight calls are not this process's."""
         self.items.clear()
-        self.wake_sent = False
+        self.limit[0] = self.soft_items
         self.reads = 0
         started = self.next_seq()
         self.reads = 1

@@ -150,6 +150,8 @@ def _stack_outputs(outputs: Sequence[Any]) -> np.ndarray | None:
     if not outputs:
         return None
     types = set(map(type, outputs))
+    if types == {float}:  # the common case in one pass (np.asarray: two)
+        return np.fromiter(outputs, np.float64, count=len(outputs))
     if types <= SCALAR_OUTPUT_TYPES:
         return np.asarray(outputs)
     arrays = [output_array(y) for y in outputs]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import operator
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -45,8 +44,6 @@ from .schema_learning import learned_chunks
 
 if TYPE_CHECKING:
     from .monitor import Monitor
-
-_IS_NONE = functools.partial(operator.is_, None)
 
 
 class FoldLock:
@@ -185,10 +182,9 @@ def buffer_full(monitor: Monitor) -> None:
     """
     buffer = monitor.buffer
     try:
-        # Called by every call past the soft limit until the fold: kept to attribute reads.
         if len(buffer.items) < buffer.hard_items:
-            if not buffer.wake_sent:
-                buffer.wake_sent = True
+            if not buffer.wake_sent:  # callers check the hard limit only until the fold
+                buffer.woken()
                 FOLDER.wake(monitor)
             return
         monitor.folding.wait_for_readers()
@@ -202,7 +198,7 @@ def append(monitor: Monitor, record: RawRecord) -> None:
     """Buffer one record outside the hot path (observed and failed calls)."""
     buffer = monitor.buffer
     buffer.extend(record)
-    if len(buffer.items) >= buffer.soft_items:
+    if len(buffer.items) >= buffer.limit[0]:
         buffer_full(monitor)
 
 
@@ -225,7 +221,9 @@ def fold_locked(monitor: Monitor, now: float, whole: bool = True) -> None:
     if not items and not parts.todo:
         return
     output_of_ = functools.partial(output_of, monitor) if monitor.prediction_fn else None
-    parts.add(fold_parts.plan(items, output_of_, functools.partial(_input_of, monitor)), now)
+    input_of = functools.partial(_input_of, monitor)
+    rows = fold_parts.part_rows(len(monitor.schema.names or ()))  # parts of a few ms each
+    parts.add(fold_parts.plan(items, output_of_, input_of, rows), now)
     fold_part = functools.partial(_fold_part, monitor)
     if parts.run(fold_part, monitor.folding.let_readers_in, whole):
         after_fold(monitor)
@@ -257,7 +255,7 @@ def make_batch(
     inps, calls, results = items[0::w], items[1::w], items[2::w]
     errors, seqs = items[4::w], tuple(items[5::w])
     n = len(inps)
-    latencies = np.array(items[3::w], dtype=np.float64)
+    latencies = np.fromiter(items[3::w], np.float64, count=n)  # one pass (np.array: two)
     given = part.outputs if part is not None else None  # ``prediction=`` already applied
     if any(errors):
         ok_index = np.flatnonzero(np.fromiter((e is None for e in errors), dtype=bool, count=n))
@@ -269,11 +267,15 @@ def make_batch(
     else:
         ok_index = np.arange(n)
     outputs = given if given is not None else _outputs_of(monitor, calls, results)
-    ok_rows = _rows_of(monitor, outputs)
+    output_types = set(map(type, outputs))  # read once: rows, None check, row index
+    single = output_types <= SCALAR_OUTPUT_TYPES  # one row per call, none missing
+    ok_rows = np.ones(len(outputs), dtype=np.int64) if single else _rows_of(monitor, outputs)
     rows = np.zeros(n, dtype=np.int64)
     rows[ok_index] = ok_rows
     feature_frame = _features_of(monitor, inps, calls)
-    output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()))
+    has_none = type(None) in output_types
+    output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()), has_none)
+    row_call = ok_index if single else np.repeat(ok_index, ok_rows)
     return Batch(
         now=now,
         latencies=latencies,
@@ -283,7 +285,7 @@ def make_batch(
         call_ids=CallIds(monitor, seqs),
         features=feature_frame,
         outputs=output_frame,
-        row_call=np.repeat(ok_index, ok_rows).astype(np.int64),
+        row_call=row_call.astype(np.int64, copy=False),
         seqs=seqs,
         id_prefix=f"{monitor.ids.prefix:08x}",
         call_rows=part.call_rows if part is not None else None,
@@ -310,8 +312,6 @@ def _outputs_of(monitor: Monitor, calls: list[Any], results: list[Any]) -> list[
 
 def _rows_of(monitor: Monitor, outputs: list[Any]) -> np.ndarray:
     counts = np.ones(len(outputs), dtype=np.int64)
-    if set(map(type, outputs)) <= SCALAR_OUTPUT_TYPES:
-        return counts
     for i, y in enumerate(outputs):
         try:
             counts[i] = output_rows(y) if y is not None else 0
@@ -400,8 +400,9 @@ def _chunks(monitor: Monitor, inps: list[Any], calls: list[Any]) -> list[Chunk]:
     return chunks
 
 
-def _outputs_frame(monitor: Monitor, outputs: list[Any], n_rows: int) -> OutputFrame | None:
-    has_none = any(map(_IS_NONE, outputs))  # identity: outputs may be numpy arrays
+def _outputs_frame(
+    monitor: Monitor, outputs: list[Any], n_rows: int, has_none: bool
+) -> OutputFrame | None:
     present = [y for y in outputs if y is not None] if has_none else outputs
     if not present:
         return None

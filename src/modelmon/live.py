@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import names
 from ._version import __version__
+from .aggregates.series_memo import child_labels, extended_labels
 from .batch import RenderContext
 from .names import MetricSpec
 from .points import Family, ScalarPoint
@@ -24,12 +25,12 @@ SDK_VERSION = __version__
 def families(monitor: Monitor, ctx: RenderContext) -> list[Family]:
     """Per-process values that are not folded: in-flight, metadata, health."""
     ns, labels = ctx.namespace, ctx.labels
-    info_labels = {
-        **labels,
-        "task": _task_label(monitor),
-        "sdk_version": SDK_VERSION,
-        "reference": _reference_label(monitor),
-    }
+    info = (
+        ("task", _task_label(monitor)),
+        ("sdk_version", SDK_VERSION),
+        ("reference", _reference_label(monitor)),
+    )
+    info_labels = extended_labels(labels, info)
     out = [
         Family(names.IN_FLIGHT, ns, (ScalarPoint(labels, monitor.in_flight),)),
         Family(names.MODEL_INFO, ns, (ScalarPoint(info_labels, 1.0),)),
@@ -53,7 +54,9 @@ def families(monitor: Monitor, ctx: RenderContext) -> list[Family]:
 
 def _by_key(spec: MetricSpec, ctx: RenderContext, key: str, counts: Mapping[str, float]) -> Family:
     """One point per ``counts`` entry, labelled ``key``."""
-    points = tuple(ScalarPoint({**ctx.labels, key: k}, v) for k, v in sorted(counts.items()))
+    points = tuple(
+        ScalarPoint(child_labels(ctx.labels, key, k), v) for k, v in sorted(counts.items())
+    )
     return Family(spec, ctx.namespace, points)
 
 

@@ -41,6 +41,7 @@ from .aggregates.outcome_store import class_label, open_store
 from .aggregates.outcomes import OutcomeAggregate, OutcomeError
 from .aggregates.outliers import OutlierAggregate
 from .aggregates.segments import SegmentAggregate, build_segments
+from .aggregates.series_memo import stable_labels
 from .aggregates.traffic import InputHealthAggregate, TrafficAggregate
 from .batch import Aggregate, RenderContext
 from .buffer import (
@@ -517,7 +518,8 @@ class Monitor:
 
     # --- reading ------------------------------------------------------------------------
     def render_context(self, now: float | None = None) -> RenderContext:
-        return RenderContext(self.namespace, self.labels, time.time() if now is None else now)
+        labels = stable_labels(self.labels)  # kept mappings: the renderer keeps their text
+        return RenderContext(self.namespace, labels, time.time() if now is None else now)
 
     def collect(self, now: float | None = None) -> list[Family]:
         """Fold, then render every aggregate as exporter-neutral families."""

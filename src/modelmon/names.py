@@ -723,7 +723,14 @@ OUTCOME_DELAY_BUCKETS: tuple[float, ...] = (
 
 def by_name(name: str) -> MetricSpec:
     """Look a spec up by its short name (``"requests"``)."""
+    found = _FOUND.get(name)  # a merge looks every live series up at every scrape
+    if found is not None:
+        return found
     for spec in (*CATALOGUE, *HTTP_CATALOGUE, *PROCESS_CATALOGUE):
         if spec.name == name:
+            _FOUND[name] = spec  # the first match stays first: the catalogue only grows
             return spec
     raise KeyError(name)
+
+
+_FOUND: dict[str, MetricSpec] = {}

@@ -69,6 +69,10 @@ EIGEN_FLOOR = 1e-6
 MAHALANOBIS = "mahalanobis"
 MAX_JOINT_AT_LOAD = 1000
 _BLOCK_ROWS = 1024
+# OpenBLAS runs a matrix product on one thread while m * n * k <= 65536 * 4 (its
+# GEMM_MULTITHREAD_THRESHOLD); above, it wakes threads that spin for the product's length,
+# which on a busy machine costs 5-20 times the single-threaded CPU time.
+_SINGLE_THREAD_PRODUCT = 65536 * 4
 
 
 class OutlierFormatError(ReferenceError_):
@@ -254,11 +258,10 @@ class JointReference:
         """Squared Mahalanobis distance of each row (columns in :attr:`features` order)."""
         mean, w = self._whitening
         out = np.empty(rows.shape[0])
-        # Blocks small enough for a single-threaded matrix product: a threaded BLAS spins
-        # its threads on larger ones and triples the CPU time of the fold.
-        for start in range(0, rows.shape[0], _BLOCK_ROWS):
-            z = (rows[start : start + _BLOCK_ROWS] - mean) @ w.T
-            out[start : start + _BLOCK_ROWS] = np.einsum("ij,ij->i", z, z)
+        block = _product_rows(w.shape[0])
+        for start in range(0, rows.shape[0], block):
+            z = (rows[start : start + block] - mean) @ w.T
+            out[start : start + block] = np.einsum("ij,ij->i", z, z)
         return out
 
     def outliers(self, rows: FloatArray) -> BoolArray:
@@ -274,6 +277,12 @@ class JointReference:
             "ratio": self.ratio,
             "alpha": self.alpha,
         }
+
+
+def _product_rows(d: int) -> int:
+    """Rows per block of ``(rows x d) @ (d x d)``: small enough for a single-threaded BLAS
+    (a threaded one spins its threads and multiplies the fold's CPU time), at least 16."""
+    return max(16, min(_BLOCK_ROWS, _SINGLE_THREAD_PRODUCT // max(d * d, 1)))
 
 
 def joint_features(

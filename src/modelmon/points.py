@@ -7,8 +7,10 @@ these, and never touch the aggregates themselves.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import NamedTuple
 
 from .names import MetricSpec
 
@@ -22,28 +24,36 @@ class Exemplar:
     timestamp: float
 
 
-@dataclass(frozen=True, slots=True)
-class LabelledPoint:
-    """What every point has: its labels (beyond the monitor's model and version)."""
+class ScalarPoint(NamedTuple):
+    """A counter or gauge value.
+
+    A named tuple rather than a dataclass: a scrape builds hundreds of these, and
+    :func:`scalar_points` builds them from two columns without a Python call each.
+    """
 
     labels: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class ScalarPoint(LabelledPoint):
-    """A counter or gauge value."""
-
     value: float
 
 
+_new_scalar = partial(tuple.__new__, ScalarPoint)
+
+
+def scalar_points(
+    labels: Iterable[Mapping[str, str]], values: Iterable[float]
+) -> tuple[ScalarPoint, ...]:
+    """``tuple(map(ScalarPoint, labels, values))``, several times faster."""
+    return tuple(map(_new_scalar, zip(labels, values, strict=True)))
+
+
 @dataclass(frozen=True, slots=True)
-class HistogramPoint(LabelledPoint):
+class HistogramPoint:
     """Explicit-bucket histogram; ``counts`` are per bucket (not cumulative).
 
     ``len(counts) == len(bounds) + 1``: the last bucket is ``(bounds[-1], +Inf)``.
     ``exemplars`` is empty or has one optional exemplar per bucket.
     """
 
+    labels: Mapping[str, str]
     bounds: tuple[float, ...]
     counts: tuple[int, ...]
     sum: float
@@ -55,15 +65,16 @@ class HistogramPoint(LabelledPoint):
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryPoint(LabelledPoint):
+class SummaryPoint:
     """A count and a sum (both monotonic), without quantiles."""
 
+    labels: Mapping[str, str]
     count: float
     sum: float
 
 
 @dataclass(frozen=True, slots=True)
-class ExponentialHistogramPoint(LabelledPoint):
+class ExponentialHistogramPoint:
     """A base-2 exponential histogram (OpenTelemetry's, Prometheus's native histogram).
 
     Bucket ``i`` of a side holds ``base**i < |x| <= base**(i + 1)``, ``base =
@@ -72,6 +83,7 @@ class ExponentialHistogramPoint(LabelledPoint):
     ``zero_count`` counts exact zeros. Counts and sum are cumulative.
     """
 
+    labels: Mapping[str, str]
     scale: int
     zero_count: int
     positive_offset: int

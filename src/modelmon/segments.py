@@ -33,6 +33,7 @@ and in ``modelmon_dropped_observations_total{reason="series_budget"}``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class Segmenter:
         self.fn = None if isinstance(segment, str) else segment
         self.values: tuple[str, ...] = tuple(allowed)
         self._index = {v: FIRST_VALUE_CODE + i for i, v in enumerate(self.values)}
+        self._column_index: dict[Any, int] = {None: MISSING_CODE, **self._index}
         self.labels: tuple[str, ...] = ("", names.SEGMENT_MISSING, names.POOLED, *self.values)
         self.last_error: Exception | None = None  # read and cleared by the fold
 
@@ -165,13 +167,9 @@ class Segmenter:
         except ValueError:
             return np.full(frame.n_rows, MISSING_CODE, dtype=np.int64)
         cats = frame.categorical.get(j)
-        if cats is not None:
-            index = self._index
-            return np.fromiter(
-                (MISSING_CODE if v is None else index.get(v, OTHER_CODE) for v in cats.tolist()),
-                dtype=np.int64,
-                count=frame.n_rows,
-            )
+        if cats is not None:  # str or None (see FeatureFrame): one dict lookup each
+            found = map(self._column_index.get, cats.tolist(), itertools.repeat(OTHER_CODE))
+            return np.fromiter(found, dtype=np.int64, count=frame.n_rows)
         return np.fromiter(
             (self.code(v) for v in frame.numeric[:, j].tolist()),
             dtype=np.int64,

@@ -56,8 +56,10 @@ def test_restart_forgets_the_parents_pending_and_in_flight_calls() -> None:
     for _ in range(4):
         buf.next_seq()
     buf.append((None, None, None, 0.0, None, 1, None))
+    buf.woken()  # the parent had woken its folder: the child's must be woken again
     buf.restart()
     assert buf.items == [] and buf.in_flight() == 0
+    assert not buf.wake_sent and buf.limit == [buf.soft_items]
     seq = buf.next_seq()
     buf.append((None, None, None, 0.0, None, seq, None))
     assert buf.in_flight() == 0 and buf.pending_calls() == 1

@@ -303,6 +303,42 @@ def test_tiny_buffers_and_constant_thread_switches_lose_nothing(buffer_size: int
     assert mon.in_flight == 0
 
 
+@pytest.mark.parametrize("buffer_size", [1, 4])
+def test_async_tasks_with_tiny_buffers_count_exactly_and_keep_their_own_ids(
+    buffer_size: int,
+) -> None:
+    """Hundreds of tasks interleaved on one loop (each awaits mid-call), every call past
+    a tiny buffer's limit: counts exact, and each task's last id is its own call's."""
+    registry = CollectorRegistry()
+    mon = Monitor("m", "1", registry=registry, buffer_size=buffer_size, strict=True)
+
+    @mon
+    async def predict(row: dict[str, float]) -> float:
+        await asyncio.sleep(0)
+        if row["a"] < 0:
+            raise ValueError("negative")
+        return row["a"]
+
+    async def task(i: int) -> tuple[str | None, float]:
+        got = 0.0
+        for j in range(20):
+            with contextlib.suppress(ValueError):
+                got = await predict({"a": -1.0 if (i + j) % 10 == 0 else float(i), "b": 1.0})
+        return modelmon.last_prediction_id(), got
+
+    async def main() -> list[tuple[str | None, float]]:
+        return await asyncio.gather(*(task(i) for i in range(1, 201)))
+
+    results = asyncio.run(main())
+    samples = scrape(registry)
+    assert value(samples, "modelmon_requests_total", **LABELS) == 4_000
+    assert value(samples, "modelmon_request_errors_total", error_type="ValueError", **LABELS) == 400
+    assert value(samples, "modelmon_feature_observations_total", feature="a", **LABELS) == 3_600
+    assert mon.in_flight == 0
+    ids = [i for i, _ in results]
+    assert len(set(ids)) == 200 and None not in ids  # one last call per task, its own
+
+
 def test_last_prediction_id_is_per_thread() -> None:
     mon = Monitor("m", "1", registry=False)
     predict = mon.wrap(lambda x: 1.0)

@@ -45,6 +45,8 @@ def test_stacked_numeric_arrays_match_the_general_path(shape: tuple[int, ...]) -
     [
         [np.zeros(5), np.zeros((2, 5))],  # mixed ranks
         [np.zeros(5), np.zeros(4)],  # mixed widths
+        [np.zeros(3), np.zeros(5), np.zeros(4), np.zeros(4)],  # widths summing to 4 x 4
+        [np.zeros(4), np.zeros(4), np.array(1.0)],  # a 0-D value among rows
         [np.array(["a", "b"], dtype=object), np.zeros(2)],  # object values
         [np.zeros((2, 2, 2))],  # rank 3
     ],

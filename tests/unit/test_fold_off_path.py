@@ -6,9 +6,11 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
-from modelmon import Monitor
+from modelmon import Monitor, fold
 from modelmon._internal import registry
+from modelmon._internal.folder import FOLDER
 from modelmon.buffer import RECORD_WIDTH
 
 
@@ -78,4 +80,37 @@ def test_hard_limit_folds_in_the_caller_and_drops_nothing() -> None:
         assert len(mon.buffer.items) <= mon.buffer.hard_items
     mon.fold()
     assert mon.traffic.requests == 100
+    mon.close()
+
+
+def test_one_call_per_fold_wakes_the_folder_the_others_only_append(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the soft limit one call wakes the folder; until the fold takes the records,
+    the others do not call into the fold module at all (only the hard limit would)."""
+    calls: list[int] = []
+    wakes: list[Monitor] = []
+    real_full = fold.buffer_full
+
+    def counting_full(monitor: Monitor) -> None:
+        calls.append(len(monitor.buffer.items) // RECORD_WIDTH)
+        real_full(monitor)
+
+    monkeypatch.setattr(fold, "buffer_full", counting_full)  # bound at wrap time
+    monkeypatch.setattr(FOLDER, "wake", wakes.append)  # the folder sleeps meanwhile
+    mon = Monitor("wake-once", "1", registry=False, buffer_size=4, strict=True)
+    predict = mon.wrap(lambda row: row["a"])
+    for i in range(40):  # 10x the soft limit, below the hard one (4 x 16)
+        predict({"a": float(i)})
+    assert calls == [4] and wakes == [mon] and mon.buffer.wake_sent
+    mon.fold()  # the fold takes the records: the soft limit is back
+    assert not mon.buffer.wake_sent and mon.buffer.limit == [mon.buffer.soft_items]
+    for i in range(4):
+        predict({"a": float(i)})
+    assert calls == [4, 4] and wakes == [mon, mon]
+    for i in range(4, 100):  # to the hard limit: that caller folds itself, nothing dropped
+        predict({"a": float(i)})
+    assert calls[:3] == [4, 4, 64] and mon.buffer.folded >= 64
+    mon.fold()
+    assert mon.traffic.requests == 140
     mon.close()

@@ -268,6 +268,7 @@ def test_fold_memory_is_bounded_by_the_part_not_the_batch(
     peaks = {}
     for part_rows in (2_000, 10**9):
         monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", part_rows)
+        monkeypatch.setattr(fold_parts, "MAX_PART_VALUES", part_rows * width)
         mon = Monitor("parts-mem", "1", registry=False, buffer_size=10)
         mon.observe(batch[:10], np.zeros(10))
         mon.fold(NOW)  # schema and sketches set up

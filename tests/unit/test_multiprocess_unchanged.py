@@ -103,3 +103,47 @@ def test_identical_is_bit_exact() -> None:
     assert not identical(np.zeros((2, 2)), np.zeros(4))  # shape
     assert not identical({"a": 1, "b": 2}, {"b": 2, "a": 1})  # order
     assert not identical([1.0], (1.0,))
+    assert not identical([1, "x"], [1.0, "x"])  # int and float
+    assert not identical([True], [1])
+    assert not identical([0.0, 1], [-0.0, 1])
+    assert identical([1, "x", None, [2.5]], [1, "x", None, [2.5]])
+    assert not identical([[2.5]], [[float("nan")]])
+
+
+@pytest.mark.usefixtures("no_racy_window")
+def test_a_scrape_builds_only_the_workers_that_changed(tmp_path: Path) -> None:
+    # O(changed workers): the aggregates of unchanged entries are built once and merged
+    # as they are; the merged view equals a merge of every file from scratch.
+    from modelmon.exporters.multiprocess import clear_caches
+    from modelmon.profile import ReferenceProfile
+
+    rng = np.random.default_rng(4)
+    data = np.column_stack([rng.normal(size=500), rng.integers(0, 3, 500).astype(float)])
+    ref = ReferenceProfile.from_data(data, feature_names=["a", "b"], created_at=0.0)
+    side = tmp_path / "side"
+    mp = tmp_path / "mp"
+    mp.mkdir()
+    (mp / f"modelmon_profile_{ref.fingerprint}.json").write_text(ref.dumps())
+
+    def replace(pid: int, calls: int) -> None:
+        side.mkdir(exist_ok=True)
+        write_process(side, pid, 1 + pid - FIRST_PID, rng.exponential(0.05, calls), ref)
+        os.replace(side / f"modelmon_{pid}.state", mp / f"modelmon_{pid}.state")
+
+    for i in range(4):
+        replace(FIRST_PID + i, 20 + i)
+    merged_view(mp)
+    built = _MERGED._built[("modelmon", "m", "1")]
+    per_entry = len(
+        codec.decode((mp / f"modelmon_{FIRST_PID}.state").read_bytes())["monitors"][0]["aggregates"]
+    )
+    for changed in (FIRST_PID + 2, FIRST_PID + 3, FIRST_PID + 1):
+        before = built.built
+        replace(changed, 31)
+        view = merged_view(mp)
+        assert built.built - before == per_entry, "only the changed worker's entry is built"
+        assert any(k[0] == "modelmon_feature_bin_total" for k in view)  # drift merged too
+        clear_caches()
+        assert merged_view(mp) == view  # bit for bit what a merge from scratch gives
+        built = _MERGED._built[("modelmon", "m", "1")]
+        merged_view(mp)  # every entry built again into the new table

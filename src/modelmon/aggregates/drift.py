@@ -58,6 +58,7 @@ from .drift_layout import (
 )
 
 # private: the window reading (benchmarks import _compute_view from here)
+from .drift_shared import shared_groups, shared_labels
 from .drift_window import Decision, MissingDecision, _compute_view, _WindowView
 from .stats_cache import StatsCache
 
@@ -123,7 +124,6 @@ class DriftAggregate:
         self._built_from_warmup = False
         self.profile: ReferenceProfile | None = None
         self._column_cache: tuple[tuple[str, ...], list[int]] | None = None
-        self._label_cache: dict[tuple[Any, ...], tuple[_Group, _GroupLabels]] = {}
         self.generation = 0  # bumped whenever the window's data changes (see stats_cache)
         self.rows_folded = 0  # rows that reached the window, ever
         self.folded_at: float | None = None  # the ``now`` of the last fold
@@ -138,9 +138,7 @@ class DriftAggregate:
     # --- setup ---------------------------------------------------------------------
     def _adopt(self, profile: ReferenceProfile) -> None:
         self.profile = profile
-        feats = list(profile.features.values())[: self.max_features]
-        self.features = _Group.of(feats)
-        self.outputs = _Group.of(list(profile.outputs.values()))
+        self.features, self.outputs = shared_groups(profile, self.max_features)
         self.cum_features: IntArray = np.zeros(self.features.total_bins, dtype=np.int64)
         self.cum_outputs: IntArray = np.zeros(self.outputs.total_bins, dtype=np.int64)
         # A factory that does not hold ``self``: no reference cycle, so a dropped monitor's
@@ -154,7 +152,6 @@ class DriftAggregate:
             self.n_slots,
         )
         self._column_cache = None
-        self._label_cache = {}
         self.generation += 1
         self._stats.clear()
 
@@ -201,12 +198,27 @@ class DriftAggregate:
             num_cols = [cols[i] for i in group.numeric]
             matrix = _select(frame.numeric, num_cols)
             self._fold_numeric(group, matrix, slot, counts)
-        for i in group.categorical:
-            values = frame.categorical.get(cols[i]) if cols[i] >= 0 else None
-            if values is not None:
-                _add_categorical(group, i, values, counts, slot)
+        if group.categorical:
+            self._fold_categorical(frame, cols, slot, counts)
         _count_missing(frame, cols, slot)
         return counts
+
+    def _fold_categorical(
+        self, frame: FeatureFrame, cols: list[int], slot: _GroupSlot, counts: IntArray
+    ) -> None:
+        group = self.features
+        columns = {  # categorical member -> its values: str or None (see FeatureFrame)
+            c: frame.categorical[cols[i]]
+            for c, i in enumerate(group.categorical)
+            if cols[i] in frame.categorical
+        }
+        codes = group.category_codes
+        tests = slot.test_counts
+        if codes is not None and tests.size in (0, group.test_total):
+            codes.count(columns, frame.n_rows, counts, tests if tests.size else None)
+            return
+        for c, values in columns.items():  # a table too large to build, or an old state
+            _add_categorical(group, group.categorical[c], values, counts, slot, text=True)
 
     def _fold_outputs(self, out: OutputFrame, slot: _GroupSlot) -> IntArray:
         group = self.outputs
@@ -394,14 +406,7 @@ class DriftAggregate:
 
     def _labels(self, ctx: RenderContext, group: _Group, key: str) -> _GroupLabels:
         """Label sets of a group's points, built once per ``ctx.labels``."""
-        ident = (id(group), key, tuple(ctx.labels.items()))
-        found = self._label_cache.get(ident)
-        if found is None or found[0] is not group:
-            found = (group, _GroupLabels(ctx.labels, group, key, self.quantiles))
-            if len(self._label_cache) > 16:
-                self._label_cache.clear()
-            self._label_cache[ident] = found
-        return found[1]
+        return shared_labels(ctx.labels, group, key, self.quantiles)
 
     def _edge_points(self, ctx: RenderContext) -> tuple[Point, ...]:
         points: list[Point] = []

@@ -6,22 +6,16 @@ Split by job from :mod:`modelmon.aggregates.drift`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Mapping
 
 from .. import names
 from ..batch import IntArray
-from ..points import Point, ScalarPoint
+from ..points import Point, ScalarPoint, scalar_points
 
 # private: the aggregate's layout and window view, split by job from .drift
 from .drift_layout import CATEGORICAL_METHODS, NUMERIC_METHODS, _Group
 from .drift_window import _WindowView
-from .series_memo import SeriesMemo
-
-
-class _Decided(Protocol):
-    @property
-    def detected(self) -> bool: ...
+from .series_memo import Labels, SeriesMemo
 
 
 class _GroupLabels:
@@ -64,53 +58,59 @@ class _GroupLabels:
 
     def decision_points(self, view: _WindowView) -> tuple[tuple[Point, ...], ...]:
         """Detected flags, p-values, missing-share flags and p-values of a window."""
-        pvalues = tuple(
-            ScalarPoint(self.method_labels[i][method], p)
-            for i, d in enumerate(view.decisions)
-            if d is not None
-            for method, p in d.pvalues.items()
-            if not math.isnan(p)
-        )
-        m_pvalues = tuple(
-            ScalarPoint(self.member_labels[i], md.test.pvalue)
-            for i, md in enumerate(view.missing)
-            if md is not None
-        )
-        found = (self._flags(view.decisions), pvalues, self._flags(view.missing), m_pvalues)
-        return tuple(self._memo.settle(("decided", k), t) for k, t in enumerate(found))
-
-    def _flags(self, decided: Sequence[_Decided | None]) -> tuple[Point, ...]:
-        """1.0 (detected) or 0.0 per decided member; none for an undecided one."""
-        return tuple(
-            ScalarPoint(self.member_labels[i], 1.0 if d.detected else 0.0)
-            for i, d in enumerate(decided)
-            if d is not None
-        )
+        found: tuple[tuple[list[Labels], list[float]], ...] = tuple(([], []) for _ in range(4))
+        detected, pvalues, m_detected, m_pvalues = found
+        for i, d in enumerate(view.decisions):
+            if d is None:
+                continue
+            detected[0].append(self.member_labels[i])
+            detected[1].append(1.0 if d.detected else 0.0)
+            labels = self.method_labels[i]
+            for method, p in d.pvalues.items():
+                if not math.isnan(p):
+                    pvalues[0].append(labels[method])
+                    pvalues[1].append(p)
+        for i, md in enumerate(view.missing):
+            if md is None:
+                continue
+            m_detected[0].append(self.member_labels[i])
+            m_detected[1].append(1.0 if md.detected else 0.0)
+            m_pvalues[0].append(self.member_labels[i])
+            m_pvalues[1].append(md.test.pvalue)
+        memo = self._memo
+        return tuple(memo.columns(("decided", k), *cols) for k, cols in enumerate(found))
 
     def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
         raw = cum.tobytes()
         last = self._bins
         if last is not None and last[0] == raw:
             return last[1]
-        points = tuple(map(ScalarPoint, self.bin_labels, cum.tolist()))
+        points = scalar_points(self.bin_labels, cum.tolist())
         self._bins = (raw, points)
         return points
 
     def window_points(self, view: _WindowView) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
-        drift_points: list[Point] = []
-        quant_points: list[Point] = []
+        drift_labels: list[Labels] = []
+        drift_values: list[float] = []
+        quant_labels: list[Labels] = []
+        quant_values: list[float] = []
         for i, scores in enumerate(view.scores):
             if scores is None:
                 continue
             labels = self.method_labels[i]
             for method, value in scores.items():
                 if not math.isnan(value):
-                    drift_points.append(ScalarPoint(labels[method], value))
+                    drift_labels.append(labels[method])
+                    drift_values.append(value)
             live = view.quantiles.get(i)
             if live is not None:
-                quant_points += map(ScalarPoint, self.quantile_labels[i], live.tolist())
+                quant_labels += self.quantile_labels[i]
+                quant_values += live.tolist()
         memo = self._memo
-        return memo.settle("drift", tuple(drift_points)), memo.settle("q", tuple(quant_points))
+        return (
+            memo.columns("drift", drift_labels, drift_values),
+            memo.columns("q", quant_labels, quant_values),
+        )
 
 
 _FEATURE_SPECS = (

@@ -22,6 +22,7 @@ from ..profile import CONFIDENCE, PREDICTION, FeatureProfile
 from ..sketches.columns import LogSketchColumns
 from ..sketches.ddsketch import LogSketch
 from ..sketches.moments import Moments
+from .drift_categories import CategoryCodes
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
 _CHUNK = 1 << 15  # values per vectorised chunk of the bin count
@@ -52,6 +53,7 @@ class _Group:
     # min/max, weights summing to 1), None for profiles written without one.
     ref_sketches: tuple[tuple[FloatArray, FloatArray] | None, ...]
     ref_points: tuple[FloatArray, FloatArray, IntArray]  # the same, flat: value, weight, column
+    category_codes: CategoryCodes | None  # the categorical members counted in one pass
 
     @classmethod
     def of(cls, members: Sequence[FeatureProfile]) -> _Group:
@@ -93,10 +95,12 @@ class _Group:
             test_total += len(members[i].test_categories)
         ref_rows = np.array([m.reference_rows for m in members], dtype=np.float64)
         ref_sketches = tuple(_reference_sketch(members[i]) for i in numeric)
+        codes = CategoryCodes.of(members, categorical, offsets, test_offsets, test_total, total)
         return cls(
             tuple(members), numeric, categorical, offsets, total, edges, centers,
             binned, cells, reference, tuple(column_of), real, numeric_cells,
             tuple(test_offsets), test_total, ref_rows, ref_sketches, _flat(ref_sketches),
+            codes,
         )  # fmt: skip
 
     def test_cells(self, slot: _GroupSlot, i: int) -> tuple[IntArray, tuple[float, ...]]:
@@ -278,10 +282,11 @@ def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> Int
 
 
 def _add_categorical(
-    group: _Group, i: int, values: ObjArray, counts: IntArray, slot: _GroupSlot
+    group: _Group, i: int, values: ObjArray, counts: IntArray, slot: _GroupSlot, text: bool = False
 ) -> None:
+    """Count ``values`` (``text``: all ``str`` or None, as in a feature frame) into member ``i``."""
     member = group.members[i]
-    cells = member.test_index(values)
+    cells = member.test_index(values, text=text)
     cells = cells[cells >= 0]
     n_cells = len(member.test_categories)
     start = group.test_offsets[i]

@@ -15,6 +15,7 @@ from .. import names
 from ..batch import RenderContext
 from ..points import Family, Point, ScalarPoint, SummaryPoint
 from .outcome_metrics import classification_metrics
+from .series_memo import child_labels
 
 if TYPE_CHECKING:
     from .outcomes import OutcomeAggregate
@@ -55,18 +56,20 @@ def outcome_families(agg: OutcomeAggregate, ctx: RenderContext) -> Iterator[Fami
     yield Family(
         names.OUTCOMES_UNMATCHED,
         ns,
-        tuple(ScalarPoint({**labels, names.REASON: r}, agg.unmatched[r]) for r in REASONS),
+        tuple(
+            ScalarPoint(child_labels(labels, names.REASON, r), agg.unmatched[r]) for r in REASONS
+        ),
     )
     perf = performance(agg, ctx.now)
     if perf:
         yield Family(
             names.PERFORMANCE,
             ns,
-            tuple(ScalarPoint({**labels, names.METRIC: k}, v) for k, v in perf.items()),
+            tuple(ScalarPoint(child_labels(labels, names.METRIC, k), v) for k, v in perf.items()),
         )
     yield Family(names.OUTCOME_DELAY, ns, (agg.delay.point(labels),))
     if agg.detector is not None:
-        detector = {**labels, names.DETECTOR: agg.detector.name}
+        detector = child_labels(labels, names.DETECTOR, agg.detector.name)
         yield Family(names.CONCEPT_DRIFT_DETECTED, ns, (ScalarPoint(detector, agg.detections),))
         yield Family(names.CONCEPT_DRIFT, ns, (ScalarPoint(detector, float(agg.in_drift)),))
 

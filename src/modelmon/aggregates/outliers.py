@@ -42,6 +42,7 @@ from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
 from ..outliers import FENCE_RULE, MAHALANOBIS, JointReference, read_outliers
 from ..points import Family
+from ..sketches.moments import column_reduce
 
 # Private on purpose: the drift aggregate's mapping of output names to the batch's
 # columns, so both aggregates read the same values.
@@ -84,6 +85,7 @@ class OutlierAggregate:
         self.joint = joint
         self.names = tuple(f[0] for f in features)
         self._bounds = np.asarray([f[1:5] for f in features], dtype=np.float64).reshape(-1, 4)
+        self._bounds_t = np.ascontiguousarray(self._bounds.T)  # (4, features): row per bound
         self.out_of_range: IntArray = np.zeros((len(features), 2), dtype=np.int64)
         self.feature_outliers: IntArray = np.zeros(len(features), dtype=np.int64)
         self.output_outliers: IntArray = np.zeros(len(outputs), dtype=np.int64)
@@ -142,16 +144,18 @@ class OutlierAggregate:
         mine, cols, joint_cols = self._columns(frame)
         if mine:
             x = frame.numeric[block, cols]  # NaN (missing, invalid) compares False everywhere
-            b = self._bounds[mine]
-            low = x < b[:, 0]
-            high = x > b[:, 1]
-            self.out_of_range[mine, 0] += np.count_nonzero(low, axis=0)
-            self.out_of_range[mine, 1] += np.count_nonzero(high, axis=0)
-            outside = (x < b[:, 2]) | (x > b[:, 3])
-            self.feature_outliers[mine] += np.count_nonzero(outside, axis=0)
+            b = self._bounds_t[:, mine]
+            low = np.less(x, b[0])
+            high = np.greater(x, b[1])
+            self.out_of_range[mine, 0] += _column_counts(low)
+            self.out_of_range[mine, 1] += _column_counts(high)
+            outside = np.less(x, b[2], out=low)
+            outside |= np.greater(x, b[3], out=high)
+            self.feature_outliers[mine] += _column_counts(outside)
         if joint_cols is not None and self.joint is not None:
             rows = frame.numeric[block, joint_cols]
-            rows = rows[np.isfinite(rows).all(axis=1)]
+            if not np.isfinite(float(rows.sum())):  # the sum is finite when every value is
+                rows = rows[np.isfinite(rows).all(axis=1)]
             if rows.shape[0]:
                 self.rows_checked += int(rows.shape[0])
                 self.rows += int(np.count_nonzero(self.joint.outliers(rows)))
@@ -273,6 +277,11 @@ class OutlierAggregate:
         self.output_outliers = np.asarray(state["output_outliers"], dtype=np.int64).copy()
         self.rows = int(state["rows"])
         self.rows_checked = int(state["rows_checked"])
+
+
+def _column_counts(mask: npt.NDArray[np.bool_]) -> IntArray:
+    """True values per column of a C-ordered ``(rows, columns)`` mask."""
+    return np.asarray(column_reduce(np.add, mask.view(np.uint8), dtype=np.int64), dtype=np.int64)
 
 
 def _as_slice(cols: list[int]) -> Cols:

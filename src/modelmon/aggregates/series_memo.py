@@ -12,6 +12,8 @@ reference ratios) do not change between two scrapes.
 * :meth:`SeriesMemo.points`: label mappings built once per base label set (the
   monitor's labels) and number of series (an aggregate whose names change otherwise
   calls :meth:`SeriesMemo.clear`), points rebuilt only when a value changed;
+* :meth:`SeriesMemo.columns`: label mappings the aggregate keeps and a list of values,
+  built into points only when a value (or a mapping) changed;
 * :meth:`SeriesMemo.settle`: a tuple built by the aggregate itself (label mappings that
   it keeps) swapped for the last one handed out under the same key when equal.
 
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from operator import attrgetter, is_
 from typing import Any
 
 import numpy.typing as npt
 
-from ..points import Point, ScalarPoint
+from ..points import Point, ScalarPoint, scalar_points
 
 Labels = Mapping[str, str]
+_LABELS = attrgetter("labels")
 
 
 class SeriesMemo:
@@ -67,11 +71,29 @@ class SeriesMemo:
                 return built
             labels = entry[1]
         else:
-            labels = tuple(make_labels(base))
+            # Canonical mappings: an aggregate rebuilt at every scrape (a multi-process
+            # merge) hands out the same mappings as the last one, and their text is kept.
+            labels = tuple(map(stable_labels, make_labels(base)))
             if len(labels) != values.size:
                 raise ValueError(f"{key!r}: {len(labels)} label sets for {values.size} values")
-        points = tuple(map(ScalarPoint, labels, values.tolist()))
+        points = scalar_points(labels, values.tolist())
         self._built[key] = (items, labels, raw, points)
+        return points
+
+    def columns(
+        self, key: Hashable, labels: Sequence[Labels], values: Sequence[float]
+    ) -> tuple[Point, ...]:
+        """Points of ``labels`` (mappings the caller keeps) valued by the floats
+        ``values``; the tuple handed out last time under ``key`` when every mapping and
+        every value is the same (no point is built then)."""
+        raw = array("d", values).tobytes()
+        entry = self._settled.get(key)
+        if entry is not None and entry[0] == raw:
+            old = entry[1]
+            if len(old) == len(labels) and all(map(is_, map(_LABELS, old), labels)):
+                return old
+        points = scalar_points(labels, values)
+        self._settled[key] = (raw, points)
         return points
 
     def settle(self, key: Hashable, points: tuple[Point, ...]) -> tuple[Point, ...]:
@@ -88,3 +110,49 @@ class SeriesMemo:
                 return old
         self._settled[key] = (raw, points)
         return points
+
+
+_MAX_CHILDREN = 16384
+_CANONICAL: dict[tuple[tuple[str, str], ...], Labels] = {}
+
+
+def stable_labels(labels: Labels) -> Labels:
+    """One mapping per label content, the same every time: a render context's base
+    labels (built fresh for each collection) made stable, so every label set derived
+    from them (and their text, see :func:`extended_labels`) is kept between scrapes.
+    Bounded like :func:`extended_labels`; the returned mapping must not be mutated."""
+    items = tuple(labels.items())
+    hit = _CANONICAL.get(items)
+    if hit is None:
+        if len(_CANONICAL) >= _MAX_CHILDREN:
+            _CANONICAL.clear()
+        hit = _CANONICAL[items] = dict(items)
+    return hit
+
+
+_CHILDREN: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Labels, Labels]] = {}
+
+
+def child_labels(base: Labels, key: str, value: str) -> Labels:
+    """``{**base, key: value}``, the same mapping every time (see :func:`extended_labels`)."""
+    return extended_labels(base, ((key, value),))
+
+
+def extended_labels(base: Labels, extra: tuple[tuple[str, str], ...]) -> Labels:
+    """``{**base, **dict(extra)}``, the same mapping every time it is asked for again.
+
+    For label sets an aggregate derives at each collection (an error type, a reason, a
+    metric): the renderer keeps the text of a mapping by its identity, so a fresh dict
+    at every scrape costs its text again. Label values come from bounded sets; the
+    table is cleared when it outgrows :data:`_MAX_CHILDREN` (monitors come and go).
+    The returned mapping must not be mutated.
+    """
+    ident = (id(base), extra)
+    hit = _CHILDREN.get(ident)
+    if hit is not None and hit[0] is base:
+        return hit[1]
+    if len(_CHILDREN) >= _MAX_CHILDREN:
+        _CHILDREN.clear()
+    child = {**base, **dict(extra)}
+    _CHILDREN[ident] = (base, child)
+    return child

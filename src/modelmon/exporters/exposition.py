@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
 from itertools import accumulate
+from operator import attrgetter
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -50,6 +51,10 @@ _FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
 
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 _INF = float("inf")
+_INTS = {int}
+_BIG = 2**53
+_LABELS = attrgetter("labels")
+_VALUE = attrgetter("value")
 
 
 def go_float(value: float) -> str:
@@ -119,6 +124,7 @@ class TextRenderer:
         self._blocks = _TwoGenerations()  # (name, id(points)) -> (points, text)
         self._buckets = _TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
         self._prefixes = _TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
+        self._histograms = _TwoGenerations()  # (name, labels text, content) -> lines
         self._headers: dict[tuple[str, str, str], str] = {}
 
     def render(self, families: Iterable[Family]) -> str:
@@ -135,7 +141,7 @@ class TextRenderer:
             for family in group:
                 out.append(self._block(name, family))
                 points += len(family.points)
-        for cache in (self._blocks, self._buckets, self._prefixes):
+        for cache in (self._blocks, self._buckets, self._prefixes, self._histograms):
             cache.turn()
         limit = 2 * points + 1024
         if len(self._by_id) > limit:
@@ -184,43 +190,73 @@ class TextRenderer:
         return text
 
     def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
-        labels = self.labels
         if kind in ("counter", "gauge"):
-            if not points:
-                return []
-            sample = name + "_total" if kind == "counter" else name
-            # The hot loop of a scrape (ScalarPoints only: the families' contract): the
-            # ``name{labels} `` prefixes of a run of label sets kept from the last render
-            # (equal label sets give the same text), the value's repr inline; anything
-            # unusual through go_float (inf, nan, Go's exponent form from 1e6 on).
-            key = (sample, len(points), id(points[0].labels))
-            seen = [p.labels for p in points]
-            hit = self._prefixes.get(key)
-            if hit is not None and hit[0] == seen:
-                prefixes = hit[1]
-            else:
-                prefixes = [f"{sample}{labels(lb)} " for lb in seen]
-                self._prefixes.put(key, (seen, prefixes))
-            return [
-                f"{a}{repr(v) if -_INF < (v := float(p.value)) < 1e6 else go_float(v)}\n"  # type: ignore[union-attr]
-                for a, p in zip(prefixes, points, strict=True)
-            ]
+            return self._scalar_lines(name + "_total" if kind == "counter" else name, points)
+        labels = self.labels
         out: list[str] = []
         for p in points:
             text = labels(p.labels)
             if isinstance(p, HistogramPoint):
-                prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
-                cumulative = list(accumulate(p.counts))
-                if self.openmetrics and p.exemplars:
-                    marks = [_exemplar(e) for e in p.exemplars]
-                    out += map("{}{}{}\n".format, prefixes, map(go_float, cumulative), marks)
-                else:
-                    out += map("{}{}\n".format, prefixes, map(go_float, cumulative))
-                out.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
-                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+                out.append(self._histogram(name, text, p))
             elif isinstance(p, SummaryPoint):
                 out.append(f"{name}_count{text} {go_float(p.count)}\n")
                 out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+        return out
+
+    def _scalar_lines(self, sample: str, points: tuple[Point, ...]) -> list[str]:
+        """The lines of a run of ScalarPoints (the families' contract for counters and
+        gauges): the hot loop of a scrape, in C-level maps over columns.
+
+        The ``sample{labels} `` prefixes of a run of label sets are kept from the last
+        render (equal label sets give the same text); values go through ``repr``, which
+        is ``floatToGoString`` for every finite float below 1e6, and through
+        :func:`go_float` one by one otherwise (inf, nan, Go's exponent form)."""
+        if not points:
+            return []
+        seen = list(map(_LABELS, points))
+        key = (sample, len(points), id(seen[0]))
+        hit = self._prefixes.get(key)
+        if hit is not None and hit[0] == seen:
+            prefixes = hit[1]
+        else:
+            labels = self.labels
+            prefixes = [f"{sample}{labels(lb)} " for lb in seen]
+            self._prefixes.put(key, (seen, prefixes))
+        raw = list(map(_VALUE, points))
+        if set(map(type, raw)) == _INTS and min(raw) > -_BIG and max(raw) < 1_000_000:
+            # Counts: repr(float(n)) is str(n) + ".0" (exact below 2**53), at half the cost.
+            return [".0\n".join(map(str.__add__, prefixes, map(str, raw))), ".0\n"]
+        values = list(map(float, raw))
+        total = sum(values)  # nan or +-inf when any value is not finite (or all are huge)
+        if -_INF < total < _INF and max(values) < 1e6:
+            texts = list(map(repr, values))
+        else:
+            texts = list(map(go_float, values))
+        return ["\n".join(map(str.__add__, prefixes, texts)), "\n"]
+
+    def _histogram(self, name: str, text: str, p: HistogramPoint) -> str:
+        """One histogram's lines, kept by content: most histograms of a model (confidence,
+        outcome delays) are the same between two scrapes. (With exemplars, OpenMetrics
+        only: rendered every time.)"""
+        exemplars = p.exemplars if self.openmetrics else ()
+        total = go_float(p.sum)  # in the key as text: 0.0 and -0.0 are equal floats
+        key = None if exemplars else (name, text, p.bounds, p.counts, total)
+        if key is not None:
+            hit: str | None = self._histograms.get(key)
+            if hit is not None:
+                return hit
+        prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
+        cumulative = list(accumulate(p.counts))
+        if exemplars:
+            marks = [_exemplar(e) for e in exemplars]
+            lines = list(map("{}{}{}\n".format, prefixes, map(go_float, cumulative), marks))
+        else:
+            lines = list(map("{}{}\n".format, prefixes, map(go_float, cumulative)))
+        lines.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
+        lines.append(f"{name}_sum{text} {total}\n")
+        out = "".join(lines)
+        if key is not None:
+            self._histograms.put(key, out)
         return out
 
     def _bucket_prefixes(

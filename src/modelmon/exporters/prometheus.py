@@ -126,10 +126,13 @@ class ModelmonCollector(UndeclaredCollector):
             Family(
                 names.MONITORS,
                 ns,
-                (ScalarPoint({}, sum(m.namespace == ns for m in monitors)),),
+                (ScalarPoint(_NO_LABELS, sum(m.namespace == ns for m in monitors)),),
             )
             for ns in namespaces
         ]
+
+
+_NO_LABELS: dict[str, str] = {}  # one mapping: its text is kept by the renderer
 
 
 def _release_pending(monitors: list[Monitor]) -> None:

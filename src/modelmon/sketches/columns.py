@@ -241,14 +241,17 @@ class LogSketchColumns:
         limit = top - (self.max_buckets - 1)
         kmin_i = _as_key(kmin, 0)
         low_moves = new & (~had | (kmin_i < self.lo))
-        # Spare keys below grow with the layout: data approaching zero (a column of
-        # x - median keeps finding smaller |x|) re-lays out a logarithmic number of times.
-        lo = np.where(low_moves, kmin_i - max(_PAD_LOW, self.span // 2), self.lo)
+        # Spare keys below grow with the column's range: data approaching zero (a column
+        # of x - median keeps finding smaller |x|) re-lays out a logarithmic number of
+        # times. The column's own range, not the common span: that would feed back into
+        # the span (a wider span, wider pads, a wider span...).
+        pad = np.maximum(_PAD_LOW, (top - kmin_i) // 2)
+        lo = np.where(low_moves, kmin_i - pad, self.lo)
         lo = np.where(had | new, np.maximum(lo, limit), 0)
         # The common span follows the occupied tops, not the old layout's (which is
         # as wide as its widest column): it would otherwise only ever grow.
         hi = np.where(had | new, top + _PAD_HIGH, 0)
-        span = max(1, int(np.max(hi - lo + 1, initial=1)))
+        span = self._grown_span(max(1, int(np.max(hi - lo + 1, initial=1))))
         lo = lo.astype(np.int64)
         moved = np.flatnonzero(lo != self.lo)
         if span == self.span and moved.size < self.width:
@@ -261,6 +264,19 @@ class LogSketchColumns:
         else:
             self.counts = _relayout(self.counts, self.lo, self.span, lo, span)
         self.lo, self.span, self.top = lo, span, top.astype(np.int64)
+
+    def _grown_span(self, needed: int) -> int:
+        """The span for a layout needing ``needed`` keys in its widest column.
+
+        The span is common to all columns, so a narrower column has spare keys up to it:
+        a span kept when it suffices, and grown by a quarter when it does not, lets most
+        later moves re-lay out only the columns that move (``_grow``) instead of the
+        whole matrix, which at hundreds of columns was most of the fold.
+        """
+        if needed <= self.span:
+            return self.span
+        most = max(needed, self.max_buckets + _PAD_HIGH)  # a column's widest layout
+        return min(max(needed, self.span + self.span // 4), most)
 
     def _cells(self, diff: FloatArray, keys: FloatArray, kmin: FloatArray) -> FloatArray:
         """Flat cell of every value of a chunk (NaN -> the trash cell ``width * grid``)."""

@@ -71,7 +71,18 @@ def _narrowest(arr: np.ndarray) -> np.dtype[Any]:
     return arr.dtype
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(obj: Any, tail: _Tail | None) -> Any:
+    # The exact built-in types first (most of a state): one type lookup, no isinstance chain.
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    if kind is dict:
+        return {str(k): _plain(v, tail) for k, v in obj.items()}
+    if kind is list:
+        return [_plain(v, tail) for v in obj]
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind not in _NUMERIC_KINDS:
             return [_plain(x, tail) for x in obj.tolist()]
@@ -98,7 +109,7 @@ def _spec(spec: Any) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     dims = tuple(int(s) for s in shape)
     if any(d < 0 for d in dims) or len(dims) > 32:
         raise ValueError("malformed array shape in a state file")
-    return dtype, dims, int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    return dtype, dims, math.prod(dims) * dtype.itemsize  # exact: no int64 wrap-around
 
 
 def _inline_array(spec: Any) -> np.ndarray:
@@ -118,7 +129,7 @@ def _tail_array(spec: Any, tail: memoryview) -> np.ndarray:
         stored = np.dtype(str(spec[3]))
         if stored.kind not in "iu" or dtype.kind not in "iu" or stored.itemsize > dtype.itemsize:
             raise ValueError("malformed array reference in a state file")
-    nbytes = int(np.prod(shape, dtype=np.int64)) * stored.itemsize
+    nbytes = math.prod(shape) * stored.itemsize
     offset = int(spec[2])
     if offset < 0 or offset % _ALIGN or offset + nbytes > len(tail):
         raise ValueError("array outside the state file's data")
@@ -175,6 +186,13 @@ def _inline_hook(d: dict[str, Any]) -> Any:
 
 def thaw(obj: Any) -> Any:
     """A deep copy of a decoded state's containers and arrays (scalars are shared)."""
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
+    if kind is list:  # mostly numbers (a covariance row, a fence): copied at C speed then
+        if all(type(v) in _SCALARS for v in obj):
+            return obj.copy()
+        return [thaw(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.copy()
     if isinstance(obj, Mapping):
@@ -302,6 +320,14 @@ def _check_counts(obj: Any, counting: bool = False, depth: int = 0) -> None:
     """Refuse a negative count anywhere in a state (fields named ``*count*``, requests...)."""
     if depth > 64:
         raise ValueError("state nested too deeply")
+    kind = type(obj)
+    if not counting and kind in _SCALARS:
+        return  # most of a state: nothing to check
+    if kind is list and not counting:
+        for v in obj:
+            if type(v) not in _SCALARS:
+                _check_counts(v, False, depth + 1)
+        return
     if isinstance(obj, np.ndarray):
         if counting and obj.dtype.kind in "iuf" and obj.size and not (obj >= 0).all():
             raise ValueError("negative count in a state file")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import names
 from ...aggregates.http import HttpMetrics
+from ...aggregates.series_memo import stable_labels
 from ...batch import RenderContext
 from ...errors import ConfigurationError
 from ...monitor import DEFAULT_REGISTRY
@@ -24,7 +25,7 @@ from .files import FLUSH_WAIT_S, HEALTH, Key, directory, mark_scraped
 from .flushes import request_flushes
 from .kinds import Profiles
 from .read import CACHE, forget_unchanged, read_directory
-from .sums import live_sums, merge_aggregates, merge_http
+from .sums import Built, live_sums, merge_aggregates, merge_http
 from .writer import WRITER, health_of, monitor_key
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class _MergedCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._data: dict[Key, tuple[list[dict[str, Any]], dict[str, Any]]] = {}
+        self._built: dict[Key, Built] = {}  # per monitor: aggregates of unchanged entries
         self.built = 0  # merges computed (not served from the cache): for tests
 
     def aggregates(
@@ -89,7 +91,9 @@ class _MergedCache:
             failed.append(exc)
             on_error(exc)
 
-        merged = merge_aggregates(entries, profiles, note)
+        with self._lock:
+            built = self._built.setdefault(key, Built())
+        merged = merge_aggregates(entries, profiles, note, built)
         self.built += 1
         with self._lock:
             if failed:  # retried next time (a sidecar may appear)
@@ -101,6 +105,7 @@ class _MergedCache:
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._built.clear()
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()  # a parent thread may have held it at the fork
@@ -140,7 +145,7 @@ def merged_monitor_families(
 ) -> list[Family]:
     """Families of one monitor, merged over every process that wrote it."""
     namespace, model, version = key
-    ctx = RenderContext(namespace, {names.MODEL: model, names.VERSION: version}, now)
+    ctx = RenderContext(namespace, stable_labels({names.MODEL: model, names.VERSION: version}), now)
     merged = _MERGED.aggregates(key, [entry for _, entry in items], profiles, on_error)
     families: list[Family] = []
     for agg in merged.values():

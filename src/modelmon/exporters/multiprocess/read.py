@@ -127,17 +127,33 @@ def share_unchanged(old: Any, new: Any) -> None:
 
 def identical(a: Any, b: Any) -> bool:
     """Whether two decoded states are the same, bit for bit (NaN: never the same)."""
-    if type(a) is not type(b):
+    kind = type(a)
+    if kind is not type(b):
         return False
-    if isinstance(a, np.ndarray):
+    if kind is dict:
+        return list(a) == list(b) and all(map(identical, a.values(), b.values()))
+    if kind is np.ndarray:
         return bool(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes())
+    if kind is list:
+        if len(a) != len(b):
+            return False
+        if not any(map(_unsure, a)) and list(map(type, a)) == list(map(type, b)):
+            return bool(a == b)  # only str/int/bool/None, type for type: == is bit for bit
+        return all(map(identical, a, b))
+    if kind is float:
+        return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
     if isinstance(a, dict):
         return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float):
-        return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
     return bool(a == b)
+
+
+def _unsure(x: Any) -> bool:
+    """A value whose ``==`` is not "bit for bit the same": a float (0.0 == -0.0, NaN),
+    an array or a container."""
+    return type(x) not in _EXACT
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
 
 
 def _read(full: str, parse: Callable[[Any], Any], own: bytes | None = None) -> Any:

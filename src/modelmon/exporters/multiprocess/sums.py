@@ -8,7 +8,7 @@ the same terms in the same order as before it: bit-identical, never backwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import names
@@ -19,23 +19,64 @@ from .kinds import Profiles, build
 LabelKey = tuple[tuple[str, str], ...]
 
 
+class Built:
+    """Aggregates built from the entries of the last merges, by entry identity.
+
+    A parsed entry stays the same object while its file's aggregates are unchanged (see
+    :mod:`.read`), so an aggregate built from it once serves every later merge: a
+    scrape builds only the entries that changed, and merges the rest as they are
+    (``merge`` reads its argument, never changes it). Kept for one more merge after
+    its last use (:meth:`turn`), so memory is one merge's worth.
+    """
+
+    def __init__(self) -> None:
+        self._old: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        self._new: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        self.built = 0  # aggregates built (not served from the table): for tests
+
+    def get(self, entry: Mapping[str, Any], profiles: Profiles) -> Any:
+        key = id(entry)
+        hit = self._new.get(key) or self._old.get(key)
+        if hit is not None and hit[0] is entry:
+            self._new[key] = hit
+            return hit[1]
+        agg = build(entry, profiles)
+        self.built += 1
+        self._new[key] = (entry, agg)
+        return agg
+
+    def turn(self) -> None:
+        """End of a merge: what it did not use is dropped at the end of the next."""
+        self._old, self._new = self._new, {}
+
+
 def merge_aggregates(
     entries: Iterable[dict[str, Any]],
     profiles: Profiles,
     on_error: Callable[[Exception], None],
+    built: Built | None = None,
 ) -> dict[str, Any]:
-    """Aggregate name -> one fresh aggregate holding the sum of every entry's state."""
+    """Aggregate name -> one fresh aggregate holding the sum of every entry's state.
+
+    The sum starts from a fresh build of the first entry; with ``built``, every other
+    entry is merged from the aggregate built for it last time, when it is the same."""
     merged: dict[str, Any] = {}
     for entry in entries:
         for name, agg_entry in entry["aggregates"].items():
             try:
-                agg = build(agg_entry, profiles)
                 if name in merged:
+                    agg = (
+                        build(agg_entry, profiles)
+                        if built is None
+                        else built.get(agg_entry, profiles)
+                    )
                     merged[name].merge(agg)
                 else:
-                    merged[name] = agg
+                    merged[name] = build(agg_entry, profiles)
             except Exception as exc:
                 on_error(exc)
+    if built is not None:
+        built.turn()
     return merged
 
 

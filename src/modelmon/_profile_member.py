@@ -277,12 +277,17 @@ def _finite(x: Any, field_: str, member: str = "profile") -> float:
     return v
 
 
-def _floats(x: Any, field_: str, member: str, cap: int) -> tuple[float, ...]:
+def _capped_list(x: Any, field_: str, member: str, cap: int) -> list[Any]:
+    """``x`` itself when it is a list of at most ``cap`` entries (entries unchecked)."""
     if not isinstance(x, list):
         raise _fail(member, field_, "must be a list")
     if len(x) > cap:
         raise _fail(member, field_, f"has {len(x)} entries (at most {cap})")
-    return tuple(_finite(v, field_, member) for v in x)
+    return x
+
+
+def _floats(x: Any, field_: str, member: str, cap: int) -> tuple[float, ...]:
+    return tuple(_finite(v, field_, member) for v in _capped_list(x, field_, member, cap))
 
 
 def _opt_finite(x: Any, field_: str, member: str) -> float | None:
@@ -296,10 +301,7 @@ def _count(x: Any, field_: str, member: str) -> int:
 
 
 def _strings(x: Any, field_: str, member: str, cap: int) -> tuple[str, ...]:
-    if not isinstance(x, list):
-        raise _fail(member, field_, "must be a list")
-    if len(x) > cap:
-        raise _fail(member, field_, f"has {len(x)} entries (at most {cap})")
+    x = _capped_list(x, field_, member, cap)
     for v in x:
         if not isinstance(v, str) or len(v) > MAX_NAME_CHARS:
             raise _fail(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ConfigurationError(ValueError):
     """A monitor, profile or exporter was configured with invalid arguments.
@@ -23,11 +25,12 @@ class MissingExtraError(ImportError):
         self.extra = extra
 
 
-def require(module: str, extra: str) -> None:
-    """Import ``module`` or raise :class:`MissingExtraError` naming ``extra``."""
+def require(module: str, extra: str) -> Any:
+    """Import and return ``module``, or raise :class:`MissingExtraError` naming its
+    package (the top-level name) and ``extra``."""
     import importlib
 
     try:
-        importlib.import_module(module)
+        return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtraError(module, extra) from exc
+        raise MissingExtraError(module.partition(".")[0], extra) from exc

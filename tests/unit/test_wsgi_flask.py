@@ -341,3 +341,38 @@ def test_plain_wsgi_list_bodies_count_on_return_generators_at_the_end(
     body = MetricsMiddleware(listed, registry=registry)(create_environ("/"), lambda *a: None)
     assert list(body) == [b"done"]  # handed back as is: iterating does not count again
     assert requests_of(scrape(registry), status="200") == 2
+
+
+def test_the_shared_middleware_options_reach_the_wsgi_middleware(
+    registry: CollectorRegistry,
+) -> None:
+    """``namespace``, ``excluded_routes``, ``metrics_path`` and ``buckets`` are the
+    keywords the ASGI middleware takes too; a misspelt keyword is refused."""
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    wrapped = MetricsMiddleware(
+        app,
+        registry=registry,
+        namespace="shop",
+        excluded_routes=["/skip"],
+        metrics_path="/m",
+        buckets=(0.5, 2.0),
+        route_resolver=lambda environ: environ["PATH_INFO"],
+    )
+    for path in ("/counted", "/skip", "/counted"):
+        wrapped(create_environ(path), lambda *a: None)
+    samples = scrape(registry)
+    counted = {
+        dict(labels)["route"]: v
+        for (name, labels), v in samples.items()
+        if name == "shop_http_requests_total"
+    }
+    assert counted == {"/counted": 2.0}
+    bounds = {dict(labels).get("le") for (name, labels), _ in samples.items()}
+    assert {"0.5", "2.0", "+Inf"} <= bounds and "0.25" not in bounds
+    assert wrapped.metrics_path == "/m"
+    with pytest.raises(TypeError, match="excluded_route"):
+        MetricsMiddleware(app, registry=registry, excluded_route=["/skip"])  # type: ignore[call-arg]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError, MissingExtraError
+from ..errors import ConfigurationError, MissingExtraError, require
 from ._help import examples
 
 if TYPE_CHECKING:
@@ -281,12 +281,9 @@ class ArrowSource:
     """Batches of a CSV or Parquet file, read with Arrow (streaming, bounded memory)."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError as exc:
-            raise MissingExtraError("pyarrow", "cli") from exc
+        require("pyarrow", "cli")
         self.path = path
-        self.parquet = path.suffix.lower() in (".parquet", ".pq")
+        self.parquet = _is_parquet(path)
         self.size = path.stat().st_size
         self._file: Any = None
         self._rows = 0
@@ -461,22 +458,19 @@ def _on_spark(
 ) -> tuple[ReferenceProfile, int]:
     from .. import spark as mm_spark
 
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise MissingExtraError("pyspark", "spark") from exc
-    existing = SparkSession.getActiveSession()  # e.g. inside pyspark: used, not stopped
-    session = SparkSession.builder.master(args.spark_master).appName("modelmon-profile")
+    sql = require("pyspark.sql", "spark")
+    existing = sql.SparkSession.getActiveSession()  # e.g. inside pyspark: used, not stopped
+    session = sql.SparkSession.builder.master(args.spark_master).appName("modelmon-profile")
     spark = existing if existing is not None else session.getOrCreate()
     try:
         reader = spark.read
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if _is_parquet(path):
             df = reader.parquet(str(path))
         else:
             df = reader.csv(str(path), header=True, inferSchema=True)
         if args.sample is not None:
             total = df.count()
-            df = df.sample(fraction=min(1.0, args.sample / max(total, 1)), seed=args.seed)
+            df = df.sample(fraction=_sample_fraction(args.sample, total), seed=args.seed)
         df = df.cache()
         try:
             return mm_spark.profile(df, **options), int(df.count())
@@ -492,10 +486,7 @@ def _on_dask(
 ) -> tuple[ReferenceProfile, int]:
     from .. import dask as mm_dask
 
-    try:
-        import dask.dataframe as dd
-    except ImportError as exc:
-        raise MissingExtraError("dask", "dask") from exc
+    dd = require("dask.dataframe", "dask")
     client: Any = None
     if args.dask_scheduler:
         import distributed
@@ -503,15 +494,24 @@ def _on_dask(
         client_class: Any = distributed.Client
         client = client_class(args.dask_scheduler)
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if _is_parquet(path):
             ddf = dd.read_parquet(str(path))
         else:
             ddf = dd.read_csv(str(path), blocksize=64 << 20)
         if args.sample is not None:
             total = int(ddf.shape[0].compute())
-            ddf = ddf.sample(frac=min(1.0, args.sample / max(total, 1)), random_state=args.seed)
+            ddf = ddf.sample(frac=_sample_fraction(args.sample, total), random_state=args.seed)
         ddf = ddf.persist()
         return mm_dask.profile(ddf, **options), int(ddf.shape[0].compute())
     finally:
         if client is not None:
             client.close()
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _sample_fraction(sample: int, total: int) -> float:
+    """The fraction of ``total`` rows that samples about ``sample`` of them (at most all)."""
+    return min(1.0, sample / max(total, 1))

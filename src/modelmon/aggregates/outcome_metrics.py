@@ -20,6 +20,7 @@ from .outcome_store import (
 )
 
 _EPS = float(np.finfo(np.float64).eps)  # scikit-learn's probability clip for log loss
+_SUMS = ("log_loss", "brier", "sq", "abs", "err")  # a slot's float sums
 
 
 # --- the windowed statistics ------------------------------------------------------------
@@ -43,22 +44,15 @@ class _Slot:
         for (a, p), c in other.confusion.items():
             self.confusion[(relabel(a), relabel(p))] += c
         self.proba_n += other.proba_n
-        self.log_loss += other.log_loss
-        self.brier += other.brier
-        self.sq += other.sq
-        self.abs += other.abs
-        self.err += other.err
+        for key in _SUMS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
 
     def state(self) -> dict[str, Any]:
         return {
             "n": self.n,
             "confusion": [[a, p, c] for (a, p), c in self.confusion.items()],
             "proba_n": self.proba_n,
-            "log_loss": self.log_loss,
-            "brier": self.brier,
-            "sq": self.sq,
-            "abs": self.abs,
-            "err": self.err,
+            **{key: getattr(self, key) for key in _SUMS},
         }
 
     @classmethod
@@ -67,7 +61,7 @@ class _Slot:
         slot.n = int(state["n"])
         slot.confusion = Counter({(str(a), str(p)): int(c) for a, p, c in state["confusion"]})
         slot.proba_n = int(state["proba_n"])
-        for key in ("log_loss", "brier", "sq", "abs", "err"):
+        for key in _SUMS:
             setattr(slot, key, float(state[key]))
         return slot
 

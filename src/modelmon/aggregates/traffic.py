@@ -17,6 +17,7 @@ from .. import names
 from .._internal.failures import abort_reason
 from .._tracing import exemplar_labels
 from ..batch import Batch, FloatArray, IntArray, RenderContext
+from ..names import MetricSpec
 from ..points import Exemplar, Family, HistogramPoint, ScalarPoint
 from .series_memo import SeriesMemo, child_labels
 
@@ -152,23 +153,9 @@ class TrafficAggregate:
         ns, labels = ctx.namespace, ctx.labels
         yield Family(names.REQUESTS, ns, (ScalarPoint(labels, self.requests),))
         yield Family(names.PREDICTIONS, ns, (ScalarPoint(labels, self.predictions),))
-        yield Family(
-            names.REQUEST_ERRORS,
-            ns,
-            tuple(
-                ScalarPoint(child_labels(labels, names.ERROR_TYPE, k), v)
-                for k, v in sorted(self.errors.items())
-            ),
-        )
+        yield _by_label(names.REQUEST_ERRORS, ctx, names.ERROR_TYPE, self.errors)
         if self.aborted:
-            yield Family(
-                names.REQUESTS_ABORTED,
-                ns,
-                tuple(
-                    ScalarPoint(child_labels(labels, names.REASON, k), v)
-                    for k, v in sorted(self.aborted.items())
-                ),
-            )
+            yield _by_label(names.REQUESTS_ABORTED, ctx, names.REASON, self.aborted)
         yield Family(names.REQUEST_DURATION, ns, (self.duration.point(labels),))
         yield Family(names.BATCH_SIZE, ns, (self.batch_size.point(labels),))
         yield Family(names.CONFIDENCE, ns, (self.confidence.point(labels),))
@@ -210,8 +197,17 @@ class TrafficAggregate:
         self.last_prediction = float(state["last_prediction"])
 
 
+def _by_label(spec: MetricSpec, ctx: RenderContext, key: str, counts: Counter[str]) -> Family:
+    """One point per counted value, labelled ``key=value``, in the order of the values."""
+    labels = ctx.labels
+    points = tuple(ScalarPoint(child_labels(labels, key, k), v) for k, v in sorted(counts.items()))
+    return Family(spec, ctx.namespace, points)
+
+
 class InputHealthAggregate:
     """Per-feature observations, missing and invalid counts (bounded by the schema)."""
+
+    _COUNTS = ("observations", "missing", "invalid")  # the per-feature count arrays
 
     def __init__(self) -> None:
         self.names: tuple[str, ...] = ()
@@ -232,9 +228,8 @@ class InputHealthAggregate:
         if self.names and feature_names[: len(self.names)] != self.names:
             raise ValueError("feature names changed")
         pad = np.zeros(max(grown, 0), dtype=np.int64)
-        self.observations = np.concatenate([self.observations, pad])
-        self.missing = np.concatenate([self.missing, pad])
-        self.invalid = np.concatenate([self.invalid, pad])
+        for key in self._COUNTS:
+            setattr(self, key, np.concatenate([getattr(self, key), pad]))
         self.names = feature_names
 
     def fold(self, batch: Batch) -> None:
@@ -271,24 +266,20 @@ class InputHealthAggregate:
             return
         self._ensure(other.names if len(other.names) > len(self.names) else self.names)
         k = len(other.names)
-        self.observations[:k] += other.observations
-        self.missing[:k] += other.missing
-        self.invalid[:k] += other.invalid
+        for key in self._COUNTS:
+            getattr(self, key)[:k] += getattr(other, key)
         self.not_exported += other.not_exported
 
     def state(self) -> dict[str, Any]:
         return {
             "names": list(self.names),
-            "observations": self.observations.copy(),
-            "missing": self.missing.copy(),
-            "invalid": self.invalid.copy(),
+            **{key: getattr(self, key).copy() for key in self._COUNTS},
             "not_exported": self.not_exported,
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.names = tuple(state["names"])
         self._memo.clear()
-        self.observations = np.asarray(state["observations"], dtype=np.int64).copy()
-        self.missing = np.asarray(state["missing"], dtype=np.int64).copy()
-        self.invalid = np.asarray(state["invalid"], dtype=np.int64).copy()
+        for key in self._COUNTS:
+            setattr(self, key, np.asarray(state[key], dtype=np.int64).copy())
         self.not_exported = int(state["not_exported"])

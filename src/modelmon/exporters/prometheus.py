@@ -49,7 +49,18 @@ def live_families(monitors: list[Monitor]) -> list[Family]:
     return families
 
 
-class ModelmonCollector:
+class UndeclaredCollector:
+    """A collector whose metric names are known only when it collects.
+
+    ``describe()`` declares nothing, so a registry neither checks the names for
+    duplicates nor calls ``collect()`` at registration.
+    """
+
+    def describe(self) -> list[Metric]:
+        return []
+
+
+class ModelmonCollector(UndeclaredCollector):
     """Renders all monitors attached to one registry.
 
     Holds its monitors weakly: a monitor nobody references any more (a model version
@@ -98,11 +109,6 @@ class ModelmonCollector:
     def monitors(self) -> list[Monitor]:
         with self._lock:
             return list(self._monitors.values())
-
-    def describe(self) -> list[Metric]:
-        # Names depend on the monitors attached later: declare none, so the registry
-        # neither checks for duplicates nor calls collect() at registration.
-        return []
 
     def collect(self) -> Iterator[Any]:
         monitors = self.monitors

@@ -11,16 +11,16 @@ import hmac
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from .. import names
-from ..aggregates.http import HttpMetrics, check_buckets
+from ..aggregates.http import HttpMetrics, check_buckets, normalise_method
 from ..errors import ConfigurationError
-from ..exporters.prometheus import target_registry, to_prometheus
+from ..exporters.prometheus import UndeclaredCollector, target_registry, to_prometheus
 from ..points import Family
 
 PREDICTION_ID_HEADER = "X-Prediction-Id"
@@ -76,7 +76,7 @@ def _families(metrics: list[HttpMetrics]) -> list[Family]:
     return multiprocess.merged_http_families(metrics)
 
 
-class HttpCollector:
+class HttpCollector(UndeclaredCollector):
     """Renders the HTTP metrics of one registry (every namespace used with it).
 
     ``family_source`` merges every worker's state files in multi-process mode (the
@@ -108,10 +108,6 @@ class HttpCollector:
     def metrics(self) -> list[HttpMetrics]:
         with self._lock:
             return list(self._metrics.values())
-
-    def describe(self) -> list[Metric]:
-        # Like ModelmonCollector: declare nothing, so registration does not collect.
-        return []
 
     def collect(self) -> Iterator[Metric]:
         yield from to_prometheus(type(self).family_source(self.metrics))
@@ -145,6 +141,66 @@ def http_metrics_for(
     if target is None:
         return HttpMetrics(namespace, buckets)
     return http_collector_for(target).metrics_for(namespace, buckets)
+
+
+def exposed_registry(registry: Any) -> CollectorRegistry:
+    """The registry an exposition serves: ``registry``, or the global one for None
+    (HTTP metrics registered nowhere: the monitors' metrics are still in ``REGISTRY``)."""
+    return REGISTRY if registry is None or registry is False else registry
+
+
+def side_server(port: int, addr: str, registry: Any, min_interval: float) -> Any:
+    """The exposition served on its own ``addr:port`` by a server thread (the server)."""
+    from ..exporters.prometheus import start_http_server
+
+    return start_http_server(port, addr, exposed_registry(registry), min_interval)[0]
+
+
+# --- what the ASGI and WSGI middleware share --------------------------------------------
+AppT = TypeVar("AppT")
+
+
+class HttpMiddlewareOptions(TypedDict, total=False):
+    """The keyword options of :class:`HttpMiddleware` (defaults there)."""
+
+    registry: Any
+    namespace: str
+    excluded_routes: Iterable[str] | None
+    metrics_path: str
+    buckets: Sequence[float]
+
+
+class HttpMiddleware(Generic[AppT]):
+    """The wrapped app, its HTTP metrics, and the paths or route templates not counted.
+
+    The base of the ASGI and WSGI ``MetricsMiddleware`` (their docstrings list the options).
+    """
+
+    def __init__(
+        self,
+        app: AppT,
+        *,
+        registry: Any = REGISTRY,
+        namespace: str = names.DEFAULT_NAMESPACE,
+        excluded_routes: Iterable[str] | None = None,
+        metrics_path: str = "/metrics",
+        buckets: Sequence[float] = names.DURATION_BUCKETS,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
+        self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
+        self.metrics_path = metrics_path
+
+    def count(self, route: Callable[[], str], method: str, status: int, seconds: float) -> None:
+        """Count one finished request unless its ``route()`` is excluded (never raises)."""
+        try:
+            template = route()
+            if template in self.excluded:
+                return
+            self.metrics.record(normalise_method(method), template, str(status), seconds)
+        except Exception as exc:  # never break the response over metrics
+            self.metrics.health.error("http_record", exc)
 
 
 # --- the feedback route (ground truth), shared by the FastAPI and Flask integrations ---

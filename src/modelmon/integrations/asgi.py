@@ -13,17 +13,14 @@ context variables and streaming): a plain ASGI class that wraps ``send``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from .. import names
 from .._internal.failures import deferred_failures, settle
-from ..aggregates.http import HttpMetrics, normalise_method
 from ..context import Record, prediction_scope, record_id
-from ._http import http_metrics_for, prediction_id_headers
+from ._http import HttpMiddleware, prediction_id_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -35,7 +32,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 CLIENT_CLOSED = 499
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware[ASGIApp]):
     """Counts HTTP requests and times them to the last byte, labelled by route template.
 
     Args:
@@ -57,20 +54,6 @@ class MetricsMiddleware:
     >>> app = FastAPI()
     >>> app.add_middleware(MetricsMiddleware, registry=None)
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        registry: Any = REGISTRY,
-        namespace: str = names.DEFAULT_NAMESPACE,
-        excluded_routes: Iterable[str] | None = None,
-        metrics_path: str = "/metrics",
-        buckets: Sequence[float] = names.DURATION_BUCKETS,
-    ) -> None:
-        self.app = app
-        self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
-        self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.excluded:
@@ -106,17 +89,12 @@ class MetricsMiddleware:
                 raise
             finally:
                 settle(failures, status)  # a 4xx answer: the calls that raised were the client's
-                self._record(scope, root_path, status, (end or perf_counter()) - start)
-
-    def _record(self, scope: Scope, root_path: str, status: int, seconds: float) -> None:
-        try:
-            route = route_template(scope, root_path)
-            if route in self.excluded:
-                return
-            method = normalise_method(scope.get("method", ""))
-            self.metrics.record(method, route, str(status), seconds)
-        except Exception as exc:  # never break the response over metrics
-            self.metrics.health.error("http_record", exc)
+                self.count(
+                    lambda: route_template(scope, root_path),
+                    scope.get("method", ""),
+                    status,
+                    (end or perf_counter()) - start,
+                )
 
 
 def _with_prediction_ids(message: Message, records: list[Record]) -> Message:

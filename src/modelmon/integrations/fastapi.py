@@ -27,7 +27,13 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from ._http import check_feedback_token, check_token, handle_feedback
+from ._http import (
+    check_feedback_token,
+    check_token,
+    exposed_registry,
+    handle_feedback,
+    side_server,
+)
 from .asgi import MetricsMiddleware
 
 __all__ = ["Feedback", "MetricsMiddleware", "feedback_router", "instrument", "metrics_endpoint"]
@@ -76,15 +82,10 @@ def instrument(
         **middleware_options,
     )
     if metrics_port is not None:
-        from ..exporters.prometheus import start_http_server
-
         # Kept on the app, so its owner can stop it: server.shutdown(); server.server_close()
-        app.state.modelmon_metrics_server = start_http_server(
-            metrics_port,
-            metrics_addr,
-            REGISTRY if registry is None else registry,
-            min_scrape_interval,
-        )[0]
+        app.state.modelmon_metrics_server = side_server(
+            metrics_port, metrics_addr, registry, min_scrape_interval
+        )
     elif metrics_path is not None:
         endpoint = metrics_endpoint(registry, guard=metrics_guard, min_interval=min_scrape_interval)
         app.add_route(metrics_path, endpoint, include_in_schema=False)
@@ -105,7 +106,7 @@ def metrics_endpoint(
     from ..exporters.gate import GatedRegistry
     from ..exporters.serve import bake
 
-    target = GatedRegistry(REGISTRY if registry is None else registry, min_interval)
+    target = GatedRegistry(exposed_registry(registry), min_interval)
 
     # A sync endpoint: Starlette runs it in the thread pool, so folds never block the loop.
     def metrics(request: Request) -> Response:

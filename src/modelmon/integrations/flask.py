@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .. import names
-from ._http import check_feedback_token, check_token, handle_feedback
+from ._http import check_feedback_token, check_token, handle_feedback, side_server
 from .wsgi import BODY_COMPLETE, Environ, MetricsMiddleware, RouteResolver
 
 __all__ = [
@@ -158,14 +158,11 @@ def instrument(
 
     Returns a handle whose ``uninstrument()`` restores the app.
     """
+    server = None
     if metrics_port is not None:
-        from ..exporters.prometheus import start_http_server
-
         interval = float(middleware_options.get("min_scrape_interval", 0.25))
-        server = start_http_server(metrics_port, metrics_addr, registry or REGISTRY, interval)[0]
+        server = side_server(metrics_port, metrics_addr, registry, interval)
         metrics_path = None
-    else:
-        server = None
     had_own = "wsgi_app" in app.__dict__
     original = app.wsgi_app
     middleware = MetricsMiddleware(

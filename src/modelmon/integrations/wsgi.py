@@ -23,18 +23,23 @@ When a request is counted (the rule, tested in ``tests/unit/test_wsgi_flask.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from types import TracebackType
-from typing import Any
-
-from prometheus_client import REGISTRY
+from typing import TYPE_CHECKING, Any
 
 from .. import names
 from .._internal.failures import deferred_failures, settle
-from ..aggregates.http import HttpMetrics, normalise_method
 from ..context import Record, prediction_scope, record_id
-from ._http import http_metrics_for, prediction_id_headers
+from ._http import (
+    HttpMiddleware,
+    HttpMiddlewareOptions,
+    exposed_registry,
+    prediction_id_headers,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -51,7 +56,7 @@ def unmatched(environ: Environ) -> str:
     return names.UNMATCHED_ROUTE
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware[WSGIApp]):
     """Counts WSGI requests and times them to the last byte, labelled by route template.
 
     Args:
@@ -75,28 +80,21 @@ class MetricsMiddleware:
         self,
         app: WSGIApp,
         *,
-        registry: Any = REGISTRY,
-        namespace: str = names.DEFAULT_NAMESPACE,
-        excluded_routes: Iterable[str] | None = None,
-        metrics_path: str = "/metrics",
         route_resolver: RouteResolver = unmatched,
         serve_metrics: bool = False,
-        buckets: Sequence[float] = names.DURATION_BUCKETS,
         metrics_guard: Callable[[Environ], bool] | None = None,
         min_scrape_interval: float = 0.25,
+        **options: Unpack[HttpMiddlewareOptions],
     ) -> None:
-        self.app = app
+        super().__init__(app, **options)
         self.metrics_guard = metrics_guard
-        self.metrics: HttpMetrics = http_metrics_for(registry, namespace, buckets)
-        self.excluded = frozenset([metrics_path] if excluded_routes is None else excluded_routes)
         self.resolve_route = route_resolver
-        self.metrics_path = metrics_path
         self._metrics_app: WSGIApp | None = None
         if serve_metrics:
             from ..exporters.gate import GatedRegistry
             from ..exporters.prometheus import make_wsgi_app
 
-            target = REGISTRY if registry is None or registry is False else registry
+            target = exposed_registry(self.registry)
             self._metrics_app = make_wsgi_app(GatedRegistry(target, min_scrape_interval))  # type: ignore[arg-type]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -128,14 +126,8 @@ class MetricsMiddleware:
 
     def record(self, environ: Environ, status: int, seconds: float) -> None:
         """Count one finished request (never raises)."""
-        try:
-            route = self.resolve_route(environ)
-            if route in self.excluded:
-                return
-            method = normalise_method(environ.get("REQUEST_METHOD", ""))
-            self.metrics.record(method, route, str(status), seconds)
-        except Exception as exc:  # never break the response over metrics
-            self.metrics.health.error("http_record", exc)
+        method = environ.get("REQUEST_METHOD", "")
+        self.count(lambda: self.resolve_route(environ), method, status, seconds)
 
 
 class _Exchange:

@@ -80,15 +80,14 @@ def _header(snap: Snapshot) -> str:
 
 def _features_table(snap: Snapshot) -> str:
     if not snap.features:
-        return (
-            "<section><h2>Features</h2><p>No reference profile: nothing to compare.</p></section>"
-        )
+        return _section("Features", "<p>No reference profile: nothing to compare.</p>")
     rows = "".join(_feature_row(i, m) for i, m in enumerate(snap.features))
-    return (
-        '<section><h2>Features, most severe first</h2><table id="features">'
+    return _section(
+        "Features, most severe first",
+        '<table id="features">'
         "<thead><tr><th>#</th><th>feature</th><th>decision</th><th>p-value</th><th>PSI</th>"
         "<th>KS / χ²</th><th>missing</th><th>invalid</th><th>values</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table></section>"
+        f"<tbody>{rows}</tbody></table>",
     )
 
 
@@ -126,7 +125,7 @@ def _feature_cards(members: Sequence[MemberView]) -> str:
     if not members:
         return ""
     cards = "".join(_card(m, "f") for m in members)
-    return f'<section><h2>Distributions</h2>{_legend()}<div class="cards">{cards}</div></section>'
+    return _section("Distributions", f'{_legend()}<div class="cards">{cards}</div>')
 
 
 def _card(m: MemberView, prefix: str) -> str:
@@ -135,12 +134,12 @@ def _card(m: MemberView, prefix: str) -> str:
     charts = _histogram_svg(m)
     if m.reference_quantiles:
         charts += _cdf_svg(m)
-    return (
-        f'<article class="card {_cls(m.decision)}" id="{prefix}-{_anchor(m.name)}"'
-        f"{_data(name=m.name, decision=m.decision)}>"
-        f"<h3>{escape(m.name)} {_badge(m.decision)}</h3>"
-        f'<p class="scores">{escape(scores or "no score yet")} {escape(pvals)}</p>'
-        f'<div class="charts">{charts}</div></article>'
+    return _chart_card(
+        f'class="card {_cls(m.decision)}" id="{prefix}-{_anchor(m.name)}"'
+        f"{_data(name=m.name, decision=m.decision)}",
+        f"{escape(m.name)} {_badge(m.decision)}",
+        f"{scores or 'no score yet'} {pvals}",
+        charts,
     )
 
 
@@ -150,9 +149,8 @@ def _outputs(snap: Snapshot) -> str:
         parts.append(_confidence_card(snap))
     if not parts:
         return ""
-    return (
-        '<section id="outputs"><h2>Predictions and confidence</h2>'
-        f'<div class="cards">{"".join(parts)}</div></section>'
+    return _section(
+        "Predictions and confidence", f'<div class="cards">{"".join(parts)}</div>', "outputs"
     )
 
 
@@ -163,27 +161,43 @@ def _confidence_card(snap: Snapshot) -> str:
     labels = [f"≤ {b:g}" for b in snap.confidence_bounds] + [f"> {lows[-1]:g}"]
     mean = snap.confidence_sum / total
     svg = _bars_svg(labels, [shares], [CUR_COLOR], "confidence histogram (all predictions)")
-    return (
-        f'<article class="card" id="o-confidence-histogram"{_data(mean=mean, count=total)}>'
-        f"<h3>confidence, all predictions</h3>"
-        f'<p class="scores">mean {_fmt(mean)} over {_count(total)} predictions</p>'
-        f'<div class="charts">{svg}</div></article>'
+    return _chart_card(
+        f'class="card" id="o-confidence-histogram"{_data(mean=mean, count=total)}',
+        "confidence, all predictions",
+        f"mean {_fmt(mean)} over {_count(total)} predictions",
+        svg,
     )
 
 
 def _performance(snap: Snapshot) -> str:
     if not snap.performance:
-        return (
-            '<section id="performance"><h2>Performance</h2>'
-            "<p>No labels yet: feed them with <code>record_outcome</code>.</p></section>"
+        return _section(
+            "Performance",
+            "<p>No labels yet: feed them with <code>record_outcome</code>.</p>",
+            "performance",
         )
     rows = "".join(
         f"<tr{_data(metric=k, value=v)}><td>{escape(k)}</td><td>{_fmt(v)}</td></tr>"
         for k, v in sorted(snap.performance.items())
     )
+    return _section(
+        "Performance (labelled predictions, sliding window)",
+        f"<table><tbody>{rows}</tbody></table>",
+        "performance",
+    )
+
+
+def _section(title: str, body: str, id_: str = "") -> str:
+    """A page section: the ``<h2>`` title (HTML) over ``body`` (HTML)."""
+    attr = f' id="{id_}"' if id_ else ""
+    return f"<section{attr}><h2>{title}</h2>{body}</section>"
+
+
+def _chart_card(attrs: str, title: str, scores: str, charts: str) -> str:
+    """A card: ``<article {attrs}>``, its title (HTML), a line of scores (text), charts (SVG)."""
     return (
-        '<section id="performance"><h2>Performance (labelled predictions, sliding window)</h2>'
-        f"<table><tbody>{rows}</tbody></table></section>"
+        f"<article {attrs}><h3>{title}</h3>"
+        f'<p class="scores">{escape(scores)}</p><div class="charts">{charts}</div></article>'
     )
 
 
@@ -223,7 +237,7 @@ def _bars_svg(
     plot_w, plot_h = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
     group = plot_w / n
     bar = group * 0.8 / len(series)
-    out = [_svg_open(title), _y_axis(top, plot_h, pct=True)]
+    out = [_y_axis(top, plot_h, pct=True)]
     for i, label in enumerate(labels):
         x0 = _PAD_L + i * group + group * 0.1
         for k, (s, color) in enumerate(zip(series, colors, strict=True)):
@@ -237,12 +251,8 @@ def _bars_svg(
         if n <= 24:
             cx, cy = x0 + group * 0.4, _H - _PAD_B + 10
             short = label if len(label) <= 14 else label[:13] + "…"
-            out.append(
-                f'<text x="{cx:.1f}" y="{cy}" transform="rotate(-35 {cx:.1f} {cy})" '
-                f'text-anchor="end" class="tick">{escape(short)}</text>'
-            )
-    out.append("</svg>")
-    return "".join(out)
+            out.append(_tick(f"{cx:.1f}", f"{cy}", "end", short, f"rotate(-35 {cx:.1f} {cy})"))
+    return _svg(title, out)
 
 
 def _cdf_svg(m: MemberView) -> str:
@@ -259,7 +269,7 @@ def _cdf_svg(m: MemberView) -> str:
     def pos(v: float, p: float) -> tuple[float, float]:
         return _PAD_L + plot_w * (v - lo) / (hi - lo), _PAD_T + plot_h * (1.0 - p)
 
-    out = [_svg_open(f"{m.name}: cumulative distribution"), _y_axis(1.0, plot_h, pct=True)]
+    out = [_y_axis(1.0, plot_h, pct=True)]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in (pos(v, p) for v, p in ref))
     out.append(f'<polyline points="{path}" fill="none" stroke="{REF_COLOR}" stroke-width="2"/>')
     if live:
@@ -276,18 +286,25 @@ def _cdf_svg(m: MemberView) -> str:
             )
     for v, anchor in ((lo, "start"), ((lo + hi) / 2, "middle"), (hi, "end")):
         x, _ = pos(v, 0.0)
-        out.append(
-            f'<text x="{x:.1f}" y="{_H - _PAD_B + 14}" text-anchor="{anchor}" class="tick">'
-            f"{escape(_fmt(v))}</text>"
-        )
-    out.append("</svg>")
-    return "".join(out)
+        out.append(_tick(f"{x:.1f}", f"{_H - _PAD_B + 14}", anchor, _fmt(v)))
+    return _svg(f"{m.name}: cumulative distribution", out)
 
 
-def _svg_open(title: str) -> str:
+def _svg(title: str, parts: Iterable[str]) -> str:
+    """One chart: an ``<svg>`` of the chart's size, titled, holding ``parts``."""
     return (
         f'<svg viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f"{''.join(parts)}</svg>"
+    )
+
+
+def _tick(x: str, y: str, anchor: str, text: str, rotate: str = "") -> str:
+    """An axis label at (``x``, ``y``), optionally with a ``rotate(...)`` transform."""
+    transform = f' transform="{rotate}"' if rotate else ""
+    return (
+        f'<text x="{x}" y="{y}"{transform} text-anchor="{anchor}" class="tick">'
+        f"{escape(text)}</text>"
     )
 
 
@@ -298,7 +315,7 @@ def _y_axis(top: float, plot_h: float, pct: bool) -> str:
         label = f"{top * frac:.0%}" if pct else _fmt(top * frac)
         out.append(
             f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{_PAD_L - 3}" y="{y + 3:.1f}" text-anchor="end" class="tick">{label}</text>'
+            + _tick(f"{_PAD_L - 3}", f"{y + 3:.1f}", "end", label)
         )
     return "".join(out)
 

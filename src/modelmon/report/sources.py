@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import names
 from ..context import last_prediction_ids
-from ..errors import ConfigurationError, MissingExtraError
+from ..errors import ConfigurationError, require
 from ..profile import ReferenceProfile
 from .snapshot import Snapshot, monitor_snapshot, select_samples, snapshot_from_samples
 
@@ -212,10 +212,7 @@ def from_source(
 def read_table(path: Path) -> dict[str, np.ndarray]:
     """Column name -> array (float when every value parses as a number, else object)."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:
-            raise MissingExtraError("pyarrow", "parquet") from exc
+        pq = require("pyarrow.parquet", "parquet")
         table = pq.read_table(path)
         return {str(n): _parse_column(table.column(n).to_pylist()) for n in table.column_names}
     with path.open(newline="", encoding="utf-8") as fh:

@@ -48,6 +48,16 @@ def column_reduce(ufunc: np.ufunc, m: npt.NDArray[Any], dtype: Any = None) -> np
     return np.asarray(r)
 
 
+def _reading(attr: str, doc: str, *, nan_when_empty: bool = False) -> Any:
+    """A read-only :class:`Moments` property: its array ``attr``, a float when ``width=None``."""
+
+    def read(self: Moments) -> Any:
+        a = getattr(self, attr)
+        return self._out(np.where(self._count > 0, a, np.nan) if nan_when_empty else a)
+
+    return property(read, doc=doc)
+
+
 class Moments:
     """Count, mean, ``m2`` (sum of squared deviations), min, max of finite values.
 
@@ -104,25 +114,11 @@ class Moments:
     def _out(self, a: npt.NDArray[Any]) -> Any:
         return a.copy() if self.width is not None else a[0].item()
 
-    @property
-    def count(self) -> Any:
-        return self._out(self._count)
-
-    @property
-    def mean(self) -> Any:
-        return self._out(np.where(self._count > 0, self._mean, np.nan))
-
-    @property
-    def m2(self) -> Any:
-        return self._out(self._m2)
-
-    @property
-    def min(self) -> Any:
-        return self._out(np.where(self._count > 0, self._min, np.nan))
-
-    @property
-    def max(self) -> Any:
-        return self._out(np.where(self._count > 0, self._max, np.nan))
+    count = _reading("_count", "Values seen.")
+    mean = _reading("_mean", "Mean; NaN when empty.", nan_when_empty=True)
+    m2 = _reading("_m2", "Sum of squared deviations from the mean.")
+    min = _reading("_min", "Smallest value; NaN when empty.", nan_when_empty=True)
+    max = _reading("_max", "Largest value; NaN when empty.", nan_when_empty=True)
 
     @property
     def variance(self) -> Any:

@@ -28,8 +28,8 @@ from ..profile import FeatureProfile
 
 MISSING, UNKNOWN = 0, 1
 # Lookup tables larger than this (members x distinct categories; two int32 tables, 2 MiB
-# at most per group, and a segmented monitor has a group per segment) are not built: the
-# fold then counts member by member, as before (memory stays bounded for any profile).
+# at most per group, shared by the aggregates of one profile, see drift_shared) are not
+# built: the fold then counts member by member, as before (memory stays bounded).
 MAX_TABLE_CELLS = 1 << 18
 
 

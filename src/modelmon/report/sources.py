@@ -19,7 +19,7 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from ..context import last_prediction_ids
 from ..errors import ConfigurationError, require
 from ..profile import ReferenceProfile
 from .snapshot import Snapshot, monitor_snapshot, select_samples, snapshot_from_samples
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 CHUNK_ROWS = 1000
 _FETCH_TIMEOUT_S = 10.0

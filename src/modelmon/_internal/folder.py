@@ -57,12 +57,13 @@ class Folder:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
-        self._pending: weakref.WeakSet[Monitor] = weakref.WeakSet()
+        # Monitors whose statistics a refresh is due for; added by whichever thread folds,
+        # so taken under a lock (iterating a WeakSet another thread adds to raises).
         self._stale: weakref.WeakSet[Monitor] = weakref.WeakSet()
+        self._stale_lock = threading.Lock()
         self._refreshed_at = 0.0  # time.monotonic() of the last statistics refresh
 
     def wake(self, monitor: Monitor) -> None:
-        self._pending.add(monitor)
         self._ensure_started()
         self._wake.set()
 
@@ -74,7 +75,8 @@ class Folder:
             pending = getattr(aggregate, "statistics_pending", None)
             if pending is not None:
                 pending(DRIFT_REFRESH_S + self.interval)
-        self._stale.add(monitor)
+        with self._stale_lock:
+            self._stale.add(monitor)
 
     def refresh_due(self) -> None:
         """Recompute the stale monitors' statistics, at most every ``DRIFT_REFRESH_S``."""
@@ -83,11 +85,13 @@ class Folder:
             return
         self._refreshed_at = now
         # Weakly: a replaced version is freed as soon as its app drops it, not after
-        # every other monitor's refresh.
-        for ref in [weakref.ref(monitor) for monitor in self._stale]:
+        # every other monitor's refresh. A fold during the refresh marks its monitor again.
+        with self._stale_lock:
+            refs = [weakref.ref(monitor) for monitor in self._stale]
+            self._stale.clear()
+        for ref in refs:
             monitor = ref()
             if monitor is not None:
-                self._stale.discard(monitor)
                 _refresh(monitor)
             del monitor
 
@@ -95,6 +99,7 @@ class Folder:
         """In a forked child: new lock, new id prefixes, and a thread of its own."""
         self._thread = None
         self._lock = threading.Lock()
+        self._stale_lock = threading.Lock()  # another thread may have held it at fork
         monitors = registry.monitors()
         for monitor in monitors:
             # A random prefix per monitor and process: ids never collide across the

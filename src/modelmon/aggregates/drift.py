@@ -321,10 +321,9 @@ class DriftAggregate:
         merged = self.window.snapshot(now)
         if merged is None:
             return None, 0
-        args = (self.min_samples, self.quantiles, self.decision_config)
         views = (
-            _compute_view(self.features, merged.features, *args),
-            _compute_view(self.outputs, merged.outputs, *args),
+            self._window_view(self.features, merged.features),
+            self._window_view(self.outputs, merged.outputs),
         )
         cover = min((v.rows for v in views if v.scores), default=0)
         return views, cover if cover >= self.min_samples else 0

@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "_version",
             "_cached",
+            "_generations",
             "errors",
             "names",
             "points",

@@ -29,7 +29,7 @@ True
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
@@ -44,6 +44,7 @@ from prometheus_client.openmetrics import exposition as _om
 from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
+from .._generations import TwoGenerations
 from ..points import Exemplar, Family, HistogramPoint, Point, SummaryPoint
 
 # Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
@@ -82,28 +83,6 @@ def _help(doc: str) -> str:
     return doc.replace("\\", r"\\").replace("\n", r"\n")
 
 
-class _TwoGenerations:
-    """A cache keeping what the last render used: memory bounded by one scrape's worth."""
-
-    def __init__(self) -> None:
-        self.old: dict[Hashable, Any] = {}
-        self.new: dict[Hashable, Any] = {}
-
-    def get(self, key: Hashable) -> Any:
-        hit = self.new.get(key)
-        if hit is None:
-            hit = self.old.get(key)
-            if hit is not None:
-                self.new[key] = hit
-        return hit
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self.new[key] = value
-
-    def turn(self) -> None:
-        self.old, self.new = self.new, {}
-
-
 class TextRenderer:
     """Renders families byte for byte as prometheus-client: text 0.0.4 or OpenMetrics.
 
@@ -121,10 +100,10 @@ class TextRenderer:
         # Cleared when it outgrows what renders use (fresh mappings of each scrape).
         self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
-        self._blocks = _TwoGenerations()  # (name, id(points)) -> (points, text)
-        self._buckets = _TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
-        self._prefixes = _TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
-        self._histograms = _TwoGenerations()  # (name, labels text, content) -> lines
+        self._blocks = TwoGenerations()  # (name, id(points)) -> (points, text)
+        self._buckets = TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
+        self._prefixes = TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
+        self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
         self._headers: dict[tuple[str, str, str], str] = {}
 
     def render(self, families: Iterable[Family]) -> str:

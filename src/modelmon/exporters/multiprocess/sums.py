@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ... import names
+from ..._generations import TwoGenerations
 from ...aggregates.http import HttpMetrics
 from .codec import ProcessState
 from .kinds import Profiles, build
@@ -30,24 +31,22 @@ class Built:
     """
 
     def __init__(self) -> None:
-        self._old: dict[int, tuple[Mapping[str, Any], Any]] = {}
-        self._new: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        self._table = TwoGenerations()  # id(entry) -> (entry, its aggregate)
         self.built = 0  # aggregates built (not served from the table): for tests
 
     def get(self, entry: Mapping[str, Any], profiles: Profiles) -> Any:
         key = id(entry)
-        hit = self._new.get(key) or self._old.get(key)
+        hit = self._table.get(key)
         if hit is not None and hit[0] is entry:
-            self._new[key] = hit
             return hit[1]
         agg = build(entry, profiles)
         self.built += 1
-        self._new[key] = (entry, agg)
+        self._table.put(key, (entry, agg))
         return agg
 
     def turn(self) -> None:
         """End of a merge: what it did not use is dropped at the end of the next."""
-        self._old, self._new = self._new, {}
+        self._table.turn()
 
 
 def merge_aggregates(

@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -133,10 +133,12 @@ def wasserstein_rows(
 
     Row ``r`` compares side ``a``'s points of row ``r`` with side ``b``'s; within a side
     the points are grouped by row, rows in increasing order, values sorted within a row,
-    and every row has points on both sides. The points are laid out one matrix row per
-    pair, ``a`` then ``b``, padded with the row's largest value at weight 0 (no area),
-    so one stable row sort (two sorted runs a row: a merge) and one cumulative sum do
-    every pair; rows go in chunks whose temporaries stay small (no page faults).
+    and every row has points on both sides. Keyed ``row + 1j * value`` (complex numbers
+    sort by real part, then imaginary part), each side is one sorted run: one stable
+    sort of ``a``'s keys then ``b``'s merges the two, every row's points together and in
+    order, ``a`` first on ties, as :func:`wasserstein_between` orders them; then one
+    cumulative sum, restarted at each row, and one sum of areas per row. Rows go in
+    chunks whose temporaries stay small (no page faults).
     """
     (av, aw, ar), (bv, bw, br) = a, b
     k = int(max(ar.max(initial=-1), br.max(initial=-1))) + 1
@@ -145,45 +147,45 @@ def wasserstein_rows(
         raise ValueError("every row needs points on both sides")
     sa = np.concatenate(([0], np.cumsum(la)))
     sb = np.concatenate(([0], np.cumsum(lb)))
-    width = int((la + lb).max())
-    step = max(1, _CHUNK_CELLS // width)
+    through = sa[1:] + sb[1:]  # points in rows 0 .. r
     out = np.empty(k)
-    for r0 in range(0, k, step):
-        r1 = min(r0 + step, k)
+    r0 = 0
+    while r0 < k:
+        before = int(through[r0 - 1]) if r0 else 0
+        r1 = max(r0 + 1, int(np.searchsorted(through, before + _CHUNK_POINTS, side="right")))
         part_a = (av[sa[r0] : sa[r1]], aw[sa[r0] : sa[r1]], ar[sa[r0] : sa[r1]] - r0)
         part_b = (bv[sb[r0] : sb[r1]], bw[sb[r0] : sb[r1]], br[sb[r0] : sb[r1]] - r0)
-        out[r0:r1] = _wasserstein_block(part_a, part_b, la[r0:r1], lb[r0:r1], width)
+        out[r0:r1] = _wasserstein_merged(part_a, part_b, la[r0:r1] + lb[r0:r1])
+        r0 = r1
     return out
 
 
-_CHUNK_CELLS = 12_000  # matrix cells per chunk: 96 KB temporaries, under malloc's mmap limit
+# Points per chunk: 96 KB of complex keys, temporaries under malloc's mmap threshold.
+_CHUNK_POINTS = 6_000
 
 
-def _wasserstein_block(
+def _wasserstein_merged(
     a: tuple[FloatArray, FloatArray, IntArray],
     b: tuple[FloatArray, FloatArray, IntArray],
-    la: IntArray,
-    lb: IntArray,
-    width: int,
+    sizes: IntArray,
 ) -> FloatArray:
     (av, aw, ar), (bv, bw, br) = a, b
-    sa = np.concatenate(([0], np.cumsum(la)))
-    sb = np.concatenate(([0], np.cumsum(lb)))
-    x = np.repeat(np.maximum(av[sa[1:] - 1], bv[sb[1:] - 1])[:, None], width, axis=1)
-    w = np.zeros(x.shape)
-    at_a = np.arange(av.size) + (ar * width - sa[ar])  # flat index: row, then column
-    at_b = np.arange(bv.size) + (br * width + la[br] - sb[br])
-    flat_x, flat_w = x.reshape(-1), w.reshape(-1)
-    flat_x[at_a], flat_w[at_a] = av, aw
-    flat_x[at_b], flat_w[at_b] = bv, -bw
-    order = np.argsort(x, axis=1, kind="stable")
-    x = np.take_along_axis(x, order, axis=1)
-    w = np.take_along_axis(w, order, axis=1)
-    np.cumsum(w, axis=1, out=w)
+    keys = np.empty(av.size + bv.size, dtype=np.complex128)
+    keys.real[: av.size], keys.real[av.size :] = ar, br  # not ``row + 1j * value``:
+    keys.imag[: av.size], keys.imag[av.size :] = av, bv  # 1j * inf has a NaN real part
+    order = np.argsort(keys, kind="stable")  # two sorted runs: one merge
+    x = keys.imag[order]
+    w = np.concatenate([aw, -bw])[order]
+    np.cumsum(w, out=w)
+    start = np.concatenate(([0], np.cumsum(sizes[:-1])))
+    ends = start[1:] - 1  # the last point of every row but the last
+    # Restart the sum at each row (what the rows before left is rounding, not mass).
+    w -= np.repeat(np.concatenate(([0.0], w[ends])), sizes)
     np.abs(w, out=w)
-    gaps = np.diff(x, axis=1)
-    gaps *= w[:, :-1]
-    return np.asarray(gaps.sum(axis=1), dtype=np.float64)
+    gaps = np.diff(x)
+    gaps[ends] = 0.0  # no area between rows
+    gaps *= w[:-1]
+    return np.asarray(np.add.reduceat(gaps, start), dtype=np.float64)
 
 
 # --- many columns at once ----------------------------------------------------------------
@@ -251,6 +253,10 @@ class QuantileReference:
     probs: FloatArray
     mid: FloatArray  # reference CDF between two summary points, (p_k + p_{k+1}) / 2
     slopes: FloatArray  # (d, len(probs) - 1) of the piecewise-linear quantile function
+    # What ks_columns derives from the summary and a sketch layout, by layout (bounded).
+    grid_memo: dict[bytes, tuple[IntArray, FloatArray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(
@@ -294,24 +300,50 @@ def ks_columns(
     k = occ.n.size
     if k == 0:
         return np.zeros(0)
-    g = occ.width
-    pos = sketch.positions(ref.quantiles[rows], rows)
-    p = pos.shape[1]
-    row = np.arange(k)[:, None]
-    cells = np.clip(np.floor(pos), -1, g - 1).astype(np.int64)  # the cell of each point
-    # Reference CDF at each non-empty cell: points whose cell is <= it (rows sorted).
-    ref_keys = (cells + 1 + row * (g + 2)).ravel()
-    at = occ.cells + 1 + occ.row_of * (g + 2)
-    ref_le_cell = np.searchsorted(ref_keys, at, side="right") - occ.row_of * p
+    cells, mid_at_ref = _reference_on_grid(ref, sketch, occ.rows, occ.width)
+    p = cells.shape[1]
+    # One search of the points' cells among the occupied ones serves both sides. The
+    # reference CDF at occupied cell q counts the points whose cell is <= q's: those
+    # whose first occupied cell at or past their own is at or before q (rows sorted).
+    left, hit = occ.search(cells)
+    placed = np.bincount(left.ravel(), minlength=occ.cells.size + 1)
+    ref_le_cell = np.cumsum(placed[:-1]) - occ.row_of * p
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.abs(ref.mid[ref_le_cell] - occ.cum / occ.n[occ.row_of])
+        gap = np.abs(ref.mid[ref_le_cell] - occ.cum / np.repeat(occ.n, np.diff(occ.start)))
     d_cur = occ.row_max(gap)
-    # Reference CDF at its own points: rows are sorted, so one offset searchsorted.
-    width = float(np.max(pos) - np.min(pos)) + 2.0
-    flat = (pos + row * width).ravel()
-    ref_le_ref = np.searchsorted(flat, flat, side="right").reshape(pos.shape) - row * p
-    d_ref = np.abs(ref.mid[ref_le_ref] - occ.cdf_at(cells)).max(axis=1)
+    f_cur = occ.cdf_from_search(left, hit) if occ.cells.size else np.zeros(cells.shape)
+    d_ref = np.abs(mid_at_ref - f_cur).max(axis=1)
     return np.asarray(np.where(occ.n > 0, np.maximum(d_cur, d_ref), np.nan), dtype=np.float64)
+
+
+_KEPT_LAYOUTS = 4
+
+
+def _reference_on_grid(
+    ref: QuantileReference, sketch: LogSketchColumns, rows: IntArray, width: int
+) -> tuple[IntArray, FloatArray]:
+    """The reference points of ``rows`` on the sketch's grid: each point's cell and the
+    reference CDF at each point. They depend on the layout only, which rarely changes
+    between two reads of a window: kept per layout."""
+    layout = np.array([width, sketch.scale], dtype=np.int64)
+    parts = (rows, sketch.lo[rows], sketch.limit()[rows], layout)
+    ident = b"".join(np.ascontiguousarray(x, dtype=np.int64).tobytes() for x in parts)
+    hit = ref.grid_memo.get(ident)
+    if hit is not None:
+        return hit
+    pos = sketch.positions(ref.quantiles[rows], rows)
+    k, p = pos.shape
+    row = np.arange(k)[:, None]
+    cells = np.clip(np.floor(pos), -1, width - 1).astype(np.int64)  # each point's cell
+    # Reference CDF at its own points: rows are sorted, so one offset searchsorted.
+    span = float(np.max(pos) - np.min(pos)) + 2.0 if pos.size else 0.0
+    flat = (pos + row * span).ravel()
+    ref_le_ref = np.searchsorted(flat, flat, side="right").reshape(pos.shape) - row * p
+    mid_at_ref = ref.mid[ref_le_ref]
+    if len(ref.grid_memo) >= _KEPT_LAYOUTS:
+        ref.grid_memo.clear()
+    ref.grid_memo[ident] = (cells, mid_at_ref)
+    return cells, mid_at_ref
 
 
 def wasserstein_columns(

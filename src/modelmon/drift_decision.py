@@ -180,6 +180,19 @@ def binned_tests(
     for i, (c, s) in enumerate(zip(counts, ref_shares, strict=True)):
         x[i, : np.size(c)] = c
         r[i, : np.size(s)] = s
+    return padded_binned_tests(x, r, ref_rows)
+
+
+def padded_binned_tests(
+    x: npt.NDArray[np.float64], r: npt.NDArray[np.float64], ref_rows: npt.ArrayLike
+) -> list[BinnedTest]:
+    """:func:`binned_tests` of members already padded to one matrix: window counts ``x``
+    and reference shares ``r`` (``(m, cells)``, zeros past each member's cells; ``r`` is
+    left as it was)."""
+    m = x.shape[0]
+    if m == 0:
+        return []
+    r = np.array(r, dtype=np.float64)
     big_n = np.asarray(ref_rows, dtype=np.float64)
     n, total_r = x.sum(axis=1), r.sum(axis=1)
     empty = (n <= 0) | (big_n <= 0) | (total_r <= 0)

@@ -53,6 +53,7 @@ class _Group:
     # min/max, weights summing to 1), None for profiles written without one.
     ref_sketches: tuple[tuple[FloatArray, FloatArray] | None, ...]
     ref_points: tuple[FloatArray, FloatArray, IntArray]  # the same, flat: value, weight, column
+    has_ref_sketch: npt.NDArray[np.bool_]  # per numeric column: ref_sketches[c] is not None
     category_codes: CategoryCodes | None  # the categorical members counted in one pass
 
     @classmethod
@@ -100,7 +101,7 @@ class _Group:
             tuple(members), numeric, categorical, offsets, total, edges, centers,
             binned, cells, reference, tuple(column_of), real, numeric_cells,
             tuple(test_offsets), test_total, ref_rows, ref_sketches, _flat(ref_sketches),
-            codes,
+            np.array([s is not None for s in ref_sketches], dtype=bool), codes,
         )  # fmt: skip
 
     def test_cells(self, slot: _GroupSlot, i: int) -> tuple[IntArray, tuple[float, ...]]:

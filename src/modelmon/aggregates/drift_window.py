@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import drift
 from .. import drift_decision as decision
-from ..batch import FloatArray
+from ..batch import FloatArray, IntArray
 from ..sketches.columns import LogSketchColumns
 from ..sketches.occupied import Occupied
 
@@ -66,27 +66,48 @@ def _sketch_wasserstein(
     keeps the 1% relative accuracy in heavy tails, where the summary interpolates.
     """
     ref_values, ref_weights, ref_column = group.ref_points
-    has_sketch = np.zeros(len(group.ref_sketches) + 1, dtype=bool)
-    has_sketch[ref_column] = True
-    use = has_sketch[occ.rows] & (occ.n > 0)
+    use = group.has_ref_sketch[occ.rows] & (occ.n > 0)
     if not use.any():
         return
-    picked = np.flatnonzero(use)
-    rank = np.full(has_sketch.size, -1, dtype=np.int64)  # column -> row of the result
-    rank[occ.rows[picked]] = np.arange(picked.size)
-    ref_rows = rank[ref_column]
-    on = ref_rows >= 0
-    keep = use[occ.row_of]
-    row_of = occ.row_of[keep]
-    cols = occ.rows[row_of]
-    live = sketches.values_at(cols, occ.cells[keep]) + group.centers[cols]
-    live = np.clip(live, lo[row_of], hi[row_of])
-    w = drift.wasserstein_rows(
-        (ref_values[on], ref_weights[on], ref_rows[on]),
-        (live, occ.counts[keep] / occ.n[row_of], rank[cols]),
-    )
+    if use.all() and occ.rows.size == group.has_ref_sketch.size:
+        # Every column, in order, has a sketch and values (a warm window): no selection.
+        picked, ref_side, row_of = occ.rows, group.ref_points, occ.row_of
+        per_row = np.diff(occ.start)
+        live = sketches.values_at(row_of, occ.cells) + np.repeat(group.centers, per_row)
+        weights = occ.counts / np.repeat(occ.n, per_row)
+        lo_of, hi_of = np.repeat(lo, per_row), np.repeat(hi, per_row)
+    else:
+        picked = np.flatnonzero(use)
+        rank = np.full(group.has_ref_sketch.size + 1, -1, dtype=np.int64)  # column -> row
+        rank[occ.rows[picked]] = np.arange(picked.size)
+        ref_rows = rank[ref_column]
+        on = ref_rows >= 0
+        ref_side = (ref_values[on], ref_weights[on], ref_rows[on])
+        keep = use[occ.row_of]
+        row_of = occ.row_of[keep]
+        cols = occ.rows[row_of]
+        live = sketches.values_at(cols, occ.cells[keep]) + group.centers[cols]
+        weights = occ.counts[keep] / occ.n[row_of]
+        lo_of, hi_of, row_of = lo[row_of], hi[row_of], rank[cols]
+    np.minimum(np.maximum(live, lo_of, out=live), hi_of, out=live)  # np.clip, cheaper
+    w = drift.wasserstein_rows(ref_side, (live, weights, row_of))
     std = np.maximum(group.reference.std[occ.rows[picked]], drift.STD_FLOOR)
     out[picked] = w / std
+
+
+def _binned_tests(
+    group: _Group, slot: _GroupSlot, ready: list[int], counts: IntArray
+) -> list[decision.BinnedTest]:
+    """The binned test of each ``ready`` member; ``counts``: the window's bins, padded
+    as the reference shares (``group.binned``)."""
+    if group.test_total == 0 or slot.test_counts.size == 0:  # every member tests its bins
+        return decision.padded_binned_tests(
+            counts[ready].astype(np.float64), group.binned.shares[ready], group.ref_rows[ready]
+        )
+    cells_shares = [group.test_cells(slot, i) for i in ready]
+    return decision.binned_tests(
+        [c for c, _ in cells_shares], [s for _, s in cells_shares], group.ref_rows[ready]
+    )
 
 
 def _decide(
@@ -96,20 +117,19 @@ def _decide(
     scores: list[dict[str, float] | None],
     min_samples: int,
     cfg: decision.DecisionConfig,
+    counts: IntArray,
 ) -> tuple[tuple[Decision | None, ...], tuple[MissingDecision | None, ...]]:
     m = len(group.members)
     z_crit = cfg.z_critical(m)
     out: list[Decision | None] = [None] * m
-    cells_shares = [group.test_cells(slot, i) for i in ready]
-    tests = decision.binned_tests(
-        [c for c, _ in cells_shares], [s for _, s in cells_shares], group.ref_rows[ready]
-    )
+    tests = _binned_tests(group, slot, ready, counts)
+    n_of = counts.sum(axis=1).tolist()
+    ref_rows = group.ref_rows.tolist()
     for i, test in zip(ready, tests, strict=True):
         pvalues = {"chi2": test.pvalue}
         ks = (scores[i] or {}).get("ks", math.nan)
         if not math.isnan(ks):
-            n = float(group.bins(slot.counts, i).sum())
-            pvalues["ks"] = decision.ks_pvalue(ks, n, group.ref_rows[i])
+            pvalues["ks"] = decision.ks_pvalue(ks, float(n_of[i]), ref_rows[i])
         out[i] = Decision(decision.flagged(test, z_crit, cfg.psi_floor), test, pvalues, z_crit)
     z_two = cfg.z_critical(m, two_sided=True)
     missing: list[MissingDecision | None] = [None] * m
@@ -174,7 +194,7 @@ def _compute_view(
             r += 1
         scores[i] = one
     decisions, missing = _decide(
-        group, slot, ready, scores, min_samples, cfg or decision.DecisionConfig()
+        group, slot, ready, scores, min_samples, cfg or decision.DecisionConfig(), counts
     )
     fewest = int(n.min()) if n.size else 0
     return _WindowView(tuple(scores), quantiles, decisions, missing, fewest)

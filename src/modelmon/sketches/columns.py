@@ -143,8 +143,7 @@ class LogSketchColumns:
         """``(k_lo, table)``: the representative value of key ``k_lo + i`` is ``table[i]``,
         for every key of the layout (``span > 0``)."""
         k_lo, k_hi = int(self.lo.min()), int(self.lo.max()) + self.span - 1
-        table = mapping.values(np.arange(k_lo, k_hi + 1, dtype=np.float64), self.scale)
-        return k_lo, table
+        return k_lo, _values_of_keys(self.scale, k_lo, k_hi)
 
     def values_at(self, rows: npt.ArrayLike, cells: npt.ArrayLike) -> FloatArray:
         """``values()[rows, cells]``, computed for those cells only (broadcasting)."""
@@ -411,6 +410,26 @@ class LogSketchColumns:
 
     def __repr__(self) -> str:
         return f"LogSketchColumns(width={self.width}, count={self.count.tolist()})"
+
+
+_TABLES: dict[tuple[int, int, int], FloatArray] = {}
+_KEPT_TABLES = 32
+
+
+def _values_of_keys(scale: int, k_lo: int, k_hi: int) -> FloatArray:
+    """The representative values of the keys ``k_lo .. k_hi`` (read-only, shared).
+
+    A drift view reads a few thousand of them several times per recompute while a
+    window's layout rarely changes: computed once per layout, not per read."""
+    ident = (scale, k_lo, k_hi)
+    table = _TABLES.get(ident)
+    if table is None:
+        table = mapping.values(np.arange(k_lo, k_hi + 1, dtype=np.float64), scale)
+        table.flags.writeable = False
+        if len(_TABLES) >= _KEPT_TABLES:
+            _TABLES.clear()  # bounded; a layout still in use is recomputed at its next read
+        _TABLES[ident] = table
+    return table
 
 
 def _as_key(k: FloatArray, fill: int) -> IntArray:

@@ -20,6 +20,7 @@ always lands on a non-empty cell), in a fraction of the work.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,17 +48,43 @@ class Occupied:
 
     @classmethod
     def of(cls, sketch: LogSketchColumns, rows: IntArray) -> Occupied:
-        dense = sketch.counts[rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        dense = sketch.counts
+        if rows.size != dense.shape[0] or not np.array_equal(rows, np.arange(rows.size)):
+            dense = dense[rows]  # every row in order (a drift view's case): no copy
         k, g = dense.shape
-        flat = np.flatnonzero(dense)
-        row_of, cells = np.divmod(flat, g)
-        counts = dense.ravel()[flat].astype(np.int64)
-        total = np.concatenate(([0], np.cumsum(counts)))
-        start = np.searchsorted(row_of, np.arange(k + 1)).astype(np.int64)
+        full = dense != 0  # a boolean mask: flatnonzero of it is 4x that of the counts
+        flat = np.flatnonzero(full)
+        per_row = np.count_nonzero(full, axis=1)
+        start = np.zeros(k + 1, dtype=np.int64)
+        np.cumsum(per_row, out=start[1:])
+        row_of = np.repeat(np.arange(k, dtype=np.int64), per_row)
+        cells = flat - row_of * g
+        counts = dense.reshape(-1)[flat].astype(np.int64, copy=False)
+        total = np.zeros(flat.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=total[1:])
         before = total[start]
-        cum = total[1:] - before[:-1][row_of]
+        cum = total[1:] - np.repeat(before[:-1], per_row)
         n = before[1:] - before[:-1]
-        return cls(np.asarray(rows, dtype=np.int64), row_of, cells, counts, cum, start, n, g)
+        return cls(rows, row_of, cells, counts, cum, start, n, g)
+
+    @cached_property
+    def keys(self) -> IntArray:
+        """``cells + row_of * (width + 2)``: increasing over all cells, rows apart (the
+        key of cell ``c`` of row ``i``, ``-1 <= c <= width``, is ``c + i * (width + 2)``)."""
+        return np.asarray(self.cells + self.row_of * (self.width + 2), dtype=np.int64)
+
+    def search(self, cells: IntArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """For ``cells`` (``(k, m)``, each in ``-1 .. width``): the flat index of the first
+        occupied cell of the row ``>= cells[i, j]`` (``np.searchsorted(..., "left")`` over
+        :attr:`keys`) and whether that cell is ``cells[i, j]`` itself."""
+        k, keys = self.n.size, self.keys
+        wanted = (cells + np.arange(k, dtype=np.int64)[:, None] * (self.width + 2)).ravel()
+        left = np.searchsorted(keys, wanted, side="left")
+        if keys.size == 0:
+            return left.reshape(cells.shape), np.zeros(cells.shape, dtype=bool)
+        hit = keys[np.minimum(left, keys.size - 1)] == wanted
+        return left.reshape(cells.shape), hit.reshape(cells.shape)
 
     def quantile_cells(self, qs: npt.ArrayLike) -> IntArray:
         """``(k, len(qs))`` the cell holding each quantile (lower: rank ``q * (n - 1)``).
@@ -87,13 +114,14 @@ class Occupied:
 
     def cdf_at(self, cells: IntArray) -> FloatArray:
         """``(k, m)``: each row's share of count in cells ``<= cells[i, j]`` (NaN if empty)."""
-        k = self.n.size
         if self.cells.size == 0:
             return np.zeros(cells.shape)
-        w = self.width + 2
-        offset = np.arange(k, dtype=np.int64)[:, None] * w
-        keys = self.cells + self.row_of * w
-        j = np.searchsorted(keys, (cells + offset).ravel(), side="right").reshape(cells.shape) - 1
+        left, hit = self.search(cells)
+        return self.cdf_from_search(left, hit)
+
+    def cdf_from_search(self, left: IntArray, hit: npt.NDArray[np.bool_]) -> FloatArray:
+        """:meth:`cdf_at` from the result of :meth:`search` (``cells.size > 0``)."""
+        j = left + hit - 1  # the last occupied cell <= the searched cell
         inside = j >= self.start[:-1][:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             share = self.cum[np.maximum(j, 0)] / self.n[:, None]

@@ -202,21 +202,25 @@ def padded_binned_tests(
         p = (x + big_n[:, None] * r) / (n + big_n)[:, None]
         small = (n[:, None] * r < MIN_EXPECTED) & (p > 0)
         big = ~small & (p > 0)
-        pooled = [np.where(small, v, 0.0).sum(axis=1) for v in (c, r, p)]
-        has_small, has_big = small.any(axis=1), big.any(axis=1)
-        join = has_small & (n * pooled[1] < MIN_EXPECTED) & has_big
-        apart = has_small & ~join
-        # Joined to the big cell of smallest reference share (the first one on ties).
-        j = np.argmin(np.where(big, r, np.inf), axis=1)
-        rows = np.flatnonzero(join)
         tested = [np.where(big, v, 0.0) for v in (c, r, p)]
-        for v, add in zip(tested, pooled, strict=True):
-            v[rows, j[rows]] += add[rows]
+        apart = np.zeros(m, dtype=bool)
+        pooled: list[npt.NDArray[np.float64]] = []
+        if small.any():  # not in a warm window: its bins expect enough counts each
+            pooled = [np.where(small, v, 0.0).sum(axis=1) for v in (c, r, p)]
+            has_small, has_big = small.any(axis=1), big.any(axis=1)
+            join = has_small & (n * pooled[1] < MIN_EXPECTED) & has_big
+            apart = has_small & ~join
+            # Joined to the big cell of smallest reference share (the first one on ties).
+            j = np.argmin(np.where(big, r, np.inf), axis=1)
+            rows = np.flatnonzero(join)
+            for v, add in zip(tested, pooled, strict=True):
+                v[rows, j[rows]] += add[rows]
         ct, rt, pt = tested
         terms = np.where(big, (ct - rt) ** 2 / np.where(big, pt, 1.0), 0.0).sum(axis=1)
-        terms += np.where(apart, (pooled[0] - pooled[1]) ** 2 / pooled[2], 0.0)
         psi = np.where(big, _psi_terms(rt, ct), 0.0).sum(axis=1)
-        psi += np.where(apart, _psi_terms(pooled[1], pooled[0]), 0.0)
+        if pooled:
+            terms += np.where(apart, (pooled[0] - pooled[1]) ** 2 / pooled[2], 0.0)
+            psi += np.where(apart, _psi_terms(pooled[1], pooled[0]), 0.0)
         n_eff = n * big_n / (n + big_n)
     cells = big.sum(axis=1) + apart
     out: list[BinnedTest] = []

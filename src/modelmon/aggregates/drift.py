@@ -11,8 +11,9 @@ For every feature and output of the reference profile (features capped at
   reference median for a feature far from 0 with a narrow spread (KS and Wasserstein stay
   sharp) and 0 otherwise (quantiles within 1% of the value); see
   :func:`modelmon.profile.sketch_center` and
-  :class:`~modelmon.sketches.moments.Moments`; from them ``*_drift{method}`` (psi, js,
-  ks, wasserstein for numeric; psi, js, chi2 for categorical) and ``*_quantile``.
+  :class:`~modelmon.sketches.extremes.Extremes` (count, min, max); from them
+  ``*_drift{method}`` (psi, js, ks, wasserstein for numeric; psi, js, chi2 for
+  categorical) and ``*_quantile``.
   No score or quantile is rendered until the window holds ``min_samples`` values.
 
 Missing and invalid values (NaN in ``FeatureFrame.numeric``, ``None`` in categorical
@@ -37,7 +38,6 @@ from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, Rend
 from ..errors import ConfigurationError
 from ..points import Family, Point, ScalarPoint
 from ..profile import PREDICTION, ReferenceProfile
-from ..sketches.moments import Moments
 from ..sketches.window import SlidingWindow
 
 # private: the aggregate's parts, split by job into sibling modules (one owner each)
@@ -236,11 +236,9 @@ class DriftAggregate:
     def _fold_numeric(
         self, group: _Group, matrix: FloatArray, slot: _GroupSlot, counts: IntArray
     ) -> None:
-        moments = Moments(matrix.shape[1])
-        moments.add(matrix)
-        slot.moments.merge(moments)
+        valid = slot.extremes.add(matrix)
         slot.sketches.add(matrix, group.centers)
-        binned = _numeric_bins(matrix, group.edges, moments.count)
+        binned = _numeric_bins(matrix, group.edges, valid)
         counts[group.numeric_cells] += binned[group.numeric_bins]
 
     # --- warm-up -------------------------------------------------------------------

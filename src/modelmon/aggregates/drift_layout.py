@@ -2,7 +2,7 @@
 
 Split by job from :mod:`modelmon.aggregates.drift` (which re-exports the public names):
 a group's members, bins and reference sketches (``_Group``), the per-slot counts,
-sketches and moments (``_GroupSlot``, ``_Slot``), and the helpers that bin a batch's
+sketches and extremes (``_GroupSlot``, ``_Slot``), and the helpers that bin a batch's
 columns into a slot.
 """
 
@@ -21,7 +21,7 @@ from ..batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from ..profile import CONFIDENCE, PREDICTION, FeatureProfile
 from ..sketches.columns import LogSketchColumns
 from ..sketches.ddsketch import LogSketch
-from ..sketches.moments import Moments
+from ..sketches.extremes import Extremes
 from .drift_categories import CategoryCodes
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
@@ -117,11 +117,11 @@ class _Group:
 
 
 class _GroupSlot:
-    """Windowed state of one group: bin counts, a sketch and moments per numeric member,
+    """Windowed state of one group: bin counts, a sketch and extremes per numeric member,
     the categorical members' full test-cell counts, and per member the values seen and
     missing (for the missing-share test)."""
 
-    __slots__ = ("counts", "missing", "moments", "seen", "sketches", "test_counts")
+    __slots__ = ("counts", "extremes", "missing", "seen", "sketches", "test_counts")
 
     def __init__(
         self,
@@ -133,7 +133,7 @@ class _GroupSlot:
     ) -> None:
         self.counts: IntArray = np.zeros(total_bins, dtype=np.int64)
         self.sketches = LogSketchColumns(n_numeric, accuracy)
-        self.moments = Moments(n_numeric)
+        self.extremes = Extremes(n_numeric)
         self.test_counts: IntArray = np.zeros(test_total, dtype=np.int64)
         self.missing: IntArray = np.zeros(n_members, dtype=np.int64)
         self.seen: IntArray = np.zeros(n_members, dtype=np.int64)
@@ -141,7 +141,7 @@ class _GroupSlot:
     def merge(self, other: _GroupSlot) -> None:
         self.counts += other.counts
         self.sketches.merge(other.sketches)
-        self.moments.merge(other.moments)
+        self.extremes.merge(other.extremes)
         self.test_counts = _add(self.test_counts, other.test_counts)
         self.missing = _add(self.missing, other.missing)
         self.seen = _add(self.seen, other.seen)
@@ -150,7 +150,7 @@ class _GroupSlot:
         return {
             "counts": self.counts.copy(),
             "sketches": self.sketches.state(),
-            "moments": self.moments.state(),
+            "moments": self.extremes.state(),  # the key of the Moments it replaced
             "test_counts": self.test_counts.copy(),
             "missing": self.missing.copy(),
             "seen": self.seen.copy(),
@@ -170,7 +170,7 @@ class _GroupSlot:
             slot.sketches = LogSketchColumns.from_sketches(
                 [LogSketch.from_state(x) for x in sketches]
             )
-        slot.moments = Moments.from_state(state["moments"])
+        slot.extremes = Extremes.from_state(state["moments"])
         return slot
 
 
@@ -259,21 +259,25 @@ def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> Int
     The bin of ``x`` is the number of edges below it: ``x > e_k`` is accumulated into a
     small integer per value (NaN compares False, so it lands in bin 0 and is taken out
     with ``valid``, the finite count), then one ``bincount`` over all columns. Columns
-    with fewer edges are padded with +inf (their extra bins stay empty).
+    with fewer edges are padded with +inf (their extra bins stay empty). The chunk is
+    compared transposed, a column per row: each comparison then runs along a whole
+    column against one edge, where a row against the row of edges runs ``d`` values
+    at a time.
     """
     n_edges, d = edges.shape
     width = n_edges + 1
     out = np.zeros(d * width, dtype=np.int64)
     small = np.uint8 if n_edges < 255 else np.uint16
     rows = max(1, _CHUNK // max(d, 1))
-    base = np.arange(d, dtype=np.intp) * width
+    by_column = np.ascontiguousarray(edges.T)[:, :, None]  # (d, n_edges, 1)
+    base = (np.arange(d, dtype=np.intp) * width)[:, None]
     for start in range(0, matrix.shape[0], rows):
-        chunk = matrix[start : start + rows]
+        chunk = np.ascontiguousarray(matrix[start : start + rows].T)
         acc = np.zeros(chunk.shape, dtype=small)
         gt = np.empty(chunk.shape, dtype=bool)
         for k in range(n_edges):
-            np.greater(chunk, edges[k], out=gt)
-            np.add(acc, gt, out=acc, casting="unsafe")
+            np.greater(chunk, by_column[:, k], out=gt)
+            np.add(acc, gt.view(np.uint8), out=acc)
         idx = acc.astype(np.intp)
         idx += base
         out += np.bincount(idx.ravel(), minlength=d * width)

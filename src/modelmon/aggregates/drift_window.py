@@ -160,9 +160,9 @@ def _compute_view(
     rows = np.array([group.column_of[i] for i in ready if group.column_of[i] >= 0], dtype=np.int64)
     ks = wass = live = np.zeros(0)
     if rows.size:
-        sketches, moments = slot.sketches, slot.moments
+        sketches = slot.sketches
         centers = group.centers[rows]
-        lo, hi = moments.min[rows], moments.max[rows]
+        lo, hi = slot.extremes.min[rows], slot.extremes.max[rows]
         occ = Occupied.of(sketches, rows)
         ks = drift.ks_columns(group.reference, sketches, rows, occ)
         has_sketch = np.array([group.ref_sketches[c] is not None for c in rows.tolist()])

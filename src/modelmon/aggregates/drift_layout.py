@@ -311,9 +311,9 @@ def _count_missing(frame: FeatureFrame, cols: list[int], slot: _GroupSlot) -> No
     present = idx >= 0
     if not present.any():
         return
-    use = idx[present]
-    missing = frame.missing[:, use].sum(axis=0)
-    slot.missing[present] += missing.astype(np.int64)
+    if frame.missing.any():  # most batches have no missing value: one cheap pass
+        missing = frame.missing[:, idx[present]].sum(axis=0)
+        slot.missing[present] += missing.astype(np.int64)
     # As modelmon_feature_observations_total: every value seen, missing, valid or invalid.
     slot.seen[present] += frame.n_rows
 

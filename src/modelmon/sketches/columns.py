@@ -197,14 +197,14 @@ class LogSketchColumns:
         buf = np.empty(min(m.shape[0], max(rows, _KEY_BUFFER // d)) * d, dtype=np.intp)
         used = 0
         for start in range(0, m.shape[0], rows):
-            diff, keys, kmin, kmax = self._chunk_keys(m[start : start + rows], shift)
+            diff, keys, kmin, kmax, zeros = self._chunk_keys(m[start : start + rows], shift)
             if self._needs_layout(kmin, kmax):
                 self._flush(buf[:used])
                 used = 0
                 self._grow(kmin, kmax)
             else:
                 self.top = np.maximum(self.top, _as_key(kmax, _EMPTY))
-            idx = self._cells(diff, keys, kmin)
+            idx = self._cells(diff, keys, kmin, zeros)
             if used + idx.size > buf.size:
                 self._flush(buf[:used])
                 used = 0
@@ -214,9 +214,10 @@ class LogSketchColumns:
 
     def _chunk_keys(
         self, chunk: FloatArray, shift: FloatArray
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """``x - shift`` of a chunk, transposed (``(width, rows)``), its keys, and each
-        column's lowest and highest key (NaN: none)."""
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, bool]:
+        """``x - shift`` of a chunk, transposed (``(width, rows)``), its keys, each
+        column's lowest and highest key (NaN: none), and whether a key is -inf (an
+        exact zero)."""
         diff = np.empty((chunk.shape[1], chunk.shape[0]))
         np.subtract(chunk.T, shift, out=diff)
         keys = self.keys(diff)
@@ -227,9 +228,10 @@ class LogSketchColumns:
             keys[np.isinf(keys) & (keys > 0)] = np.nan
             kmax = np.fmax.reduce(keys, axis=1)
         kmin = np.fmin.reduce(keys, axis=1)
-        if np.isneginf(kmin).any():  # exact zeros (key -inf) do not extend the range
+        zeros = bool(np.isneginf(kmin).any())
+        if zeros:  # exact zeros (key -inf) do not extend the range
             kmin = np.fmin.reduce(np.where(np.isneginf(keys), np.nan, keys), axis=1)
-        return diff, keys, kmin, kmax
+        return diff, keys, kmin, kmax, zeros
 
     def _needs_layout(self, kmin: FloatArray, kmax: FloatArray) -> bool:
         new = ~np.isnan(kmax)
@@ -287,12 +289,14 @@ class LogSketchColumns:
         most = max(needed, self.max_buckets + _PAD_HIGH)  # a column's widest layout
         return min(max(needed, self.span + self.span // 4), most)
 
-    def _cells(self, diff: FloatArray, keys: FloatArray, kmin: FloatArray) -> FloatArray:
+    def _cells(
+        self, diff: FloatArray, keys: FloatArray, kmin: FloatArray, zeros: bool
+    ) -> FloatArray:
         """Flat cell of every value of a transposed chunk (NaN -> the trash cell
-        ``width * grid``)."""
+        ``width * grid``); ``zeros``: some key is -inf."""
         s = self.span
         lo = self.lo.astype(np.float64)
-        if np.isneginf(keys).any() or bool(np.any(kmin < lo)):
+        if zeros or bool(np.any(kmin < lo)):
             # Zeros (key -inf) go to the zero cell, collapsed keys to key lo.
             np.maximum(keys, lo[:, None], out=keys)
             keys -= (lo - 1.0)[:, None]

@@ -43,6 +43,7 @@ from ..sketches.window import SlidingWindow
 # private: the aggregate's parts, split by job into sibling modules (one owner each)
 from .drift_labels import _DECISION_SPECS, _FEATURE_SPECS, _OUTPUT_SPECS, _GroupLabels
 from .drift_layout import (
+    _CHUNK,
     CATEGORICAL_METHODS,
     NUMERIC_METHODS,
     _add_categorical,
@@ -236,10 +237,14 @@ class DriftAggregate:
     def _fold_numeric(
         self, group: _Group, matrix: FloatArray, slot: _GroupSlot, counts: IntArray
     ) -> None:
-        valid = slot.extremes.add(matrix)
-        slot.sketches.add(matrix, group.centers)
-        binned = _numeric_bins(matrix, group.edges, valid)
-        counts[group.numeric_cells] += binned[group.numeric_bins]
+        # In chunks transposed once (a column per row), which the three read in turn.
+        rows = max(1, _CHUNK // max(matrix.shape[1], 1))
+        for start in range(0, matrix.shape[0], rows):
+            columns = np.ascontiguousarray(matrix[start : start + rows].T)
+            valid = slot.extremes.add_columns(columns)
+            slot.sketches.add_columns(columns, group.centers)
+            binned = _numeric_bins(columns, group.edges, valid)
+            counts[group.numeric_cells] += binned[group.numeric_bins]
 
     # --- warm-up -------------------------------------------------------------------
     def _collect_warmup(

@@ -253,26 +253,25 @@ def _select(numeric: FloatArray, cols: list[int]) -> FloatArray:
     return out
 
 
-def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> IntArray:
-    """Per column, counts in bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
+def _numeric_bins(columns: FloatArray, edges: FloatArray, valid: IntArray) -> IntArray:
+    """Per row of ``columns`` (``(d, n)``: a matrix transposed, a column per row),
+    counts in bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
 
     The bin of ``x`` is the number of edges below it: ``x > e_k`` is accumulated into a
     small integer per value (NaN compares False, so it lands in bin 0 and is taken out
     with ``valid``, the finite count), then one ``bincount`` over all columns. Columns
-    with fewer edges are padded with +inf (their extra bins stay empty). The chunk is
-    compared transposed, a column per row: each comparison then runs along a whole
-    column against one edge, where a row against the row of edges runs ``d`` values
-    at a time.
+    with fewer edges are padded with +inf (their extra bins stay empty). A column per
+    row, each comparison runs along a whole column against one edge.
     """
     n_edges, d = edges.shape
     width = n_edges + 1
     out = np.zeros(d * width, dtype=np.int64)
     small = np.uint8 if n_edges < 255 else np.uint16
-    rows = max(1, _CHUNK // max(d, 1))
+    step = max(1, _CHUNK // max(d, 1))
     by_column = np.ascontiguousarray(edges.T)[:, :, None]  # (d, n_edges, 1)
     base = (np.arange(d, dtype=np.intp) * width)[:, None]
-    for start in range(0, matrix.shape[0], rows):
-        chunk = np.ascontiguousarray(matrix[start : start + rows].T)
+    for start in range(0, columns.shape[1], step):
+        chunk = columns[:, start : start + step]
         acc = np.zeros(chunk.shape, dtype=small)
         gt = np.empty(chunk.shape, dtype=bool)
         for k in range(n_edges):
@@ -282,7 +281,7 @@ def _numeric_bins(matrix: FloatArray, edges: FloatArray, valid: IntArray) -> Int
         idx += base
         out += np.bincount(idx.ravel(), minlength=d * width)
     binned = out.reshape(d, width)
-    binned[:, 0] -= matrix.shape[0] - np.asarray(valid, dtype=np.int64)
+    binned[:, 0] -= columns.shape[1] - np.asarray(valid, dtype=np.int64)
     return binned
 
 

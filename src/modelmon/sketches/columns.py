@@ -32,7 +32,7 @@ Adding and merging are exact: the result never depends on the order of the data.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -181,23 +181,44 @@ class LogSketchColumns:
         """Add column ``j`` of ``matrix`` minus ``shifts[j]`` to sketch ``j``.
 
         NaN and +-inf are skipped. Vectorised in row chunks that stay in cache, each
-        worked on transposed (a column per row): every step with a per-column operand
-        (the shift, the layout's offsets, the range of keys) then runs along whole
-        columns, not ``width`` values at a time.
+        worked on transposed (see :meth:`add_columns`).
         """
         m = np.asarray(matrix, dtype=np.float64)
         if m.ndim != 2 or m.shape[1] != self.width:
             raise ValueError(f"matrix of shape {m.shape} does not match width {self.width}")
-        if m.shape[0] == 0 or self.width == 0:
-            return
+        rows = max(1, _CHUNK // max(self.width, 1))
+        chunks = (m[start : start + rows].T for start in range(0, m.shape[0], rows))
+        self._add_chunks(chunks, m.shape[0], shifts)
+
+    def add_columns(self, columns: npt.ArrayLike, shifts: npt.ArrayLike | None = None) -> None:
+        """Add row ``j`` of ``columns`` (``(width, n)``: a matrix transposed) minus
+        ``shifts[j]`` to sketch ``j``, as :meth:`add` adds the matrix.
+
+        A column per row, every step with a per-column operand (the shift, the layout's
+        offsets, the range of keys) runs along whole columns, not ``width`` values at a
+        time; a caller holding its columns that way (the drift fold) saves the copy.
+        """
+        c = np.asarray(columns, dtype=np.float64)
+        if c.ndim != 2 or c.shape[0] != self.width:
+            raise ValueError(f"columns of shape {c.shape} do not match width {self.width}")
+        step = max(1, _CHUNK // max(self.width, 1))
+        self._add_chunks(
+            (c[:, s : s + step] for s in range(0, c.shape[1], step)), c.shape[1], shifts
+        )
+
+    def _add_chunks(
+        self, chunks: Iterable[FloatArray], n: int, shifts: npt.ArrayLike | None
+    ) -> None:
+        """Add the ``(width, k)`` chunks of ``n`` values per column in all."""
         d = self.width
+        if n == 0 or d == 0:
+            return
         shift = np.zeros(d) if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(d)
         shift = shift[:, None]
-        rows = max(1, _CHUNK // d)
-        buf = np.empty(min(m.shape[0], max(rows, _KEY_BUFFER // d)) * d, dtype=np.intp)
+        buf = np.empty(min(n, max(_CHUNK // d, _KEY_BUFFER // d)) * d, dtype=np.intp)
         used = 0
-        for start in range(0, m.shape[0], rows):
-            diff, keys, kmin, kmax, zeros = self._chunk_keys(m[start : start + rows], shift)
+        for chunk in chunks:
+            diff, keys, kmin, kmax, zeros = self._chunk_keys(chunk, shift)
             if self._needs_layout(kmin, kmax):
                 self._flush(buf[:used])
                 used = 0
@@ -215,11 +236,11 @@ class LogSketchColumns:
     def _chunk_keys(
         self, chunk: FloatArray, shift: FloatArray
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, bool]:
-        """``x - shift`` of a chunk, transposed (``(width, rows)``), its keys, each
-        column's lowest and highest key (NaN: none), and whether a key is -inf (an
+        """``x - shift`` of a ``(width, k)`` chunk (a new C-ordered array), its keys,
+        each column's lowest and highest key (NaN: none), and whether a key is -inf (an
         exact zero)."""
-        diff = np.empty((chunk.shape[1], chunk.shape[0]))
-        np.subtract(chunk.T, shift, out=diff)
+        diff = np.empty(chunk.shape)
+        np.subtract(chunk, shift, out=diff)
         keys = self.keys(diff)
         kmax = np.fmax.reduce(keys, axis=1)
         kmax[np.isneginf(kmax)] = np.nan  # only zeros: nothing to lay out

@@ -53,16 +53,33 @@ class Extremes:
             chunk = v[start : start + rows]
             if np.isfinite(float(np.sum(chunk))):  # fast path: every value is finite
                 added += chunk.shape[0]
-                lo, hi = column_reduce(np.minimum, chunk), column_reduce(np.maximum, chunk)
+                self._widen(column_reduce(np.minimum, chunk), column_reduce(np.maximum, chunk))
             else:
                 ok = np.isfinite(chunk)
                 added += column_reduce(np.add, ok.view(np.uint8), dtype=np.int64).astype(np.int64)
                 kept = np.where(ok, chunk, np.nan)
-                lo, hi = column_reduce(np.fmin, kept), column_reduce(np.fmax, kept)
-            np.fmin(self._min, lo, out=self._min)
-            np.fmax(self._max, hi, out=self._max)
+                self._widen(column_reduce(np.fmin, kept), column_reduce(np.fmax, kept))
         self._count += added
         return added
+
+    def add_columns(self, columns: npt.ArrayLike) -> IntArray:
+        """:meth:`add` of a matrix given transposed: ``columns`` is ``(width, n)``."""
+        c = np.asarray(columns, dtype=np.float64).reshape(self.width, -1)
+        if np.isfinite(float(np.sum(c))):  # fast path: every value is finite
+            added = np.full(self.width, c.shape[1], dtype=np.int64)
+            if c.shape[1]:
+                self._widen(c.min(axis=1), c.max(axis=1))
+        else:
+            ok = np.isfinite(c)
+            added = np.count_nonzero(ok, axis=1).astype(np.int64)
+            kept = np.where(ok, c, np.nan)
+            self._widen(np.fmin.reduce(kept, axis=1), np.fmax.reduce(kept, axis=1))
+        self._count += added
+        return added
+
+    def _widen(self, lo: FloatArray, hi: FloatArray) -> None:
+        np.fmin(self._min, lo, out=self._min)
+        np.fmax(self._max, hi, out=self._max)
 
     def merge(self, other: Extremes) -> None:
         """Add ``other`` (same width) into this one, exactly."""

@@ -134,12 +134,12 @@ def _decide(
     z_two = cfg.z_critical(m, two_sided=True)
     missing: list[MissingDecision | None] = [None] * m
     if slot.seen.size == m:
+        seen, missed = slot.seen.tolist(), slot.missing.tolist()
         for i in np.flatnonzero(slot.seen >= min_samples).tolist():
             member = group.members[i]
             t = decision.missing_test(
-                float(slot.missing[i]), float(slot.seen[i]), member.missing_share,
-                member.reference_total,
-            )  # fmt: skip
+                float(missed[i]), float(seen[i]), member.missing_share, member.reference_total
+            )
             missing[i] = MissingDecision(
                 decision.missing_flagged(t, z_two, cfg.missing_floor), t, z_two
             )
@@ -156,7 +156,8 @@ def _compute_view(
     counts = np.append(slot.counts, 0)[group.cells]
     n = counts.sum(axis=1)
     psi, js, chi = drift.binned_scores(group.binned, counts)
-    ready = [i for i in range(len(group.members)) if n[i] >= min_samples]
+    n_of = n.tolist()
+    ready = [i for i in range(len(group.members)) if n_of[i] >= min_samples]
     rows = np.array([group.column_of[i] for i in ready if group.column_of[i] >= 0], dtype=np.int64)
     ks = wass = live = np.zeros(0)
     if rows.size:
@@ -165,7 +166,7 @@ def _compute_view(
         lo, hi = slot.extremes.min[rows], slot.extremes.max[rows]
         occ = Occupied.of(sketches, rows)
         ks = drift.ks_columns(group.reference, sketches, rows, occ)
-        has_sketch = np.array([group.ref_sketches[c] is not None for c in rows.tolist()])
+        has_sketch = group.has_ref_sketch[rows]
         wass = np.full(rows.size, np.nan)
         if not has_sketch.all():  # profiles written without a reference sketch
             old = ~has_sketch
@@ -181,20 +182,20 @@ def _compute_view(
     scores: list[dict[str, float] | None] = [None] * len(group.members)
     quantiles: dict[int, FloatArray] = {}
     r = 0
+    psi_, js_, chi_, ks_, wass_ = (a.tolist() for a in (psi, js, chi, ks, wass))
     for i in ready:
-        member = group.members[i]
-        one = {"psi": float(psi[i]), "js": float(js[i])}
+        one = {"psi": psi_[i], "js": js_[i]}
         if group.column_of[i] < 0:
-            one["chi2"] = float(chi[i])
+            one["chi2"] = chi_[i]
         else:
-            has_reference = bool(member.quantiles)
-            one["ks"] = float(ks[r]) if has_reference else math.nan
-            one["wasserstein"] = float(wass[r]) if has_reference else math.nan
+            has_reference = bool(group.members[i].quantiles)
+            one["ks"] = ks_[r] if has_reference else math.nan
+            one["wasserstein"] = wass_[r] if has_reference else math.nan
             quantiles[i] = live[r]
             r += 1
         scores[i] = one
     decisions, missing = _decide(
         group, slot, ready, scores, min_samples, cfg or decision.DecisionConfig(), counts
     )
-    fewest = int(n.min()) if n.size else 0
+    fewest = min(n_of, default=0)
     return _WindowView(tuple(scores), quantiles, decisions, missing, fewest)

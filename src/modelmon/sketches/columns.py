@@ -243,11 +243,13 @@ class LogSketchColumns:
         np.subtract(chunk, shift, out=diff)
         keys = self.keys(diff)
         kmax = np.fmax.reduce(keys, axis=1)
-        kmax[np.isneginf(kmax)] = np.nan  # only zeros: nothing to lay out
         if np.isposinf(kmax).any():  # +-inf in the data: skipped like NaN
             diff[np.isinf(diff)] = np.nan
             keys[np.isinf(keys) & (keys > 0)] = np.nan
             kmax = np.fmax.reduce(keys, axis=1)
+        # Only zeros: nothing to lay out (after the infinities are out: a column of zeros
+        # and an inf has no key but -inf left, which is no key to lay out either).
+        kmax[np.isneginf(kmax)] = np.nan
         kmin = np.fmin.reduce(keys, axis=1)
         zeros = bool(np.isneginf(kmin).any())
         if zeros:  # exact zeros (key -inf) do not extend the range

@@ -14,7 +14,6 @@ a dict (one row), a list of dicts, a list of lists, a pydantic model
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import math
@@ -26,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+
+# private: the row packer shared with the dict paths (one cache of Struct objects)
+from ._extract_dicts import _packer, category_block, pack_dicts, split_of
 
 # private: the pandas and scalar checks shared with the outputs (one owner)
 from ._extract_types import UnsupportedInput, _is_pandas, _is_scalar
@@ -371,10 +373,14 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
     cat_cols = _categorical_columns(schema)
     if chunk.kind == "matrix" and not cat_cols:
         return _numeric_block(_fit_width(chunk, schema))
-    if chunk.kind == "dicts" and not cat_cols and width > 1:
-        packed = _pack_dicts(chunk.payload, schema._getter, width)
+    if chunk.kind == "dicts" and not cat_cols:
+        packed = pack_dicts(chunk.payload, schema._getter, width)
         if packed is not None:
             return _numeric_block(packed)
+    if chunk.kind == "dicts" and cat_cols:
+        mixed = _mixed_dicts(chunk.payload, schema.names or (), cat_cols)
+        if mixed is not None:
+            return mixed
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
     if not cat_cols and rows:
         arr = _try_numeric(rows, width)
@@ -388,6 +394,31 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         if len(columns) == width:
             return _columnar_block(columns, len(rows), cat_cols)
     return _object_block(rows, width, cat_cols)
+
+
+def _mixed_dicts(dicts: Sequence[Any], names: tuple[str, ...], cat_cols: list[int]) -> Block | None:
+    """Dicts with categorical features in C-level passes (see :mod:`._extract_dicts`),
+    or None for the exact per-value path."""
+    split = split_of(names, tuple(cat_cols))
+    packed = None
+    if split.numeric_getter is not None:
+        packed = pack_dicts(dicts, split.numeric_getter, len(split.numeric))
+        if packed is None:
+            return None
+    found = category_block(dicts, split.categorical_getter, len(cat_cols), MAX_CATEGORY_CHARS)
+    if found is None:
+        return None
+    block, cat_missing = found
+    n, width = len(dicts), len(names)
+    values = np.full((n, width), np.nan)
+    missing = np.zeros((n, width), dtype=bool)
+    invalid = np.zeros((n, width), dtype=bool)
+    if packed is not None:
+        num = list(split.numeric)
+        values[:, num], missing[:, num], invalid[:, num], _ = _numeric_block(packed)
+    if cat_missing is not None:
+        missing[:, cat_cols] = cat_missing
+    return values, missing, invalid, {j: block[:, c] for c, j in enumerate(cat_cols)}
 
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, np.float64})
@@ -407,7 +438,7 @@ def _columnar_block(columns: Sequence[Sequence[Any]], n: int, cat_cols: list[int
         types = set(map(type, col))
         if j in wanted:
             out = np.empty(n, dtype=object)
-            if types == {str}:
+            if types == {str} and max(map(len, col)) <= MAX_CATEGORY_CHARS:
                 out[:] = col
             else:
                 for i, v in enumerate(col):
@@ -452,28 +483,12 @@ def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None
     return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(rows), width)
 
 
-def _pack_dicts(
-    dicts: Sequence[Any], getter: Callable[[Any], Any], width: int
-) -> np.ndarray | None:
-    """The common case in one C-level pass: every dict has every key, every value a number."""
-    try:
-        packed = b"".join(itertools.starmap(_packer(width).pack, map(getter, dicts)))
-    except (struct.error, TypeError, KeyError, OverflowError):
-        return None  # a missing key, a str, None...: the exact path sorts it out
-    return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(dicts), width)
-
-
 def _discover(rows: Sequence[Sequence[Any]]) -> np.ndarray | None:
     try:
         arr = np.array(rows)
     except (ValueError, TypeError):  # ragged rows
         return None
     return arr if arr.dtype.kind in "fiub" else None
-
-
-@functools.lru_cache(maxsize=64)
-def _packer(width: int) -> struct.Struct:
-    return struct.Struct(f"={width}d")
 
 
 def _fit_width(chunk: Chunk, schema: FeatureSchema) -> np.ndarray:

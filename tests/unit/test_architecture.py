@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "points",
             "batch",
             "_extract_types",
+            "_extract_dicts",
             "extract",
             "extract_outputs",
             "sketches",

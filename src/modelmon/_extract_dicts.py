@@ -35,8 +35,10 @@ from typing import Any
 import numpy as np
 
 from .batch import BoolArray, ObjArray
+from .category_vocabulary import Vocabulary
 
 _TEXT_OR_NONE = frozenset({str, type(None)})
+_PART_ROWS = 256
 
 
 @functools.lru_cache(maxsize=64)
@@ -47,12 +49,26 @@ def _packer(width: int) -> struct.Struct:
 def pack_dicts(dicts: Sequence[Any], getter: Callable[[Any], Any], width: int) -> np.ndarray | None:
     """The numbers of every dict as a ``(rows, width)`` float matrix in one C-level pass;
     None when a key is missing or a value is not a number (``str``, ``None``...)."""
+    packed = _packed(dicts, getter, width)
+    if packed is None:
+        return None
+    return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(dicts), width)
+
+
+def _packed(dicts: Sequence[Any], getter: Callable[[Any], Any], width: int) -> bytes | None:
     pack, rows = _packer(width).pack, map(getter, dicts)
     try:  # one feature: the getter gives the value itself, not a tuple
-        packed = b"".join(map(pack, rows) if width == 1 else itertools.starmap(pack, rows))
+        return b"".join(map(pack, rows) if width == 1 else itertools.starmap(pack, rows))
     except (struct.error, TypeError, KeyError, OverflowError):
         return None  # a missing key, a str, None...: the exact path sorts it out
-    return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(dicts), width)
+
+
+def _categories(dicts: Sequence[Any], getter: Callable[[Any], Any], width: int) -> list[Any] | None:
+    try:
+        row_values = map(getter, dicts)
+        return list(row_values if width == 1 else itertools.chain.from_iterable(row_values))
+    except (KeyError, TypeError, IndexError):
+        return None
 
 
 def category_block(
@@ -65,25 +81,67 @@ def category_block(
     characters or ``None`` (numbers, NaN, ``str`` subclasses and long values are read
     by the exact per-value rules instead).
     """
-    try:
-        row_values = map(getter, dicts)
-        values = list(row_values if width == 1 else itertools.chain.from_iterable(row_values))
-    except (KeyError, TypeError, IndexError):
-        return None
-    types = set(map(type, values))
-    if not types <= _TEXT_OR_NONE:
-        return None
-    has_none = type(None) in types
-    distinct = set(values)  # hashes each value once: the drift's lookups reuse the hash
+    read = read_dicts(dicts, DictSplit((), tuple(range(width)), None, getter), max_chars)
+    return None if read is None else read[1:]
+
+
+def read_dicts(
+    dicts: Sequence[Any],
+    split: DictSplit,
+    max_chars: int,
+    vocabulary: Vocabulary | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, BoolArray | None] | None:
+    """The numeric matrix (None without numeric features), the categorical values as a
+    ``(rows, categorical)`` block and where they are ``None`` (see :func:`pack_dicts`
+    and :func:`category_block`), or None for the exact per-value path.
+
+    With a ``vocabulary`` the block holds the values' int32 codes in it (see
+    :mod:`modelmon.category_vocabulary`), else the values themselves (an object block);
+    a vocabulary that cannot code a value (too long, or full) gives the object block.
+
+    Read :data:`_PART_ROWS` rows at a time: each pass over a part's values (type check,
+    lookups or hashing, the block's references) finds them still in the CPU cache, where
+    passes over a whole fold's values read them from memory every time.
+    """
+    n, width = len(dicts), len(split.categorical)
+    numeric: list[bytes] = []
+    block = np.empty(n * width, dtype=object if vocabulary is None else np.int32)
+    types: set[type] = set()
+    distinct: set[Any] = set()
+    for start in range(0, n, _PART_ROWS):
+        part = dicts[start : start + _PART_ROWS]
+        if split.numeric_getter is not None:
+            packed = _packed(part, split.numeric_getter, len(split.numeric))
+            if packed is None:
+                return None
+            numeric.append(packed)
+        values = _categories(part, split.categorical_getter, width)
+        if values is None:
+            return None
+        types.update(map(type, values))
+        if not types <= _TEXT_OR_NONE:
+            return None
+        at = slice(start * width, start * width + len(values))
+        if vocabulary is not None:
+            codes = vocabulary.codes(values, max_chars)
+            if codes is None:  # a long value, or a full vocabulary: values, not codes
+                return read_dicts(dicts, split, max_chars)
+            block[at] = codes
+        else:
+            distinct.update(values)  # hashes each value once: the drift's lookups reuse it
+            block[at] = np.fromiter(values, dtype=object, count=len(values))
     distinct.discard(None)
     if max(map(len, distinct), default=0) > max_chars:
         return None
-    block = np.fromiter(values, dtype=object, count=len(values))
     missing = None
-    if has_none:
-        found = map(operator.is_, values, itertools.repeat(None))
-        missing = np.fromiter(found, dtype=bool, count=len(values)).reshape(-1, width)
-    return block.reshape(-1, width), missing
+    if type(None) in types:
+        empty: Any = 0 if vocabulary is not None else None  # the code or the value
+        missing = np.asarray(block == empty, dtype=bool).reshape(n, width)
+    matrix = None
+    if split.numeric_getter is not None:
+        matrix = np.frombuffer(bytearray(b"".join(numeric)), dtype=np.float64)
+        matrix = matrix.reshape(n, len(split.numeric))
+    return matrix, block.reshape(n, width), missing
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,12 @@ from typing import Any, Literal
 import numpy as np
 
 # private: the row packer shared with the dict paths (one cache of Struct objects)
-from ._extract_dicts import _packer, category_block, pack_dicts, split_of
+from ._extract_dicts import _packer, pack_dicts, read_dicts, split_of
 
 # private: the pandas and scalar checks shared with the outputs (one owner)
 from ._extract_types import UnsupportedInput, _is_pandas, _is_scalar
 from .batch import BoolArray, FeatureFrame, FloatArray, ObjArray
+from .category_vocabulary import CodedColumns, Vocabulary
 from .extract_outputs import (
     PROBABILITY_TOLERANCE,
     SCALAR_OUTPUT_TYPES,
@@ -194,6 +195,8 @@ class FeatureSchema:
         max_features: int = DEFAULT_MAX_FEATURES,
     ) -> None:
         self.max_features = max_features
+        # Codes of the categorical values, grown by the fold (under its lock) only.
+        self.vocabulary = Vocabulary()
         self.categorical: frozenset[str] = frozenset(categorical)
         self._explicit_categorical = bool(self.categorical)
         self.names: tuple[str, ...] | None = None
@@ -311,8 +314,16 @@ def _dict_row(d: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(None if v is _ABSENT else v for v in row)
 
 
-def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame:
-    """Vectorise the inputs of a batch of calls (one :class:`Chunk`-able input per call)."""
+def features_frame(
+    inputs: Sequence[Any], schema: FeatureSchema, *, coded: bool = False
+) -> FeatureFrame:
+    """Vectorise the inputs of a batch of calls (one :class:`Chunk`-able input per call).
+
+    ``coded``: categorical values of dict rows are coded with the schema's
+    :class:`~modelmon.category_vocabulary.Vocabulary`, which grows: only one thread at a
+    time may ask for it (the fold does, under its lock).
+    """
+    vocabulary = schema.vocabulary if coded else None
     chunks = [c if isinstance(c, Chunk) else input_chunk(c) for c in inputs]
     for chunk in chunks:
         if not schema.fixed or not schema._explicit_categorical:
@@ -320,7 +331,7 @@ def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame
         else:
             break
     names = schema.names or ()
-    blocks = [_block(group, schema) for group in _group(chunks)]
+    blocks = [_block(group, schema, vocabulary) for group in _group(chunks)]
     blocks = [b for b in blocks if b[0].shape[0]]
     excess = sum(schema.width_excess(c) for c in chunks)
     if not blocks:
@@ -331,6 +342,8 @@ def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame
     numeric = np.concatenate([b[0] for b in blocks]) if len(blocks) > 1 else blocks[0][0]
     missing = np.concatenate([b[1] for b in blocks]) if len(blocks) > 1 else blocks[0][1]
     invalid = np.concatenate([b[2] for b in blocks]) if len(blocks) > 1 else blocks[0][2]
+    if len(blocks) == 1:  # its categorical columns as they are (coded ones stay coded)
+        return FeatureFrame(names, numeric, missing, invalid, blocks[0][3], excess)
     categorical: dict[int, ObjArray] = {}
     for j in _categorical_columns(schema):
         parts = [b[3][j] for b in blocks]
@@ -362,10 +375,10 @@ def _group(chunks: list[Chunk]) -> Iterable[Chunk]:
         yield Chunk("dicts", pending)
 
 
-Block = tuple[FloatArray, BoolArray, BoolArray, dict[int, ObjArray]]
+Block = tuple[FloatArray, BoolArray, BoolArray, Mapping[int, ObjArray]]
 
 
-def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
+def _block(chunk: Chunk, schema: FeatureSchema, vocabulary: Vocabulary | None = None) -> Block:
     width = len(schema.names or ())
     if width == 0:
         empty = np.zeros((chunk.n_rows, 0), dtype=bool)
@@ -378,7 +391,7 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         if packed is not None:
             return _numeric_block(packed)
     if chunk.kind == "dicts" and cat_cols:
-        mixed = _mixed_dicts(chunk.payload, schema.names or (), cat_cols)
+        mixed = _mixed_dicts(chunk.payload, schema.names or (), cat_cols, vocabulary)
         if mixed is not None:
             return mixed
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
@@ -396,19 +409,19 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
     return _object_block(rows, width, cat_cols)
 
 
-def _mixed_dicts(dicts: Sequence[Any], names: tuple[str, ...], cat_cols: list[int]) -> Block | None:
+def _mixed_dicts(
+    dicts: Sequence[Any],
+    names: tuple[str, ...],
+    cat_cols: list[int],
+    vocabulary: Vocabulary | None = None,
+) -> Block | None:
     """Dicts with categorical features in C-level passes (see :mod:`._extract_dicts`),
     or None for the exact per-value path."""
     split = split_of(names, tuple(cat_cols))
-    packed = None
-    if split.numeric_getter is not None:
-        packed = pack_dicts(dicts, split.numeric_getter, len(split.numeric))
-        if packed is None:
-            return None
-    found = category_block(dicts, split.categorical_getter, len(cat_cols), MAX_CATEGORY_CHARS)
-    if found is None:
+    read = read_dicts(dicts, split, MAX_CATEGORY_CHARS, vocabulary)
+    if read is None:
         return None
-    block, cat_missing = found
+    packed, block, cat_missing = read
     n, width = len(dicts), len(names)
     values = np.full((n, width), np.nan)
     missing = np.zeros((n, width), dtype=bool)
@@ -418,6 +431,8 @@ def _mixed_dicts(dicts: Sequence[Any], names: tuple[str, ...], cat_cols: list[in
         values[:, num], missing[:, num], invalid[:, num], _ = _numeric_block(packed)
     if cat_missing is not None:
         missing[:, cat_cols] = cat_missing
+    if block.dtype != object and vocabulary is not None:
+        return values, missing, invalid, CodedColumns(block, cat_cols, vocabulary)
     return values, missing, invalid, {j: block[:, c] for c, j in enumerate(cat_cols)}
 
 

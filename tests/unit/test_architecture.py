@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "batch",
             "_extract_types",
             "_extract_dicts",
+            "category_vocabulary",
             "extract",
             "extract_outputs",
             "sketches",

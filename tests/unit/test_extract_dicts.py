@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from modelmon.category_vocabulary import CodedColumns
 from modelmon.extract import (
     MAX_CATEGORY_CHARS,
     Chunk,
@@ -88,7 +89,9 @@ def test_clean_dicts_take_the_c_level_path_and_match_the_per_value_rules(
     assert fast is not None  # the clean case must not fall back
     want = _per_value(chunk, schema)
     _assert_same(fast, want)
-    _assert_same(_block(chunk, schema), want)
+    coded = _block(chunk, schema, schema.vocabulary)  # as in a fold: values coded
+    assert isinstance(coded[3], CodedColumns)
+    _assert_same(coded, want)
 
 
 @pytest.mark.parametrize(

@@ -142,3 +142,13 @@ def test_codes_are_stable_and_words_cover_them() -> None:
     assert vocab.words()[first].tolist() == ["b", "a", None, "b"]
     assert vocab.words()[second].tolist() == ["c", "a", "b"]
     assert second[1:].tolist() == [first[1], first[0]]  # a code never changes
+
+
+def test_coded_and_plain_blocks_of_one_fold_join_as_values() -> None:
+    schema = FeatureSchema(["x", "c"], categorical=["c"])
+    dicts = Chunk("dicts", [{"x": 1.0, "c": "p"}, {"x": 2.0, "c": None}])
+    rows = Chunk("rows", [(3.0, "q"), (4.0, 5)])  # a list-of-rows call between dict calls
+    frame = features_frame([dicts, rows, dicts], schema, coded=True)
+    assert frame.categorical[1].tolist() == ["p", None, "q", "5", "p", None]
+    assert frame.missing[:, 1].tolist() == [False, True, False, False, False, True]
+    assert frame.numeric[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0, 1.0, 2.0]

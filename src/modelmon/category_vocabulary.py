@@ -124,6 +124,10 @@ class CodedColumns(Mapping[int, ObjArray]):
     def __len__(self) -> int:
         return len(self.columns)
 
+    def take(self, rows: npt.NDArray[np.intp] | slice) -> CodedColumns:
+        """The rows ``rows`` of these columns, still coded."""
+        return CodedColumns(self.codes[rows], self.columns, self.vocabulary)
+
     def position(self, j: int) -> int | None:
         """The block column of frame column ``j`` (None: not categorical here)."""
         return self._position.get(j)

@@ -152,3 +152,40 @@ def test_coded_and_plain_blocks_of_one_fold_join_as_values() -> None:
     assert frame.categorical[1].tolist() == ["p", None, "q", "5", "p", None]
     assert frame.missing[:, 1].tolist() == [False, True, False, False, False, True]
     assert frame.numeric[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0, 1.0, 2.0]
+
+
+def _segment_state(rows: list[dict[str, Any]], profile: ReferenceProfile) -> dict[str, Any]:
+    mon = Monitor("m", "1", reference=profile, registry=False, segment="c1", strict=True)
+    predict = mon.wrap(lambda x: 0.5)
+    for row in rows:
+        predict(row)
+    mon.fold()
+    assert mon.segments is not None
+    state = mon.segments.state()
+    words = len(mon.schema.vocabulary.table)
+    mon.close()
+    return {"state": state, "words": words}
+
+
+def _arrays(x: Any) -> Any:
+    """The counts of a state; the drift windows (slots of the wall clock) left out."""
+    if isinstance(x, dict):
+        return {k: _arrays(v) for k, v in x.items() if k != "window"}
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, list):
+        return [_arrays(v) for v in x]
+    return x
+
+
+def test_segments_count_coded_frames_as_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(4)
+    profile = _profile(rng)
+    rows = [r for batch in _batches(rng, odd=False) for r in batch][:3000]
+    coded = _segment_state(rows, profile)
+    monkeypatch.setattr(category_vocabulary, "MAX_WORDS", 1)  # nothing coded: plain values
+    plain = _segment_state(rows, profile)
+    assert coded["words"] > 10 and plain["words"] == 1
+    assert _arrays(coded["state"]) == _arrays(plain["state"])
+    per_segment = coded["state"]["drift"]
+    assert len(per_segment) >= 4 and all(d["cum_features"].sum() for d in per_segment.values())

@@ -103,6 +103,8 @@ def read_dicts(
     lookups or hashing, the block's references) finds them still in the CPU cache, where
     passes over a whole fold's values read them from memory every time.
     """
+    if vocabulary is not None and vocabulary.full:
+        vocabulary = None
     n, width = len(dicts), len(split.categorical)
     numeric: list[bytes] = []
     block = np.empty(n * width, dtype=object if vocabulary is None else np.int32)

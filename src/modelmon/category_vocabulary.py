@@ -10,9 +10,9 @@ value is in cache, and hands the aggregates a :class:`CodedColumns`: the codes a
 vocabulary codes to its own cells with one array (:meth:`Vocabulary.mapped`), so its
 fold is a ``take`` and a ``bincount``.
 
-The vocabulary only grows, to :data:`MAX_WORDS` values; past that, batches with a value
-it does not know are read as plain object columns (the same frame, without codes), so a
-stream of distinct values costs bounded memory.
+The vocabulary only grows, to :data:`MAX_WORDS` values; when a batch would pass that, the
+vocabulary is full and every later batch is read as plain object columns (the same
+frame, without codes), so a stream of distinct values costs bounded memory and time.
 
 >>> vocab = Vocabulary()
 >>> codes = vocab.codes(["a", None, "b", "a"], max_chars=8)
@@ -34,8 +34,9 @@ import numpy.typing as npt
 ObjArray = npt.NDArray[np.object_]
 CodeArray = npt.NDArray[np.int32]
 
-#: Values a schema's vocabulary holds at most (then unknown values skip the codes).
-MAX_WORDS = 1 << 16
+#: Values a schema's vocabulary holds at most: 16,384 values of at most 128 characters,
+#: about 4 MB with its table under hostile traffic. Once full, it codes nothing more.
+MAX_WORDS = 1 << 14
 
 
 class Vocabulary:
@@ -50,6 +51,7 @@ class Vocabulary:
         self._values: list[str | None] = [None]
         self._words: ObjArray = np.array([None], dtype=object)
         self._maps: dict[int, tuple[object, npt.NDArray[np.intp]]] = {}
+        self.full = False  # set when a batch would pass MAX_WORDS: no more coding
 
     def codes(self, values: Sequence[Any], max_chars: int) -> CodeArray | None:
         """The code of each value (exact ``str`` or ``None``, the caller checked), adding
@@ -66,6 +68,7 @@ class Vocabulary:
 
     def _add(self, fresh: set[str]) -> bool:
         if len(self._values) + len(fresh) > MAX_WORDS:
+            self.full = True
             return False
         for value in sorted(fresh):  # sorted: the same codes whatever the set order
             self._values.append(value)  # first: a code found is always in words()

@@ -116,7 +116,10 @@ def test_a_full_vocabulary_hands_object_columns(monkeypatch: pytest.MonkeyPatch)
     assert not isinstance(second.categorical, CodedColumns)
     assert second.categorical[0].tolist() == [f"w{i}" for i in range(10)] + ["v1", None]
     assert second.missing[:, 0].tolist() == [False] * 11 + [True]
-    assert len(schema.vocabulary.table) <= 6
+    assert len(schema.vocabulary.table) <= 6 and schema.vocabulary.full
+    third = features_frame([Chunk("dicts", [{"c": "v1"}])], schema, coded=True)
+    assert not isinstance(third.categorical, CodedColumns)  # full: values from now on
+    assert third.categorical[0].tolist() == ["v1"]
 
 
 def test_a_monitor_codes_in_its_fold_and_other_readers_get_values() -> None:

@@ -20,23 +20,15 @@ from modelmon.category_vocabulary import CodedColumns, Vocabulary
 from modelmon.extract import Chunk, FeatureSchema, features_frame
 from modelmon.profile import ReferenceProfile
 
+from .test_fold_values import _categorical_case
+
 NOW = 1_000.0
 NAMES = ["x", "c0", "c1", "c2"]
 
 
 def _profile(rng: np.random.Generator) -> ReferenceProfile:
-    rows = [
-        {
-            "x": float(rng.normal()),
-            "c0": f"a{rng.integers(0, 30)}",  # more categories than max_categories
-            "c1": f"b{rng.integers(0, 4)}",
-            "c2": f"a{rng.integers(0, 6)}",  # shares values with c0
-        }
-        for _ in range(3000)
-    ]
-    return ReferenceProfile.from_data(
-        rows, feature_names=NAMES, categorical=NAMES[1:], max_categories=8
-    )
+    # c0 with more categories than max_categories, c2 sharing values with c0
+    return _categorical_case(int(rng.integers(0, 1000)))[0]
 
 
 def _batches(rng: np.random.Generator, odd: bool) -> list[list[dict[str, Any]]]:

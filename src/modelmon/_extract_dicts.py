@@ -1,4 +1,4 @@
-"""Dict rows in C-level passes: numeric values packed, categorical values kept as a block.
+"""Dict rows in C-level passes: numbers packed, categories checked and coded in bulk.
 
 The common input of a serving process is one dict per call, every key present, numbers
 for the numeric features and ``str`` for the categorical ones. Read value by value
@@ -6,10 +6,11 @@ for the numeric features and ``str`` for the categorical ones. Read value by val
 batch take the slow path: about 80 ns per value against 35 for numbers alone. Here a
 batch of such dicts costs two ``itemgetter`` passes (one over the numeric features,
 one over the categorical ones), a ``struct`` packing of the numbers (strict: a
-``str`` or ``None`` among them fails it) and one type check of every categorical value
-(``str`` or ``None``, no longer than the cap). Anything else returns None and the
-batch takes the exact per-value path of :mod:`modelmon.extract`, so the frame is the
-same either way (``tests/unit/test_extract_dicts.py`` compares them).
+``str`` or ``None`` among them fails it), one type check of every categorical value
+(``str`` or ``None``, no longer than the cap) and, in a fold, one vocabulary lookup of
+each (:mod:`modelmon.category_vocabulary`). Anything else returns None and the batch
+takes the exact per-value path of :mod:`modelmon.extract`, so the frame is the same
+either way (``tests/unit/test_extract_dicts.py`` compares them).
 
 >>> import operator
 >>> getter = operator.itemgetter("a", "b")
@@ -17,9 +18,10 @@ same either way (``tests/unit/test_extract_dicts.py`` compares them).
 [[1.0, 2.0]]
 >>> pack_dicts([{"a": 1.0, "b": None}], getter, 2) is None
 True
->>> block, missing = category_block([{"c": "x", "d": None}], operator.itemgetter("c", "d"), 2, 9)
->>> block.tolist(), missing.tolist()
-([['x', None]], [[False, True]])
+>>> split = split_of(("a", "c", "d"), (1, 2))
+>>> numbers, block, missing = read_dicts([{"a": 1, "c": "x", "d": None}], split, 9)
+>>> numbers.tolist(), block.tolist(), missing.tolist()
+([[1.0]], [['x', None]], [[False, True]])
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .batch import BoolArray, ObjArray
+from .batch import BoolArray
 from .category_vocabulary import Vocabulary
 
 _TEXT_OR_NONE = frozenset({str, type(None)})
@@ -71,20 +73,6 @@ def _categories(dicts: Sequence[Any], getter: Callable[[Any], Any], width: int) 
         return None
 
 
-def category_block(
-    dicts: Sequence[Any], getter: Callable[[Any], Any], width: int, max_chars: int
-) -> tuple[ObjArray, BoolArray | None] | None:
-    """The categorical values of every dict as a ``(rows, width)`` object block (row by
-    row, as the drift's lookups read them) and where they are ``None`` (None: nowhere).
-
-    None when a key is missing or a value is not a ``str`` of at most ``max_chars``
-    characters or ``None`` (numbers, NaN, ``str`` subclasses and long values are read
-    by the exact per-value rules instead).
-    """
-    read = read_dicts(dicts, DictSplit((), tuple(range(width)), None, getter), max_chars)
-    return None if read is None else read[1:]
-
-
 def read_dicts(
     dicts: Sequence[Any],
     split: DictSplit,
@@ -92,8 +80,11 @@ def read_dicts(
     vocabulary: Vocabulary | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, BoolArray | None] | None:
     """The numeric matrix (None without numeric features), the categorical values as a
-    ``(rows, categorical)`` block and where they are ``None`` (see :func:`pack_dicts`
-    and :func:`category_block`), or None for the exact per-value path.
+    ``(rows, categorical)`` block (row by row, as the lookups read them) and where they
+    are ``None`` (None: nowhere), or None for the exact per-value path: a missing key, a
+    number that is not one (see :func:`pack_dicts`), a categorical value that is not a
+    ``str`` of at most ``max_chars`` characters or ``None`` (numbers, NaN, ``str``
+    subclasses and long values are read by the exact per-value rules instead).
 
     With a ``vocabulary`` the block holds the values' int32 codes in it (see
     :mod:`modelmon.category_vocabulary`), else the values themselves (an object block);

@@ -46,6 +46,11 @@ class _GroupLabels:
         self.ratio_points = tuple(ratio)
         self._memo = SeriesMemo()
         self._bins: tuple[bytes, tuple[Point, ...]] | None = None
+        # The last view read and its points: a view is frozen and replaced, never changed,
+        # so scrapes between two statistics refreshes skip the per-member loops.
+        self._decided: tuple[_WindowView, tuple[tuple[Point, ...], ...]] | None = None
+        self._windowed: tuple[_WindowView, tuple[tuple[Point, ...], tuple[Point, ...]]] | None
+        self._windowed = None
         self.members = group.members
         self.rows_points: tuple[Point, ...] = tuple(
             ScalarPoint(lb, float(m.reference_rows))
@@ -58,6 +63,9 @@ class _GroupLabels:
 
     def decision_points(self, view: _WindowView) -> tuple[tuple[Point, ...], ...]:
         """Detected flags, p-values, missing-share flags and p-values of a window."""
+        last = self._decided
+        if last is not None and last[0] is view:
+            return last[1]
         found: tuple[tuple[list[Labels], list[float]], ...] = tuple(([], []) for _ in range(4))
         detected, pvalues, m_detected, m_pvalues = found
         for i, d in enumerate(view.decisions):
@@ -78,7 +86,9 @@ class _GroupLabels:
             m_pvalues[0].append(self.member_labels[i])
             m_pvalues[1].append(md.test.pvalue)
         memo = self._memo
-        return tuple(memo.columns(("decided", k), *cols) for k, cols in enumerate(found))
+        points = tuple(memo.columns(("decided", k), *cols) for k, cols in enumerate(found))
+        self._decided = (view, points)
+        return points
 
     def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
         raw = cum.tobytes()
@@ -90,6 +100,10 @@ class _GroupLabels:
         return points
 
     def window_points(self, view: _WindowView) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
+        """Drift scores and live quantiles of a window."""
+        last = self._windowed
+        if last is not None and last[0] is view:
+            return last[1]
         drift_labels: list[Labels] = []
         drift_values: list[float] = []
         quant_labels: list[Labels] = []
@@ -107,10 +121,12 @@ class _GroupLabels:
                 quant_labels += self.quantile_labels[i]
                 quant_values += live.tolist()
         memo = self._memo
-        return (
+        points = (
             memo.columns("drift", drift_labels, drift_values),
             memo.columns("q", quant_labels, quant_values),
         )
+        self._windowed = (view, points)
+        return points
 
 
 _FEATURE_SPECS = (

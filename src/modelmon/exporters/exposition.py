@@ -33,8 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from itertools import accumulate
-from operator import attrgetter
+from itertools import accumulate, chain
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -45,6 +44,7 @@ from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
 from .._generations import TwoGenerations
+from ..names import MetricSpec
 from ..points import Exemplar, Family, HistogramPoint, Point, SummaryPoint
 
 # Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
@@ -54,8 +54,6 @@ _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 _INF = float("inf")
 _INTS = {int}
 _BIG = 2**53
-_LABELS = attrgetter("labels")
-_VALUE = attrgetter("value")
 
 
 def go_float(value: float) -> str:
@@ -83,6 +81,45 @@ def _help(doc: str) -> str:
     return doc.replace("\\", r"\\").replace("\n", r"\n")
 
 
+_SCALAR_KINDS = frozenset({"counter", "gauge"})
+_FLOATS = {float}
+
+
+class _Spec:
+    """What the renderer keeps of one metric spec in one namespace."""
+
+    __slots__ = ("header", "kind", "name", "namespace", "sample", "skip", "spec")
+
+    def __init__(self, spec: MetricSpec, namespace: str, name: str, header: str) -> None:
+        self.spec = spec
+        self.namespace = namespace
+        self.name = name
+        self.header = header
+        kind = self.kind = spec.kind
+        self.sample = name + "_total" if kind == "counter" else name
+        self.skip = kind == "exponential_histogram"
+
+
+class _Run:
+    """The prefixes of a run of label sets, and the ``%`` templates made of them."""
+
+    __slots__ = ("_templates", "labels", "prefixes")
+
+    def __init__(self, labels: tuple[Mapping[str, str], ...], prefixes: list[str]) -> None:
+        self.labels = labels
+        self.prefixes = prefixes
+        self._templates: dict[str, str] = {}
+
+    def template(self, suffix: str, conversion: str) -> str:
+        """``prefix%<conversion><suffix>\n`` for every prefix (a ``%`` in a label doubled)."""
+        hit = self._templates.get(conversion)
+        if hit is None:
+            line = f"%{conversion}{suffix}\n"
+            hit = "".join(p.replace("%", "%%") + line for p in self.prefixes)
+            self._templates[conversion] = hit
+        return hit
+
+
 class TextRenderer:
     """Renders families byte for byte as prometheus-client: text 0.0.4 or OpenMetrics.
 
@@ -100,61 +137,94 @@ class TextRenderer:
         # Cleared when it outgrows what renders use (fresh mappings of each scrape).
         self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
-        self._blocks = TwoGenerations()  # (name, id(points)) -> (points, text)
+        self._blocks = TwoGenerations()  # id(points) -> (points, sample, text)
         self._buckets = TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
-        self._prefixes = TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
+        self._runs = TwoGenerations()  # (sample, n, id(first labels)) -> _Run
         self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
-        self._headers: dict[tuple[str, str, str], str] = {}
+        self._specs: dict[int, _Spec] = {}  # id(spec) -> _Spec (its last namespace)
+        self._others: dict[tuple[MetricSpec, str], _Spec] = {}  # every namespace
 
     def render(self, families: Iterable[Family]) -> str:
-        """The exposition of ``families`` (same-named families share one header)."""
-        merged: dict[str, list[Family]] = {}
+        """The exposition of ``families`` (same-named families share one header).
+
+        One pass: a family's block of lines is kept by the identity of its point tuple
+        (aggregates hand out the same tuple while its values are the same), so an
+        unchanged family costs two dictionary lookups."""
+        specs = self._specs
+        blocks = self._blocks
+        new, old = blocks.new, blocks.old
+        groups: dict[str, list[str]] = {}
+        points_seen = 0
         for family in families:
-            if family.spec.kind == "exponential_histogram":
+            spec = family.spec
+            known = specs.get(id(spec))
+            if known is None or known.spec is not spec or known.namespace != family.namespace:
+                known = self._spec(spec, family.namespace)
+            if known.skip:
                 continue  # no text-format equivalent: these reach Prometheus over OTLP
-            merged.setdefault(family.name, []).append(family)
-        out: list[str] = []
-        points = 0
-        for name, group in merged.items():
-            out.append(self._header(name, group[0]))
-            for family in group:
-                out.append(self._block(name, family))
-                points += len(family.points)
-        for cache in (self._blocks, self._buckets, self._prefixes, self._histograms):
+            points = family.points
+            text = ""
+            if points:
+                points_seen += len(points)
+                ident = id(points)
+                hit = new.get(ident)
+                if hit is None:
+                    hit = old.get(ident)
+                    if hit is not None:
+                        new[ident] = hit
+                if hit is not None and hit[0] is points and hit[1] is known:
+                    text = hit[2]
+                else:
+                    text = self._block(known, points)
+                    new[ident] = (points, known, text)
+            group = groups.get(known.name)
+            if group is None:
+                groups[known.name] = [known.header, text]
+            else:
+                group.append(text)
+        for cache in (blocks, self._buckets, self._runs, self._histograms):
             cache.turn()
-        limit = 2 * points + 1024
+        limit = 2 * points_seen + 1024
         if len(self._by_id) > limit:
             self._by_id.clear()
         if len(self._by_items) > limit:
             self._by_items.clear()
-        return "".join(out)
+        if len(specs) > 4096:
+            specs.clear()
+        return "".join(chain.from_iterable(groups.values()))
 
-    def _header(self, name: str, family: Family) -> str:
-        kind = family.spec.kind
-        key = (name, kind, family.spec.help)
-        text = self._headers.get(key)
-        if text is None:
+    def _spec(self, spec: MetricSpec, namespace: str) -> _Spec:
+        """What is kept of ``spec`` in ``namespace``: its name, header and sample name."""
+        key = (spec, namespace)
+        known = self._others.get(key)
+        if known is None:
+            if len(self._others) > 4096:  # specs made on the fly (tests): never a leak
+                self._others.clear()
+            name = spec.family_name(namespace)
+            kind = spec.kind
             if self.openmetrics:
-                doc = escape_value(family.spec.help)
-                text = f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
+                header = f"# HELP {name} {escape_value(spec.help)}\n# TYPE {name} {kind}\n"
             else:
                 shown = name + "_total" if kind == "counter" else name
-                text = f"# HELP {shown} {_help(family.spec.help)}\n# TYPE {shown} {kind}\n"
-            if len(self._headers) > 4096:
-                self._headers.clear()
-            self._headers[key] = text
-        return text
+                header = f"# HELP {shown} {_help(spec.help)}\n# TYPE {shown} {kind}\n"
+            known = self._others[key] = _Spec(spec, namespace, name, header)
+        self._specs[id(spec)] = known  # the namespace seen last: one lookup next time
+        return known
 
-    def _block(self, name: str, family: Family) -> str:
-        points = family.points
-        key = (name, id(points))
-        hit = self._blocks.get(key)
-        if hit is not None and hit[0] is points:
-            text: str = hit[1]
-            return text
-        text = "".join(self._lines(name, family.spec.kind, points))
-        self._blocks.put(key, (points, text))
-        return text
+    def _block(self, known: _Spec, points: tuple[Point, ...]) -> str:
+        if known.kind in _SCALAR_KINDS:
+            return self._scalars(known.sample, points)
+        name = known.name
+        labels = self.labels
+        out: list[str] = []
+        for p in points:
+            text = labels(p.labels)
+            if isinstance(p, HistogramPoint):
+                out.append(self._histogram(name, text, p))
+            elif isinstance(p, SummaryPoint):
+                out.append(f"{name}_count{text} {go_float(p.count)}\n")
+                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+        return "".join(out)
 
     def labels(self, labels: Mapping[str, str]) -> str:
         """The cached ``{...}`` text of one label set."""
@@ -168,50 +238,34 @@ class TextRenderer:
         self._by_id[id(labels)] = (labels, text)
         return text
 
-    def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
-        if kind in ("counter", "gauge"):
-            return self._scalar_lines(name + "_total" if kind == "counter" else name, points)
-        labels = self.labels
-        out: list[str] = []
-        for p in points:
-            text = labels(p.labels)
-            if isinstance(p, HistogramPoint):
-                out.append(self._histogram(name, text, p))
-            elif isinstance(p, SummaryPoint):
-                out.append(f"{name}_count{text} {go_float(p.count)}\n")
-                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
-        return out
-
-    def _scalar_lines(self, sample: str, points: tuple[Point, ...]) -> list[str]:
+    def _scalars(self, sample: str, points: tuple[Point, ...]) -> str:
         """The lines of a run of ScalarPoints (the families' contract for counters and
-        gauges): the hot loop of a scrape, in C-level maps over columns.
+        gauges): the hot loop of a scrape, one C-level ``%`` per run.
 
-        The ``sample{labels} `` prefixes of a run of label sets are kept from the last
-        render (equal label sets give the same text); values go through ``repr``, which
-        is ``floatToGoString`` for every finite float below 1e6, and through
-        :func:`go_float` one by one otherwise (inf, nan, Go's exponent form)."""
-        if not points:
-            return []
-        seen = list(map(_LABELS, points))
-        key = (sample, len(points), id(seen[0]))
-        hit = self._prefixes.get(key)
-        if hit is not None and hit[0] == seen:
-            prefixes = hit[1]
-        else:
-            labels = self.labels
-            prefixes = [f"{sample}{labels(lb)} " for lb in seen]
-            self._prefixes.put(key, (seen, prefixes))
-        raw = list(map(_VALUE, points))
-        if set(map(type, raw)) == _INTS and min(raw) > -_BIG and max(raw) < 1_000_000:
-            # Counts: repr(float(n)) is str(n) + ".0" (exact below 2**53), at half the cost.
-            return [".0\n".join(map(str.__add__, prefixes, map(str, raw))), ".0\n"]
-        values = list(map(float, raw))
-        total = sum(values)  # nan or +-inf when any value is not finite (or all are huge)
-        if -_INF < total < _INF and max(values) < 1e6:
-            texts = list(map(repr, values))
-        else:
-            texts = list(map(go_float, values))
-        return ["\n".join(map(str.__add__, prefixes, texts)), "\n"]
+        A run of label sets (the same mappings as the last render, or equal ones) keeps
+        its ``sample{labels} `` prefixes and two ``%`` templates made of them: ``%d.0``
+        for ints (``repr(float(n))`` is ``str(n) + ".0"`` below 2**53), ``%r`` for
+        floats (``repr`` is ``floatToGoString`` for every finite float below 1e6). Any
+        other value (inf, nan, Go's exponent form, a mix of types) goes through
+        :func:`go_float` one by one."""
+        labels, values = zip(*points, strict=True)  # ScalarPoints: (labels, value)
+        key = (sample, len(labels), id(labels[0]))
+        run: _Run | None = self._runs.get(key)
+        if run is None or run.labels != labels:  # identical mappings compare at once
+            texts = self.labels
+            run = _Run(labels, [f"{sample}{texts(lb)} " for lb in labels])
+            self._runs.put(key, run)
+        types = set(map(type, values))
+        if types == _INTS:
+            if min(values) > -_BIG and max(values) < 1_000_000:
+                lines: str = run.template(".0", "d") % values
+                return lines
+        elif types == _FLOATS:
+            total = sum(values)  # nan or +-inf when any value is not finite (or all huge)
+            if -_INF < total < _INF and max(values) < 1e6:
+                lines = run.template("", "r") % values
+                return lines
+        return "".join(map("{}{}\n".format, run.prefixes, map(go_float, values)))
 
     def _histogram(self, name: str, text: str, p: HistogramPoint) -> str:
         """One histogram's lines, kept by content: most histograms of a model (confidence,

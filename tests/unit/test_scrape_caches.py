@@ -102,8 +102,9 @@ def test_namespaces_alternating_keep_their_own_names_and_headers() -> None:
         assert text.startswith(f"# HELP {namespace}_requests_total ")
 
 
-def test_a_spec_made_anew_is_never_confused_with_a_dead_one() -> None:
-    # A spec built on the fly may take the id of one that was freed: identity is checked.
+def test_specs_made_anew_at_each_render_get_their_own_names() -> None:
+    # Specs built on the fly and freed: the renderer keys them by id, so it must keep
+    # each one it has seen (or check identity) for a new spec never to take a dead one's.
     renderer = TextRenderer()
     labels = stable_labels(BASE)
     for i in range(40):

@@ -1,7 +1,7 @@
 """Every cache of the scrape path is keyed so that a change shows in the next scrape.
 
-The text renderer keeps a family's block by the identity of its point tuple (and the
-spec it was rendered under), each metric spec's name and header by the spec's identity
+The text renderer keeps a family's block by the identity of its point tuple or columns
+(and the spec it was rendered under), each metric spec's name and header by the spec's identity
 and namespace, and a run of label sets' ``%`` templates by the run; the drift labels
 keep the points of the last window view they read. Each test here changes one thing a
 cache is keyed on (or must not be fooled by) and compares with prometheus-client.
@@ -19,11 +19,18 @@ from prometheus_client.openmetrics.exposition import generate_latest as generic_
 
 from modelmon import names
 from modelmon.aggregates.drift import DriftAggregate
-from modelmon.aggregates.series_memo import child_labels, stable_labels
+from modelmon.aggregates.series_memo import SeriesMemo, child_labels, stable_labels
 from modelmon.batch import FeatureFrame, RenderContext
 from modelmon.exporters.exposition import TextRenderer
 from modelmon.exporters.prometheus import to_prometheus
-from modelmon.points import Family, ScalarPoint, scalar_points
+from modelmon.points import (
+    NO_COLUMNS,
+    ColumnFamily,
+    Family,
+    ScalarColumns,
+    ScalarPoint,
+    scalar_points,
+)
 from modelmon.profile import ReferenceProfile
 
 BASE = {"model": "m", "version": "1"}
@@ -179,3 +186,70 @@ def test_drift_points_follow_each_new_view_and_are_kept_for_the_same_one() -> No
     assert after == _drift_values(list(agg.families(ctx)))
     registry_text = TextRenderer().render(moved)
     assert registry_text == _generic(moved)
+
+
+def test_column_families_render_as_their_points_would() -> None:
+    labels = tuple(_labels(5))
+    cases: list[tuple[float, ...]] = [
+        (1, 2, 3, 4, 5),
+        (0.5, -0.0, 1e-9, 999999.5, 3.0),
+        (1.0, math.nan, math.inf, -math.inf, 2e6),
+        (1, 2.5, 3, 4, 5),  # ints and floats mixed
+    ]
+    for openmetrics in (False, True):
+        renderer = TextRenderer(openmetrics=openmetrics)
+        for values in cases:
+            columns = ScalarColumns(labels, values)
+            families: list[Family] = [
+                ColumnFamily(names.FEATURE_BIN, "modelmon", columns),
+                ColumnFamily(names.FEATURE_DRIFT, "modelmon", columns),  # same columns
+                ColumnFamily(names.FEATURE_DRIFT, "modelmon", NO_COLUMNS),
+            ]
+            as_points = [Family(f.spec, f.namespace, f.points) for f in families]
+            text = renderer.render(families)
+            assert text == renderer.render(as_points) == _generic(as_points, openmetrics)
+            assert _generic(families, openmetrics) == text  # other readers get the points
+
+
+def test_columns_build_their_points_once_and_only_when_read() -> None:
+    labels = tuple(_labels(3))
+    columns = ScalarColumns(labels, (1, 2.5, 3))
+    assert columns._points is None  # nothing built for a render
+    TextRenderer().render([ColumnFamily(names.FEATURE_BIN, "modelmon", columns)])
+    assert columns._points is None
+    family = ColumnFamily(names.FEATURE_BIN, "modelmon", columns)
+    points = family.points
+    assert points == tuple(map(ScalarPoint, labels, (1, 2.5, 3)))
+    assert family.points is points is columns.points
+    assert ColumnFamily(names.FEATURE_BIN, "modelmon", columns).points is points
+
+
+def test_memo_columns_are_the_same_object_only_while_nothing_changed() -> None:
+    memo = SeriesMemo()
+    labels = _labels(3)
+    first = memo.scalar_columns("k", labels, [0.1, math.nan, 0.0])
+    assert memo.scalar_columns("k", labels, [0.1, math.nan, 0.0]) is first
+    assert memo.scalar_columns("other", labels, [0.1, math.nan, 0.0]) is not first
+    changed = memo.scalar_columns("k", labels, [0.1, math.nan, -0.0])  # -0.0 renders apart
+    assert changed is not first and math.copysign(1.0, changed.values[2]) < 0
+    renamed = [*labels[:2], dict(labels[2])]  # equal content, another mapping
+    assert memo.scalar_columns("k", renamed, [0.1, math.nan, -0.0]) is not changed
+    points = memo.columns("c", labels, [1.0, 2.0, 3.0])  # the same, as points
+    assert points is memo.columns("c", labels, [1.0, 2.0, 3.0])
+    assert points == tuple(map(ScalarPoint, labels, [1.0, 2.0, 3.0]))
+
+
+def test_a_scrape_shows_each_fold_of_the_drift_bins() -> None:
+    agg, ctx = _drift_with_window()
+    rng = np.random.default_rng(6)
+    renderer = TextRenderer()
+    seen = []
+    for step in range(4):
+        _fold(agg, rng, 0.5 * step, 100.0 + step)
+        families = list(agg.families(ctx))
+        bins = [f for f in families if f.spec is names.FEATURE_BIN]
+        assert len(bins) == 1 and isinstance(bins[0], ColumnFamily)
+        text = renderer.render(families)
+        assert text == _generic(families)
+        seen.append(sum(bins[0].columns.values))
+    assert seen == [600 * (step + 1) for step in range(4)]  # 200 rows x 3 features a fold

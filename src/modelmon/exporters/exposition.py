@@ -45,7 +45,15 @@ from prometheus_client.utils import floatToGoString
 
 from .._generations import TwoGenerations
 from ..names import MetricSpec
-from ..points import Exemplar, Family, HistogramPoint, Point, SummaryPoint
+from ..points import (
+    ColumnFamily,
+    Exemplar,
+    Family,
+    HistogramPoint,
+    Point,
+    ScalarColumns,
+    SummaryPoint,
+)
 
 # Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
 _FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
@@ -81,14 +89,13 @@ def _help(doc: str) -> str:
     return doc.replace("\\", r"\\").replace("\n", r"\n")
 
 
-_SCALAR_KINDS = frozenset({"counter", "gauge"})
 _FLOATS = {float}
 
 
 class _Spec:
     """What the renderer keeps of one metric spec in one namespace."""
 
-    __slots__ = ("header", "kind", "name", "namespace", "sample", "skip", "spec")
+    __slots__ = ("header", "kind", "name", "namespace", "sample", "scalar", "skip", "spec")
 
     def __init__(self, spec: MetricSpec, namespace: str, name: str, header: str) -> None:
         self.spec = spec
@@ -98,6 +105,7 @@ class _Spec:
         kind = self.kind = spec.kind
         self.sample = name + "_total" if kind == "counter" else name
         self.skip = kind == "exponential_histogram"
+        self.scalar = kind in ("counter", "gauge")
 
 
 class _Run:
@@ -162,21 +170,26 @@ class TextRenderer:
                 known = self._spec(spec, family.namespace)
             if known.skip:
                 continue  # no text-format equivalent: these reach Prometheus over OTLP
-            points = family.points
+            # The block's source: its columns (read as such: no point is built) or points.
+            source: ScalarColumns | tuple[Point, ...]
+            if type(family) is ColumnFamily and known.scalar:
+                source = family.columns
+            else:
+                source = family.points
             text = ""
-            if points:
-                points_seen += len(points)
-                ident = id(points)
+            if source:
+                points_seen += len(source)
+                ident = id(source)
                 hit = new.get(ident)
                 if hit is None:
                     hit = old.get(ident)
                     if hit is not None:
                         new[ident] = hit
-                if hit is not None and hit[0] is points and hit[1] is known:
+                if hit is not None and hit[0] is source and hit[1] is known:
                     text = hit[2]
                 else:
-                    text = self._block(known, points)
-                    new[ident] = (points, known, text)
+                    text = self._block(known, source)
+                    new[ident] = (source, known, text)
             group = groups.get(known.name)
             if group is None:
                 groups[known.name] = [known.header, text]
@@ -211,9 +224,12 @@ class TextRenderer:
         self._specs[id(spec)] = known  # the namespace seen last: one lookup next time
         return known
 
-    def _block(self, known: _Spec, points: tuple[Point, ...]) -> str:
-        if known.kind in _SCALAR_KINDS:
-            return self._scalars(known.sample, points)
+    def _block(self, known: _Spec, points: ScalarColumns | tuple[Point, ...]) -> str:
+        if isinstance(points, ScalarColumns):
+            return self._scalars(known.sample, points.labels, points.values)
+        if known.scalar:
+            labels, values = zip(*points, strict=True)  # ScalarPoints: (labels, value)
+            return self._scalars(known.sample, labels, values)
         name = known.name
         labels = self.labels
         out: list[str] = []
@@ -238,9 +254,12 @@ class TextRenderer:
         self._by_id[id(labels)] = (labels, text)
         return text
 
-    def _scalars(self, sample: str, points: tuple[Point, ...]) -> str:
-        """The lines of a run of ScalarPoints (the families' contract for counters and
-        gauges): the hot loop of a scrape, one C-level ``%`` per run.
+    def _scalars(
+        self, sample: str, labels: tuple[Mapping[str, str], ...], values: tuple[float, ...]
+    ) -> str:
+        """The lines of a run of counter or gauge values (ScalarPoints or ScalarColumns,
+        the families' contract for those kinds): the hot loop of a scrape, one C-level
+        ``%`` per run.
 
         A run of label sets (the same mappings as the last render, or equal ones) keeps
         its ``sample{labels} `` prefixes and two ``%`` templates made of them: ``%d.0``
@@ -248,7 +267,6 @@ class TextRenderer:
         floats (``repr`` is ``floatToGoString`` for every finite float below 1e6). Any
         other value (inf, nan, Go's exponent form, a mix of types) goes through
         :func:`go_float` one by one."""
-        labels, values = zip(*points, strict=True)  # ScalarPoints: (labels, value)
         key = (sample, len(labels), id(labels[0]))
         run: _Run | None = self._runs.get(key)
         if run is None or run.labels != labels:  # identical mappings compare at once

@@ -253,3 +253,32 @@ def test_a_scrape_shows_each_fold_of_the_drift_bins() -> None:
         assert text == _generic(families)
         seen.append(sum(bins[0].columns.values))
     assert seen == [600 * (step + 1) for step in range(4)]  # 200 rows x 3 features a fold
+
+
+def test_histogram_templates_follow_counts_sums_and_odd_labels() -> None:
+    from modelmon.points import HistogramPoint
+
+    bounds = (0.1, 1.0, 10.0)
+    labels = [dict(BASE), {**BASE, "model": "100%d"}]
+    cases = [
+        ((1, 2, 3, 0), 4.5),
+        ((1, 2, 3, 1), 4.5),  # one bucket more
+        ((1, 2, 3, 1), -0.0),  # the same counts, another sum
+        ((999_990, 5, 4, 0), 1e7),  # cumulative counts reach 1e6: Go's exponent form
+        ((2, 0, 0, 0), math.nan),
+        ((2_000_000, -1_500_000, 0, 0), 1.0),  # the largest cumulative count is not the last
+    ]
+    for openmetrics in (False, True):
+        renderer = TextRenderer(openmetrics=openmetrics)
+        texts = set()
+        for counts, total in cases:
+            families = [
+                Family(
+                    names.REQUEST_DURATION, "modelmon", (HistogramPoint(lb, bounds, counts, total),)
+                )
+                for lb in labels
+            ]
+            text = renderer.render(families)
+            assert text == _generic(families, openmetrics), (counts, total)
+            texts.add(text)
+        assert len(texts) == len(cases)

@@ -111,21 +111,18 @@ class _Spec:
 class _Run:
     """The prefixes of a run of label sets, and the ``%`` templates made of them."""
 
-    __slots__ = ("_templates", "labels", "prefixes")
+    __slots__ = ("floats", "ints", "labels", "prefixes")
 
     def __init__(self, labels: tuple[Mapping[str, str], ...], prefixes: list[str]) -> None:
         self.labels = labels
         self.prefixes = prefixes
-        self._templates: dict[str, str] = {}
+        # "prefix%d.0\n" and "prefix%r\n" for every prefix, made on first use
+        self.ints: str | None = None
+        self.floats: str | None = None
 
-    def template(self, suffix: str, conversion: str) -> str:
-        """``prefix%<conversion><suffix>\n`` for every prefix (a ``%`` in a label doubled)."""
-        hit = self._templates.get(conversion)
-        if hit is None:
-            line = f"%{conversion}{suffix}\n"
-            hit = "".join(p.replace("%", "%%") + line for p in self.prefixes)
-            self._templates[conversion] = hit
-        return hit
+    def template(self, line: str) -> str:
+        """``prefix`` + ``line`` for every prefix (a ``%`` in a label doubled)."""
+        return "".join(p.replace("%", "%%") + line for p in self.prefixes)
 
 
 class TextRenderer:
@@ -146,7 +143,7 @@ class TextRenderer:
         self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
         self._blocks = TwoGenerations()  # id(points) -> (points, sample, text)
-        self._buckets = TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
+        self._buckets = TwoGenerations()  # (name, labels text, bounds) -> _Buckets
         self._runs = TwoGenerations()  # (sample, n, id(first labels)) -> _Run
         self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
         self._specs: dict[int, _Spec] = {}  # id(spec) -> _Spec (its last namespace)
@@ -268,20 +265,29 @@ class TextRenderer:
         other value (inf, nan, Go's exponent form, a mix of types) goes through
         :func:`go_float` one by one."""
         key = (sample, len(labels), id(labels[0]))
-        run: _Run | None = self._runs.get(key)
+        runs = self._runs
+        run: _Run | None = runs.new.get(key)
+        if run is None:
+            run = runs.old.get(key)
         if run is None or run.labels != labels:  # identical mappings compare at once
             texts = self.labels
             run = _Run(labels, [f"{sample}{texts(lb)} " for lb in labels])
-            self._runs.put(key, run)
+        runs.new[key] = run
         types = set(map(type, values))
         if types == _INTS:
             if min(values) > -_BIG and max(values) < 1_000_000:
-                lines: str = run.template(".0", "d") % values
+                template = run.ints
+                if template is None:
+                    template = run.ints = run.template("%d.0\n")
+                lines: str = template % values
                 return lines
         elif types == _FLOATS:
             total = sum(values)  # nan or +-inf when any value is not finite (or all huge)
             if -_INF < total < _INF and max(values) < 1e6:
-                lines = run.template("", "r") % values
+                template = run.floats
+                if template is None:
+                    template = run.floats = run.template("%r\n")
+                lines = template % values
                 return lines
         return "".join(map("{}{}\n".format, run.prefixes, map(go_float, values)))
 
@@ -296,13 +302,26 @@ class TextRenderer:
             hit: str | None = self._histograms.get(key)
             if hit is not None:
                 return hit
-        prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
+        buckets = self._bucket_lines(name, p.labels, text, p.bounds)
         cumulative = list(accumulate(p.counts))
         if exemplars:
             marks = [_exemplar(e) for e in exemplars]
-            lines = list(map("{}{}{}\n".format, prefixes, map(go_float, cumulative), marks))
+            lines = list(map("{}{}{}\n".format, buckets.prefixes, map(go_float, cumulative), marks))
+        elif (
+            set(map(type, cumulative)) == _INTS
+            and min(cumulative) > -_BIG
+            and max(cumulative) < 1_000_000
+        ):
+            # Counts (the usual case): every line in one "%" over a kept template.
+            template = buckets.template
+            if template is None:
+                template = buckets.template = _histogram_template(buckets.prefixes, name, text)
+            out: str = template % (*cumulative, cumulative[-1], total)
+            if key is not None:
+                self._histograms.put(key, out)
+            return out
         else:
-            lines = list(map("{}{}\n".format, prefixes, map(go_float, cumulative)))
+            lines = list(map("{}{}\n".format, buckets.prefixes, map(go_float, cumulative)))
         lines.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
         lines.append(f"{name}_sum{text} {total}\n")
         out = "".join(lines)
@@ -310,19 +329,39 @@ class TextRenderer:
             self._histograms.put(key, out)
         return out
 
-    def _bucket_prefixes(
+    def _bucket_lines(
         self, name: str, labels: Mapping[str, str], text: str, bounds: tuple[float, ...]
-    ) -> list[str]:
+    ) -> _Buckets:
         key = (name, text, bounds)
-        prefixes: list[str] | None = self._buckets.get(key)
-        if prefixes is None:
+        buckets: _Buckets | None = self._buckets.get(key)
+        if buckets is None:
             base = [(k, v) for k, v in labels.items() if k != "le"]
-            prefixes = [
-                f"{name}_bucket{label_text([*base, ('le', go_float(b))])} "
-                for b in (*bounds, float("inf"))
-            ]
-            self._buckets.put(key, prefixes)
-        return prefixes
+            buckets = _Buckets(
+                [
+                    f"{name}_bucket{label_text([*base, ('le', go_float(b))])} "
+                    for b in (*bounds, float("inf"))
+                ]
+            )
+            self._buckets.put(key, buckets)
+        return buckets
+
+
+class _Buckets:
+    """The ``name_bucket{...,le=...} `` prefixes of one histogram, and their template."""
+
+    __slots__ = ("prefixes", "template")
+
+    def __init__(self, prefixes: list[str]) -> None:
+        self.prefixes = prefixes
+        self.template: str | None = None
+
+
+def _histogram_template(prefixes: list[str], name: str, text: str) -> str:
+    """Bucket lines and the count as ``%d.0`` (cumulative counts), the sum as ``%s``."""
+    lines = [p.replace("%", "%%") + "%d.0\n" for p in prefixes]
+    lines.append(f"{name}_count{text} ".replace("%", "%%") + "%d.0\n")
+    lines.append(f"{name}_sum{text} ".replace("%", "%%") + "%s\n")
+    return "".join(lines)
 
 
 def _exemplar(exemplar: Exemplar | None) -> str:

@@ -146,6 +146,7 @@ class TextRenderer:
         self._buckets = TwoGenerations()  # (name, labels text, bounds) -> _Buckets
         self._runs = TwoGenerations()  # (sample, n, id(first labels)) -> _Run
         self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
+        self._exemplars = TwoGenerations()  # id(exemplar) -> (exemplar, text)
         self._specs: dict[int, _Spec] = {}  # id(spec) -> _Spec (its last namespace)
         self._others: dict[tuple[MetricSpec, str], _Spec] = {}  # every namespace
 
@@ -192,7 +193,7 @@ class TextRenderer:
                 groups[known.name] = [known.header, text]
             else:
                 group.append(text)
-        for cache in (blocks, self._buckets, self._runs, self._histograms):
+        for cache in (blocks, self._buckets, self._runs, self._histograms, self._exemplars):
             cache.turn()
         limit = 2 * points_seen + 1024
         if len(self._by_id) > limit:
@@ -305,7 +306,7 @@ class TextRenderer:
         buckets = self._bucket_lines(name, p.labels, text, p.bounds)
         cumulative = list(accumulate(p.counts))
         if exemplars:
-            marks = [_exemplar(e) for e in exemplars]
+            marks = list(map(self._exemplar, exemplars))
             lines = list(map("{}{}{}\n".format, buckets.prefixes, map(go_float, cumulative), marks))
         elif (
             set(map(type, cumulative)) == _INTS
@@ -328,6 +329,19 @@ class TextRenderer:
         if key is not None:
             self._histograms.put(key, out)
         return out
+
+    def _exemplar(self, exemplar: Exemplar | None) -> str:
+        """The text of one exemplar, kept by identity: a histogram keeps the last one of
+        each bucket (frozen) until a newer call replaces it."""
+        if exemplar is None:
+            return ""
+        hit = self._exemplars.get(id(exemplar))
+        if hit is not None and hit[0] is exemplar:
+            text: str = hit[1]
+            return text
+        text = _exemplar(exemplar)
+        self._exemplars.put(id(exemplar), (exemplar, text))
+        return text
 
     def _bucket_lines(
         self, name: str, labels: Mapping[str, str], text: str, bounds: tuple[float, ...]

@@ -106,16 +106,20 @@ class Setup:
 
 
 def render(registry: CollectorRegistry, path: str = "text") -> bytes:
-    """One scrape the way modelmon's endpoints render it (``generic``: generate_latest)."""
-    from prometheus_client import generate_latest
+    """One scrape the way modelmon's endpoints render it (``generic``: generate_latest).
 
-    from modelmon.exporters.exposition import generate_openmetrics, generate_text
+    The encoders are imported once (as an endpoint does), not inside the timed call."""
+    if not _ENCODERS:
+        from prometheus_client import generate_latest
 
-    if path == "generic":
-        return generate_latest(registry)
-    if path == "openmetrics":
-        return generate_openmetrics(registry)
-    return generate_text(registry)
+        from modelmon.exporters.exposition import generate_openmetrics, generate_text
+
+        _ENCODERS.update(generic=generate_latest, openmetrics=generate_openmetrics)
+        _ENCODERS["text"] = generate_text
+    return _ENCODERS[path](registry)
+
+
+_ENCODERS: dict[str, Callable[[CollectorRegistry], bytes]] = {}
 
 
 def series(text: bytes) -> int:

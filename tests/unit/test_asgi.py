@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 
 import modelmon
 from modelmon import names
-from modelmon.errors import MissingExtraError
+from modelmon.errors import ConfigurationError, MissingExtraError
 from modelmon.integrations import HttpMetrics, http_metrics_for
 from modelmon.integrations.asgi import MetricsMiddleware
 from modelmon.integrations.fastapi import feedback_router, instrument
@@ -355,6 +355,15 @@ def test_excluded_routes_by_template(registry: CollectorRegistry) -> None:
         c.get("/kept")
         c.get("/metrics")  # explicit exclusions replace the default
     assert routes_of(scrape(registry)) == {"/kept", "/metrics"}
+
+
+def test_a_misspelt_option_fails_at_instrument_not_at_app_start(
+    registry: CollectorRegistry,
+) -> None:
+    app = FastAPI()
+    with pytest.raises(ConfigurationError, match=r"'namespce'.*namespace"):
+        instrument(app, registry=registry, namespce="svc")  # type: ignore[call-arg]
+    assert not app.user_middleware  # nothing half-installed
 
 
 # --- prediction ids and context variables ------------------------------------------------

@@ -103,7 +103,12 @@ def test_every_snippet_passes_mypy_strict(tmp_path: Path) -> None:
 TYPED_USE = """
 from __future__ import annotations
 
+from fastapi import FastAPI
+from flask import Flask
+
 import modelmon
+from modelmon.integrations import fastapi as mm_fastapi
+from modelmon.integrations import flask as mm_flask
 
 
 @modelmon.monitored(model="m", version="1", registry=False, buffer_size=8, strict=True)
@@ -134,6 +139,8 @@ mon = modelmon.Monitor("m", "4", registry=False)
 wrapped = mon.wrap(predict.__wrapped__)
 wrapped.monitor.fold()
 est = modelmon.instrument(object(), "m", "5", registry=False, classes=["a", "b"])
+api: FastAPI = mm_fastapi.instrument(FastAPI(), registry=None, namespace="svc", buckets=[0.1])
+web = mm_flask.instrument(Flask("web"), registry=None, excluded_routes=["/health"])
 """
 
 MISTAKES = {
@@ -144,6 +151,8 @@ MISTAKES = {
     "wrong: int = predict([1.0])": "Incompatible types in assignment",
     'Model().predict("x")': 'incompatible type "str"; expected "int"',
     "predict.monitor.no_such_method()": 'has no attribute "no_such_method"',
+    'mm_fastapi.instrument(FastAPI(), namespce="svc")': 'Unexpected keyword argument "namespce"',
+    'mm_flask.instrument(Flask("w"), buckets="fast")': 'incompatible type "str"',
 }
 
 

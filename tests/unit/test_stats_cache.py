@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry
 
 import modelmon
@@ -194,3 +195,23 @@ def test_a_scrape_right_after_an_explicit_fold_or_outcomes_shows_every_row() -> 
 
 def _psi_fresh(agg: DriftAggregate) -> dict[str, float]:
     return {name: s["psi"] for name, s in _scores_fresh(agg, time.time()).items()}
+
+
+@pytest.mark.parametrize("raw", ["1s", "-2", "nan", "inf"])
+def test_a_bad_refresh_setting_is_logged_and_the_default_used(
+    raw: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MODELMON_DRIFT_REFRESH_S", raw)
+    with caplog.at_level("WARNING", logger="modelmon"):
+        assert folder._refresh_setting() == 1.0
+    assert "MODELMON_DRIFT_REFRESH_S" in caplog.text and repr(raw) in caplog.text
+
+
+@pytest.mark.parametrize(("raw", "value"), [("", 1.0), ("0", 0.0), (" 2.5 ", 2.5)])
+def test_a_good_refresh_setting_is_taken_silently(
+    raw: str, value: float, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MODELMON_DRIFT_REFRESH_S", raw)
+    with caplog.at_level("WARNING", logger="modelmon"):
+        assert folder._refresh_setting() == value
+    assert not caplog.text

@@ -17,7 +17,7 @@ from werkzeug.test import create_environ
 
 import modelmon
 from modelmon import names
-from modelmon.errors import MissingExtraError
+from modelmon.errors import ConfigurationError, MissingExtraError
 from modelmon.integrations.flask import (
     FlaskInstrumentation,
     instrument,
@@ -262,6 +262,19 @@ def test_uninstrument_restores_the_app(registry: CollectorRegistry) -> None:
     assert "X-Prediction-Id" not in fetch(client, "/predict/y").headers
     assert fetch(client, "/metrics").status_code == 404
     assert requests_of(scrape(registry)) == 1  # only the request made while instrumented
+
+
+def test_instrument_passes_the_guard_on_and_refuses_a_misspelt_option(
+    registry: CollectorRegistry,
+) -> None:
+    app = build_app(registry)
+    with pytest.raises(ConfigurationError, match=r"'exclude_routes'.*excluded_routes"):
+        instrument(app, registry=registry, exclude_routes=["/plain"])  # type: ignore[call-arg]
+    assert "wsgi_app" not in app.__dict__  # nothing half-installed
+    handle = instrument(app, registry=registry, metrics_guard=lambda environ: False)
+    client = app.test_client()
+    assert fetch(client, "/metrics").status_code == 404  # the guard said no
+    handle.uninstrument()
 
 
 def test_missing_flask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

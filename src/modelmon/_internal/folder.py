@@ -15,6 +15,8 @@ off: a scrape then computes whatever changed). See ``modelmon.aggregates.stats_c
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import threading
 import time
@@ -27,15 +29,23 @@ if TYPE_CHECKING:
     from ..monitor import Monitor
 
 INTERVAL_S = 1.0
+_log = logging.getLogger("modelmon")
 
 
 def _refresh_setting() -> float:
-    raw = os.environ.get("MODELMON_DRIFT_REFRESH_S", "")
-    try:
-        value = float(raw) if raw else 1.0
-    except ValueError:
+    """``MODELMON_DRIFT_REFRESH_S`` in seconds; a value that is not a number >= 0 is
+    logged (once, at import) and the default used."""
+    raw = os.environ.get("MODELMON_DRIFT_REFRESH_S", "").strip()
+    if not raw:
         return 1.0
-    return value if value >= 0 else 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value >= 0 or math.isinf(value):
+        _log.warning("MODELMON_DRIFT_REFRESH_S=%r is not a number of seconds >= 0; using 1", raw)
+        return 1.0
+    return value
 
 
 DRIFT_REFRESH_S = _refresh_setting()

@@ -11,7 +11,7 @@ import hmac
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypedDict, TypeVar
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -160,14 +160,29 @@ def side_server(port: int, addr: str, registry: Any, min_interval: float) -> Any
 AppT = TypeVar("AppT")
 
 
-class HttpMiddlewareOptions(TypedDict, total=False):
+class InstrumentOptions(TypedDict, total=False):
+    """The middleware options ``instrument()`` passes on (defaults in :class:`HttpMiddleware`)."""
+
+    namespace: str
+    excluded_routes: Iterable[str] | None
+    buckets: Sequence[float]
+
+
+class HttpMiddlewareOptions(InstrumentOptions, total=False):
     """The keyword options of :class:`HttpMiddleware` (defaults there)."""
 
     registry: Any
-    namespace: str
-    excluded_routes: Iterable[str] | None
     metrics_path: str
-    buckets: Sequence[float]
+
+
+def check_instrument_options(options: Mapping[str, object]) -> None:
+    """An unknown keyword of ``instrument()`` fails when it is called, not at app start-up."""
+    known = InstrumentOptions.__optional_keys__
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"instrument() got an unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
 
 
 class HttpMiddleware(Generic[AppT]):

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
 
@@ -28,13 +28,18 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ._http import (
+    InstrumentOptions,
     check_feedback_token,
+    check_instrument_options,
     check_token,
     exposed_registry,
     handle_feedback,
     side_server,
 )
 from .asgi import MetricsMiddleware
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 __all__ = ["Feedback", "MetricsMiddleware", "feedback_router", "instrument", "metrics_endpoint"]
 
@@ -51,7 +56,7 @@ def instrument(
     metrics_addr: str = "127.0.0.1",
     metrics_guard: Guard | None = None,
     min_scrape_interval: float = 0.25,
-    **middleware_options: Any,
+    **middleware_options: Unpack[InstrumentOptions],
 ) -> FastAPI:
     """Add :class:`~modelmon.integrations.asgi.MetricsMiddleware` and serve the exposition.
 
@@ -74,7 +79,12 @@ def instrument(
         middleware_options: ``namespace``, ``excluded_routes``, ``buckets``.
 
     Returns the app, for chaining.
+
+    Raises:
+        ConfigurationError: an unknown keyword option (checked now, not when the app
+            starts and builds its middleware).
     """
+    check_instrument_options(middleware_options)
     app.add_middleware(
         MetricsMiddleware,
         registry=registry,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingExtraError
 
@@ -32,8 +32,18 @@ except ImportError as exc:  # pragma: no cover - exercised with the package hidd
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from .. import names
-from ._http import check_feedback_token, check_token, handle_feedback, side_server
+from ._http import (
+    InstrumentOptions,
+    check_feedback_token,
+    check_instrument_options,
+    check_token,
+    handle_feedback,
+    side_server,
+)
 from .wsgi import BODY_COMPLETE, Environ, MetricsMiddleware, RouteResolver
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 __all__ = [
     "FlaskInstrumentation",
@@ -139,7 +149,9 @@ def instrument(
     *,
     metrics_port: int | None = None,
     metrics_addr: str = "127.0.0.1",
-    **middleware_options: Any,
+    metrics_guard: Callable[[Environ], bool] | None = None,
+    min_scrape_interval: float = 0.25,
+    **middleware_options: Unpack[InstrumentOptions],
 ) -> FlaskInstrumentation:
     """Wrap ``app.wsgi_app`` with the WSGI metrics middleware and serve the exposition.
 
@@ -153,15 +165,21 @@ def instrument(
         metrics_port: serve the exposition on this port of ``metrics_addr`` (its own
             server thread) instead of on the app's public port.
         metrics_addr: the interface for ``metrics_port`` (loopback by default).
-        middleware_options: ``namespace``, ``excluded_routes``, ``buckets``,
-            ``metrics_guard`` (environ -> bool; false: 404), ``min_scrape_interval``.
+        metrics_guard: called with each ``/metrics`` request's WSGI environ on the
+            app's port; a false answer gets 404.
+        min_scrape_interval: concurrent scrapes share one collection, at most one
+            every this many seconds.
+        middleware_options: ``namespace``, ``excluded_routes``, ``buckets``.
 
     Returns a handle whose ``uninstrument()`` restores the app.
+
+    Raises:
+        ConfigurationError: an unknown keyword option.
     """
+    check_instrument_options(middleware_options)
     server = None
     if metrics_port is not None:
-        interval = float(middleware_options.get("min_scrape_interval", 0.25))
-        server = side_server(metrics_port, metrics_addr, registry, interval)
+        server = side_server(metrics_port, metrics_addr, registry, min_scrape_interval)
         metrics_path = None
     had_own = "wsgi_app" in app.__dict__
     original = app.wsgi_app
@@ -171,6 +189,8 @@ def instrument(
         metrics_path=metrics_path or "/metrics",
         route_resolver=url_rule_resolver(app),
         serve_metrics=metrics_path is not None,
+        metrics_guard=metrics_guard,
+        min_scrape_interval=min_scrape_interval,
         **middleware_options,
     )
     # First of the app-level hooks: an earlier one may answer and skip the rest.

@@ -6,8 +6,11 @@ reference). :class:`TextRenderer` renders modelmon's families to the same bytes 
 the label part of each series escaped once and kept (label sets are built once by the
 aggregates and shared by every scrape), and the series whose points do not change at
 all (reference ratios, reference rows: the same point tuples every scrape) rendered
-once and reused. Values go through :func:`go_float`, prometheus-client's
-``floatToGoString`` on a fast path.
+once and reused. A family that changed is formatted by one ``%`` over a template of its
+kept prefixes (``floatToGoString``'s output for ints and finite floats below 1e6), or
+value by value through :func:`go_float` (prometheus-client's ``floatToGoString`` on a
+fast path); series handed over as :class:`~modelmon.points.ScalarColumns` are formatted
+from their columns, without a point per series.
 
 The collector stays a plain prometheus-client ``Collector``: ``generate_latest`` on a
 registry still works and gives the same samples. The fast path is taken by
@@ -142,7 +145,7 @@ class TextRenderer:
         # Cleared when it outgrows what renders use (fresh mappings of each scrape).
         self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
-        self._blocks = TwoGenerations()  # id(points) -> (points, sample, text)
+        self._blocks = TwoGenerations()  # id(points or columns) -> (them, _Spec, text)
         self._buckets = TwoGenerations()  # (name, labels text, bounds) -> _Buckets
         self._runs = TwoGenerations()  # (sample, n, id(first labels)) -> _Run
         self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
@@ -153,9 +156,10 @@ class TextRenderer:
     def render(self, families: Iterable[Family]) -> str:
         """The exposition of ``families`` (same-named families share one header).
 
-        One pass: a family's block of lines is kept by the identity of its point tuple
-        (aggregates hand out the same tuple while its values are the same), so an
-        unchanged family costs two dictionary lookups."""
+        One pass: a family's block of lines is kept by the identity of its point tuple or
+        :class:`~modelmon.points.ScalarColumns` (aggregates hand out the same object while
+        its values are the same) and the spec it was rendered under, so an unchanged
+        family costs a few dictionary lookups."""
         specs = self._specs
         blocks = self._blocks
         new, old = blocks.new, blocks.old

@@ -282,3 +282,52 @@ def test_histogram_templates_follow_counts_sums_and_odd_labels() -> None:
             assert text == _generic(families, openmetrics), (counts, total)
             texts.add(text)
         assert len(texts) == len(cases)
+
+
+def test_exemplar_texts_follow_each_new_exemplar() -> None:
+    from modelmon.points import Exemplar, HistogramPoint
+
+    renderer = TextRenderer(openmetrics=True)
+    kept = Exemplar({"prediction_id": "a%d"}, 0.05, 1000.0)
+    texts = []
+    for exemplars in [
+        (kept, None, None),
+        (kept, None, None),  # the same object: its text is kept
+        (Exemplar({"prediction_id": "a%d"}, 0.05, 1000.0), None, None),  # equal, new
+        (kept, Exemplar({"prediction_id": "b"}, 0.5, 1001.5), None),  # one more bucket
+        (Exemplar({"prediction_id": "c"}, 0.07, 1002.0), None, None),  # replaced
+    ]:
+        point = HistogramPoint(dict(BASE), (0.1, 1.0), (1, 1, 0), 0.55, exemplars)
+        families = [Family(names.REQUEST_DURATION, "modelmon", (point,))]
+        text = renderer.render(families)
+        assert text == _generic(families, openmetrics=True)
+        texts.append(text)
+    assert texts[0] == texts[1] == texts[2] and len(set(texts)) == 3
+
+
+def test_the_collector_sees_monitors_come_and_go() -> None:
+    import modelmon
+    from modelmon.exporters.exposition import generate_text
+
+    registry = CollectorRegistry()
+
+    def versions() -> set[str]:
+        text = generate_text(registry).decode()
+        return {
+            line.split('version="')[1].split('"')[0]
+            for line in text.splitlines()
+            if line.startswith("modelmon_requests_total{")
+        }
+
+    a = modelmon.Monitor("m", "1", registry=registry)
+    assert versions() == {"1"}
+    b = modelmon.Monitor("m", "2", registry=registry)
+    assert versions() == {"1", "2"}  # attached after the last scrape's snapshot
+    a.close()
+    assert versions() == {"2"}
+    del b  # freed, not closed: its weak reference is dead at the next scrape
+    gc.collect()
+    assert versions() == set()
+    c = modelmon.Monitor("m", "3", registry=registry)
+    assert versions() == {"3"}
+    c.close()

@@ -14,7 +14,6 @@ a dict (one row), a list of dicts, a list of lists, a pydantic model
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import math
@@ -27,9 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+# private: the row packer shared with the dict paths (one cache of Struct objects)
+from ._extract_dicts import _packer, pack_dicts, read_dicts, split_of
+
 # private: the pandas and scalar checks shared with the outputs (one owner)
 from ._extract_types import UnsupportedInput, _is_pandas, _is_scalar
 from .batch import BoolArray, FeatureFrame, FloatArray, ObjArray
+from .category_vocabulary import CodedColumns, Vocabulary
 from .extract_outputs import (
     PROBABILITY_TOLERANCE,
     SCALAR_OUTPUT_TYPES,
@@ -192,6 +195,8 @@ class FeatureSchema:
         max_features: int = DEFAULT_MAX_FEATURES,
     ) -> None:
         self.max_features = max_features
+        # Codes of the categorical values, grown by the fold (under its lock) only.
+        self.vocabulary = Vocabulary()
         self.categorical: frozenset[str] = frozenset(categorical)
         self._explicit_categorical = bool(self.categorical)
         self.names: tuple[str, ...] | None = None
@@ -309,8 +314,16 @@ def _dict_row(d: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(None if v is _ABSENT else v for v in row)
 
 
-def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame:
-    """Vectorise the inputs of a batch of calls (one :class:`Chunk`-able input per call)."""
+def features_frame(
+    inputs: Sequence[Any], schema: FeatureSchema, *, coded: bool = False
+) -> FeatureFrame:
+    """Vectorise the inputs of a batch of calls (one :class:`Chunk`-able input per call).
+
+    ``coded``: categorical values of dict rows are coded with the schema's
+    :class:`~modelmon.category_vocabulary.Vocabulary`, which grows: only one thread at a
+    time may ask for it (the fold does, under its lock).
+    """
+    vocabulary = schema.vocabulary if coded else None
     chunks = [c if isinstance(c, Chunk) else input_chunk(c) for c in inputs]
     for chunk in chunks:
         if not schema.fixed or not schema._explicit_categorical:
@@ -318,7 +331,7 @@ def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame
         else:
             break
     names = schema.names or ()
-    blocks = [_block(group, schema) for group in _group(chunks)]
+    blocks = [_block(group, schema, vocabulary) for group in _group(chunks)]
     blocks = [b for b in blocks if b[0].shape[0]]
     excess = sum(schema.width_excess(c) for c in chunks)
     if not blocks:
@@ -329,6 +342,8 @@ def features_frame(inputs: Sequence[Any], schema: FeatureSchema) -> FeatureFrame
     numeric = np.concatenate([b[0] for b in blocks]) if len(blocks) > 1 else blocks[0][0]
     missing = np.concatenate([b[1] for b in blocks]) if len(blocks) > 1 else blocks[0][1]
     invalid = np.concatenate([b[2] for b in blocks]) if len(blocks) > 1 else blocks[0][2]
+    if len(blocks) == 1:  # its categorical columns as they are (coded ones stay coded)
+        return FeatureFrame(names, numeric, missing, invalid, blocks[0][3], excess)
     categorical: dict[int, ObjArray] = {}
     for j in _categorical_columns(schema):
         parts = [b[3][j] for b in blocks]
@@ -360,10 +375,10 @@ def _group(chunks: list[Chunk]) -> Iterable[Chunk]:
         yield Chunk("dicts", pending)
 
 
-Block = tuple[FloatArray, BoolArray, BoolArray, dict[int, ObjArray]]
+Block = tuple[FloatArray, BoolArray, BoolArray, Mapping[int, ObjArray]]
 
 
-def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
+def _block(chunk: Chunk, schema: FeatureSchema, vocabulary: Vocabulary | None = None) -> Block:
     width = len(schema.names or ())
     if width == 0:
         empty = np.zeros((chunk.n_rows, 0), dtype=bool)
@@ -371,10 +386,14 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
     cat_cols = _categorical_columns(schema)
     if chunk.kind == "matrix" and not cat_cols:
         return _numeric_block(_fit_width(chunk, schema))
-    if chunk.kind == "dicts" and not cat_cols and width > 1:
-        packed = _pack_dicts(chunk.payload, schema._getter, width)
+    if chunk.kind == "dicts" and not cat_cols:
+        packed = pack_dicts(chunk.payload, schema._getter, width)
         if packed is not None:
             return _numeric_block(packed)
+    if chunk.kind == "dicts" and cat_cols:
+        mixed = _mixed_dicts(chunk.payload, schema.names or (), cat_cols, vocabulary)
+        if mixed is not None:
+            return mixed
     rows = schema._rows(chunk) if chunk.kind != "matrix" else chunk.payload.tolist()
     if not cat_cols and rows:
         arr = _try_numeric(rows, width)
@@ -388,6 +407,33 @@ def _block(chunk: Chunk, schema: FeatureSchema) -> Block:
         if len(columns) == width:
             return _columnar_block(columns, len(rows), cat_cols)
     return _object_block(rows, width, cat_cols)
+
+
+def _mixed_dicts(
+    dicts: Sequence[Any],
+    names: tuple[str, ...],
+    cat_cols: list[int],
+    vocabulary: Vocabulary | None = None,
+) -> Block | None:
+    """Dicts with categorical features in C-level passes (see :mod:`._extract_dicts`),
+    or None for the exact per-value path."""
+    split = split_of(names, tuple(cat_cols))
+    read = read_dicts(dicts, split, MAX_CATEGORY_CHARS, vocabulary)
+    if read is None:
+        return None
+    packed, block, cat_missing = read
+    n, width = len(dicts), len(names)
+    values = np.full((n, width), np.nan)
+    missing = np.zeros((n, width), dtype=bool)
+    invalid = np.zeros((n, width), dtype=bool)
+    if packed is not None:
+        num = list(split.numeric)
+        values[:, num], missing[:, num], invalid[:, num], _ = _numeric_block(packed)
+    if cat_missing is not None:
+        missing[:, cat_cols] = cat_missing
+    if block.dtype != object and vocabulary is not None:
+        return values, missing, invalid, CodedColumns(block, cat_cols, vocabulary)
+    return values, missing, invalid, {j: block[:, c] for c, j in enumerate(cat_cols)}
 
 
 _PLAIN_NUMBERS = frozenset({float, int, bool, np.float64})
@@ -407,7 +453,7 @@ def _columnar_block(columns: Sequence[Sequence[Any]], n: int, cat_cols: list[int
         types = set(map(type, col))
         if j in wanted:
             out = np.empty(n, dtype=object)
-            if types == {str}:
+            if types == {str} and max(map(len, col)) <= MAX_CATEGORY_CHARS:
                 out[:] = col
             else:
                 for i, v in enumerate(col):
@@ -452,28 +498,12 @@ def _try_numeric(rows: Sequence[Sequence[Any]], width: int) -> np.ndarray | None
     return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(rows), width)
 
 
-def _pack_dicts(
-    dicts: Sequence[Any], getter: Callable[[Any], Any], width: int
-) -> np.ndarray | None:
-    """The common case in one C-level pass: every dict has every key, every value a number."""
-    try:
-        packed = b"".join(itertools.starmap(_packer(width).pack, map(getter, dicts)))
-    except (struct.error, TypeError, KeyError, OverflowError):
-        return None  # a missing key, a str, None...: the exact path sorts it out
-    return np.frombuffer(bytearray(packed), dtype=np.float64).reshape(len(dicts), width)
-
-
 def _discover(rows: Sequence[Sequence[Any]]) -> np.ndarray | None:
     try:
         arr = np.array(rows)
     except (ValueError, TypeError):  # ragged rows
         return None
     return arr if arr.dtype.kind in "fiub" else None
-
-
-@functools.lru_cache(maxsize=64)
-def _packer(width: int) -> struct.Struct:
-    return struct.Struct(f"={width}d")
 
 
 def _fit_width(chunk: Chunk, schema: FeatureSchema) -> np.ndarray:

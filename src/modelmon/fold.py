@@ -359,7 +359,7 @@ def _features_of(monitor: Monitor, inps: list[Any], calls: list[Any]) -> Feature
     if not ready:
         return None
     try:
-        frame = features_frame(ready, monitor.schema)
+        frame = features_frame(ready, monitor.schema, coded=True)  # under the fold lock
     except Exception as exc:
         monitor.health.error("extract_features", exc)
         return None

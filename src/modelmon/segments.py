@@ -43,6 +43,7 @@ import numpy as np
 
 from . import names
 from .batch import FeatureFrame, IntArray
+from .category_vocabulary import CodedColumns
 from .errors import ConfigurationError
 from .profile import ReferenceProfile
 
@@ -166,6 +167,11 @@ class Segmenter:
             j = frame.names.index(self.feature or "")
         except ValueError:
             return np.full(frame.n_rows, MISSING_CODE, dtype=np.int64)
+        coded = frame.categorical
+        position = coded.position(j) if isinstance(coded, CodedColumns) else None
+        if isinstance(coded, CodedColumns) and position is not None:  # one lookup per word
+            codes = coded.vocabulary.mapped(self._column_index, self._index_of)
+            return np.asarray(codes[coded.codes[:, position]], dtype=np.int64)
         cats = frame.categorical.get(j)
         if cats is not None:  # str or None (see FeatureFrame): one dict lookup each
             found = map(self._column_index.get, cats.tolist(), itertools.repeat(OTHER_CODE))
@@ -175,6 +181,9 @@ class Segmenter:
             dtype=np.int64,
             count=frame.n_rows,
         )
+
+    def _index_of(self, value: str | None) -> int:
+        return self._column_index.get(value, OTHER_CODE)
 
 
 def frame_rows(frame: FeatureFrame) -> list[dict[str, Any]]:

@@ -44,6 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "points",
             "batch",
             "_extract_types",
+            "_extract_dicts",
+            "category_vocabulary",
             "extract",
             "extract_outputs",
             "sketches",

@@ -18,6 +18,7 @@ import pytest
 
 from modelmon import fold_parts
 from modelmon.aggregates import drift_categories
+from modelmon.aggregates import outliers as outlier_module
 from modelmon.aggregates.drift import DriftAggregate, _batch
 from modelmon.aggregates.outliers import OutlierAggregate
 from modelmon.batch import Batch, FeatureFrame
@@ -202,3 +203,22 @@ def test_parts_are_cut_by_values_and_counts_stay_exact(width: int) -> None:
     if width * fold_parts.MAX_PART_ROWS > fold_parts.MAX_PART_VALUES:
         assert len(probe.values) >= rows * width // fold_parts.MAX_PART_VALUES
     mon.close()
+
+
+def test_outlier_counts_of_full_blocks_are_exact() -> None:
+    """Every value of every row beyond its bounds, over several full blocks: each count
+    equals the rows (16-bit partial column sums, then 64-bit totals)."""
+    rng = np.random.default_rng(3)
+    profile = ReferenceProfile.from_data(rng.normal(size=(2000, 3)), feature_names=["a", "b", "c"])
+    agg = OutlierAggregate.of(profile)
+    n = 2 * outlier_module._BLOCK_ROWS + 5
+    x = np.full((n, 3), 1e6)
+    x[: outlier_module._BLOCK_ROWS, 1] = -1e6  # column b below its bounds in a full block
+    no = np.zeros_like(x, bool)
+    e = np.zeros(0)
+    agg.fold(
+        Batch(0.0, e, e.astype(np.int64), (), e, (), FeatureFrame(("a", "b", "c"), x, no, no, {}))
+    )
+    block = outlier_module._BLOCK_ROWS
+    assert agg.feature_outliers.tolist() == [n, n, n]
+    assert agg.out_of_range.tolist() == [[0, n], [block, n - block], [0, n]]

@@ -207,16 +207,17 @@ class DriftAggregate:
         self, frame: FeatureFrame, cols: list[int], slot: _GroupSlot, counts: IntArray
     ) -> None:
         group = self.features
+        codes = group.category_codes
+        tests = slot.test_counts
+        if codes is not None and tests.size in (0, group.test_total):
+            member_cols = [cols[i] for i in group.categorical]  # frame column per member
+            codes.count_frame(frame, member_cols, counts, tests if tests.size else None)
+            return
         columns = {  # categorical member -> its values: str or None (see FeatureFrame)
             c: frame.categorical[cols[i]]
             for c, i in enumerate(group.categorical)
             if cols[i] in frame.categorical
         }
-        codes = group.category_codes
-        tests = slot.test_counts
-        if codes is not None and tests.size in (0, group.test_total):
-            codes.count(columns, frame.n_rows, counts, tests if tests.size else None)
-            return
         for c, values in columns.items():  # a table too large to build, or an old state
             _add_categorical(group, group.categorical[c], values, counts, slot, text=True)
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..batch import IntArray, ObjArray
+from ..batch import FeatureFrame, IntArray, ObjArray
+from ..category_vocabulary import CodedColumns
 from ..profile import FeatureProfile
 
 MISSING, UNKNOWN = 0, 1
@@ -108,3 +109,48 @@ class CategoryCodes:
         if test_counts is not None:
             cells = np.bincount(self.test_of.ravel()[codes.ravel()], minlength=self.test_total + 1)
             test_counts += cells[: self.test_total]
+
+    def count_frame(
+        self,
+        frame: FeatureFrame,
+        columns: Sequence[int],
+        counts: IntArray,
+        test_counts: IntArray | None,
+    ) -> None:
+        """:meth:`count` of a frame's categorical columns (``columns[j]``: the frame column
+        of categorical member ``j``), from their codes when extraction coded them."""
+        if isinstance(frame.categorical, CodedColumns):
+            self.count_coded(frame.categorical, columns, counts, test_counts)
+            return
+        values = {j: frame.categorical[c] for j, c in enumerate(columns) if c in frame.categorical}
+        self.count(values, frame.n_rows, counts, test_counts)
+
+    def count_coded(
+        self,
+        coded: CodedColumns,
+        columns: Sequence[int],
+        counts: IntArray,
+        test_counts: IntArray | None,
+    ) -> None:
+        """As :meth:`count`, from columns coded at extraction. The vocabulary's codes map
+        to this table's with one array (the lookup :meth:`count` makes per value, made
+        once per distinct value)."""
+        members = [(j, coded.position(col)) for j, col in enumerate(columns)]
+        present = [(j, c) for j, c in members if c is not None]
+        if not present or coded.codes.shape[0] == 0:
+            return
+        js = [j for j, _ in present]
+        positions = [c for _, c in present]
+        ours = coded.vocabulary.mapped(self.table, self._code_of)
+        whole = positions == list(range(coded.codes.shape[1]))  # every column, in order
+        codes = ours[coded.codes if whole else coded.codes[:, positions]]
+        codes += np.asarray(js, dtype=np.intp) * self.bin_of.shape[1]  # flat table index
+        flat = codes.ravel()
+        bins = np.bincount(self.bin_of.ravel()[flat], minlength=self.total_bins + 1)
+        counts += bins[: self.total_bins]
+        if test_counts is not None:
+            cells = np.bincount(self.test_of.ravel()[flat], minlength=self.test_total + 1)
+            test_counts += cells[: self.test_total]
+
+    def _code_of(self, value: str | None) -> int:
+        return MISSING if value is None else self.table.get(value, UNKNOWN)

@@ -22,7 +22,8 @@ import numpy as np
 from .. import names
 from .._internal.health import Health
 from .._internal.ids import MARK
-from ..batch import Batch, FeatureFrame, IntArray, OutputFrame, RenderContext
+from ..batch import Batch, FeatureFrame, IntArray, ObjArray, OutputFrame, RenderContext
+from ..category_vocabulary import CodedColumns
 from ..drift_decision import DecisionConfig
 from ..extract import FeatureSchema, features_frame, input_chunk
 from ..id_scheme import IdScheme
@@ -380,8 +381,14 @@ def take_features(frame: FeatureFrame | None, rows: IntArray) -> FeatureFrame | 
         frame.numeric[rows],
         frame.missing[rows],
         frame.invalid[rows],
-        {j: v[rows] for j, v in frame.categorical.items()},
+        _take_categorical(frame.categorical, rows),
     )
+
+
+def _take_categorical(columns: Mapping[int, ObjArray], rows: IntArray) -> Mapping[int, ObjArray]:
+    if isinstance(columns, CodedColumns):  # still coded: the segment's drift counts codes
+        return columns.take(rows)
+    return {j: v[rows] for j, v in columns.items()}
 
 
 def take_outputs(out: OutputFrame | None, rows: IntArray) -> OutputFrame | None:

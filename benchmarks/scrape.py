@@ -26,6 +26,7 @@ no new call anywhere since the last scrape (only heartbeats change).
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -106,37 +107,76 @@ class Setup:
 
 
 def render(registry: CollectorRegistry, path: str = "text") -> bytes:
-    """One scrape the way modelmon's endpoints render it (``generic``: generate_latest)."""
-    from prometheus_client import generate_latest
+    """One scrape the way modelmon's endpoints render it (``generic``: generate_latest).
 
-    from modelmon.exporters.exposition import generate_openmetrics, generate_text
+    The encoders are imported once (as an endpoint does), not inside the timed call."""
+    if not _ENCODERS:
+        from prometheus_client import generate_latest
 
-    if path == "generic":
-        return generate_latest(registry)
-    if path == "openmetrics":
-        return generate_openmetrics(registry)
-    return generate_text(registry)
+        from modelmon.exporters.exposition import generate_openmetrics, generate_text
+
+        _ENCODERS.update(generic=generate_latest, openmetrics=generate_openmetrics)
+        _ENCODERS["text"] = generate_text
+    return _ENCODERS[path](registry)
+
+
+_ENCODERS: dict[str, Callable[[CollectorRegistry], bytes]] = {}
 
 
 def series(text: bytes) -> int:
     return sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
 
 
+class GcClock:
+    """Time spent in the garbage collector while :attr:`on` (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seconds = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._note)
+
+    def _note(self, phase: str, info: dict[str, int]) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+
+
 def scrape_side(
-    setup: Setup, scrapes: int, path: str = "text", explicit: bool = False, calls: int = 50
+    setup: Setup,
+    scrapes: int,
+    path: str = "text",
+    explicit: bool = False,
+    calls: int = 50,
+    gc_share: list[float] | None = None,
 ) -> Callable[[], float]:
+    """Mean CPU seconds per scrape; ``gc_share`` gets the garbage collector's share of
+    each run (collections that ran inside the timed scrapes)."""
+    clock = GcClock() if gc_share is not None else None
+
     def run() -> float:
         total = 0.0
         if not calls:
             setup.scrape(path)  # settles what the other sides changed: then nothing changes
+        if clock is not None:
+            clock.seconds = 0.0
         for _ in range(scrapes):
             if explicit:
                 setup.feed(calls, explicit=True)
             elif calls:
                 setup.feed(calls)  # the setup's own way (segments.py folds with monitor.fold())
+            if clock is not None:
+                clock.on = True
             t0 = time.process_time()
             setup.scrape(path)
             total += time.process_time() - t0
+            if clock is not None:
+                clock.on = False
+        if clock is not None and gc_share is not None and total > 0:
+            gc_share.append(clock.seconds / total)
         return total / scrapes
 
     return run
@@ -192,7 +232,8 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
     print("- single process", flush=True)
     setups = {f"{m}x{f}": Setup(m, f, calls) for m, f in configs}
     try:
-        sides = {k: scrape_side(s, scrapes) for k, s in setups.items()}
+        gc_shares: dict[str, list[float]] = {k: [] for k in setups}
+        sides = {k: scrape_side(s, scrapes, gc_share=gc_shares[k]) for k, s in setups.items()}
         for path in ("generic", "openmetrics"):
             sides.update({f"{k}.{path}": scrape_side(s, scrapes, path) for k, s in setups.items()})
         sides.update(
@@ -243,6 +284,14 @@ def single(configs: Configs, rounds: int, calls: int, scrapes: int, report: Repo
                     f"{label}: the folder's statistics refresh, per model (off the scrape)",
                     "ms CPU",
                     Stat.of(setups[key].refresh_s).scaled(1e3),
+                )
+            )
+            report.add(
+                Figure(
+                    f"single.{key}.gc_share",
+                    f"{label}: garbage collection's share of the scrape",
+                    "%",
+                    Stat.of(gc_shares[key][1:] or gc_shares[key]).scaled(100),  # no warm-up
                 )
             )
             report.add(Figure(f"single.{key}.series", f"{label}: series", "series", Stat(n, n, n)))

@@ -111,3 +111,61 @@ class Family:
     @property
     def name(self) -> str:
         return self.spec.family_name(self.namespace)
+
+
+class ScalarColumns:
+    """Counter or gauge values held as two columns: label mappings and values, in order.
+
+    What an aggregate hands out for a run of series whose values change between scrapes
+    (drift bins, scores, p-values): modelmon's text renderer formats the columns without
+    a point per series (a scrape then builds no ScalarPoint, and no garbage for the
+    collector to trace); :attr:`points` builds the points once for any other reader.
+    Never mutated: an aggregate hands out the same object while nothing changed.
+
+    >>> cols = ScalarColumns(({"f": "a"}, {"f": "b"}), (1, 2.5))
+    >>> cols.points[1]
+    ScalarPoint(labels={'f': 'b'}, value=2.5)
+    """
+
+    __slots__ = ("_points", "labels", "values")
+
+    def __init__(self, labels: tuple[Mapping[str, str], ...], values: tuple[float, ...]) -> None:
+        if len(labels) != len(values):
+            raise ValueError(f"{len(labels)} label sets for {len(values)} values")
+        self.labels = labels
+        self.values = values
+        self._points: tuple[ScalarPoint, ...] | None = None
+
+    @property
+    def points(self) -> tuple[ScalarPoint, ...]:
+        """The same values as points (built on first read, then kept)."""
+        points = self._points
+        if points is None:
+            points = self._points = scalar_points(self.labels, self.values)
+        return points
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class ColumnFamily(Family):
+    """A counter or gauge :class:`Family` whose points are held as :class:`ScalarColumns`.
+
+    ``points`` is the columns' points (built on first read, the same tuple while the
+    columns are the same object); renderers that know columns read ``columns``.
+    """
+
+    __slots__ = ("columns",)
+    columns: ScalarColumns
+
+    def __init__(self, spec: MetricSpec, namespace: str, columns: ScalarColumns) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "namespace", namespace)
+        object.__setattr__(self, "columns", columns)
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        return self.columns.points
+
+
+NO_COLUMNS = ScalarColumns((), ())

@@ -36,7 +36,7 @@ from .. import drift_decision as decision
 from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
 from ..errors import ConfigurationError
-from ..points import Family, Point, ScalarPoint
+from ..points import NO_COLUMNS, ColumnFamily, Family, Point, ScalarColumns, ScalarPoint
 from ..profile import PREDICTION, ReferenceProfile
 from ..sketches.window import SlidingWindow
 
@@ -385,27 +385,27 @@ class DriftAggregate:
         if not group.members:
             return
         bin_s, ratio_s, drift_s, quant_s = specs
+        ns = ctx.namespace
         labels = self._labels(ctx, group, key)
-        yield Family(bin_s, ctx.namespace, labels.bin_points(cum))
-        yield Family(ratio_s, ctx.namespace, labels.ratio_points)
-        drift_points: tuple[Point, ...] = ()
-        quant_points: tuple[Point, ...] = ()
-        decided: tuple[tuple[Point, ...], ...] = ((), (), (), ())
+        # Values that change between scrapes go out as columns (ColumnFamily): the
+        # renderer formats them without building a point per series.
+        yield ColumnFamily(bin_s, ns, labels.bin_points(cum))
+        yield Family(ratio_s, ns, labels.ratio_points)
+        drift_points = quant_points = NO_COLUMNS
+        decided: tuple[ScalarColumns, ...] = (NO_COLUMNS,) * 4
         if view is not None:
             drift_points, quant_points = labels.window_points(view)
             decided = labels.decision_points(view)
-        yield Family(drift_s, ctx.namespace, drift_points)
-        yield Family(quant_s, ctx.namespace, quant_points)
+        yield ColumnFamily(drift_s, ns, drift_points)
+        yield ColumnFamily(quant_s, ns, quant_points)
         detected_s, pvalue_s, rows_s = _DECISION_SPECS[key]
-        yield Family(rows_s, ctx.namespace, labels.rows_points)
-        yield Family(detected_s, ctx.namespace, decided[0])
-        yield Family(pvalue_s, ctx.namespace, decided[1])
+        yield Family(rows_s, ns, labels.rows_points)
+        yield ColumnFamily(detected_s, ns, decided[0])
+        yield ColumnFamily(pvalue_s, ns, decided[1])
         if key == names.FEATURE:
-            yield Family(
-                names.FEATURE_REFERENCE_MISSING_RATIO, ctx.namespace, labels.missing_ratio_points
-            )
-            yield Family(names.FEATURE_MISSING_DRIFT_DETECTED, ctx.namespace, decided[2])
-            yield Family(names.FEATURE_MISSING_DRIFT_PVALUE, ctx.namespace, decided[3])
+            yield Family(names.FEATURE_REFERENCE_MISSING_RATIO, ns, labels.missing_ratio_points)
+            yield ColumnFamily(names.FEATURE_MISSING_DRIFT_DETECTED, ns, decided[2])
+            yield ColumnFamily(names.FEATURE_MISSING_DRIFT_PVALUE, ns, decided[3])
 
     def _labels(self, ctx: RenderContext, group: _Group, key: str) -> _GroupLabels:
         """Label sets of a group's points, built once per ``ctx.labels``."""

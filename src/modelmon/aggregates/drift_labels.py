@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from .. import names
 from ..batch import IntArray
-from ..points import Point, ScalarPoint, scalar_points
+from ..points import Point, ScalarColumns, ScalarPoint
 
 # private: the aggregate's layout and window view, split by job from .drift
 from .drift_layout import CATEGORICAL_METHODS, NUMERIC_METHODS, _Group
@@ -28,7 +28,7 @@ class _GroupLabels:
     def __init__(
         self, base: Mapping[str, str], group: _Group, key: str, qs: tuple[float, ...]
     ) -> None:
-        self.bin_labels: list[dict[str, str]] = []
+        bin_labels: list[dict[str, str]] = []
         ratio: list[Point] = []
         self.method_labels: list[dict[str, dict[str, str]]] = []
         self.quantile_labels: list[list[dict[str, str]]] = []
@@ -37,15 +37,20 @@ class _GroupLabels:
         for member in group.members:
             for b, share in enumerate(member.shares):
                 labels = {**base, key: member.name, names.BIN: str(b)}
-                self.bin_labels.append(labels)
+                bin_labels.append(labels)
                 ratio.append(ScalarPoint(labels, share))
             one = {**base, key: member.name}
             self.member_labels.append(one)
             self.method_labels.append({m: {**one, names.METHOD: m} for m in methods})
             self.quantile_labels.append([{**one, names.QUANTILE: _fmt(q)} for q in qs])
+        self.bin_labels: tuple[dict[str, str], ...] = tuple(bin_labels)
         self.ratio_points = tuple(ratio)
         self._memo = SeriesMemo()
-        self._bins: tuple[bytes, tuple[Point, ...]] | None = None
+        self._bins: tuple[bytes, ScalarColumns] | None = None
+        # The last view read and its points: a view is frozen and replaced, never changed,
+        # so scrapes between two statistics refreshes skip the per-member loops.
+        self._decided: tuple[_WindowView, tuple[ScalarColumns, ...]] | None = None
+        self._windowed: tuple[_WindowView, tuple[ScalarColumns, ScalarColumns]] | None = None
         self.members = group.members
         self.rows_points: tuple[Point, ...] = tuple(
             ScalarPoint(lb, float(m.reference_rows))
@@ -56,8 +61,11 @@ class _GroupLabels:
             for lb, m in zip(self.member_labels, group.members, strict=True)
         )
 
-    def decision_points(self, view: _WindowView) -> tuple[tuple[Point, ...], ...]:
+    def decision_points(self, view: _WindowView) -> tuple[ScalarColumns, ...]:
         """Detected flags, p-values, missing-share flags and p-values of a window."""
+        last = self._decided
+        if last is not None and last[0] is view:
+            return last[1]
         found: tuple[tuple[list[Labels], list[float]], ...] = tuple(([], []) for _ in range(4))
         detected, pvalues, m_detected, m_pvalues = found
         for i, d in enumerate(view.decisions):
@@ -78,18 +86,24 @@ class _GroupLabels:
             m_pvalues[0].append(self.member_labels[i])
             m_pvalues[1].append(md.test.pvalue)
         memo = self._memo
-        return tuple(memo.columns(("decided", k), *cols) for k, cols in enumerate(found))
+        points = tuple(memo.scalar_columns(("decided", k), *cols) for k, cols in enumerate(found))
+        self._decided = (view, points)
+        return points
 
-    def bin_points(self, cum: IntArray) -> tuple[Point, ...]:
+    def bin_points(self, cum: IntArray) -> ScalarColumns:
         raw = cum.tobytes()
         last = self._bins
         if last is not None and last[0] == raw:
             return last[1]
-        points = scalar_points(self.bin_labels, cum.tolist())
+        points = ScalarColumns(self.bin_labels, tuple(cum.tolist()))
         self._bins = (raw, points)
         return points
 
-    def window_points(self, view: _WindowView) -> tuple[tuple[Point, ...], tuple[Point, ...]]:
+    def window_points(self, view: _WindowView) -> tuple[ScalarColumns, ScalarColumns]:
+        """Drift scores and live quantiles of a window."""
+        last = self._windowed
+        if last is not None and last[0] is view:
+            return last[1]
         drift_labels: list[Labels] = []
         drift_values: list[float] = []
         quant_labels: list[Labels] = []
@@ -107,10 +121,12 @@ class _GroupLabels:
                 quant_labels += self.quantile_labels[i]
                 quant_values += live.tolist()
         memo = self._memo
-        return (
-            memo.columns("drift", drift_labels, drift_values),
-            memo.columns("q", quant_labels, quant_values),
+        points = (
+            memo.scalar_columns("drift", drift_labels, drift_values),
+            memo.scalar_columns("q", quant_labels, quant_values),
         )
+        self._windowed = (view, points)
+        return points
 
 
 _FEATURE_SPECS = (

@@ -14,6 +14,8 @@ reference ratios) do not change between two scrapes.
   calls :meth:`SeriesMemo.clear`), points rebuilt only when a value changed;
 * :meth:`SeriesMemo.columns`: label mappings the aggregate keeps and a list of values,
   built into points only when a value (or a mapping) changed;
+  :meth:`SeriesMemo.scalar_columns` the same as :class:`~modelmon.points.ScalarColumns`
+  (the renderer formats them without building points);
 * :meth:`SeriesMemo.settle`: a tuple built by the aggregate itself (label mappings that
   it keeps) swapped for the last one handed out under the same key when equal.
 
@@ -26,31 +28,32 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from operator import attrgetter, is_
+from operator import is_
 from typing import Any
 
 import numpy.typing as npt
 
-from ..points import Point, ScalarPoint, scalar_points
+from ..points import Point, ScalarColumns, ScalarPoint, scalar_points
 
 Labels = Mapping[str, str]
-_LABELS = attrgetter("labels")
 
 
 class SeriesMemo:
     """The last point tuples of one aggregate's families, by key (see the module doc)."""
 
-    __slots__ = ("_built", "_settled")
+    __slots__ = ("_built", "_columns", "_settled")
 
     def __init__(self) -> None:
         # key -> (base items, label mappings, value bytes, points)
         self._built: dict[Hashable, tuple[tuple[tuple[str, str], ...], Any, bytes, Any]] = {}
         self._settled: dict[Hashable, tuple[bytes, tuple[Point, ...]]] = {}
+        self._columns: dict[Hashable, tuple[bytes, ScalarColumns]] = {}
 
     def clear(self) -> None:
         """Forget everything (the aggregate's layout changed: new names, a loaded state)."""
         self._built.clear()
         self._settled.clear()
+        self._columns.clear()
 
     def points(
         self,
@@ -86,15 +89,22 @@ class SeriesMemo:
         """Points of ``labels`` (mappings the caller keeps) valued by the floats
         ``values``; the tuple handed out last time under ``key`` when every mapping and
         every value is the same (no point is built then)."""
+        return self.scalar_columns(key, labels, values).points
+
+    def scalar_columns(
+        self, key: Hashable, labels: Sequence[Labels], values: Sequence[float]
+    ) -> ScalarColumns:
+        """:meth:`columns` as :class:`~modelmon.points.ScalarColumns`: no point is built
+        unless a reader asks for them; the same object while nothing changed."""
         raw = array("d", values).tobytes()
-        entry = self._settled.get(key)
+        entry = self._columns.get(key)
         if entry is not None and entry[0] == raw:
             old = entry[1]
-            if len(old) == len(labels) and all(map(is_, map(_LABELS, old), labels)):
+            if len(old.labels) == len(labels) and all(map(is_, old.labels, labels)):
                 return old
-        points = scalar_points(labels, values)
-        self._settled[key] = (raw, points)
-        return points
+        columns = ScalarColumns(tuple(labels), tuple(values))
+        self._columns[key] = (raw, columns)
+        return columns
 
     def settle(self, key: Hashable, points: tuple[Point, ...]) -> tuple[Point, ...]:
         """``points`` or, when equal (the same label mappings, the same values bit for

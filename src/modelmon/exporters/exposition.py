@@ -6,8 +6,11 @@ reference). :class:`TextRenderer` renders modelmon's families to the same bytes 
 the label part of each series escaped once and kept (label sets are built once by the
 aggregates and shared by every scrape), and the series whose points do not change at
 all (reference ratios, reference rows: the same point tuples every scrape) rendered
-once and reused. Values go through :func:`go_float`, prometheus-client's
-``floatToGoString`` on a fast path.
+once and reused. A family that changed is formatted by one ``%`` over a template of its
+kept prefixes (``floatToGoString``'s output for ints and finite floats below 1e6), or
+value by value through :func:`go_float` (prometheus-client's ``floatToGoString`` on a
+fast path); series handed over as :class:`~modelmon.points.ScalarColumns` are formatted
+from their columns, without a point per series.
 
 The collector stays a plain prometheus-client ``Collector``: ``generate_latest`` on a
 registry still works and gives the same samples. The fast path is taken by
@@ -33,8 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import partial
-from itertools import accumulate
-from operator import attrgetter
+from itertools import accumulate, chain
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -45,7 +47,16 @@ from prometheus_client.openmetrics.exposition import escape_label_name
 from prometheus_client.utils import floatToGoString
 
 from .._generations import TwoGenerations
-from ..points import Exemplar, Family, HistogramPoint, Point, SummaryPoint
+from ..names import MetricSpec
+from ..points import (
+    ColumnFamily,
+    Exemplar,
+    Family,
+    HistogramPoint,
+    Point,
+    ScalarColumns,
+    SummaryPoint,
+)
 
 # Set while generate_text collects: modelmon's collectors then yield PreRendered blocks.
 _FAST: ContextVar[bool] = ContextVar("modelmon_fast_exposition", default=False)
@@ -54,8 +65,6 @@ _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
 _INF = float("inf")
 _INTS = {int}
 _BIG = 2**53
-_LABELS = attrgetter("labels")
-_VALUE = attrgetter("value")
 
 
 def go_float(value: float) -> str:
@@ -83,6 +92,42 @@ def _help(doc: str) -> str:
     return doc.replace("\\", r"\\").replace("\n", r"\n")
 
 
+_FLOATS = {float}
+
+
+class _Spec:
+    """What the renderer keeps of one metric spec in one namespace."""
+
+    __slots__ = ("header", "kind", "name", "namespace", "sample", "scalar", "skip", "spec")
+
+    def __init__(self, spec: MetricSpec, namespace: str, name: str, header: str) -> None:
+        self.spec = spec
+        self.namespace = namespace
+        self.name = name
+        self.header = header
+        kind = self.kind = spec.kind
+        self.sample = name + "_total" if kind == "counter" else name
+        self.skip = kind == "exponential_histogram"
+        self.scalar = kind in ("counter", "gauge")
+
+
+class _Run:
+    """The prefixes of a run of label sets, and the ``%`` templates made of them."""
+
+    __slots__ = ("floats", "ints", "labels", "prefixes")
+
+    def __init__(self, labels: tuple[Mapping[str, str], ...], prefixes: list[str]) -> None:
+        self.labels = labels
+        self.prefixes = prefixes
+        # "prefix%d.0\n" and "prefix%r\n" for every prefix, made on first use
+        self.ints: str | None = None
+        self.floats: str | None = None
+
+    def template(self, line: str) -> str:
+        """``prefix`` + ``line`` for every prefix (a ``%`` in a label doubled)."""
+        return "".join(p.replace("%", "%%") + line for p in self.prefixes)
+
+
 class TextRenderer:
     """Renders families byte for byte as prometheus-client: text 0.0.4 or OpenMetrics.
 
@@ -100,61 +145,104 @@ class TextRenderer:
         # Cleared when it outgrows what renders use (fresh mappings of each scrape).
         self._by_id: dict[int, tuple[Mapping[str, str], str]] = {}
         self._by_items: dict[tuple[tuple[str, str], ...], str] = {}  # by content
-        self._blocks = TwoGenerations()  # (name, id(points)) -> (points, text)
-        self._buckets = TwoGenerations()  # (name, labels text, bounds) -> bucket prefixes
-        self._prefixes = TwoGenerations()  # (sample, n, id(first labels)) -> labels, prefixes
+        self._blocks = TwoGenerations()  # id(points or columns) -> (them, _Spec, text)
+        self._buckets = TwoGenerations()  # (name, labels text, bounds) -> _Buckets
+        self._runs = TwoGenerations()  # (sample, n, id(first labels)) -> _Run
         self._histograms = TwoGenerations()  # (name, labels text, content) -> lines
-        self._headers: dict[tuple[str, str, str], str] = {}
+        self._exemplars = TwoGenerations()  # id(exemplar) -> (exemplar, text)
+        self._specs: dict[int, _Spec] = {}  # id(spec) -> _Spec (its last namespace)
+        self._others: dict[tuple[MetricSpec, str], _Spec] = {}  # every namespace
 
     def render(self, families: Iterable[Family]) -> str:
-        """The exposition of ``families`` (same-named families share one header)."""
-        merged: dict[str, list[Family]] = {}
+        """The exposition of ``families`` (same-named families share one header).
+
+        One pass: a family's block of lines is kept by the identity of its point tuple or
+        :class:`~modelmon.points.ScalarColumns` (aggregates hand out the same object while
+        its values are the same) and the spec it was rendered under, so an unchanged
+        family costs a few dictionary lookups."""
+        specs = self._specs
+        blocks = self._blocks
+        new, old = blocks.new, blocks.old
+        groups: dict[str, list[str]] = {}
+        points_seen = 0
         for family in families:
-            if family.spec.kind == "exponential_histogram":
+            spec = family.spec
+            known = specs.get(id(spec))
+            if known is None or known.spec is not spec or known.namespace != family.namespace:
+                known = self._spec(spec, family.namespace)
+            if known.skip:
                 continue  # no text-format equivalent: these reach Prometheus over OTLP
-            merged.setdefault(family.name, []).append(family)
-        out: list[str] = []
-        points = 0
-        for name, group in merged.items():
-            out.append(self._header(name, group[0]))
-            for family in group:
-                out.append(self._block(name, family))
-                points += len(family.points)
-        for cache in (self._blocks, self._buckets, self._prefixes, self._histograms):
+            # The block's source: its columns (read as such: no point is built) or points.
+            source: ScalarColumns | tuple[Point, ...]
+            if type(family) is ColumnFamily and known.scalar:
+                source = family.columns
+            else:
+                source = family.points
+            text = ""
+            if source:
+                points_seen += len(source)
+                ident = id(source)
+                hit = new.get(ident)
+                if hit is None:
+                    hit = old.get(ident)
+                    if hit is not None:
+                        new[ident] = hit
+                if hit is not None and hit[0] is source and hit[1] is known:
+                    text = hit[2]
+                else:
+                    text = self._block(known, source)
+                    new[ident] = (source, known, text)
+            group = groups.get(known.name)
+            if group is None:
+                groups[known.name] = [known.header, text]
+            else:
+                group.append(text)
+        for cache in (blocks, self._buckets, self._runs, self._histograms, self._exemplars):
             cache.turn()
-        limit = 2 * points + 1024
+        limit = 2 * points_seen + 1024
         if len(self._by_id) > limit:
             self._by_id.clear()
         if len(self._by_items) > limit:
             self._by_items.clear()
-        return "".join(out)
+        if len(specs) > 4096:
+            specs.clear()
+        return "".join(chain.from_iterable(groups.values()))
 
-    def _header(self, name: str, family: Family) -> str:
-        kind = family.spec.kind
-        key = (name, kind, family.spec.help)
-        text = self._headers.get(key)
-        if text is None:
+    def _spec(self, spec: MetricSpec, namespace: str) -> _Spec:
+        """What is kept of ``spec`` in ``namespace``: its name, header and sample name."""
+        key = (spec, namespace)
+        known = self._others.get(key)
+        if known is None:
+            if len(self._others) > 4096:  # specs made on the fly (tests): never a leak
+                self._others.clear()
+            name = spec.family_name(namespace)
+            kind = spec.kind
             if self.openmetrics:
-                doc = escape_value(family.spec.help)
-                text = f"# HELP {name} {doc}\n# TYPE {name} {kind}\n"
+                header = f"# HELP {name} {escape_value(spec.help)}\n# TYPE {name} {kind}\n"
             else:
                 shown = name + "_total" if kind == "counter" else name
-                text = f"# HELP {shown} {_help(family.spec.help)}\n# TYPE {shown} {kind}\n"
-            if len(self._headers) > 4096:
-                self._headers.clear()
-            self._headers[key] = text
-        return text
+                header = f"# HELP {shown} {_help(spec.help)}\n# TYPE {shown} {kind}\n"
+            known = self._others[key] = _Spec(spec, namespace, name, header)
+        self._specs[id(spec)] = known  # the namespace seen last: one lookup next time
+        return known
 
-    def _block(self, name: str, family: Family) -> str:
-        points = family.points
-        key = (name, id(points))
-        hit = self._blocks.get(key)
-        if hit is not None and hit[0] is points:
-            text: str = hit[1]
-            return text
-        text = "".join(self._lines(name, family.spec.kind, points))
-        self._blocks.put(key, (points, text))
-        return text
+    def _block(self, known: _Spec, points: ScalarColumns | tuple[Point, ...]) -> str:
+        if isinstance(points, ScalarColumns):
+            return self._scalars(known.sample, points.labels, points.values)
+        if known.scalar:
+            labels, values = zip(*points, strict=True)  # ScalarPoints: (labels, value)
+            return self._scalars(known.sample, labels, values)
+        name = known.name
+        labels = self.labels
+        out: list[str] = []
+        for p in points:
+            text = labels(p.labels)
+            if isinstance(p, HistogramPoint):
+                out.append(self._histogram(name, text, p))
+            elif isinstance(p, SummaryPoint):
+                out.append(f"{name}_count{text} {go_float(p.count)}\n")
+                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
+        return "".join(out)
 
     def labels(self, labels: Mapping[str, str]) -> str:
         """The cached ``{...}`` text of one label set."""
@@ -168,50 +256,45 @@ class TextRenderer:
         self._by_id[id(labels)] = (labels, text)
         return text
 
-    def _lines(self, name: str, kind: str, points: tuple[Point, ...]) -> list[str]:
-        if kind in ("counter", "gauge"):
-            return self._scalar_lines(name + "_total" if kind == "counter" else name, points)
-        labels = self.labels
-        out: list[str] = []
-        for p in points:
-            text = labels(p.labels)
-            if isinstance(p, HistogramPoint):
-                out.append(self._histogram(name, text, p))
-            elif isinstance(p, SummaryPoint):
-                out.append(f"{name}_count{text} {go_float(p.count)}\n")
-                out.append(f"{name}_sum{text} {go_float(p.sum)}\n")
-        return out
+    def _scalars(
+        self, sample: str, labels: tuple[Mapping[str, str], ...], values: tuple[float, ...]
+    ) -> str:
+        """The lines of a run of counter or gauge values (ScalarPoints or ScalarColumns,
+        the families' contract for those kinds): the hot loop of a scrape, one C-level
+        ``%`` per run.
 
-    def _scalar_lines(self, sample: str, points: tuple[Point, ...]) -> list[str]:
-        """The lines of a run of ScalarPoints (the families' contract for counters and
-        gauges): the hot loop of a scrape, in C-level maps over columns.
-
-        The ``sample{labels} `` prefixes of a run of label sets are kept from the last
-        render (equal label sets give the same text); values go through ``repr``, which
-        is ``floatToGoString`` for every finite float below 1e6, and through
-        :func:`go_float` one by one otherwise (inf, nan, Go's exponent form)."""
-        if not points:
-            return []
-        seen = list(map(_LABELS, points))
-        key = (sample, len(points), id(seen[0]))
-        hit = self._prefixes.get(key)
-        if hit is not None and hit[0] == seen:
-            prefixes = hit[1]
-        else:
-            labels = self.labels
-            prefixes = [f"{sample}{labels(lb)} " for lb in seen]
-            self._prefixes.put(key, (seen, prefixes))
-        raw = list(map(_VALUE, points))
-        if set(map(type, raw)) == _INTS and min(raw) > -_BIG and max(raw) < 1_000_000:
-            # Counts: repr(float(n)) is str(n) + ".0" (exact below 2**53), at half the cost.
-            return [".0\n".join(map(str.__add__, prefixes, map(str, raw))), ".0\n"]
-        values = list(map(float, raw))
-        total = sum(values)  # nan or +-inf when any value is not finite (or all are huge)
-        if -_INF < total < _INF and max(values) < 1e6:
-            texts = list(map(repr, values))
-        else:
-            texts = list(map(go_float, values))
-        return ["\n".join(map(str.__add__, prefixes, texts)), "\n"]
+        A run of label sets (the same mappings as the last render, or equal ones) keeps
+        its ``sample{labels} `` prefixes and two ``%`` templates made of them: ``%d.0``
+        for ints (``repr(float(n))`` is ``str(n) + ".0"`` below 2**53), ``%r`` for
+        floats (``repr`` is ``floatToGoString`` for every finite float below 1e6). Any
+        other value (inf, nan, Go's exponent form, a mix of types) goes through
+        :func:`go_float` one by one."""
+        key = (sample, len(labels), id(labels[0]))
+        runs = self._runs
+        run: _Run | None = runs.new.get(key)
+        if run is None:
+            run = runs.old.get(key)
+        if run is None or run.labels != labels:  # identical mappings compare at once
+            texts = self.labels
+            run = _Run(labels, [f"{sample}{texts(lb)} " for lb in labels])
+        runs.new[key] = run
+        types = set(map(type, values))
+        if types == _INTS:
+            if min(values) > -_BIG and max(values) < 1_000_000:
+                template = run.ints
+                if template is None:
+                    template = run.ints = run.template("%d.0\n")
+                lines: str = template % values
+                return lines
+        elif types == _FLOATS:
+            total = sum(values)  # nan or +-inf when any value is not finite (or all huge)
+            if -_INF < total < _INF and max(values) < 1e6:
+                template = run.floats
+                if template is None:
+                    template = run.floats = run.template("%r\n")
+                lines = template % values
+                return lines
+        return "".join(map("{}{}\n".format, run.prefixes, map(go_float, values)))
 
     def _histogram(self, name: str, text: str, p: HistogramPoint) -> str:
         """One histogram's lines, kept by content: most histograms of a model (confidence,
@@ -224,13 +307,26 @@ class TextRenderer:
             hit: str | None = self._histograms.get(key)
             if hit is not None:
                 return hit
-        prefixes = self._bucket_prefixes(name, p.labels, text, p.bounds)
+        buckets = self._bucket_lines(name, p.labels, text, p.bounds)
         cumulative = list(accumulate(p.counts))
         if exemplars:
-            marks = [_exemplar(e) for e in exemplars]
-            lines = list(map("{}{}{}\n".format, prefixes, map(go_float, cumulative), marks))
+            marks = list(map(self._exemplar, exemplars))
+            lines = list(map("{}{}{}\n".format, buckets.prefixes, map(go_float, cumulative), marks))
+        elif (
+            set(map(type, cumulative)) == _INTS
+            and min(cumulative) > -_BIG
+            and max(cumulative) < 1_000_000
+        ):
+            # Counts (the usual case): every line in one "%" over a kept template.
+            template = buckets.template
+            if template is None:
+                template = buckets.template = _histogram_template(buckets.prefixes, name, text)
+            out: str = template % (*cumulative, cumulative[-1], total)
+            if key is not None:
+                self._histograms.put(key, out)
+            return out
         else:
-            lines = list(map("{}{}\n".format, prefixes, map(go_float, cumulative)))
+            lines = list(map("{}{}\n".format, buckets.prefixes, map(go_float, cumulative)))
         lines.append(f"{name}_count{text} {go_float(cumulative[-1])}\n")
         lines.append(f"{name}_sum{text} {total}\n")
         out = "".join(lines)
@@ -238,19 +334,52 @@ class TextRenderer:
             self._histograms.put(key, out)
         return out
 
-    def _bucket_prefixes(
+    def _exemplar(self, exemplar: Exemplar | None) -> str:
+        """The text of one exemplar, kept by identity: a histogram keeps the last one of
+        each bucket (frozen) until a newer call replaces it."""
+        if exemplar is None:
+            return ""
+        hit = self._exemplars.get(id(exemplar))
+        if hit is not None and hit[0] is exemplar:
+            text: str = hit[1]
+            return text
+        text = _exemplar(exemplar)
+        self._exemplars.put(id(exemplar), (exemplar, text))
+        return text
+
+    def _bucket_lines(
         self, name: str, labels: Mapping[str, str], text: str, bounds: tuple[float, ...]
-    ) -> list[str]:
+    ) -> _Buckets:
         key = (name, text, bounds)
-        prefixes: list[str] | None = self._buckets.get(key)
-        if prefixes is None:
+        buckets: _Buckets | None = self._buckets.get(key)
+        if buckets is None:
             base = [(k, v) for k, v in labels.items() if k != "le"]
-            prefixes = [
-                f"{name}_bucket{label_text([*base, ('le', go_float(b))])} "
-                for b in (*bounds, float("inf"))
-            ]
-            self._buckets.put(key, prefixes)
-        return prefixes
+            buckets = _Buckets(
+                [
+                    f"{name}_bucket{label_text([*base, ('le', go_float(b))])} "
+                    for b in (*bounds, float("inf"))
+                ]
+            )
+            self._buckets.put(key, buckets)
+        return buckets
+
+
+class _Buckets:
+    """The ``name_bucket{...,le=...} `` prefixes of one histogram, and their template."""
+
+    __slots__ = ("prefixes", "template")
+
+    def __init__(self, prefixes: list[str]) -> None:
+        self.prefixes = prefixes
+        self.template: str | None = None
+
+
+def _histogram_template(prefixes: list[str], name: str, text: str) -> str:
+    """Bucket lines and the count as ``%d.0`` (cumulative counts), the sum as ``%s``."""
+    lines = [p.replace("%", "%%") + "%d.0\n" for p in prefixes]
+    lines.append(f"{name}_count{text} ".replace("%", "%%") + "%d.0\n")
+    lines.append(f"{name}_sum{text} ".replace("%", "%%") + "%s\n")
+    return "".join(lines)
 
 
 def _exemplar(exemplar: Exemplar | None) -> str:

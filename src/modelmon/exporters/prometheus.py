@@ -79,6 +79,9 @@ class ModelmonCollector(UndeclaredCollector):
         self._lock = threading.Lock()
         self._renderers = (TextRenderer(), TextRenderer(openmetrics=True))
         self._render_lock = threading.Lock()
+        # The monitors as weak references, rebuilt on attach/detach or when one is gone:
+        # a scrape does not walk the WeakValueDictionary.
+        self._snapshot: list[weakref.ref[Monitor]] | None = None
 
     def attach(self, monitor: Monitor) -> None:
         key = (monitor.namespace, monitor.model, monitor.version)
@@ -93,6 +96,7 @@ class ModelmonCollector(UndeclaredCollector):
                 )
             self._monitors[key] = monitor
             self._namespaces.add(monitor.namespace)
+            self._snapshot = None
             siblings = [
                 m for k, m in self._monitors.items() if k[:2] == key[:2] and m is not monitor
             ]
@@ -104,11 +108,19 @@ class ModelmonCollector(UndeclaredCollector):
         with self._lock:
             if self._monitors.get(key) is monitor:
                 del self._monitors[key]
+            self._snapshot = None
 
     @property
     def monitors(self) -> list[Monitor]:
+        snapshot = self._snapshot
+        if snapshot is not None:
+            alive = [ref() for ref in snapshot]
+            if None not in alive:
+                return alive  # type: ignore[return-value]  # None is not in it
         with self._lock:
-            return list(self._monitors.values())
+            monitors = list(self._monitors.values())
+            self._snapshot = [weakref.ref(m) for m in monitors]
+        return monitors
 
     def collect(self) -> Iterator[Any]:
         monitors = self.monitors

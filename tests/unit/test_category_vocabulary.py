@@ -16,6 +16,7 @@ import pytest
 
 from modelmon import Monitor, category_vocabulary
 from modelmon.aggregates.drift import DriftAggregate, _batch
+from modelmon.aggregates.drift_layout import _select
 from modelmon.category_vocabulary import CodedColumns, Vocabulary
 from modelmon.extract import Chunk, FeatureSchema, features_frame
 from modelmon.profile import ReferenceProfile
@@ -182,3 +183,29 @@ def test_segments_count_coded_frames_as_values(monkeypatch: pytest.MonkeyPatch) 
     assert _arrays(coded["state"]) == _arrays(plain["state"])
     per_segment = coded["state"]["drift"]
     assert len(per_segment) >= 4 and all(d["cum_features"].sum() for d in per_segment.values())
+
+
+def test_none_is_code_0_without_a_table_entry_and_the_empty_string_is_a_word() -> None:
+    vocab = Vocabulary()
+    assert vocab.codes([None, None], max_chars=4).tolist() == [0, 0]
+    assert vocab.table == {}
+    codes = vocab.codes(["", None, "a", ""], max_chars=4)
+    assert codes is not None and codes[1] == 0 and codes[0] == codes[3] != 0
+    assert vocab.words()[codes].tolist() == ["", None, "a", ""]
+    again = vocab.codes(["a", "", "a"], max_chars=4)  # all known: no new word
+    assert again is not None and again.all() and len(vocab.table) == 2
+    assert vocab.words()[again].tolist() == ["a", "", "a"]
+
+
+@pytest.mark.parametrize(
+    "cols", [[0, 1, 2, 3, 4, 5], [1, 2, 3], [0, 1], [5], [2, 1], [3, -1, 4], [-1, 0], []]
+)
+def test_select_takes_a_run_of_columns_as_any_other_selection(cols: list[int]) -> None:
+    matrix = np.random.default_rng(5).normal(size=(7, 6))
+    expected = np.full((7, len(cols)), np.nan)
+    for c, j in enumerate(cols):
+        if j >= 0:
+            expected[:, c] = matrix[:, j]
+    out = _select(matrix, cols)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)

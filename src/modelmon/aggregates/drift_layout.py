@@ -243,9 +243,12 @@ def _flat(
 
 
 def _select(numeric: FloatArray, cols: list[int]) -> FloatArray:
-    """The numeric columns ``cols`` (-1: all NaN), without a copy when already in order."""
+    """The numeric columns ``cols`` (-1: all NaN), without a copy when already in order
+    (one strided copy when they are a run of the frame's columns: numbers, then categories)."""
     if cols == list(range(numeric.shape[1])):
         return np.ascontiguousarray(numeric, dtype=np.float64)
+    if cols and cols[0] >= 0 and cols == list(range(cols[0], cols[0] + len(cols))):
+        return np.ascontiguousarray(numeric[:, cols[0] : cols[0] + len(cols)], dtype=np.float64)
     out = np.full((numeric.shape[0], len(cols)), np.nan)
     present = [c for c, j in enumerate(cols) if j >= 0]
     if present:

@@ -51,6 +51,7 @@ from .drift_layout import (
     _Group,
     _GroupSlot,
     _new_slot,
+    _numeric_bins,
     _numeric_output,
     _select,
     _sizes,
@@ -242,8 +243,8 @@ class DriftAggregate:
         for start in range(0, matrix.shape[0], rows):
             columns = np.ascontiguousarray(matrix[start : start + rows].T)
             valid = slot.extremes.add_columns(columns)
-            cells = slot.sketches.add_chunk_cells(columns, group.centers)
-            binned = group.cell_bins.count(columns, cells, slot.sketches, valid)
+            slot.sketches.add_columns(columns, group.centers)
+            binned = _numeric_bins(columns, group.edges, valid)
             counts[group.numeric_cells] += binned[group.numeric_bins]
 
     # --- warm-up -------------------------------------------------------------------

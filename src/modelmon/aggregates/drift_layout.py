@@ -23,7 +23,6 @@ from ..sketches.columns import LogSketchColumns
 from ..sketches.ddsketch import LogSketch
 from ..sketches.extremes import Extremes
 from .drift_categories import CategoryCodes
-from .drift_cell_bins import CellBins
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
 _CHUNK = 1 << 15  # values per vectorised chunk of the bin count
@@ -56,7 +55,6 @@ class _Group:
     ref_points: tuple[FloatArray, FloatArray, IntArray]  # the same, flat: value, weight, column
     has_ref_sketch: npt.NDArray[np.bool_]  # per numeric column: ref_sketches[c] is not None
     category_codes: CategoryCodes | None  # the categorical members counted in one pass
-    cell_bins: CellBins  # the numeric bins read off the sketch cells (a table per layout)
 
     @classmethod
     def of(cls, members: Sequence[FeatureProfile]) -> _Group:
@@ -104,7 +102,6 @@ class _Group:
             binned, cells, reference, tuple(column_of), real, numeric_cells,
             tuple(test_offsets), test_total, ref_rows, ref_sketches, _flat(ref_sketches),
             np.array([s is not None for s in ref_sketches], dtype=bool), codes,
-            CellBins(edges, centers),
         )  # fmt: skip
 
     def test_cells(self, slot: _GroupSlot, i: int) -> tuple[IntArray, tuple[float, ...]]:

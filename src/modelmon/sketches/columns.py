@@ -206,38 +206,6 @@ class LogSketchColumns:
             (c[:, s : s + step] for s in range(0, c.shape[1], step)), c.shape[1], shifts
         )
 
-    def add_chunk_cells(self, columns: FloatArray, shifts: FloatArray) -> npt.NDArray[np.intp]:
-        """:meth:`add_columns` of one ``(width, k)`` chunk, returning the flat cell of
-        every value in the layout after the add (``width * (2 * span + 1)``: NaN, +-inf).
-
-        The drift fold reads its bins off these cells (:mod:`modelmon.aggregates.drift_cell_bins`).
-        """
-        d = self.width
-        if columns.size == 0 or d == 0:
-            return np.full(columns.shape, d * (2 * self.span + 1), dtype=np.intp)
-        idx = np.empty(columns.shape, dtype=np.intp)
-        shift = np.asarray(shifts, dtype=np.float64).reshape(d)[:, None]
-        diff, keys, kmin, kmax, zeros = self._chunk_keys(columns, shift)
-        if self._needs_layout(kmin, kmax):
-            self._grow(kmin, kmax)
-        else:
-            self.top = np.maximum(self.top, _as_key(kmax, _EMPTY))
-        np.copyto(idx, self._cells(diff, keys, kmin, zeros), casting="unsafe")
-        self._flush(idx.reshape(-1))
-        return idx
-
-    def cells_of(self, diff: FloatArray) -> FloatArray:
-        """The cell (on its row's grid, not clipped to it) of each ``x - shift`` in
-        ``diff`` (``(width, m)``, finite), by the steps :meth:`add_columns` takes:
-        a key below the layout counts as ``lo``, and the cells keep the values' order."""
-        keys = self.keys(diff)
-        lo = self.lo.astype(np.float64)[:, None]
-        np.maximum(keys, lo, out=keys)
-        keys -= lo - 1.0
-        keys *= np.sign(diff)
-        keys += float(self.span)
-        return keys
-
     def _add_chunks(
         self, chunks: Iterable[FloatArray], n: int, shifts: npt.ArrayLike | None
     ) -> None:

@@ -125,9 +125,13 @@ def require_fresh(monitor: Monitor) -> None:
 
 
 def fold_for_scrape(monitor: Monitor) -> None:
-    """Fold for a scrape: the later slices of a huge call go to the background folder."""
-    with monitor.folding.reading():
-        fold_locked(monitor, time.time(), whole=False)
+    """Fold for a scrape: the later slices of a huge call go to the background folder.
+    Never raises (a failure is counted: the scrape renders what was folded)."""
+    try:
+        with monitor.folding.reading():
+            fold_locked(monitor, time.time(), whole=False)
+    except Exception as exc:
+        monitor.health.error("fold", exc)
     if monitor.folding.parts.todo:
         FOLDER.wake(monitor)
 

@@ -522,18 +522,17 @@ class Monitor:
         return RenderContext(self.namespace, labels, time.time() if now is None else now)
 
     def collect(self, now: float | None = None) -> list[Family]:
-        """Fold, then render every aggregate as exporter-neutral families."""
-        try:
-            fold.fold_for_scrape(self)
-        except Exception as exc:
-            self.health.error("fold", exc)
-        ctx = self.render_context(now)
-        families: list[Family] = []
-        for name, aggregate in self.aggregates.items():
-            try:
-                families.extend(aggregate.families(ctx))
-            except Exception as exc:
-                self.health.error(f"render_{name}", exc)
+        """Fold, then render every aggregate as exporter-neutral families, as a reader of
+        the fold lock (no fold changes a window while its statistics are computed)."""
+        with self.folding.reading():
+            fold.fold_for_scrape(self)  # never raises
+            ctx = self.render_context(now)
+            families: list[Family] = []
+            for name, aggregate in self.aggregates.items():
+                try:
+                    families.extend(aggregate.families(ctx))
+                except Exception as exc:
+                    self.health.error(f"render_{name}", exc)
         families.extend(self.live_families(ctx))
         return families
 

@@ -114,3 +114,48 @@ def test_one_call_per_fold_wakes_the_folder_the_others_only_append(
     mon.fold()
     assert mon.traffic.requests == 140
     mon.close()
+
+
+def test_a_scrape_renders_every_aggregate_holding_the_fold_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No fold (background, or a caller at the hard limit) changes a window while a
+    scrape computes its statistics from it: another thread cannot take the fold lock
+    while any aggregate renders."""
+    from modelmon.profile import ReferenceProfile
+
+    rng = np.random.default_rng(3)
+    names = [f"x{i}" for i in range(4)]
+    ref = ReferenceProfile.from_data(rng.normal(size=(500, 4)), feature_names=names)
+    mon = Monitor("lock_render", "1", registry=False, reference=ref, feature_names=names)
+    predict = mon.wrap(lambda x: 0.5)
+    for row in rng.normal(size=(300, 4)):
+        predict(row)
+    seen: dict[str, bool] = {}
+
+    def other_thread_can_take_the_lock() -> bool:
+        got: list[bool] = []
+
+        def attempt() -> None:
+            ok = mon.folding.lock.acquire(timeout=0.05)
+            got.append(ok)
+            if ok:
+                mon.folding.lock.release()
+
+        t = threading.Thread(target=attempt)
+        t.start()
+        t.join()
+        return got[0]
+
+    for name, aggregate in mon.aggregates.items():
+
+        def spy(ctx: object, _name: str = name, _render: object = aggregate.families) -> object:
+            seen[_name] = other_thread_can_take_the_lock()
+            return _render(ctx)  # type: ignore[operator]
+
+        monkeypatch.setattr(aggregate, "families", spy)
+    families = mon.collect()
+    assert "drift" in seen and families
+    assert not any(seen.values()), seen
+    assert other_thread_can_take_the_lock()  # released after the scrape
+    mon.close()

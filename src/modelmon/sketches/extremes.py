@@ -26,8 +26,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .moments import CHUNK_VALUES, column_reduce
-
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -48,20 +46,7 @@ class Extremes:
 
         Returns the finite values of each column of ``matrix``."""
         v = np.asarray(matrix, dtype=np.float64).reshape(-1, self.width)
-        added = np.zeros(self.width, dtype=np.int64)
-        rows = max(1, CHUNK_VALUES // max(self.width, 1))
-        for start in range(0, v.shape[0], rows):
-            chunk = v[start : start + rows]
-            if np.isfinite(float(np.sum(chunk))):  # fast path: every value is finite
-                added += chunk.shape[0]
-                self._widen(column_reduce(np.minimum, chunk), column_reduce(np.maximum, chunk))
-            else:
-                ok = np.isfinite(chunk)
-                added += column_reduce(np.add, ok.view(np.uint8), dtype=np.int64).astype(np.int64)
-                kept = np.where(ok, chunk, np.nan)
-                self._widen(column_reduce(np.fmin, kept), column_reduce(np.fmax, kept))
-        self._count += added
-        return added
+        return self.add_columns(v.T)  # one body: the drift fold holds its values transposed
 
     def add_columns(self, columns: npt.ArrayLike) -> IntArray:
         """:meth:`add` of a matrix given transposed: ``columns`` is ``(width, n)``."""

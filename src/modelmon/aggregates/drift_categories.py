@@ -102,13 +102,7 @@ class CategoryCodes:
         items = block.ravel().tolist()  # row by row: each row's strings sit together
         found = map(self.table.get, items, itertools.repeat(UNKNOWN))
         codes = np.fromiter(found, np.intp, len(items)).reshape(n_rows, len(js))
-        n_codes = self.bin_of.shape[1]
-        codes += np.asarray(js, dtype=np.intp) * n_codes  # flat index into the tables
-        bins = np.bincount(self.bin_of.ravel()[codes.ravel()], minlength=self.total_bins + 1)
-        counts += bins[: self.total_bins]
-        if test_counts is not None:
-            cells = np.bincount(self.test_of.ravel()[codes.ravel()], minlength=self.test_total + 1)
-            test_counts += cells[: self.test_total]
+        self._add_codes(codes, js, counts, test_counts)
 
     def count_frame(
         self,
@@ -144,6 +138,13 @@ class CategoryCodes:
         ours = coded.vocabulary.mapped(self.table, self._code_of)
         whole = positions == list(range(coded.codes.shape[1]))  # every column, in order
         codes = ours[coded.codes if whole else coded.codes[:, positions]]
+        self._add_codes(codes, js, counts, test_counts)
+
+    def _add_codes(
+        self, codes: IntArray, js: list[int], counts: IntArray, test_counts: IntArray | None
+    ) -> None:
+        """Count ``codes`` (``(rows, len(js))``, this table's codes of members ``js``; a
+        new array, offset in place) into ``counts`` and, when given, ``test_counts``."""
         codes += np.asarray(js, dtype=np.intp) * self.bin_of.shape[1]  # flat table index
         flat = codes.ravel()
         bins = np.bincount(self.bin_of.ravel()[flat], minlength=self.total_bins + 1)

@@ -162,7 +162,6 @@ class TextRenderer:
         family costs a few dictionary lookups."""
         specs = self._specs
         blocks = self._blocks
-        new, old = blocks.new, blocks.old
         groups: dict[str, list[str]] = {}
         points_seen = 0
         for family in families:
@@ -182,16 +181,12 @@ class TextRenderer:
             if source:
                 points_seen += len(source)
                 ident = id(source)
-                hit = new.get(ident)
-                if hit is None:
-                    hit = old.get(ident)
-                    if hit is not None:
-                        new[ident] = hit
+                hit = blocks.get(ident)
                 if hit is not None and hit[0] is source and hit[1] is known:
                     text = hit[2]
                 else:
                     text = self._block(known, source)
-                    new[ident] = (source, known, text)
+                    blocks.put(ident, (source, known, text))
             group = groups.get(known.name)
             if group is None:
                 groups[known.name] = [known.header, text]
@@ -271,13 +266,11 @@ class TextRenderer:
         :func:`go_float` one by one."""
         key = (sample, len(labels), id(labels[0]))
         runs = self._runs
-        run: _Run | None = runs.new.get(key)
-        if run is None:
-            run = runs.old.get(key)
+        run: _Run | None = runs.get(key)
         if run is None or run.labels != labels:  # identical mappings compare at once
             texts = self.labels
             run = _Run(labels, [f"{sample}{texts(lb)} " for lb in labels])
-        runs.new[key] = run
+            runs.put(key, run)
         types = set(map(type, values))
         if types == _INTS:
             if min(values) > -_BIG and max(values) < 1_000_000:

@@ -57,9 +57,10 @@ from .drift_layout import (
     _sizes,
     _Slot,
 )
+from .drift_shared import shared_groups, shared_labels
+from .drift_slot_layout import SlotLayouts
 
 # private: the window reading (benchmarks import _compute_view from here)
-from .drift_shared import shared_groups, shared_labels
 from .drift_window import Decision, MissingDecision, _compute_view, _WindowView
 from .stats_cache import StatsCache
 
@@ -153,6 +154,7 @@ class DriftAggregate:
             self.n_slots,
         )
         self._column_cache = None
+        self._slot_layouts = SlotLayouts(self.features, self.outputs, self.relative_accuracy)
         self.generation += 1
         self._stats.clear()
 
@@ -167,6 +169,7 @@ class DriftAggregate:
             if self.profile is None:
                 return
         slot = self.window.current(batch.now)
+        self._slot_layouts.lay_out(self.window.slots, slot)  # a new slot: laid out once
         if features is not None and features.n_rows:
             counts = self._fold_features(features, slot.features)
             self.cum_features += counts

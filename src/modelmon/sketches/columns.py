@@ -45,12 +45,15 @@ from .occupied import Occupied
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
+EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
+_EMPTY = EMPTY
 _CHUNK = 1 << 15  # values per vectorised chunk (temporaries stay in L2)
 _KEY_BUFFER = 1 << 20  # indices counted per bincount
 # Spare keys when the layout grows (fewer re-layouts); scale-6 keys are 1.85x denser than
 # the former mapping's, so the spare range stays what 16 and 4 keys used to cover.
 _PAD_LOW, _PAD_HIGH = 30, 8
+# Spare keys above a column laid out up front (lay_out): its top is an estimate.
+_LAID_PAD_HIGH = 64
 # Values per grid cell below which a flush adds them one by one rather than through a
 # histogram of the whole grid: numpy >= 1.25's ``add.at`` is the faster of the two up to
 # twice as many values as cells; before, it was ten times slower per value.
@@ -64,6 +67,7 @@ class LogSketchColumns:
     """
 
     __slots__ = (
+        "_laid",
         "counts",
         "gamma",
         "inv_log_gamma",
@@ -93,6 +97,7 @@ class LogSketchColumns:
         self.top: IntArray = np.full(self.width, _EMPTY, dtype=np.int64)
         self.span = 0
         self.counts: IntArray = np.zeros((self.width, 1), dtype=np.int64)
+        self._laid: npt.NDArray[np.bool_] | None = None  # columns given a layout up front
 
     # --- reading -------------------------------------------------------------------
     @property
@@ -173,6 +178,45 @@ class LogSketchColumns:
         return np.asarray(np.where(occ.n[:, None] > 0, out, np.nan), dtype=np.float64)
 
     # --- adding --------------------------------------------------------------------
+    def occupied_keys(self) -> tuple[IntArray, IntArray]:
+        """Per column, the lowest and highest key holding a non-zero value (both
+        :data:`EMPTY` for a column holding none): what :meth:`lay_out` takes."""
+        s = self.span
+        if s == 0:
+            return np.full(self.width, EMPTY, dtype=np.int64), self.top.copy()
+        full = (self.counts[:, s - 1 :: -1] != 0) | (self.counts[:, s + 1 :] != 0)
+        low = self.lo + np.argmax(full, axis=1)
+        return np.where(self.top != EMPTY, low, EMPTY).astype(np.int64), self.top.copy()
+
+    def lay_out(self, low: npt.ArrayLike, top: npt.ArrayLike) -> None:
+        """Lay the columns out for the keys ``low[j] .. top[j]`` (expected, e.g. the last
+        window slot's :meth:`occupied_keys`; :data:`EMPTY`: not known) before any non-zero
+        value arrives: values that fit are then added without a re-layout.
+
+        Each column gets spare keys above its ``top`` and all the room the common span
+        leaves below its ``low`` (the low end of ``x - center`` is what keeps moving).
+        Only where the counts sit changes, never what is counted: zeros already added
+        move with the layout, a key below a column's collapse limit still collapses, and
+        a column needing keys outside its layout is re-laid out as it would be anyway.
+        A sketch already holding a non-zero value (``span > 0``) is left as it is.
+        """
+        low_ = np.asarray(low, dtype=np.int64).reshape(self.width)
+        top_ = np.asarray(top, dtype=np.int64).reshape(self.width)
+        known = (low_ != EMPTY) & (top_ != EMPTY) & (low_ <= top_)
+        if self.span > 0 or not known.any():
+            return
+        hi = top_ + _LAID_PAD_HIGH
+        lo = np.maximum(
+            low_ - np.maximum(_PAD_LOW, (top_ - low_) // 4), top_ - (self.max_buckets - 1)
+        )
+        most = self.max_buckets + _LAID_PAD_HIGH
+        span = min(int(np.max(np.where(known, hi - lo + 1, 1))), most)
+        counts = np.zeros((self.width, 2 * span + 1), dtype=np.int64)
+        counts[:, span] = self.counts[:, 0]
+        self.counts, self.span = counts, span
+        self.lo = np.where(known, hi - span + 1, 0).astype(np.int64)
+        self._laid = known
+
     def add(
         self,
         matrix: npt.ArrayLike,
@@ -271,20 +315,22 @@ class LogSketchColumns:
         """Re-lay the counts out so that the keys ``kmin .. kmax`` fit (with spare keys)."""
         new = ~np.isnan(kmax)
         had = self.top != _EMPTY
+        # A column laid out up front (lay_out) keeps its layout until a value needs more.
+        kept = had if self._laid is None else had | self._laid
         top = np.maximum(self.top, _as_key(kmax, _EMPTY))
         limit = top - (self.max_buckets - 1)
         kmin_i = _as_key(kmin, 0)
-        low_moves = new & (~had | (kmin_i < self.lo))
+        low_moves = new & (~kept | (kmin_i < self.lo))
         # Spare keys below grow with the column's range: data approaching zero (a column
         # of x - median keeps finding smaller |x|) re-lays out a logarithmic number of
         # times. The column's own range, not the common span: that would feed back into
         # the span (a wider span, wider pads, a wider span...).
         pad = np.maximum(_PAD_LOW, (top - kmin_i) // 2)
         lo = np.where(low_moves, kmin_i - pad, self.lo)
-        lo = np.where(had | new, np.maximum(lo, limit), 0)
+        lo = np.where(kept | new, np.maximum(lo, limit), 0)
         # The common span follows the occupied tops, not the old layout's (which is
         # as wide as its widest column): it would otherwise only ever grow.
-        hi = np.where(had | new, top + _PAD_HIGH, 0)
+        hi = np.where(had | new, top + _PAD_HIGH, np.where(kept, self.lo + self.span - 1, 0))
         span = self._grown_span(max(1, int(np.max(hi - lo + 1, initial=1))))
         lo = lo.astype(np.int64)
         moved = np.flatnonzero(lo != self.lo)
@@ -357,6 +403,7 @@ class LogSketchColumns:
         if self.span == 0:
             zeros = self.counts[:, 0].copy()
             self.counts, self.lo, self.span = other.counts.copy(), other.lo.copy(), other.span
+            self._laid = None if other._laid is None else other._laid.copy()
             self.top = other.top.copy()
             self.counts[:, self.span] += zeros
             return
@@ -378,6 +425,7 @@ class LogSketchColumns:
         counts = _relayout(self.counts, self.lo, self.span, lo, span)
         counts += _relayout(other.counts, other.lo, other.span, lo, span)
         self.counts, self.lo, self.span, self.top = counts, lo.astype(np.int64), span, top
+        self._laid = None  # the merged layout holds the occupied keys only
 
     def copy(self) -> LogSketchColumns:
         """An independent copy."""

@@ -1,0 +1,93 @@
+"""A new drift window slot's sketches laid out once, before its first values.
+
+The numeric members' sketches (:class:`~modelmon.sketches.columns.LogSketchColumns` of
+``x - center``) start empty in every new window slot and, left alone, grow their layout
+value by value: at hundreds of features most of the drift fold went into those
+re-layouts (``docs/fold-cost.md``). A slot is instead laid out when the fold first
+writes to it, for the keys the last slot held (its :meth:`occupied_keys`) or, for the
+first slot and for columns the last slot did not see, the keys of the reference
+profile's values (the largest distance to the center from its min and max, the smallest
+non-zero one from its reference sketch).
+
+The layout only decides where counts sit: counts, quantiles, drift statistics and
+exported series are the same whatever it is (``tests/unit/test_slot_layout.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..batch import IntArray
+from ..sketches.columns import EMPTY, LogSketchColumns
+
+# private: the aggregate's layout and slots, split by job from .drift (one owner)
+from .drift_layout import _Group, _GroupSlot, _Slot
+
+
+def reference_keys(group: _Group, accuracy: float) -> tuple[IntArray, IntArray]:
+    """Per numeric member of ``group``: the lowest and highest sketch key of the reference's
+    ``x - center`` (:data:`EMPTY` where the profile does not tell)."""
+    d = len(group.numeric)
+    keys = LogSketchColumns(1, accuracy).keys
+    low = np.full(d, EMPTY, dtype=np.int64)
+    top = np.full(d, EMPTY, dtype=np.int64)
+    for c, i in enumerate(group.numeric):
+        member = group.members[i]
+        center = float(group.centers[c])
+        ends = [abs(v - center) for v in (member.min, member.max) if v is not None]
+        far = max((e for e in ends if math.isfinite(e)), default=0.0)
+        sketch = group.ref_sketches[c]
+        if far <= 0.0 or sketch is None:
+            continue
+        near = np.abs(sketch[0] - center)
+        near = near[(near > 0.0) & np.isfinite(near)]
+        if near.size == 0:
+            continue
+        top[c] = int(keys([far])[0])
+        low[c] = min(int(keys([float(near.min())])[0]), int(top[c]))
+    return low, top
+
+
+class SlotLayouts:
+    """Lays out the numeric sketches of a drift window's new slots (see the module doc)."""
+
+    __slots__ = ("_accuracy", "_groups", "_reference")
+
+    def __init__(self, features: _Group, outputs: _Group, accuracy: float) -> None:
+        self._groups = (features, outputs)
+        self._accuracy = accuracy
+        self._reference: tuple[tuple[IntArray, IntArray], ...] | None = None
+
+    def lay_out(self, slots: Mapping[int, _Slot], slot: _Slot) -> None:
+        """Lay out ``slot``'s sketches that hold no non-zero value yet, from the newest
+        other slot of ``slots`` holding values, else from the reference."""
+        if slot.features.sketches.span and slot.outputs.sketches.span:
+            return
+        if self._reference is None:
+            self._reference = tuple(reference_keys(g, self._accuracy) for g in self._groups)
+        before = [s for k, s in sorted(slots.items()) if s is not slot]
+        for which, (ref_low, ref_top) in enumerate(self._reference):
+            mine = _group_slot(slot, which)
+            if mine.sketches.span or mine.sketches.width == 0:
+                continue
+            low, top = ref_low, ref_top
+            last = next(
+                (
+                    _group_slot(s, which)
+                    for s in reversed(before)
+                    if _group_slot(s, which).sketches.span
+                ),
+                None,
+            )
+            if last is not None and last.sketches.width == mine.sketches.width:
+                seen_low, seen_top = last.sketches.occupied_keys()
+                seen = seen_top != EMPTY
+                low, top = np.where(seen, seen_low, low), np.where(seen, seen_top, top)
+            mine.sketches.lay_out(low, top)
+
+
+def _group_slot(slot: _Slot, which: int) -> _GroupSlot:
+    return slot.features if which == 0 else slot.outputs

@@ -31,24 +31,29 @@ def reference_keys(group: _Group, accuracy: float) -> tuple[IntArray, IntArray]:
     """Per numeric member of ``group``: the lowest and highest sketch key of the reference's
     ``x - center`` (:data:`EMPTY` where the profile does not tell)."""
     d = len(group.numeric)
+    centers = group.centers
+    ends = np.array(
+        [[_or_nan(group.members[i].min), _or_nan(group.members[i].max)] for i in group.numeric],
+        dtype=np.float64,
+    ).reshape(d, 2)
+    far = np.fmax.reduce(np.abs(ends - centers[:, None]), axis=1)  # NaN: no min or max
+    values, _, column = group.ref_points  # the reference sketches, end to end
+    near_all = np.abs(values - centers[column])
+    ok = (near_all > 0.0) & np.isfinite(near_all)
+    near = np.full(d, np.inf)
+    np.minimum.at(near, column[ok], near_all[ok])
+    known = np.isfinite(far) & (far > 0.0) & np.isfinite(near)
     keys = LogSketchColumns(1, accuracy).keys
-    low = np.full(d, EMPTY, dtype=np.int64)
-    top = np.full(d, EMPTY, dtype=np.int64)
-    for c, i in enumerate(group.numeric):
-        member = group.members[i]
-        center = float(group.centers[c])
-        ends = [abs(v - center) for v in (member.min, member.max) if v is not None]
-        far = max((e for e in ends if math.isfinite(e)), default=0.0)
-        sketch = group.ref_sketches[c]
-        if far <= 0.0 or sketch is None:
-            continue
-        near = np.abs(sketch[0] - center)
-        near = near[(near > 0.0) & np.isfinite(near)]
-        if near.size == 0:
-            continue
-        top[c] = int(keys([far])[0])
-        low[c] = min(int(keys([float(near.min())])[0]), int(top[c]))
+    with np.errstate(invalid="ignore"):
+        top_k = keys(np.where(known, far, 1.0))
+        low_k = np.minimum(keys(np.where(known, near, 1.0)), top_k)
+    top = np.where(known, top_k, EMPTY).astype(np.int64)
+    low = np.where(known, low_k, EMPTY).astype(np.int64)
     return low, top
+
+
+def _or_nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
 
 
 class SlotLayouts:

@@ -4,6 +4,7 @@ exported series with it as without it."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
@@ -20,7 +21,9 @@ from modelmon.sketches.columns import EMPTY, LogSketchColumns
 QS = np.linspace(0.0, 1.0, 101)
 
 
-def _plain_buckets(x: np.ndarray, shift: np.ndarray, scale: int, max_buckets: int) -> list[Counter]:
+def _plain_buckets(
+    x: np.ndarray, shift: np.ndarray, scale: int, max_buckets: int
+) -> list[Counter[tuple[int, int]]]:
     """Per column: (sign, key) -> count of the finite ``x - shift``, keys by the mapping's
     formula, the lowest keys collapsed ``max_buckets`` below the column's top key."""
     out = []
@@ -38,12 +41,12 @@ def _plain_buckets(x: np.ndarray, shift: np.ndarray, scale: int, max_buckets: in
     return out
 
 
-def _buckets(s: LogSketchColumns) -> list[Counter]:
+def _buckets(s: LogSketchColumns) -> list[Counter[tuple[int, int]]]:
     """Per column: (sign, key) -> count read off the documented grid layout."""
     out = []
     span = s.span
     for j in range(s.width):
-        c: Counter = Counter()
+        c: Counter[tuple[int, int]] = Counter()
         for cell in np.flatnonzero(s.counts[j]).tolist():
             n = int(s.counts[j, cell])
             if cell == span:
@@ -169,7 +172,7 @@ def _run(profile: ReferenceProfile, loc: np.ndarray, seed: int) -> tuple[list[ob
             x[rng.random(x.shape) < 0.02] = np.nan
             if step == 40:
                 x[0, 0] = 1e9  # a new extreme far beyond every layout
-            agg.fold(_batch(now, x, rng.normal(size=x.shape[0])))
+            agg.fold(_batch(now, x, np.asarray(rng.normal(size=x.shape[0]))))
             if step % 7 == 3:
                 readings.append(_readings(agg, now))
         readings.append(_readings(agg, 200.0))
@@ -207,3 +210,22 @@ def test_a_new_slot_is_laid_out_from_the_reference_then_from_the_last_slot() -> 
     second = agg.window.slots[1].features.sketches
     assert (second.lo <= low).all() and (second.lo + second.span - 1 >= top).all()
     assert columns.EMPTY == EMPTY
+
+
+def test_reference_keys_are_the_keys_of_the_profiles_extremes_and_nearest_value() -> None:
+    rng = np.random.default_rng(6)
+    profile, _ = _profile(rng, 6)
+    agg = DriftAggregate(profile)
+    group = agg.features
+    low, top = drift_slot_layout.reference_keys(group, 0.01)
+    scale = LogSketchColumns(1, 0.01).scale
+    for c, i in enumerate(group.numeric):
+        member = group.members[i]
+        center = member.sketch_center
+        assert member.min is not None and member.max is not None
+        far = max(abs(member.min - center), abs(member.max - center))
+        values = np.clip(np.asarray(member.sketch_values), member.min, member.max)
+        near = np.abs(values - center)
+        near = float(near[near > 0].min())
+        assert top[c] == math.ceil(math.log2(far) * 2**scale)
+        assert low[c] == min(math.ceil(math.log2(near) * 2**scale), top[c])

@@ -12,6 +12,7 @@ renderer: the two texts must be equal, and a new collection must differ.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ def _rows(
             **dict(zip(NUMERIC, row.tolist(), strict=True)),
             "color": colors[i % len(colors)],
             "tier": ("gold", "free")[i % 2],
-        }  # fmt: skip
+        }
         for i, row in enumerate(values)
     ]
 
@@ -72,10 +73,8 @@ def _traffic(mon: Monitor, predict: Any, rng: np.random.Generator, shift: float)
     for _ in range(40):
         predict(_rows(rng, int(rng.integers(1, 9)), shift, colors))
         ids += modelmon.last_prediction_ids()
-    try:
+    with contextlib.suppress(RuntimeError):
         predict([{"fail": True}])
-    except RuntimeError:
-        pass
     mon.record_outcomes(ids, ["pos" if rng.uniform() < 0.5 else "neg" for _ in ids])
     mon.fold()
 

@@ -183,7 +183,17 @@ def _run(profile: ReferenceProfile, loc: np.ndarray, seed: int) -> tuple[list[ob
 def test_slot_layouts_change_no_statistic_and_no_series() -> None:
     rng = np.random.default_rng(3)
     profile, loc = _profile(rng, 30)
-    laid, grown_laid = _run(profile, loc, seed=11)
+    inherited = 0
+    original = LogSketchColumns.lay_out_like
+
+    def counting(self: LogSketchColumns, other: LogSketchColumns) -> None:
+        nonlocal inherited
+        inherited += 1
+        original(self, other)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(LogSketchColumns, "lay_out_like", counting)
+        laid, grown_laid = _run(profile, loc, seed=11)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(drift_slot_layout.SlotLayouts, "lay_out", lambda self, slots, slot: None)
         plain, grown_plain = _run(profile, loc, seed=11)
@@ -192,12 +202,13 @@ def test_slot_layouts_change_no_statistic_and_no_series() -> None:
         assert a == b
     # and the layouts are used: far fewer re-layouts
     assert grown_laid * 3 < grown_plain, (grown_laid, grown_plain)
+    assert inherited > 3  # and slots took the last slot's layout (merged by adding)
 
 
 def test_a_new_slot_is_laid_out_from_the_reference_then_from_the_last_slot() -> None:
     rng = np.random.default_rng(4)
     profile, loc = _profile(rng, 5)
-    agg = DriftAggregate(profile, window_seconds=20.0, slots=2)
+    agg = DriftAggregate(profile, window_seconds=100.0, slots=10)
     agg.fold(_batch(0.0, rng.normal(loc, 1.0, size=(1, 5)), np.zeros(1)))
     first = agg.window.slots[0].features.sketches
     ref_low, ref_top = drift_slot_layout.reference_keys(agg.features, 0.01)
@@ -209,6 +220,23 @@ def test_a_new_slot_is_laid_out_from_the_reference_then_from_the_last_slot() -> 
     agg.fold(_batch(15.0, rng.normal(loc, 1.0, size=(1, 5)), np.zeros(1)))
     second = agg.window.slots[1].features.sketches
     assert (second.lo <= low).all() and (second.lo + second.span - 1 >= top).all()
+    agg.fold(_batch(16.0, rng.normal(loc, 1.0, size=(500, 5)), np.zeros(500)))
+    slots = [second]
+    for k, extreme in ((2, True), (3, False), (4, False)):
+        # each new slot: what the last one held, then 500 values (one far off in slot 2)
+        agg.fold(_batch(10.0 * k + 5, rng.normal(loc, 1.0, size=(1, 5)), np.zeros(1)))
+        x = rng.normal(loc, 1.0, size=(500, 5))
+        if extreme:
+            x[0, 0] = 1e12
+        agg.fold(_batch(10.0 * k + 6, x, np.zeros(500)))
+        slots.append(agg.window.slots[k].features.sketches)
+    # slot 2: not much wider than slot 1 needed: the very same layout (merges add)
+    # (its extreme then widened it); slot 3: the extreme was slot 2's own, kept;
+    # slot 4: not carried on past the slot after it.
+    assert np.array_equal(slots[1].lo, slots[0].lo)  # a new top moves no lo
+    assert slots[1].span > 2 * slots[0].span
+    assert slots[2].span == slots[1].span and np.array_equal(slots[2].lo, slots[1].lo)
+    assert slots[3].span < slots[1].span / 2
     assert columns.EMPTY == EMPTY
 
 

@@ -26,6 +26,11 @@ from ..sketches.columns import EMPTY, LogSketchColumns
 # private: the aggregate's layout and slots, split by job from .drift (one owner)
 from .drift_layout import _Group, _GroupSlot, _Slot
 
+# A new slot takes the last slot's layout while that span is at most this many times the
+# keys the last slot held (plus the slack): a span widened by a one-off extreme is not
+# carried on past the next slot.
+_INHERIT, _INHERIT_SLACK = 2, 128
+
 
 def reference_keys(group: _Group, accuracy: float) -> tuple[IntArray, IntArray]:
     """Per numeric member of ``group``: the lowest and highest sketch key of the reference's
@@ -90,6 +95,12 @@ class SlotLayouts:
             if last is not None and last.sketches.width == mine.sketches.width:
                 seen_low, seen_top = last.sketches.occupied_keys()
                 seen = seen_top != EMPTY
+                need = int(np.max(seen_top - seen_low, where=seen, initial=0)) + 1
+                if seen.all() and last.sketches.span <= _INHERIT * need + _INHERIT_SLACK:
+                    # The last slot's own layout, not much wider than it needed: the
+                    # window's slots then share one layout and merge by adding counts.
+                    mine.sketches.lay_out_like(last.sketches)
+                    continue
                 low, top = np.where(seen, seen_low, low), np.where(seen, seen_top, top)
             mine.sketches.lay_out(low, top)
 

@@ -217,6 +217,17 @@ class LogSketchColumns:
         self.lo = np.where(known, hi - span + 1, 0).astype(np.int64)
         self._laid = known
 
+    def lay_out_like(self, other: LogSketchColumns) -> None:
+        """Take ``other``'s layout (same width) before any non-zero value arrives, as
+        :meth:`lay_out` does: sketches of one layout merge by adding their counts."""
+        if self.span > 0 or other.span == 0 or other.width != self.width:
+            return
+        counts = np.zeros((self.width, 2 * other.span + 1), dtype=np.int64)
+        counts[:, other.span] = self.counts[:, 0]
+        self.counts, self.lo, self.span = counts, other.lo.copy(), other.span
+        laid = other.top != EMPTY  # a column without values or a layout has no lo of its own
+        self._laid = laid if other._laid is None else laid | other._laid
+
     def add(
         self,
         matrix: npt.ArrayLike,

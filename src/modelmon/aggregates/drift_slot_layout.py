@@ -64,18 +64,20 @@ def _or_nan(v: float | None) -> float:
 class SlotLayouts:
     """Lays out the numeric sketches of a drift window's new slots (see the module doc)."""
 
-    __slots__ = ("_accuracy", "_groups", "_reference")
+    __slots__ = ("_accuracy", "_groups", "_last", "_reference")
 
     def __init__(self, features: _Group, outputs: _Group, accuracy: float) -> None:
         self._groups = (features, outputs)
         self._accuracy = accuracy
         self._reference: tuple[tuple[IntArray, IntArray], ...] | None = None
+        self._last: _Slot | None = None  # the slot seen last (kept until the next one)
 
     def lay_out(self, slots: Mapping[int, _Slot], slot: _Slot) -> None:
         """Lay out ``slot``'s sketches that hold no non-zero value yet, from the newest
         other slot of ``slots`` holding values, else from the reference."""
-        if slot.features.sketches.span and slot.outputs.sketches.span:
+        if slot is self._last:  # once per slot: a sketch not laid out then grows as before
             return
+        self._last = slot
         if self._reference is None:
             self._reference = tuple(reference_keys(g, self._accuracy) for g in self._groups)
         before = [s for k, s in sorted(slots.items()) if s is not slot]

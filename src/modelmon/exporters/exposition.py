@@ -84,8 +84,23 @@ def escape_value(value: str) -> str:
 
 def label_text(labels: Iterable[tuple[str, str]]) -> str:
     """``{k="v",...}`` with keys sorted, as ``generate_latest`` writes it ("" if none)."""
-    inner = ",".join(f'{escape_label_name(k)}="{escape_value(v)}"' for k, v in sorted(labels))
+    name = _label_name
+    inner = ",".join(f'{name(k)}="{escape_value(v)}"' for k, v in sorted(labels))
     return "{" + inner + "}" if inner else ""
+
+
+_LABEL_NAMES: dict[str, str] = {}  # label name -> escaped: a few names, every series
+
+
+def _label_name(k: str) -> str:
+    """``escape_label_name(k)`` (a pure function of ``k``), kept for the first 1,024 names:
+    a model's label names are a handful, repeated in every series of a cold render."""
+    text = _LABEL_NAMES.get(k)
+    if text is None:
+        text = escape_label_name(k)
+        if len(_LABEL_NAMES) < 1024:
+            _LABEL_NAMES[k] = text
+    return text
 
 
 def _help(doc: str) -> str:

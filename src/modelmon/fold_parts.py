@@ -93,11 +93,13 @@ class PartQueue:
         fold: Callable[[Part, float], None],
         hand_off: Callable[[], None],
         whole: bool = True,
+        released: Callable[[], None] = lambda: None,
     ) -> int:
         """Fold the queued parts (the caller holds the fold lock); returns how many.
 
         ``whole=False`` (a scrape) leaves the later slices of split calls queued, for
         the background folder: a scrape folds at most one part of a huge call.
+        ``released`` is told when the GIL was released between parts.
         """
         if not whole:
             return self._run_reader(fold)
@@ -111,6 +113,7 @@ class PartQueue:
                     # next forced switch (5 ms by default): a fold does not hold it for
                     # longer than one part.
                     time.sleep(0)
+                    released()
                     hand_off()
                     if not self.todo:
                         break

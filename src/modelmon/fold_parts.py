@@ -44,6 +44,10 @@ MIN_PART_ROWS = 64
 _ONE_ROW = SCALAR_OUTPUT_TYPES | {type(None), str, bool}
 
 
+def _no_pause() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Part:
     """Records to fold together (flat, ``RECORD_WIDTH`` items each).
@@ -84,9 +88,36 @@ class PartQueue:
     def __init__(self) -> None:
         self.todo: deque[tuple[Part, float]] = deque()
         self.owner_busy = False
+        # Records taken from the buffer and not in ``todo``: the calls being planned, the
+        # part being folded (the fold pauses there, see fold_steps: label lookups in
+        # other threads must still see them pending).
+        self.planning: list[Any] = []
+        self.current: Part | None = None
 
-    def add(self, parts: Iterable[Part], now: float) -> None:
-        self.todo.extend((p, now) for p in parts)
+    def pending(self) -> list[list[Any]]:
+        """The flat records of every call taken from the buffer and not folded yet."""
+        parts = [part for part, _ in list(self.todo)]
+        current = self.current
+        if current is not None:
+            parts.append(current)
+        out = [p.source[0] if p.source is not None else p.items for p in parts]
+        return [self.planning, *out]
+
+    def add(
+        self,
+        records: list[Any],
+        parts: Iterable[Part],
+        now: float,
+        pause: Callable[[], None] = _no_pause,
+    ) -> None:
+        """Queue the ``parts`` of ``records`` (planned one by one, a pause after each)."""
+        self.planning = records
+        try:
+            for part in parts:
+                self.todo.append((part, now))
+                pause()
+        finally:
+            self.planning = []
 
     def run(
         self,
@@ -117,8 +148,13 @@ class PartQueue:
                     hand_off()
                     if not self.todo:
                         break
-                part, now = self.todo.popleft()
-                fold(part, now)
+                part, now = self.todo[0]
+                self.current = part  # before it leaves the queue: never out of sight
+                self.todo.popleft()
+                try:
+                    fold(part, now)
+                finally:
+                    self.current = None
                 done += 1
         finally:
             if not nested:
@@ -126,11 +162,17 @@ class PartQueue:
         return done
 
     def _run_reader(self, fold: Callable[[Part, float], None]) -> int:
-        later = deque(item for item in self.todo if item[0].row_offset > 0)
+        later = [item for item in self.todo if item[0].row_offset > 0]
         ready = [item for item in self.todo if item[0].row_offset == 0]
-        self.todo = later
-        for part, now in ready:
-            fold(part, now)
+        self.todo = deque([*ready, *later])  # each stays visible (label lookups) until folded
+        for _ in ready:
+            part, now = self.todo[0]
+            self.current = part
+            self.todo.popleft()
+            try:
+                fold(part, now)
+            finally:
+                self.current = None
         return len(ready)
 
 
@@ -161,19 +203,17 @@ def plan(
         for a in range(0, n, limit):
             yield Part(items[a * w : (a + limit) * w] if n > limit else items)
         return
-    errors = items[4::w]
-    if output_of is None:
-        outputs = results
-    else:
-        calls = items[1::w]
-        outputs = [
-            output_of(c, r) if e is None else None
-            for c, r, e in zip(calls, results, errors, strict=True)
-        ]
-    rows = [_rows(y) if e is None else 0 for y, e in zip(outputs, errors, strict=True)]
+    errors, calls = items[4::w], items[1::w]
+    # Each call's output and rows are read as its part is planned (the queue pauses
+    # between parts), not all before the first part.
+    outputs = results if output_of is None else []
     given = outputs if output_of is not None else None
     start = acc = 0
-    for i, r in enumerate(rows):
+    for i in range(n):
+        ok = errors[i] is None
+        if output_of is not None:
+            outputs.append(output_of(calls[i], results[i]) if ok else None)
+        r = _rows(outputs[i]) if ok else 0
         if r > limit:
             if i > start:
                 yield _group(items, given, start, i)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modelmon import Monitor, ReferenceProfile, fold_steps
+from modelmon import Monitor, ReferenceProfile, fold_parts, fold_steps
 from modelmon.batch import Batch
 
 NOW = time.time()
@@ -151,4 +151,55 @@ def test_a_library_leaves_the_switch_interval_alone() -> None:
         mon.observe(np.ones((8, WIDTH)), np.zeros(8))
     mon.fold(NOW)
     assert sys.getswitchinterval() == before
+    mon.close()
+
+
+class _LabelProbe:
+    """Folded first in each part: at the first, a label for a call of that very part
+    arrives from another thread (while the fold pauses between steps)."""
+
+    def __init__(self, mon: Monitor) -> None:
+        self.mon = mon
+        self.parts = 0
+        self.statuses: list[str] = []
+        self.thread: threading.Thread | None = None
+
+    def fold(self, batch: Batch) -> None:
+        self.parts += 1
+        if self.parts != 1:
+            return
+        self.thread = threading.Thread(target=self._label)
+        self.thread.start()
+        folding = self.mon.folding
+        deadline = time.monotonic() + 60
+        with folding.handoff:  # until it waits for the fold lock, or has answered
+            while not folding.readers and self.thread.is_alive():
+                folding.handoff.wait(0.01)
+                if time.monotonic() > deadline:
+                    break
+
+    def _label(self) -> None:
+        self.statuses = self.mon.record_outcomes(["order-1.3"], [1])
+
+
+def test_a_label_for_a_call_in_the_part_being_folded_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fold_parts, "MAX_PART_ROWS", 1000)
+    mon = Monitor("steps-labels", "1", registry=False, buffer_size=100_000, strict=True)
+    probe = _LabelProbe(mon)
+    rest = dict(mon.aggregates)
+    mon.aggregates.clear()
+    mon.aggregates["probe"] = probe  # before the outcomes: the part's ids are not kept yet
+    mon.aggregates.update(rest)
+    p = np.linspace(0.1, 0.9, 10)
+    with mon.folding.lock:  # the background folder waits: one fold here, in parts
+        mon.observe(np.ones((10, 2)), np.column_stack([p, 1 - p]), prediction_id="order-1")
+        for i in range(3000):
+            mon.observe({"a": float(i), "b": 1.0}, np.array([[0.3, 0.7]]))
+        mon.fold(NOW)
+    assert probe.thread is not None
+    probe.thread.join(60)
+    assert probe.parts >= 4
+    assert probe.statuses == ["matched"]
     mon.close()

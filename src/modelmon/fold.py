@@ -17,12 +17,12 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
-from . import fold_parts, fold_steps
+from . import fold_parts
 from ._internal import registry
 from ._internal.folder import FOLDER
 from ._internal.health import logger
@@ -227,19 +227,15 @@ def fold_locked(monitor: Monitor, now: float, whole: bool = True) -> None:
     output_of_ = functools.partial(output_of, monitor) if monitor.prediction_fn else None
     input_of = functools.partial(_input_of, monitor)
     rows = fold_parts.part_rows(len(monitor.schema.names or ()))  # parts of a few ms each
-    pause = fold_steps.Pauses()  # the GIL released between a part's steps too
-    parts.add(items, fold_parts.plan(items, output_of_, input_of, rows), now, pause)
-    fold_part = functools.partial(_fold_part, monitor, pause)
-    if parts.run(fold_part, monitor.folding.let_readers_in, whole, pause.restart):
+    parts.add(items, fold_parts.plan(items, output_of_, input_of, rows), now)
+    fold_part = functools.partial(_fold_part, monitor)
+    if parts.run(fold_part, monitor.folding.let_readers_in, whole):
         after_fold(monitor)
 
 
-def _fold_part(
-    monitor: Monitor, pause: fold_steps.Pauses, part: fold_parts.Part, now: float
-) -> None:
-    batch = make_batch(monitor, part.records(), now, part, pause)
+def _fold_part(monitor: Monitor, part: fold_parts.Part, now: float) -> None:
+    batch = make_batch(monitor, part.records(), now, part)
     for name, aggregate in monitor.aggregates.items():
-        pause()
         try:
             aggregate.fold(batch)
         except Exception as exc:
@@ -257,11 +253,7 @@ def after_fold(monitor: Monitor) -> None:
 
 
 def make_batch(
-    monitor: Monitor,
-    items: list[Any],
-    now: float,
-    part: fold_parts.Part | None = None,
-    pause: Callable[[], None] = lambda: None,
+    monitor: Monitor, items: list[Any], now: float, part: fold_parts.Part | None = None
 ) -> Batch:
     w = RECORD_WIDTH
     inps, calls, results = items[0::w], items[1::w], items[2::w]
@@ -284,9 +276,7 @@ def make_batch(
     ok_rows = np.ones(len(outputs), dtype=np.int64) if single else _rows_of(monitor, outputs)
     rows = np.zeros(n, dtype=np.int64)
     rows[ok_index] = ok_rows
-    pause()
-    feature_frame = _features_of(monitor, inps, calls, pause)
-    pause()
+    feature_frame = _features_of(monitor, inps, calls)
     has_none = type(None) in output_types
     output_frame = _outputs_frame(monitor, outputs, int(ok_rows.sum()), has_none)
     row_call = ok_index if single else np.repeat(ok_index, ok_rows)
@@ -359,14 +349,11 @@ def _inputs(monitor: Monitor, inps: list[Any], calls: list[Any]) -> list[Any] | 
     return [_input_of(monitor, inp, call) for inp, call in zip(inps, calls, strict=True)]
 
 
-def _features_of(
-    monitor: Monitor, inps: list[Any], calls: list[Any], pause: Callable[[], None]
-) -> FeatureFrame | None:
+def _features_of(monitor: Monitor, inps: list[Any], calls: list[Any]) -> FeatureFrame | None:
     inputs = _inputs(monitor, inps, calls)
     types = set(map(type, inputs)) if inputs else set()
     stacked = stacked_arrays(inputs) if inputs and types == {np.ndarray} else None
     if stacked is not None:
-        pause()
         chunks = [stacked]
     elif inputs is not None and types == {dict}:
         chunks = [Chunk("dicts", inputs, plain_dicts=True)]

@@ -44,10 +44,6 @@ MIN_PART_ROWS = 64
 _ONE_ROW = SCALAR_OUTPUT_TYPES | {type(None), str, bool}
 
 
-def _no_pause() -> None:
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Part:
     """Records to fold together (flat, ``RECORD_WIDTH`` items each).
@@ -88,9 +84,9 @@ class PartQueue:
     def __init__(self) -> None:
         self.todo: deque[tuple[Part, float]] = deque()
         self.owner_busy = False
-        # Records taken from the buffer and not in ``todo``: the calls being planned, the
-        # part being folded (the fold pauses there, see fold_steps: label lookups in
-        # other threads must still see them pending).
+        # Records taken from the buffer and not in ``todo``: the calls being planned and
+        # the part being folded. A label lookup in another thread (fold.fold_for_labels)
+        # must see them pending, or it would not wait for the fold that keeps their ids.
         self.planning: list[Any] = []
         self.current: Part | None = None
 
@@ -103,19 +99,11 @@ class PartQueue:
         out = [p.source[0] if p.source is not None else p.items for p in parts]
         return [self.planning, *out]
 
-    def add(
-        self,
-        records: list[Any],
-        parts: Iterable[Part],
-        now: float,
-        pause: Callable[[], None] = _no_pause,
-    ) -> None:
-        """Queue the ``parts`` of ``records`` (planned one by one, a pause after each)."""
+    def add(self, records: list[Any], parts: Iterable[Part], now: float) -> None:
+        """Queue the ``parts`` planned from ``records`` (the buffer's taken items)."""
         self.planning = records
         try:
-            for part in parts:
-                self.todo.append((part, now))
-                pause()
+            self.todo.extend((p, now) for p in parts)
         finally:
             self.planning = []
 
@@ -124,13 +112,11 @@ class PartQueue:
         fold: Callable[[Part, float], None],
         hand_off: Callable[[], None],
         whole: bool = True,
-        released: Callable[[], None] = lambda: None,
     ) -> int:
         """Fold the queued parts (the caller holds the fold lock); returns how many.
 
         ``whole=False`` (a scrape) leaves the later slices of split calls queued, for
         the background folder: a scrape folds at most one part of a huge call.
-        ``released`` is told when the GIL was released between parts.
         """
         if not whole:
             return self._run_reader(fold)
@@ -144,7 +130,6 @@ class PartQueue:
                     # next forced switch (5 ms by default): a fold does not hold it for
                     # longer than one part.
                     time.sleep(0)
-                    released()
                     hand_off()
                     if not self.todo:
                         break
@@ -164,7 +149,7 @@ class PartQueue:
     def _run_reader(self, fold: Callable[[Part, float], None]) -> int:
         later = [item for item in self.todo if item[0].row_offset > 0]
         ready = [item for item in self.todo if item[0].row_offset == 0]
-        self.todo = deque([*ready, *later])  # each stays visible (label lookups) until folded
+        self.todo = deque([*ready, *later])  # each stays in sight until folded
         for _ in ready:
             part, now = self.todo[0]
             self.current = part
@@ -203,17 +188,19 @@ def plan(
         for a in range(0, n, limit):
             yield Part(items[a * w : (a + limit) * w] if n > limit else items)
         return
-    errors, calls = items[4::w], items[1::w]
-    # Each call's output and rows are read as its part is planned (the queue pauses
-    # between parts), not all before the first part.
-    outputs = results if output_of is None else []
+    errors = items[4::w]
+    if output_of is None:
+        outputs = results
+    else:
+        calls = items[1::w]
+        outputs = [
+            output_of(c, r) if e is None else None
+            for c, r, e in zip(calls, results, errors, strict=True)
+        ]
+    rows = [_rows(y) if e is None else 0 for y, e in zip(outputs, errors, strict=True)]
     given = outputs if output_of is not None else None
     start = acc = 0
-    for i in range(n):
-        ok = errors[i] is None
-        if output_of is not None:
-            outputs.append(output_of(calls[i], results[i]) if ok else None)
-        r = _rows(outputs[i]) if ok else 0
+    for i, r in enumerate(rows):
         if r > limit:
             if i > start:
                 yield _group(items, given, start, i)

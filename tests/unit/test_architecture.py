@@ -78,7 +78,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "context",
             "fold",
             "fold_parts",
-            "fold_steps",
             "_hotpath",
             "_tracing",
             "_setup",

@@ -2,12 +2,13 @@
 
 ``overhead.py``'s latency phase gives p50/p99/p99.9 of one caller thread's calls; this
 prints, per round, how many calls waited how long, which tells the kinds of wait apart:
-one fold step (tens of microseconds), one fold part (hundreds), CPython's switch
-interval (about 5 ms: the folder released the GIL but the caller was not scheduled in
-time, so it waited for a forced switch) and a fold in the caller at the buffer's hard
-limit (hundreds of milliseconds, about once a round: in this closed loop the caller
-makes work faster than the folder, which gets the GIL only while the caller waits, can
-fold it). The modelmon side of ``overhead.py``'s cases, same inputs and monitor.
+one fold part (hundreds of microseconds: the folder hands the GIL over between parts),
+CPython's switch interval (about 5 ms: the folder released the GIL but the caller was
+not scheduled in time, so it waited for a forced switch) and a fold in the caller at
+the buffer's hard limit (hundreds of milliseconds, about once a round: in this closed
+loop the caller makes fold work faster than the folder, which gets the GIL only while
+the caller waits, can fold it). The modelmon side of ``overhead.py``'s cases, same
+inputs and monitor.
 
     python benchmarks/caller_waits.py batch batch_ref --rounds 3
 """

@@ -19,13 +19,12 @@ import numpy.typing as npt
 from .. import drift
 from ..batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from ..profile import CONFIDENCE, PREDICTION, FeatureProfile
-from ..sketches.columns import LogSketchColumns
+from ..sketches.columns import LogSketchColumns, chunk_rows
 from ..sketches.ddsketch import LogSketch
 from ..sketches.extremes import Extremes
 from .drift_categories import CategoryCodes
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
-_CHUNK = 1 << 15  # values per vectorised chunk of the bin count
 CATEGORICAL_METHODS = ("psi", "js", "chi2")
 
 
@@ -270,7 +269,7 @@ def _numeric_bins(columns: FloatArray, edges: FloatArray, valid: IntArray) -> In
     width = n_edges + 1
     out = np.zeros(d * width, dtype=np.int64)
     small = np.uint8 if n_edges < 255 else np.uint16
-    step = max(1, _CHUNK // max(d, 1))
+    step = chunk_rows(d)
     by_column = np.ascontiguousarray(edges.T)[:, :, None]  # (d, n_edges, 1)
     base = (np.arange(d, dtype=np.intp) * width)[:, None]
     for start in range(0, columns.shape[1], step):

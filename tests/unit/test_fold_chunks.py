@@ -1,8 +1,9 @@
 """The drift fold's result does not depend on how its values are cut into chunks.
 
-The chunk size (``modelmon.sketches.columns._CHUNK``) is a speed setting only: keeping
-each temporary under malloc's mmap threshold changed it, and every exported series,
-score, decision and count must stay what it was, bit for bit.
+The chunk size (``modelmon.sketches.columns._CHUNK``) is a speed setting only, and the
+temporaries live in reused arrays (``modelmon.sketches.scratch``): every exported
+series, score, decision and count must stay what it was, bit for bit, whatever the
+chunk size and whether the arrays are fresh or reused (left dirty by another fold).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import numpy as np
 import pytest
 
 from modelmon.aggregates.drift import DriftAggregate
+from modelmon.aggregates.drift_layout import _numeric_bins
 from modelmon.batch import Batch, FeatureFrame, RenderContext
 from modelmon.points import ScalarPoint
 from modelmon.profile import ReferenceProfile
 from modelmon.sketches import columns
+from modelmon.sketches.scratch import MAX_VALUES, Scratch, borrowed
 
 WIDTH = 7
 
@@ -101,7 +104,57 @@ def test_the_drift_fold_is_the_same_whatever_the_chunk_size(
         assert repr(got_decisions) == repr(decisions)
 
 
-def test_chunk_rows_keeps_temporaries_under_the_mmap_threshold() -> None:
-    for width in (1, 3, 20, 100, 250):
-        assert columns.chunk_rows(width) * width * 8 < 128 * 1024
-    assert columns.chunk_rows(500) == 64  # wide matrices keep whole chunks of rows
+def test_chunk_rows() -> None:
+    assert columns.chunk_rows(20) == (1 << 15) // 20
+    assert columns.chunk_rows(500) == 65
+    assert columns.chunk_rows(5000) == 64  # wide matrices keep whole chunks of rows
+
+
+def test_dirty_scratch_arrays_give_what_fresh_arrays_give() -> None:
+    """The reused arrays hold the last fold's values: nothing may read them first."""
+    profile = _profile()
+    x = _data(profile, 7, 3000)
+    x[np.isinf(x)] = np.nan  # the bins count finite values (see _numeric_bins)
+    cols = np.ascontiguousarray(x.T)
+    shifts = np.array([profile.features[f"f{j}"].sketch_center for j in range(WIDTH)])
+    edges = np.full((9, WIDTH), np.inf)
+    for j in range(WIDTH):
+        e = np.asarray(profile.features[f"f{j}"].edges, dtype=np.float64)
+        edges[: e.size, j] = e
+    valid = np.isfinite(x).sum(axis=0)
+    dirty = Scratch()
+    garbage = (
+        ("cells", np.intp, 5),
+        ("diff", np.float64, np.nan),
+        ("keys", np.float64, -3.0),
+        ("bins", np.uint8, 7),
+        ("above", np.bool_, True),
+        ("bin_index", np.intp, 2),
+    )
+    for name, dtype, value in garbage:
+        dirty.get(name, (MAX_VALUES,), dtype).fill(value)
+    fresh_sketch, dirty_sketch = columns.LogSketchColumns(WIDTH), columns.LogSketchColumns(WIDTH)
+    for _ in range(2):  # the second time, the arrays hold the first pass's values
+        fresh_sketch.add_columns(cols, shifts)
+        dirty_sketch.add_columns(cols, shifts, dirty)
+        np.testing.assert_array_equal(
+            _numeric_bins(cols, edges, valid), _numeric_bins(cols, edges, valid, dirty)
+        )
+    assert (fresh_sketch.span, fresh_sketch.lo.tolist()) == (
+        dirty_sketch.span,
+        dirty_sketch.lo.tolist(),
+    )
+    np.testing.assert_array_equal(fresh_sketch.counts, dirty_sketch.counts)
+    want = [
+        np.bincount(np.searchsorted(edges[:, j], x[:, j][np.isfinite(x[:, j])]), minlength=10)
+        for j in range(WIDTH)
+    ]
+    np.testing.assert_array_equal(_numeric_bins(cols, edges, valid, dirty), np.array(want))
+
+
+def test_a_scratch_is_lent_to_one_fold_at_a_time() -> None:
+    with borrowed() as a, borrowed() as b:
+        assert a is not b
+        assert a.get("x", (3, 4), np.float64).shape == (3, 4)
+        big = a.get("x", (MAX_VALUES + 1,), np.float64)  # past the cap: a plain array
+        assert big.base is None and a.get("x", (2,), np.float64).base is not big

@@ -105,8 +105,8 @@ def test_the_drift_fold_is_the_same_whatever_the_chunk_size(
 
 
 def test_chunk_rows() -> None:
-    assert columns.chunk_rows(20) == (1 << 15) // 20
-    assert columns.chunk_rows(500) == 65
+    assert columns.chunk_rows(20) == MAX_VALUES // 20  # a 4,096-row part in one chunk
+    assert columns.chunk_rows(500) == 262
     assert columns.chunk_rows(5000) == 64  # wide matrices keep whole chunks of rows
 
 

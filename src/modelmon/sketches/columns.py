@@ -41,16 +41,17 @@ import numpy.typing as npt
 from . import mapping
 from .ddsketch import LogSketch
 from .occupied import Occupied
-from .scratch import Scratch
+from .scratch import MAX_VALUES, Scratch
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
-# Values per vectorised chunk (temporaries stay in L2). The drift fold's temporaries are
-# reused arrays (modelmon.sketches.scratch): allocated afresh, 256 KiB arrays were
-# page-faulted in again at every fold.
-_CHUNK = 1 << 15
+# Values per vectorised chunk: a whole fold part (fold_parts.MAX_PART_VALUES), so the
+# fold's fixed cost per chunk is paid once a part. The drift fold's temporaries are
+# reused arrays (modelmon.sketches.scratch): allocated afresh, arrays this large (and
+# the former 256 KiB ones) were page-faulted in again at every fold.
+_CHUNK = MAX_VALUES
 _MIN_CHUNK_ROWS = 64  # wide matrices: fewer rows per chunk would cost more in calls
 _KEY_BUFFER = 1 << 20  # indices counted per bincount
 # Spare keys when the layout grows (fewer re-layouts); scale-6 keys are 1.85x denser than

@@ -150,8 +150,8 @@ def fold_for_labels(
     """
     # One C call: calls finishing meanwhile are not this POST's predictions.
     seqs = monitor.buffer.items[SEQ::RECORD_WIDTH]
-    for part, _ in list(monitor.folding.parts.todo):  # parts queued by an earlier fold
-        seqs.extend((part.source[0] if part.source is not None else part.items)[SEQ::RECORD_WIDTH])
+    for records in monitor.folding.parts.pending():  # taken by a fold, not folded yet
+        seqs.extend(records[SEQ::RECORD_WIDTH])
     if seqs and _may_join_pending(monitor, prediction_ids, actuals, seqs):
         fold(monitor)
     else:  # as after a fold (read-your-writes), without waiting for the fold lock
@@ -227,7 +227,7 @@ def fold_locked(monitor: Monitor, now: float, whole: bool = True) -> None:
     output_of_ = functools.partial(output_of, monitor) if monitor.prediction_fn else None
     input_of = functools.partial(_input_of, monitor)
     rows = fold_parts.part_rows(len(monitor.schema.names or ()))  # parts of a few ms each
-    parts.add(fold_parts.plan(items, output_of_, input_of, rows), now)
+    parts.add(items, fold_parts.plan(items, output_of_, input_of, rows), now)
     fold_part = functools.partial(_fold_part, monitor)
     if parts.run(fold_part, monitor.folding.let_readers_in, whole):
         after_fold(monitor)

@@ -84,9 +84,28 @@ class PartQueue:
     def __init__(self) -> None:
         self.todo: deque[tuple[Part, float]] = deque()
         self.owner_busy = False
+        # Records taken from the buffer and not in ``todo``: the calls being planned and
+        # the part being folded. A label lookup in another thread (fold.fold_for_labels)
+        # must see them pending, or it would not wait for the fold that keeps their ids.
+        self.planning: list[Any] = []
+        self.current: Part | None = None
 
-    def add(self, parts: Iterable[Part], now: float) -> None:
-        self.todo.extend((p, now) for p in parts)
+    def pending(self) -> list[list[Any]]:
+        """The flat records of every call taken from the buffer and not folded yet."""
+        parts = [part for part, _ in list(self.todo)]
+        current = self.current
+        if current is not None:
+            parts.append(current)
+        out = [p.source[0] if p.source is not None else p.items for p in parts]
+        return [self.planning, *out]
+
+    def add(self, records: list[Any], parts: Iterable[Part], now: float) -> None:
+        """Queue the ``parts`` planned from ``records`` (the buffer's taken items)."""
+        self.planning = records
+        try:
+            self.todo.extend((p, now) for p in parts)
+        finally:
+            self.planning = []
 
     def run(
         self,
@@ -114,8 +133,13 @@ class PartQueue:
                     hand_off()
                     if not self.todo:
                         break
-                part, now = self.todo.popleft()
-                fold(part, now)
+                part, now = self.todo[0]
+                self.current = part  # before it leaves the queue: never out of sight
+                self.todo.popleft()
+                try:
+                    fold(part, now)
+                finally:
+                    self.current = None
                 done += 1
         finally:
             if not nested:
@@ -123,11 +147,17 @@ class PartQueue:
         return done
 
     def _run_reader(self, fold: Callable[[Part, float], None]) -> int:
-        later = deque(item for item in self.todo if item[0].row_offset > 0)
+        later = [item for item in self.todo if item[0].row_offset > 0]
         ready = [item for item in self.todo if item[0].row_offset == 0]
-        self.todo = later
-        for part, now in ready:
-            fold(part, now)
+        self.todo = deque([*ready, *later])  # each stays in sight until folded
+        for _ in ready:
+            part, now = self.todo[0]
+            self.current = part
+            self.todo.popleft()
+            try:
+                fold(part, now)
+            finally:
+                self.current = None
         return len(ready)
 
 

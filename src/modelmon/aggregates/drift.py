@@ -38,12 +38,13 @@ from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, Rend
 from ..errors import ConfigurationError
 from ..points import NO_COLUMNS, ColumnFamily, Family, Point, ScalarColumns, ScalarPoint
 from ..profile import PREDICTION, ReferenceProfile
+from ..sketches.columns import chunk_rows
+from ..sketches.scratch import borrowed
 from ..sketches.window import SlidingWindow
 
 # private: the aggregate's parts, split by job into sibling modules (one owner each)
 from .drift_labels import _DECISION_SPECS, _FEATURE_SPECS, _OUTPUT_SPECS, _GroupLabels
 from .drift_layout import (
-    _CHUNK,
     CATEGORICAL_METHODS,
     NUMERIC_METHODS,
     _add_categorical,
@@ -242,13 +243,17 @@ class DriftAggregate:
         self, group: _Group, matrix: FloatArray, slot: _GroupSlot, counts: IntArray
     ) -> None:
         # In chunks transposed once (a column per row), which the three read in turn.
-        rows = max(1, _CHUNK // max(matrix.shape[1], 1))
-        for start in range(0, matrix.shape[0], rows):
-            columns = np.ascontiguousarray(matrix[start : start + rows].T)
-            valid = slot.extremes.add_columns(columns)
-            slot.sketches.add_columns(columns, group.centers)
-            binned = _numeric_bins(columns, group.edges, valid)
-            counts[group.numeric_cells] += binned[group.numeric_bins]
+        # The temporaries are reused arrays (see modelmon.sketches.scratch).
+        rows = chunk_rows(matrix.shape[1])
+        with borrowed() as ws:
+            for start in range(0, matrix.shape[0], rows):
+                part = matrix[start : start + rows]
+                columns = ws.get("columns", part.shape[::-1], np.float64)
+                np.copyto(columns, part.T)
+                valid = slot.extremes.add_columns(columns)
+                slot.sketches.add_columns(columns, group.centers, ws)
+                binned = _numeric_bins(columns, group.edges, valid, ws)
+                counts[group.numeric_cells] += binned[group.numeric_bins]
 
     # --- warm-up -------------------------------------------------------------------
     def _collect_warmup(

@@ -19,13 +19,13 @@ import numpy.typing as npt
 from .. import drift
 from ..batch import FeatureFrame, FloatArray, IntArray, ObjArray, OutputFrame
 from ..profile import CONFIDENCE, PREDICTION, FeatureProfile
-from ..sketches.columns import LogSketchColumns
+from ..sketches.columns import LogSketchColumns, chunk_rows
 from ..sketches.ddsketch import LogSketch
 from ..sketches.extremes import Extremes
+from ..sketches.scratch import Scratch
 from .drift_categories import CategoryCodes
 
 NUMERIC_METHODS = ("psi", "js", "ks", "wasserstein")
-_CHUNK = 1 << 15  # values per vectorised chunk of the bin count
 CATEGORICAL_METHODS = ("psi", "js", "chi2")
 
 
@@ -256,7 +256,9 @@ def _select(numeric: FloatArray, cols: list[int]) -> FloatArray:
     return out
 
 
-def _numeric_bins(columns: FloatArray, edges: FloatArray, valid: IntArray) -> IntArray:
+def _numeric_bins(
+    columns: FloatArray, edges: FloatArray, valid: IntArray, scratch: Scratch | None = None
+) -> IntArray:
     """Per row of ``columns`` (``(d, n)``: a matrix transposed, a column per row),
     counts in bins ``(-inf, e0], (e0, e1], ..., (e_last, inf)``.
 
@@ -264,23 +266,27 @@ def _numeric_bins(columns: FloatArray, edges: FloatArray, valid: IntArray) -> In
     small integer per value (NaN compares False, so it lands in bin 0 and is taken out
     with ``valid``, the finite count), then one ``bincount`` over all columns. Columns
     with fewer edges are padded with +inf (their extra bins stay empty). A column per
-    row, each comparison runs along a whole column against one edge.
+    row, each comparison runs along a whole column against one edge. ``scratch``: where
+    the temporaries go (the fold's reused arrays; default new ones).
     """
     n_edges, d = edges.shape
     width = n_edges + 1
     out = np.zeros(d * width, dtype=np.int64)
     small = np.uint8 if n_edges < 255 else np.uint16
-    step = max(1, _CHUNK // max(d, 1))
+    step = chunk_rows(d)
     by_column = np.ascontiguousarray(edges.T)[:, :, None]  # (d, n_edges, 1)
     base = (np.arange(d, dtype=np.intp) * width)[:, None]
+    ws = Scratch() if scratch is None else scratch
     for start in range(0, columns.shape[1], step):
         chunk = columns[:, start : start + step]
-        acc = np.zeros(chunk.shape, dtype=small)
-        gt = np.empty(chunk.shape, dtype=bool)
+        acc = ws.get("bins", chunk.shape, small)
+        acc.fill(0)
+        gt = ws.get("above", chunk.shape, np.bool_)
         for k in range(n_edges):
             np.greater(chunk, by_column[:, k], out=gt)
             np.add(acc, gt.view(np.uint8), out=acc)
-        idx = acc.astype(np.intp)
+        idx = ws.get("bin_index", chunk.shape, np.intp)
+        np.copyto(idx, acc)
         idx += base
         out += np.bincount(idx.ravel(), minlength=d * width)
     binned = out.reshape(d, width)

@@ -41,13 +41,19 @@ import numpy.typing as npt
 from . import mapping
 from .ddsketch import LogSketch
 from .occupied import Occupied
+from .scratch import MAX_VALUES, Scratch
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
 _EMPTY = EMPTY
-_CHUNK = 1 << 15  # values per vectorised chunk (temporaries stay in L2)
+# Values per vectorised chunk: a whole fold part (fold_parts.MAX_PART_VALUES), so the
+# fold's fixed cost per chunk is paid once a part. The drift fold's temporaries are
+# reused arrays (modelmon.sketches.scratch): allocated afresh, arrays this large (and
+# the former 256 KiB ones) were page-faulted in again at every fold.
+_CHUNK = MAX_VALUES
+_MIN_CHUNK_ROWS = 64  # wide matrices: fewer rows per chunk would cost more in calls
 _KEY_BUFFER = 1 << 20  # indices counted per bincount
 # Spare keys when the layout grows (fewer re-layouts); scale-6 keys are 1.85x denser than
 # the former mapping's, so the spare range stays what 16 and 4 keys used to cover.
@@ -58,6 +64,11 @@ _LAID_PAD_HIGH = 64
 # histogram of the whole grid: numpy >= 1.25's ``add.at`` is the faster of the two up to
 # twice as many values as cells; before, it was ten times slower per value.
 _ADD_AT_SHARE = 2.0 if np.lib.NumpyVersion(np.__version__) >= "1.25.0" else 0.25
+
+
+def chunk_rows(width: int) -> int:
+    """Rows of a ``width``-column matrix per vectorised chunk (see ``_CHUNK``)."""
+    return max(_MIN_CHUNK_ROWS, _CHUNK // max(width, 1))
 
 
 class LogSketchColumns:
@@ -115,11 +126,16 @@ class LogSketchColumns:
 
     def keys(self, values: npt.ArrayLike) -> FloatArray:
         """``ceil(log2|x| * 2 ** scale)`` elementwise (``-inf`` for 0, NaN for NaN)."""
-        v = np.abs(np.asarray(values, dtype=np.float64))
+        v = np.asarray(values, dtype=np.float64)
+        return self._keys_into(v, np.empty(v.shape))
+
+    def _keys_into(self, values: FloatArray, out: FloatArray) -> FloatArray:
+        """:meth:`keys` of ``values`` written into ``out`` (same shape)."""
+        np.abs(values, out=out)
         with np.errstate(divide="ignore", invalid="ignore"):
-            np.log2(v, out=v)
-        v *= self.inv_log_gamma
-        return np.asarray(np.ceil(v, out=v), dtype=np.float64)
+            np.log2(out, out=out)
+        out *= self.inv_log_gamma
+        return np.ceil(out, out=out)
 
     def positions(self, values: npt.ArrayLike, rows: IntArray | None = None) -> FloatArray:
         """Where ``values`` (``(len(rows), m)``, finite) fall on the grids of ``rows``.
@@ -241,28 +257,41 @@ class LogSketchColumns:
         m = np.asarray(matrix, dtype=np.float64)
         if m.ndim != 2 or m.shape[1] != self.width:
             raise ValueError(f"matrix of shape {m.shape} does not match width {self.width}")
-        rows = max(1, _CHUNK // max(self.width, 1))
+        rows = chunk_rows(self.width)
         chunks = (m[start : start + rows].T for start in range(0, m.shape[0], rows))
         self._add_chunks(chunks, m.shape[0], shifts)
 
-    def add_columns(self, columns: npt.ArrayLike, shifts: npt.ArrayLike | None = None) -> None:
+    def add_columns(
+        self,
+        columns: npt.ArrayLike,
+        shifts: npt.ArrayLike | None = None,
+        scratch: Scratch | None = None,
+    ) -> None:
         """Add row ``j`` of ``columns`` (``(width, n)``: a matrix transposed) minus
         ``shifts[j]`` to sketch ``j``, as :meth:`add` adds the matrix.
 
         A column per row, every step with a per-column operand (the shift, the layout's
         offsets, the range of keys) runs along whole columns, not ``width`` values at a
         time; a caller holding its columns that way (the drift fold) saves the copy.
+        ``scratch``: where the temporaries go (the fold's reused arrays; default new ones).
         """
         c = np.asarray(columns, dtype=np.float64)
         if c.ndim != 2 or c.shape[0] != self.width:
             raise ValueError(f"columns of shape {c.shape} do not match width {self.width}")
-        step = max(1, _CHUNK // max(self.width, 1))
+        step = chunk_rows(self.width)
         self._add_chunks(
-            (c[:, s : s + step] for s in range(0, c.shape[1], step)), c.shape[1], shifts
+            (c[:, s : s + step] for s in range(0, c.shape[1], step)),
+            c.shape[1],
+            shifts,
+            scratch,
         )
 
     def _add_chunks(
-        self, chunks: Iterable[FloatArray], n: int, shifts: npt.ArrayLike | None
+        self,
+        chunks: Iterable[FloatArray],
+        n: int,
+        shifts: npt.ArrayLike | None,
+        scratch: Scratch | None = None,
     ) -> None:
         """Add the ``(width, k)`` chunks of ``n`` values per column in all."""
         d = self.width
@@ -270,10 +299,11 @@ class LogSketchColumns:
             return
         shift = np.zeros(d) if shifts is None else np.asarray(shifts, dtype=np.float64).reshape(d)
         shift = shift[:, None]
-        buf = np.empty(min(n, max(_CHUNK // d, _KEY_BUFFER // d)) * d, dtype=np.intp)
+        ws = Scratch() if scratch is None else scratch
+        buf = ws.get("cells", (min(n, max(chunk_rows(d), _KEY_BUFFER // d)) * d,), np.intp)
         used = 0
         for chunk in chunks:
-            diff, keys, kmin, kmax, zeros = self._chunk_keys(chunk, shift)
+            diff, keys, kmin, kmax, zeros = self._chunk_keys(chunk, shift, ws)
             if self._needs_layout(kmin, kmax):
                 self._flush(buf[:used])
                 used = 0
@@ -289,14 +319,14 @@ class LogSketchColumns:
         self._flush(buf[:used])
 
     def _chunk_keys(
-        self, chunk: FloatArray, shift: FloatArray
+        self, chunk: FloatArray, shift: FloatArray, ws: Scratch
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, bool]:
-        """``x - shift`` of a ``(width, k)`` chunk (a new C-ordered array), its keys,
-        each column's lowest and highest key (NaN: none), and whether a key is -inf (an
-        exact zero)."""
-        diff = np.empty(chunk.shape)
+        """``x - shift`` of a ``(width, k)`` chunk (a C-ordered array of ``ws``), its
+        keys, each column's lowest and highest key (NaN: none), and whether a key is
+        -inf (an exact zero)."""
+        diff = ws.get("diff", chunk.shape, np.float64)
         np.subtract(chunk, shift, out=diff)
-        keys = self.keys(diff)
+        keys = self._keys_into(diff, ws.get("keys", chunk.shape, np.float64))
         kmax = np.fmax.reduce(keys, axis=1)
         if np.isposinf(kmax).any():  # +-inf in the data: skipped like NaN
             diff[np.isinf(diff)] = np.nan

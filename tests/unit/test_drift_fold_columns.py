@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,19 @@ def test_a_column_of_zeros_and_an_infinity_adds_the_zeros_only() -> None:
     s.add(np.array([[1.0, np.inf], [2.0, 7.0], [3.0, 7.0]]), np.array([0.0, 7.0]))
     assert s.count.tolist() == [5, 4]
     assert s.quantiles([0.5])[1, 0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "column",
+    [[np.inf, -np.inf, 1.0], [1e308, 1e308, -2.0], [np.nan, 3.0, -np.inf]],
+)
+def test_extremes_of_infinities_and_huge_values_add_quietly(column: list[float]) -> None:
+    # The fast path's sum is inf - inf (NaN) or past the largest double here: no warning
+    # reaches the caller, and the finite values are counted as by a plain reading.
+    extremes = Extremes(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        added = extremes.add_columns(np.array([column]))
+    finite = [v for v in column if np.isfinite(v)]
+    assert added.tolist() == [len(finite)]
+    assert extremes.min.tolist() == [min(finite)] and extremes.max.tolist() == [max(finite)]

@@ -51,7 +51,9 @@ class Extremes:
     def add_columns(self, columns: npt.ArrayLike) -> IntArray:
         """:meth:`add` of a matrix given transposed: ``columns`` is ``(width, n)``."""
         c = np.asarray(columns, dtype=np.float64).reshape(self.width, -1)
-        if np.isfinite(float(np.sum(c))):  # fast path: every value is finite
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, or a sum past 1e308
+            total = float(np.sum(c))
+        if np.isfinite(total):  # fast path: every value is finite
             added = np.full(self.width, c.shape[1], dtype=np.int64)
             if c.shape[1]:
                 self._widen(c.min(axis=1), c.max(axis=1))

@@ -67,8 +67,21 @@ def key_tables(scale: int) -> tuple[np.ndarray, np.ndarray]:
     return base, np.where(nxt < c_hi, nxt, 3.0)
 
 
-def _kernels() -> tuple[Any, Any, Any]:
-    assert numba is not None
+if numba is not None:  # the kernels, at module level so that numba's cache finds them
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def table_key(a, word, bits_of, mult, base, bound, scale):  # type: ignore[no-untyped-def]
+        """The key of ``a > 0`` from its exponent and the mantissa table (``word``: a
+        1-float scratch, ``bits_of`` its int64 view); libm's log2 near a bound."""
+        word[0] = a
+        bits = bits_of[0]
+        expo = (bits >> 52) - 1023
+        cell = (bits >> (52 - CELL_BITS)) & ((1 << CELL_BITS) - 1)
+        m = 1.0 + (bits & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16
+        bd = bound[cell]
+        if expo == -1023 or abs(m - bd) < 1e-9:
+            return math.ceil(math.log2(a) * mult)
+        return (expo << scale) + base[cell] + (m > bd)
 
     @numba.njit(cache=True, nogil=True)
     def plain(  # type: ignore[no-untyped-def]
@@ -164,17 +177,7 @@ def _kernels() -> tuple[Any, Any, Any]:
                     continue
                 if not math.isfinite(diff):
                     continue
-                a = abs(diff)
-                word[0] = a
-                bits = bits_of[0]
-                expo = (bits >> 52) - 1023
-                cell = (bits >> (52 - CELL_BITS)) & ((1 << CELL_BITS) - 1)
-                m = 1.0 + (bits & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16
-                bd = bound[cell]
-                if expo == -1023 or abs(m - bd) < 1e-9:
-                    key = math.ceil(math.log2(a) * mult)
-                else:
-                    key = (expo << scale) + base[cell] + (m > bd)
+                key = table_key(abs(diff), word, bits_of, mult, base, bound, scale)
                 r = key - low
                 if r >= span:
                     missed += 1
@@ -196,18 +199,11 @@ def _kernels() -> tuple[Any, Any, Any]:
         for i in range(v.size):
             a = abs(v[i])
             out[0, i] = math.ceil(math.log2(a) * mult)
-            word[0] = a
-            bits = bits_of[0]
-            expo = (bits >> 52) - 1023
-            cell = (bits >> (52 - CELL_BITS)) & ((1 << CELL_BITS) - 1)
-            m = 1.0 + (bits & 0xFFFFFFFFFFFFF) * 2.220446049250313e-16
-            bd = bound[cell]
-            if expo == -1023 or abs(m - bd) < 1e-9:
-                out[1, i] = math.ceil(math.log2(a) * mult)
-            else:
-                out[1, i] = (expo << scale) + base[cell] + (m > bd)
+            out[1, i] = table_key(a, word, bits_of, mult, base, bound, scale)
         return out
 
+
+def _kernels() -> tuple[Any, Any, Any]:
     return plain, tuned, keys
 
 
@@ -363,7 +359,6 @@ def main() -> None:
         return
     rounds = 2 if args.quick else max(args.rounds, 5)
     rng = np.random.default_rng(15)
-    np.seterr(invalid="ignore")  # inf - inf in the numpy fold's finite check
     plain, tuned, keys = _kernels()
     cases = [("batch_ref: parts of 4,096 rows x 20", 20), ("num500_ref: 4,096 rows x 500", 500)]
     print(f"numba {numba.__version__}, numpy {np.__version__}, rounds {rounds}")

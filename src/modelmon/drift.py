@@ -183,10 +183,13 @@ def _wasserstein_merged(
     # Restart the sum at each row (what the rows before left is rounding, not mass).
     w -= np.repeat(np.concatenate(([0.0], w[ends])), sizes)
     np.abs(w, out=w)
-    gaps = np.diff(x)
-    gaps[ends] = 0.0  # no area between rows
-    gaps *= w[:-1]
-    return np.asarray(np.add.reduceat(gaps, start), dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # values near +-1e308: an inf gap
+        gaps = np.diff(x)
+        gaps[ends] = 0.0  # no area between rows
+        gaps *= w[:-1]
+        if not np.isfinite(gaps.sum()):  # inf * 0 is NaN: no mass crosses such a gap
+            gaps[w[:-1] == 0.0] = 0.0
+        return np.asarray(np.add.reduceat(gaps, start), dtype=np.float64)
 
 
 # --- many columns at once ----------------------------------------------------------------

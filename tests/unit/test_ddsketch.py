@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
+from modelmon.sketches import mapping
 from modelmon.sketches.ddsketch import LogSketch, add_columns
 
 from ._sketch_values import quantile_property
@@ -107,3 +110,18 @@ def test_property_quantile_within_relative_accuracy(values: list[float], q: floa
     s.add(x)
     exact = float(np.quantile(x, q, method="lower"))
     assert abs(s.quantile(q) - exact) <= 0.01 * (1 + 1e-9) * abs(exact) + 1e-300
+
+
+@pytest.mark.parametrize("scale", [0, 3, 6, 10, mapping.MAX_SCALE])
+def test_representatives_at_and_past_the_largest_doubles_bucket_are_finite(scale: int) -> None:
+    # A layout spans spare keys past the largest double's (a column holding 1e308 and a
+    # span shared with other columns): their values are capped, never inf.
+    largest = float(np.finfo(np.float64).max)
+    top = mapping.keys(np.array([largest]), scale)[0]
+    key = top + np.array([-1.0, 0.0, 1.0, 50.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = mapping.values(key, scale)
+    assert np.isfinite(rep).all() and (rep <= largest).all()
+    assert (np.diff(rep) >= 0).all()  # still ordered as the keys
+    assert rep[0] > mapping.lower_bound(key[:1], scale)[0]  # a real bucket's stays inside

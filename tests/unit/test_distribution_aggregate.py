@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 import modelmon
+from modelmon import names
 from modelmon.aggregates.distributions import DistributionAggregate
 from modelmon.batch import RenderContext
 from modelmon.exporters.multiprocess import build, describe
@@ -101,3 +104,19 @@ def test_max_features_caps_the_kept_features() -> None:
 def test_feature_selection_must_be_names(bad: object) -> None:
     with pytest.raises(modelmon.ConfigurationError):
         DistributionAggregate(features=bad)  # type: ignore[arg-type]
+
+
+def test_sums_of_values_near_the_largest_double_are_finite_where_they_fit() -> None:
+    # Column a: +-1.7e308 cancel (a plain float sum overflows to inf - inf = NaN); column b:
+    # a sum past the largest double is +inf; column c: plain values. No warning either way.
+    # (A float sum: the 3.0s are lost in rounding next to 1.7e308 partial sums.)
+    x = _data()
+    x[:, 0] = np.tile([1.7e308, -1.7e308, 3.0], 200)
+    x[:, 1] = 1.7e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        points = _points(_monitor_batches(x, True))
+    cancelled = points[f"{names.FEATURE_DISTRIBUTION.name}:a"].sum
+    assert np.isfinite(cancelled) and 0.0 <= cancelled <= 600.0
+    assert points[f"{names.FEATURE_DISTRIBUTION.name}:b"].sum == np.inf
+    assert points[f"{names.FEATURE_DISTRIBUTION.name}:c"].sum == pytest.approx(x[:, 2].sum())

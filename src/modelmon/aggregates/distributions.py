@@ -182,7 +182,13 @@ class DistributionAggregate:
 def _finite_sums(matrix: FloatArray) -> list[float]:
     """Column sums over the values a sketch accepts (NaN and +-inf left out)."""
     finite = np.where(np.isfinite(matrix), matrix, 0.0)
-    return [float(v) for v in finite.sum(axis=0)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = finite.sum(axis=0)
+        wild = ~np.isfinite(sums)
+        if wild.any():  # values near 1e308: summed 2**64 times smaller (exact scaling), so
+            # the sum is finite when it fits in a double and +-inf when it does not
+            sums[wild] = (finite[:, wild] * 2.0**-64).sum(axis=0) * 2.0**64
+    return [float(v) for v in sums]
 
 
 def _point(labels: Mapping[str, str], sketch: LogSketch, total: float) -> ExponentialHistogramPoint:

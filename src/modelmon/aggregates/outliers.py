@@ -42,6 +42,7 @@ from .. import names
 from ..batch import Batch, FeatureFrame, FloatArray, IntArray, OutputFrame, RenderContext
 from ..outliers import FENCE_RULE, MAHALANOBIS, JointReference, read_outliers
 from ..points import Family
+from ..sketches.extremes import all_finite
 from ..sketches.moments import column_reduce
 
 # Private on purpose: the drift aggregate's mapping of output names to the batch's
@@ -154,7 +155,7 @@ class OutlierAggregate:
             self.feature_outliers[mine] += _column_counts(outside)
         if joint_cols is not None and self.joint is not None:
             rows = frame.numeric[block, joint_cols]
-            if not np.isfinite(float(rows.sum())):  # the sum is finite when every value is
+            if not all_finite(rows):
                 rows = rows[np.isfinite(rows).all(axis=1)]
             if rows.shape[0]:
                 self.rows_checked += int(rows.shape[0])

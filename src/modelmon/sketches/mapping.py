@@ -34,6 +34,7 @@ MIN_SCALE, MAX_SCALE = -10, 20  # OpenTelemetry's range of exponential-histogram
 # Keys a store may span before its lowest buckets collapse: at scale 6 a dynamic range of
 # 2**64 (the 2048 keys of the former 1%-gamma mapping spanned about 2**59).
 DEFAULT_MAX_BUCKETS = 4096
+_LARGEST = float(np.finfo(np.float64).max)
 
 
 def gamma(scale: int) -> float:
@@ -79,11 +80,15 @@ def values(k: npt.ArrayLike, scale: int) -> FloatArray:
     """The representative value ``2 * gamma ** k / (1 + gamma)`` of each key (finite).
 
     Computed as ``2 ** (k / 2 ** scale - 1) * (4 / (1 + gamma))`` so the bucket of the
-    largest doubles does not overflow on the way.
+    largest doubles does not overflow on the way. A representative past the largest
+    double (that bucket's at coarse scales, and the spare keys a layout spans beyond it)
+    is the largest double: no value any such bucket holds is larger.
     """
     kk = np.asarray(k, dtype=np.float64)
-    out = np.exp2(kk / multiplier(scale) - 1.0)
-    out *= 4.0 / (1.0 + gamma(scale))
+    with np.errstate(over="ignore"):  # keys at or past the largest double's: capped below
+        out = np.exp2(kk / multiplier(scale) - 1.0)
+        out *= 4.0 / (1.0 + gamma(scale))
+    np.minimum(out, _LARGEST, out=out)  # its values are all <= the largest double
     return np.asarray(out, dtype=np.float64)
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .extremes import all_finite
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -87,7 +89,7 @@ class Moments:
         rows = max(1, CHUNK_VALUES // v.shape[1])
         for start in range(0, v.shape[0], rows):
             chunk = v[start : start + rows]
-            if np.isfinite(float(np.sum(chunk))):  # fast path: every value is finite
+            if all_finite(chunk):  # fast path
                 self._add_parts(*_clean_parts(chunk))
             else:
                 self._add_parts(*_masked_parts(chunk))

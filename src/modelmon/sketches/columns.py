@@ -47,7 +47,6 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 EMPTY = -(1 << 60)  # ``top`` of a column holding no non-zero value
-_EMPTY = EMPTY
 # Values per vectorised chunk: a whole fold part (fold_parts.MAX_PART_VALUES), so the
 # fold's fixed cost per chunk is paid once a part. The drift fold's temporaries are
 # reused arrays (modelmon.sketches.scratch): allocated afresh, arrays this large (and
@@ -105,7 +104,7 @@ class LogSketchColumns:
         self.gamma = mapping.gamma(self.scale)
         self.inv_log_gamma = mapping.multiplier(self.scale)  # 1 / log2(gamma): keys use log2
         self.lo: IntArray = np.zeros(self.width, dtype=np.int64)
-        self.top: IntArray = np.full(self.width, _EMPTY, dtype=np.int64)
+        self.top: IntArray = np.full(self.width, EMPTY, dtype=np.int64)
         self.span = 0
         self.counts: IntArray = np.zeros((self.width, 1), dtype=np.int64)
         self._laid: npt.NDArray[np.bool_] | None = None  # columns given a layout up front
@@ -227,22 +226,23 @@ class LogSketchColumns:
         )
         most = self.max_buckets + _LAID_PAD_HIGH
         span = min(int(np.max(np.where(known, hi - lo + 1, 1))), most)
-        counts = np.zeros((self.width, 2 * span + 1), dtype=np.int64)
-        counts[:, span] = self.counts[:, 0]
-        self.counts, self.span = counts, span
-        self.lo = np.where(known, hi - span + 1, 0).astype(np.int64)
-        self._laid = known
+        self._blank_layout(np.where(known, hi - span + 1, 0).astype(np.int64), span, known)
 
     def lay_out_like(self, other: LogSketchColumns) -> None:
         """Take ``other``'s layout (same width) before any non-zero value arrives, as
         :meth:`lay_out` does: sketches of one layout merge by adding their counts."""
         if self.span > 0 or other.span == 0 or other.width != self.width:
             return
-        counts = np.zeros((self.width, 2 * other.span + 1), dtype=np.int64)
-        counts[:, other.span] = self.counts[:, 0]
-        self.counts, self.lo, self.span = counts, other.lo.copy(), other.span
         laid = other.top != EMPTY  # a column without values or a layout has no lo of its own
-        self._laid = laid if other._laid is None else laid | other._laid
+        self._blank_layout(
+            other.lo.copy(), other.span, laid if other._laid is None else laid | other._laid
+        )
+
+    def _blank_layout(self, lo: IntArray, span: int, laid: npt.NDArray[np.bool_]) -> None:
+        """Lay out a sketch holding no non-zero value (its zeros kept) as ``lo``/``span``."""
+        counts = np.zeros((self.width, 2 * span + 1), dtype=np.int64)
+        counts[:, span] = self.counts[:, 0]
+        self.counts, self.lo, self.span, self._laid = counts, lo, span, laid
 
     def add(
         self,
@@ -309,7 +309,7 @@ class LogSketchColumns:
                 used = 0
                 self._grow(kmin, kmax)
             else:
-                self.top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+                self.top = np.maximum(self.top, _as_key(kmax, EMPTY))
             idx = self._cells(diff, keys, kmin, zeros)
             if used + idx.size > buf.size:
                 self._flush(buf[:used])
@@ -345,20 +345,20 @@ class LogSketchColumns:
         new = ~np.isnan(kmax)
         if not new.any():
             return False
-        top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+        top = np.maximum(self.top, _as_key(kmax, EMPTY))
         limit = top - (self.max_buckets - 1)
         lo_need = np.maximum(_as_key(kmin, 0), limit)
         bad = new & ((lo_need < self.lo) | (top > self.lo + self.span - 1))
-        bad |= (top != _EMPTY) & (self.lo < limit)
+        bad |= (top != EMPTY) & (self.lo < limit)
         return bool(bad.any())
 
     def _grow(self, kmin: FloatArray, kmax: FloatArray) -> None:
         """Re-lay the counts out so that the keys ``kmin .. kmax`` fit (with spare keys)."""
         new = ~np.isnan(kmax)
-        had = self.top != _EMPTY
+        had = self.top != EMPTY
         # A column laid out up front (lay_out) keeps its layout until a value needs more.
         kept = had if self._laid is None else had | self._laid
-        top = np.maximum(self.top, _as_key(kmax, _EMPTY))
+        top = np.maximum(self.top, _as_key(kmax, EMPTY))
         limit = top - (self.max_buckets - 1)
         kmin_i = _as_key(kmin, 0)
         low_moves = new & (~kept | (kmin_i < self.lo))
@@ -456,7 +456,7 @@ class LogSketchColumns:
 
     def _merge_layouts(self, other: LogSketchColumns) -> None:
         top = np.maximum(self.top, other.top)
-        mine, theirs = self.top != _EMPTY, other.top != _EMPTY
+        mine, theirs = self.top != EMPTY, other.top != EMPTY
         big = 1 << 61
         lo = np.minimum(np.where(mine, self.lo, big), np.where(theirs, other.lo, big))
         any_ = mine | theirs
@@ -523,7 +523,7 @@ class LogSketchColumns:
             for store in ("pos", "neg"):
                 c = np.asarray(st[store]["counts"])
                 keys += [int(st[store]["offset"]) + int(i) for i in np.flatnonzero(c)]
-            one.top[j] = max(keys) if keys else _EMPTY
+            one.top[j] = max(keys) if keys else EMPTY
             lo = min(keys) if keys else 0
             span = max(1, (max(keys) - lo + 1) if keys else 1)
             one.lo[:] = lo

@@ -32,14 +32,16 @@ import numpy as np
 
 from .buffer import OBSERVED, RECORD_WIDTH
 from .extract import SCALAR_OUTPUT_TYPES, output_rows
+from .sketches.scratch import MAX_VALUES
 
 MAX_PART_ROWS = 4096  # rows folded at once at most (and calls, for single-row traffic)
 # Values (rows x features) folded at once at most, and the fewest rows a part is cut to:
 # wide models get parts as short as narrow ones (a few milliseconds: the GIL is handed
 # over between parts, see PartQueue.run). Not smaller: a part has a fixed cost of a few
 # hundred microseconds (numpy calls per aggregate), and 1,638-row parts of 20 features
-# measured up to 25% more CPU per row than 4,096-row ones.
-MAX_PART_VALUES = 1 << 17
+# measured up to 25% more CPU per row than 4,096-row ones. (2**17, defined with the drift
+# fold's reused temporaries, which are sized for a whole part: one constant for both.)
+MAX_PART_VALUES = MAX_VALUES
 MIN_PART_ROWS = 64
 _ONE_ROW = SCALAR_OUTPUT_TYPES | {type(None), str, bool}
 
@@ -133,13 +135,7 @@ class PartQueue:
                     hand_off()
                     if not self.todo:
                         break
-                part, now = self.todo[0]
-                self.current = part  # before it leaves the queue: never out of sight
-                self.todo.popleft()
-                try:
-                    fold(part, now)
-                finally:
-                    self.current = None
+                self._fold_first(fold)
                 done += 1
         finally:
             if not nested:
@@ -151,14 +147,18 @@ class PartQueue:
         ready = [item for item in self.todo if item[0].row_offset == 0]
         self.todo = deque([*ready, *later])  # each stays in sight until folded
         for _ in ready:
-            part, now = self.todo[0]
-            self.current = part
-            self.todo.popleft()
-            try:
-                fold(part, now)
-            finally:
-                self.current = None
+            self._fold_first(fold)
         return len(ready)
+
+    def _fold_first(self, fold: Callable[[Part, float], None]) -> None:
+        """Take the first queued part and fold it, in sight of :meth:`pending` throughout."""
+        part, now = self.todo[0]
+        self.current = part  # before it leaves the queue: never out of sight
+        self.todo.popleft()
+        try:
+            fold(part, now)
+        finally:
+            self.current = None
 
 
 def part_rows(width: int) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-MAX_VALUES = 1 << 17  # a fold part's values (fold_parts.MAX_PART_VALUES)
+MAX_VALUES = 1 << 17  # a fold part's values: fold_parts.MAX_PART_VALUES is this constant
 _KEPT = 2  # pooled scratches: one per concurrent fold, the usual case one or two
 
 

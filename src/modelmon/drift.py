@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from .sketches.columns import LogSketchColumns
 from .sketches.ddsketch import FloatArray, IntArray
+from .sketches.extremes import all_finite
 from .sketches.occupied import Occupied
 
 PSI_FLOOR = 1e-4
@@ -187,7 +188,7 @@ def _wasserstein_merged(
         gaps = np.diff(x)
         gaps[ends] = 0.0  # no area between rows
         gaps *= w[:-1]
-        if not np.isfinite(gaps.sum()):  # inf * 0 is NaN: no mass crosses such a gap
+        if not all_finite(gaps):  # inf * 0 is NaN: no mass crosses such a gap
             gaps[w[:-1] == 0.0] = 0.0
         return np.asarray(np.add.reduceat(gaps, start), dtype=np.float64)
 
